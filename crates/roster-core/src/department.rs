@@ -1,0 +1,119 @@
+//! Departments: a tree per tenant, rooted at the department whose ids are both `"0"`.
+
+use crate::error::CoreError;
+use crate::ids::{DepartmentId, OpenDepartmentId, OpenId, TenantId};
+use crate::values::bounded_text;
+
+/// A department's internal key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeptKey(pub i64);
+
+/// The id under which the root department is known in both id types.
+pub const ROOT_ID: &str = "0";
+
+/// Feishu's limits on the tree.
+pub const MAX_DEPTH: usize = 25;
+/// At most this many direct children under one department.
+pub const MAX_CHILDREN: u64 = 1_000;
+/// At most this many departments per tenant.
+pub const MAX_DEPARTMENTS: u64 = 30_000;
+
+/// Names in other languages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct I18nName {
+    /// Chinese.
+    pub zh_cn: Option<String>,
+    /// Japanese.
+    pub ja_jp: Option<String>,
+    /// English.
+    pub en_us: Option<String>,
+}
+
+/// A department as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    /// Internal key.
+    pub key: DeptKey,
+    /// Owning tenant.
+    pub tenant: TenantId,
+    /// Generated open id; `"0"` for the root.
+    pub open_department_id: OpenDepartmentId,
+    /// Custom id (generated when not given); `"0"` for the root.
+    pub department_id: DepartmentId,
+    /// Parent; `None` only for the root.
+    pub parent: Option<DeptKey>,
+    /// Fields a client may change.
+    pub fields: DepartmentFields,
+    /// Soft-deleted departments keep their ids for reads of old references.
+    pub is_deleted: bool,
+    /// Creation time, ms.
+    pub created_at: i64,
+    /// Last change, ms.
+    pub updated_at: i64,
+}
+
+impl Department {
+    /// Whether this is the tenant's root.
+    pub fn is_root(&self) -> bool {
+        self.parent.is_none()
+    }
+}
+
+/// The client-editable part of a department.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DepartmentFields {
+    /// Display name: 1-100 characters, no `/`.
+    pub name: String,
+    /// Names in other languages.
+    pub i18n_name: I18nName,
+    /// The main leader.
+    pub leader: Option<OpenId>,
+    /// Sort order among siblings (higher first, as Feishu sorts).
+    pub order: i64,
+}
+
+/// Validates a department name as Feishu does (43029 for a `/`).
+pub fn parse_department_name(name: &str) -> Result<String, CoreError> {
+    let name = bounded_text("name", name, 100, true)?;
+    if name.contains('/') {
+        return Err(CoreError::invalid("name", "must not contain /"));
+    }
+    Ok(name)
+}
+
+/// What is needed to create a department.
+#[derive(Debug, Clone)]
+pub struct NewDepartment {
+    /// Parent department.
+    pub parent: DeptKey,
+    /// Custom id, generated when absent.
+    pub department_id: Option<DepartmentId>,
+    /// Editable fields.
+    pub fields: DepartmentFields,
+}
+
+/// A partial change of a department: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct DepartmentPatch {
+    /// New parent (a move).
+    pub parent: Option<DeptKey>,
+    /// New name.
+    pub name: Option<String>,
+    /// New i18n names.
+    pub i18n_name: Option<I18nName>,
+    /// New leader; `Some(None)` clears it.
+    pub leader: Option<Option<OpenId>>,
+    /// New order.
+    pub order: Option<i64>,
+}
+
+/// How a department is looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeptLookup {
+    /// By internal key.
+    Key(DeptKey),
+    /// By `open_department_id` (`"0"` is the root).
+    OpenId(String),
+    /// By custom `department_id` (`"0"` is the root).
+    CustomId(String),
+}

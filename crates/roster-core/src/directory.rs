@@ -1,0 +1,1030 @@
+//! The use cases. Every front door (Feishu, Quick BI, Huawei, SCIM, the CLI) calls these,
+//! so the rules live here once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tracing::instrument;
+
+use crate::app::{hash_secret, secret_matches, App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
+use crate::batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
+use crate::clock::Clock;
+use crate::department::{
+    DeptKey, DeptLookup, Department, DepartmentPatch, NewDepartment, MAX_CHILDREN, MAX_DEPARTMENTS,
+    MAX_DEPTH,
+};
+use crate::error::{CoreError, Entity, StoreError, UniqueKey};
+use crate::ids::{AppId, IdGen, TenantId};
+use crate::store::{Store, TakenValues, UniqueProbe, UserLookup};
+use crate::tenant::{NewTenant, Tenant};
+use crate::user::{NewUser, User, UserStatus};
+
+/// Lifetime of a tenant access token, seconds (Feishu: 2 hours).
+pub const TOKEN_TTL_S: i64 = 7200;
+/// A cached token with less than this left is not handed out again (Feishu: 30 minutes).
+pub const TOKEN_REUSE_MIN_S: i64 = 1800;
+/// Users per write transaction in best-effort batches: large enough that per-transaction
+/// costs vanish, small enough that a failure re-runs little work.
+pub const BATCH_CHUNK: usize = 1000;
+
+/// A token handed to a client.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// `t-` and 64 hex digits (256 random bits).
+    pub token: String,
+    /// Seconds until it expires.
+    pub expire_s: i64,
+}
+
+/// The directory service.
+#[derive(Clone)]
+pub struct Directory {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGen>,
+    /// The last token issued per app by this process, in clear. Only hashes are stored, so
+    /// this cache is what lets the token call return the same token while it has 30 minutes
+    /// left, as Feishu does. After a restart (or on another node) a fresh token is issued;
+    /// earlier ones stay valid until they expire, which is also Feishu's behaviour.
+    recent_tokens: Arc<Mutex<HashMap<AppId, (String, i64)>>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("store", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `bootstrap` created on an empty store.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    /// The default tenant.
+    pub tenant: Tenant,
+    /// Its first app.
+    pub app: App,
+    /// The app's secret, shown once.
+    pub secret: String,
+}
+
+impl Directory {
+    /// Builds the service over a store.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Self {
+        Self {
+            store,
+            clock,
+            ids,
+            recent_tokens: Arc::default(),
+        }
+    }
+
+    /// The store, for health checks.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    // ----------------------------------------------------------------- tenants and apps
+
+    /// On an empty store, creates a default tenant and an app with every scope.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, CoreError> {
+        if !self.store.list_tenants().await?.is_empty() {
+            return Ok(None);
+        }
+        let tenant = self
+            .create_tenant(NewTenant::parse("default", None)?)
+            .await?;
+        let (app, secret) = self
+            .create_app(
+                tenant.id,
+                "default",
+                Scopes::new([Scope::ContactRead, Scope::ContactWrite]),
+                ContactScope::All,
+            )
+            .await?;
+        Ok(Some(Bootstrapped {
+            tenant,
+            app,
+            secret,
+        }))
+    }
+
+    /// Creates a tenant with its root department.
+    #[instrument(skip_all, fields(tenant.name = %new.name))]
+    pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, CoreError> {
+        let key = self.ids.hex(8);
+        Ok(self
+            .store
+            .create_tenant(&new, &key, self.clock.now_ms())
+            .await?)
+    }
+
+    /// All tenants.
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, CoreError> {
+        Ok(self.store.list_tenants().await?)
+    }
+
+    /// Reads a tenant.
+    pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant, CoreError> {
+        self.store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| CoreError::not_found(Entity::Tenant, id.to_string()))
+    }
+
+    /// Creates an app and returns it with its secret, which is not kept anywhere.
+    #[instrument(skip_all, fields(tenant = %tenant))]
+    pub async fn create_app(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        scopes: Scopes,
+        contact_scope: ContactScope,
+    ) -> Result<(App, String), CoreError> {
+        self.get_tenant(tenant).await?;
+        if let ContactScope::Departments(keys) = &contact_scope {
+            for key in keys {
+                self.department(tenant, &DeptLookup::Key(*key)).await?;
+            }
+        }
+        let name = crate::values::bounded_text("name", name.trim(), 100, true)?;
+        let secret = self.ids.secret();
+        let app = App {
+            app_id: self.ids.app_id(),
+            tenant,
+            name,
+            kind: AppKind::Feishu,
+            secret_hash: hash_secret(&secret),
+            scopes,
+            contact_scope,
+            created_at: self.clock.now_ms(),
+        };
+        self.store.insert_app(&app).await?;
+        Ok((app, secret))
+    }
+
+    /// Apps of a tenant, or of all tenants.
+    pub async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>, CoreError> {
+        Ok(self.store.list_apps(tenant).await?)
+    }
+
+    /// Gives an app a new secret and revokes its tokens. Returns the new secret.
+    #[instrument(skip_all, fields(app_id = %app_id))]
+    pub async fn rotate_secret(&self, app_id: &AppId) -> Result<String, CoreError> {
+        let secret = self.ids.secret();
+        if !self
+            .store
+            .set_app_secret(app_id, &hash_secret(&secret))
+            .await?
+        {
+            return Err(CoreError::not_found(Entity::App, app_id.as_str()));
+        }
+        self.recent_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(app_id);
+        Ok(secret)
+    }
+
+    /// Exchanges an app's id and secret for a tenant access token.
+    #[instrument(skip_all, fields(app_id = %app_id))]
+    pub async fn issue_tenant_token(
+        &self,
+        app_id: &str,
+        secret: &str,
+    ) -> Result<IssuedToken, CoreError> {
+        let unknown = || CoreError::Unauthenticated("app id not exists".into());
+        let app_id = AppId::parse(app_id).map_err(|_| unknown())?;
+        let app = self.store.get_app(&app_id).await?.ok_or_else(unknown)?;
+        if !secret_matches(secret, &app.secret_hash) {
+            return Err(CoreError::Unauthenticated("app secret invalid".into()));
+        }
+        let now = self.clock.now_ms();
+        let cached = {
+            let cache = self
+                .recent_tokens
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.get(&app_id).cloned()
+        };
+        if let Some((token, expires_at)) = cached {
+            let left_s = (expires_at - now) / 1000;
+            // The store is asked too, so that a token revoked by a secret rotation on
+            // another node is never handed out again.
+            if left_s >= TOKEN_REUSE_MIN_S
+                && self.store.find_token(&hash_secret(&token)).await?.is_some()
+            {
+                return Ok(IssuedToken {
+                    token,
+                    expire_s: left_s,
+                });
+            }
+        }
+        let token = format!("t-{}", self.ids.hex(32));
+        let expires_at = now + TOKEN_TTL_S * 1000;
+        self.store
+            .insert_token(&TokenRecord {
+                token_hash: hash_secret(&token),
+                app_id: app_id.clone(),
+                tenant: app.tenant,
+                issued_at: now,
+                expires_at,
+            })
+            .await?;
+        self.recent_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(app_id, (token.clone(), expires_at));
+        Ok(IssuedToken {
+            token,
+            expire_s: TOKEN_TTL_S,
+        })
+    }
+
+    /// Resolves a bearer token to its caller. A wrong, expired or revoked token, or one
+    /// whose app is gone, is `Unauthenticated`.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, CoreError> {
+        let invalid = || CoreError::Unauthenticated("invalid access token".into());
+        let record = self
+            .store
+            .find_token(&hash_secret(token))
+            .await?
+            .ok_or_else(invalid)?;
+        if record.expires_at <= self.clock.now_ms() {
+            return Err(invalid());
+        }
+        let app = self
+            .store
+            .get_app(&record.app_id)
+            .await?
+            .ok_or_else(invalid)?;
+        if app.tenant != record.tenant {
+            return Err(invalid());
+        }
+        Ok(Caller {
+            tenant: app.tenant,
+            app_id: app.app_id,
+            scopes: app.scopes,
+            contact_scope: app.contact_scope,
+        })
+    }
+
+    /// Deletes expired tokens; returns how many.
+    pub async fn purge_expired_tokens(&self) -> Result<u64, CoreError> {
+        Ok(self.store.purge_expired_tokens(self.clock.now_ms()).await?)
+    }
+
+    // ----------------------------------------------------------------------- departments
+
+    async fn department(&self, tenant: TenantId, lookup: &DeptLookup) -> Result<Department, CoreError> {
+        let key = match lookup {
+            DeptLookup::Key(k) => k.0.to_string(),
+            DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
+        };
+        match self.store.get_department(tenant, lookup).await? {
+            Some(d) if !d.is_deleted => Ok(d),
+            _ => Err(CoreError::not_found(Entity::Department, key)),
+        }
+    }
+
+    /// The chain from a department up to the root, the department first.
+    async fn ancestry(&self, dept: &Department) -> Result<Vec<Department>, CoreError> {
+        let mut chain = vec![dept.clone()];
+        let mut next = dept.parent;
+        while let Some(key) = next {
+            // A well-formed tree is at most MAX_DEPTH deep; stop on anything longer so a
+            // damaged table cannot loop forever.
+            if chain.len() > MAX_DEPTH + 1 {
+                return Err(CoreError::Storage(StoreError::Backend(
+                    "department tree deeper than allowed".into(),
+                )));
+            }
+            let parent = self
+                .store
+                .get_department(dept.tenant, &DeptLookup::Key(key))
+                .await?
+                .ok_or_else(|| CoreError::Storage(StoreError::Backend("dangling parent".into())))?;
+            next = parent.parent;
+            chain.push(parent);
+        }
+        Ok(chain)
+    }
+
+    /// Whether the caller's contact scope covers a department.
+    pub async fn can_see_department(&self, caller: &Caller, dept: &Department) -> Result<bool, CoreError> {
+        match &caller.contact_scope {
+            ContactScope::All => Ok(true),
+            ContactScope::Departments(keys) => Ok(self
+                .ancestry(dept)
+                .await?
+                .iter()
+                .any(|d| keys.contains(&d.key))),
+        }
+    }
+
+    async fn ensure_visible(&self, caller: &Caller, dept: &Department) -> Result<(), CoreError> {
+        if self.can_see_department(caller, dept).await? {
+            Ok(())
+        } else {
+            Err(CoreError::Forbidden(
+                "the department is outside the app's contact scope".into(),
+            ))
+        }
+    }
+
+    /// Finds a department the caller may see.
+    pub async fn get_department(&self, caller: &Caller, lookup: &DeptLookup) -> Result<Department, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let dept = self.department(caller.tenant, lookup).await?;
+        self.ensure_visible(caller, &dept).await?;
+        Ok(dept)
+    }
+
+    /// The parent chain of a department, nearest first, without the department itself.
+    pub async fn department_parents(&self, caller: &Caller, lookup: &DeptLookup) -> Result<Vec<Department>, CoreError> {
+        let dept = self.get_department(caller, lookup).await?;
+        let mut chain = self.ancestry(&dept).await?;
+        chain.remove(0);
+        Ok(chain)
+    }
+
+    /// Children of a department; with `recursive`, the whole subtree in breadth-first order.
+    pub async fn child_departments(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+        recursive: bool,
+    ) -> Result<Vec<Department>, CoreError> {
+        let dept = self.get_department(caller, lookup).await?;
+        let mut out = Vec::new();
+        let mut frontier = vec![dept.key];
+        while let Some(key) = frontier.pop() {
+            let children = self.store.child_departments(caller.tenant, key).await?;
+            if recursive {
+                frontier.extend(children.iter().rev().map(|c| c.key));
+            }
+            out.extend(children);
+            if !recursive {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a department under a parent the caller may see, within Feishu's limits.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn create_department(&self, caller: &Caller, new: NewDepartment) -> Result<Department, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let parent = self
+            .department(caller.tenant, &DeptLookup::Key(new.parent))
+            .await
+            .map_err(|_| CoreError::BadReference {
+                field: "parent_department_id",
+                reason: "the parent department does not exist".into(),
+            })?;
+        self.ensure_visible(caller, &parent).await?;
+        if self.ancestry(&parent).await?.len() >= MAX_DEPTH + 1 {
+            return Err(CoreError::Conflict(
+                format!("departments may be at most {MAX_DEPTH} levels deep").into(),
+            ));
+        }
+        if self.store.child_departments(caller.tenant, parent.key).await?.len() as u64 >= MAX_CHILDREN {
+            return Err(CoreError::Conflict(
+                format!("a department may have at most {MAX_CHILDREN} children").into(),
+            ));
+        }
+        if self.store.count_departments(caller.tenant).await? >= MAX_DEPARTMENTS {
+            return Err(CoreError::Conflict(
+                format!("a tenant may have at most {MAX_DEPARTMENTS} departments").into(),
+            ));
+        }
+        if let Some(leader) = &new.fields.leader {
+            self.active_user(caller.tenant, &UserLookup::OpenId(leader.to_string()), "leader_user_id")
+                .await?;
+        }
+        let now = self.clock.now_ms();
+        let dept = Department {
+            key: DeptKey(0),
+            tenant: caller.tenant,
+            open_department_id: self.ids.open_department_id(),
+            department_id: new.department_id.unwrap_or_else(|| self.ids.department_id()),
+            parent: Some(parent.key),
+            fields: new.fields,
+            is_deleted: false,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(self.store.insert_department(&dept).await?)
+    }
+
+    /// Changes a department; a new parent moves its whole subtree, which must not create a
+    /// cycle or exceed the depth limit.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn update_department(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+        patch: DepartmentPatch,
+    ) -> Result<Department, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let mut dept = self.department(caller.tenant, lookup).await?;
+        self.ensure_visible(caller, &dept).await?;
+        if let Some(new_parent) = patch.parent {
+            if dept.is_root() {
+                return Err(CoreError::Conflict("the root department cannot be moved".into()));
+            }
+            if Some(new_parent) != dept.parent {
+                let parent = self
+                    .department(caller.tenant, &DeptLookup::Key(new_parent))
+                    .await
+                    .map_err(|_| CoreError::BadReference {
+                        field: "parent_department_id",
+                        reason: "the parent department does not exist".into(),
+                    })?;
+                self.ensure_visible(caller, &parent).await?;
+                let chain = self.ancestry(&parent).await?;
+                if chain.iter().any(|d| d.key == dept.key) {
+                    return Err(CoreError::Conflict(
+                        "a department cannot move under itself or its own subtree".into(),
+                    ));
+                }
+                let height = self.subtree_height(caller.tenant, dept.key).await?;
+                if chain.len() + height > MAX_DEPTH + 1 {
+                    return Err(CoreError::Conflict(
+                        format!("departments may be at most {MAX_DEPTH} levels deep").into(),
+                    ));
+                }
+                dept.parent = Some(parent.key);
+            }
+        }
+        if let Some(name) = patch.name {
+            dept.fields.name = name;
+        }
+        if let Some(i18n) = patch.i18n_name {
+            dept.fields.i18n_name = i18n;
+        }
+        if let Some(leader) = patch.leader {
+            if let Some(l) = &leader {
+                self.active_user(caller.tenant, &UserLookup::OpenId(l.to_string()), "leader_user_id")
+                    .await?;
+            }
+            dept.fields.leader = leader;
+        }
+        if let Some(order) = patch.order {
+            dept.fields.order = order;
+        }
+        dept.updated_at = self.clock.now_ms();
+        self.store.update_department(&dept).await?;
+        Ok(dept)
+    }
+
+    /// Levels below and including a department (1 for a leaf).
+    async fn subtree_height(&self, tenant: TenantId, key: DeptKey) -> Result<usize, CoreError> {
+        let mut level = vec![key];
+        let mut height = 0;
+        while !level.is_empty() {
+            height += 1;
+            let mut next = Vec::new();
+            for k in level {
+                next.extend(self.store.child_departments(tenant, k).await?.into_iter().map(|d| d.key));
+            }
+            level = next;
+        }
+        Ok(height)
+    }
+
+    /// Deletes an empty department: refused while it has children or members, as Feishu does.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn delete_department(&self, caller: &Caller, lookup: &DeptLookup) -> Result<(), CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let mut dept = self.department(caller.tenant, lookup).await?;
+        self.ensure_visible(caller, &dept).await?;
+        if dept.is_root() {
+            return Err(CoreError::Conflict("the root department cannot be deleted".into()));
+        }
+        if !self.store.child_departments(caller.tenant, dept.key).await?.is_empty() {
+            return Err(CoreError::Conflict("the department still has child departments".into()));
+        }
+        if self.store.department_member_count(caller.tenant, dept.key).await? > 0 {
+            return Err(CoreError::Conflict("the department still has members".into()));
+        }
+        dept.is_deleted = true;
+        dept.updated_at = self.clock.now_ms();
+        self.store.update_department(&dept).await?;
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------- users
+
+    async fn active_user(&self, tenant: TenantId, lookup: &UserLookup, field: &'static str) -> Result<User, CoreError> {
+        match self.store.get_user(tenant, lookup).await? {
+            Some(u) if !u.status.is_resigned => Ok(u),
+            Some(_) => Err(CoreError::BadReference {
+                field,
+                reason: "the user has resigned".into(),
+            }),
+            None => Err(CoreError::BadReference {
+                field,
+                reason: "no such user".into(),
+            }),
+        }
+    }
+
+    /// Reads a user (resigned ones included) that the caller may see.
+    pub async fn get_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<User, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
+        let user = self.store.get_user(caller.tenant, lookup).await?.ok_or_else(not_found)?;
+        if !self.can_see_user(caller, &user).await? {
+            // Outside the scope a user is reported as absent, so that scopes leak nothing.
+            return Err(not_found());
+        }
+        Ok(user)
+    }
+
+    /// Whether any of the user's departments (the root if none) is in the caller's scope.
+    pub async fn can_see_user(&self, caller: &Caller, user: &User) -> Result<bool, CoreError> {
+        if matches!(caller.contact_scope, ContactScope::All) {
+            return Ok(true);
+        }
+        for m in &user.profile.departments {
+            if let Some(d) = self.store.get_department(caller.tenant, &DeptLookup::Key(m.department)).await? {
+                if self.can_see_department(caller, &d).await? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Creates one user through the batch path, so that single and batch writes share rules.
+    pub async fn create_user(&self, caller: &Caller, new: NewUser) -> Result<User, CoreError> {
+        let report = self.create_users(caller, vec![Ok(new)], BatchMode::Atomic).await?;
+        let created = report
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| CoreError::Storage(StoreError::Backend("empty batch report".into())))??;
+        self.store
+            .get_user(caller.tenant, &UserLookup::Key(created.key))
+            .await?
+            .ok_or_else(|| CoreError::Storage(StoreError::Backend("created user vanished".into())))
+    }
+
+    /// The one batch write path: validates every item, resolves leaders (also to other
+    /// items of the same batch, in dependency order), checks uniqueness within the batch and
+    /// against the store, then writes in chunked multi-row transactions. Results come back
+    /// in request order. In `Atomic` mode nothing is written unless every item is good.
+    #[instrument(skip_all, fields(tenant = %caller.tenant, items = items.len(), ?mode))]
+    pub async fn create_users(
+        &self,
+        caller: &Caller,
+        items: Vec<BatchItem>,
+        mode: BatchMode,
+    ) -> Result<BatchReport, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let tenant = caller.tenant;
+        let n = items.len();
+        let mut results: Vec<Option<Result<CreatedUser, CoreError>>> = (0..n).map(|_| None).collect();
+        let mut pending: Vec<Option<PreparedItem>> = Vec::with_capacity(n);
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Ok(new) => pending.push(Some(self.prepare(tenant, new))),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    pending.push(None);
+                }
+            }
+        }
+
+        self.check_departments(caller, &mut pending, &mut results).await?;
+        check_batch_duplicates(&mut pending, &mut results);
+        self.check_taken(tenant, &mut pending, &mut results).await?;
+        let levels = self.resolve_leaders(tenant, &mut pending, &mut results).await?;
+
+        if mode == BatchMode::Atomic && results.iter().any(|r| matches!(r, Some(Err(_)))) {
+            return Ok(finish_atomic_failure(results));
+        }
+
+        let mut failed_open_ids: HashSet<String> = HashSet::new();
+        if mode == BatchMode::Atomic {
+            let order: Vec<usize> = levels.into_iter().flatten().collect();
+            let users: Vec<User> = order
+                .iter()
+                .filter_map(|&i| pending[i].as_ref().map(|p| p.user.clone()))
+                .collect();
+            let written = self.store.insert_users(tenant, &users, true).await?;
+            if written.iter().any(Result::is_err) {
+                for (&i, r) in order.iter().zip(written) {
+                    if let Err(e) = r {
+                        results[i] = Some(Err(e.into()));
+                    }
+                }
+                return Ok(finish_atomic_failure(results));
+            }
+            for (&i, r) in order.iter().zip(written) {
+                if let (Ok(key), Some(p)) = (r, pending[i].take()) {
+                    results[i] = Some(Ok(p.created(key)));
+                }
+            }
+        } else {
+            for level in levels {
+                for chunk in level.chunks(BATCH_CHUNK) {
+                    let mut idx = Vec::with_capacity(chunk.len());
+                    let mut users = Vec::with_capacity(chunk.len());
+                    for &i in chunk {
+                        let Some(p) = pending[i].as_ref() else { continue };
+                        // A follower of a leader that failed to be written fails too.
+                        if let Some(l) = &p.user.profile.leader {
+                            if failed_open_ids.contains(l.as_str()) {
+                                failed_open_ids.insert(p.user.open_id.to_string());
+                                results[i] = Some(Err(CoreError::BadReference {
+                                    field: "leader_user_id",
+                                    reason: "the leader could not be created".into(),
+                                }));
+                                pending[i] = None;
+                                continue;
+                            }
+                        }
+                        idx.push(i);
+                        users.push(p.user.clone());
+                    }
+                    if users.is_empty() {
+                        continue;
+                    }
+                    let written = self.store.insert_users(tenant, &users, false).await?;
+                    for (&i, r) in idx.iter().zip(written) {
+                        let Some(p) = pending[i].take() else { continue };
+                        results[i] = Some(match r {
+                            Ok(key) => Ok(p.created(key)),
+                            Err(e) => {
+                                failed_open_ids.insert(p.user.open_id.to_string());
+                                Err(e.into())
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        Ok(BatchReport {
+            items: results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(CoreError::Conflict("item was not processed".into()))))
+                .collect(),
+        })
+    }
+
+    fn prepare(&self, tenant: TenantId, new: NewUser) -> PreparedItem {
+        let now = self.clock.now_ms();
+        let mut profile = new.profile;
+        if profile.join_time.is_none() {
+            profile.join_time = Some(now / 1000);
+        }
+        PreparedItem {
+            leader_ref: new.leader,
+            user: User {
+                key: crate::user::UserKey(0),
+                tenant,
+                open_id: self.ids.open_id(),
+                union_id: self.ids.union_id(),
+                user_id: new.user_id.unwrap_or_else(|| self.ids.user_id()),
+                profile,
+                status: UserStatus {
+                    is_activated: new.activated,
+                    is_unjoin: !new.activated,
+                    ..UserStatus::default()
+                },
+                created_at: now,
+                updated_at: now,
+                resigned_at: None,
+                logout_at: None,
+            },
+        }
+    }
+
+    /// Every department named by an item must exist, not be deleted, and be visible to the
+    /// caller. An item with no department goes to the root, which must be visible too.
+    async fn check_departments(
+        &self,
+        caller: &Caller,
+        pending: &mut [Option<PreparedItem>],
+        results: &mut [Option<Result<CreatedUser, CoreError>>],
+    ) -> Result<(), CoreError> {
+        let mut verdicts: HashMap<DeptKey, Result<(), &'static str>> = HashMap::new();
+        let root = self.department(caller.tenant, &DeptLookup::OpenId(crate::department::ROOT_ID.into())).await?;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            let Some(p) = slot else { continue };
+            if p.user.profile.departments.is_empty() {
+                p.user.profile.departments.push(crate::user::Membership {
+                    department: root.key,
+                    user_order: 0,
+                    department_order: 0,
+                    is_primary: true,
+                });
+            }
+            let mut failure = None;
+            for m in &p.user.profile.departments {
+                let verdict = if let Some(v) = verdicts.get(&m.department) {
+                    *v
+                } else {
+                    let v = match self.store.get_department(caller.tenant, &DeptLookup::Key(m.department)).await? {
+                        Some(d) if !d.is_deleted => {
+                            if self.can_see_department(caller, &d).await? {
+                                Ok(())
+                            } else {
+                                Err("outside")
+                            }
+                        }
+                        _ => Err("missing"),
+                    };
+                    verdicts.insert(m.department, v);
+                    v
+                };
+                if let Err(kind) = verdict {
+                    failure = Some(if kind == "outside" {
+                        CoreError::Forbidden("the department is outside the app's contact scope".into())
+                    } else {
+                        CoreError::BadReference {
+                            field: "department_ids",
+                            reason: "the department does not exist".into(),
+                        }
+                    });
+                    break;
+                }
+            }
+            if let Some(e) = failure {
+                results[i] = Some(Err(e));
+                *slot = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Values that active users already hold fail the items that carry them.
+    async fn check_taken(
+        &self,
+        tenant: TenantId,
+        pending: &mut [Option<PreparedItem>],
+        results: &mut [Option<Result<CreatedUser, CoreError>>],
+    ) -> Result<(), CoreError> {
+        let live: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].is_some()).collect();
+        for chunk in live.chunks(BATCH_CHUNK) {
+            let mut probe = UniqueProbe::default();
+            for &i in chunk {
+                if let Some(p) = &pending[i] {
+                    for (key, value) in unique_values(&p.user) {
+                        match key {
+                            UniqueKey::UserId => probe.user_ids.push(value),
+                            UniqueKey::Email => probe.emails.push(value),
+                            UniqueKey::Mobile => probe.mobiles.push(value),
+                            UniqueKey::Username => probe.usernames.push(value),
+                            UniqueKey::EmployeeNo => probe.employee_nos.push(value),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let taken: TakenValues = self.store.taken_user_values(tenant, &probe).await?;
+            for &i in chunk {
+                let Some(p) = &pending[i] else { continue };
+                let clash = unique_values(&p.user).into_iter().find(|(key, value)| match key {
+                    UniqueKey::UserId => taken.user_ids.contains(value),
+                    UniqueKey::Email => taken.emails.contains(value),
+                    UniqueKey::Mobile => taken.mobiles.contains(value),
+                    UniqueKey::Username => taken.usernames.contains(value),
+                    UniqueKey::EmployeeNo => taken.employee_nos.contains(value),
+                    _ => false,
+                });
+                if let Some((field, _)) = clash {
+                    results[i] = Some(Err(CoreError::AlreadyExists {
+                        entity: Entity::User,
+                        field,
+                    }));
+                    pending[i] = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves each item's leader reference to an open id, looking first among the other
+    /// items of the batch (by user id or open id) and then in the store. Returns the items
+    /// grouped in dependency levels: level 0 has no leader inside the batch, level k+1 has
+    /// its leader in level k. Items in a leader cycle, or whose leader is missing, resigned,
+    /// themselves or a failed item, fail on their own.
+    async fn resolve_leaders(
+        &self,
+        tenant: TenantId,
+        pending: &mut [Option<PreparedItem>],
+        results: &mut [Option<Result<CreatedUser, CoreError>>],
+    ) -> Result<Vec<Vec<usize>>, CoreError> {
+        let mut by_user_id: HashMap<String, usize> = HashMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            if let Some(p) = p {
+                by_user_id.insert(p.user.user_id.folded(), i);
+            }
+        }
+        // parent[i] = Some(j) when item i's leader is item j of this batch.
+        let mut parent: Vec<Option<usize>> = vec![None; pending.len()];
+        for i in 0..pending.len() {
+            let Some(p) = &pending[i] else { continue };
+            let Some(lookup) = p.leader_ref.clone() else { continue };
+            let in_batch = match &lookup {
+                UserLookup::UserId(u) => by_user_id.get(&u.to_ascii_lowercase()).copied(),
+                _ => None,
+            };
+            let outcome: Result<Option<usize>, CoreError> = if let Some(j) = in_batch {
+                if j == i {
+                    Err(CoreError::BadReference { field: "leader_user_id", reason: "a user cannot lead themselves".into() })
+                } else {
+                    Ok(Some(j))
+                }
+            } else {
+                match self.active_user(tenant, &lookup, "leader_user_id").await {
+                    Ok(leader) => {
+                        if let Some(p) = pending[i].as_mut() {
+                            p.user.profile.leader = Some(leader.open_id);
+                        }
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match outcome {
+                Ok(j) => parent[i] = j,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    pending[i] = None;
+                }
+            }
+        }
+        // Level assignment by walking up; a walk that revisits an item is a cycle.
+        let mut level: Vec<Option<usize>> = vec![None; pending.len()];
+        for start in 0..pending.len() {
+            if pending[start].is_none() || level[start].is_some() {
+                continue;
+            }
+            let mut path = vec![start];
+            let mut seen: HashSet<usize> = HashSet::from([start]);
+            let mut cur = start;
+            let base: Result<usize, CoreError> = loop {
+                match parent[cur] {
+                    None => break Ok(0),
+                    Some(j) => {
+                        if pending[j].is_none() {
+                            break Err(CoreError::BadReference {
+                                field: "leader_user_id",
+                                reason: "the leader could not be created".into(),
+                            });
+                        }
+                        if let Some(l) = level[j] {
+                            break Ok(l + 1);
+                        }
+                        if !seen.insert(j) {
+                            break Err(CoreError::BadReference {
+                                field: "leader_user_id",
+                                reason: "leaders form a cycle".into(),
+                            });
+                        }
+                        path.push(j);
+                        cur = j;
+                    }
+                }
+            };
+            match base {
+                Ok(mut l) => {
+                    // The walk ended at the item nearest the top, which sits at level `l`;
+                    // each item below it on the path is one level deeper.
+                    for &k in path.iter().rev() {
+                        level[k] = Some(l);
+                        l += 1;
+                    }
+                }
+                Err(e) => {
+                    for &k in &path {
+                        let reason = match &e {
+                            CoreError::BadReference { reason, .. } => reason.clone(),
+                            _ => "invalid leader".into(),
+                        };
+                        results[k] = Some(Err(CoreError::BadReference { field: "leader_user_id", reason }));
+                        pending[k] = None;
+                    }
+                }
+            }
+        }
+        // Items whose leader sits in the batch take the leader's generated open id.
+        for i in 0..pending.len() {
+            if let (Some(j), true) = (parent[i], pending[i].is_some()) {
+                let leader_open = pending[j].as_ref().map(|p| p.user.open_id.clone());
+                match (leader_open, pending[i].as_mut()) {
+                    (Some(open), Some(p)) => p.user.profile.leader = Some(open),
+                    (None, Some(_)) => {
+                        results[i] = Some(Err(CoreError::BadReference {
+                            field: "leader_user_id",
+                            reason: "the leader could not be created".into(),
+                        }));
+                        pending[i] = None;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let depth = level.iter().flatten().max().map_or(0, |m| m + 1);
+        let mut levels: Vec<Vec<usize>> = vec![Vec::new(); depth];
+        for (i, l) in level.iter().enumerate() {
+            if let (Some(l), true) = (l, pending[i].is_some()) {
+                levels[*l].push(i);
+            }
+        }
+        Ok(levels)
+    }
+}
+
+/// An item on its way into the store.
+struct PreparedItem {
+    user: User,
+    leader_ref: Option<UserLookup>,
+}
+
+impl PreparedItem {
+    fn created(self, key: crate::user::UserKey) -> CreatedUser {
+        CreatedUser {
+            key,
+            open_id: self.user.open_id,
+            union_id: self.user.union_id,
+            user_id: self.user.user_id,
+        }
+    }
+}
+
+/// The values of a user that must be unique among active users, in folded form.
+fn unique_values(user: &User) -> Vec<(UniqueKey, String)> {
+    let p = &user.profile;
+    let mut v = vec![(UniqueKey::UserId, user.user_id.folded())];
+    if let Some(e) = &p.email {
+        v.push((UniqueKey::Email, e.folded()));
+    }
+    if let Some(m) = &p.mobile {
+        v.push((UniqueKey::Mobile, m.as_str().to_owned()));
+    }
+    if let Some(u) = &p.username {
+        v.push((UniqueKey::Username, u.folded()));
+    }
+    if let Some(n) = &p.employee_no {
+        v.push((UniqueKey::EmployeeNo, n.clone()));
+    }
+    v
+}
+
+/// Within one batch, the first item to claim a unique value keeps it; later ones fail.
+fn check_batch_duplicates(
+    pending: &mut [Option<PreparedItem>],
+    results: &mut [Option<Result<CreatedUser, CoreError>>],
+) {
+    let mut seen: HashSet<(UniqueKey, String)> = HashSet::new();
+    for i in 0..pending.len() {
+        let Some(p) = &pending[i] else { continue };
+        let values = unique_values(&p.user);
+        if let Some((field, _)) = values.iter().find(|kv| seen.contains(*kv)) {
+            results[i] = Some(Err(CoreError::AlreadyExists {
+                entity: Entity::User,
+                field: *field,
+            }));
+            pending[i] = None;
+        } else {
+            seen.extend(values);
+        }
+    }
+}
+
+/// An atomic batch with any bad item: the bad items keep their errors, every other item is
+/// reported as not written.
+fn finish_atomic_failure(results: Vec<Option<Result<CreatedUser, CoreError>>>) -> BatchReport {
+    BatchReport {
+        items: results
+            .into_iter()
+            .map(|r| match r {
+                Some(Err(e)) => Err(e),
+                _ => Err(CoreError::Conflict(
+                    "not written: another item of this all-or-nothing batch failed".into(),
+                )),
+            })
+            .collect(),
+    }
+}
+
+fn lookup_text(lookup: &UserLookup) -> String {
+    match lookup {
+        UserLookup::Key(k) => k.0.to_string(),
+        UserLookup::OpenId(s)
+        | UserLookup::UnionId(s)
+        | UserLookup::UserId(s)
+        | UserLookup::Email(s)
+        | UserLookup::Mobile(s) => s.clone(),
+    }
+}

@@ -1,0 +1,195 @@
+//! The one domain error. Every dialect maps each variant explicitly into its own envelope.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The kinds of thing the directory holds, used to name what was not found or clashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// A tenant (one company's directory).
+    Tenant,
+    /// An application credential of a tenant.
+    App,
+    /// A department.
+    Department,
+    /// A user.
+    User,
+    /// A user group.
+    Group,
+    /// An access token.
+    Token,
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Entity::Tenant => "tenant",
+            Entity::App => "app",
+            Entity::Department => "department",
+            Entity::User => "user",
+            Entity::Group => "group",
+            Entity::Token => "token",
+        })
+    }
+}
+
+/// A value that the database keeps unique, named so that a dialect can choose its own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UniqueKey {
+    /// `open_id` within a tenant.
+    OpenId,
+    /// `union_id` within a tenant.
+    UnionId,
+    /// The custom `user_id`, case-insensitively, among active users of a tenant.
+    UserId,
+    /// The e-mail address, case-insensitively, among active users of a tenant.
+    Email,
+    /// The mobile number in E.164 form, among active users of a tenant.
+    Mobile,
+    /// The login name, case-insensitively, within a tenant.
+    Username,
+    /// The employee number among active users of a tenant.
+    EmployeeNo,
+    /// The custom `department_id` within a tenant.
+    DepartmentId,
+    /// The `open_department_id` within a tenant.
+    OpenDepartmentId,
+    /// A department name under one parent.
+    DepartmentName,
+    /// A tenant name.
+    TenantName,
+    /// An application id.
+    AppId,
+    /// A group name within a tenant.
+    GroupName,
+}
+
+impl fmt::Display for UniqueKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UniqueKey::OpenId => "open_id",
+            UniqueKey::UnionId => "union_id",
+            UniqueKey::UserId => "user_id",
+            UniqueKey::Email => "email",
+            UniqueKey::Mobile => "mobile",
+            UniqueKey::Username => "username",
+            UniqueKey::EmployeeNo => "employee_no",
+            UniqueKey::DepartmentId => "department_id",
+            UniqueKey::OpenDepartmentId => "open_department_id",
+            UniqueKey::DepartmentName => "department name",
+            UniqueKey::TenantName => "tenant name",
+            UniqueKey::AppId => "app_id",
+            UniqueKey::GroupName => "group name",
+        })
+    }
+}
+
+/// What went wrong inside a store. Backends translate their driver errors into this.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the backend names which one.
+    #[error("duplicate {0}")]
+    Duplicate(UniqueKey),
+    /// The tenant's licence cap (maximum active users) would be exceeded.
+    #[error("licence cap reached")]
+    LicenceExceeded,
+    /// Anything else: connection lost, disk full, a bug. Never shown to clients.
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+/// The domain error. Deliberately not `#[non_exhaustive]`: a new variant must break every
+/// dialect's mapping table until that dialect decides what it means.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Something addressed by a key does not exist (or is not visible to the caller).
+    #[error("{entity} {key} not found")]
+    NotFound {
+        /// What kind of thing was looked up.
+        entity: Entity,
+        /// The key as the caller gave it.
+        key: String,
+    },
+    /// A unique value is already taken.
+    #[error("{entity} with this {field} already exists")]
+    AlreadyExists {
+        /// What kind of thing clashed.
+        entity: Entity,
+        /// Which unique value clashed.
+        field: UniqueKey,
+    },
+    /// A value failed validation; `field` names it as the domain calls it.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field, in the domain's snake_case name.
+        field: &'static str,
+        /// A sentence for a person.
+        reason: Cow<'static, str>,
+    },
+    /// A reference inside a request points at something unusable (a missing or resigned
+    /// leader, a department that does not exist).
+    #[error("invalid reference in {field}: {reason}")]
+    BadReference {
+        /// The referring field.
+        field: &'static str,
+        /// A sentence for a person.
+        reason: Cow<'static, str>,
+    },
+    /// The operation is not allowed in the entity's current state (patching a resigned user,
+    /// deleting a department that still has members).
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
+    /// The tenant's licence cap does not allow another active user.
+    #[error("the tenant's licence allows no more active users")]
+    LicenceExceeded,
+    /// Credentials were missing, wrong or expired.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(Cow<'static, str>),
+    /// The caller is known but lacks the scope or the department visibility.
+    #[error("not permitted: {0}")]
+    Forbidden(Cow<'static, str>),
+    /// Storage failed; the detail is logged, never shown.
+    #[error("storage failure")]
+    Storage(#[source] StoreError),
+}
+
+impl CoreError {
+    /// Shorthand for a validation failure.
+    pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
+        CoreError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for a missing entity.
+    pub fn not_found(entity: Entity, key: impl Into<String>) -> Self {
+        CoreError::NotFound {
+            entity,
+            key: key.into(),
+        }
+    }
+}
+
+impl From<StoreError> for CoreError {
+    /// Duplicates and the licence cap are domain facts; everything else is a storage fault.
+    /// The entity of a duplicate is inferred from the key, which names it unambiguously.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Duplicate(field) => {
+                let entity = match field {
+                    UniqueKey::DepartmentId
+                    | UniqueKey::OpenDepartmentId
+                    | UniqueKey::DepartmentName => Entity::Department,
+                    UniqueKey::TenantName => Entity::Tenant,
+                    UniqueKey::AppId => Entity::App,
+                    UniqueKey::GroupName => Entity::Group,
+                    _ => Entity::User,
+                };
+                CoreError::AlreadyExists { entity, field }
+            }
+            StoreError::LicenceExceeded => CoreError::LicenceExceeded,
+            other @ StoreError::Backend(_) => CoreError::Storage(other),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! roster-core: the directory domain.
+//!
+//! It holds the value types (parsed once, then trusted), the entities (tenants, apps,
+//! departments, users, groups), the `Store` port that storage backends implement, and the
+//! `Directory` use cases that every front door calls. It deliberately knows nothing about
+//! HTTP, SQL or any vendor's JSON: those live in the `roster-api-*` and `roster-store-*`
+//! crates, which translate into and out of the types defined here.
+
+pub mod app;
+pub mod batch;
+pub mod clock;
+pub mod department;
+pub mod directory;
+pub mod error;
+pub mod group;
+pub mod ids;
+pub mod store;
+pub mod tenant;
+pub mod user;
+pub mod values;
+
+pub use app::{App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
+pub use batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
+pub use clock::{Clock, SystemClock};
+pub use department::{DeptKey, DeptLookup, Department, DepartmentFields, DepartmentPatch, I18nName, NewDepartment};
+pub use directory::{Bootstrapped, Directory, IssuedToken};
+pub use group::Group;
+pub use error::{CoreError, Entity, StoreError, UniqueKey};
+pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, UnionId, UserId};
+pub use store::{Store, TakenValues, UniqueProbe, UserLookup};
+pub use tenant::{NewTenant, Tenant};
+pub use user::{CustomAttr, Membership, NewUser, User, UserKey, UserProfile, UserStatus};

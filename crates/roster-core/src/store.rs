@@ -1,0 +1,194 @@
+//! The storage port. Backends (`roster-store-sqlite`, `roster-store-postgres`) implement it;
+//! `roster-store-conformance` is the one test suite they must both pass.
+//!
+//! Conventions: reads return `Ok(None)` for "absent" (only the core turns that into
+//! `CoreError::NotFound`); every uniqueness rule listed on `UniqueKey` is enforced by the
+//! database itself, so that racing writers can never both win; the licence cap is enforced
+//! by the store inside the transaction that changes the number of active users.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+use crate::app::{App, TokenRecord};
+use crate::department::{DeptKey, DeptLookup, Department};
+use crate::error::StoreError;
+use crate::group::Group;
+use crate::ids::{AppId, TenantId};
+use crate::tenant::{NewTenant, Tenant};
+use crate::user::{User, UserKey};
+
+/// How a user is looked up. Text keys are compared in their folded form where the key is
+/// case-insensitive.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserLookup {
+    /// Internal key.
+    Key(UserKey),
+    /// `ou_…`.
+    OpenId(String),
+    /// `on_…`.
+    UnionId(String),
+    /// Custom user id. An active user wins over resigned ones that once held the id.
+    UserId(String),
+    /// E-mail (any case), active users first.
+    Email(String),
+    /// Mobile in E.164, active users first.
+    Mobile(String),
+}
+
+/// Values to test for uniqueness before a batch is written, all in folded form.
+#[derive(Debug, Clone, Default)]
+pub struct UniqueProbe {
+    /// Folded custom user ids.
+    pub user_ids: Vec<String>,
+    /// Folded e-mails.
+    pub emails: Vec<String>,
+    /// E.164 mobiles.
+    pub mobiles: Vec<String>,
+    /// Folded login names.
+    pub usernames: Vec<String>,
+    /// Employee numbers.
+    pub employee_nos: Vec<String>,
+}
+
+/// The subset of a probe already held by active users.
+#[derive(Debug, Clone, Default)]
+pub struct TakenValues {
+    /// Folded custom user ids in use.
+    pub user_ids: HashSet<String>,
+    /// Folded e-mails in use.
+    pub emails: HashSet<String>,
+    /// Mobiles in use.
+    pub mobiles: HashSet<String>,
+    /// Folded login names in use.
+    pub usernames: HashSet<String>,
+    /// Employee numbers in use.
+    pub employee_nos: HashSet<String>,
+}
+
+/// The storage port.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // ----- tenants -----
+
+    /// Creates a tenant and its root department (ids `"0"`) in one transaction.
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        tenant_key: &str,
+        now: i64,
+    ) -> Result<Tenant, StoreError>;
+
+    /// Reads a tenant.
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// All tenants, oldest first.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    // ----- apps and tokens -----
+
+    /// Stores a new app; a clash of `app_id` is `Duplicate(AppId)`.
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError>;
+
+    /// Reads an app.
+    async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
+
+    /// Apps of one tenant, or of all tenants, oldest first.
+    async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>, StoreError>;
+
+    /// Replaces an app's secret hash and revokes all of its tokens, in one transaction.
+    /// Returns false when the app does not exist.
+    async fn set_app_secret(&self, app_id: &AppId, secret_hash: &str) -> Result<bool, StoreError>;
+
+    /// Stores an issued token.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    /// Finds a token by the hash of its text.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError>;
+
+    // ----- departments -----
+
+    /// Stores a new department (its `key` is ignored) and returns it as stored.
+    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError>;
+
+    /// Reads a department, deleted ones included.
+    async fn get_department(
+        &self,
+        tenant: TenantId,
+        lookup: &DeptLookup,
+    ) -> Result<Option<Department>, StoreError>;
+
+    /// Direct children that are not deleted, by descending order then key.
+    async fn child_departments(
+        &self,
+        tenant: TenantId,
+        parent: DeptKey,
+    ) -> Result<Vec<Department>, StoreError>;
+
+    /// Number of departments (not deleted) of the tenant, the root included.
+    async fn count_departments(&self, tenant: TenantId) -> Result<u64, StoreError>;
+
+    /// Writes a department's parent, fields and deleted flag.
+    async fn update_department(&self, dept: &Department) -> Result<(), StoreError>;
+
+    /// Number of active users directly in a department.
+    async fn department_member_count(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<u64, StoreError>;
+
+    // ----- users -----
+
+    /// Which of the probe's values active users of the tenant already hold.
+    async fn taken_user_values(
+        &self,
+        tenant: TenantId,
+        probe: &UniqueProbe,
+    ) -> Result<TakenValues, StoreError>;
+
+    /// Inserts users (their `key` is ignored) and returns one result per user, in order.
+    ///
+    /// With `atomic`, everything is one transaction: if any result is an error, nothing
+    /// was written and the `Ok` keys are void. Without it, the store may commit in several
+    /// transactions, and each user is written or refused on its own. A refusal is a
+    /// `Duplicate` (the database's constraint fired) or `LicenceExceeded` (the tenant's cap,
+    /// checked in the same transaction). Other failures abort the call with `Err`.
+    async fn insert_users(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        atomic: bool,
+    ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError>;
+
+    /// Reads a user, resigned ones included.
+    async fn get_user(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Writes every field of an existing user (found by `key`), maintaining the tenant's
+    /// active-user count and cap when the resigned flag changes.
+    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+
+    // ----- groups -----
+
+    /// Stores a new group (its `key` is ignored); a clash of name is `Duplicate(GroupName)`.
+    async fn insert_group(&self, group: &Group) -> Result<Group, StoreError>;
+
+    /// Reads a group by its external id.
+    async fn get_group(&self, tenant: TenantId, group_id: &str) -> Result<Option<Group>, StoreError>;
+
+    /// Groups of a tenant, oldest first.
+    async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError>;
+}

@@ -1,0 +1,379 @@
+//! roster-store-common: the storage encoding both backends share.
+//!
+//! A user row keeps the values the database must index or constrain (ids, folded e-mail,
+//! mobile, login name, employee number, status flags, leader) as columns, and the rest of
+//! the profile as one JSON document. The document is written and read only here, so that the
+//! two backends cannot drift apart, and so that the core types need no serde derives (the
+//! core stays free of any serialisation format). Departments of a user live in a join
+//! table, not in the document, because lists by department must be indexed.
+
+use roster_core::department::{DepartmentFields, I18nName};
+use roster_core::ids::OpenId;
+use roster_core::user::{CustomAttr, UserProfile};
+use roster_core::values::{Activation, Country, Email, EmployeeType, Gender, Mobile, UserType, Username};
+use roster_core::{StoreError, User};
+use serde::{Deserialize, Serialize};
+
+/// The columns derived from a user for indexes and constraints.
+#[derive(Debug, Clone)]
+pub struct UserColumns {
+    /// Lower-cased custom user id.
+    pub user_id_fold: String,
+    /// Lower-cased e-mail.
+    pub email_fold: Option<String>,
+    /// E.164 mobile.
+    pub mobile: Option<String>,
+    /// Lower-cased login name.
+    pub username_fold: Option<String>,
+    /// Employee number.
+    pub employee_no: Option<String>,
+    /// Leader's open id.
+    pub leader_open_id: Option<String>,
+}
+
+impl UserColumns {
+    /// Derives the columns of a user.
+    pub fn of(user: &User) -> Self {
+        let p = &user.profile;
+        Self {
+            user_id_fold: user.user_id.folded(),
+            email_fold: p.email.as_ref().map(Email::folded),
+            mobile: p.mobile.as_ref().map(|m| m.as_str().to_owned()),
+            username_fold: p.username.as_ref().map(Username::folded),
+            employee_no: p.employee_no.clone(),
+            leader_open_id: p.leader.as_ref().map(|l| l.as_str().to_owned()),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct AttrDoc {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pc_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    option_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    option_value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    picture_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generic_user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generic_user_type: Option<i64>,
+}
+
+/// The stored form of a profile. Field names are part of the on-disk format: rename only
+/// with a migration.
+#[derive(Serialize, Deserialize, Default)]
+#[allow(clippy::struct_excessive_bools)] // Mirrors UserProfile.
+struct ProfileDoc {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    en_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    enterprise_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mobile: Option<String>,
+    #[serde(default)]
+    mobile_visible: bool,
+    #[serde(default)]
+    gender: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    avatar_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    work_station: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    join_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    employee_no: Option<String>,
+    #[serde(default = "one")]
+    employee_type: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    custom_attrs: Vec<AttrDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_expires: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    activation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_hash: Option<String>,
+    #[serde(default)]
+    enable_change_password: bool,
+    #[serde(default)]
+    next_login_change_password: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alias: Option<String>,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    is_auth_admin: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_type: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    groups: Vec<String>,
+    #[serde(default)]
+    is_tenant_manager: bool,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("stored document is corrupt: {what}"))
+}
+
+/// Encodes a profile (without its departments) as the stored JSON document.
+pub fn encode_profile(p: &UserProfile) -> String {
+    let doc = ProfileDoc {
+        name: p.name.clone(),
+        en_name: p.en_name.clone(),
+        nickname: p.nickname.clone(),
+        email: p.email.as_ref().map(|e| e.as_str().to_owned()),
+        enterprise_email: p.enterprise_email.as_ref().map(|e| e.as_str().to_owned()),
+        mobile: p.mobile.as_ref().map(|m| m.as_str().to_owned()),
+        mobile_visible: p.mobile_visible,
+        gender: p.gender.code(),
+        avatar_key: p.avatar_key.clone(),
+        city: p.city.clone(),
+        country: p.country.as_ref().map(|c| c.as_str().to_owned()),
+        work_station: p.work_station.clone(),
+        join_time: p.join_time,
+        employee_no: p.employee_no.clone(),
+        employee_type: p.employee_type.code(),
+        job_title: p.job_title.clone(),
+        custom_attrs: p
+            .custom_attrs
+            .iter()
+            .map(|a| AttrDoc {
+                kind: a.kind.clone(),
+                id: a.id.clone(),
+                text: a.text.clone(),
+                url: a.url.clone(),
+                pc_url: a.pc_url.clone(),
+                option_id: a.option_id.clone(),
+                option_value: a.option_value.clone(),
+                name: a.name.clone(),
+                picture_url: a.picture_url.clone(),
+                generic_user_id: a.generic_user_id.clone(),
+                generic_user_type: a.generic_user_type,
+            })
+            .collect(),
+        leader: p.leader.as_ref().map(|l| l.as_str().to_owned()),
+        username: p.username.as_ref().map(|u| u.as_str().to_owned()),
+        account_expires: p.account_expires,
+        activation: Some(p.activation.as_str().to_owned()),
+        password_hash: p.password_hash.clone(),
+        enable_change_password: p.enable_change_password,
+        next_login_change_password: p.next_login_change_password,
+        description: p.description.clone(),
+        alias: p.alias.clone(),
+        is_admin: p.is_admin,
+        is_auth_admin: p.is_auth_admin,
+        user_type: p.user_type.map(UserType::code),
+        groups: p.groups.clone(),
+        is_tenant_manager: p.is_tenant_manager,
+    };
+    // Serialising a struct of strings, numbers and bools cannot fail.
+    serde_json::to_string(&doc).expect("profile document serialises")
+}
+
+/// Decodes a stored document into a profile with no departments (the caller adds them from
+/// the join table).
+pub fn decode_profile(doc: &str) -> Result<UserProfile, StoreError> {
+    let d: ProfileDoc = serde_json::from_str(doc).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(UserProfile {
+        name: d.name,
+        en_name: d.en_name,
+        nickname: d.nickname,
+        email: d.email.map(Email::from_trusted),
+        enterprise_email: d.enterprise_email.map(Email::from_trusted),
+        mobile: d.mobile.map(Mobile::from_trusted),
+        mobile_visible: d.mobile_visible,
+        gender: Gender::from_code(d.gender).map_err(|_| corrupt("gender"))?,
+        avatar_key: d.avatar_key,
+        city: d.city,
+        country: d.country.map(Country::from_trusted),
+        work_station: d.work_station,
+        join_time: d.join_time,
+        employee_no: d.employee_no,
+        employee_type: EmployeeType::from_code(d.employee_type).map_err(|_| corrupt("employee_type"))?,
+        job_title: d.job_title,
+        custom_attrs: d
+            .custom_attrs
+            .into_iter()
+            .map(|a| CustomAttr {
+                kind: a.kind,
+                id: a.id,
+                text: a.text,
+                url: a.url,
+                pc_url: a.pc_url,
+                option_id: a.option_id,
+                option_value: a.option_value,
+                name: a.name,
+                picture_url: a.picture_url,
+                generic_user_id: a.generic_user_id,
+                generic_user_type: a.generic_user_type,
+            })
+            .collect(),
+        leader: d.leader.map(OpenId::from_trusted),
+        departments: Vec::new(),
+        username: d.username.map(Username::from_trusted),
+        account_expires: d.account_expires,
+        activation: d
+            .activation
+            .as_deref()
+            .map_or(Some(Activation::ByUser), Activation::from_str_opt)
+            .ok_or_else(|| corrupt("activation"))?,
+        password_hash: d.password_hash,
+        enable_change_password: d.enable_change_password,
+        next_login_change_password: d.next_login_change_password,
+        description: d.description,
+        alias: d.alias,
+        is_admin: d.is_admin,
+        is_auth_admin: d.is_auth_admin,
+        user_type: d
+            .user_type
+            .map(UserType::from_code)
+            .transpose()
+            .map_err(|_| corrupt("user_type"))?,
+        groups: d.groups,
+        is_tenant_manager: d.is_tenant_manager,
+    })
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct DeptDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    zh_cn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ja_jp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    en_us: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
+}
+
+/// Encodes the parts of a department that have no column (i18n names, leader). The name
+/// and order are columns because they are constrained and sorted on.
+pub fn encode_department(f: &DepartmentFields) -> String {
+    let doc = DeptDoc {
+        zh_cn: f.i18n_name.zh_cn.clone(),
+        ja_jp: f.i18n_name.ja_jp.clone(),
+        en_us: f.i18n_name.en_us.clone(),
+        leader: f.leader.as_ref().map(|l| l.as_str().to_owned()),
+    };
+    serde_json::to_string(&doc).expect("department document serialises")
+}
+
+/// Decodes a department document, given the name and order columns.
+pub fn decode_department(doc: &str, name: String, order: i64) -> Result<DepartmentFields, StoreError> {
+    let d: DeptDoc = serde_json::from_str(doc).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(DepartmentFields {
+        name,
+        i18n_name: I18nName {
+            zh_cn: d.zh_cn,
+            ja_jp: d.ja_jp,
+            en_us: d.en_us,
+        },
+        leader: d.leader.map(OpenId::from_trusted),
+        order,
+    })
+}
+
+/// Encodes a contact scope for the `apps.contact_scope` column: `*` for everything, or the
+/// department keys separated by commas.
+pub fn encode_contact_scope(scope: &roster_core::ContactScope) -> String {
+    match scope {
+        roster_core::ContactScope::All => "*".to_owned(),
+        roster_core::ContactScope::Departments(keys) => keys
+            .iter()
+            .map(|k| k.0.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Inverse of `encode_contact_scope`.
+pub fn decode_contact_scope(s: &str) -> Result<roster_core::ContactScope, StoreError> {
+    if s == "*" {
+        return Ok(roster_core::ContactScope::All);
+    }
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<i64>()
+                .map(roster_core::DeptKey)
+                .map_err(|_| corrupt("contact scope"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(roster_core::ContactScope::Departments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_round_trips_through_the_document() {
+        let p = UserProfile {
+            name: "张三".into(),
+            email: Some(Email::parse("email", "Zhang@Example.com").unwrap()),
+            mobile: Some(Mobile::parse("mobile", "13011111111").unwrap()),
+            gender: Gender::Male,
+            employee_type: EmployeeType::Intern,
+            custom_attrs: vec![CustomAttr {
+                id: "C-1".into(),
+                url: Some("http://x".into()),
+                ..CustomAttr::default()
+            }],
+            user_type: Some(UserType::Analyst),
+            groups: vec!["g1".into()],
+            activation: Activation::ByAdmin,
+            ..UserProfile::default()
+        };
+        let back = decode_profile(&encode_profile(&p)).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn corrupt_document_is_a_backend_error_not_a_panic() {
+        assert!(matches!(decode_profile("{"), Err(StoreError::Backend(_))));
+        assert!(matches!(
+            decode_profile(r#"{"name":"a","gender":9}"#),
+            Err(StoreError::Backend(_))
+        ));
+    }
+
+    #[test]
+    fn contact_scope_round_trips() {
+        use roster_core::{ContactScope, DeptKey};
+        for s in [ContactScope::All, ContactScope::Departments(vec![DeptKey(3), DeptKey(7)])] {
+            assert_eq!(decode_contact_scope(&encode_contact_scope(&s)).unwrap(), s);
+        }
+    }
+}
