@@ -92,7 +92,8 @@ impl Scopes {
 
     /// Whether the set allows `scope`; write implies read.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.0.contains(&scope) || (scope == Scope::ContactRead && self.0.contains(&Scope::ContactWrite))
+        self.0.contains(&scope)
+            || (scope == Scope::ContactRead && self.0.contains(&Scope::ContactWrite))
     }
 
     /// The scopes, in the order given.
@@ -102,7 +103,11 @@ impl Scopes {
 
     /// The comma-separated form (the inverse of `parse_list`).
     pub fn to_list(&self) -> String {
-        self.0.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

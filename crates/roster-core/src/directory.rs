@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use tracing::instrument;
 
-use crate::app::{hash_secret, secret_matches, App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
+use crate::app::{
+    hash_secret, secret_matches, App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord,
+};
 use crate::batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
 use crate::clock::Clock;
 use crate::department::{
-    DeptKey, DeptLookup, Department, DepartmentPatch, NewDepartment, MAX_CHILDREN, MAX_DEPARTMENTS,
+    Department, DepartmentPatch, DeptKey, DeptLookup, NewDepartment, MAX_CHILDREN, MAX_DEPARTMENTS,
     MAX_DEPTH,
 };
 use crate::error::{CoreError, Entity, StoreError, UniqueKey};
@@ -96,9 +98,16 @@ impl Directory {
         if !self.store.list_tenants().await?.is_empty() {
             return Ok(None);
         }
-        let tenant = self
-            .create_tenant(NewTenant::parse("default", None)?)
-            .await?;
+        // Several nodes may start on one empty database at once: the tenant name's unique
+        // index picks one winner, and the others simply find the store initialised.
+        let tenant = match self.create_tenant(NewTenant::parse("default", None)?).await {
+            Ok(t) => t,
+            Err(CoreError::AlreadyExists {
+                field: UniqueKey::TenantName,
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let (app, secret) = self
             .create_app(
                 tenant.id,
@@ -281,7 +290,11 @@ impl Directory {
 
     // ----------------------------------------------------------------------- departments
 
-    async fn department(&self, tenant: TenantId, lookup: &DeptLookup) -> Result<Department, CoreError> {
+    async fn department(
+        &self,
+        tenant: TenantId,
+        lookup: &DeptLookup,
+    ) -> Result<Department, CoreError> {
         let key = match lookup {
             DeptLookup::Key(k) => k.0.to_string(),
             DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
@@ -290,6 +303,15 @@ impl Directory {
             Some(d) if !d.is_deleted => Ok(d),
             _ => Err(CoreError::not_found(Entity::Department, key)),
         }
+    }
+
+    /// Finds a live department for an administrator (the CLI), without a caller's scope.
+    pub async fn admin_department(
+        &self,
+        tenant: TenantId,
+        lookup: &DeptLookup,
+    ) -> Result<Department, CoreError> {
+        self.department(tenant, lookup).await
     }
 
     /// The chain from a department up to the root, the department first.
@@ -316,7 +338,11 @@ impl Directory {
     }
 
     /// Whether the caller's contact scope covers a department.
-    pub async fn can_see_department(&self, caller: &Caller, dept: &Department) -> Result<bool, CoreError> {
+    pub async fn can_see_department(
+        &self,
+        caller: &Caller,
+        dept: &Department,
+    ) -> Result<bool, CoreError> {
         match &caller.contact_scope {
             ContactScope::All => Ok(true),
             ContactScope::Departments(keys) => Ok(self
@@ -338,7 +364,11 @@ impl Directory {
     }
 
     /// Finds a department the caller may see.
-    pub async fn get_department(&self, caller: &Caller, lookup: &DeptLookup) -> Result<Department, CoreError> {
+    pub async fn get_department(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<Department, CoreError> {
         caller.require(Scope::ContactRead)?;
         let dept = self.department(caller.tenant, lookup).await?;
         self.ensure_visible(caller, &dept).await?;
@@ -346,7 +376,11 @@ impl Directory {
     }
 
     /// The parent chain of a department, nearest first, without the department itself.
-    pub async fn department_parents(&self, caller: &Caller, lookup: &DeptLookup) -> Result<Vec<Department>, CoreError> {
+    pub async fn department_parents(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<Vec<Department>, CoreError> {
         let dept = self.get_department(caller, lookup).await?;
         let mut chain = self.ancestry(&dept).await?;
         chain.remove(0);
@@ -362,11 +396,11 @@ impl Directory {
     ) -> Result<Vec<Department>, CoreError> {
         let dept = self.get_department(caller, lookup).await?;
         let mut out = Vec::new();
-        let mut frontier = vec![dept.key];
-        while let Some(key) = frontier.pop() {
+        let mut frontier = std::collections::VecDeque::from([dept.key]);
+        while let Some(key) = frontier.pop_front() {
             let children = self.store.child_departments(caller.tenant, key).await?;
             if recursive {
-                frontier.extend(children.iter().rev().map(|c| c.key));
+                frontier.extend(children.iter().map(|c| c.key));
             }
             out.extend(children);
             if !recursive {
@@ -378,7 +412,11 @@ impl Directory {
 
     /// Creates a department under a parent the caller may see, within Feishu's limits.
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
-    pub async fn create_department(&self, caller: &Caller, new: NewDepartment) -> Result<Department, CoreError> {
+    pub async fn create_department(
+        &self,
+        caller: &Caller,
+        new: NewDepartment,
+    ) -> Result<Department, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let parent = self
             .department(caller.tenant, &DeptLookup::Key(new.parent))
@@ -388,12 +426,18 @@ impl Directory {
                 reason: "the parent department does not exist".into(),
             })?;
         self.ensure_visible(caller, &parent).await?;
-        if self.ancestry(&parent).await?.len() >= MAX_DEPTH + 1 {
+        if self.ancestry(&parent).await?.len() > MAX_DEPTH {
             return Err(CoreError::Conflict(
                 format!("departments may be at most {MAX_DEPTH} levels deep").into(),
             ));
         }
-        if self.store.child_departments(caller.tenant, parent.key).await?.len() as u64 >= MAX_CHILDREN {
+        if self
+            .store
+            .child_departments(caller.tenant, parent.key)
+            .await?
+            .len() as u64
+            >= MAX_CHILDREN
+        {
             return Err(CoreError::Conflict(
                 format!("a department may have at most {MAX_CHILDREN} children").into(),
             ));
@@ -404,15 +448,21 @@ impl Directory {
             ));
         }
         if let Some(leader) = &new.fields.leader {
-            self.active_user(caller.tenant, &UserLookup::OpenId(leader.to_string()), "leader_user_id")
-                .await?;
+            self.active_user(
+                caller.tenant,
+                &UserLookup::OpenId(leader.to_string()),
+                "leader_user_id",
+            )
+            .await?;
         }
         let now = self.clock.now_ms();
         let dept = Department {
             key: DeptKey(0),
             tenant: caller.tenant,
             open_department_id: self.ids.open_department_id(),
-            department_id: new.department_id.unwrap_or_else(|| self.ids.department_id()),
+            department_id: new
+                .department_id
+                .unwrap_or_else(|| self.ids.department_id()),
             parent: Some(parent.key),
             fields: new.fields,
             is_deleted: false,
@@ -436,7 +486,9 @@ impl Directory {
         self.ensure_visible(caller, &dept).await?;
         if let Some(new_parent) = patch.parent {
             if dept.is_root() {
-                return Err(CoreError::Conflict("the root department cannot be moved".into()));
+                return Err(CoreError::Conflict(
+                    "the root department cannot be moved".into(),
+                ));
             }
             if Some(new_parent) != dept.parent {
                 let parent = self
@@ -470,8 +522,12 @@ impl Directory {
         }
         if let Some(leader) = patch.leader {
             if let Some(l) = &leader {
-                self.active_user(caller.tenant, &UserLookup::OpenId(l.to_string()), "leader_user_id")
-                    .await?;
+                self.active_user(
+                    caller.tenant,
+                    &UserLookup::OpenId(l.to_string()),
+                    "leader_user_id",
+                )
+                .await?;
             }
             dept.fields.leader = leader;
         }
@@ -491,7 +547,13 @@ impl Directory {
             height += 1;
             let mut next = Vec::new();
             for k in level {
-                next.extend(self.store.child_departments(tenant, k).await?.into_iter().map(|d| d.key));
+                next.extend(
+                    self.store
+                        .child_departments(tenant, k)
+                        .await?
+                        .into_iter()
+                        .map(|d| d.key),
+                );
             }
             level = next;
         }
@@ -500,18 +562,38 @@ impl Directory {
 
     /// Deletes an empty department: refused while it has children or members, as Feishu does.
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
-    pub async fn delete_department(&self, caller: &Caller, lookup: &DeptLookup) -> Result<(), CoreError> {
+    pub async fn delete_department(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<(), CoreError> {
         caller.require(Scope::ContactWrite)?;
         let mut dept = self.department(caller.tenant, lookup).await?;
         self.ensure_visible(caller, &dept).await?;
         if dept.is_root() {
-            return Err(CoreError::Conflict("the root department cannot be deleted".into()));
+            return Err(CoreError::Conflict(
+                "the root department cannot be deleted".into(),
+            ));
         }
-        if !self.store.child_departments(caller.tenant, dept.key).await?.is_empty() {
-            return Err(CoreError::Conflict("the department still has child departments".into()));
+        if !self
+            .store
+            .child_departments(caller.tenant, dept.key)
+            .await?
+            .is_empty()
+        {
+            return Err(CoreError::Conflict(
+                "the department still has child departments".into(),
+            ));
         }
-        if self.store.department_member_count(caller.tenant, dept.key).await? > 0 {
-            return Err(CoreError::Conflict("the department still has members".into()));
+        if self
+            .store
+            .department_member_count(caller.tenant, dept.key)
+            .await?
+            > 0
+        {
+            return Err(CoreError::Conflict(
+                "the department still has members".into(),
+            ));
         }
         dept.is_deleted = true;
         dept.updated_at = self.clock.now_ms();
@@ -519,9 +601,46 @@ impl Directory {
         Ok(())
     }
 
+    /// Reads a department by key for rendering references (ids in responses); no scope
+    /// check, because a visible record may name departments the caller cannot open.
+    pub async fn department_for_display(
+        &self,
+        tenant: TenantId,
+        key: DeptKey,
+    ) -> Result<Option<Department>, CoreError> {
+        Ok(self
+            .store
+            .get_department(tenant, &DeptLookup::Key(key))
+            .await?)
+    }
+
+    /// Reads a user for rendering a reference (a leader's id in another id type); no scope
+    /// check, for the same reason.
+    pub async fn user_for_display(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<User>, CoreError> {
+        Ok(self.store.get_user(tenant, lookup).await?)
+    }
+
+    /// Number of active users directly in a department.
+    pub async fn department_member_count(
+        &self,
+        tenant: TenantId,
+        key: DeptKey,
+    ) -> Result<u64, CoreError> {
+        Ok(self.store.department_member_count(tenant, key).await?)
+    }
+
     // ----------------------------------------------------------------------------- users
 
-    async fn active_user(&self, tenant: TenantId, lookup: &UserLookup, field: &'static str) -> Result<User, CoreError> {
+    async fn active_user(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+        field: &'static str,
+    ) -> Result<User, CoreError> {
         match self.store.get_user(tenant, lookup).await? {
             Some(u) if !u.status.is_resigned => Ok(u),
             Some(_) => Err(CoreError::BadReference {
@@ -539,7 +658,11 @@ impl Directory {
     pub async fn get_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<User, CoreError> {
         caller.require(Scope::ContactRead)?;
         let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
-        let user = self.store.get_user(caller.tenant, lookup).await?.ok_or_else(not_found)?;
+        let user = self
+            .store
+            .get_user(caller.tenant, lookup)
+            .await?
+            .ok_or_else(not_found)?;
         if !self.can_see_user(caller, &user).await? {
             // Outside the scope a user is reported as absent, so that scopes leak nothing.
             return Err(not_found());
@@ -553,7 +676,11 @@ impl Directory {
             return Ok(true);
         }
         for m in &user.profile.departments {
-            if let Some(d) = self.store.get_department(caller.tenant, &DeptLookup::Key(m.department)).await? {
+            if let Some(d) = self
+                .store
+                .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                .await?
+            {
                 if self.can_see_department(caller, &d).await? {
                     return Ok(true);
                 }
@@ -564,12 +691,12 @@ impl Directory {
 
     /// Creates one user through the batch path, so that single and batch writes share rules.
     pub async fn create_user(&self, caller: &Caller, new: NewUser) -> Result<User, CoreError> {
-        let report = self.create_users(caller, vec![Ok(new)], BatchMode::Atomic).await?;
-        let created = report
-            .items
-            .into_iter()
-            .next()
-            .ok_or_else(|| CoreError::Storage(StoreError::Backend("empty batch report".into())))??;
+        let report = self
+            .create_users(caller, vec![Ok(new)], BatchMode::Atomic)
+            .await?;
+        let created = report.items.into_iter().next().ok_or_else(|| {
+            CoreError::Storage(StoreError::Backend("empty batch report".into()))
+        })??;
         self.store
             .get_user(caller.tenant, &UserLookup::Key(created.key))
             .await?
@@ -590,7 +717,8 @@ impl Directory {
         caller.require(Scope::ContactWrite)?;
         let tenant = caller.tenant;
         let n = items.len();
-        let mut results: Vec<Option<Result<CreatedUser, CoreError>>> = (0..n).map(|_| None).collect();
+        let mut results: Vec<Option<Result<CreatedUser, CoreError>>> =
+            (0..n).map(|_| None).collect();
         let mut pending: Vec<Option<PreparedItem>> = Vec::with_capacity(n);
         for (i, item) in items.into_iter().enumerate() {
             match item {
@@ -602,10 +730,13 @@ impl Directory {
             }
         }
 
-        self.check_departments(caller, &mut pending, &mut results).await?;
+        self.check_departments(caller, &mut pending, &mut results)
+            .await?;
         check_batch_duplicates(&mut pending, &mut results);
         self.check_taken(tenant, &mut pending, &mut results).await?;
-        let levels = self.resolve_leaders(tenant, &mut pending, &mut results).await?;
+        let levels = self
+            .resolve_leaders(tenant, &mut pending, &mut results)
+            .await?;
 
         if mode == BatchMode::Atomic && results.iter().any(|r| matches!(r, Some(Err(_)))) {
             return Ok(finish_atomic_failure(results));
@@ -638,7 +769,9 @@ impl Directory {
                     let mut idx = Vec::with_capacity(chunk.len());
                     let mut users = Vec::with_capacity(chunk.len());
                     for &i in chunk {
-                        let Some(p) = pending[i].as_ref() else { continue };
+                        let Some(p) = pending[i].as_ref() else {
+                            continue;
+                        };
                         // A follower of a leader that failed to be written fails too.
                         if let Some(l) = &p.user.profile.leader {
                             if failed_open_ids.contains(l.as_str()) {
@@ -674,7 +807,9 @@ impl Directory {
         Ok(BatchReport {
             items: results
                 .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(CoreError::Conflict("item was not processed".into()))))
+                .map(|r| {
+                    r.unwrap_or_else(|| Err(CoreError::Conflict("item was not processed".into())))
+                })
                 .collect(),
         })
     }
@@ -682,6 +817,9 @@ impl Directory {
     fn prepare(&self, tenant: TenantId, new: NewUser) -> PreparedItem {
         let now = self.clock.now_ms();
         let mut profile = new.profile;
+        // A department named twice would break the membership key; keep the first mention.
+        let mut seen = HashSet::new();
+        profile.departments.retain(|m| seen.insert(m.department));
         if profile.join_time.is_none() {
             profile.join_time = Some(now / 1000);
         }
@@ -716,7 +854,12 @@ impl Directory {
         results: &mut [Option<Result<CreatedUser, CoreError>>],
     ) -> Result<(), CoreError> {
         let mut verdicts: HashMap<DeptKey, Result<(), &'static str>> = HashMap::new();
-        let root = self.department(caller.tenant, &DeptLookup::OpenId(crate::department::ROOT_ID.into())).await?;
+        let root = self
+            .department(
+                caller.tenant,
+                &DeptLookup::OpenId(crate::department::ROOT_ID.into()),
+            )
+            .await?;
         for (i, slot) in pending.iter_mut().enumerate() {
             let Some(p) = slot else { continue };
             if p.user.profile.departments.is_empty() {
@@ -732,7 +875,11 @@ impl Directory {
                 let verdict = if let Some(v) = verdicts.get(&m.department) {
                     *v
                 } else {
-                    let v = match self.store.get_department(caller.tenant, &DeptLookup::Key(m.department)).await? {
+                    let v = match self
+                        .store
+                        .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                        .await?
+                    {
                         Some(d) if !d.is_deleted => {
                             if self.can_see_department(caller, &d).await? {
                                 Ok(())
@@ -747,7 +894,9 @@ impl Directory {
                 };
                 if let Err(kind) = verdict {
                     failure = Some(if kind == "outside" {
-                        CoreError::Forbidden("the department is outside the app's contact scope".into())
+                        CoreError::Forbidden(
+                            "the department is outside the app's contact scope".into(),
+                        )
                     } else {
                         CoreError::BadReference {
                             field: "department_ids",
@@ -772,7 +921,9 @@ impl Directory {
         pending: &mut [Option<PreparedItem>],
         results: &mut [Option<Result<CreatedUser, CoreError>>],
     ) -> Result<(), CoreError> {
-        let live: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].is_some()).collect();
+        let live: Vec<usize> = (0..pending.len())
+            .filter(|&i| pending[i].is_some())
+            .collect();
         for chunk in live.chunks(BATCH_CHUNK) {
             let mut probe = UniqueProbe::default();
             for &i in chunk {
@@ -792,14 +943,16 @@ impl Directory {
             let taken: TakenValues = self.store.taken_user_values(tenant, &probe).await?;
             for &i in chunk {
                 let Some(p) = &pending[i] else { continue };
-                let clash = unique_values(&p.user).into_iter().find(|(key, value)| match key {
-                    UniqueKey::UserId => taken.user_ids.contains(value),
-                    UniqueKey::Email => taken.emails.contains(value),
-                    UniqueKey::Mobile => taken.mobiles.contains(value),
-                    UniqueKey::Username => taken.usernames.contains(value),
-                    UniqueKey::EmployeeNo => taken.employee_nos.contains(value),
-                    _ => false,
-                });
+                let clash = unique_values(&p.user)
+                    .into_iter()
+                    .find(|(key, value)| match key {
+                        UniqueKey::UserId => taken.user_ids.contains(value),
+                        UniqueKey::Email => taken.emails.contains(value),
+                        UniqueKey::Mobile => taken.mobiles.contains(value),
+                        UniqueKey::Username => taken.usernames.contains(value),
+                        UniqueKey::EmployeeNo => taken.employee_nos.contains(value),
+                        _ => false,
+                    });
                 if let Some((field, _)) = clash {
                     results[i] = Some(Err(CoreError::AlreadyExists {
                         entity: Entity::User,
@@ -833,14 +986,19 @@ impl Directory {
         let mut parent: Vec<Option<usize>> = vec![None; pending.len()];
         for i in 0..pending.len() {
             let Some(p) = &pending[i] else { continue };
-            let Some(lookup) = p.leader_ref.clone() else { continue };
+            let Some(lookup) = p.leader_ref.clone() else {
+                continue;
+            };
             let in_batch = match &lookup {
                 UserLookup::UserId(u) => by_user_id.get(&u.to_ascii_lowercase()).copied(),
                 _ => None,
             };
             let outcome: Result<Option<usize>, CoreError> = if let Some(j) = in_batch {
                 if j == i {
-                    Err(CoreError::BadReference { field: "leader_user_id", reason: "a user cannot lead themselves".into() })
+                    Err(CoreError::BadReference {
+                        field: "leader_user_id",
+                        reason: "a user cannot lead themselves".into(),
+                    })
                 } else {
                     Ok(Some(j))
                 }
@@ -911,7 +1069,10 @@ impl Directory {
                             CoreError::BadReference { reason, .. } => reason.clone(),
                             _ => "invalid leader".into(),
                         };
-                        results[k] = Some(Err(CoreError::BadReference { field: "leader_user_id", reason }));
+                        results[k] = Some(Err(CoreError::BadReference {
+                            field: "leader_user_id",
+                            reason,
+                        }));
                         pending[k] = None;
                     }
                 }

@@ -46,7 +46,7 @@ pub enum UniqueKey {
     Email,
     /// The mobile number in E.164 form, among active users of a tenant.
     Mobile,
-    /// The login name, case-insensitively, within a tenant.
+    /// The login name, case-insensitively, among active users of a tenant.
     Username,
     /// The employee number among active users of a tenant.
     EmployeeNo,
@@ -121,7 +121,7 @@ pub enum CoreError {
     /// A value failed validation; `field` names it as the domain calls it.
     #[error("invalid {field}: {reason}")]
     Invalid {
-        /// The field, in the domain's snake_case name.
+        /// The field, in the domain's `snake_case` name.
         field: &'static str,
         /// A sentence for a person.
         reason: Cow<'static, str>,

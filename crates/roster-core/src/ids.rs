@@ -19,7 +19,8 @@ impl fmt::Display for TenantId {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 macro_rules! prefixed_hex_id {
@@ -90,7 +91,10 @@ fn check_custom_id(s: &str, field: &'static str) -> Result<(), CoreError> {
         return Err(CoreError::invalid(field, "must be at most 64 characters"));
     }
     if !first.is_ascii_alphanumeric() {
-        return Err(CoreError::invalid(field, "must start with a letter or digit"));
+        return Err(CoreError::invalid(
+            field,
+            "must start with a letter or digit",
+        ));
     }
     if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@' | '.')) {
         return Err(CoreError::invalid(

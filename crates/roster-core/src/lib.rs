@@ -22,10 +22,12 @@ pub mod values;
 pub use app::{App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
 pub use batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
 pub use clock::{Clock, SystemClock};
-pub use department::{DeptKey, DeptLookup, Department, DepartmentFields, DepartmentPatch, I18nName, NewDepartment};
+pub use department::{
+    Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
+};
 pub use directory::{Bootstrapped, Directory, IssuedToken};
-pub use group::Group;
 pub use error::{CoreError, Entity, StoreError, UniqueKey};
+pub use group::Group;
 pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, UnionId, UserId};
 pub use store::{Store, TakenValues, UniqueProbe, UserLookup};
 pub use tenant::{NewTenant, Tenant};

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use crate::app::{App, TokenRecord};
-use crate::department::{DeptKey, DeptLookup, Department};
+use crate::department::{Department, DeptKey, DeptLookup};
 use crate::error::StoreError;
 use crate::group::Group;
 use crate::ids::{AppId, TenantId};
@@ -187,7 +187,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_group(&self, group: &Group) -> Result<Group, StoreError>;
 
     /// Reads a group by its external id.
-    async fn get_group(&self, tenant: TenantId, group_id: &str) -> Result<Option<Group>, StoreError>;
+    async fn get_group(
+        &self,
+        tenant: TenantId,
+        group_id: &str,
+    ) -> Result<Option<Group>, StoreError>;
 
     /// Groups of a tenant, oldest first.
     async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError>;

@@ -46,9 +46,9 @@ pub struct CustomAttr {
     pub name: Option<String>,
     /// Picture URL.
     pub picture_url: Option<String>,
-    /// Referenced user id (GENERIC_USER).
+    /// Referenced user id (`GENERIC_USER`).
     pub generic_user_id: Option<String>,
-    /// Referenced user's type (GENERIC_USER).
+    /// Referenced user's type (`GENERIC_USER`).
     pub generic_user_type: Option<i64>,
 }
 

@@ -346,7 +346,13 @@ mod tests {
     #[test]
     fn email_error_names_the_field() {
         let err = Email::parse("enterprise_email", "nope").unwrap_err();
-        assert!(matches!(err, CoreError::Invalid { field: "enterprise_email", .. }));
+        assert!(matches!(
+            err,
+            CoreError::Invalid {
+                field: "enterprise_email",
+                ..
+            }
+        ));
     }
 
     #[test]

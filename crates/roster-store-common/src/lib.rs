@@ -10,7 +10,9 @@
 use roster_core::department::{DepartmentFields, I18nName};
 use roster_core::ids::OpenId;
 use roster_core::user::{CustomAttr, UserProfile};
-use roster_core::values::{Activation, Country, Email, EmployeeType, Gender, Mobile, UserType, Username};
+use roster_core::values::{
+    Activation, Country, Email, EmployeeType, Gender, Mobile, UserType, Username,
+};
 use roster_core::{StoreError, User};
 use serde::{Deserialize, Serialize};
 
@@ -221,7 +223,8 @@ pub fn decode_profile(doc: &str) -> Result<UserProfile, StoreError> {
         work_station: d.work_station,
         join_time: d.join_time,
         employee_no: d.employee_no,
-        employee_type: EmployeeType::from_code(d.employee_type).map_err(|_| corrupt("employee_type"))?,
+        employee_type: EmployeeType::from_code(d.employee_type)
+            .map_err(|_| corrupt("employee_type"))?,
         job_title: d.job_title,
         custom_attrs: d
             .custom_attrs
@@ -291,7 +294,11 @@ pub fn encode_department(f: &DepartmentFields) -> String {
 }
 
 /// Decodes a department document, given the name and order columns.
-pub fn decode_department(doc: &str, name: String, order: i64) -> Result<DepartmentFields, StoreError> {
+pub fn decode_department(
+    doc: &str,
+    name: String,
+    order: i64,
+) -> Result<DepartmentFields, StoreError> {
     let d: DeptDoc = serde_json::from_str(doc).map_err(|e| corrupt(&e.to_string()))?;
     Ok(DepartmentFields {
         name,
@@ -372,7 +379,10 @@ mod tests {
     #[test]
     fn contact_scope_round_trips() {
         use roster_core::{ContactScope, DeptKey};
-        for s in [ContactScope::All, ContactScope::Departments(vec![DeptKey(3), DeptKey(7)])] {
+        for s in [
+            ContactScope::All,
+            ContactScope::Departments(vec![DeptKey(3), DeptKey(7)]),
+        ] {
             assert_eq!(decode_contact_scope(&encode_contact_scope(&s)).unwrap(), s);
         }
     }

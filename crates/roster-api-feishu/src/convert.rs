@@ -1,0 +1,553 @@
+//! Wire <-> core: the only place where Feishu's vocabulary and the domain's meet.
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use roster_core::department::{parse_department_name, DepartmentFields};
+use roster_core::ids::DepartmentId;
+use roster_core::user::{CustomAttr, Membership, UserProfile};
+use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mobile};
+use roster_core::{Caller, Department, DeptKey, DeptLookup, Directory, NewUser, User, UserLookup};
+
+use crate::codes;
+use crate::error::FeishuError;
+use crate::extract::FeishuQuery;
+use crate::wire;
+
+/// Which id a user reference is in (`user_id_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserIdType {
+    Open,
+    Union,
+    Custom,
+}
+
+/// Which id a department reference is in (`department_id_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeptIdType {
+    Open,
+    Custom,
+}
+
+/// The id types of one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdTypes {
+    pub user: UserIdType,
+    pub dept: DeptIdType,
+}
+
+impl IdTypes {
+    /// Reads `user_id_type` and `department_id_type`; an unknown value is 40001.
+    pub(crate) fn from_query(q: &FeishuQuery) -> Result<Self, FeishuError> {
+        let user = match q.str("user_id_type") {
+            None | Some("open_id") => UserIdType::Open,
+            Some("union_id") => UserIdType::Union,
+            Some("user_id") => UserIdType::Custom,
+            Some(other) => {
+                return Err(FeishuError::param(format!(
+                    "unknown user_id_type {other:?}"
+                )))
+            }
+        };
+        let dept = match q.str("department_id_type") {
+            None | Some("open_department_id") => DeptIdType::Open,
+            Some("department_id") => DeptIdType::Custom,
+            Some(other) => {
+                return Err(FeishuError::param(format!(
+                    "unknown department_id_type {other:?}"
+                )))
+            }
+        };
+        Ok(Self { user, dept })
+    }
+
+    /// A user reference in this request's user id type.
+    pub(crate) fn user_lookup(self, id: &str) -> UserLookup {
+        match self.user {
+            UserIdType::Open => UserLookup::OpenId(id.to_owned()),
+            UserIdType::Union => UserLookup::UnionId(id.to_owned()),
+            UserIdType::Custom => UserLookup::UserId(id.to_owned()),
+        }
+    }
+
+    /// A department reference in this request's department id type (`"0"` is the root).
+    pub(crate) fn dept_lookup(self, id: &str) -> DeptLookup {
+        match self.dept {
+            DeptIdType::Open => DeptLookup::OpenId(id.to_owned()),
+            DeptIdType::Custom => DeptLookup::CustomId(id.to_owned()),
+        }
+    }
+
+    /// A user's id in this request's type.
+    pub(crate) fn user_id_of(self, u: &User) -> String {
+        match self.user {
+            UserIdType::Open => u.open_id.to_string(),
+            UserIdType::Union => u.union_id.to_string(),
+            UserIdType::Custom => u.user_id.to_string(),
+        }
+    }
+
+    /// A department's id in this request's type.
+    pub(crate) fn dept_id_of(self, d: &Department) -> String {
+        match self.dept {
+            DeptIdType::Open => d.open_department_id.to_string(),
+            DeptIdType::Custom => d.department_id.to_string(),
+        }
+    }
+}
+
+fn opt_text(
+    field: &'static str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<String>, roster_core::CoreError> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| bounded_text(field, &s, max, false))
+        .transpose()
+}
+
+/// Resolves department references of a request, remembering each answer.
+pub(crate) struct DeptResolver<'a> {
+    dir: &'a Directory,
+    caller: &'a Caller,
+    ids: IdTypes,
+    seen: HashMap<String, DeptKey>,
+}
+
+impl<'a> DeptResolver<'a> {
+    pub(crate) fn new(dir: &'a Directory, caller: &'a Caller, ids: IdTypes) -> Self {
+        Self {
+            dir,
+            caller,
+            ids,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The key of a department named in a user body; unknown is 44035.
+    pub(crate) async fn key(&mut self, id: &str) -> Result<DeptKey, FeishuError> {
+        if let Some(k) = self.seen.get(id) {
+            return Ok(*k);
+        }
+        let dept = self
+            .dir
+            .get_department(self.caller, &self.ids.dept_lookup(id))
+            .await
+            .map_err(|e| match e {
+                roster_core::CoreError::NotFound { .. } => FeishuError::with_detail(
+                    StatusCode::BAD_REQUEST,
+                    codes::DEPARTMENT_ID_INVALID,
+                    id,
+                ),
+                other => other.into(),
+            })?;
+        self.seen.insert(id.to_owned(), dept.key);
+        Ok(dept.key)
+    }
+}
+
+/// Builds a new user from a U1 body.
+pub(crate) async fn new_user(
+    body: wire::UserBody,
+    ids: IdTypes,
+    depts: &mut DeptResolver<'_>,
+) -> Result<NewUser, FeishuError> {
+    let bad = StatusCode::BAD_REQUEST;
+    let name = body.name.unwrap_or_default();
+    if name.trim().is_empty() {
+        return Err(FeishuError::new(bad, codes::NO_USER_NAME));
+    }
+    if body.mobile.as_deref().unwrap_or("").is_empty()
+        && body.email.as_deref().unwrap_or("").is_empty()
+    {
+        return Err(FeishuError::new(bad, codes::NO_MOBILE));
+    }
+    let department_ids = body.department_ids.unwrap_or_default();
+    if department_ids.is_empty() {
+        return Err(FeishuError::new(bad, codes::DEPARTMENT_REQUIRED));
+    }
+    if department_ids.len() > 50 {
+        return Err(FeishuError::new(bad, codes::TOO_MANY_DEPARTMENTS));
+    }
+    let user_id = body
+        .user_id
+        .filter(|s| !s.is_empty())
+        .map(|s| roster_core::UserId::parse(&s))
+        .transpose()?;
+    let departments = memberships(&department_ids, body.orders.as_deref(), depts).await?;
+    let profile = UserProfile {
+        name: bounded_text("name", &name, 255, true)?,
+        en_name: opt_text("en_name", body.en_name, 255)?,
+        nickname: opt_text("nickname", body.nickname, 255)?,
+        email: body
+            .email
+            .filter(|s| !s.is_empty())
+            .map(|e| Email::parse("email", &e))
+            .transpose()?,
+        enterprise_email: body
+            .enterprise_email
+            .filter(|s| !s.is_empty())
+            .map(|e| Email::parse("enterprise_email", &e))
+            .transpose()?,
+        mobile: body
+            .mobile
+            .filter(|s| !s.is_empty())
+            .map(|m| Mobile::parse("mobile", &m))
+            .transpose()?,
+        mobile_visible: body.mobile_visible.unwrap_or(true),
+        gender: body
+            .gender
+            .map(Gender::from_code)
+            .transpose()?
+            .unwrap_or_default(),
+        avatar_key: opt_text("avatar_key", body.avatar_key, 255)?,
+        city: opt_text("city", body.city, 100)?,
+        country: body
+            .country
+            .filter(|s| !s.is_empty())
+            .map(|c| Country::parse(&c))
+            .transpose()?,
+        work_station: opt_text("work_station", body.work_station, 255)?,
+        join_time: body.join_time,
+        employee_no: opt_text("employee_no", body.employee_no, 64)?,
+        employee_type: body
+            .employee_type
+            .map(EmployeeType::from_code)
+            .transpose()?
+            .unwrap_or_default(),
+        job_title: opt_text("job_title", body.job_title, 100)?,
+        custom_attrs: body
+            .custom_attrs
+            .unwrap_or_default()
+            .into_iter()
+            .map(custom_attr)
+            .collect(),
+        departments,
+        ..UserProfile::default()
+    };
+    let leader = body
+        .leader_user_id
+        .filter(|s| !s.is_empty())
+        .map(|l| ids.user_lookup(&l));
+    Ok(NewUser {
+        user_id,
+        profile,
+        leader,
+        activated: true,
+    })
+}
+
+async fn memberships(
+    department_ids: &[String],
+    orders: Option<&[wire::UserOrder]>,
+    depts: &mut DeptResolver<'_>,
+) -> Result<Vec<Membership>, FeishuError> {
+    let mut out: Vec<Membership> = Vec::with_capacity(department_ids.len());
+    for (i, id) in department_ids.iter().enumerate() {
+        let key = depts.key(id).await?;
+        if out.iter().any(|m| m.department == key) {
+            continue;
+        }
+        let order = orders
+            .unwrap_or_default()
+            .iter()
+            .find(|o| o.department_id.as_deref() == Some(id.as_str()));
+        out.push(Membership {
+            department: key,
+            user_order: order.and_then(|o| o.user_order).unwrap_or(0),
+            department_order: order.and_then(|o| o.department_order).unwrap_or(0),
+            is_primary: order.and_then(|o| o.is_primary_dept).unwrap_or(i == 0),
+        });
+    }
+    // The primary department goes first, as the profile documents.
+    out.sort_by_key(|m| !m.is_primary);
+    if let Some(first) = out.first_mut() {
+        if !first.is_primary {
+            first.is_primary = true;
+        }
+    }
+    Ok(out)
+}
+
+fn custom_attr(a: wire::CustomAttr) -> CustomAttr {
+    let v = a.value.unwrap_or_default();
+    CustomAttr {
+        kind: a.kind,
+        id: a.id,
+        text: v.text,
+        url: v.url,
+        pc_url: v.pc_url,
+        option_id: v.option_id,
+        option_value: v.option_value,
+        name: v.name,
+        picture_url: v.picture_url,
+        generic_user_id: v.generic_user.as_ref().map(|g| g.id.clone()),
+        generic_user_type: v.generic_user.and_then(|g| g.kind),
+    }
+}
+
+fn custom_attr_out(a: &CustomAttr) -> wire::CustomAttr {
+    wire::CustomAttr {
+        kind: a.kind.clone(),
+        id: a.id.clone(),
+        value: Some(wire::CustomAttrValue {
+            text: a.text.clone(),
+            url: a.url.clone(),
+            pc_url: a.pc_url.clone(),
+            option_id: a.option_id.clone(),
+            option_value: a.option_value.clone(),
+            name: a.name.clone(),
+            picture_url: a.picture_url.clone(),
+            generic_user: a.generic_user_id.as_ref().map(|id| wire::GenericUser {
+                id: id.clone(),
+                kind: a.generic_user_type,
+            }),
+        }),
+    }
+}
+
+/// Renders users, translating every department and leader reference into the request's id
+/// types. One renderer serves a whole response so that repeated references cost one read.
+pub(crate) struct Renderer<'a> {
+    dir: &'a Directory,
+    tenant: roster_core::TenantId,
+    ids: IdTypes,
+    depts: HashMap<DeptKey, Option<Department>>,
+    leaders: HashMap<String, String>,
+}
+
+impl<'a> Renderer<'a> {
+    pub(crate) fn new(dir: &'a Directory, caller: &Caller, ids: IdTypes) -> Self {
+        Self {
+            dir,
+            tenant: caller.tenant,
+            ids,
+            depts: HashMap::new(),
+            leaders: HashMap::new(),
+        }
+    }
+
+    async fn dept(&mut self, key: DeptKey) -> Result<Option<Department>, FeishuError> {
+        if let Some(d) = self.depts.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = self.dir.department_for_display(self.tenant, key).await?;
+        self.depts.insert(key, d.clone());
+        Ok(d)
+    }
+
+    async fn dept_ref(&mut self, key: DeptKey) -> Result<String, FeishuError> {
+        Ok(self
+            .dept(key)
+            .await?
+            .map(|d| self.ids.dept_id_of(&d))
+            .unwrap_or_default())
+    }
+
+    async fn leader_ref(&mut self, open_id: &str) -> Result<String, FeishuError> {
+        if self.ids.user == UserIdType::Open {
+            return Ok(open_id.to_owned());
+        }
+        if let Some(v) = self.leaders.get(open_id) {
+            return Ok(v.clone());
+        }
+        let v = self
+            .dir
+            .user_for_display(self.tenant, &UserLookup::OpenId(open_id.to_owned()))
+            .await?
+            .map(|u| self.ids.user_id_of(&u))
+            .unwrap_or_default();
+        self.leaders.insert(open_id.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    /// The full user object.
+    pub(crate) async fn user(&mut self, u: &User) -> Result<wire::User, FeishuError> {
+        let p = &u.profile;
+        let mut department_ids = Vec::with_capacity(p.departments.len());
+        let mut orders = Vec::with_capacity(p.departments.len());
+        for m in &p.departments {
+            let id = self.dept_ref(m.department).await?;
+            orders.push(wire::UserOrder {
+                department_id: Some(id.clone()),
+                user_order: Some(m.user_order),
+                department_order: Some(m.department_order),
+                is_primary_dept: Some(m.is_primary),
+            });
+            department_ids.push(id);
+        }
+        let leader_user_id = match &p.leader {
+            Some(l) => self.leader_ref(l.as_str()).await?,
+            None => String::new(),
+        };
+        let avatar_base = format!("/avatars/{}", u.open_id);
+        Ok(wire::User {
+            union_id: u.union_id.to_string(),
+            user_id: u.user_id.to_string(),
+            open_id: u.open_id.to_string(),
+            name: p.name.clone(),
+            en_name: p.en_name.clone().unwrap_or_default(),
+            nickname: p.nickname.clone().unwrap_or_default(),
+            email: p
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default(),
+            enterprise_email: p
+                .enterprise_email
+                .as_ref()
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default(),
+            mobile: p
+                .mobile
+                .as_ref()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+            mobile_visible: p.mobile_visible,
+            gender: p.gender.code(),
+            avatar: wire::Avatar {
+                avatar_72: format!("{avatar_base}/72"),
+                avatar_240: format!("{avatar_base}/240"),
+                avatar_640: format!("{avatar_base}/640"),
+                avatar_origin: format!("{avatar_base}/origin"),
+            },
+            status: wire::UserStatus {
+                is_frozen: u.status.is_frozen,
+                is_resigned: u.status.is_resigned,
+                is_activated: u.status.is_activated,
+                is_exited: u.status.is_exited,
+                is_unjoin: u.status.is_unjoin,
+            },
+            department_ids,
+            leader_user_id,
+            city: p.city.clone().unwrap_or_default(),
+            country: p
+                .country
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+            work_station: p.work_station.clone().unwrap_or_default(),
+            join_time: p.join_time.unwrap_or(u.created_at / 1000),
+            is_tenant_manager: p.is_tenant_manager,
+            employee_no: p.employee_no.clone().unwrap_or_default(),
+            employee_type: p.employee_type.code(),
+            orders,
+            custom_attrs: p.custom_attrs.iter().map(custom_attr_out).collect(),
+            job_title: p.job_title.clone().unwrap_or_default(),
+        })
+    }
+
+    /// The department object.
+    pub(crate) async fn department(
+        &mut self,
+        d: &Department,
+    ) -> Result<wire::Department, FeishuError> {
+        let parent = match d.parent {
+            Some(p) => {
+                let parent = self.dept(p).await?;
+                match parent {
+                    Some(pd) if pd.is_root() => "0".to_owned(),
+                    Some(pd) => self.ids.dept_id_of(&pd),
+                    None => String::new(),
+                }
+            }
+            None => String::new(),
+        };
+        let leader = match &d.fields.leader {
+            Some(l) => self.leader_ref(l.as_str()).await?,
+            None => String::new(),
+        };
+        let count = self.dir.department_member_count(self.tenant, d.key).await?;
+        let f: &DepartmentFields = &d.fields;
+        Ok(wire::Department {
+            name: f.name.clone(),
+            i18n_name: wire::I18nName {
+                zh_cn: f.i18n_name.zh_cn.clone(),
+                ja_jp: f.i18n_name.ja_jp.clone(),
+                en_us: f.i18n_name.en_us.clone(),
+            },
+            parent_department_id: parent,
+            department_id: d.department_id.to_string(),
+            open_department_id: d.open_department_id.to_string(),
+            leaders: if leader.is_empty() {
+                Vec::new()
+            } else {
+                vec![wire::LeaderOut {
+                    leader_type: 1,
+                    leader_id: leader.clone(),
+                }]
+            },
+            leader_user_id: leader,
+            chat_id: String::new(),
+            order: f.order.to_string(),
+            unit_ids: Vec::new(),
+            member_count: count,
+            primary_member_count: count,
+            status: wire::DepartmentStatus {
+                is_deleted: d.is_deleted,
+            },
+            group_chat_employee_types: Vec::new(),
+            department_hrbps: Vec::new(),
+        })
+    }
+}
+
+/// Parses a D1 body into the parent reference and the new department.
+pub(crate) async fn new_department(
+    dir: &Directory,
+    caller: &Caller,
+    ids: IdTypes,
+    body: wire::DepartmentBody,
+) -> Result<roster_core::NewDepartment, FeishuError> {
+    let bad = StatusCode::BAD_REQUEST;
+    let name = body.name.unwrap_or_default();
+    let name = parse_department_name(&name).map_err(|e| match e {
+        roster_core::CoreError::Invalid { reason, .. } if reason.contains('/') => {
+            FeishuError::new(bad, codes::DEPT_NAME_INVALID)
+        }
+        other => FeishuError::param(other.to_string()),
+    })?;
+    let Some(parent_id) = body.parent_department_id.filter(|s| !s.is_empty()) else {
+        return Err(FeishuError::param("parent_department_id is required"));
+    };
+    let parent = dir
+        .get_department(caller, &ids.dept_lookup(&parent_id))
+        .await?;
+    let department_id = body
+        .department_id
+        .filter(|s| !s.is_empty())
+        .map(|s| DepartmentId::parse(&s))
+        .transpose()?;
+    let leader_ref = body.leader_user_id.filter(|s| !s.is_empty()).or_else(|| {
+        body.leaders
+            .unwrap_or_default()
+            .into_iter()
+            .find(|l| l.leader_type.unwrap_or(1) == 1)
+            .and_then(|l| l.leader_id)
+    });
+    let leader = match leader_ref {
+        Some(l) => Some(
+            dir.user_for_display(caller.tenant, &ids.user_lookup(&l))
+                .await?
+                .filter(|u| !u.status.is_resigned)
+                .ok_or_else(|| FeishuError::with_detail(bad, codes::LEADER_INVALID, l))?
+                .open_id,
+        ),
+        None => None,
+    };
+    let i18n = body.i18n_name.unwrap_or_default();
+    Ok(roster_core::NewDepartment {
+        parent: parent.key,
+        department_id,
+        fields: DepartmentFields {
+            name,
+            i18n_name: roster_core::I18nName {
+                zh_cn: i18n.zh_cn,
+                ja_jp: i18n.ja_jp,
+                en_us: i18n.en_us,
+            },
+            leader,
+            order: body.order.unwrap_or(0),
+        },
+    })
+}

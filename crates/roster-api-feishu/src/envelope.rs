@@ -1,0 +1,51 @@
+//! The `{code, msg, data}` envelope, always JSON with an explicit charset.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use serde::Serialize;
+
+/// The Content-Type of every Feishu response, success or error.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// Serialises `body` as the whole response.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = Response::new(Body::from(bytes));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+            response
+        }
+        Err(err) => {
+            crate::error::FeishuError::internal(format!("failed to serialise a response: {err}"))
+                .into_response()
+        }
+    }
+}
+
+/// A success: `{"code":0,"msg":"success","data":…}`.
+#[derive(Debug)]
+pub(crate) struct Envelope<T>(pub T);
+
+#[derive(Serialize)]
+struct Wire<'a, T> {
+    code: i64,
+    msg: &'a str,
+    data: &'a T,
+}
+
+impl<T: Serialize> IntoResponse for Envelope<T> {
+    fn into_response(self) -> Response {
+        json_response(
+            StatusCode::OK,
+            &Wire {
+                code: 0,
+                msg: "success",
+                data: &self.0,
+            },
+        )
+    }
+}

@@ -1,0 +1,146 @@
+//! Extractors whose failures answer in the Feishu envelope, never as axum's plain text.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use http::request::Parts;
+use http::{header, Method, StatusCode};
+use roster_core::{Caller, Directory};
+use serde::de::DeserializeOwned;
+
+use crate::codes;
+use crate::error::FeishuError;
+
+/// Shared state of the Feishu routes.
+#[derive(Clone, Debug)]
+pub struct FeishuState {
+    /// The directory service.
+    pub dir: Directory,
+}
+
+/// A JSON body, parsed whatever the Content-Type says: lark-oapi sends the token request
+/// with none at all. An absent or empty body means `{}`, and bodies on GET are ignored (the
+/// Node SDK sends `{}` on GETs).
+#[derive(Debug)]
+pub(crate) struct FeishuJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for FeishuJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = FeishuError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ignore_body = req.method() == Method::GET || req.method() == Method::HEAD;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| body_rejection(&r))?;
+        let text: &[u8] = if ignore_body || bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text)
+            .map(FeishuJson)
+            .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Turns a failure to read the body into a Feishu error (413 when over the size limit).
+pub(crate) fn body_rejection(rejection: &BytesRejection) -> FeishuError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        FeishuError::with_detail(status, codes::PARAM_ERROR, "request body too large")
+    } else {
+        FeishuError::with_detail(status, codes::PARAM_ERROR, rejection.body_text())
+    }
+}
+
+/// The query string as repeated key/value pairs, as both SDKs send arrays
+/// (`user_ids=a&user_ids=b`), with typed getters that answer in the Feishu envelope.
+#[derive(Debug, Default)]
+pub(crate) struct FeishuQuery(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for FeishuQuery {
+    type Rejection = FeishuError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        Ok(Self(
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}
+
+impl FeishuQuery {
+    /// The first value of `key`, if given and not empty.
+    pub(crate) fn str(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean: `true`/`false` in any case (lark-oapi sends Python's `True`).
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, FeishuError> {
+        match self.str(key) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(Some(false)),
+            Some(v) => Err(FeishuError::param(format!(
+                "{key} must be true or false, not {v:?}"
+            ))),
+        }
+    }
+
+    /// An integer.
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, FeishuError> {
+        self.str(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| FeishuError::param(format!("{key} must be an integer, not {v:?}")))
+            })
+            .transpose()
+    }
+}
+
+/// The caller behind a `tenant_access_token`.
+#[derive(Debug, Clone)]
+pub(crate) struct TenantAuth(pub Caller);
+
+impl<S> FromRequestParts<S> for TenantAuth
+where
+    S: Send + Sync,
+    FeishuState: FromRef<S>,
+{
+    type Rejection = FeishuError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let bad = StatusCode::BAD_REQUEST;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(FeishuError::new(bad, codes::NEED_TOKEN));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| FeishuError::new(bad, codes::TOKEN_MALFORMED))?
+            .trim();
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim();
+        if token.is_empty() {
+            return Err(FeishuError::new(bad, codes::NEED_TOKEN));
+        }
+        if !token.starts_with("t-") && !token.starts_with("u-") {
+            return Err(FeishuError::new(bad, codes::TOKEN_MALFORMED));
+        }
+        let state = FeishuState::from_ref(state);
+        let caller = state.dir.authenticate(token).await?;
+        Ok(TenantAuth(caller))
+    }
+}

@@ -1,0 +1,281 @@
+//! Request and response bodies, field names exactly as Feishu's contact v3 documents them
+//! (contact-v3/user/field-overview, contact-v3/department/field-overview) and as lark-oapi
+//! 1.7.5 / @larksuiteoapi/node-sdk 1.74.0 send them.
+
+// Field names are Feishu's (`avatar.avatar_72`, `orders[].user_order`), not ours to shorten.
+#![allow(clippy::struct_field_names)]
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Integers that some SDK models type as strings (and the docs as ints, or the other way
+/// round): accept a JSON number or a numeric string.
+pub(crate) fn flex_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flex {
+        Int(i64),
+        Float(f64),
+        Str(String),
+    }
+    match Option::<Flex>::deserialize(d)? {
+        None => Ok(None),
+        Some(Flex::Int(i)) => Ok(Some(i)),
+        #[allow(clippy::cast_precision_loss, clippy::float_cmp)]
+        Some(Flex::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        Some(Flex::Float(f)) => Err(serde::de::Error::custom(format!(
+            "expected an integer, got {f}"
+        ))),
+        Some(Flex::Str(s)) if s.trim().is_empty() => Ok(None),
+        Some(Flex::Str(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}"))),
+    }
+}
+
+/// Strings that some SDK models type as ints: accept either.
+pub(crate) fn flex_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flex {
+        Int(i64),
+        Str(String),
+    }
+    Ok(match Option::<Flex>::deserialize(d)? {
+        None => None,
+        Some(Flex::Int(i)) => Some(i.to_string()),
+        Some(Flex::Str(s)) => Some(s),
+    })
+}
+
+/// `i18n_name` of departments.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct I18nName {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zh_cn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja_jp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub en_us: Option<String>,
+}
+
+/// `orders[]` of a user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserOrder {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub department_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub user_order: Option<i64>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub department_order: Option<i64>,
+    #[serde(default)]
+    pub is_primary_dept: Option<bool>,
+}
+
+/// `custom_attrs[].value`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct CustomAttrValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pc_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub option_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_user: Option<GenericUser>,
+}
+
+/// `custom_attrs[].value.generic_user`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct GenericUser {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, deserialize_with = "flex_i64")]
+    #[serde(rename = "type")]
+    pub kind: Option<i64>,
+}
+
+/// `custom_attrs[]`.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub(crate) struct CustomAttr {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub value: Option<CustomAttrValue>,
+}
+
+/// The body of U1 (create) and, with every field optional, U9 (patch).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UserBody {
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub en_name: Option<String>,
+    pub nickname: Option<String>,
+    pub email: Option<String>,
+    pub enterprise_email: Option<String>,
+    pub mobile: Option<String>,
+    pub mobile_visible: Option<bool>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub gender: Option<i64>,
+    pub avatar_key: Option<String>,
+    pub department_ids: Option<Vec<String>>,
+    pub leader_user_id: Option<String>,
+    pub city: Option<String>,
+    pub country: Option<String>,
+    pub work_station: Option<String>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub join_time: Option<i64>,
+    pub employee_no: Option<String>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub employee_type: Option<i64>,
+    pub job_title: Option<String>,
+    pub orders: Option<Vec<UserOrder>>,
+    pub custom_attrs: Option<Vec<CustomAttr>>,
+    // Read by the patch operation (U9); create ignores it, as Feishu does.
+    #[allow(dead_code)]
+    pub is_frozen: Option<bool>,
+}
+
+/// `avatar` of a user.
+#[derive(Debug, Serialize)]
+pub(crate) struct Avatar {
+    pub avatar_72: String,
+    pub avatar_240: String,
+    pub avatar_640: String,
+    pub avatar_origin: String,
+}
+
+/// `status` of a user.
+#[derive(Debug, Serialize)]
+#[allow(clippy::struct_excessive_bools)] // Five independent wire flags.
+pub(crate) struct UserStatus {
+    pub is_frozen: bool,
+    pub is_resigned: bool,
+    pub is_activated: bool,
+    pub is_exited: bool,
+    pub is_unjoin: bool,
+}
+
+/// The user object of responses (contact-v3/user/get response table).
+#[derive(Debug, Serialize)]
+pub(crate) struct User {
+    pub union_id: String,
+    pub user_id: String,
+    pub open_id: String,
+    pub name: String,
+    pub en_name: String,
+    pub nickname: String,
+    pub email: String,
+    pub enterprise_email: String,
+    pub mobile: String,
+    pub mobile_visible: bool,
+    pub gender: i64,
+    pub avatar: Avatar,
+    pub status: UserStatus,
+    pub department_ids: Vec<String>,
+    pub leader_user_id: String,
+    pub city: String,
+    pub country: String,
+    pub work_station: String,
+    pub join_time: i64,
+    pub is_tenant_manager: bool,
+    pub employee_no: String,
+    pub employee_type: i64,
+    pub orders: Vec<UserOrder>,
+    pub custom_attrs: Vec<CustomAttr>,
+    pub job_title: String,
+}
+
+/// `{"user": …}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserData {
+    pub user: User,
+}
+
+/// A department leader in either spelling: the docs' `{leaderType, leaderID}` or
+/// lark-oapi's `{leader_type, leader_id}`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct LeaderIn {
+    #[serde(alias = "leaderType", default, deserialize_with = "flex_i64")]
+    pub leader_type: Option<i64>,
+    #[serde(alias = "leaderID", default)]
+    pub leader_id: Option<String>,
+}
+
+/// The body of D1 (create) and the department patch.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DepartmentBody {
+    pub name: Option<String>,
+    pub i18n_name: Option<I18nName>,
+    pub parent_department_id: Option<String>,
+    pub department_id: Option<String>,
+    pub leader_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub order: Option<i64>,
+    // Accepted and ignored: Roster has no group chats to create.
+    #[allow(dead_code)]
+    pub create_group_chat: Option<bool>,
+    pub leaders: Option<Vec<LeaderIn>>,
+}
+
+/// `leaders[]` in responses, in the docs' spelling.
+#[derive(Debug, Serialize)]
+pub(crate) struct LeaderOut {
+    #[serde(rename = "leaderType")]
+    pub leader_type: i64,
+    #[serde(rename = "leaderID")]
+    pub leader_id: String,
+}
+
+/// `status` of a department.
+#[derive(Debug, Serialize)]
+pub(crate) struct DepartmentStatus {
+    pub is_deleted: bool,
+}
+
+/// The department object of responses.
+#[derive(Debug, Serialize)]
+pub(crate) struct Department {
+    pub name: String,
+    pub i18n_name: I18nName,
+    pub parent_department_id: String,
+    pub department_id: String,
+    pub open_department_id: String,
+    pub leader_user_id: String,
+    pub chat_id: String,
+    pub order: String,
+    pub unit_ids: Vec<String>,
+    pub member_count: u64,
+    pub primary_member_count: u64,
+    pub status: DepartmentStatus,
+    pub leaders: Vec<LeaderOut>,
+    pub group_chat_employee_types: Vec<i64>,
+    pub department_hrbps: Vec<String>,
+}
+
+/// `{"department": …}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DepartmentData {
+    pub department: Department,
+}
+
+/// A page of items (`data{has_more, page_token, items}`); `page_token` only when there is
+/// more, and `has_more` always, because the Node SDK's iterators loop on it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page<T> {
+    pub has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    pub items: Vec<T>,
+}

@@ -1,0 +1,160 @@
+//! Layered configuration: defaults, then `roster.toml` (or the file given with `--config`),
+//! then `ROSTER_*` environment variables, then command-line flags. Unknown keys are errors,
+//! so a typo in the file does not silently fall back to a default.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// All settings.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Directory for the `SQLite` database (and anything else kept on disk).
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://<data_dir>/roster.db`.
+    pub database_url: Option<String>,
+    /// Log filter (`info`, `roster=debug,tower_http=info`, …) when `RUST_LOG` is unset.
+    pub log: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Seconds between sweeps of expired tokens.
+    pub token_purge_interval_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("roster-data"),
+            database_url: None,
+            log: "info".into(),
+            body_limit: 8 * 1024 * 1024,
+            token_purge_interval_s: 600,
+        }
+    }
+}
+
+/// Settings given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` path; without it `roster.toml` in the
+    /// working directory is read when it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist",
+                    path.display()
+                );
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("roster.toml")),
+        }
+        let config: Config = figment
+            .merge(
+                Env::prefixed("ROSTER_")
+                    .split("__")
+                    .ignore(&["test_postgres_url"]),
+            )
+            .merge(Serialized::defaults(overrides))
+            .extract()?;
+        Ok(config)
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("roster.db").display()))
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url()))
+            .field("log", &self.log)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's own large error.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://roster:hunter2@db:5432/roster"),
+            "postgres://roster:***@db:5432/roster"
+        );
+        assert_eq!(redact_url("sqlite://x/roster.db"), "sqlite://x/roster.db");
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "roster.toml",
+                "listen = \"127.0.0.1:9000\"\nlog = \"debug\"",
+            )?;
+            jail.set_env("ROSTER_LOG", "warn");
+            let flags = Overrides {
+                data_dir: Some("elsewhere".into()),
+                ..Overrides::default()
+            };
+            let c = Config::load(None, &flags).expect("loads");
+            assert_eq!(c.listen, "127.0.0.1:9000");
+            assert_eq!(c.log, "warn");
+            assert_eq!(c.database_url(), "sqlite://elsewhere/roster.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("roster.toml", "lisen = \"127.0.0.1:9000\"")?;
+            assert!(Config::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,65 @@
+//! roster-app: what the server and the CLI share at start-up.
+//!
+//! - `config`: one `Config`, loaded in layers (defaults, `roster.toml`, `ROSTER_*`
+//!   environment variables, command-line flags), so each binary sees the same settings.
+//! - `open_store`: the one place that chooses a storage backend, by the URL's scheme.
+//! - `init_tracing`: logs to standard error, so that standard output stays for what a
+//!   person asked for (credentials, listings).
+//!
+//! The core never sees `Config`: this crate hands it plain values.
+
+pub mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use roster_core::{Directory, RandomIds, Store, SystemClock};
+
+pub use config::Config;
+
+/// Opens (and migrates) the store that `config` names.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = std::path::Path::new(path);
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create the data directory {}", parent.display()))?;
+        }
+        let store = roster_store_sqlite::SqliteStore::open(path)
+            .with_context(|| format!("open the SQLite database {}", path.display()))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = roster_store_postgres::PgStore::connect(&url)
+            .await
+            .with_context(|| format!("connect to PostgreSQL at {}", config::redact_url(&url)))?;
+        Ok(Arc::new(store))
+    } else {
+        anyhow::bail!(
+            "unsupported database URL {}: use sqlite://PATH or postgres://…",
+            config::redact_url(&url)
+        )
+    }
+}
+
+/// Opens the store and builds the directory over it with the real clock and ids.
+pub async fn open_directory(config: &Config) -> anyhow::Result<Directory> {
+    let store = open_store(config).await?;
+    Ok(Directory::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(RandomIds),
+    ))
+}
+
+/// Sends logs to standard error, filtered by `RUST_LOG` or else the configured level.
+pub fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests) is harmless, so its error is ignored.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,304 @@
+//! Racing writers. The core's uniqueness pre-check (`taken_user_values`) cannot see a
+//! concurrent writer's rows, so only the database's own constraints and the store's handling
+//! of the cap inside its transaction keep these invariants. Every task waits on one barrier
+//! so that the writes really overlap.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use roster_core::{
+    BatchMode, CoreError, DeptLookup, NewTenant, Store, StoreError, UniqueKey, User, UserLookup,
+};
+use tokio::sync::Barrier;
+
+use crate::support::{
+    active_users, assert_duplicate, assert_user_exists_err, department, email, env, get_user,
+    mobile, new_user, now_ms, plain_user, root, tenant,
+};
+
+/// How many tasks race in each check.
+const RACERS: usize = 16;
+
+/// Runs `RACERS` copies of `work(i)` at once and returns their outputs in task order.
+async fn race<T, F, Fut>(work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let mut handles = Vec::with_capacity(RACERS);
+    for i in 0..RACERS {
+        let barrier = barrier.clone();
+        let fut = work(i);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            fut.await
+        }));
+    }
+    let mut out = Vec::with_capacity(RACERS);
+    for h in handles {
+        out.push(h.await.expect("a racing task panicked"));
+    }
+    out
+}
+
+/// 16 concurrent `Directory::create_user` calls for users with one e-mail (in varying case)
+/// and different user ids: exactly one succeeds, every other fails with
+/// `AlreadyExists { User, Email }`, and the e-mail finds exactly that one active user.
+pub async fn check_racing_creates_of_same_email_leave_one_user(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let results = race(|i| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let mut u = new_user(&format!("racer{i}"));
+        let addr = if i % 2 == 0 {
+            "race@example.com"
+        } else {
+            "RACE@Example.com"
+        };
+        u.profile.email = Some(email(addr));
+        async move { dir.create_user(&caller, u).await }
+    })
+    .await;
+
+    let winners: Vec<&User> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one racer may create the user; results: {results:?}"
+    );
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert_user_exists_err(r, UniqueKey::Email, "a losing racer");
+    }
+    let s = env.store.as_ref();
+    let holder = get_user(
+        s,
+        env.tenant.id,
+        UserLookup::Email("race@example.com".into()),
+    )
+    .await
+    .expect("the e-mail has a holder");
+    assert_eq!(&holder, winners[0]);
+    assert!(!holder.status.is_resigned);
+    for i in 0..RACERS {
+        let found = get_user(s, env.tenant.id, UserLookup::UserId(format!("racer{i}"))).await;
+        assert_eq!(
+            found.is_some(),
+            format!("racer{i}") == winners[0].user_id.as_str(),
+            "only the winner was written (racer{i})"
+        );
+    }
+    assert_eq!(active_users(s, env.tenant.id).await, 1);
+}
+
+/// The same race on the raw store, with the core's pre-check out of the way: 16 concurrent
+/// `insert_users` calls of users sharing an e-mail write exactly one, and every other call
+/// reports `Duplicate(Email)` for its row.
+pub async fn check_racing_raw_inserts_of_same_email_write_one_row(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let r = root(store.as_ref(), t.id).await;
+    let results = race(|i| {
+        let store = store.clone();
+        let mut u = plain_user(t.id, r.key, &format!("raw{i}"));
+        u.profile.email = Some(email("raw@example.com"));
+        async move {
+            let atomic = i % 2 == 0;
+            let mut rs = store
+                .insert_users(u.tenant, std::slice::from_ref(&u), atomic)
+                .await
+                .expect("a duplicate is a per-row result, not a failed call");
+            assert_eq!(rs.len(), 1);
+            rs.remove(0)
+        }
+    })
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        ok, 1,
+        "exactly one row may be written; results: {results:?}"
+    );
+    for res in results.iter().filter(|r| r.is_err()) {
+        assert_duplicate(res, UniqueKey::Email, "a losing racer");
+    }
+    assert_eq!(active_users(store.as_ref(), t.id).await, 1);
+}
+
+/// 16 concurrent best-effort batches whose mobiles overlap: each mobile is written exactly
+/// once, every refused item fails with `AlreadyExists { User, Mobile }`, and the active count
+/// equals the number of distinct mobiles.
+pub async fn check_racing_best_effort_batches_overlapping_in_mobiles_write_each_mobile_once(
+    store: Arc<dyn Store>,
+) {
+    const PER_BATCH: usize = 10;
+    const POOL: usize = 24;
+    let env = env(store, "Acme", None).await;
+    let slot = |task: usize, j: usize| (task * 3 + j) % POOL;
+    let results = race(|task| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let items = (0..PER_BATCH)
+            .map(|j| {
+                let mut u = new_user(&format!("b{task}-{j}"));
+                u.profile.mobile = Some(mobile(u32::try_from(slot(task, j)).expect("small")));
+                Ok(u)
+            })
+            .collect();
+        async move {
+            dir.create_users(&caller, items, BatchMode::BestEffort)
+                .await
+        }
+    })
+    .await;
+
+    let pool: HashSet<usize> = (0..RACERS)
+        .flat_map(|t| (0..PER_BATCH).map(move |j| slot(t, j)))
+        .collect();
+    let s = env.store.as_ref();
+    let mut winners: HashMap<usize, Vec<String>> = HashMap::new();
+    for (task, report) in results.iter().enumerate() {
+        let report = report.as_ref().expect("a best-effort batch answers");
+        assert_eq!(report.items.len(), PER_BATCH);
+        for (j, item) in report.items.iter().enumerate() {
+            match item {
+                Ok(created) => winners
+                    .entry(slot(task, j))
+                    .or_default()
+                    .push(created.user_id.to_string()),
+                Err(_) => {
+                    assert_user_exists_err(item, UniqueKey::Mobile, &format!("item {task}/{j}"));
+                }
+            }
+        }
+    }
+    for m in &pool {
+        let holders = winners.get(m).cloned().unwrap_or_default();
+        assert_eq!(
+            holders.len(),
+            1,
+            "mobile slot {m} must be written exactly once, written by {holders:?}"
+        );
+        let m32 = u32::try_from(*m).expect("small");
+        let holder = get_user(
+            s,
+            env.tenant.id,
+            UserLookup::Mobile(mobile(m32).as_str().into()),
+        )
+        .await
+        .expect("the mobile has a holder");
+        assert_eq!(holder.user_id.as_str(), holders[0]);
+    }
+    assert_eq!(
+        active_users(s, env.tenant.id).await,
+        pool.len() as u64,
+        "one active user per distinct mobile"
+    );
+}
+
+/// 16 concurrent creates of distinct users under a cap of 5: exactly 5 succeed, the rest are
+/// `LicenceExceeded`, and the count never passes the cap.
+pub async fn check_racing_creates_never_exceed_the_licence_cap(store: Arc<dyn Store>) {
+    let env = env(store, "Capped", Some(5)).await;
+    let results = race(|i| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let u = new_user(&format!("capped{i}"));
+        async move { dir.create_user(&caller, u).await }
+    })
+    .await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        ok, 5,
+        "exactly the cap may be created; results: {results:?}"
+    );
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(r, Err(CoreError::LicenceExceeded)),
+            "a refused racer: expected LicenceExceeded, got {r:?}"
+        );
+    }
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 5);
+}
+
+/// Racing creations of tenants with one name and of departments with one custom id each
+/// leave exactly one row; the losers get the matching `Duplicate`.
+pub async fn check_racing_tenant_and_department_creations_leave_one_row(store: Arc<dyn Store>) {
+    let results = race(|i| {
+        let store = store.clone();
+        async move {
+            store
+                .create_tenant(
+                    &NewTenant::parse("Racing Inc", None).expect("name"),
+                    &format!("{i:016x}"),
+                    now_ms(),
+                )
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for r in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(r, Err(StoreError::Duplicate(UniqueKey::TenantName))),
+            "expected Duplicate(TenantName), got {r:?}"
+        );
+    }
+    assert_eq!(store.list_tenants().await.expect("list").len(), 1);
+
+    let t = results
+        .into_iter()
+        .find_map(Result::ok)
+        .expect("one tenant won");
+    let r = root(store.as_ref(), t.id).await;
+    let results = race(|i| {
+        let store = store.clone();
+        // One custom id in varying case, distinct names.
+        let id = if i % 2 == 0 { "Shared" } else { "SHARED" };
+        let d = department(t.id, r.key, id, &format!("Dept {i}"), 0);
+        async move { store.insert_department(&d).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    for res in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(res, Err(StoreError::Duplicate(UniqueKey::DepartmentId))),
+            "expected Duplicate(DepartmentId), got {res:?}"
+        );
+    }
+    assert_eq!(store.count_departments(t.id).await.expect("count"), 2);
+    assert!(store
+        .get_department(t.id, &DeptLookup::CustomId("shared".into()))
+        .await
+        .expect("lookup")
+        .is_some());
+}
+
+/// Several server processes starting at once on an empty database all call `bootstrap`:
+/// exactly one creates the default tenant and app, every other one returns `Ok(None)` (a
+/// failure there would stop that process from starting), and one tenant and one app exist.
+pub async fn check_racing_bootstraps_create_one_tenant_and_fail_none(store: Arc<dyn Store>) {
+    let results = race(|_| {
+        // One directory per racer: each stands for a separate process.
+        let dir = crate::support::directory(store.clone());
+        async move { dir.bootstrap().await.map(|b| b.map(|b| b.tenant.id)) }
+    })
+    .await;
+    let created = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+    assert_eq!(
+        created, 1,
+        "exactly one bootstrap creates; results: {results:?}"
+    );
+    for r in &results {
+        assert!(r.is_ok(), "a racing bootstrap must not fail: {r:?}");
+    }
+    assert_eq!(store.list_tenants().await.expect("list").len(), 1);
+    assert_eq!(store.list_apps(None).await.expect("list").len(), 1);
+}

@@ -1,0 +1,898 @@
+//! The use cases of `roster_core::Directory` over the store: where the contract a client sees
+//! depends on the store answering exactly as the core expects.
+
+use std::sync::Arc;
+
+use roster_core::values::Email;
+use roster_core::{
+    BatchMode, ContactScope, CoreError, Department, DepartmentFields, DepartmentPatch, DeptKey,
+    DeptLookup, Entity, IdGen, Membership, NewDepartment, NewUser, RandomIds, Scope, Scopes, Store,
+    UniqueKey, UserLookup,
+};
+
+use crate::support::{
+    active_users, assert_user_exists_err, caller, directory, email, env, get_user, member_of,
+    mobile, new_user, now_ms, resign, Env,
+};
+
+fn assert_unauthenticated<T: std::fmt::Debug>(r: &Result<T, CoreError>, what: &str) {
+    assert!(
+        matches!(r, Err(CoreError::Unauthenticated(_))),
+        "{what}: expected Unauthenticated, got {r:?}"
+    );
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: &Result<T, CoreError>, what: &str) {
+    assert!(
+        matches!(r, Err(CoreError::Conflict(_))),
+        "{what}: expected Conflict, got {r:?}"
+    );
+}
+
+fn assert_bad_reference<T: std::fmt::Debug>(r: &Result<T, CoreError>, field: &str, what: &str) {
+    assert!(
+        matches!(r, Err(CoreError::BadReference { field: f, .. }) if *f == field),
+        "{what}: expected BadReference {{ {field} }}, got {r:?}"
+    );
+}
+
+async fn create_department(
+    env: &Env,
+    parent: DeptKey,
+    custom_id: &str,
+    name: &str,
+    order: i64,
+) -> Department {
+    env.dir
+        .create_department(
+            &env.caller,
+            NewDepartment {
+                parent,
+                department_id: Some(
+                    roster_core::ids::DepartmentId::parse(custom_id).expect("valid department id"),
+                ),
+                fields: DepartmentFields {
+                    name: name.to_owned(),
+                    order,
+                    ..DepartmentFields::default()
+                },
+            },
+        )
+        .await
+        .expect("create a department through the directory")
+}
+
+fn new_user_in(custom_id: &str, dept: DeptKey) -> NewUser {
+    let mut u = new_user(custom_id);
+    u.profile.departments = vec![member_of(dept)];
+    u
+}
+
+/// `bootstrap` on an empty store creates the default tenant and one app whose secret works;
+/// a second call does nothing and returns `None`.
+pub async fn check_bootstrap_creates_a_tenant_and_an_app_once(store: Arc<dyn Store>) {
+    let dir = directory(store.clone());
+    let boot = dir
+        .bootstrap()
+        .await
+        .expect("bootstrap")
+        .expect("an empty store is bootstrapped");
+    assert_eq!(boot.tenant.name, "default");
+    assert_eq!(boot.app.tenant, boot.tenant.id);
+    assert!(boot.app.scopes.allows(Scope::ContactWrite));
+    assert_eq!(boot.app.contact_scope, ContactScope::All);
+    assert_eq!(
+        store.get_app(&boot.app.app_id).await.expect("read app"),
+        Some(boot.app.clone())
+    );
+    assert_eq!(
+        store.list_tenants().await.expect("list"),
+        vec![boot.tenant.clone()]
+    );
+    let root = crate::support::root(store.as_ref(), boot.tenant.id).await;
+    assert_eq!(root.department_id.as_str(), "0");
+
+    let token = dir
+        .issue_tenant_token(boot.app.app_id.as_str(), &boot.secret)
+        .await
+        .expect("the bootstrap secret works");
+    let who = dir.authenticate(&token.token).await.expect("authenticate");
+    assert_eq!(who.tenant, boot.tenant.id);
+
+    assert!(
+        dir.bootstrap().await.expect("second bootstrap").is_none(),
+        "a second bootstrap returns None"
+    );
+    assert!(
+        directory(store.clone())
+            .bootstrap()
+            .await
+            .expect("bootstrap from another node")
+            .is_none(),
+        "so does a bootstrap from another directory over the same store"
+    );
+    assert_eq!(store.list_tenants().await.expect("list").len(), 1);
+    assert_eq!(store.list_apps(None).await.expect("list").len(), 1);
+}
+
+/// A token issued for an app's secret authenticates as that app, with its scopes and
+/// department visibility; while fresh it is handed out again.
+pub async fn check_issued_token_authenticates_its_app(store: Arc<dyn Store>) {
+    let dir = directory(store.clone());
+    let t = dir
+        .create_tenant(roster_core::NewTenant::parse("Acme", None).expect("name"))
+        .await
+        .expect("tenant");
+    let root = crate::support::root(store.as_ref(), t.id).await;
+    let scopes = Scopes::new([Scope::ContactRead]);
+    let (app, secret) = dir
+        .create_app(
+            t.id,
+            "reader",
+            scopes.clone(),
+            ContactScope::Departments(vec![root.key]),
+        )
+        .await
+        .expect("create app");
+    let issued = dir
+        .issue_tenant_token(app.app_id.as_str(), &secret)
+        .await
+        .expect("issue token");
+    assert!(
+        issued.token.starts_with("t-"),
+        "token text: {}",
+        issued.token
+    );
+    assert_eq!(issued.expire_s, roster_core::directory::TOKEN_TTL_S);
+
+    let who = dir.authenticate(&issued.token).await.expect("authenticate");
+    assert_eq!(who.tenant, t.id);
+    assert_eq!(who.app_id, app.app_id);
+    assert_eq!(who.scopes, scopes);
+    assert_eq!(who.contact_scope, ContactScope::Departments(vec![root.key]));
+
+    let again = dir
+        .issue_tenant_token(app.app_id.as_str(), &secret)
+        .await
+        .expect("issue again");
+    assert_eq!(
+        again.token, issued.token,
+        "a fresh token is handed out again"
+    );
+
+    // Another node has no cache: it issues a new token, and both stay valid.
+    let other = directory(store.clone());
+    let second = other
+        .issue_tenant_token(app.app_id.as_str(), &secret)
+        .await
+        .expect("issue on another node");
+    assert_ne!(second.token, issued.token);
+    for tok in [&issued.token, &second.token] {
+        assert_eq!(
+            other.authenticate(tok).await.expect("authenticate").app_id,
+            app.app_id
+        );
+    }
+    assert_eq!(dir.purge_expired_tokens().await.expect("purge"), 0);
+}
+
+/// A wrong secret, an unknown or malformed app id, and an unknown token are all
+/// `Unauthenticated`.
+pub async fn check_wrong_secret_or_unknown_app_is_unauthenticated(store: Arc<dyn Store>) {
+    let dir = directory(store.clone());
+    let t = dir
+        .create_tenant(roster_core::NewTenant::parse("Acme", None).expect("name"))
+        .await
+        .expect("tenant");
+    let (app, secret) = dir
+        .create_app(
+            t.id,
+            "app",
+            Scopes::new([Scope::ContactRead]),
+            ContactScope::All,
+        )
+        .await
+        .expect("create app");
+    assert_unauthenticated(
+        &dir.issue_tenant_token(app.app_id.as_str(), &format!("{secret}x"))
+            .await,
+        "wrong secret",
+    );
+    assert_unauthenticated(
+        &dir.issue_tenant_token(RandomIds.app_id().as_str(), &secret)
+            .await,
+        "unknown app id",
+    );
+    assert_unauthenticated(
+        &dir.issue_tenant_token("not-an-app-id", &secret).await,
+        "malformed app id",
+    );
+    assert_unauthenticated(
+        &dir.authenticate(&format!("t-{}", RandomIds.hex(32))).await,
+        "unknown token",
+    );
+    assert_unauthenticated(&dir.authenticate("").await, "empty token");
+}
+
+/// After a secret rotation (done on another node), the app's old tokens and old secret no
+/// longer work, and the new secret does.
+pub async fn check_token_of_a_rotated_app_no_longer_authenticates(store: Arc<dyn Store>) {
+    let dir = directory(store.clone());
+    let other_node = directory(store.clone());
+    let t = dir
+        .create_tenant(roster_core::NewTenant::parse("Acme", None).expect("name"))
+        .await
+        .expect("tenant");
+    let (app, secret) = dir
+        .create_app(
+            t.id,
+            "app",
+            Scopes::new([Scope::ContactRead]),
+            ContactScope::All,
+        )
+        .await
+        .expect("create app");
+    let (bystander, bystander_secret) = dir
+        .create_app(
+            t.id,
+            "bystander",
+            Scopes::new([Scope::ContactRead]),
+            ContactScope::All,
+        )
+        .await
+        .expect("create app");
+    let old = dir
+        .issue_tenant_token(app.app_id.as_str(), &secret)
+        .await
+        .expect("issue");
+    let kept = dir
+        .issue_tenant_token(bystander.app_id.as_str(), &bystander_secret)
+        .await
+        .expect("issue");
+
+    let new_secret = other_node.rotate_secret(&app.app_id).await.expect("rotate");
+    assert_ne!(new_secret, secret);
+    assert_unauthenticated(
+        &dir.authenticate(&old.token).await,
+        "token issued before rotation",
+    );
+    assert_unauthenticated(
+        &dir.issue_tenant_token(app.app_id.as_str(), &secret).await,
+        "old secret",
+    );
+    let fresh = dir
+        .issue_tenant_token(app.app_id.as_str(), &new_secret)
+        .await
+        .expect("the new secret works");
+    assert_ne!(
+        fresh.token, old.token,
+        "a revoked token is never handed out again"
+    );
+    assert_eq!(
+        dir.authenticate(&fresh.token)
+            .await
+            .expect("authenticate")
+            .app_id,
+        app.app_id
+    );
+    assert_eq!(
+        dir.authenticate(&kept.token)
+            .await
+            .expect("another app's token")
+            .app_id,
+        bystander.app_id
+    );
+    let missing = dir.rotate_secret(&RandomIds.app_id()).await;
+    assert!(
+        matches!(
+            missing,
+            Err(CoreError::NotFound {
+                entity: Entity::App,
+                ..
+            })
+        ),
+        "rotating an unknown app: expected NotFound, got {missing:?}"
+    );
+}
+
+/// `create_user` assigns ids, fills in the join time and the root department, sets the
+/// activation flags, and the user reads back through the directory unchanged.
+pub async fn check_created_user_reads_back_through_the_directory(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let before = now_ms() / 1000;
+    let mut new = new_user("Created.One");
+    new.profile.email = Some(email("created@example.com"));
+    new.profile.mobile = Some(mobile(71));
+    let created = env
+        .dir
+        .create_user(&env.caller, new)
+        .await
+        .expect("create user");
+    assert_eq!(created.user_id.as_str(), "Created.One");
+    assert!(created.open_id.as_str().starts_with("ou_"));
+    assert!(created.union_id.as_str().starts_with("on_"));
+    assert_eq!(created.profile.departments, vec![member_of(env.root.key)]);
+    assert!(created.profile.join_time.is_some_and(|t| t >= before));
+    assert!(created.status.is_activated && !created.status.is_unjoin);
+    assert!(!created.status.is_resigned);
+    for lookup in [
+        UserLookup::OpenId(created.open_id.to_string()),
+        UserLookup::UserId("created.one".into()),
+        UserLookup::Email("CREATED@example.com".into()),
+        UserLookup::Mobile(mobile(71).as_str().into()),
+    ] {
+        assert_eq!(
+            env.dir
+                .get_user(&env.caller, &lookup)
+                .await
+                .expect("get user"),
+            created,
+            "lookup {lookup:?}"
+        );
+    }
+
+    let mut invited = new_user("invited");
+    invited.activated = false;
+    let invited = env
+        .dir
+        .create_user(&env.caller, invited)
+        .await
+        .expect("create user");
+    assert!(!invited.status.is_activated && invited.status.is_unjoin);
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 2);
+
+    let missing = env
+        .dir
+        .get_user(&env.caller, &UserLookup::UserId("nobody".into()))
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(CoreError::NotFound {
+                entity: Entity::User,
+                ..
+            })
+        ),
+        "expected NotFound, got {missing:?}"
+    );
+}
+
+/// A best-effort batch returns one result per item in request order; good items are
+/// written whatever happens to their neighbours.
+pub async fn check_best_effort_batch_reports_each_item_in_request_order(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let mut taken = new_user("holder");
+    taken.profile.email = Some(email("taken@example.com"));
+    env.dir
+        .create_user(&env.caller, taken)
+        .await
+        .expect("create holder");
+
+    let mut good1 = new_user_in("good1", a.key);
+    good1.profile.email = Some(email("good1@example.com"));
+    let bad_parse = Email::parse("email", "not-an-email").map(|_| new_user("never"));
+    assert!(bad_parse.is_err(), "the fixture must be a parse failure");
+    let bad_dept = new_user_in("baddept", DeptKey(a.key.0 + 10_000));
+    let mut dup = new_user("dupemail");
+    dup.profile.email = Some(email("TAKEN@example.com"));
+    let mut bad_leader = new_user("badleader");
+    bad_leader.leader = Some(UserLookup::UserId("nobody".into()));
+    let mut good2 = new_user("good2");
+    good2.profile.mobile = Some(mobile(81));
+
+    let report = env
+        .dir
+        .create_users(
+            &env.caller,
+            vec![
+                Ok(good1),
+                bad_parse,
+                Ok(bad_dept),
+                Ok(dup),
+                Ok(bad_leader),
+                Ok(good2),
+            ],
+            BatchMode::BestEffort,
+        )
+        .await
+        .expect("a batch with bad items still answers");
+    let items = &report.items;
+    assert_eq!(items.len(), 6, "one result per item");
+    assert_eq!(report.ok_count(), 2);
+    let ok0 = items[0].as_ref().expect("good1 is written");
+    assert_eq!(ok0.user_id.as_str(), "good1");
+    assert!(
+        matches!(&items[1], Err(CoreError::Invalid { field: "email", .. })),
+        "item 1 keeps its parse error: {:?}",
+        items[1]
+    );
+    assert_bad_reference(
+        &items[2],
+        "department_ids",
+        "item 2 names a missing department",
+    );
+    assert_user_exists_err(&items[3], UniqueKey::Email, "item 3 repeats a taken e-mail");
+    assert_bad_reference(&items[4], "leader_user_id", "item 4 names a missing leader");
+    let ok5 = items[5].as_ref().expect("good2 is written");
+    assert_eq!(ok5.user_id.as_str(), "good2");
+
+    let g1 = env
+        .dir
+        .get_user(&env.caller, &UserLookup::OpenId(ok0.open_id.to_string()))
+        .await
+        .expect("good1 reads back");
+    assert_eq!(g1.key, ok0.key);
+    assert_eq!(g1.union_id, ok0.union_id);
+    assert_eq!(g1.profile.email, Some(email("good1@example.com")));
+    assert_eq!(g1.profile.departments, vec![member_of(a.key)]);
+    let s = env.store.as_ref();
+    for id in ["baddept", "dupemail", "badleader"] {
+        assert_eq!(
+            get_user(s, env.tenant.id, UserLookup::UserId(id.into())).await,
+            None,
+            "{id} was not written"
+        );
+    }
+    assert_eq!(active_users(s, env.tenant.id).await, 3);
+}
+
+/// An all-or-nothing batch with one bad item writes nothing and says why for every item.
+pub async fn check_atomic_batch_with_a_bad_item_writes_nothing(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let mut holder = new_user("holder");
+    holder.profile.email = Some(email("taken@example.com"));
+    env.dir
+        .create_user(&env.caller, holder)
+        .await
+        .expect("create holder");
+    let mut dup = new_user("dup");
+    dup.profile.email = Some(email("Taken@Example.com"));
+    let report = env
+        .dir
+        .create_users(
+            &env.caller,
+            vec![Ok(new_user("fine1")), Ok(dup), Ok(new_user("fine2"))],
+            BatchMode::Atomic,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(report.items.len(), 3);
+    assert_conflict(&report.items[0], "a good item of a failed atomic batch");
+    assert_user_exists_err(&report.items[1], UniqueKey::Email, "the bad item");
+    assert_conflict(&report.items[2], "a good item of a failed atomic batch");
+    for id in ["fine1", "dup", "fine2"] {
+        assert_eq!(
+            get_user(
+                env.store.as_ref(),
+                env.tenant.id,
+                UserLookup::UserId(id.into())
+            )
+            .await,
+            None
+        );
+    }
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 1);
+
+    let ok = env
+        .dir
+        .create_users(
+            &env.caller,
+            vec![Ok(new_user("fine1")), Ok(new_user("fine2"))],
+            BatchMode::Atomic,
+        )
+        .await
+        .expect("answer");
+    assert_eq!(ok.ok_count(), 2);
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 3);
+}
+
+/// A leader named by user id may be a later item of the same batch: the follower gets the
+/// leader's generated open id, across two levels too; a two-item leader cycle fails both
+/// items with `BadReference`, and leaders already stored are resolved by user id.
+pub async fn check_batch_leader_may_be_a_later_item_of_the_same_batch(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let chief = env
+        .dir
+        .create_user(&env.caller, new_user("chief"))
+        .await
+        .expect("create chief");
+    let gone = env
+        .dir
+        .create_user(&env.caller, new_user("gone"))
+        .await
+        .expect("create gone");
+    resign(env.store.as_ref(), &gone, now_ms()).await;
+
+    let led_by = |id: &str, leader: &str| {
+        let mut u = new_user(id);
+        u.leader = Some(UserLookup::UserId(leader.into()));
+        u
+    };
+    let items = vec![
+        Ok(led_by("follower", "Boss")),    // 0: leader is item 1
+        Ok(new_user("boss")),              // 1
+        Ok(led_by("cycle-a", "cycle-b")),  // 2: cycle with 3
+        Ok(led_by("cycle-b", "cycle-a")),  // 3
+        Ok(led_by("grand", "follower")),   // 4: leader is item 0, two levels down
+        Ok(led_by("stored", "CHIEF")),     // 5: leader already stored
+        Ok(led_by("to-resigned", "gone")), // 6: leader has resigned
+        Ok(led_by("self", "self")),        // 7: leads themselves
+    ];
+    let report = env
+        .dir
+        .create_users(&env.caller, items, BatchMode::BestEffort)
+        .await
+        .expect("answer");
+    let r = &report.items;
+    assert_eq!(r.len(), 8);
+    let ok = |i: usize| {
+        r[i].as_ref()
+            .unwrap_or_else(|e| panic!("item {i} failed: {e:?}"))
+    };
+    let (follower, boss, grand, stored) = (ok(0), ok(1), ok(4), ok(5));
+    assert_bad_reference(&r[2], "leader_user_id", "cycle item a");
+    assert_bad_reference(&r[3], "leader_user_id", "cycle item b");
+    assert_bad_reference(&r[6], "leader_user_id", "resigned leader");
+    assert_bad_reference(&r[7], "leader_user_id", "self leader");
+
+    let read = |open_id: String| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        async move {
+            dir.get_user(&caller, &UserLookup::OpenId(open_id))
+                .await
+                .expect("created user reads back")
+        }
+    };
+    assert_eq!(
+        read(follower.open_id.to_string()).await.profile.leader,
+        Some(boss.open_id.clone())
+    );
+    assert_eq!(
+        read(grand.open_id.to_string()).await.profile.leader,
+        Some(follower.open_id.clone())
+    );
+    assert_eq!(
+        read(stored.open_id.to_string()).await.profile.leader,
+        Some(chief.open_id.clone())
+    );
+    assert_eq!(read(boss.open_id.to_string()).await.profile.leader, None);
+    for id in ["cycle-a", "cycle-b", "to-resigned", "self"] {
+        assert_eq!(
+            get_user(
+                env.store.as_ref(),
+                env.tenant.id,
+                UserLookup::UserId(id.into())
+            )
+            .await,
+            None,
+            "{id} was not written"
+        );
+    }
+}
+
+/// Within one batch the first item keeps a unique value; a later item repeating it (in any
+/// case) fails alone.
+pub async fn check_duplicate_within_a_batch_fails_only_the_later_item(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let mut u1 = new_user("u1");
+    u1.profile.email = Some(email("same@example.com"));
+    let mut u2 = new_user("u2");
+    u2.profile.email = Some(email("SAME@example.com"));
+    let mut u3 = new_user("u3");
+    u3.profile.email = Some(email("other@example.com"));
+    let u4 = new_user("Same-Id");
+    let u5 = new_user("same-id");
+    let mut u6 = new_user("u6");
+    u6.profile.mobile = Some(mobile(91));
+    let mut u7 = new_user("u7");
+    u7.profile.mobile = Some(mobile(91));
+    let report = env
+        .dir
+        .create_users(
+            &env.caller,
+            vec![Ok(u1), Ok(u2), Ok(u3), Ok(u4), Ok(u5), Ok(u6), Ok(u7)],
+            BatchMode::BestEffort,
+        )
+        .await
+        .expect("answer");
+    let r = &report.items;
+    assert!(r[0].is_ok(), "{:?}", r[0]);
+    assert_user_exists_err(&r[1], UniqueKey::Email, "u2 repeats u1's e-mail");
+    assert!(r[2].is_ok(), "{:?}", r[2]);
+    assert!(r[3].is_ok(), "{:?}", r[3]);
+    assert_user_exists_err(&r[4], UniqueKey::UserId, "u5 repeats u4's user id");
+    assert!(r[5].is_ok(), "{:?}", r[5]);
+    assert_user_exists_err(&r[6], UniqueKey::Mobile, "u7 repeats u6's mobile");
+    let holder = get_user(
+        env.store.as_ref(),
+        env.tenant.id,
+        UserLookup::Email("same@example.com".into()),
+    )
+    .await
+    .expect("the e-mail is held");
+    assert_eq!(holder.user_id.as_str(), "u1");
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 4);
+}
+
+/// Through the directory, the licence cap fails the items past it with `LicenceExceeded`.
+pub async fn check_licence_cap_applies_to_directory_batches(store: Arc<dyn Store>) {
+    let env = env(store, "Capped", Some(2)).await;
+    let items = (0..4).map(|i| Ok(new_user(&format!("u{i}")))).collect();
+    let report = env
+        .dir
+        .create_users(&env.caller, items, BatchMode::BestEffort)
+        .await
+        .expect("answer");
+    assert!(
+        report.items[0].is_ok() && report.items[1].is_ok(),
+        "{:?}",
+        report.items
+    );
+    for i in 2..4 {
+        assert!(
+            matches!(report.items[i], Err(CoreError::LicenceExceeded)),
+            "item {i}: expected LicenceExceeded, got {:?}",
+            report.items[i]
+        );
+    }
+    let one = env.dir.create_user(&env.caller, new_user("late")).await;
+    assert!(
+        matches!(one, Err(CoreError::LicenceExceeded)),
+        "expected LicenceExceeded, got {one:?}"
+    );
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 2);
+}
+
+/// A department cannot move under itself or its own subtree (`Conflict`), and a refused
+/// move changes nothing; a legal move does.
+pub async fn check_department_cannot_move_under_its_own_subtree(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let b = create_department(&env, a.key, "B", "B", 0).await;
+    let c = create_department(&env, b.key, "C", "C", 0).await;
+    let move_to = |dept: &Department, parent: DeptKey| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let key = dept.key;
+        async move {
+            dir.update_department(
+                &caller,
+                &DeptLookup::Key(key),
+                DepartmentPatch {
+                    parent: Some(parent),
+                    ..DepartmentPatch::default()
+                },
+            )
+            .await
+        }
+    };
+    assert_conflict(&move_to(&a, c.key).await, "A under its grandchild C");
+    assert_conflict(&move_to(&a, b.key).await, "A under its child B");
+    assert_conflict(&move_to(&a, a.key).await, "A under itself");
+    assert_conflict(&move_to(&b, c.key).await, "B under its child C");
+    assert_conflict(&move_to(&env.root, a.key).await, "the root anywhere");
+
+    let get = |key: DeptKey| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        async move {
+            dir.get_department(&caller, &DeptLookup::Key(key))
+                .await
+                .expect("department reads back")
+        }
+    };
+    assert_eq!(get(a.key).await.parent, Some(env.root.key));
+    assert_eq!(get(b.key).await.parent, Some(a.key));
+    assert_eq!(get(c.key).await.parent, Some(b.key));
+
+    let moved = move_to(&c, env.root.key)
+        .await
+        .expect("C moves to the root");
+    assert_eq!(moved.parent, Some(env.root.key));
+    assert_eq!(get(c.key).await, moved);
+    let top: Vec<DeptKey> = env
+        .dir
+        .child_departments(&env.caller, &DeptLookup::Key(env.root.key), false)
+        .await
+        .expect("children")
+        .iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(top, vec![a.key, c.key]);
+    // And now A may move under C, which is no longer its descendant.
+    move_to(&a, c.key).await.expect("A moves under C");
+    let parents: Vec<DeptKey> = env
+        .dir
+        .department_parents(&env.caller, &DeptLookup::Key(b.key))
+        .await
+        .expect("parents")
+        .iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(parents, vec![a.key, c.key, env.root.key]);
+}
+
+/// A department with a child or an active member cannot be deleted (`Conflict`); once empty
+/// it can, and then reads as `NotFound`. The root can never be deleted.
+pub async fn check_department_with_a_member_or_a_child_cannot_be_deleted(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let a1 = create_department(&env, a.key, "A1", "A1", 0).await;
+    let member = env
+        .dir
+        .create_user(&env.caller, new_user_in("member", a1.key))
+        .await
+        .expect("create member");
+    let delete = |key: DeptKey| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        async move { dir.delete_department(&caller, &DeptLookup::Key(key)).await }
+    };
+    assert_conflict(&delete(a.key).await, "A has a child");
+    assert_conflict(&delete(a1.key).await, "A1 has a member");
+    assert_conflict(&delete(env.root.key).await, "the root");
+
+    resign(env.store.as_ref(), &member, now_ms()).await;
+    delete(a1.key)
+        .await
+        .expect("A1 has only a resigned member now");
+    delete(a.key).await.expect("A has no child any more");
+    for key in [a.key, a1.key] {
+        let r = env
+            .dir
+            .get_department(&env.caller, &DeptLookup::Key(key))
+            .await;
+        assert!(
+            matches!(
+                r,
+                Err(CoreError::NotFound {
+                    entity: Entity::Department,
+                    ..
+                })
+            ),
+            "a deleted department reads as NotFound, got {r:?}"
+        );
+    }
+    let r = env
+        .dir
+        .get_department(&env.caller, &DeptLookup::CustomId("A".into()))
+        .await;
+    assert!(matches!(r, Err(CoreError::NotFound { .. })), "got {r:?}");
+
+    // The freed custom id can be used again at once, and then finds the new department.
+    let again = create_department(&env, env.root.key, "a", "A", 0).await;
+    assert_eq!(
+        env.dir
+            .get_department(&env.caller, &DeptLookup::CustomId("A".into()))
+            .await
+            .expect("the new holder of the id"),
+        again
+    );
+}
+
+/// An app scoped to department A sees users and departments in A's subtree; a user only in
+/// department B reads as `NotFound`, department B is `Forbidden`, and it cannot create users
+/// in B.
+pub async fn check_contact_scope_hides_users_outside_it(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let a1 = create_department(&env, a.key, "A1", "A1", 0).await;
+    let b = create_department(&env, env.root.key, "B", "B", 0).await;
+    let in_a1 = env
+        .dir
+        .create_user(&env.caller, new_user_in("in-a1", a1.key))
+        .await
+        .expect("create");
+    let in_b = env
+        .dir
+        .create_user(&env.caller, new_user_in("in-b", b.key))
+        .await
+        .expect("create");
+    let mut both = new_user_in("in-b-and-a", b.key);
+    both.profile.departments.push(Membership {
+        is_primary: false,
+        ..member_of(a.key)
+    });
+    let both = env
+        .dir
+        .create_user(&env.caller, both)
+        .await
+        .expect("create");
+
+    let scoped = caller(
+        &env.dir,
+        env.tenant.id,
+        Scopes::new([Scope::ContactWrite]),
+        ContactScope::Departments(vec![a.key]),
+    )
+    .await;
+    for u in [&in_a1, &both] {
+        assert_eq!(
+            &env.dir
+                .get_user(&scoped, &UserLookup::OpenId(u.open_id.to_string()))
+                .await
+                .expect("visible user"),
+            u
+        );
+    }
+    for lookup in [
+        UserLookup::OpenId(in_b.open_id.to_string()),
+        UserLookup::UserId("in-b".into()),
+    ] {
+        let r = env.dir.get_user(&scoped, &lookup).await;
+        assert!(
+            matches!(
+                r,
+                Err(CoreError::NotFound {
+                    entity: Entity::User,
+                    ..
+                })
+            ),
+            "a user outside the scope reads as NotFound, got {r:?}"
+        );
+    }
+    assert_eq!(
+        env.dir
+            .get_department(&scoped, &DeptLookup::Key(a1.key))
+            .await
+            .expect("A1 is in the subtree"),
+        a1
+    );
+    let r = env
+        .dir
+        .get_department(&scoped, &DeptLookup::Key(b.key))
+        .await;
+    assert!(
+        matches!(r, Err(CoreError::Forbidden(_))),
+        "department B: {r:?}"
+    );
+
+    let report = env
+        .dir
+        .create_users(
+            &scoped,
+            vec![
+                Ok(new_user_in("new-in-b", b.key)),
+                Ok(new_user_in("new-in-a", a.key)),
+            ],
+            BatchMode::BestEffort,
+        )
+        .await
+        .expect("answer");
+    assert!(
+        matches!(report.items[0], Err(CoreError::Forbidden(_))),
+        "creating in B: {:?}",
+        report.items[0]
+    );
+    assert!(
+        report.items[1].is_ok(),
+        "creating in A: {:?}",
+        report.items[1]
+    );
+}
+
+/// A recursive child listing returns the whole subtree breadth-first (the order
+/// `Directory::child_departments` documents): every child of a level before any grandchild.
+pub async fn check_recursive_child_listing_is_breadth_first(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 2).await;
+    let b = create_department(&env, env.root.key, "B", "B", 1).await;
+    let a1 = create_department(&env, a.key, "A1", "A1", 0).await;
+    let b1 = create_department(&env, b.key, "B1", "B1", 0).await;
+    let a11 = create_department(&env, a1.key, "A11", "A11", 0).await;
+    let got: Vec<String> = env
+        .dir
+        .child_departments(&env.caller, &DeptLookup::Key(env.root.key), true)
+        .await
+        .expect("recursive children")
+        .into_iter()
+        .map(|d| d.department_id.to_string())
+        .collect();
+    let want: Vec<String> = [&a, &b, &a1, &b1, &a11]
+        .iter()
+        .map(|d| d.department_id.to_string())
+        .collect();
+    assert_eq!(got, want);
+}

@@ -1,0 +1,199 @@
+//! roster-store-conformance: the one test suite every `roster_core::Store` backend must pass,
+//! so that the `SQLite` and `PostgreSQL` backends behave the same.
+//!
+//! Each check is a `pub async fn check_…(store: Arc<dyn Store>)` that gets a fresh, empty
+//! store and panics on the first deviation. Most checks drive the raw `Store` trait; where
+//! the contract a client sees is the use case rather than the port (tokens, batches, the
+//! department tree, contact scopes, racing writers), they drive `roster_core::Directory`
+//! built over the store, exactly as production builds it.
+//!
+//! A backend crate runs the whole suite with one line in `tests/conformance.rs`:
+//!
+//! ```text
+//! roster_store_conformance::conformance_tests!(make_store());
+//! ```
+//!
+//! where `make_store()` is an async constructor returning `Option<Arc<dyn Store>>` (`None`:
+//! the backend is not available here) or `Result<Arc<dyn Store>, String>` (`Err(reason)`).
+//! An unavailable backend makes every generated test print `SKIPPED: …` to stderr and
+//! return; it never passes silently.
+//!
+//! This crate knows the core's types and nothing of SQL: it is used only as a
+//! dev-dependency of the store crates.
+
+// The checks are test code that happens to live in a library: they panic with a message on
+// every deviation, which is their whole purpose. `expect` is used instead of `unwrap` so that
+// every panic names what was being done.
+#![allow(clippy::missing_panics_doc)]
+// Checks read like test code: `s` the store, `t` the tenant, `r` its root, `a`/`b` siblings.
+#![allow(clippy::many_single_char_names)]
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use roster_core::Store;
+
+mod concurrency;
+mod departments;
+mod directory;
+mod groups;
+mod support;
+mod tenants;
+mod users;
+
+pub use concurrency::*;
+pub use departments::*;
+pub use directory::*;
+pub use groups::*;
+pub use tenants::*;
+pub use users::*;
+
+#[doc(hidden)]
+pub mod __private {
+    //! What the `conformance_tests!` expansion needs, reached through this crate so that the
+    //! store crates need not name these dependencies themselves.
+    pub use tokio;
+}
+
+/// What a store constructor may return to `conformance_tests!`: a store, or why there is none.
+pub trait StoreAvailability {
+    /// The store, or the reason it is unavailable.
+    fn into_store(self) -> Result<Arc<dyn Store>, String>;
+}
+
+impl StoreAvailability for Option<Arc<dyn Store>> {
+    fn into_store(self) -> Result<Arc<dyn Store>, String> {
+        self.ok_or_else(|| "the store constructor returned None (backend unavailable)".to_owned())
+    }
+}
+
+impl StoreAvailability for Result<Arc<dyn Store>, String> {
+    fn into_store(self) -> Result<Arc<dyn Store>, String> {
+        self
+    }
+}
+
+/// Runs one check on the store the constructor produced, or reports the skip loudly.
+#[doc(hidden)]
+pub async fn __run<A, F, Fut>(name: &str, store: A, check: F)
+where
+    A: StoreAvailability,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    match store.into_store() {
+        Ok(store) => check(store).await,
+        Err(reason) => {
+            // Written to the process's stderr directly rather than with `eprintln!`, which
+            // the test harness captures and hides for passing tests: a skip must be seen.
+            let _ = writeln!(std::io::stderr(), "SKIPPED: {name}: {reason}");
+        }
+    }
+}
+
+/// Expands to one `#[tokio::test]` per check, each on a fresh store from `$make_store`, an
+/// expression evaluated anew for every test that yields a future of
+/// `Option<Arc<dyn Store>>` (or `Result<Arc<dyn Store>, String>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make_store:expr) => {
+        $crate::conformance_tests!(@each $make_store;
+            check_store_names_its_backend_and_answers_ping,
+            check_creating_a_tenant_creates_its_root_department,
+            check_duplicate_tenant_name_is_refused,
+            check_apps_round_trip_and_are_listed_per_tenant,
+            check_setting_an_app_secret_revokes_its_tokens,
+            check_tokens_are_found_by_hash_and_purged_when_expired,
+            check_departments_are_found_by_key_open_id_and_custom_id,
+            check_department_unique_values_are_enforced,
+            check_children_are_ordered_by_sort_order_then_creation,
+            check_updating_a_department_moves_it_and_changes_its_fields,
+            check_soft_deleting_a_department_frees_its_custom_id_and_name,
+            check_department_member_count_counts_only_active_direct_members,
+            check_user_round_trips_every_field,
+            check_users_are_found_by_every_lookup,
+            check_resigned_users_release_their_unique_values,
+            check_taken_user_values_reports_only_active_holders,
+            check_each_user_unique_value_clash_names_its_key,
+            check_best_effort_insert_fails_only_the_duplicate_row,
+            check_atomic_insert_with_one_duplicate_writes_nothing,
+            check_licence_cap_limits_active_users,
+            check_groups_round_trip_and_names_are_unique_case_insensitively,
+            check_bootstrap_creates_a_tenant_and_an_app_once,
+            check_issued_token_authenticates_its_app,
+            check_wrong_secret_or_unknown_app_is_unauthenticated,
+            check_token_of_a_rotated_app_no_longer_authenticates,
+            check_created_user_reads_back_through_the_directory,
+            check_best_effort_batch_reports_each_item_in_request_order,
+            check_atomic_batch_with_a_bad_item_writes_nothing,
+            check_batch_leader_may_be_a_later_item_of_the_same_batch,
+            check_duplicate_within_a_batch_fails_only_the_later_item,
+            check_licence_cap_applies_to_directory_batches,
+            check_department_cannot_move_under_its_own_subtree,
+            check_department_with_a_member_or_a_child_cannot_be_deleted,
+            check_contact_scope_hides_users_outside_it,
+            check_recursive_child_listing_is_breadth_first,
+            check_racing_creates_of_same_email_leave_one_user,
+            check_racing_raw_inserts_of_same_email_write_one_row,
+            check_racing_best_effort_batches_overlapping_in_mobiles_write_each_mobile_once,
+            check_racing_creates_never_exceed_the_licence_cap,
+            check_racing_tenant_and_department_creations_leave_one_row,
+            check_racing_bootstraps_create_one_tenant_and_fail_none,
+        );
+    };
+    (@each $make_store:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[$crate::__private::tokio::test(
+                flavor = "multi_thread",
+                worker_threads = 4,
+                crate = "roster_store_conformance::__private::tokio"
+            )]
+            async fn $check() {
+                $crate::__run(stringify!($check), $make_store.await, $crate::$check).await;
+            }
+        )+
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The macro's list is written by hand; this keeps it complete.
+    #[test]
+    fn every_check_is_expanded_by_the_macro() {
+        let lib = include_str!("lib.rs");
+        let start = lib.find("macro_rules!").expect("the macro");
+        let end = lib.find("#[cfg(test)]").expect("the tests");
+        let macro_body = &lib[start..end];
+        let sources = [
+            include_str!("tenants.rs"),
+            include_str!("departments.rs"),
+            include_str!("users.rs"),
+            include_str!("groups.rs"),
+            include_str!("directory.rs"),
+            include_str!("concurrency.rs"),
+        ];
+        let mut checks = Vec::new();
+        for src in sources {
+            for line in src.lines() {
+                if let Some(rest) = line.strip_prefix("pub async fn ") {
+                    let name = &rest[..rest.find('(').expect("fn signature")];
+                    assert!(name.starts_with("check_"), "{name} must be named check_…");
+                    checks.push(name.to_owned());
+                }
+            }
+        }
+        assert!(checks.len() >= 40, "found only {} checks", checks.len());
+        for name in &checks {
+            assert!(
+                macro_body.contains(&format!("{name},")),
+                "{name} is missing from conformance_tests!"
+            );
+        }
+        let listed = macro_body.matches("            check_").count();
+        assert_eq!(
+            listed,
+            checks.len(),
+            "the macro lists a check that does not exist"
+        );
+    }
+}

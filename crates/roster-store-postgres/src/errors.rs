@@ -1,0 +1,116 @@
+//! Translation of sqlx errors into the port's `StoreError`.
+//!
+//! The database is the final judge of uniqueness and of the licence cap, so the names of its
+//! unique indexes and the table of its cap CHECK are part of this crate's contract: they are
+//! listed in `docs/schema.md` and must match `migrations/0001_init.sql`.
+
+use roster_core::{StoreError, UniqueKey};
+
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE of a CHECK violation.
+const CHECK_VIOLATION: &str = "23514";
+
+/// The unique key that a constraint or unique index enforces, by its name.
+///
+/// Constraints that are absent here (`tenants_tenant_key_key`, `groups_group_id_uq`, the
+/// primary keys of tokens and memberships) guard generated values: a clash there is a bug or
+/// a broken invariant, not something a client can be told about, so it stays a backend error.
+fn unique_key(constraint: &str) -> Option<UniqueKey> {
+    Some(match constraint {
+        "users_open_id_uq" => UniqueKey::OpenId,
+        "users_union_id_uq" => UniqueKey::UnionId,
+        "users_user_id_uq" => UniqueKey::UserId,
+        "users_email_uq" => UniqueKey::Email,
+        "users_mobile_uq" => UniqueKey::Mobile,
+        "users_username_uq" => UniqueKey::Username,
+        "users_employee_no_uq" => UniqueKey::EmployeeNo,
+        "departments_open_id_uq" => UniqueKey::OpenDepartmentId,
+        "departments_custom_id_uq" => UniqueKey::DepartmentId,
+        "departments_name_uq" => UniqueKey::DepartmentName,
+        "tenants_name_key" => UniqueKey::TenantName,
+        "apps_pkey" => UniqueKey::AppId,
+        "groups_name_uq" => UniqueKey::GroupName,
+        _ => return None,
+    })
+}
+
+/// Maps one sqlx error, naming what was being done for the backend case.
+pub(crate) fn map_sqlx(context: &str, err: &sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = err {
+        match db.code().as_deref() {
+            Some(UNIQUE_VIOLATION) => {
+                if let Some(key) = db.constraint().and_then(unique_key) {
+                    return StoreError::Duplicate(key);
+                }
+            }
+            // Both CHECKs of `tenants` are about the active-user count; the only way a
+            // correct store trips one is by exceeding the licence cap.
+            Some(CHECK_VIOLATION) if db.table() == Some("tenants") => {
+                return StoreError::LicenceExceeded;
+            }
+            _ => {}
+        }
+    }
+    StoreError::Backend(format!("failed to {context}: {err}"))
+}
+
+/// `.context("verb phrase")` on sqlx results, in the house style.
+pub(crate) trait Context<T> {
+    /// Maps the error through `map_sqlx` with `context` describing the operation.
+    fn context(self, context: &str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, context: &str) -> Result<T, StoreError> {
+        self.map_err(|e| map_sqlx(context, &e))
+    }
+}
+
+/// A value read from the database that does not fit the domain type. Rows are only ever
+/// written by this crate, so this means corruption or a manual edit, never a client error.
+pub(crate) fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("stored value is out of range: {what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unique_key_has_exactly_one_index() {
+        let names = [
+            "users_open_id_uq",
+            "users_union_id_uq",
+            "users_user_id_uq",
+            "users_email_uq",
+            "users_mobile_uq",
+            "users_username_uq",
+            "users_employee_no_uq",
+            "departments_open_id_uq",
+            "departments_custom_id_uq",
+            "departments_name_uq",
+            "tenants_name_key",
+            "apps_pkey",
+            "groups_name_uq",
+        ];
+        let keys: std::collections::HashSet<UniqueKey> =
+            names.iter().filter_map(|n| unique_key(n)).collect();
+        assert_eq!(keys.len(), names.len());
+    }
+
+    #[test]
+    fn generated_value_clashes_are_not_client_duplicates() {
+        assert_eq!(unique_key("tenants_tenant_key_key"), None);
+        assert_eq!(unique_key("user_departments_pkey"), None);
+    }
+
+    #[test]
+    fn non_database_errors_are_backend_errors_with_context() {
+        let e = map_sqlx("load user row", &sqlx::Error::RowNotFound);
+        match e {
+            StoreError::Backend(msg) => assert!(msg.starts_with("failed to load user row")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

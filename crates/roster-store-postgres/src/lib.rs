@@ -1,0 +1,417 @@
+//! roster-store-postgres: the `roster_core::Store` port on `PostgreSQL`, through sqlx.
+//!
+//! It knows SQL, the schema in `migrations/` (which follows docs/schema.md and mirrors
+//! `roster-store-sqlite` file for file), and the shared document encoding of
+//! `roster-store-common`. It must not know HTTP, any vendor's wire format, configuration
+//! files, or the use cases of `roster-core`: it stores what it is given and lets the
+//! database enforce uniqueness and the licence cap, so that racing writers can never both
+//! win.
+//!
+//! Queries are checked at run time (`sqlx::query`, not `query!`), so building the crate
+//! needs neither a database nor prepared offline data.
+//!
+//! Tests get a database of their own through [`fresh_test_store`]; see [`test_store`] for
+//! the way tests read `ROSTER_TEST_POSTGRES_URL` and skip loudly without it.
+
+mod departments;
+mod errors;
+mod groups;
+mod tenants;
+mod users;
+
+use std::fmt;
+use std::io::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use roster_core::{
+    App, AppId, Department, DeptKey, DeptLookup, Group, NewTenant, Store, StoreError, TakenValues,
+    Tenant, TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tracing::instrument;
+
+use crate::errors::Context;
+
+/// The schema, embedded at build time (build.rs reruns the build when it changes).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Connections per process. Batch writes hold one connection per call, and reads are
+/// short, so a small pool serves a busy server while leaving room for several Roster
+/// processes under the server's default limit of 100 connections.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// How long a caller waits for a free connection before the store reports a failure.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `PostgreSQL` store. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl fmt::Debug for PgStore {
+    /// Written by hand so that nothing of the connection options (the password among
+    /// them) can ever reach a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
+    /// schema up to date.
+    ///
+    /// Several Roster processes may start at once against one database: sqlx's migrator
+    /// holds a session-level advisory lock while it checks and applies migrations, so exactly
+    /// one of them applies each migration and the others wait, then find nothing to do.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("failed to parse the database URL: {e}")))?;
+        Self::connect_with(options).await
+    }
+
+    async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .context("connect to PostgreSQL")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("failed to run migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// ----- test support -----
+
+/// The environment variable from which tests read the base URL of a `PostgreSQL` server.
+pub const TEST_URL_ENV: &str = "ROSTER_TEST_POSTGRES_URL";
+
+/// Prefix of every database made by [`fresh_test_store`].
+const TEST_DB_PREFIX: &str = "roster_test_";
+
+/// Test databases older than this are dropped by later test runs (best effort).
+const STALE_TEST_DB_SECS: u64 = 6 * 60 * 60;
+
+/// Creates a new, empty database on the server at `base_url` and returns a migrated store
+/// on it, so that every test starts from nothing and tests can run in parallel.
+///
+/// `base_url` names any database the user may connect to (it is used only to issue
+/// `CREATE DATABASE`); the user needs the CREATEDB privilege. The new database is called
+/// `roster_test_<hex>`, where the hex is the creation time (8 digits of Unix seconds)
+/// followed by 16 random digits. Test databases are not dropped when a test ends (tests
+/// cannot run async code on drop); instead each call drops, best effort, those that a
+/// previous run left behind more than six hours ago.
+pub async fn fresh_test_store(base_url: &str) -> Result<PgStore, StoreError> {
+    PgStore::connect_with(create_test_database(base_url).await?).await
+}
+
+/// Creates an empty test database (no schema yet) and returns the options that reach it.
+async fn create_test_database(base_url: &str) -> Result<PgConnectOptions, StoreError> {
+    let base: PgConnectOptions = base_url
+        .parse()
+        .map_err(|e| StoreError::Backend(format!("failed to parse the test database URL: {e}")))?;
+    let mut admin = PgConnection::connect_with(&base)
+        .await
+        .context("connect to the test server")?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    drop_stale_test_databases(&mut admin, now).await;
+
+    // The server's random() is seeded per connection from a strong source, which saves
+    // this crate a dependency on a random number generator.
+    let random: String = sqlx::query_scalar(
+        "SELECT substr(md5(random()::text || clock_timestamp()::text || pg_backend_pid()::text), 1, 16)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .context("make a test database name")?;
+    let name = format!("{TEST_DB_PREFIX}{now:08x}{random}");
+    if !is_test_db_name(&name) {
+        return Err(StoreError::Backend(format!(
+            "made an unexpected test database name {name:?}"
+        )));
+    }
+    // CREATE DATABASE cannot take parameters; the name is checked above to be the prefix
+    // and hex digits, so formatting it in is safe. raw_sql uses the simple protocol, which
+    // runs the statement outside any transaction, as CREATE DATABASE requires.
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .context("create the test database")?;
+    // A failed close only leaks one idle connection of a test process.
+    let _ = admin.close().await;
+    Ok(base.database(&name))
+}
+
+/// For tests: a fresh store when [`TEST_URL_ENV`] is set, or `Ok(None)` after printing
+/// `SKIPPED: ROSTER_TEST_POSTGRES_URL not set` to stderr, so that a run without
+/// a server is visibly a skip and never a silent pass. `test` names the caller in the
+/// message. A URL that is set but unusable is an error, not a skip.
+///
+/// ```no_run
+/// # async fn example() {
+/// let Some(store) = roster_store_postgres::test_store("my_test").await.unwrap() else {
+///     return;
+/// };
+/// # }
+/// ```
+pub async fn test_store(test: &str) -> Result<Option<PgStore>, StoreError> {
+    match std::env::var(TEST_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => fresh_test_store(&url).await.map(Some),
+        _ => {
+            // Written to the stderr handle rather than through `eprintln!`, which the test
+            // harness captures and hides for passing tests: a skip must be seen.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {TEST_URL_ENV} not set ({test})"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Whether `name` has exactly the shape `fresh_test_store` makes, so that cleanup can
+/// never touch a database someone else named.
+fn is_test_db_name(name: &str) -> bool {
+    name.strip_prefix(TEST_DB_PREFIX).is_some_and(|rest| {
+        rest.len() == 24
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Drops test databases made more than `STALE_TEST_DB_SECS` ago. Failures (a database still
+/// in use, a concurrent drop) are ignored: cleanup must never fail a test.
+async fn drop_stale_test_databases(admin: &mut PgConnection, now: u64) {
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+    )
+    .bind(TEST_DB_PREFIX)
+    .fetch_all(&mut *admin)
+    .await
+    else {
+        return;
+    };
+    // Only names of the helper's own shape are formatted into SQL below.
+    for name in names.into_iter().filter(|n| is_test_db_name(n)) {
+        let created = name
+            .get(TEST_DB_PREFIX.len()..TEST_DB_PREFIX.len() + 8)
+            .and_then(|h| u64::from_str_radix(h, 16).ok());
+        if created.is_some_and(|t| now.saturating_sub(t) > STALE_TEST_DB_SECS) {
+            let dropped = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+                .execute(&mut *admin)
+                .await;
+            if let Err(e) = dropped {
+                tracing::debug!(database = %name, "failed to drop stale test database: {e:#}");
+            }
+        }
+    }
+}
+
+// ----- the port -----
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("ping the database")?;
+        Ok(())
+    }
+
+    #[instrument(skip_all, fields(tenant.name = %tenant.name))]
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        tenant_key: &str,
+        now: i64,
+    ) -> Result<Tenant, StoreError> {
+        tenants::create_tenant(&self.pool, tenant, tenant_key, now).await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        tenants::get_tenant(&self.pool, id).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        tenants::list_tenants(&self.pool).await
+    }
+
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
+        tenants::insert_app(&self.pool, app).await
+    }
+
+    async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
+        tenants::get_app(&self.pool, app_id).await
+    }
+
+    async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>, StoreError> {
+        tenants::list_apps(&self.pool, tenant).await
+    }
+
+    #[instrument(skip_all, fields(%app_id))]
+    async fn set_app_secret(&self, app_id: &AppId, secret_hash: &str) -> Result<bool, StoreError> {
+        tenants::set_app_secret(&self.pool, app_id, secret_hash).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        tenants::insert_token(&self.pool, token).await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        tenants::find_token(&self.pool, token_hash).await
+    }
+
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        tenants::purge_expired_tokens(&self.pool, now).await
+    }
+
+    #[instrument(skip_all, fields(tenant = %dept.tenant))]
+    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError> {
+        departments::insert_department(&self.pool, dept).await
+    }
+
+    async fn get_department(
+        &self,
+        tenant: TenantId,
+        lookup: &DeptLookup,
+    ) -> Result<Option<Department>, StoreError> {
+        departments::get_department(&self.pool, tenant, lookup).await
+    }
+
+    async fn child_departments(
+        &self,
+        tenant: TenantId,
+        parent: DeptKey,
+    ) -> Result<Vec<Department>, StoreError> {
+        departments::child_departments(&self.pool, tenant, parent).await
+    }
+
+    async fn count_departments(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        departments::count_departments(&self.pool, tenant).await
+    }
+
+    #[instrument(skip_all, fields(tenant = %dept.tenant, dept = dept.key.0))]
+    async fn update_department(&self, dept: &Department) -> Result<(), StoreError> {
+        departments::update_department(&self.pool, dept).await
+    }
+
+    async fn department_member_count(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<u64, StoreError> {
+        departments::department_member_count(&self.pool, tenant, dept).await
+    }
+
+    async fn taken_user_values(
+        &self,
+        tenant: TenantId,
+        probe: &UniqueProbe,
+    ) -> Result<TakenValues, StoreError> {
+        users::taken_user_values(&self.pool, tenant, probe).await
+    }
+
+    #[instrument(skip_all, fields(%tenant, rows = users.len(), atomic))]
+    async fn insert_users(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        atomic: bool,
+    ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+        users::insert_users(&self.pool, tenant, users, atomic).await
+    }
+
+    async fn get_user(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<User>, StoreError> {
+        users::get_user(&self.pool, tenant, lookup).await
+    }
+
+    #[instrument(skip_all, fields(tenant = %user.tenant, user = user.key.0))]
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        users::update_user(&self.pool, user).await
+    }
+
+    #[instrument(skip_all, fields(tenant = %group.tenant))]
+    async fn insert_group(&self, group: &Group) -> Result<Group, StoreError> {
+        groups::insert_group(&self.pool, group).await
+    }
+
+    async fn get_group(
+        &self,
+        tenant: TenantId,
+        group_id: &str,
+    ) -> Result<Option<Group>, StoreError> {
+        groups::get_group(&self.pool, tenant, group_id).await
+    }
+
+    async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError> {
+        groups::list_groups(&self.pool, tenant).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_starting_together_apply_the_migrations_once() {
+        let Ok(base) = std::env::var(TEST_URL_ENV) else {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {TEST_URL_ENV} not set (processes_starting_together_apply_the_migrations_once)"
+            );
+            return;
+        };
+        let options = create_test_database(&base).await.unwrap();
+        let starts: Vec<_> = (0..6)
+            .map(|_| tokio::spawn(PgStore::connect_with(options.clone())))
+            .collect();
+        let mut stores = Vec::new();
+        for start in starts {
+            stores.push(start.await.unwrap().unwrap());
+        }
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&stores[0].pool)
+            .await
+            .unwrap();
+        assert_eq!(applied, i64::try_from(MIGRATOR.iter().count()).unwrap());
+        for s in &stores {
+            s.ping().await.unwrap();
+        }
+    }
+
+    #[test]
+    fn only_names_of_the_helper_s_own_shape_count_as_test_databases() {
+        assert!(is_test_db_name("roster_test_6920a1b20123456789abcdef"));
+        assert!(!is_test_db_name("roster_test_production"));
+        assert!(!is_test_db_name("roster_test_6920a1b2"));
+        assert!(!is_test_db_name("roster_test_6920A1B20123456789ABCDEF"));
+        assert!(!is_test_db_name("roster"));
+    }
+}

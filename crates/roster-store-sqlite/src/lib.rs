@@ -1,0 +1,444 @@
+//! roster-store-sqlite: the `roster_core::Store` port on SQLite, Roster's default database.
+//!
+//! It knows SQL, the SQLite file format and the shared document encoding of
+//! `roster-store-common`; it must not know HTTP, any vendor's JSON or the directory's rules
+//! (those live in `roster-core`, which calls this crate only through the `Store` trait).
+//!
+//! Concurrency model: SQLite admits one writer at a time, so every write goes through one
+//! dedicated connection behind a mutex. Serialising writers in-process means they queue on
+//! the mutex instead of spinning on `SQLITE_BUSY`. Reads use a pool of separate
+//! `query_only` connections, which in WAL mode run alongside the writer on a committed
+//! snapshot. All SQLite calls block, so they run on tokio's blocking pool, never on the async
+//! workers.
+//!
+//! Files mirror `roster-store-postgres`: `tenants.rs` (tenants, apps, tokens),
+//! `departments.rs`, `users.rs`, `groups.rs`, and `errors.rs` for the error mapping.
+
+mod departments;
+mod errors;
+mod groups;
+mod tenants;
+mod users;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use r2d2_sqlite::SqliteConnectionManager;
+use roster_core::{
+    App, AppId, Department, DeptKey, DeptLookup, Group, NewTenant, Store, StoreError, TakenValues,
+    Tenant, TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+};
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{Migrations, M};
+use tracing::{instrument, Span};
+
+use crate::errors::SqlContext;
+
+/// The schema, applied in order at open. A migration that has shipped is never edited; a
+/// change is a new file.
+const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("../migrations/0001_init.sql"))];
+
+pub(crate) fn migrations() -> Migrations<'static> {
+    Migrations::from_slice(MIGRATION_LIST)
+}
+
+/// How long a connection waits for a lock held by another process before giving up. Within
+/// this process writers never wait on SQLite's lock, because they queue on the mutex first.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Page cache of the writer, in KiB (a negative `cache_size` is KiB in SQLite). Bulk imports
+/// touch a dozen user indexes per row; keeping their upper levels cached is what keeps the
+/// insert rate flat as the table grows.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// Page cache of each reader, in KiB. Readers are many and mostly do point lookups.
+const READER_CACHE_KIB: i64 = 16 * 1024;
+/// Prepared statements kept per connection. The store has a few dozen distinct statements;
+/// the default of 16 would evict hot ones.
+const STATEMENT_CACHE: usize = 64;
+
+/// The SQLite store. Cloning is cheap and shares the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// A tokio mutex, so that writers waiting their turn wait as tasks, not as blocked
+    /// threads of the blocking pool.
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("readers", &self.inner.readers.max_size())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings every connection needs, reader or writer.
+fn configure(conn: &Connection, cache_kib: i64) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    // Sorts and temporary indexes of the few larger reads stay off the disk.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`, applies pending migrations
+    /// and starts the reader pool. The parent directory must exist. This blocks; call it
+    /// at startup or from `spawn_blocking`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = Connection::open(path).context("open database file")?;
+        // WAL lets readers work on a snapshot while the writer commits, and makes a commit
+        // one sequential append. It is a property of the file, so setting it once on the
+        // writer covers the readers too; the pragma answers with the mode now in effect.
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .context("switch to WAL journal")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "switch to WAL journal: SQLite kept journal mode {mode}"
+            )));
+        }
+        // In WAL mode NORMAL loses at most the last commits on power loss, never
+        // consistency, and saves an fsync per transaction.
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .context("set synchronous mode")?;
+        writer
+            .pragma_update(None, "foreign_keys", true)
+            .context("enable foreign keys")?;
+        configure(&writer, WRITER_CACHE_KIB).context("configure writer")?;
+        migrations()
+            .to_latest(&mut writer)
+            .map_err(|e| StoreError::Backend(format!("apply migrations: {e}")))?;
+
+        // Readers open the existing file without the right to create it, and are
+        // `query_only` so that a write slipping onto the read path fails loudly instead of
+        // racing the writer.
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .with_init(|conn| {
+                configure(conn, READER_CACHE_KIB)?;
+                conn.pragma_update(None, "query_only", true)
+            });
+        let readers = std::thread::available_parallelism()
+            .map_or(4, std::num::NonZeroUsize::get)
+            .clamp(2, 16) as u32;
+        let pool = r2d2::Pool::builder()
+            .max_size(readers)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Backend(format!("open reader pool: {e}")))?;
+        tracing::info!(path = %path.display(), readers, "opened SQLite store");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Arc::new(tokio::sync::Mutex::new(writer)),
+                readers: pool,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection, on the blocking pool, holding the writer mutex.
+    async fn write<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut conn = Arc::clone(&self.inner.writer).lock_owned().await;
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            // A panic in an earlier write unwound through its `Transaction` guard, which
+            // rolls back, so the connection is still usable. Should a transaction still be
+            // open anyway, end it rather than let this writer commit someone else's half.
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK")
+                    .context("roll back an abandoned transaction")?;
+            }
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("{what}: blocking task failed: {e}")))?
+    }
+
+    /// Runs `f` on a pooled reader connection, on the blocking pool.
+    async fn read<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = inner
+                .readers
+                .get()
+                .map_err(|e| StoreError::Backend(format!("{what}: get reader connection: {e}")))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("{what}: blocking task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read("ping", |conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .context("ping database")
+        })
+        .await
+    }
+
+    // ----- tenants -----
+
+    #[instrument(skip_all, fields(tenant.name = %tenant.name))]
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        tenant_key: &str,
+        now: i64,
+    ) -> Result<Tenant, StoreError> {
+        let tenant = tenant.clone();
+        let tenant_key = tenant_key.to_owned();
+        self.write("create tenant", move |conn| {
+            tenants::create_tenant(conn, &tenant, &tenant_key, now)
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        self.read("get tenant", move |conn| tenants::get_tenant(conn, id))
+            .await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.read("list tenants", |conn| tenants::list_tenants(conn))
+            .await
+    }
+
+    // ----- apps and tokens -----
+
+    #[instrument(skip_all, fields(app_id = %app.app_id))]
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
+        let app = app.clone();
+        self.write("insert app", move |conn| tenants::insert_app(conn, &app))
+            .await
+    }
+
+    async fn get_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
+        let app_id = app_id.clone();
+        self.read("get app", move |conn| tenants::get_app(conn, &app_id))
+            .await
+    }
+
+    async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>, StoreError> {
+        self.read("list apps", move |conn| tenants::list_apps(conn, tenant))
+            .await
+    }
+
+    #[instrument(skip_all, fields(app_id = %app_id))]
+    async fn set_app_secret(&self, app_id: &AppId, secret_hash: &str) -> Result<bool, StoreError> {
+        let app_id = app_id.clone();
+        let secret_hash = secret_hash.to_owned();
+        self.write("set app secret", move |conn| {
+            tenants::set_app_secret(conn, &app_id, &secret_hash)
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write("insert token", move |conn| {
+            tenants::insert_token(conn, &token)
+        })
+        .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.read("find token", move |conn| {
+            tenants::find_token(conn, &token_hash)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        self.write("purge expired tokens", move |conn| {
+            tenants::purge_expired_tokens(conn, now)
+        })
+        .await
+    }
+
+    // ----- departments -----
+
+    #[instrument(skip_all, fields(tenant = %dept.tenant))]
+    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError> {
+        let dept = dept.clone();
+        self.write("insert department", move |conn| {
+            departments::insert_department(conn, dept)
+        })
+        .await
+    }
+
+    async fn get_department(
+        &self,
+        tenant: TenantId,
+        lookup: &DeptLookup,
+    ) -> Result<Option<Department>, StoreError> {
+        let lookup = lookup.clone();
+        self.read("get department", move |conn| {
+            departments::get_department(conn, tenant, &lookup)
+        })
+        .await
+    }
+
+    async fn child_departments(
+        &self,
+        tenant: TenantId,
+        parent: DeptKey,
+    ) -> Result<Vec<Department>, StoreError> {
+        self.read("list child departments", move |conn| {
+            departments::child_departments(conn, tenant, parent)
+        })
+        .await
+    }
+
+    async fn count_departments(&self, tenant: TenantId) -> Result<u64, StoreError> {
+        self.read("count departments", move |conn| {
+            departments::count_departments(conn, tenant)
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(tenant = %dept.tenant, dept = dept.key.0))]
+    async fn update_department(&self, dept: &Department) -> Result<(), StoreError> {
+        let dept = dept.clone();
+        self.write("update department", move |conn| {
+            departments::update_department(conn, &dept)
+        })
+        .await
+    }
+
+    async fn department_member_count(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<u64, StoreError> {
+        self.read("count department members", move |conn| {
+            departments::member_count(conn, tenant, dept)
+        })
+        .await
+    }
+
+    // ----- users -----
+
+    async fn taken_user_values(
+        &self,
+        tenant: TenantId,
+        probe: &UniqueProbe,
+    ) -> Result<TakenValues, StoreError> {
+        let probe = probe.clone();
+        self.read("probe unique user values", move |conn| {
+            users::taken_values(conn, tenant, &probe)
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), atomic))]
+    async fn insert_users(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        atomic: bool,
+    ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Encoding happens here rather than in the blocking task because it replaces the
+        // deep copy of the users that the task would otherwise need.
+        let rows: Vec<users::UserRow> = users.iter().map(users::UserRow::of).collect();
+        self.write("insert users", move |conn| {
+            users::insert_users(conn, tenant, &rows, atomic)
+        })
+        .await
+    }
+
+    async fn get_user(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<User>, StoreError> {
+        let lookup = lookup.clone();
+        self.read("get user", move |conn| {
+            users::get_user(conn, tenant, &lookup)
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(tenant = %user.tenant, user = user.key.0))]
+    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
+        let tenant = user.tenant;
+        let key = user.key;
+        let row = users::UserRow::of(user);
+        self.write("update user", move |conn| {
+            users::update_user(conn, tenant, key, &row)
+        })
+        .await
+    }
+
+    // ----- groups -----
+
+    #[instrument(skip_all, fields(tenant = %group.tenant))]
+    async fn insert_group(&self, group: &Group) -> Result<Group, StoreError> {
+        let group = group.clone();
+        self.write("insert group", move |conn| {
+            groups::insert_group(conn, group)
+        })
+        .await
+    }
+
+    async fn get_group(
+        &self,
+        tenant: TenantId,
+        group_id: &str,
+    ) -> Result<Option<Group>, StoreError> {
+        let group_id = group_id.to_owned();
+        self.read("get group", move |conn| {
+            groups::get_group(conn, tenant, &group_id)
+        })
+        .await
+    }
+
+    async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError> {
+        self.read("list groups", move |conn| groups::list_groups(conn, tenant))
+            .await
+    }
+}

@@ -1,0 +1,145 @@
+//! Administration commands. Output is for people, so this module prints.
+#![allow(clippy::print_stdout)]
+// Doc comments on the clap types are `--help` text for people, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
+use clap::Subcommand;
+use roster_app::Config;
+use roster_core::{AppId, ContactScope, DeptLookup, NewTenant, Scopes, TenantId};
+
+#[derive(Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Create a tenant (with its root department).
+    Create {
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// Licence cap: the most active users the tenant may hold.
+        #[arg(long)]
+        max_users: Option<u32>,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AppCommand {
+    /// Create an app and print its id and secret (shown once).
+    Create {
+        /// Tenant id (see `roster tenant list`).
+        #[arg(long)]
+        tenant: i64,
+        /// A name for people.
+        #[arg(long, default_value = "app")]
+        name: String,
+        /// Comma-separated scopes: contact:read, contact:write.
+        #[arg(long, default_value = "contact:read,contact:write")]
+        scopes: String,
+        /// Limit the app to these departments' subtrees (open_department_id or
+        /// department_id, comma-separated); default: the whole directory.
+        #[arg(long)]
+        departments: Option<String>,
+    },
+    /// List apps.
+    List {
+        /// Only this tenant's apps.
+        #[arg(long)]
+        tenant: Option<i64>,
+    },
+    /// Give an app a new secret; its tokens stop working at once.
+    RotateSecret {
+        /// The app id (`cli_…`).
+        app_id: String,
+    },
+}
+
+pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
+    let dir = roster_app::open_directory(config).await?;
+    match cmd {
+        TenantCommand::Create { name, max_users } => {
+            let t = dir
+                .create_tenant(NewTenant::parse(&name, max_users)?)
+                .await?;
+            println!(
+                "tenant {} created: name={} tenant_key={}",
+                t.id, t.name, t.tenant_key
+            );
+        }
+        TenantCommand::List => {
+            println!(
+                "{:<6} {:<24} {:<18} {:>8} {:>10}",
+                "ID", "NAME", "TENANT_KEY", "ACTIVE", "MAX"
+            );
+            for t in dir.list_tenants().await? {
+                let max = t
+                    .max_active_users
+                    .map_or_else(|| "-".to_owned(), |m| m.to_string());
+                println!(
+                    "{:<6} {:<24} {:<18} {:>8} {:>10}",
+                    t.id, t.name, t.tenant_key, t.active_users, max
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
+    let dir = roster_app::open_directory(config).await?;
+    match cmd {
+        AppCommand::Create {
+            tenant,
+            name,
+            scopes,
+            departments,
+        } => {
+            let tenant = TenantId(tenant);
+            let scopes = Scopes::parse_list(&scopes)?;
+            let contact_scope = match departments {
+                None => ContactScope::All,
+                Some(list) => {
+                    let mut keys = Vec::new();
+                    for id in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        let lookup = if id.starts_with("od-") || id == "0" {
+                            DeptLookup::OpenId(id.to_owned())
+                        } else {
+                            DeptLookup::CustomId(id.to_owned())
+                        };
+                        keys.push(dir.admin_department(tenant, &lookup).await?.key);
+                    }
+                    ContactScope::Departments(keys)
+                }
+            };
+            let (app, secret) = dir.create_app(tenant, &name, scopes, contact_scope).await?;
+            println!("app_id:     {}", app.app_id);
+            println!("app_secret: {secret}");
+            println!("(the secret is shown only now; `roster app rotate-secret` makes a new one)");
+        }
+        AppCommand::List { tenant } => {
+            println!(
+                "{:<22} {:<6} {:<16} {:<28} CONTACT_SCOPE",
+                "APP_ID", "TENANT", "NAME", "SCOPES"
+            );
+            for a in dir.list_apps(tenant.map(TenantId)).await? {
+                let scope = match &a.contact_scope {
+                    ContactScope::All => "all".to_owned(),
+                    ContactScope::Departments(k) => format!("{} departments", k.len()),
+                };
+                println!(
+                    "{:<22} {:<6} {:<16} {:<28} {scope}",
+                    a.app_id,
+                    a.tenant,
+                    a.name,
+                    a.scopes.to_list()
+                );
+            }
+        }
+        AppCommand::RotateSecret { app_id } => {
+            let app_id = AppId::parse(&app_id)?;
+            let secret = dir.rotate_secret(&app_id).await?;
+            println!("app_id:     {app_id}");
+            println!("app_secret: {secret}");
+        }
+    }
+    Ok(())
+}

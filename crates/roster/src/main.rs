@@ -1,0 +1,102 @@
+//! `roster`: the server (`roster serve`) and the administration commands (tenants, apps,
+//! migrations). Both open the store through `roster-app`, exactly the same way.
+
+// Doc comments on the clap types are `--help` text for people, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use roster_app::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Self-hosted enterprise user directory"
+)]
+struct Cli {
+    /// Configuration file (default: ./roster.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Directory holding the SQLite database.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://USER@HOST/DB`.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Manage apps (API credentials).
+    #[command(subcommand)]
+    App(admin::AppCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("roster: failed to start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("roster: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    roster_app::init_tracing(&config.log);
+    match cli.command {
+        Command::Serve { .. } => serve::run(config).await,
+        Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
+        Command::App(cmd) => admin::app(&config, cmd).await,
+        Command::Migrate => {
+            roster_app::open_store(&config).await?;
+            #[allow(clippy::print_stdout)] // The CLI talks to a person here.
+            {
+                println!(
+                    "migrations applied to {}",
+                    roster_app::config::redact_url(&config.database_url())
+                );
+            }
+            Ok(())
+        }
+    }
+}

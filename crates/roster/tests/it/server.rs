@@ -1,0 +1,128 @@
+//! Server plumbing: health, envelopes for framework-level failures, limits, shutdown,
+//! persistence across restarts.
+
+use serde_json::json;
+
+use crate::harness::{read, TestServer};
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let s = TestServer::spawn();
+    let r = s.http.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = read(s.http.get(s.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!((status, body["store"].as_str()), (200, Some("sqlite")));
+}
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_in_the_feishu_envelope() {
+    let s = TestServer::spawn();
+    let (status, body) = s.get("/open-apis/no/such/thing", None).await;
+    assert_eq!((status, body["code"].as_i64()), (404, Some(99_991_201)));
+    let resp = s
+        .http
+        .delete(s.url("/open-apis/auth/v3/tenant_access_token/internal"))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_i64()), (405, Some(99_991_301)));
+}
+
+#[tokio::test]
+async fn responses_use_title_case_header_names() {
+    // lark-oapi looks up "Content-Type" in a plain dict, so the exact case matters on the
+    // wire. reqwest normalises names, so read the raw bytes.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::spawn();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    sock.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("\r\nContent-Type: "), "{text}");
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_40001_envelope_and_changes_nothing() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let resp = s
+        .http
+        .post(s.url("/open-apis/contact/v3/departments"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(40001)));
+    let (_, root) = s
+        .get("/open-apis/contact/v3/departments/0", Some(&token))
+        .await;
+    assert_eq!(root["code"], 0);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_refused_with_413_in_the_envelope() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("roster.toml"), "body_limit = 1024\n").unwrap();
+    let s = TestServer::spawn_with(tmp.path(), &[]);
+    let token = s.token().await;
+    let big = json!({"name": "x".repeat(4096), "parent_department_id": "0"});
+    let (status, body) = s
+        .post_json("/open-apis/contact/v3/departments", Some(&token), &big)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (413, Some(40001)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut s = TestServer::spawn();
+    let _ = s.token().await;
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn data_and_tokens_survive_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut first = TestServer::spawn_with(tmp.path(), &[]);
+    let token = first.token().await;
+    let (_, body) = first
+        .post_json(
+            "/open-apis/contact/v3/departments",
+            Some(&token),
+            &json!({"name": "Sales", "parent_department_id": "0", "department_id": "sales"}),
+        )
+        .await;
+    assert_eq!(body["code"], 0, "{body}");
+    let (app_id, secret) = (first.app_id.clone(), first.app_secret.clone());
+    assert!(first.terminate().success());
+    drop(first);
+
+    let second = TestServer::spawn_with(tmp.path(), &[]);
+    assert!(
+        second.app_id.is_empty(),
+        "no second bootstrap on a non-empty store"
+    );
+    // The SDKs cache tokens for up to two hours and never refresh on 99991663, so a token
+    // issued before the restart must still work.
+    let (_, body) = second
+        .get(
+            "/open-apis/contact/v3/departments/sales?department_id_type=department_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(body["code"], 0, "{body}");
+    assert_eq!(body["data"]["department"]["name"], "Sales");
+    let _ = second.token_for(&app_id, &secret).await;
+}

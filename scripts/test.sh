@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md documents it and .ci/run calls it:
+#   formatting, clippy (warnings are errors), unit tests, the store conformance suite on
+#   SQLite and on PostgreSQL, and the end-to-end tests against the real binary.
+# PostgreSQL: uses ROSTER_TEST_POSTGRES_URL when set; otherwise starts the local cluster if
+# it is installed and down, and uses postgres://postgres@127.0.0.1:5432/test. Where no
+# PostgreSQL exists, the PostgreSQL tests print SKIPPED and this script says so loudly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "PostgreSQL"
+if [ -z "${ROSTER_TEST_POSTGRES_URL:-}" ]; then
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+      echo "PostgreSQL is installed but down; starting the local cluster"
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+      for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+    fi
+    if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+      export ROSTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/test"
+    fi
+  fi
+fi
+if [ -n "${ROSTER_TEST_POSTGRES_URL:-}" ]; then
+  echo "PostgreSQL tests run against ${ROSTER_TEST_POSTGRES_URL}"
+  # Each test makes its own database; drop the ones earlier runs left behind.
+  if command -v psql >/dev/null 2>&1; then
+    psql "$ROSTER_TEST_POSTGRES_URL" -Atqc \
+      "SELECT datname FROM pg_database WHERE datname LIKE 'roster\_test\_%' OR datname LIKE 'roster\_e2e\_%'" 2>/dev/null |
+      while read -r db; do psql "$ROSTER_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+  fi
+else
+  echo "################################################################"
+  echo "# SKIPPED: no PostgreSQL found; the PostgreSQL store suite and  #"
+  echo "# the PostgreSQL end-to-end tests will print SKIPPED and pass.  #"
+  echo "################################################################"
+fi
+
+step "cargo test (unit, store conformance on SQLite and PostgreSQL, end to end)"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+
+# One closing line for the whole run, summed over every test binary: cargo's own last line
+# belongs to whichever doc-test binary ran last, often with nothing in it.
+passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}')
+skipped=$(grep -c '^SKIPPED' "$log" || true)
+step "summary"
+echo "PostgreSQL checks skipped: ${skipped}"
+echo "${passed} passed, ${failed} failed"
