@@ -896,3 +896,69 @@ pub async fn check_recursive_child_listing_is_breadth_first(store: Arc<dyn Store
         .collect();
     assert_eq!(got, want);
 }
+
+/// A clock the check moves by hand.
+struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl roster_core::Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Tokens expire after `TOKEN_TTL_S`; with less than 30 minutes left a new one is issued and
+/// the old one keeps working until its own expiry.
+pub async fn check_expired_token_is_refused_and_a_new_one_issued(store: Arc<dyn Store>) {
+    use std::sync::atomic::Ordering;
+    let clock = Arc::new(ManualClock(std::sync::atomic::AtomicI64::new(
+        1_800_000_000_000,
+    )));
+    let dir = roster_core::Directory::new(store, clock.clone(), Arc::new(roster_core::RandomIds));
+    let first = dir
+        .bootstrap()
+        .await
+        .expect("bootstrap")
+        .expect("empty store");
+    let app_id = first.app.app_id.as_str().to_owned();
+    let old = dir
+        .issue_tenant_token(&app_id, &first.secret)
+        .await
+        .expect("token");
+    let ttl_ms = roster_core::directory::TOKEN_TTL_S * 1000;
+
+    // 100 minutes later: 20 minutes left, so a new token comes and both work.
+    clock.0.fetch_add(ttl_ms - 20 * 60 * 1000, Ordering::SeqCst);
+    let new = dir
+        .issue_tenant_token(&app_id, &first.secret)
+        .await
+        .expect("token");
+    assert_ne!(
+        new.token, old.token,
+        "a token with < 30 min left is not handed out again"
+    );
+    assert_eq!(new.expire_s, roster_core::directory::TOKEN_TTL_S);
+    dir.authenticate(&old.token)
+        .await
+        .expect("the old token still works until it expires");
+
+    // Past the first token's expiry: it fails, the new one works.
+    clock.0.fetch_add(21 * 60 * 1000, Ordering::SeqCst);
+    assert!(
+        matches!(
+            dir.authenticate(&old.token).await,
+            Err(CoreError::Unauthenticated(_))
+        ),
+        "an expired token must be refused"
+    );
+    dir.authenticate(&new.token)
+        .await
+        .expect("the new token works");
+
+    // And expired tokens are swept.
+    clock.0.fetch_add(ttl_ms, Ordering::SeqCst);
+    assert!(dir.purge_expired_tokens().await.expect("purge") >= 2);
+    assert!(matches!(
+        dir.authenticate(&new.token).await,
+        Err(CoreError::Unauthenticated(_))
+    ));
+}

@@ -121,6 +121,7 @@ macro_rules! conformance_tests {
             check_groups_round_trip_and_names_are_unique_case_insensitively,
             check_bootstrap_creates_a_tenant_and_an_app_once,
             check_issued_token_authenticates_its_app,
+            check_expired_token_is_refused_and_a_new_one_issued,
             check_wrong_secret_or_unknown_app_is_unauthenticated,
             check_token_of_a_rotated_app_no_longer_authenticates,
             check_created_user_reads_back_through_the_directory,
