@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md documents it and .ci/run calls it:
 #   formatting, clippy (warnings are errors), unit tests, the store conformance suite on
-#   SQLite and on PostgreSQL, and the end-to-end tests against the real binary.
+#   SQLite and on PostgreSQL, the end-to-end tests against the real binary, and the official
+#   Feishu SDKs (Node and Python, pinned, installed under target/sdk) driving that binary.
 # PostgreSQL: uses ROSTER_TEST_POSTGRES_URL when set; otherwise starts the local cluster if
 # it is installed and down, and uses postgres://postgres@127.0.0.1:5432/test. Where no
 # PostgreSQL exists, the PostgreSQL tests print SKIPPED and this script says so loudly.
@@ -49,10 +50,22 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
-# One closing line for the whole run, summed over every test binary: cargo's own last line
-# belongs to whichever doc-test binary ran last, often with nothing in it.
-passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}')
+step "official SDK conformance (Feishu: Node @larksuiteoapi/node-sdk, Python lark-oapi)"
+# cargo test has just built target/debug/roster for the end-to-end tests; reuse it.
+sdk_log="$(mktemp)"
+trap 'rm -f "$log" "$sdk_log"' EXIT
+bash scripts/sdk-conformance.sh target/debug/roster 2>&1 | tee "$sdk_log"
+
+# One closing line for the whole run, summed over every test binary and both SDK suites:
+# cargo's own last line belongs to whichever doc-test binary ran last, often empty.
+passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}' || true)
+failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}' || true)
+node_pass=$(grep -Eo '^ℹ pass [0-9]+' "$sdk_log" | awk '{s+=$3} END {print s+0}' || true)
+node_fail=$(grep -Eo '^ℹ fail [0-9]+' "$sdk_log" | awk '{s+=$3} END {print s+0}' || true)
+py_pass=$(grep -Eo '[0-9]+ passed' "$sdk_log" | tail -n1 | awk '{print $1+0}' || true)
+py_fail=$(grep -Eo '[0-9]+ failed' "$sdk_log" | tail -n1 | awk '{print $1+0}' || true)
+passed=$((passed + node_pass + ${py_pass:-0}))
+failed=$((failed + node_fail + ${py_fail:-0}))
 skipped=$(grep -c '^SKIPPED' "$log" || true)
 step "summary"
 echo "PostgreSQL checks skipped: ${skipped}"

@@ -85,6 +85,25 @@ pub(crate) const ACCEPTOR_INVALID: Code = Code(41052, "user resign acceptor is i
 pub(crate) const NEW_USER_ID_REQUIRED: Code = Code(41054, "new user id is required error");
 /// Patch/delete a resigned user.
 pub(crate) const USER_RESIGNED: Code = Code(42006, "user has resigned error");
+/// Resurrect with a mobile an active user holds.
+pub(crate) const RESURRECT_MOBILE_TAKEN: Code = Code(44030, "Mobile duplicated");
+/// Resurrect with an e-mail an active user holds.
+pub(crate) const RESURRECT_EMAIL_TAKEN: Code = Code(44031, "Email duplicated");
+/// Resurrect with a user id an active user holds.
+pub(crate) const RESURRECT_USER_ID_TAKEN: Code = Code(44032, "UserID duplicated");
+/// Resurrect an active user.
+pub(crate) const USER_NOT_RESIGNED: Code = Code(44033, "User not resigned");
+/// Changing `orders` without `department_ids`.
+pub(crate) const ORDERS_NEED_DEPARTMENTS: Code =
+    Code(44002, "orders must come with department_ids");
+/// U7 missing or wrong parameter, or an unknown user.
+pub(crate) const LOGOUT_PARAM_INVALID: Code = Code(1_080_001, "param is invalid");
+/// U7 with an unknown session id.
+pub(crate) const LOGOUT_SID_INVALID: Code = Code(1_084_001, "sid is invalid");
+/// U7 with a logout reason outside 34, 35, 36.
+pub(crate) const LOGOUT_REASON_INVALID: Code = Code(1_084_002, "logout_reason is invalid");
+/// No e-mail and no mobile.
+pub(crate) const NO_EMAIL_OR_MOBILE: Code = Code(41009, "no email or mobile error");
 /// Custom department id taken.
 pub(crate) const DEPT_ID_EXISTS: Code = Code(43007, "duplicated custom department id");
 /// Custom department id malformed.

@@ -157,9 +157,12 @@ pub(crate) async fn new_user(
     if name.trim().is_empty() {
         return Err(FeishuError::new(bad, codes::NO_USER_NAME));
     }
-    if body.mobile.as_deref().unwrap_or("").is_empty()
-        && body.email.as_deref().unwrap_or("").is_empty()
-    {
+    // Feishu requires a mobile (41010), and says 41009 when neither contact is given.
+    let no_mobile = body.mobile.as_deref().unwrap_or("").is_empty();
+    if no_mobile && body.email.as_deref().unwrap_or("").is_empty() {
+        return Err(FeishuError::new(bad, codes::NO_EMAIL_OR_MOBILE));
+    }
+    if no_mobile {
         return Err(FeishuError::new(bad, codes::NO_MOBILE));
     }
     let department_ids = body.department_ids.unwrap_or_default();
@@ -380,7 +383,6 @@ impl<'a> Renderer<'a> {
             Some(l) => self.leader_ref(l.as_str()).await?,
             None => String::new(),
         };
-        let avatar_base = format!("/avatars/{}", u.open_id);
         Ok(wire::User {
             union_id: u.union_id.to_string(),
             user_id: u.user_id.to_string(),
@@ -405,19 +407,8 @@ impl<'a> Renderer<'a> {
                 .unwrap_or_default(),
             mobile_visible: p.mobile_visible,
             gender: p.gender.code(),
-            avatar: wire::Avatar {
-                avatar_72: format!("{avatar_base}/72"),
-                avatar_240: format!("{avatar_base}/240"),
-                avatar_640: format!("{avatar_base}/640"),
-                avatar_origin: format!("{avatar_base}/origin"),
-            },
-            status: wire::UserStatus {
-                is_frozen: u.status.is_frozen,
-                is_resigned: u.status.is_resigned,
-                is_activated: u.status.is_activated,
-                is_exited: u.status.is_exited,
-                is_unjoin: u.status.is_unjoin,
-            },
+            avatar: avatar(u),
+            status: status(u),
             department_ids,
             leader_user_id,
             city: p.city.clone().unwrap_or_default(),
@@ -434,6 +425,23 @@ impl<'a> Renderer<'a> {
             orders,
             custom_attrs: p.custom_attrs.iter().map(custom_attr_out).collect(),
             job_title: p.job_title.clone().unwrap_or_default(),
+        })
+    }
+
+    /// A user as U4 lists it: department ids are always open ids there.
+    pub(crate) async fn search_user(&mut self, u: &User) -> Result<wire::SearchUser, FeishuError> {
+        let mut department_ids = Vec::with_capacity(u.profile.departments.len());
+        for m in &u.profile.departments {
+            if let Some(d) = self.dept(m.department).await? {
+                department_ids.push(d.open_department_id.to_string());
+            }
+        }
+        Ok(wire::SearchUser {
+            avatar: avatar(u),
+            department_ids,
+            name: u.profile.name.clone(),
+            open_id: u.open_id.to_string(),
+            user_id: u.user_id.to_string(),
         })
     }
 
@@ -457,6 +465,19 @@ impl<'a> Renderer<'a> {
             Some(l) => self.leader_ref(l.as_str()).await?,
             None => String::new(),
         };
+        let mut leaders = Vec::new();
+        if !leader.is_empty() {
+            leaders.push(wire::LeaderOut {
+                leader_type: 1,
+                leader_id: leader.clone(),
+            });
+        }
+        for deputy in &d.fields.deputies {
+            leaders.push(wire::LeaderOut {
+                leader_type: 2,
+                leader_id: self.leader_ref(deputy.as_str()).await?,
+            });
+        }
         let count = self.dir.department_member_count(self.tenant, d.key).await?;
         let f: &DepartmentFields = &d.fields;
         Ok(wire::Department {
@@ -469,14 +490,7 @@ impl<'a> Renderer<'a> {
             parent_department_id: parent,
             department_id: d.department_id.to_string(),
             open_department_id: d.open_department_id.to_string(),
-            leaders: if leader.is_empty() {
-                Vec::new()
-            } else {
-                vec![wire::LeaderOut {
-                    leader_type: 1,
-                    leader_id: leader.clone(),
-                }]
-            },
+            leaders,
             leader_user_id: leader,
             chat_id: String::new(),
             order: f.order.to_string(),
@@ -518,23 +532,18 @@ pub(crate) async fn new_department(
         .filter(|s| !s.is_empty())
         .map(|s| DepartmentId::parse(&s))
         .transpose()?;
+    let leaders = body.leaders.unwrap_or_default();
     let leader_ref = body.leader_user_id.filter(|s| !s.is_empty()).or_else(|| {
-        body.leaders
-            .unwrap_or_default()
-            .into_iter()
+        leaders
+            .iter()
             .find(|l| l.leader_type.unwrap_or(1) == 1)
-            .and_then(|l| l.leader_id)
+            .and_then(|l| l.leader_id.clone())
     });
     let leader = match leader_ref {
-        Some(l) => Some(
-            dir.user_for_display(caller.tenant, &ids.user_lookup(&l))
-                .await?
-                .filter(|u| !u.status.is_resigned)
-                .ok_or_else(|| FeishuError::with_detail(bad, codes::LEADER_INVALID, l))?
-                .open_id,
-        ),
+        Some(l) => Some(active_leader(dir, caller, ids, &l).await?),
         None => None,
     };
+    let deputies = deputy_leaders(dir, caller, ids, &leaders).await?;
     let i18n = body.i18n_name.unwrap_or_default();
     Ok(roster_core::NewDepartment {
         parent: parent.key,
@@ -547,7 +556,210 @@ pub(crate) async fn new_department(
                 en_us: i18n.en_us,
             },
             leader,
+            deputies,
             order: body.order.unwrap_or(0),
         },
+    })
+}
+
+/// Resolves a department leader: an active user (44022 otherwise).
+async fn active_leader(
+    dir: &Directory,
+    caller: &Caller,
+    ids: IdTypes,
+    id: &str,
+) -> Result<roster_core::OpenId, FeishuError> {
+    Ok(dir
+        .user_for_display(caller.tenant, &ids.user_lookup(id))
+        .await?
+        .filter(|u| !u.status.is_resigned)
+        .ok_or_else(|| {
+            FeishuError::with_detail(StatusCode::BAD_REQUEST, codes::LEADER_INVALID, id)
+        })?
+        .open_id)
+}
+
+/// The deputies (`leaderType` 2) of a `leaders` list, in order.
+async fn deputy_leaders(
+    dir: &Directory,
+    caller: &Caller,
+    ids: IdTypes,
+    leaders: &[wire::LeaderIn],
+) -> Result<Vec<roster_core::OpenId>, FeishuError> {
+    let mut out = Vec::new();
+    for l in leaders.iter().filter(|l| l.leader_type == Some(2)) {
+        if let Some(id) = l.leader_id.as_deref().filter(|s| !s.is_empty()) {
+            let open = active_leader(dir, caller, ids, id).await?;
+            if !out.contains(&open) {
+                out.push(open);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A string field of a patch: absent leaves it, `""` clears it, anything else is checked.
+#[allow(clippy::option_option)] // Three states, as in `roster_core::UserPatch`: keep, clear, set.
+fn patch_text(
+    field: &'static str,
+    v: Option<String>,
+    max: usize,
+) -> Result<Option<Option<String>>, roster_core::CoreError> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_empty() => Ok(Some(None)),
+        Some(s) => Ok(Some(Some(bounded_text(field, &s, max, false)?))),
+    }
+}
+
+/// Builds a patch from a U9 body: only the fields present change.
+pub(crate) async fn user_patch(
+    body: wire::UserBody,
+    ids: IdTypes,
+    depts: &mut DeptResolver<'_>,
+) -> Result<roster_core::UserPatch, FeishuError> {
+    let bad = StatusCode::BAD_REQUEST;
+    if body.orders.is_some() && body.department_ids.is_none() {
+        return Err(FeishuError::new(bad, codes::ORDERS_NEED_DEPARTMENTS));
+    }
+    let name = match body.name {
+        None => None,
+        Some(n) if n.trim().is_empty() => return Err(FeishuError::new(bad, codes::NO_USER_NAME)),
+        Some(n) => Some(bounded_text("name", &n, 255, true)?),
+    };
+    let departments = match body.department_ids {
+        None => None,
+        Some(ids) if ids.len() > 50 => {
+            return Err(FeishuError::new(bad, codes::TOO_MANY_DEPARTMENTS))
+        }
+        Some(ids) => Some(memberships(&ids, body.orders.as_deref(), depts).await?),
+    };
+    let email = match body.email {
+        None => None,
+        Some(e) if e.is_empty() => Some(None),
+        Some(e) => Some(Some(Email::parse("email", &e)?)),
+    };
+    let enterprise_email = match body.enterprise_email {
+        None => None,
+        Some(e) if e.is_empty() => Some(None),
+        Some(e) => Some(Some(Email::parse("enterprise_email", &e)?)),
+    };
+    let mobile = match body.mobile {
+        None => None,
+        Some(m) if m.is_empty() => Some(None),
+        Some(m) => Some(Some(Mobile::parse("mobile", &m)?)),
+    };
+    let country = match body.country {
+        None => None,
+        Some(c) if c.is_empty() => Some(None),
+        Some(c) => Some(Some(Country::parse(&c)?)),
+    };
+    Ok(roster_core::UserPatch {
+        name,
+        en_name: patch_text("en_name", body.en_name, 255)?,
+        nickname: patch_text("nickname", body.nickname, 255)?,
+        email,
+        enterprise_email,
+        mobile,
+        mobile_visible: body.mobile_visible,
+        gender: body.gender.map(Gender::from_code).transpose()?,
+        avatar_key: patch_text("avatar_key", body.avatar_key, 255)?,
+        city: patch_text("city", body.city, 100)?,
+        country,
+        work_station: patch_text("work_station", body.work_station, 255)?,
+        join_time: body.join_time,
+        employee_no: patch_text("employee_no", body.employee_no, 64)?,
+        employee_type: body
+            .employee_type
+            .map(EmployeeType::from_code)
+            .transpose()?,
+        job_title: patch_text("job_title", body.job_title, 100)?,
+        custom_attrs: body
+            .custom_attrs
+            .map(|v| v.into_iter().map(custom_attr).collect()),
+        departments,
+        leader: body.leader_user_id.map(|l| {
+            if l.is_empty() {
+                None
+            } else {
+                Some(ids.user_lookup(&l))
+            }
+        }),
+        is_frozen: body.is_frozen,
+    })
+}
+
+/// The avatar URLs of a user. Roster stores no images; the URLs are stable per user so
+/// that clients which cache them by URL behave.
+pub(crate) fn avatar(u: &User) -> wire::Avatar {
+    let base = format!("/avatars/{}", u.open_id);
+    wire::Avatar {
+        avatar_72: format!("{base}/72"),
+        avatar_240: format!("{base}/240"),
+        avatar_640: format!("{base}/640"),
+        avatar_origin: format!("{base}/origin"),
+    }
+}
+
+/// The status object of a user.
+pub(crate) fn status(u: &User) -> wire::UserStatus {
+    wire::UserStatus {
+        is_frozen: u.status.is_frozen,
+        is_resigned: u.status.is_resigned,
+        is_activated: u.status.is_activated,
+        is_exited: u.status.is_exited,
+        is_unjoin: u.status.is_unjoin,
+    }
+}
+
+/// Builds a department patch: only the fields present change.
+pub(crate) async fn department_patch(
+    dir: &Directory,
+    caller: &Caller,
+    ids: IdTypes,
+    body: wire::DepartmentBody,
+) -> Result<roster_core::DepartmentPatch, FeishuError> {
+    let bad = StatusCode::BAD_REQUEST;
+    let name = match body.name {
+        None => None,
+        Some(n) => Some(parse_department_name(&n).map_err(|e| match e {
+            roster_core::CoreError::Invalid { reason, .. } if reason.contains('/') => {
+                FeishuError::new(bad, codes::DEPT_NAME_INVALID)
+            }
+            other => FeishuError::param(other.to_string()),
+        })?),
+    };
+    let parent = match body.parent_department_id.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(p) => Some(dir.get_department(caller, &ids.dept_lookup(&p)).await?.key),
+    };
+    let leader_ref = body.leader_user_id.or_else(|| {
+        body.leaders.as_ref().map(|ls| {
+            ls.iter()
+                .find(|l| l.leader_type.unwrap_or(1) == 1)
+                .and_then(|l| l.leader_id.clone())
+                .unwrap_or_default()
+        })
+    });
+    let leader = match leader_ref {
+        None => None,
+        Some(l) if l.is_empty() => Some(None),
+        Some(l) => Some(Some(active_leader(dir, caller, ids, &l).await?)),
+    };
+    let deputies = match &body.leaders {
+        None => None,
+        Some(ls) => Some(deputy_leaders(dir, caller, ids, ls).await?),
+    };
+    Ok(roster_core::DepartmentPatch {
+        parent,
+        name,
+        i18n_name: body.i18n_name.map(|i| roster_core::I18nName {
+            zh_cn: i.zh_cn,
+            ja_jp: i.ja_jp,
+            en_us: i.en_us,
+        }),
+        leader,
+        deputies,
+        order: body.order,
     })
 }

@@ -2,7 +2,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use roster_core::{CoreError, Entity, UniqueKey};
+use roster_core::{ConflictKind, CoreError, Entity, UniqueKey};
 use roster_http::HiddenError;
 
 use crate::codes::{self, Code};
@@ -120,20 +120,22 @@ impl From<CoreError> for FeishuError {
                 };
                 Self::with_detail(bad, code, reason)
             }
-            CoreError::Conflict(reason) => {
-                let code = if reason.contains("resigned") {
-                    codes::USER_RESIGNED
-                } else if reason.contains("levels deep") {
-                    codes::DEPT_TOO_DEEP
-                } else if reason.contains("children") && reason.contains("at most") {
-                    codes::DEPT_TOO_MANY_CHILDREN
-                } else if reason.contains("still has") {
-                    codes::DEPT_NOT_EMPTY
-                } else {
-                    return Self::param(reason);
+            CoreError::Conflict { kind, reason } => {
+                let code = match kind {
+                    ConflictKind::UserResigned => codes::USER_RESIGNED,
+                    ConflictKind::UserNotResigned => codes::USER_NOT_RESIGNED,
+                    ConflictKind::TreeTooDeep => codes::DEPT_TOO_DEEP,
+                    ConflictKind::TooManyChildren => codes::DEPT_TOO_MANY_CHILDREN,
+                    ConflictKind::DepartmentNotEmpty => codes::DEPT_NOT_EMPTY,
+                    ConflictKind::InFlight => codes::NOT_SAME_REQUEST,
+                    ConflictKind::TooManyDepartments
+                    | ConflictKind::Cycle
+                    | ConflictKind::RootImmutable
+                    | ConflictKind::NotWritten => return Self::param(reason),
                 };
                 Self::with_detail(bad, code, reason)
             }
+            CoreError::IdempotencyMismatch => Self::new(bad, codes::NOT_SAME_REQUEST),
             CoreError::LicenceExceeded => Self::new(bad, codes::SEAT_LIMIT),
             CoreError::Unauthenticated(_) => Self::new(bad, codes::TOKEN_INVALID),
             CoreError::Forbidden(reason) => {

@@ -128,11 +128,16 @@ where
             .to_str()
             .map_err(|_| FeishuError::new(bad, codes::TOKEN_MALFORMED))?
             .trim();
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value)
-            .trim();
+        // "Bearer" with nothing after it is a missing token, not a malformed one.
+        let token = if value.eq_ignore_ascii_case("bearer") {
+            ""
+        } else {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .unwrap_or(value)
+                .trim()
+        };
         if token.is_empty() {
             return Err(FeishuError::new(bad, codes::NEED_TOKEN));
         }
@@ -143,4 +148,64 @@ where
         let caller = state.dir.authenticate(token).await?;
         Ok(TenantAuth(caller))
     }
+}
+
+/// A JSON body together with its canonical text (keys sorted, no white space), for request
+/// fingerprints: two requests that differ only in formatting are the same request.
+#[derive(Debug)]
+pub(crate) struct FeishuBody<T> {
+    pub(crate) value: T,
+    pub(crate) canonical: String,
+}
+
+impl<S, T> FromRequest<S> for FeishuBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = FeishuError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let FeishuJson(raw) = FeishuJson::<serde_json::Value>::from_request(req, state).await?;
+        // serde_json's default map is ordered by key, so this text is canonical.
+        let canonical = raw.to_string();
+        let value = serde_json::from_value(raw)
+            .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))?;
+        Ok(Self { value, canonical })
+    }
+}
+
+impl FeishuQuery {
+    /// Every value of `key`, in order (arrays come as repeated keys).
+    pub(crate) fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The query without `client_token`, sorted, as text: part of a request fingerprint.
+    pub(crate) fn canonical_without_client_token(&self) -> String {
+        let mut pairs: Vec<&(String, String)> =
+            self.0.iter().filter(|(k, _)| k != "client_token").collect();
+        pairs.sort();
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// The fingerprint of a request for idempotency: path, query without the key, and body.
+pub(crate) fn fingerprint(path: &str, query: &FeishuQuery, canonical_body: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(query.canonical_without_client_token().as_bytes());
+    h.update(b"\n");
+    h.update(canonical_body.as_bytes());
+    hex::encode(h.finalize())
 }

@@ -1,7 +1,7 @@
 //! Every Feishu path in one table, with the 404 and 405 answers in Feishu's envelope.
 
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::Router;
 use http::StatusCode;
 
@@ -13,6 +13,7 @@ use crate::handlers::{auth, departments, users};
 /// The Feishu routes, rooted at `/open-apis`.
 pub(crate) fn routes(state: FeishuState) -> Router {
     Router::new()
+        // A1
         .route(
             "/open-apis/auth/v3/tenant_access_token/internal",
             post(auth::tenant_access_token),
@@ -21,15 +22,56 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             "/open-apis/auth/v3/app_access_token/internal",
             post(auth::app_access_token),
         )
-        .route("/open-apis/contact/v3/users", post(users::create))
-        .route("/open-apis/contact/v3/users/{user_id}", get(users::get))
+        // U1 and the legacy list form of U12
+        .route(
+            "/open-apis/contact/v3/users",
+            post(users::create).get(users::find_by_department),
+        )
+        // U3, U11, U12 (static segments win over `{user_id}`)
+        .route(
+            "/open-apis/contact/v3/users/batch_get_id",
+            post(users::batch_get_id),
+        )
+        .route("/open-apis/contact/v3/users/batch", get(users::batch))
+        .route(
+            "/open-apis/contact/v3/users/find_by_department",
+            get(users::find_by_department),
+        )
+        // U10, U9, U5
+        .route(
+            "/open-apis/contact/v3/users/{user_id}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        // U2, U6
+        .route(
+            "/open-apis/contact/v3/users/{user_id}/update_user_id",
+            patch(users::update_user_id),
+        )
+        .route(
+            "/open-apis/contact/v3/users/{user_id}/resurrect",
+            post(users::resurrect),
+        )
+        // U4, U7, U8
+        .route("/open-apis/search/v1/user", get(users::search))
+        .route(
+            "/open-apis/passport/v1/sessions/logout",
+            post(users::logout),
+        )
+        .route("/open-apis/jssdk/ticket/get", post(users::jsapi_ticket))
+        // D1-D3 and their neighbours
         .route(
             "/open-apis/contact/v3/departments",
             post(departments::create),
         )
         .route(
+            "/open-apis/contact/v3/departments/parent",
+            get(departments::parent),
+        )
+        .route(
             "/open-apis/contact/v3/departments/{department_id}",
-            get(departments::get),
+            get(departments::get)
+                .patch(departments::patch)
+                .delete(departments::delete),
         )
         .route(
             "/open-apis/contact/v3/departments/{department_id}/children",

@@ -279,3 +279,138 @@ pub(crate) struct Page<T> {
     pub page_token: Option<String>,
     pub items: Vec<T>,
 }
+
+/// `{}` for operations that return nothing.
+#[derive(Debug, Serialize, Default)]
+pub(crate) struct Empty {}
+
+/// U2 body.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UpdateUserIdBody {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub new_user_id: Option<String>,
+}
+
+/// U3 body.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BatchGetIdBody {
+    pub emails: Option<Vec<String>>,
+    pub mobiles: Option<Vec<String>>,
+    pub include_resigned: Option<bool>,
+}
+
+/// One entry of U3's `user_list`: the queried value, and the id and status when found.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserContactInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<UserStatus>,
+}
+
+/// U3 data.
+#[derive(Debug, Serialize)]
+pub(crate) struct UserListData {
+    pub user_list: Vec<UserContactInfo>,
+}
+
+/// `email_acceptor` of U5.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct EmailAcceptor {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub processing_type: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub acceptor_user_id: Option<String>,
+}
+
+/// U5 body: who takes over what.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct DeleteUserBody {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub department_chat_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub external_chat_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub docs_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub calendar_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub application_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub minutes_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub survey_acceptor_user_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub anycross_acceptor_user_id: Option<String>,
+    pub email_acceptor: Option<EmailAcceptor>,
+}
+
+/// One department of U6.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ResurrectDepartment {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub department_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub user_order: Option<i64>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub department_order: Option<i64>,
+}
+
+/// U6 body.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ResurrectBody {
+    pub departments: Option<Vec<ResurrectDepartment>>,
+    // Accepted and ignored: Roster sells no seats by subscription.
+    #[allow(dead_code)]
+    pub subscription_ids: Option<Vec<serde_json::Value>>,
+}
+
+/// U7 body.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct LogoutBody {
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub logout_type: Option<i64>,
+    #[serde(default, deserialize_with = "flex_string")]
+    pub user_id: Option<String>,
+    pub idp_credential_id: Option<String>,
+    pub sid: Option<String>,
+    pub terminal_type: Option<Vec<serde_json::Value>>,
+    #[serde(default, deserialize_with = "flex_i64")]
+    pub logout_reason: Option<i64>,
+}
+
+/// U8 data.
+#[derive(Debug, Serialize)]
+pub(crate) struct TicketData {
+    pub expire_in: i64,
+    pub ticket: String,
+}
+
+/// One user of U4's `users`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SearchUser {
+    pub avatar: Avatar,
+    pub department_ids: Vec<String>,
+    pub name: String,
+    pub open_id: String,
+    pub user_id: String,
+}
+
+/// U4 data: results under `users`, not `items`.
+#[derive(Debug, Serialize)]
+pub(crate) struct SearchData {
+    pub has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_token: Option<String>,
+    pub users: Vec<SearchUser>,
+}
+
+/// U11 data.
+#[derive(Debug, Serialize)]
+pub(crate) struct ItemsData<T> {
+    pub items: Vec<T>,
+}

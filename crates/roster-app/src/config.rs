@@ -23,8 +23,13 @@ pub struct Config {
     pub log: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// Seconds between sweeps of expired tokens.
+    /// Seconds between sweeps of expired tokens, old idempotency keys and users past
+    /// their retention.
     pub token_purge_interval_s: u64,
+    /// Days a deleted (resigned) user stays resurrectable before it is purged for good.
+    pub resigned_retention_days: u32,
+    /// Hours an idempotency key (`client_token`) is remembered.
+    pub idempotency_retention_hours: u32,
 }
 
 impl Default for Config {
@@ -36,6 +41,8 @@ impl Default for Config {
             log: "info".into(),
             body_limit: 8 * 1024 * 1024,
             token_purge_interval_s: 600,
+            resigned_retention_days: 30,
+            idempotency_retention_hours: 48,
         }
     }
 }
@@ -54,6 +61,19 @@ pub struct Overrides {
     pub database_url: Option<String>,
 }
 
+/// The keys of `Config` as `ROSTER_*` variables name them. Only these are read from the
+/// environment, so other `ROSTER_*` variables (test harnesses, scripts) cannot break start-up.
+const KNOWN_KEYS: [&str; 8] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "log",
+    "body_limit",
+    "token_purge_interval_s",
+    "resigned_retention_days",
+    "idempotency_retention_hours",
+];
+
 impl Config {
     /// Loads the layers. `file` is the `--config` path; without it `roster.toml` in the
     /// working directory is read when it exists.
@@ -71,11 +91,7 @@ impl Config {
             None => figment = figment.merge(Toml::file("roster.toml")),
         }
         let config: Config = figment
-            .merge(
-                Env::prefixed("ROSTER_")
-                    .split("__")
-                    .ignore(&["test_postgres_url"]),
-            )
+            .merge(Env::prefixed("ROSTER_").split("__").only(&KNOWN_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()?;
         Ok(config)

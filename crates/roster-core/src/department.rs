@@ -68,6 +68,8 @@ pub struct DepartmentFields {
     pub i18n_name: I18nName,
     /// The main leader.
     pub leader: Option<OpenId>,
+    /// Deputy leaders, in order.
+    pub deputies: Vec<OpenId>,
     /// Sort order among siblings (higher first, as Feishu sorts).
     pub order: i64,
 }
@@ -102,7 +104,10 @@ pub struct DepartmentPatch {
     /// New i18n names.
     pub i18n_name: Option<I18nName>,
     /// New leader; `Some(None)` clears it.
+    #[allow(clippy::option_option)] // Three states: keep, clear, set.
     pub leader: Option<Option<OpenId>>,
+    /// New deputy leaders (replacing all).
+    pub deputies: Option<Vec<OpenId>>,
     /// New order.
     pub order: Option<i64>,
 }

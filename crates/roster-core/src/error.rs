@@ -136,9 +136,17 @@ pub enum CoreError {
         reason: Cow<'static, str>,
     },
     /// The operation is not allowed in the entity's current state (patching a resigned user,
-    /// deleting a department that still has members).
-    #[error("{0}")]
-    Conflict(Cow<'static, str>),
+    /// deleting a department that still has members). `kind` lets a dialect pick its code.
+    #[error("{reason}")]
+    Conflict {
+        /// Which rule refused the operation.
+        kind: ConflictKind,
+        /// A sentence for a person.
+        reason: Cow<'static, str>,
+    },
+    /// An idempotency key (Feishu's `client_token`) was reused with a different request.
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyMismatch,
     /// The tenant's licence cap does not allow another active user.
     #[error("the tenant's licence allows no more active users")]
     LicenceExceeded,
@@ -153,7 +161,40 @@ pub enum CoreError {
     Storage(#[source] StoreError),
 }
 
+/// The rules behind `CoreError::Conflict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// The user has resigned (deleted) and cannot be changed or deleted again.
+    UserResigned,
+    /// The user is active, so there is nothing to resurrect.
+    UserNotResigned,
+    /// The department tree would exceed its depth limit.
+    TreeTooDeep,
+    /// A department would exceed its number of children.
+    TooManyChildren,
+    /// The tenant would exceed its number of departments.
+    TooManyDepartments,
+    /// A department still has members or children.
+    DepartmentNotEmpty,
+    /// A move or a leader change would create a cycle.
+    Cycle,
+    /// The root department cannot be moved or deleted.
+    RootImmutable,
+    /// A request with the same idempotency key is still being processed.
+    InFlight,
+    /// An atomic batch was not written because another item failed.
+    NotWritten,
+}
+
 impl CoreError {
+    /// Shorthand for a conflict.
+    pub fn conflict(kind: ConflictKind, reason: impl Into<Cow<'static, str>>) -> Self {
+        CoreError::Conflict {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
     /// Shorthand for a validation failure.
     pub fn invalid(field: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         CoreError::Invalid {

@@ -7,6 +7,7 @@
 //! crates, which translate into and out of the types defined here.
 
 pub mod app;
+pub mod audit;
 pub mod batch;
 pub mod clock;
 pub mod department;
@@ -20,15 +21,18 @@ pub mod user;
 pub mod values;
 
 pub use app::{App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
+pub use audit::{Actor, Change, ChangeAction, ChangeEvent};
 pub use batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
 pub use clock::{Clock, SystemClock};
 pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };
-pub use directory::{Bootstrapped, Directory, IssuedToken};
-pub use error::{CoreError, Entity, StoreError, UniqueKey};
+pub use directory::{Bootstrapped, Directory, Handover, IdempotentOutcome, IssuedToken};
+pub use error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 pub use group::Group;
 pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, UnionId, UserId};
-pub use store::{Store, TakenValues, UniqueProbe, UserLookup};
+pub use store::{IdempotencyClaim, IdempotencyKey, Store, TakenValues, UniqueProbe, UserLookup};
 pub use tenant::{NewTenant, Tenant};
-pub use user::{CustomAttr, Membership, NewUser, User, UserKey, UserProfile, UserStatus};
+pub use user::{
+    CustomAttr, Membership, NewUser, User, UserKey, UserPatch, UserProfile, UserStatus,
+};

@@ -11,10 +11,11 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 
 use crate::app::{App, TokenRecord};
+use crate::audit::{Change, ChangeEvent};
 use crate::department::{Department, DeptKey, DeptLookup};
 use crate::error::StoreError;
 use crate::group::Group;
-use crate::ids::{AppId, TenantId};
+use crate::ids::{AppId, OpenId, TenantId};
 use crate::tenant::{NewTenant, Tenant};
 use crate::user::{User, UserKey};
 
@@ -34,6 +35,34 @@ pub enum UserLookup {
     Email(String),
     /// Mobile in E.164, active users first.
     Mobile(String),
+}
+
+/// What an idempotency key is scoped to: one app's calls of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The calling app.
+    pub app_id: AppId,
+    /// The operation, e.g. `feishu.users.create`.
+    pub operation: String,
+    /// The client's key.
+    pub key: String,
+}
+
+/// The state of an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key was new and is now claimed by this request.
+    Claimed,
+    /// The key was claimed before, by a request with `fingerprint`; `result` is the entity
+    /// id it produced, or `None` while that request is still running.
+    Existing {
+        /// The earlier request's fingerprint.
+        fingerprint: String,
+        /// The earlier request's result.
+        result: Option<String>,
+    },
 }
 
 /// Values to test for uniqueness before a batch is written, all in folded form.
@@ -117,8 +146,13 @@ pub trait Store: Send + Sync + 'static {
 
     // ----- departments -----
 
-    /// Stores a new department (its `key` is ignored) and returns it as stored.
-    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError>;
+    /// Stores a new department (its `key` is ignored) and returns it as stored, with a
+    /// `Created` event in the same transaction.
+    async fn insert_department(
+        &self,
+        dept: &Department,
+        change: &Change,
+    ) -> Result<Department, StoreError>;
 
     /// Reads a department, deleted ones included.
     async fn get_department(
@@ -137,8 +171,22 @@ pub trait Store: Send + Sync + 'static {
     /// Number of departments (not deleted) of the tenant, the root included.
     async fn count_departments(&self, tenant: TenantId) -> Result<u64, StoreError>;
 
-    /// Writes a department's parent, fields and deleted flag.
-    async fn update_department(&self, dept: &Department) -> Result<(), StoreError>;
+    /// Writes a department's parent, fields and deleted flag (see `save`).
+    async fn update_department(
+        &self,
+        dept: &Department,
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        self.save(dept.tenant, &[], std::slice::from_ref(dept), change)
+            .await
+    }
+
+    /// Active departments whose leader is this user.
+    async fn departments_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<Department>, StoreError>;
 
     /// Number of active users directly in a department.
     async fn department_member_count(
@@ -163,11 +211,14 @@ pub trait Store: Send + Sync + 'static {
     /// transactions, and each user is written or refused on its own. A refusal is a
     /// `Duplicate` (the database's constraint fired) or `LicenceExceeded` (the tenant's cap,
     /// checked in the same transaction). Other failures abort the call with `Err`.
+    ///
+    /// Every user written gets a `Created` event in the same transaction.
     async fn insert_users(
         &self,
         tenant: TenantId,
         users: &[User],
         atomic: bool,
+        change: &Change,
     ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError>;
 
     /// Reads a user, resigned ones included.
@@ -177,9 +228,119 @@ pub trait Store: Send + Sync + 'static {
         lookup: &UserLookup,
     ) -> Result<Option<User>, StoreError>;
 
-    /// Writes every field of an existing user (found by `key`), maintaining the tenant's
-    /// active-user count and cap when the resigned flag changes.
-    async fn update_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Writes every field of an existing user (see `save`).
+    async fn update_user(&self, user: &User, change: &Change) -> Result<(), StoreError> {
+        self.save(user.tenant, std::slice::from_ref(user), &[], change)
+            .await
+    }
+
+    /// Writes every field of each listed user and department (found by `key`; a missing one
+    /// is `Backend`) in ONE transaction, with one event per entity whose action the store
+    /// infers from the stored row: resigned/deleted flag set → `Deleted`, resigned flag
+    /// cleared → `Resurrected`, otherwise `Updated`. The tenant's active-user count follows
+    /// the resigned flags, under the licence cap (`LicenceExceeded`); unique indexes apply
+    /// (`Duplicate`). On any error nothing is written.
+    async fn save(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        departments: &[Department],
+        change: &Change,
+    ) -> Result<(), StoreError>;
+
+    /// Users by several lookups at once (any order, each user once; unknown ones left out).
+    async fn get_users(
+        &self,
+        tenant: TenantId,
+        lookups: &[UserLookup],
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Every user, active or resigned, whose folded e-mail is in `emails` or whose mobile is
+    /// in `mobiles`.
+    async fn users_by_contact(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+        mobiles: &[String],
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Active direct members of a department with a key above `after`, by ascending key, at
+    /// most `limit`.
+    async fn department_members(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Active users whose name, English name or nickname contains `needle` (compared in
+    /// lower case), with a key above `after`, by ascending key, at most `limit`.
+    async fn search_users(
+        &self,
+        tenant: TenantId,
+        needle: &str,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Active users whose leader is this user.
+    async fn users_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError>;
+
+    /// Deletes for good the users that resigned before `before` (ms), with a `Deleted`
+    /// event (no `after`) each; returns how many.
+    async fn purge_resigned(&self, before: i64) -> Result<u64, StoreError>;
+
+    // ----- idempotency keys (client_token) -----
+
+    /// Claims an idempotency key for a request with this fingerprint. If the key is new it
+    /// is recorded (unfinished) and `Claimed` is returned; otherwise the stored claim.
+    async fn claim_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyClaim, StoreError>;
+
+    /// Records the result (an entity id) of a claimed key.
+    async fn complete_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        result: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets a claimed key (its request failed, so a retry may run again).
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> Result<(), StoreError>;
+
+    /// Forgets keys claimed before `before` (ms); returns how many.
+    async fn purge_idempotency_keys(&self, before: i64) -> Result<u64, StoreError>;
+
+    // ----- JSAPI tickets -----
+
+    /// The current JSAPI ticket of an app and its expiry (ms), if any.
+    async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError>;
+
+    /// Stores (replaces) an app's JSAPI ticket.
+    async fn put_jsapi_ticket(
+        &self,
+        app_id: &AppId,
+        ticket: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    // ----- change events -----
+
+    /// Events with an id above `after`, oldest first, at most `limit`, of one tenant or all.
+    async fn list_events(
+        &self,
+        tenant: Option<TenantId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StoreError>;
 
     // ----- groups -----
 

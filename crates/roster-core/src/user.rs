@@ -175,3 +175,49 @@ pub struct NewUser {
     /// Whether the account starts activated (no invitation pending).
     pub activated: bool,
 }
+
+/// A partial change of a user (Feishu's patch): `None` leaves a field alone; for optional
+/// fields `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// New display name.
+    pub name: Option<String>,
+    /// New English name.
+    pub en_name: Option<Option<String>>,
+    /// New nickname.
+    pub nickname: Option<Option<String>>,
+    /// New e-mail.
+    pub email: Option<Option<Email>>,
+    /// New corporate e-mail.
+    pub enterprise_email: Option<Option<Email>>,
+    /// New mobile.
+    pub mobile: Option<Option<Mobile>>,
+    /// New mobile visibility.
+    pub mobile_visible: Option<bool>,
+    /// New gender.
+    pub gender: Option<Gender>,
+    /// New avatar key.
+    pub avatar_key: Option<Option<String>>,
+    /// New city.
+    pub city: Option<Option<String>>,
+    /// New country.
+    pub country: Option<Option<Country>>,
+    /// New desk.
+    pub work_station: Option<Option<String>>,
+    /// New joining date.
+    pub join_time: Option<i64>,
+    /// New employee number.
+    pub employee_no: Option<Option<String>>,
+    /// New employment type.
+    pub employee_type: Option<EmployeeType>,
+    /// New job title.
+    pub job_title: Option<Option<String>>,
+    /// New custom attributes (replacing all).
+    pub custom_attrs: Option<Vec<CustomAttr>>,
+    /// New departments (replacing all).
+    pub departments: Option<Vec<Membership>>,
+    /// New leader; `Some(None)` removes it.
+    pub leader: Option<Option<crate::store::UserLookup>>,
+    /// Freeze or unfreeze.
+    pub is_frozen: Option<bool>,
+}

@@ -279,6 +279,8 @@ struct DeptDoc {
     en_us: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    deputies: Vec<String>,
 }
 
 /// Encodes the parts of a department that have no column (i18n names, leader). The name
@@ -289,6 +291,7 @@ pub fn encode_department(f: &DepartmentFields) -> String {
         ja_jp: f.i18n_name.ja_jp.clone(),
         en_us: f.i18n_name.en_us.clone(),
         leader: f.leader.as_ref().map(|l| l.as_str().to_owned()),
+        deputies: f.deputies.iter().map(|d| d.as_str().to_owned()).collect(),
     };
     serde_json::to_string(&doc).expect("department document serialises")
 }
@@ -308,6 +311,7 @@ pub fn decode_department(
             en_us: d.en_us,
         },
         leader: d.leader.map(OpenId::from_trusted),
+        deputies: d.deputies.into_iter().map(OpenId::from_trusted).collect(),
         order,
     })
 }
@@ -339,6 +343,53 @@ pub fn decode_contact_scope(s: &str) -> Result<roster_core::ContactScope, StoreE
         })
         .collect::<Result<Vec<_>, _>>()
         .map(roster_core::ContactScope::Departments)
+}
+
+/// The snapshot of a user recorded in change events: ids, status, departments (by key) and
+/// the profile document, as one JSON object.
+pub fn user_snapshot(u: &User) -> String {
+    let profile: serde_json::Value =
+        serde_json::from_str(&encode_profile(&u.profile)).unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "open_id": u.open_id.as_str(),
+        "union_id": u.union_id.as_str(),
+        "user_id": u.user_id.as_str(),
+        "status": {
+            "is_frozen": u.status.is_frozen,
+            "is_resigned": u.status.is_resigned,
+            "is_activated": u.status.is_activated,
+            "is_exited": u.status.is_exited,
+            "is_unjoin": u.status.is_unjoin,
+        },
+        "departments": u.profile.departments.iter().map(|m| m.department.0).collect::<Vec<_>>(),
+        "logout_at": u.logout_at,
+        "profile": profile,
+    })
+    .to_string()
+}
+
+/// The snapshot of a department recorded in change events.
+pub fn department_snapshot(d: &roster_core::Department) -> String {
+    serde_json::json!({
+        "open_department_id": d.open_department_id.as_str(),
+        "department_id": d.department_id.as_str(),
+        "parent": d.parent.map(|p| p.0),
+        "name": d.fields.name,
+        "order": d.fields.order,
+        "leader": d.fields.leader.as_ref().map(OpenId::as_str),
+        "is_deleted": d.is_deleted,
+    })
+    .to_string()
+}
+
+/// How group names are compared: Unicode lower case.
+pub fn fold_group_name(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// How custom department ids are compared: ASCII lower case (they are ASCII by rule).
+pub fn fold_department_id(id: &str) -> String {
+    id.to_ascii_lowercase()
 }
 
 #[cfg(test)]

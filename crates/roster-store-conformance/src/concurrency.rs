@@ -4,15 +4,17 @@
 //! so that the writes really overlap.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use roster_core::{
-    BatchMode, CoreError, DeptLookup, NewTenant, Store, StoreError, UniqueKey, User, UserLookup,
+    BatchMode, CoreError, DeptLookup, IdempotencyClaim, NewTenant, Store, StoreError, UniqueKey,
+    User, UserLookup,
 };
 use tokio::sync::Barrier;
 
 use crate::support::{
-    active_users, assert_duplicate, assert_user_exists_err, department, email, env, get_user,
+    active_users, assert_duplicate, assert_user_exists_err, cli, department, email, env, get_user,
     mobile, new_user, now_ms, plain_user, root, tenant,
 };
 
@@ -105,7 +107,7 @@ pub async fn check_racing_raw_inserts_of_same_email_write_one_row(store: Arc<dyn
         async move {
             let atomic = i % 2 == 0;
             let mut rs = store
-                .insert_users(u.tenant, std::slice::from_ref(&u), atomic)
+                .insert_users(u.tenant, std::slice::from_ref(&u), atomic, &cli())
                 .await
                 .expect("a duplicate is a per-row result, not a failed call");
             assert_eq!(rs.len(), 1);
@@ -259,7 +261,7 @@ pub async fn check_racing_tenant_and_department_creations_leave_one_row(store: A
         // One custom id in varying case, distinct names.
         let id = if i % 2 == 0 { "Shared" } else { "SHARED" };
         let d = department(t.id, r.key, id, &format!("Dept {i}"), 0);
-        async move { store.insert_department(&d).await }
+        async move { store.insert_department(&d, &cli()).await }
     })
     .await;
     assert_eq!(
@@ -301,4 +303,102 @@ pub async fn check_racing_bootstraps_create_one_tenant_and_fail_none(store: Arc<
     }
     assert_eq!(store.list_tenants().await.expect("list").len(), 1);
     assert_eq!(store.list_apps(None).await.expect("list").len(), 1);
+}
+
+/// 16 concurrent claims of one idempotency key with different fingerprints: exactly one is
+/// `Claimed`, and every other one sees that claim (its fingerprint, no result yet).
+pub async fn check_racing_claims_of_one_idempotency_key_leave_one_claimant(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let app = crate::support::app(t.id, "racer");
+    store.insert_app(&app).await.expect("insert app");
+    let key = crate::idempotency::idem_key(t.id, &app.app_id, "feishu.users.create", "shared");
+    let results = race(|i| {
+        let store = store.clone();
+        let key = key.clone();
+        async move {
+            let fp = format!("fp-{i}");
+            let claim = store
+                .claim_idempotency_key(&key, &fp, now_ms())
+                .await
+                .expect("a claim answers");
+            (fp, claim)
+        }
+    })
+    .await;
+    let winners: Vec<&String> = results
+        .iter()
+        .filter(|(_, c)| *c == IdempotencyClaim::Claimed)
+        .map(|(fp, _)| fp)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one racer claims the key; results: {results:?}"
+    );
+    let winner = winners[0].clone();
+    for (fp, claim) in &results {
+        if fp != &winner {
+            assert_eq!(
+                claim,
+                &IdempotencyClaim::Existing {
+                    fingerprint: winner.clone(),
+                    result: None
+                },
+                "a losing racer ({fp}) sees the winner's claim"
+            );
+        }
+    }
+}
+
+/// 16 concurrent `Directory::idempotent` calls with one key and fingerprint: the operation
+/// runs once, every call answers with its entity id, exactly one as the original, and one
+/// user is created.
+pub async fn check_racing_idempotent_calls_run_the_operation_once(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let results = race(|i| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let runs = runs.clone();
+        async move {
+            let op_dir = dir.clone();
+            let op_caller = caller.clone();
+            dir.idempotent(
+                &caller,
+                "feishu.users.create",
+                "one-request",
+                "fp",
+                move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    op_dir
+                        .create_user(&op_caller, new_user(&format!("idem{i}")))
+                        .await
+                        .map(|u| u.open_id.to_string())
+                },
+            )
+            .await
+        }
+    })
+    .await;
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the operation runs once; results: {results:?}"
+    );
+    let outcomes: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().expect("every racer gets the result"))
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| !o.replayed).count(), 1);
+    assert!(outcomes
+        .iter()
+        .all(|o| o.entity_id == outcomes[0].entity_id));
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 1);
+    let created = get_user(
+        env.store.as_ref(),
+        env.tenant.id,
+        UserLookup::OpenId(outcomes[0].entity_id.clone()),
+    )
+    .await;
+    assert!(created.is_some(), "the id replayed is the created user's");
 }

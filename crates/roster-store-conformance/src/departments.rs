@@ -8,7 +8,7 @@ use roster_core::{
 };
 
 use crate::support::{
-    department, insert_department, insert_ok, now_ms, plain_user, resign, root, tenant,
+    cli, department, insert_department, insert_ok, now_ms, plain_user, resign, root, tenant,
 };
 
 async fn get(store: &dyn Store, d: &Department, lookup: DeptLookup) -> Option<Department> {
@@ -42,7 +42,7 @@ pub async fn check_departments_are_found_by_key_open_id_and_custom_id(store: Arc
     d.created_at = 1_000;
     d.updated_at = 2_000;
     let stored = store
-        .insert_department(&d)
+        .insert_department(&d, &cli())
         .await
         .expect("insert a department");
     assert_ne!(stored.key, r.key, "a new department gets a key of its own");
@@ -115,14 +115,14 @@ pub async fn check_department_unique_values_are_enforced(store: Arc<dyn Store>) 
     let a = insert_department(store.as_ref(), t.id, r.key, "D-A", "Alpha", 0).await;
 
     let err = store
-        .insert_department(&department(t.id, r.key, "d-a", "Another", 0))
+        .insert_department(&department(t.id, r.key, "d-a", "Another", 0), &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentId))),
         "custom id clash in another case: expected Duplicate(DepartmentId), got {err:?}"
     );
     let err = store
-        .insert_department(&department(t.id, r.key, "D-B", "Alpha", 0))
+        .insert_department(&department(t.id, r.key, "D-B", "Alpha", 0), &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
@@ -130,7 +130,7 @@ pub async fn check_department_unique_values_are_enforced(store: Arc<dyn Store>) 
     );
     let mut same_open = department(t.id, r.key, "D-C", "Gamma", 0);
     same_open.open_department_id = a.open_department_id.clone();
-    let err = store.insert_department(&same_open).await;
+    let err = store.insert_department(&same_open, &cli()).await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::OpenDepartmentId))),
         "open id clash: expected Duplicate(OpenDepartmentId), got {err:?}"
@@ -159,7 +159,9 @@ pub async fn check_children_are_ordered_by_sort_order_then_creation(store: Arc<d
     let zero_c = insert_department(s, t.id, r.key, "c6", "Zero C", 0).await;
     let mut gone = insert_department(s, t.id, r.key, "c7", "Gone", 100).await;
     gone.is_deleted = true;
-    s.update_department(&gone).await.expect("soft-delete");
+    s.update_department(&gone, &cli())
+        .await
+        .expect("soft-delete");
     insert_department(s, t.id, ten.key, "c2-1", "Grandchild", 50).await;
 
     let got: Vec<String> = children(s, &r)
@@ -195,7 +197,7 @@ pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: 
     moved.fields.i18n_name.en_us = Some("Bee".into());
     moved.fields.leader = Some(RandomIds.open_id());
     moved.updated_at = b.updated_at + 5_000;
-    s.update_department(&moved).await.expect("update");
+    s.update_department(&moved, &cli()).await.expect("update");
 
     assert_eq!(
         get(s, &r, DeptLookup::Key(b.key)).await,
@@ -209,7 +211,7 @@ pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: 
     let c = insert_department(s, t.id, a.key, "C", "C", 0).await;
     let mut clash = c.clone();
     clash.fields.name = "B renamed".into();
-    let err = s.update_department(&clash).await;
+    let err = s.update_department(&clash, &cli()).await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
         "expected Duplicate(DepartmentName), got {err:?}"
@@ -220,7 +222,7 @@ pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: 
     let mut cleared = moved.clone();
     cleared.fields.leader = None;
     cleared.fields.i18n_name = I18nName::default();
-    s.update_department(&cleared).await.expect("update");
+    s.update_department(&cleared, &cli()).await.expect("update");
     assert_eq!(get(s, &r, DeptLookup::Key(b.key)).await, Some(cleared));
 }
 
@@ -234,7 +236,9 @@ pub async fn check_soft_deleting_a_department_frees_its_custom_id_and_name(store
     let mut deleted = old.clone();
     deleted.is_deleted = true;
     deleted.updated_at += 1;
-    s.update_department(&deleted).await.expect("soft-delete");
+    s.update_department(&deleted, &cli())
+        .await
+        .expect("soft-delete");
 
     assert_eq!(
         get(s, &r, DeptLookup::Key(old.key)).await,

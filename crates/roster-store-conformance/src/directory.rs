@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use roster_core::values::Email;
 use roster_core::{
-    BatchMode, ContactScope, CoreError, Department, DepartmentFields, DepartmentPatch, DeptKey,
-    DeptLookup, Entity, IdGen, Membership, NewDepartment, NewUser, RandomIds, Scope, Scopes, Store,
-    UniqueKey, UserLookup,
+    BatchMode, ConflictKind, ContactScope, CoreError, Department, DepartmentFields,
+    DepartmentPatch, DeptKey, DeptLookup, Entity, IdGen, Membership, NewDepartment, NewUser,
+    RandomIds, Scope, Scopes, Store, UniqueKey, UserLookup,
 };
 
 use crate::support::{
     active_users, assert_user_exists_err, caller, directory, email, env, get_user, member_of,
-    mobile, new_user, now_ms, resign, Env,
+    mobile, new_user, now_ms, resign, Env, ManualClock,
 };
 
 fn assert_unauthenticated<T: std::fmt::Debug>(r: &Result<T, CoreError>, what: &str) {
@@ -22,21 +22,29 @@ fn assert_unauthenticated<T: std::fmt::Debug>(r: &Result<T, CoreError>, what: &s
     );
 }
 
-fn assert_conflict<T: std::fmt::Debug>(r: &Result<T, CoreError>, what: &str) {
+pub(crate) fn assert_conflict<T: std::fmt::Debug>(
+    r: &Result<T, CoreError>,
+    kind: ConflictKind,
+    what: &str,
+) {
     assert!(
-        matches!(r, Err(CoreError::Conflict(_))),
-        "{what}: expected Conflict, got {r:?}"
+        matches!(r, Err(CoreError::Conflict { kind: k, .. }) if *k == kind),
+        "{what}: expected Conflict {{ {kind:?} }}, got {r:?}"
     );
 }
 
-fn assert_bad_reference<T: std::fmt::Debug>(r: &Result<T, CoreError>, field: &str, what: &str) {
+pub(crate) fn assert_bad_reference<T: std::fmt::Debug>(
+    r: &Result<T, CoreError>,
+    field: &str,
+    what: &str,
+) {
     assert!(
         matches!(r, Err(CoreError::BadReference { field: f, .. }) if *f == field),
         "{what}: expected BadReference {{ {field} }}, got {r:?}"
     );
 }
 
-async fn create_department(
+pub(crate) async fn create_department(
     env: &Env,
     parent: DeptKey,
     custom_id: &str,
@@ -62,7 +70,7 @@ async fn create_department(
         .expect("create a department through the directory")
 }
 
-fn new_user_in(custom_id: &str, dept: DeptKey) -> NewUser {
+pub(crate) fn new_user_in(custom_id: &str, dept: DeptKey) -> NewUser {
     let mut u = new_user(custom_id);
     u.profile.departments = vec![member_of(dept)];
     u
@@ -458,9 +466,17 @@ pub async fn check_atomic_batch_with_a_bad_item_writes_nothing(store: Arc<dyn St
         .await
         .expect("answer");
     assert_eq!(report.items.len(), 3);
-    assert_conflict(&report.items[0], "a good item of a failed atomic batch");
+    assert_conflict(
+        &report.items[0],
+        ConflictKind::NotWritten,
+        "a good item of a failed atomic batch",
+    );
     assert_user_exists_err(&report.items[1], UniqueKey::Email, "the bad item");
-    assert_conflict(&report.items[2], "a good item of a failed atomic batch");
+    assert_conflict(
+        &report.items[2],
+        ConflictKind::NotWritten,
+        "a good item of a failed atomic batch",
+    );
     for id in ["fine1", "dup", "fine2"] {
         assert_eq!(
             get_user(
@@ -668,11 +684,31 @@ pub async fn check_department_cannot_move_under_its_own_subtree(store: Arc<dyn S
             .await
         }
     };
-    assert_conflict(&move_to(&a, c.key).await, "A under its grandchild C");
-    assert_conflict(&move_to(&a, b.key).await, "A under its child B");
-    assert_conflict(&move_to(&a, a.key).await, "A under itself");
-    assert_conflict(&move_to(&b, c.key).await, "B under its child C");
-    assert_conflict(&move_to(&env.root, a.key).await, "the root anywhere");
+    assert_conflict(
+        &move_to(&a, c.key).await,
+        ConflictKind::Cycle,
+        "A under its grandchild C",
+    );
+    assert_conflict(
+        &move_to(&a, b.key).await,
+        ConflictKind::Cycle,
+        "A under its child B",
+    );
+    assert_conflict(
+        &move_to(&a, a.key).await,
+        ConflictKind::Cycle,
+        "A under itself",
+    );
+    assert_conflict(
+        &move_to(&b, c.key).await,
+        ConflictKind::Cycle,
+        "B under its child C",
+    );
+    assert_conflict(
+        &move_to(&env.root, a.key).await,
+        ConflictKind::RootImmutable,
+        "the root anywhere",
+    );
 
     let get = |key: DeptKey| {
         let dir = env.dir.clone();
@@ -730,9 +766,21 @@ pub async fn check_department_with_a_member_or_a_child_cannot_be_deleted(store: 
         let caller = env.caller.clone();
         async move { dir.delete_department(&caller, &DeptLookup::Key(key)).await }
     };
-    assert_conflict(&delete(a.key).await, "A has a child");
-    assert_conflict(&delete(a1.key).await, "A1 has a member");
-    assert_conflict(&delete(env.root.key).await, "the root");
+    assert_conflict(
+        &delete(a.key).await,
+        ConflictKind::DepartmentNotEmpty,
+        "A has a child",
+    );
+    assert_conflict(
+        &delete(a1.key).await,
+        ConflictKind::DepartmentNotEmpty,
+        "A1 has a member",
+    );
+    assert_conflict(
+        &delete(env.root.key).await,
+        ConflictKind::RootImmutable,
+        "the root",
+    );
 
     resign(env.store.as_ref(), &member, now_ms()).await;
     delete(a1.key)
@@ -895,15 +943,6 @@ pub async fn check_recursive_child_listing_is_breadth_first(store: Arc<dyn Store
         .map(|d| d.department_id.to_string())
         .collect();
     assert_eq!(got, want);
-}
-
-/// A clock the check moves by hand.
-struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl roster_core::Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
 }
 
 /// Tokens expire after `TOKEN_TTL_S`; with less than 30 minutes left a new one is issued and

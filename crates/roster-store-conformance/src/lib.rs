@@ -36,7 +36,11 @@ use roster_core::Store;
 mod concurrency;
 mod departments;
 mod directory;
+mod events;
 mod groups;
+mod idempotency;
+mod lifecycle;
+mod queries;
 mod support;
 mod tenants;
 mod users;
@@ -44,7 +48,11 @@ mod users;
 pub use concurrency::*;
 pub use departments::*;
 pub use directory::*;
+pub use events::*;
 pub use groups::*;
+pub use idempotency::*;
+pub use lifecycle::*;
+pub use queries::*;
 pub use tenants::*;
 pub use users::*;
 
@@ -118,6 +126,19 @@ macro_rules! conformance_tests {
             check_best_effort_insert_fails_only_the_duplicate_row,
             check_atomic_insert_with_one_duplicate_writes_nothing,
             check_licence_cap_limits_active_users,
+            check_inserts_record_one_created_event_per_written_row,
+            check_save_records_one_event_per_entity_with_the_inferred_action,
+            check_save_writes_all_or_nothing,
+            check_licence_cap_applies_to_resurrection_through_save,
+            check_purge_resigned_deletes_users_resigned_before_the_cut_off,
+            check_list_events_pages_by_id_and_filters_by_tenant,
+            check_get_users_resolves_mixed_lookups_each_user_once,
+            check_users_by_contact_returns_active_and_resigned_holders,
+            check_department_members_pages_active_direct_members,
+            check_search_users_matches_names_case_insensitively,
+            check_users_and_departments_led_by_a_user,
+            check_idempotency_keys_claim_complete_release_and_purge,
+            check_jsapi_tickets_are_stored_per_app_and_replaced,
             check_groups_round_trip_and_names_are_unique_case_insensitively,
             check_bootstrap_creates_a_tenant_and_an_app_once,
             check_issued_token_authenticates_its_app,
@@ -134,12 +155,26 @@ macro_rules! conformance_tests {
             check_department_with_a_member_or_a_child_cannot_be_deleted,
             check_contact_scope_hides_users_outside_it,
             check_recursive_child_listing_is_breadth_first,
+            check_patch_user_changes_only_the_given_fields,
+            check_update_user_id_moves_the_custom_id,
+            check_delete_user_hands_over_to_an_explicit_successor,
+            check_delete_user_defaults_the_successor_to_the_leader,
+            check_delete_user_with_a_bad_acceptor_changes_nothing,
+            check_resurrect_user_restores_a_resigned_user,
+            check_logout_user_sets_logout_at,
+            check_jsapi_ticket_is_the_same_while_valid,
+            check_idempotent_replays_the_first_result_without_running_again,
+            check_idempotent_waits_for_a_request_in_flight,
+            check_users_by_contact_prefers_active_holders_and_includes_resigned_on_request,
+            check_search_and_member_lists_respect_the_contact_scope,
             check_racing_creates_of_same_email_leave_one_user,
             check_racing_raw_inserts_of_same_email_write_one_row,
             check_racing_best_effort_batches_overlapping_in_mobiles_write_each_mobile_once,
             check_racing_creates_never_exceed_the_licence_cap,
             check_racing_tenant_and_department_creations_leave_one_row,
             check_racing_bootstraps_create_one_tenant_and_fail_none,
+            check_racing_claims_of_one_idempotency_key_leave_one_claimant,
+            check_racing_idempotent_calls_run_the_operation_once,
         );
     };
     (@each $make_store:expr; $($check:ident),+ $(,)?) => {
@@ -172,6 +207,10 @@ mod tests {
             include_str!("groups.rs"),
             include_str!("directory.rs"),
             include_str!("concurrency.rs"),
+            include_str!("events.rs"),
+            include_str!("queries.rs"),
+            include_str!("idempotency.rs"),
+            include_str!("lifecycle.rs"),
         ];
         let mut checks = Vec::new();
         for src in sources {
@@ -183,7 +222,7 @@ mod tests {
                 }
             }
         }
-        assert!(checks.len() >= 40, "found only {} checks", checks.len());
+        assert!(checks.len() >= 69, "found only {} checks", checks.len());
         for name in &checks {
             assert!(
                 macro_body.contains(&format!("{name},")),

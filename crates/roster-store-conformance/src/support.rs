@@ -4,14 +4,20 @@
 
 use std::sync::Arc;
 
+use roster_core::app::hash_secret;
 use roster_core::ids::DepartmentId;
 use roster_core::values::{Email, Mobile, Username};
 use roster_core::{
-    Caller, Clock, ContactScope, CoreError, Department, DepartmentFields, DeptKey, DeptLookup,
-    Directory, IdGen, Membership, NewTenant, NewUser, RandomIds, Scope, Scopes, Store, StoreError,
-    SystemClock, Tenant, TenantId, UniqueKey, User, UserId, UserKey, UserLookup, UserProfile,
-    UserStatus,
+    Actor, App, AppKind, Caller, Change, ChangeEvent, Clock, ContactScope, CoreError, Department,
+    DepartmentFields, DeptKey, DeptLookup, Directory, IdGen, Membership, NewTenant, NewUser,
+    RandomIds, Scope, Scopes, Store, StoreError, SystemClock, Tenant, TenantId, UniqueKey, User,
+    UserId, UserKey, UserLookup, UserProfile, UserStatus,
 };
+
+/// The change context of raw-store writes in the checks: an administrator at the command line.
+pub(crate) fn cli() -> Change {
+    Change::by(Actor::Cli)
+}
 
 /// The wall clock in milliseconds, as the stores see it through the core.
 pub(crate) fn now_ms() -> i64 {
@@ -105,7 +111,7 @@ pub(crate) async fn insert_department(
     order: i64,
 ) -> Department {
     store
-        .insert_department(&department(tenant, parent, custom_id, name, order))
+        .insert_department(&department(tenant, parent, custom_id, name, order), &cli())
         .await
         .expect("insert a department")
 }
@@ -154,7 +160,7 @@ pub(crate) async fn insert(
     atomic: bool,
 ) -> Vec<Result<UserKey, StoreError>> {
     let results = store
-        .insert_users(tenant, users, atomic)
+        .insert_users(tenant, users, atomic, &cli())
         .await
         .expect("insert_users must not fail as a whole for duplicates or the cap");
     assert_eq!(
@@ -197,7 +203,7 @@ pub(crate) async fn resign(store: &dyn Store, user: &User, at: i64) -> User {
     resigned.resigned_at = Some(at);
     resigned.updated_at = at;
     store
-        .update_user(&resigned)
+        .update_user(&resigned, &cli())
         .await
         .expect("resigning an active user succeeds");
     resigned
@@ -295,5 +301,84 @@ pub(crate) fn new_user(custom_id: &str) -> NewUser {
         },
         leader: None,
         activated: true,
+    }
+}
+
+/// Every change event with an id above `after`, of one tenant or all, read a page at a time.
+pub(crate) async fn events_since(
+    store: &dyn Store,
+    tenant: Option<TenantId>,
+    after: i64,
+) -> Vec<ChangeEvent> {
+    let mut out: Vec<ChangeEvent> = Vec::new();
+    let mut cursor = after;
+    loop {
+        let page = store
+            .list_events(tenant, cursor, 500)
+            .await
+            .expect("list_events must not fail");
+        let Some(last) = page.last() else {
+            return out;
+        };
+        cursor = last.id;
+        out.extend(page);
+    }
+}
+
+/// The id of the newest change event, 0 when there is none: events recorded after this
+/// mark are the ones a check caused.
+pub(crate) async fn event_mark(store: &dyn Store) -> i64 {
+    events_since(store, None, 0)
+        .await
+        .last()
+        .map_or(0, |e| e.id)
+}
+
+/// An app of the tenant, ready for `insert_app`.
+pub(crate) fn app(tenant: TenantId, name: &str) -> App {
+    App {
+        app_id: RandomIds.app_id(),
+        tenant,
+        name: name.to_owned(),
+        kind: AppKind::Feishu,
+        secret_hash: hash_secret("conformance secret"),
+        scopes: Scopes::new([Scope::ContactRead, Scope::ContactWrite]),
+        contact_scope: ContactScope::All,
+        created_at: now_ms(),
+    }
+}
+
+/// The users as the store holds them now, by key, in the given order.
+pub(crate) async fn reread(store: &dyn Store, users: &[&User]) -> Vec<User> {
+    let mut out = Vec::with_capacity(users.len());
+    for u in users {
+        out.push(
+            get_user(store, u.tenant, UserLookup::Key(u.key))
+                .await
+                .unwrap_or_else(|| panic!("user {} vanished", u.user_id)),
+        );
+    }
+    out
+}
+
+/// Reads a department through the raw store, deleted ones included.
+pub(crate) async fn get_department(
+    store: &dyn Store,
+    tenant: TenantId,
+    key: DeptKey,
+) -> Department {
+    store
+        .get_department(tenant, &DeptLookup::Key(key))
+        .await
+        .expect("get_department must not fail")
+        .unwrap_or_else(|| panic!("department {key:?} vanished"))
+}
+
+/// A clock the check moves by hand.
+pub(crate) struct ManualClock(pub(crate) std::sync::atomic::AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

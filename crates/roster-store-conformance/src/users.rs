@@ -10,8 +10,8 @@ use roster_core::{
 };
 
 use crate::support::{
-    active_users, assert_duplicate, email, get_user, insert, insert_department, insert_ok, mobile,
-    now_ms, plain_user, resign, root, tenant, user_id, username,
+    active_users, assert_duplicate, cli, email, get_user, insert, insert_department, insert_ok,
+    mobile, now_ms, plain_user, resign, root, tenant, user_id, username,
 };
 
 /// A user with every profile field set to a non-default value, in three departments.
@@ -191,7 +191,9 @@ pub async fn check_user_round_trips_every_field(store: Arc<dyn Store>) {
     };
     changed.updated_at = stored.updated_at + 1;
     changed.logout_at = Some(stored.updated_at + 1);
-    s.update_user(&changed).await.expect("update every field");
+    s.update_user(&changed, &cli())
+        .await
+        .expect("update every field");
     assert_eq!(
         get_user(s, t.id, UserLookup::Key(stored.key)).await,
         Some(changed.clone()),
@@ -354,7 +356,7 @@ pub async fn check_resigned_users_release_their_unique_values(store: Arc<dyn Sto
     let mut back = a.clone();
     back.status.is_resigned = false;
     back.resigned_at = None;
-    let err = s.update_user(&back).await;
+    let err = s.update_user(&back, &cli()).await;
     assert!(
         matches!(
             err,
@@ -400,7 +402,7 @@ pub async fn check_resigned_users_release_their_unique_values(store: Arc<dyn Sto
     let mut back = c.clone();
     back.status.is_resigned = false;
     back.resigned_at = None;
-    let err = s.update_user(&back).await;
+    let err = s.update_user(&back, &cli()).await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::Email))),
         "expected Duplicate(Email), got {err:?}"
@@ -700,7 +702,7 @@ pub async fn check_licence_cap_limits_active_users(store: Arc<dyn Store>) {
     let mut back = u0.clone();
     back.status.is_resigned = false;
     back.resigned_at = None;
-    let err = s.update_user(&back).await;
+    let err = s.update_user(&back, &cli()).await;
     assert!(
         matches!(err, Err(StoreError::LicenceExceeded)),
         "resurrection past the cap: expected LicenceExceeded, got {err:?}"
@@ -714,7 +716,7 @@ pub async fn check_licence_cap_limits_active_users(store: Arc<dyn Store>) {
     // Updating a resigned user that stays resigned does not count it either way.
     let mut still_resigned = u0.clone();
     still_resigned.profile.name = "Still resigned".into();
-    s.update_user(&still_resigned)
+    s.update_user(&still_resigned, &cli())
         .await
         .expect("edit a resigned user without resurrecting it");
     assert_eq!(active_users(s, t.id).await, 3);
@@ -728,7 +730,7 @@ pub async fn check_licence_cap_limits_active_users(store: Arc<dyn Store>) {
     // Updating an active user without changing its state does not count it twice.
     let mut renamed = u1.clone();
     renamed.profile.name = "Renamed".into();
-    s.update_user(&renamed)
+    s.update_user(&renamed, &cli())
         .await
         .expect("rename an active user");
     assert_eq!(active_users(s, t.id).await, 3);
@@ -736,7 +738,7 @@ pub async fn check_licence_cap_limits_active_users(store: Arc<dyn Store>) {
     // Resigning u1 makes room for u0 again.
     resign(s, &renamed, now_ms()).await;
     assert_eq!(active_users(s, t.id).await, 2);
-    s.update_user(&back)
+    s.update_user(&back, &cli())
         .await
         .expect("resurrection within the cap");
     assert_eq!(active_users(s, t.id).await, 3);

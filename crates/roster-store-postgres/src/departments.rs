@@ -1,11 +1,17 @@
 //! Departments: one tree per tenant, soft-deleted rather than removed.
 
 use roster_core::ids::DepartmentId;
-use roster_core::{Department, DeptKey, DeptLookup, OpenDepartmentId, StoreError, TenantId};
-use roster_store_common::{decode_department, encode_department};
-use sqlx::PgPool;
+use roster_core::{
+    Change, ChangeAction, Department, DeptKey, DeptLookup, Entity, OpenDepartmentId, OpenId,
+    StoreError, TenantId,
+};
+use roster_store_common::{
+    decode_department, department_snapshot, encode_department, fold_department_id,
+};
+use sqlx::{PgConnection, PgPool};
 
 use crate::errors::{corrupt, Context};
+use crate::events::{write_events, NewEvent};
 
 #[derive(sqlx::FromRow)]
 struct DeptRow {
@@ -47,39 +53,59 @@ macro_rules! dept_columns {
     };
 }
 
-/// The folded form of a custom department id. Department ids are ASCII by construction
-/// (`DepartmentId::parse`), so ASCII lower-casing equals the schema's `lower(department_id)`.
-fn fold(department_id: &str) -> String {
-    department_id.to_ascii_lowercase()
+/// The `leader_open_id` column: the leader of `doc`, copied out so that it can be indexed.
+fn leader_column(dept: &Department) -> Option<String> {
+    dept.fields.leader.as_ref().map(|l| l.as_str().to_owned())
 }
 
 pub(crate) async fn insert_department(
     pool: &PgPool,
     dept: &Department,
+    change: &Change,
 ) -> Result<Department, StoreError> {
+    let mut tx = pool.begin().await.context("begin department insert")?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO departments (tenant_id, open_department_id, department_id, \
-         department_id_fold, parent_id, name, sort_order, doc, is_deleted, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+         department_id_fold, parent_id, name, sort_order, doc, leader_open_id, is_deleted, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(dept.tenant.0)
     .bind(dept.open_department_id.as_str())
     .bind(dept.department_id.as_str())
-    .bind(fold(dept.department_id.as_str()))
+    .bind(fold_department_id(dept.department_id.as_str()))
     .bind(dept.parent.map(|p| p.0))
     .bind(&dept.fields.name)
     .bind(dept.fields.order)
     .bind(encode_department(&dept.fields))
+    .bind(leader_column(dept))
     .bind(dept.is_deleted)
     .bind(dept.created_at)
     .bind(dept.updated_at)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await
     .context("insert department")?;
-    Ok(Department {
+    let stored = Department {
         key: DeptKey(id),
         ..dept.clone()
-    })
+    };
+    write_events(
+        &mut tx,
+        &change.actor.to_string(),
+        change.note.as_deref(),
+        vec![NewEvent {
+            tenant: stored.tenant,
+            entity: Entity::Department,
+            entity_id: stored.open_department_id.as_str().to_owned(),
+            action: ChangeAction::Created,
+            at: stored.created_at,
+            before: None,
+            after: Some(department_snapshot(&stored)),
+        }],
+    )
+    .await?;
+    tx.commit().await.context("commit department insert")?;
+    Ok(stored)
 }
 
 pub(crate) async fn get_department(
@@ -120,7 +146,7 @@ pub(crate) async fn get_department(
                  ORDER BY is_deleted, id DESC LIMIT 1"
             ))
             .bind(tenant.0)
-            .bind(fold(custom_id))
+            .bind(fold_department_id(custom_id))
             .fetch_optional(pool)
             .await
         }
@@ -161,33 +187,6 @@ pub(crate) async fn count_departments(pool: &PgPool, tenant: TenantId) -> Result
     u64::try_from(n).map_err(|_| corrupt("department count"))
 }
 
-pub(crate) async fn update_department(pool: &PgPool, dept: &Department) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE departments SET parent_id = $3, name = $4, sort_order = $5, doc = $6, \
-         is_deleted = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(dept.tenant.0)
-    .bind(dept.key.0)
-    .bind(dept.parent.map(|p| p.0))
-    .bind(&dept.fields.name)
-    .bind(dept.fields.order)
-    .bind(encode_department(&dept.fields))
-    .bind(dept.is_deleted)
-    .bind(dept.updated_at)
-    .execute(pool)
-    .await
-    .context("update department")?;
-    if done.rows_affected() == 0 {
-        // The core only updates departments it has just read, so a missing row means it
-        // was removed behind the store's back.
-        return Err(StoreError::Backend(format!(
-            "department {} of tenant {} does not exist",
-            dept.key.0, dept.tenant
-        )));
-    }
-    Ok(())
-}
-
 pub(crate) async fn department_member_count(
     pool: &PgPool,
     tenant: TenantId,
@@ -203,4 +202,123 @@ pub(crate) async fn department_member_count(
     .await
     .context("count department members")?;
     u64::try_from(n).map_err(|_| corrupt("member count"))
+}
+
+pub(crate) async fn departments_led_by(
+    pool: &PgPool,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<Department>, StoreError> {
+    sqlx::query_as::<_, DeptRow>(concat!(
+        "SELECT ",
+        dept_columns!(),
+        " FROM departments WHERE tenant_id = $1 AND leader_open_id = $2 AND NOT is_deleted \
+         ORDER BY id"
+    ))
+    .bind(tenant.0)
+    .bind(leader.as_str())
+    .fetch_all(pool)
+    .await
+    .context("list departments led by a user")?
+    .into_iter()
+    .map(DeptRow::into_department)
+    .collect()
+}
+
+// ----- save (see save.rs) -----
+
+/// Reads and locks the stored rows of the given departments, in key order (the one lock
+/// order of every writer), for the rest of the caller's transaction. A key that is not a
+/// department of the tenant is a backend error: the core saves only what it has just read.
+pub(crate) async fn lock_departments(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    keys: &[i64],
+) -> Result<Vec<Department>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as::<_, DeptRow>(concat!(
+        "SELECT ",
+        dept_columns!(),
+        " FROM departments WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+    ))
+    .bind(tenant.0)
+    .bind(keys)
+    .fetch_all(&mut *conn)
+    .await
+    .context("lock departments")?;
+    if let Some(missing) = keys.iter().find(|k| !rows.iter().any(|r| r.id == **k)) {
+        return Err(StoreError::Backend(format!(
+            "department {missing} of tenant {tenant} does not exist"
+        )));
+    }
+    rows.into_iter().map(DeptRow::into_department).collect()
+}
+
+/// Rewrites every column of the given (existing, locked) departments in one statement.
+pub(crate) async fn write_departments(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    depts: &[&Department],
+) -> Result<(), StoreError> {
+    if depts.is_empty() {
+        return Ok(());
+    }
+    let n = depts.len();
+    let mut id = Vec::with_capacity(n);
+    let mut open_department_id = Vec::with_capacity(n);
+    let mut department_id = Vec::with_capacity(n);
+    let mut department_id_fold = Vec::with_capacity(n);
+    let mut parent_id = Vec::with_capacity(n);
+    let mut name = Vec::with_capacity(n);
+    let mut sort_order = Vec::with_capacity(n);
+    let mut doc = Vec::with_capacity(n);
+    let mut leader_open_id = Vec::with_capacity(n);
+    let mut is_deleted = Vec::with_capacity(n);
+    let mut created_at = Vec::with_capacity(n);
+    let mut updated_at = Vec::with_capacity(n);
+    for d in depts {
+        id.push(d.key.0);
+        open_department_id.push(d.open_department_id.as_str().to_owned());
+        department_id.push(d.department_id.as_str().to_owned());
+        department_id_fold.push(fold_department_id(d.department_id.as_str()));
+        parent_id.push(d.parent.map(|p| p.0));
+        name.push(d.fields.name.clone());
+        sort_order.push(d.fields.order);
+        doc.push(encode_department(&d.fields));
+        leader_open_id.push(leader_column(d));
+        is_deleted.push(d.is_deleted);
+        created_at.push(d.created_at);
+        updated_at.push(d.updated_at);
+    }
+    sqlx::query(
+        "UPDATE departments AS d SET open_department_id = v.open_department_id, \
+         department_id = v.department_id, department_id_fold = v.department_id_fold, \
+         parent_id = v.parent_id, name = v.name, sort_order = v.sort_order, doc = v.doc, \
+         leader_open_id = v.leader_open_id, is_deleted = v.is_deleted, \
+         created_at = v.created_at, updated_at = v.updated_at \
+         FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
+         $7::text[], $8::bigint[], $9::text[], $10::text[], $11::boolean[], $12::bigint[], \
+         $13::bigint[]) AS v(id, open_department_id, department_id, department_id_fold, \
+         parent_id, name, sort_order, doc, leader_open_id, is_deleted, created_at, updated_at) \
+         WHERE d.tenant_id = $1 AND d.id = v.id",
+    )
+    .bind(tenant.0)
+    .bind(id)
+    .bind(open_department_id)
+    .bind(department_id)
+    .bind(department_id_fold)
+    .bind(parent_id)
+    .bind(name)
+    .bind(sort_order)
+    .bind(doc)
+    .bind(leader_open_id)
+    .bind(is_deleted)
+    .bind(created_at)
+    .bind(updated_at)
+    .execute(&mut *conn)
+    .await
+    .context("update departments")?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! User groups.
 
 use roster_core::{Group, StoreError, TenantId};
+use roster_store_common::fold_group_name;
 use sqlx::PgPool;
 
 use crate::errors::Context;
@@ -35,12 +36,6 @@ macro_rules! group_columns {
     };
 }
 
-/// The form under which group names are unique. Names are free text (any script), so this
-/// is Unicode lower-casing, the same rule as for e-mail addresses.
-fn fold(name: &str) -> String {
-    name.to_lowercase()
-}
-
 pub(crate) async fn insert_group(pool: &PgPool, group: &Group) -> Result<Group, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO groups (tenant_id, group_id, name, name_fold, description, created_at) \
@@ -49,7 +44,7 @@ pub(crate) async fn insert_group(pool: &PgPool, group: &Group) -> Result<Group, 
     .bind(group.tenant.0)
     .bind(&group.group_id)
     .bind(&group.name)
-    .bind(fold(&group.name))
+    .bind(fold_group_name(&group.name))
     .bind(&group.description)
     .bind(group.created_at)
     .fetch_one(pool)

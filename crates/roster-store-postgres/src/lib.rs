@@ -15,7 +15,10 @@
 
 mod departments;
 mod errors;
+mod events;
 mod groups;
+mod idempotency;
+mod save;
 mod tenants;
 mod users;
 
@@ -25,8 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use roster_core::{
-    App, AppId, Department, DeptKey, DeptLookup, Group, NewTenant, Store, StoreError, TakenValues,
-    Tenant, TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+    App, AppId, Change, ChangeEvent, Department, DeptKey, DeptLookup, Group, IdempotencyClaim,
+    IdempotencyKey, NewTenant, OpenId, Store, StoreError, TakenValues, Tenant, TenantId,
+    TokenRecord, UniqueProbe, User, UserKey, UserLookup,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -289,8 +293,12 @@ impl Store for PgStore {
     }
 
     #[instrument(skip_all, fields(tenant = %dept.tenant))]
-    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError> {
-        departments::insert_department(&self.pool, dept).await
+    async fn insert_department(
+        &self,
+        dept: &Department,
+        change: &Change,
+    ) -> Result<Department, StoreError> {
+        departments::insert_department(&self.pool, dept, change).await
     }
 
     async fn get_department(
@@ -313,9 +321,12 @@ impl Store for PgStore {
         departments::count_departments(&self.pool, tenant).await
     }
 
-    #[instrument(skip_all, fields(tenant = %dept.tenant, dept = dept.key.0))]
-    async fn update_department(&self, dept: &Department) -> Result<(), StoreError> {
-        departments::update_department(&self.pool, dept).await
+    async fn departments_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<Department>, StoreError> {
+        departments::departments_led_by(&self.pool, tenant, leader).await
     }
 
     async fn department_member_count(
@@ -340,8 +351,9 @@ impl Store for PgStore {
         tenant: TenantId,
         users: &[User],
         atomic: bool,
+        change: &Change,
     ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
-        users::insert_users(&self.pool, tenant, users, atomic).await
+        users::insert_users(&self.pool, tenant, users, atomic, change).await
     }
 
     async fn get_user(
@@ -352,9 +364,112 @@ impl Store for PgStore {
         users::get_user(&self.pool, tenant, lookup).await
     }
 
-    #[instrument(skip_all, fields(tenant = %user.tenant, user = user.key.0))]
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        users::update_user(&self.pool, user).await
+    #[instrument(skip_all, fields(%tenant, users = users.len(), departments = departments.len()))]
+    async fn save(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        departments: &[Department],
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        save::save(&self.pool, tenant, users, departments, change).await
+    }
+
+    async fn get_users(
+        &self,
+        tenant: TenantId,
+        lookups: &[UserLookup],
+    ) -> Result<Vec<User>, StoreError> {
+        users::get_users(&self.pool, tenant, lookups).await
+    }
+
+    async fn users_by_contact(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+        mobiles: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        users::users_by_contact(&self.pool, tenant, emails, mobiles).await
+    }
+
+    async fn department_members(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        users::department_members(&self.pool, tenant, dept, after, limit).await
+    }
+
+    async fn search_users(
+        &self,
+        tenant: TenantId,
+        needle: &str,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        users::search_users(&self.pool, tenant, needle, after, limit).await
+    }
+
+    async fn users_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError> {
+        users::users_led_by(&self.pool, tenant, leader).await
+    }
+
+    #[instrument(skip_all, fields(before))]
+    async fn purge_resigned(&self, before: i64) -> Result<u64, StoreError> {
+        users::purge_resigned(&self.pool, before).await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        idempotency::claim(&self.pool, key, fingerprint, now).await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        idempotency::complete(&self.pool, key, result).await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        idempotency::release(&self.pool, key).await
+    }
+
+    async fn purge_idempotency_keys(&self, before: i64) -> Result<u64, StoreError> {
+        idempotency::purge(&self.pool, before).await
+    }
+
+    async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError> {
+        tenants::jsapi_ticket(&self.pool, app_id).await
+    }
+
+    async fn put_jsapi_ticket(
+        &self,
+        app_id: &AppId,
+        ticket: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        tenants::put_jsapi_ticket(&self.pool, app_id, ticket, expires_at).await
+    }
+
+    async fn list_events(
+        &self,
+        tenant: Option<TenantId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        events::list_events(&self.pool, tenant, after, limit).await
     }
 
     #[instrument(skip_all, fields(tenant = %group.tenant))]
@@ -404,6 +519,67 @@ mod tests {
         for s in &stores {
             s.ping().await.unwrap();
         }
+    }
+
+    /// Migration 0002 fills the new columns of rows written under 0001.
+    #[tokio::test]
+    async fn migration_0002_backfills_search_text_and_department_leaders() {
+        let Ok(base) = std::env::var(TEST_URL_ENV) else {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {TEST_URL_ENV} not set (migration_0002_backfills_search_text_and_department_leaders)"
+            );
+            return;
+        };
+        let options = create_test_database(&base).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        MIGRATOR.run_to(1, &pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0); \
+             INSERT INTO departments (id, tenant_id, open_department_id, department_id, \
+               department_id_fold, parent_id, name, doc, created_at, updated_at) VALUES \
+               (1, 1, '0', '0', '0', NULL, 'Acme', '{}', 0, 0), \
+               (2, 1, 'od-2', 'D2', 'd2', 1, 'Led', '{\"leader\":\"ou_boss\"}', 0, 0); \
+             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
+               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
+               updated_at, doc) VALUES \
+               (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'Zhang', false, false, true, false, false, \
+                0, 0, '{\"name\":\"张三 ZHANG\",\"en_name\":\"San\",\"nickname\":\"ÉMILE\"}'), \
+               (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'Li', false, false, true, false, false, \
+                0, 0, '{\"name\":\"Li\"}');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = PgStore::connect_with(options).await.unwrap();
+        let texts: Vec<String> = sqlx::query_scalar("SELECT search_text FROM users ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            texts,
+            vec!["张三 zhang\u{1f}san\u{1f}émile", "li\u{1f}\u{1f}"]
+        );
+        let leaders: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT leader_open_id FROM departments ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(leaders, vec![None, Some("ou_boss".to_owned())]);
+        // What the store itself writes agrees with the backfill.
+        let profile = roster_core::UserProfile {
+            name: "张三 ZHANG".into(),
+            en_name: Some("San".into()),
+            nickname: Some("ÉMILE".into()),
+            ..roster_core::UserProfile::default()
+        };
+        assert_eq!(users::search_text(&profile), texts[0]);
     }
 
     #[test]

@@ -302,3 +302,36 @@ pub(crate) async fn purge_expired_tokens(pool: &PgPool, now: i64) -> Result<u64,
         .context("purge expired tokens")?;
     Ok(done.rows_affected())
 }
+
+// ----- JSAPI tickets -----
+
+pub(crate) async fn jsapi_ticket(
+    pool: &PgPool,
+    app_id: &AppId,
+) -> Result<Option<(String, i64)>, StoreError> {
+    sqlx::query_as("SELECT ticket, expires_at FROM jsapi_tickets WHERE app_id = $1")
+        .bind(app_id.as_str())
+        .fetch_optional(pool)
+        .await
+        .context("load JSAPI ticket")
+}
+
+pub(crate) async fn put_jsapi_ticket(
+    pool: &PgPool,
+    app_id: &AppId,
+    ticket: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO jsapi_tickets (app_id, ticket, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (app_id) DO UPDATE SET ticket = EXCLUDED.ticket, \
+         expires_at = EXCLUDED.expires_at",
+    )
+    .bind(app_id.as_str())
+    .bind(ticket)
+    .bind(expires_at)
+    .execute(pool)
+    .await
+    .context("store JSAPI ticket")?;
+    Ok(())
+}

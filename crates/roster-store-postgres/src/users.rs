@@ -5,17 +5,21 @@
 //! licence cap a database rule. Writers that touch the count lock the tenant row first
 //! (`SELECT … FOR UPDATE`), before any user row or unique-index entry: with one lock order,
 //! two batches carrying the same values in different orders queue instead of deadlocking.
+//! Every user written or deleted gets its change event in the same transaction (`events.rs`);
+//! `save` (see `save.rs`) builds on the locking and writing helpers here.
 
 use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use roster_core::{
-    DeptKey, Membership, OpenId, StoreError, TakenValues, TenantId, UnionId, UniqueProbe, User,
-    UserId, UserKey, UserLookup, UserStatus,
+    Actor, Change, ChangeAction, DeptKey, Entity, Membership, OpenId, StoreError, TakenValues,
+    TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup, UserProfile, UserStatus,
 };
-use roster_store_common::{decode_profile, encode_profile, UserColumns};
-use sqlx::{PgConnection, PgPool};
+use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::errors::{corrupt, Context};
+use crate::events::{write_events, NewEvent};
 
 // ----- reads -----
 
@@ -41,6 +45,7 @@ struct UserRow {
 
 #[derive(sqlx::FromRow)]
 struct MembershipRow {
+    user_id: i64,
     department_id: i64,
     user_order: i64,
     department_order: i64,
@@ -54,6 +59,76 @@ macro_rules! user_columns {
         "id, tenant_id, open_id, union_id, user_id, is_resigned, is_frozen, is_activated, \
          is_exited, is_unjoin, created_at, updated_at, resigned_at, logout_at, doc"
     };
+}
+
+/// The same columns of the `users` table under the alias `u`, for joins.
+macro_rules! user_columns_u {
+    () => {
+        "u.id, u.tenant_id, u.open_id, u.union_id, u.user_id, u.is_resigned, u.is_frozen, \
+         u.is_activated, u.is_exited, u.is_unjoin, u.created_at, u.updated_at, u.resigned_at, \
+         u.logout_at, u.doc"
+    };
+}
+
+impl UserRow {
+    fn into_user(self, departments: Vec<Membership>) -> Result<User, StoreError> {
+        let mut profile = decode_profile(&self.doc)?;
+        profile.departments = departments;
+        Ok(User {
+            key: UserKey(self.id),
+            tenant: TenantId(self.tenant_id),
+            open_id: OpenId::from_trusted(self.open_id),
+            union_id: UnionId::from_trusted(self.union_id),
+            user_id: UserId::from_trusted(self.user_id),
+            profile,
+            status: UserStatus {
+                is_frozen: self.is_frozen,
+                is_resigned: self.is_resigned,
+                is_activated: self.is_activated,
+                is_exited: self.is_exited,
+                is_unjoin: self.is_unjoin,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            resigned_at: self.resigned_at,
+            logout_at: self.logout_at,
+        })
+    }
+}
+
+/// Completes user rows with their memberships, read in one extra query for all of them,
+/// keeping the rows' order.
+async fn into_users<'e>(
+    executor: impl PgExecutor<'e>,
+    rows: Vec<UserRow>,
+) -> Result<Vec<User>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let memberships = sqlx::query_as::<_, MembershipRow>(
+        "SELECT user_id, department_id, user_order, department_order, is_primary \
+         FROM user_departments WHERE user_id = ANY($1) ORDER BY user_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(executor)
+    .await
+    .context("load user departments")?;
+    let mut by_user: HashMap<i64, Vec<Membership>> = HashMap::new();
+    for m in memberships {
+        by_user.entry(m.user_id).or_default().push(Membership {
+            department: DeptKey(m.department_id),
+            user_order: m.user_order,
+            department_order: m.department_order,
+            is_primary: m.is_primary,
+        });
+    }
+    rows.into_iter()
+        .map(|r| {
+            let departments = by_user.remove(&r.id).unwrap_or_default();
+            r.into_user(departments)
+        })
+        .collect()
 }
 
 /// A user by one text column. For keys that only active users hold uniquely, the active
@@ -111,45 +186,7 @@ pub(crate) async fn get_user(
     }
     .context("load user")?;
     let Some(row) = row else { return Ok(None) };
-
-    let memberships = sqlx::query_as::<_, MembershipRow>(
-        "SELECT department_id, user_order, department_order, is_primary \
-         FROM user_departments WHERE user_id = $1 ORDER BY position",
-    )
-    .bind(row.id)
-    .fetch_all(pool)
-    .await
-    .context("load user departments")?;
-
-    let mut profile = decode_profile(&row.doc)?;
-    profile.departments = memberships
-        .into_iter()
-        .map(|m| Membership {
-            department: DeptKey(m.department_id),
-            user_order: m.user_order,
-            department_order: m.department_order,
-            is_primary: m.is_primary,
-        })
-        .collect();
-    Ok(Some(User {
-        key: UserKey(row.id),
-        tenant: TenantId(row.tenant_id),
-        open_id: OpenId::from_trusted(row.open_id),
-        union_id: UnionId::from_trusted(row.union_id),
-        user_id: UserId::from_trusted(row.user_id),
-        profile,
-        status: UserStatus {
-            is_frozen: row.is_frozen,
-            is_resigned: row.is_resigned,
-            is_activated: row.is_activated,
-            is_exited: row.is_exited,
-            is_unjoin: row.is_unjoin,
-        },
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        resigned_at: row.resigned_at,
-        logout_at: row.logout_at,
-    }))
+    Ok(into_users(pool, vec![row]).await?.pop())
 }
 
 async fn fetch_by_text(
@@ -212,17 +249,48 @@ pub(crate) async fn taken_user_values(
 // ----- the bulk write path -----
 
 /// One multi-row insert of users. The tenant is bound once; every other column travels as
-/// one array per column, so the statement has 21 parameters whatever the number of rows
+/// one array per column, so the statement has 22 parameters whatever the number of rows
 /// and costs a single round trip.
 const INSERT_USERS: &str = "INSERT INTO users (tenant_id, open_id, union_id, user_id, \
      user_id_fold, email_fold, mobile, username_fold, employee_no, name, leader_open_id, \
      is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, updated_at, \
-     resigned_at, logout_at, doc) \
+     resigned_at, logout_at, doc, search_text) \
      SELECT $1::bigint, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
      $12::boolean[], $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], \
-     $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[]) \
+     $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::text[]) \
      RETURNING id, open_id";
+
+/// The same columns written over existing rows, found by key (`$23`), in one statement.
+const UPDATE_USERS: &str = "UPDATE users AS u SET open_id = v.open_id, union_id = v.union_id, \
+     user_id = v.user_id, user_id_fold = v.user_id_fold, email_fold = v.email_fold, \
+     mobile = v.mobile, username_fold = v.username_fold, employee_no = v.employee_no, \
+     name = v.name, leader_open_id = v.leader_open_id, is_resigned = v.is_resigned, \
+     is_frozen = v.is_frozen, is_activated = v.is_activated, is_exited = v.is_exited, \
+     is_unjoin = v.is_unjoin, created_at = v.created_at, updated_at = v.updated_at, \
+     resigned_at = v.resigned_at, logout_at = v.logout_at, doc = v.doc, \
+     search_text = v.search_text \
+     FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+     $12::boolean[], $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], \
+     $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::text[], $22::text[], \
+     $23::bigint[]) AS v(open_id, union_id, user_id, user_id_fold, email_fold, mobile, \
+     username_fold, employee_no, name, leader_open_id, is_resigned, is_frozen, is_activated, \
+     is_exited, is_unjoin, created_at, updated_at, resigned_at, logout_at, doc, search_text, id) \
+     WHERE u.tenant_id = $1 AND u.id = v.id";
+
+/// What `search_users` matches: the lower-cased name, English name and nickname, separated
+/// by U+001F (which no name contains), as docs/schema.md defines it. Unicode lower case, the
+/// same as the core applies to the needle.
+pub(crate) fn search_text(p: &UserProfile) -> String {
+    let lower = |s: Option<&String>| s.map_or_else(String::new, |s| s.to_lowercase());
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        p.name.to_lowercase(),
+        lower(p.en_name.as_ref()),
+        lower(p.nickname.as_ref())
+    )
+}
 
 /// The same shape for the join table.
 const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (tenant_id, user_id, \
@@ -230,7 +298,36 @@ const INSERT_MEMBERSHIPS: &str = "INSERT INTO user_departments (tenant_id, user_
      SELECT $1::bigint, * FROM UNNEST($2::bigint[], $3::bigint[], $4::integer[], \
      $5::bigint[], $6::bigint[], $7::boolean[])";
 
-/// Column arrays for `INSERT_USERS`, one entry per user.
+/// Binds the 21 column arrays of a `UserArrays` as `$2` to `$22` (after the tenant) to a
+/// query or `query_as`.
+macro_rules! bind_user_arrays {
+    ($query:expr, $a:expr) => {
+        $query
+            .bind($a.open_id)
+            .bind($a.union_id)
+            .bind($a.user_id)
+            .bind($a.user_id_fold)
+            .bind($a.email_fold)
+            .bind($a.mobile)
+            .bind($a.username_fold)
+            .bind($a.employee_no)
+            .bind($a.name)
+            .bind($a.leader_open_id)
+            .bind($a.is_resigned)
+            .bind($a.is_frozen)
+            .bind($a.is_activated)
+            .bind($a.is_exited)
+            .bind($a.is_unjoin)
+            .bind($a.created_at)
+            .bind($a.updated_at)
+            .bind($a.resigned_at)
+            .bind($a.logout_at)
+            .bind($a.doc)
+            .bind($a.search_text)
+    };
+}
+
+/// Column arrays for `INSERT_USERS` and `UPDATE_USERS`, one entry per user.
 #[derive(Default)]
 struct UserArrays {
     open_id: Vec<String>,
@@ -253,6 +350,7 @@ struct UserArrays {
     resigned_at: Vec<Option<i64>>,
     logout_at: Vec<Option<i64>>,
     doc: Vec<String>,
+    search_text: Vec<String>,
 }
 
 impl UserArrays {
@@ -280,6 +378,7 @@ impl UserArrays {
             a.resigned_at.push(u.resigned_at);
             a.logout_at.push(u.logout_at);
             a.doc.push(encode_profile(&u.profile));
+            a.search_text.push(search_text(&u.profile));
         }
         a
     }
@@ -297,31 +396,11 @@ async fn write_users(
         return Ok(Vec::new());
     }
     let a = UserArrays::of(users);
-    let returned: Vec<(i64, String)> = sqlx::query_as(INSERT_USERS)
-        .bind(tenant.0)
-        .bind(a.open_id)
-        .bind(a.union_id)
-        .bind(a.user_id)
-        .bind(a.user_id_fold)
-        .bind(a.email_fold)
-        .bind(a.mobile)
-        .bind(a.username_fold)
-        .bind(a.employee_no)
-        .bind(a.name)
-        .bind(a.leader_open_id)
-        .bind(a.is_resigned)
-        .bind(a.is_frozen)
-        .bind(a.is_activated)
-        .bind(a.is_exited)
-        .bind(a.is_unjoin)
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .bind(a.resigned_at)
-        .bind(a.logout_at)
-        .bind(a.doc)
-        .fetch_all(&mut *conn)
-        .await
-        .context("insert users")?;
+    let returned: Vec<(i64, String)> =
+        bind_user_arrays!(sqlx::query_as(INSERT_USERS).bind(tenant.0), a)
+            .fetch_all(&mut *conn)
+            .await
+            .context("insert users")?;
 
     // RETURNING gives no promise about row order, so keys are matched back through the
     // open id, which the tenant's unique index guarantees is unambiguous.
@@ -384,7 +463,10 @@ async fn write_memberships(
 
 /// Locks the tenant row for the rest of the transaction and returns how many more active
 /// users it may take (`None`: no cap).
-async fn lock_room(conn: &mut PgConnection, tenant: TenantId) -> Result<Option<u64>, StoreError> {
+pub(crate) async fn lock_room(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<Option<u64>, StoreError> {
     let row: Option<(Option<i64>, i64)> = sqlx::query_as(
         "SELECT max_active_users, active_users FROM tenants WHERE id = $1 FOR UPDATE",
     )
@@ -403,7 +485,7 @@ async fn lock_room(conn: &mut PgConnection, tenant: TenantId) -> Result<Option<u
 
 /// Adds `delta` to the tenant's active-user count; the CHECK turns an overshoot into
 /// `LicenceExceeded`.
-async fn add_active(
+pub(crate) async fn add_active(
     conn: &mut PgConnection,
     tenant: TenantId,
     delta: i64,
@@ -430,16 +512,45 @@ fn count_active(users: &[&User]) -> i64 {
     users.iter().filter(|u| !u.status.is_resigned).count() as i64
 }
 
+/// The `Created` events of freshly inserted users, in input order.
+fn created_events(written: &[(UserKey, &User)]) -> Vec<NewEvent> {
+    written
+        .iter()
+        .map(|(key, u)| {
+            let stored = User {
+                key: *key,
+                ..(*u).clone()
+            };
+            NewEvent {
+                tenant: stored.tenant,
+                entity: Entity::User,
+                entity_id: stored.open_id.as_str().to_owned(),
+                action: ChangeAction::Created,
+                at: stored.created_at,
+                before: None,
+                after: Some(user_snapshot(&stored)),
+            }
+        })
+        .collect()
+}
+
 pub(crate) async fn insert_users(
     pool: &PgPool,
     tenant: TenantId,
     users: &[User],
     atomic: bool,
+    change: &Change,
 ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some(results) = insert_in_bulk(pool, tenant, users, atomic).await? {
+    if let Some(user) = users.iter().find(|u| u.tenant != tenant) {
+        return Err(StoreError::Backend(format!(
+            "user {} of tenant {} given to an insert into tenant {tenant}",
+            user.open_id, user.tenant
+        )));
+    }
+    if let Some(results) = insert_in_bulk(pool, tenant, users, atomic, change).await? {
         return Ok(results);
     }
     // The bulk statement could not tell which rows were at fault. This happens only when
@@ -450,16 +561,18 @@ pub(crate) async fn insert_users(
         atomic,
         "bulk user insert refused; writing row by row"
     );
-    insert_one_by_one(pool, tenant, users, atomic).await
+    insert_one_by_one(pool, tenant, users, atomic, change).await
 }
 
-/// The hot path: one transaction, one lock, two multi-row inserts, one count update.
-/// Returns `None` when the rows must be retried one by one to find the failing ones.
+/// The hot path: one transaction, one lock, three multi-row inserts (users, memberships,
+/// events), one count update. Returns `None` when the rows must be retried one by one to
+/// find the failing ones.
 async fn insert_in_bulk(
     pool: &PgPool,
     tenant: TenantId,
     users: &[User],
     atomic: bool,
+    change: &Change,
 ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
     let mut tx = pool.begin().await.context("begin user insert")?;
     let mut room = lock_room(&mut tx, tenant).await?;
@@ -515,6 +628,14 @@ async fn insert_in_bulk(
         }
         Err(e) => return Err(e),
     }
+    let written: Vec<(UserKey, &User)> = keys.iter().copied().zip(admitted).collect();
+    write_events(
+        &mut tx,
+        &change.actor.to_string(),
+        change.note.as_deref(),
+        created_events(&written),
+    )
+    .await?;
     tx.commit().await.context("commit user insert")?;
 
     let mut keys = keys.into_iter();
@@ -540,10 +661,12 @@ async fn insert_one_by_one(
     tenant: TenantId,
     users: &[User],
     atomic: bool,
+    change: &Change,
 ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
     let mut tx = pool.begin().await.context("begin row-by-row user insert")?;
     let mut room = lock_room(&mut tx, tenant).await?;
     let mut results = Vec::with_capacity(users.len());
+    let mut written: Vec<(UserKey, &User)> = Vec::with_capacity(users.len());
     let mut added = 0i64;
     for u in users {
         let active = !u.status.is_resigned;
@@ -560,6 +683,7 @@ async fn insert_one_by_one(
                     .next()
                     .ok_or_else(|| StoreError::Backend("inserted user has no key".to_owned()))?;
                 results.push(Ok(key));
+                written.push((key, u));
                 if active {
                     added += 1;
                     room = room.map(|r| r.saturating_sub(1));
@@ -582,114 +706,319 @@ async fn insert_one_by_one(
     // If the count update trips the CHECK after all, the error aborts the call: nothing
     // was committed, which is what both modes promise for a refusal of the whole call.
     add_active(&mut tx, tenant, added).await?;
+    // Refused rows were rolled back to their savepoints, so only written users get an
+    // event, all in one statement.
+    write_events(
+        &mut tx,
+        &change.actor.to_string(),
+        change.note.as_deref(),
+        created_events(&written),
+    )
+    .await?;
     tx.commit().await.context("commit row-by-row user insert")?;
     Ok(results)
 }
 
-// ----- update -----
+// ----- save (see save.rs) -----
 
-enum UpdateOutcome {
-    Done,
-    /// The resigned flag changes, so the tenant's count must change too, and the first
-    /// attempt did not hold the tenant lock.
-    NeedsTenantLock,
-}
-
-pub(crate) async fn update_user(pool: &PgPool, user: &User) -> Result<(), StoreError> {
-    // Most updates leave the resigned flag alone and need no tenant lock, which would
-    // serialise every profile edit of a tenant. When the flag does change, the first
-    // attempt notices after locking the user row and backs out, because taking the tenant
-    // lock second could deadlock against a batch insert that took it first.
-    match try_update_user(pool, user, false).await? {
-        UpdateOutcome::Done => Ok(()),
-        UpdateOutcome::NeedsTenantLock => match try_update_user(pool, user, true).await? {
-            UpdateOutcome::Done => Ok(()),
-            UpdateOutcome::NeedsTenantLock => Err(StoreError::Backend(
-                "user update asked for the tenant lock while holding it".to_owned(),
-            )),
-        },
+/// Reads and locks the stored rows of the given users, memberships included, in key order
+/// (the one lock order of every writer), for the rest of the caller's transaction. A key
+/// that is not a user of the tenant is a backend error: the core saves only what it has
+/// just read.
+pub(crate) async fn lock_users(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    keys: &[i64],
+) -> Result<Vec<User>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-}
-
-async fn try_update_user(
-    pool: &PgPool,
-    user: &User,
-    lock_tenant: bool,
-) -> Result<UpdateOutcome, StoreError> {
-    let tenant = user.tenant;
-    let mut tx = pool.begin().await.context("begin user update")?;
-    if lock_tenant {
-        lock_room(&mut tx, tenant).await?;
-    }
-    let was_resigned: Option<bool> = sqlx::query_scalar(
-        "SELECT is_resigned FROM users WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-    )
-    .bind(user.key.0)
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+    ))
     .bind(tenant.0)
-    .fetch_optional(&mut *tx)
+    .bind(keys)
+    .fetch_all(&mut *conn)
     .await
-    .context("lock user")?;
-    let Some(was_resigned) = was_resigned else {
+    .context("lock users")?;
+    if let Some(missing) = keys.iter().find(|k| !rows.iter().any(|r| r.id == **k)) {
         return Err(StoreError::Backend(format!(
-            "user {} of tenant {tenant} does not exist",
-            user.key.0
+            "user {missing} of tenant {tenant} does not exist"
         )));
-    };
-    let delta: i64 = match (was_resigned, user.status.is_resigned) {
-        (true, false) => 1,
-        (false, true) => -1,
-        _ => 0,
-    };
-    if delta != 0 && !lock_tenant {
-        tx.rollback().await.context("roll back user update")?;
-        return Ok(UpdateOutcome::NeedsTenantLock);
     }
+    into_users(&mut *conn, rows).await
+}
 
-    let c = UserColumns::of(user);
-    sqlx::query(
-        "UPDATE users SET open_id = $3, union_id = $4, user_id = $5, user_id_fold = $6, \
-         email_fold = $7, mobile = $8, username_fold = $9, employee_no = $10, name = $11, \
-         leader_open_id = $12, is_resigned = $13, is_frozen = $14, is_activated = $15, \
-         is_exited = $16, is_unjoin = $17, created_at = $18, updated_at = $19, \
-         resigned_at = $20, logout_at = $21, doc = $22 \
-         WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(user.key.0)
-    .bind(tenant.0)
-    .bind(user.open_id.as_str())
-    .bind(user.union_id.as_str())
-    .bind(user.user_id.as_str())
-    .bind(c.user_id_fold)
-    .bind(c.email_fold)
-    .bind(c.mobile)
-    .bind(c.username_fold)
-    .bind(c.employee_no)
-    .bind(&user.profile.name)
-    .bind(c.leader_open_id)
-    .bind(user.status.is_resigned)
-    .bind(user.status.is_frozen)
-    .bind(user.status.is_activated)
-    .bind(user.status.is_exited)
-    .bind(user.status.is_unjoin)
-    .bind(user.created_at)
-    .bind(user.updated_at)
-    .bind(user.resigned_at)
-    .bind(user.logout_at)
-    .bind(encode_profile(&user.profile))
-    .execute(&mut *tx)
-    .await
-    .context("update user")?;
-
-    sqlx::query("DELETE FROM user_departments WHERE user_id = $1")
-        .bind(user.key.0)
-        .execute(&mut *tx)
+/// Rewrites every column of the given (existing, locked) users in one statement, and
+/// replaces their memberships in two more.
+pub(crate) async fn write_saved_users(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<i64> = users.iter().map(|u| u.key.0).collect();
+    let a = UserArrays::of(users);
+    bind_user_arrays!(sqlx::query(UPDATE_USERS).bind(tenant.0), a)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await
+        .context("update users")?;
+    sqlx::query("DELETE FROM user_departments WHERE user_id = ANY($1)")
+        .bind(&keys)
+        .execute(&mut *conn)
         .await
         .context("clear user departments")?;
-    write_memberships(&mut tx, tenant, &[(user.key, user)]).await?;
+    let pairs: Vec<(UserKey, &User)> = users.iter().map(|u| (u.key, *u)).collect();
+    write_memberships(conn, tenant, &pairs).await
+}
 
-    // A resurrection past the cap trips the CHECK here and becomes LicenceExceeded; the
-    // transaction is dropped, so nothing of the update survives.
-    add_active(&mut tx, tenant, delta).await?;
-    tx.commit().await.context("commit user update")?;
-    Ok(UpdateOutcome::Done)
+// ----- reads of several users -----
+
+/// How a paged read starts: keys are positive, so "no cursor" is "above the smallest".
+fn cursor(after: Option<UserKey>) -> i64 {
+    after.map_or(i64::MIN, |k| k.0)
+}
+
+fn page_size(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The preferred holder of each value of a column that only active users hold uniquely:
+/// the active user, then the most recently resigned (as in `get_user`).
+macro_rules! preferred_ids_by {
+    ($column:literal, $param:literal) => {
+        concat!(
+            "(SELECT DISTINCT ON (",
+            $column,
+            ") id FROM users WHERE tenant_id = $1 AND ",
+            $column,
+            " = ANY(",
+            $param,
+            ") ORDER BY ",
+            $column,
+            ", is_resigned, resigned_at DESC NULLS LAST, id DESC)"
+        )
+    };
+}
+
+pub(crate) async fn get_users(
+    pool: &PgPool,
+    tenant: TenantId,
+    lookups: &[UserLookup],
+) -> Result<Vec<User>, StoreError> {
+    if lookups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut keys = Vec::new();
+    let mut open_ids = Vec::new();
+    let mut union_ids = Vec::new();
+    let mut user_ids = Vec::new();
+    let mut emails = Vec::new();
+    let mut mobiles = Vec::new();
+    for lookup in lookups {
+        // Folded as in get_user.
+        match lookup {
+            UserLookup::Key(k) => keys.push(k.0),
+            UserLookup::OpenId(s) => open_ids.push(s.clone()),
+            UserLookup::UnionId(s) => union_ids.push(s.clone()),
+            UserLookup::UserId(s) => user_ids.push(s.to_ascii_lowercase()),
+            UserLookup::Email(s) => emails.push(s.to_lowercase()),
+            UserLookup::Mobile(s) => mobiles.push(s.clone()),
+        }
+    }
+    // One statement for every kind of lookup; `IN` makes each user appear once however
+    // many lookups found it.
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND id IN (",
+        "SELECT id FROM users WHERE tenant_id = $1 AND id = ANY($2) ",
+        "UNION ALL SELECT id FROM users WHERE tenant_id = $1 AND open_id = ANY($3) ",
+        "UNION ALL SELECT id FROM users WHERE tenant_id = $1 AND union_id = ANY($4) ",
+        "UNION ALL ",
+        preferred_ids_by!("user_id_fold", "$5"),
+        " UNION ALL ",
+        preferred_ids_by!("email_fold", "$6"),
+        " UNION ALL ",
+        preferred_ids_by!("mobile", "$7"),
+        ") ORDER BY id"
+    ))
+    .bind(tenant.0)
+    .bind(keys)
+    .bind(open_ids)
+    .bind(union_ids)
+    .bind(user_ids)
+    .bind(emails)
+    .bind(mobiles)
+    .fetch_all(pool)
+    .await
+    .context("load users")?;
+    into_users(pool, rows).await
+}
+
+pub(crate) async fn users_by_contact(
+    pool: &PgPool,
+    tenant: TenantId,
+    emails: &[String],
+    mobiles: &[String],
+) -> Result<Vec<User>, StoreError> {
+    if emails.is_empty() && mobiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    // users_email_idx and users_mobile_idx include resigned users.
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND (email_fold = ANY($2) OR mobile = ANY($3)) \
+         ORDER BY id"
+    ))
+    .bind(tenant.0)
+    .bind(emails)
+    .bind(mobiles)
+    .fetch_all(pool)
+    .await
+    .context("load users by contact")?;
+    into_users(pool, rows).await
+}
+
+pub(crate) async fn department_members(
+    pool: &PgPool,
+    tenant: TenantId,
+    dept: DeptKey,
+    after: Option<UserKey>,
+    limit: usize,
+) -> Result<Vec<User>, StoreError> {
+    // Walks user_departments_dept_idx (department_id, user_id) from the cursor, skipping
+    // resigned users (who normally have no memberships left anyway).
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns_u!(),
+        " FROM user_departments ud JOIN users u ON u.id = ud.user_id \
+         WHERE ud.department_id = $2 AND ud.user_id > $3 AND ud.tenant_id = $1 \
+         AND u.tenant_id = $1 AND NOT u.is_resigned \
+         ORDER BY ud.user_id LIMIT $4"
+    ))
+    .bind(tenant.0)
+    .bind(dept.0)
+    .bind(cursor(after))
+    .bind(page_size(limit))
+    .fetch_all(pool)
+    .await
+    .context("list department members")?;
+    into_users(pool, rows).await
+}
+
+pub(crate) async fn search_users(
+    pool: &PgPool,
+    tenant: TenantId,
+    needle: &str,
+    after: Option<UserKey>,
+    limit: usize,
+) -> Result<Vec<User>, StoreError> {
+    // search_text is lower case; the core lower-cases the needle already, and doing it
+    // again is harmless.
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND NOT is_resigned AND strpos(search_text, $2) > 0 \
+         AND id > $3 ORDER BY id LIMIT $4"
+    ))
+    .bind(tenant.0)
+    .bind(needle.to_lowercase())
+    .bind(cursor(after))
+    .bind(page_size(limit))
+    .fetch_all(pool)
+    .await
+    .context("search users")?;
+    into_users(pool, rows).await
+}
+
+pub(crate) async fn users_led_by(
+    pool: &PgPool,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<User>, StoreError> {
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND leader_open_id = $2 AND NOT is_resigned \
+         ORDER BY id"
+    ))
+    .bind(tenant.0)
+    .bind(leader.as_str())
+    .fetch_all(pool)
+    .await
+    .context("list users led by a user")?;
+    into_users(pool, rows).await
+}
+
+// ----- retention -----
+
+/// Users purged per transaction, so that a large backlog neither holds locks for long nor
+/// loads every snapshot at once.
+const PURGE_BATCH: i64 = 500;
+
+/// The note of every purge event.
+const PURGE_NOTE: &str = "purged after retention";
+
+pub(crate) async fn purge_resigned(pool: &PgPool, before: i64) -> Result<u64, StoreError> {
+    let actor = Actor::System.to_string();
+    let mut purged = 0u64;
+    loop {
+        let mut tx = pool.begin().await.context("begin purge")?;
+        // Resigned users hold no licence seat, so the tenant count is untouched and no
+        // tenant lock is needed. FOR UPDATE waits for a concurrent save of the same user
+        // (a resurrection) and then re-checks the condition.
+        let rows = sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE is_resigned AND resigned_at < $1 ORDER BY id LIMIT $2 FOR UPDATE"
+        ))
+        .bind(before)
+        .bind(PURGE_BATCH)
+        .fetch_all(&mut *tx)
+        .await
+        .context("find users to purge")?;
+        if rows.is_empty() {
+            tx.rollback().await.context("end purge")?;
+            return Ok(purged);
+        }
+        let users = into_users(&mut *tx, rows).await?;
+        let keys: Vec<i64> = users.iter().map(|u| u.key.0).collect();
+        // Memberships go with the rows (ON DELETE CASCADE).
+        let deleted = sqlx::query("DELETE FROM users WHERE id = ANY($1)")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .context("purge resigned users")?
+            .rows_affected();
+        let at = now_ms();
+        let events = users
+            .iter()
+            .map(|u| NewEvent {
+                tenant: u.tenant,
+                entity: Entity::User,
+                entity_id: u.open_id.as_str().to_owned(),
+                action: ChangeAction::Deleted,
+                at,
+                before: Some(user_snapshot(u)),
+                after: None,
+            })
+            .collect();
+        write_events(&mut tx, &actor, Some(PURGE_NOTE), events).await?;
+        tx.commit().await.context("commit purge")?;
+        purged += deleted;
+    }
+}
+
+/// The wall clock in ms, for events that no entity timestamp dates (purges).
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

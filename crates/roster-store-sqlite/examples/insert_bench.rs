@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use roster_core::values::Email;
 use roster_core::{
-    DeptLookup, IdGen, Membership, NewTenant, RandomIds, Store, TenantId, User, UserId, UserKey,
-    UserProfile, UserStatus,
+    Actor, Change, DeptLookup, IdGen, Membership, NewTenant, RandomIds, Store, TenantId, User,
+    UserId, UserKey, UserProfile, UserStatus,
 };
 use roster_store_common::{encode_profile, UserColumns};
 use roster_store_sqlite::SqliteStore;
@@ -139,7 +139,10 @@ async fn main() {
         let rows = users(t, n, root, "s");
         let start = Instant::now();
         for c in rows.chunks(chunk) {
-            let r = s.insert_users(t, c, atomic).await.unwrap();
+            let r = s
+                .insert_users(t, c, atomic, &Change::by(Actor::Cli))
+                .await
+                .unwrap();
             assert!(r.iter().all(Result::is_ok));
         }
         let took = start.elapsed();

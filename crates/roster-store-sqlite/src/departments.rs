@@ -3,12 +3,16 @@
 use roster_core::department::ROOT_ID;
 use roster_core::ids::DepartmentId;
 use roster_core::{
-    Department, DepartmentFields, DeptKey, DeptLookup, OpenDepartmentId, StoreError, TenantId,
+    ChangeAction, Department, DepartmentFields, DeptKey, DeptLookup, OpenDepartmentId, OpenId,
+    StoreError, TenantId,
 };
-use roster_store_common::{decode_department, encode_department};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use roster_store_common::{
+    decode_department, department_snapshot, encode_department, fold_department_id,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::errors::{corrupt, SqlContext};
+use crate::events::{self, ChangeCtx, EventEntity, NewEvent};
 
 /// A `departments` row as read, before its document is decoded.
 struct DeptRow {
@@ -68,13 +72,6 @@ impl DeptRow {
     }
 }
 
-/// The folded form under which custom department ids are unique. Custom ids are ASCII by
-/// construction (`DepartmentId::parse`), so ASCII folding is complete, and it matches
-/// PostgreSQL's `lower()` on the same values.
-fn fold_id(id: &str) -> String {
-    id.to_ascii_lowercase()
-}
-
 /// Inserts a tenant's root department inside the caller's transaction.
 pub(crate) fn insert_root(
     conn: &Connection,
@@ -104,22 +101,28 @@ pub(crate) fn insert_root(
     .context("insert root department")
 }
 
+/// Inserts a department and its `created` event in one transaction.
 pub(crate) fn insert_department(
-    conn: &Connection,
+    conn: &mut Connection,
     mut dept: Department,
+    ctx: &ChangeCtx,
 ) -> Result<Department, StoreError> {
-    let id = conn
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin insert department")?;
+    let id = tx
         .prepare_cached(
             "INSERT INTO departments (tenant_id, open_department_id, department_id, \
              department_id_fold, parent_id, name, sort_order, doc, is_deleted, created_at, \
-             updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             updated_at, leader_open_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .and_then(|mut s| {
             s.insert(params![
                 dept.tenant.0,
                 dept.open_department_id.as_str(),
                 dept.department_id.as_str(),
-                fold_id(dept.department_id.as_str()),
+                fold_department_id(dept.department_id.as_str()),
                 dept.parent.map(|p| p.0),
                 dept.fields.name,
                 dept.fields.order,
@@ -127,10 +130,26 @@ pub(crate) fn insert_department(
                 dept.is_deleted,
                 dept.created_at,
                 dept.updated_at,
+                dept.fields.leader.as_ref().map(OpenId::as_str),
             ])
         })
         .context("insert department")?;
     dept.key = DeptKey(id);
+    let after = department_snapshot(&dept);
+    events::record(
+        &mut events::prepare(&tx)?,
+        ctx,
+        &NewEvent {
+            tenant: dept.tenant,
+            entity: EventEntity::Department,
+            entity_id: dept.open_department_id.as_str(),
+            action: ChangeAction::Created,
+            at: dept.updated_at,
+            before: None,
+            after: Some(&after),
+        },
+    )?;
+    tx.commit().context("commit insert department")?;
     Ok(dept)
 }
 
@@ -162,7 +181,7 @@ pub(crate) fn get_department(
                  ORDER BY is_deleted, updated_at DESC, id DESC LIMIT 1"
             ))
             .and_then(|mut s| {
-                s.query_row(params![tenant.0, fold_id(custom)], DeptRow::read)
+                s.query_row(params![tenant.0, fold_department_id(custom)], DeptRow::read)
                     .optional()
             }),
     }
@@ -196,35 +215,93 @@ pub(crate) fn count_departments(conn: &Connection, tenant: TenantId) -> Result<u
     u64::try_from(n).map_err(|_| corrupt("department count"))
 }
 
-/// Writes the parent, the editable fields and the deleted flag. The ids never change.
-pub(crate) fn update_department(conn: &Connection, dept: &Department) -> Result<(), StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE departments SET parent_id = ?3, name = ?4, sort_order = ?5, doc = ?6, \
-             is_deleted = ?7, updated_at = ?8 WHERE tenant_id = ?1 AND id = ?2",
-        )
+/// Writes every column of an existing department and records its event, inside the
+/// caller's transaction (`users::save`). The event's action is inferred from the stored
+/// row: the deleted flag being set is `deleted`, anything else `updated`.
+pub(crate) fn save_department(
+    conn: &Connection,
+    tenant: TenantId,
+    dept: &Department,
+    after: &str,
+    ctx: &ChangeCtx,
+) -> Result<(), StoreError> {
+    let stored = conn
+        .prepare_cached(dept_select!("WHERE tenant_id = ?1 AND id = ?2"))
         .and_then(|mut s| {
-            s.execute(params![
-                dept.tenant.0,
-                dept.key.0,
-                dept.parent.map(|p| p.0),
-                dept.fields.name,
-                dept.fields.order,
-                encode_department(&dept.fields),
-                dept.is_deleted,
-                dept.updated_at,
-            ])
+            s.query_row(params![tenant.0, dept.key.0], DeptRow::read)
+                .optional()
         })
-        .context("update department")?;
-    if changed == 0 {
-        // The core only updates departments it has just read, so a miss means the row
-        // vanished or the caller's key is wrong; either is a fault, not a client error.
-        return Err(StoreError::Backend(format!(
-            "update department: no department {} in tenant {}",
-            dept.key.0, dept.tenant
-        )));
-    }
-    Ok(())
+        .context("load stored department")?
+        .ok_or_else(|| {
+            // The core only saves departments it has just read, so a miss means the row
+            // vanished or the caller's key is wrong; either is a fault, not a client error.
+            StoreError::Backend(format!(
+                "save: no department {} in tenant {tenant}",
+                dept.key.0
+            ))
+        })?
+        .into_department()?;
+    let action = if dept.is_deleted && !stored.is_deleted {
+        ChangeAction::Deleted
+    } else {
+        ChangeAction::Updated
+    };
+    conn.prepare_cached(
+        "UPDATE departments SET open_department_id = ?3, department_id = ?4, \
+         department_id_fold = ?5, parent_id = ?6, name = ?7, sort_order = ?8, doc = ?9, \
+         is_deleted = ?10, created_at = ?11, updated_at = ?12, leader_open_id = ?13 \
+         WHERE tenant_id = ?1 AND id = ?2",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.0,
+            dept.key.0,
+            dept.open_department_id.as_str(),
+            dept.department_id.as_str(),
+            fold_department_id(dept.department_id.as_str()),
+            dept.parent.map(|p| p.0),
+            dept.fields.name,
+            dept.fields.order,
+            encode_department(&dept.fields),
+            dept.is_deleted,
+            dept.created_at,
+            dept.updated_at,
+            dept.fields.leader.as_ref().map(OpenId::as_str),
+        ])
+    })
+    .context("update department")?;
+    let before = department_snapshot(&stored);
+    events::record(
+        &mut events::prepare(conn)?,
+        ctx,
+        &NewEvent {
+            tenant,
+            entity: EventEntity::Department,
+            entity_id: dept.open_department_id.as_str(),
+            action,
+            at: dept.updated_at,
+            before: Some(&before),
+            after: Some(after),
+        },
+    )
+}
+
+/// Live departments led by `leader`, by key, through `departments_leader_idx`.
+pub(crate) fn departments_led_by(
+    conn: &Connection,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<Department>, StoreError> {
+    let rows = conn
+        .prepare_cached(dept_select!(
+            "WHERE tenant_id = ?1 AND leader_open_id = ?2 AND NOT is_deleted ORDER BY id"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![tenant.0, leader.as_str()], DeptRow::read)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .context("list departments by leader")?;
+    rows.into_iter().map(DeptRow::into_department).collect()
 }
 
 /// Active users whose memberships include the department directly.

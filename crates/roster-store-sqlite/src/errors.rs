@@ -101,6 +101,16 @@ pub(crate) const UNIQUE_RULES: &[UniqueRule] = &[
         "groups.tenant_id, groups.name_fold",
         Some(UniqueKey::GroupName),
     ),
+    // Migration 0002. A clash of idempotency keys is handled by ON CONFLICT and one of
+    // tickets by an upsert, so these only fire on a bug.
+    rule("change_events_pkey", "change_events.id", None),
+    rule(
+        "idempotency_keys_pkey",
+        "idempotency_keys.tenant_id, idempotency_keys.app_id, idempotency_keys.operation, \
+         idempotency_keys.key",
+        None,
+    ),
+    rule("jsapi_tickets_pkey", "jsapi_tickets.app_id", None),
 ];
 
 /// The CHECK constraint that holds the licence cap (named as PostgreSQL names a table-level

@@ -1,15 +1,10 @@
 //! User groups.
 
 use roster_core::{Group, StoreError, TenantId};
+use roster_store_common::fold_group_name;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::errors::SqlContext;
-
-/// The form under which group names are unique. Names are free Unicode text, so this is
-/// full lower-casing (as PostgreSQL's `lower()` does), not ASCII folding.
-fn fold_name(name: &str) -> String {
-    name.to_lowercase()
-}
 
 macro_rules! group_select {
     ($rest:literal) => {
@@ -42,7 +37,7 @@ pub(crate) fn insert_group(conn: &Connection, mut group: Group) -> Result<Group,
                 group.tenant.0,
                 group.group_id,
                 group.name,
-                fold_name(&group.name),
+                fold_group_name(&group.name),
                 group.description,
                 group.created_at,
             ])

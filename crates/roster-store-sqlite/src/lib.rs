@@ -11,12 +11,16 @@
 //! snapshot. All SQLite calls block, so they run on tokio's blocking pool, never on the async
 //! workers.
 //!
-//! Files mirror `roster-store-postgres`: `tenants.rs` (tenants, apps, tokens),
-//! `departments.rs`, `users.rs`, `groups.rs`, and `errors.rs` for the error mapping.
+//! Files mirror `roster-store-postgres`: `tenants.rs` (tenants, apps, tokens, JSAPI
+//! tickets), `departments.rs`, `users.rs` (users and the multi-entity `save`), `groups.rs`,
+//! `events.rs` (the change-event log), `idempotency.rs`, and `errors.rs` for the error
+//! mapping.
 
 mod departments;
 mod errors;
+mod events;
 mod groups;
+mod idempotency;
 mod tenants;
 mod users;
 
@@ -28,22 +32,55 @@ use std::time::Duration;
 use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
 use roster_core::{
-    App, AppId, Department, DeptKey, DeptLookup, Group, NewTenant, Store, StoreError, TakenValues,
-    Tenant, TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+    App, AppId, Change, ChangeEvent, Department, DeptKey, DeptLookup, Group, IdempotencyClaim,
+    IdempotencyKey, NewTenant, OpenId, Store, StoreError, TakenValues, Tenant, TenantId,
+    TokenRecord, UniqueProbe, User, UserKey, UserLookup,
 };
-use rusqlite::{Connection, OpenFlags};
-use rusqlite_migration::{Migrations, M};
+use roster_store_common::{decode_profile, department_snapshot};
+use rusqlite::{params, Connection, OpenFlags, Transaction};
+use rusqlite_migration::{HookResult, Migrations, M};
 use tracing::{instrument, Span};
 
 use crate::errors::SqlContext;
+use crate::events::ChangeCtx;
 
 /// The schema, applied in order at open. A migration that has shipped is never edited; a
-/// change is a new file.
-const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("../migrations/0001_init.sql"))];
-
+/// change is a new file (and, where SQL alone cannot do it, a hook here).
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::from_slice(MIGRATION_LIST)
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_init.sql")),
+        M::up_with_hook(
+            include_str!("../migrations/0002_contact_v3.sql"),
+            refold_search_text,
+        ),
+    ])
 }
+
+/// Completes the `search_text` backfill of migration 0002. SQLite's `lower()` folds ASCII
+/// only, so rows whose names hold other characters (`Émile`, `Ωmega`) are recomputed with the
+/// same Unicode lower-casing that every write uses. Such rows are found by their text having
+/// fewer characters than bytes.
+fn refold_search_text(tx: &Transaction<'_>) -> HookResult {
+    let rows: Vec<(i64, String)> = tx
+        .prepare(
+            "SELECT id, doc FROM users \
+             WHERE length(search_text) <> length(CAST(search_text AS BLOB))",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE users SET search_text = ?2 WHERE id = ?1")?;
+    for (id, doc) in rows {
+        // A document that does not decode keeps the SQL backfill rather than failing the
+        // migration; reading that user fails loudly anyway.
+        if let Ok(profile) = decode_profile(&doc) {
+            update.execute(params![id, users::search_text(&profile)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Users purged per transaction, so that a large purge does not hold the writer for long.
+const PURGE_CHUNK: usize = 500;
 
 /// How long a connection waits for a lock held by another process before giving up. Within
 /// this process writers never wait on SQLite's lock, because they queue on the mutex first.
@@ -300,10 +337,15 @@ impl Store for SqliteStore {
     // ----- departments -----
 
     #[instrument(skip_all, fields(tenant = %dept.tenant))]
-    async fn insert_department(&self, dept: &Department) -> Result<Department, StoreError> {
+    async fn insert_department(
+        &self,
+        dept: &Department,
+        change: &Change,
+    ) -> Result<Department, StoreError> {
         let dept = dept.clone();
+        let ctx = ChangeCtx::of(change);
         self.write("insert department", move |conn| {
-            departments::insert_department(conn, dept)
+            departments::insert_department(conn, dept, &ctx)
         })
         .await
     }
@@ -338,11 +380,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    #[instrument(skip_all, fields(tenant = %dept.tenant, dept = dept.key.0))]
-    async fn update_department(&self, dept: &Department) -> Result<(), StoreError> {
-        let dept = dept.clone();
-        self.write("update department", move |conn| {
-            departments::update_department(conn, &dept)
+    async fn departments_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<Department>, StoreError> {
+        let leader = leader.clone();
+        self.read("list departments by leader", move |conn| {
+            departments::departments_led_by(conn, tenant, &leader)
         })
         .await
     }
@@ -378,6 +423,7 @@ impl Store for SqliteStore {
         tenant: TenantId,
         users: &[User],
         atomic: bool,
+        change: &Change,
     ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
@@ -385,8 +431,9 @@ impl Store for SqliteStore {
         // Encoding happens here rather than in the blocking task because it replaces the
         // deep copy of the users that the task would otherwise need.
         let rows: Vec<users::UserRow> = users.iter().map(users::UserRow::of).collect();
+        let ctx = ChangeCtx::of(change);
         self.write("insert users", move |conn| {
-            users::insert_users(conn, tenant, &rows, atomic)
+            users::insert_users(conn, tenant, &rows, atomic, &ctx)
         })
         .await
     }
@@ -403,13 +450,202 @@ impl Store for SqliteStore {
         .await
     }
 
-    #[instrument(skip_all, fields(tenant = %user.tenant, user = user.key.0))]
-    async fn update_user(&self, user: &User) -> Result<(), StoreError> {
-        let tenant = user.tenant;
-        let key = user.key;
-        let row = users::UserRow::of(user);
-        self.write("update user", move |conn| {
-            users::update_user(conn, tenant, key, &row)
+    #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), departments = departments.len()))]
+    async fn save(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        departments: &[Department],
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        if users.is_empty() && departments.is_empty() {
+            return Ok(());
+        }
+        let users: Vec<(UserKey, users::UserRow)> = users
+            .iter()
+            .map(|u| (u.key, users::UserRow::of(u)))
+            .collect();
+        let depts: Vec<users::DeptSave> = departments
+            .iter()
+            .map(|d| (d.clone(), department_snapshot(d)))
+            .collect();
+        let ctx = ChangeCtx::of(change);
+        self.write("save", move |conn| {
+            users::save(conn, tenant, &users, &depts, &ctx)
+        })
+        .await
+    }
+
+    async fn get_users(
+        &self,
+        tenant: TenantId,
+        lookups: &[UserLookup],
+    ) -> Result<Vec<User>, StoreError> {
+        if lookups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lookups = lookups.to_vec();
+        self.read("get users", move |conn| {
+            users::get_users(conn, tenant, &lookups)
+        })
+        .await
+    }
+
+    async fn users_by_contact(
+        &self,
+        tenant: TenantId,
+        emails: &[String],
+        mobiles: &[String],
+    ) -> Result<Vec<User>, StoreError> {
+        let emails = emails.to_vec();
+        let mobiles = mobiles.to_vec();
+        self.read("get users by contact", move |conn| {
+            users::users_by_contact(conn, tenant, &emails, &mobiles)
+        })
+        .await
+    }
+
+    async fn department_members(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        self.read("list department members", move |conn| {
+            users::department_members(conn, tenant, dept, after, limit)
+        })
+        .await
+    }
+
+    async fn search_users(
+        &self,
+        tenant: TenantId,
+        needle: &str,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        let needle = needle.to_owned();
+        self.read("search users", move |conn| {
+            users::search_users(conn, tenant, &needle, after, limit)
+        })
+        .await
+    }
+
+    async fn users_led_by(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError> {
+        let leader = leader.clone();
+        self.read("list users by leader", move |conn| {
+            users::users_led_by(conn, tenant, &leader)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn purge_resigned(&self, before: i64) -> Result<u64, StoreError> {
+        // One transaction per chunk, releasing the writer in between so that other writes
+        // are not held up by a large purge. Each chunk is whole: its deletions and their
+        // events commit together.
+        let mut total = 0;
+        loop {
+            let n = self
+                .write("purge resigned users", move |conn| {
+                    users::purge_resigned(conn, before, PURGE_CHUNK)
+                })
+                .await?;
+            total += n;
+            if n < PURGE_CHUNK as u64 {
+                break;
+            }
+        }
+        if total > 0 {
+            tracing::info!(users = total, "purged resigned users");
+        }
+        Ok(total)
+    }
+
+    // ----- idempotency keys -----
+
+    async fn claim_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let key = key.clone();
+        let fingerprint = fingerprint.to_owned();
+        self.write("claim idempotency key", move |conn| {
+            idempotency::claim(conn, &key, &fingerprint, now)
+        })
+        .await
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        key: &IdempotencyKey,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let result = result.to_owned();
+        self.write("complete idempotency key", move |conn| {
+            idempotency::complete(conn, &key, &result)
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.write("release idempotency key", move |conn| {
+            idempotency::release(conn, &key)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn purge_idempotency_keys(&self, before: i64) -> Result<u64, StoreError> {
+        self.write("purge idempotency keys", move |conn| {
+            idempotency::purge(conn, before)
+        })
+        .await
+    }
+
+    // ----- JSAPI tickets -----
+
+    async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError> {
+        let app_id = app_id.clone();
+        self.read("load JSAPI ticket", move |conn| {
+            tenants::jsapi_ticket(conn, &app_id)
+        })
+        .await
+    }
+
+    async fn put_jsapi_ticket(
+        &self,
+        app_id: &AppId,
+        ticket: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let app_id = app_id.clone();
+        let ticket = ticket.to_owned();
+        self.write("store JSAPI ticket", move |conn| {
+            tenants::put_jsapi_ticket(conn, &app_id, &ticket, expires_at)
+        })
+        .await
+    }
+
+    // ----- change events -----
+
+    async fn list_events(
+        &self,
+        tenant: Option<TenantId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        self.read("list change events", move |conn| {
+            events::list_events(conn, tenant, after, limit)
         })
         .await
     }
@@ -440,5 +676,56 @@ impl Store for SqliteStore {
     async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError> {
         self.read("list groups", move |conn| groups::list_groups(conn, tenant))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// Migration 0002 backfills `search_text` (Unicode lower case, through the hook where
+    /// SQLite's ASCII `lower()` falls short) and `departments.leader_open_id` from rows
+    /// written under 0001.
+    #[test]
+    fn migration_0002_backfills_search_text_and_department_leaders() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let m = super::migrations();
+        m.to_version(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 't', 'k', 0);
+            INSERT INTO departments (id, tenant_id, open_department_id, department_id,
+                department_id_fold, parent_id, name, doc, created_at, updated_at)
+            VALUES (1, 1, '0', '0', '0', NULL, 't', '{}', 0, 0),
+                   (2, 1, 'od-2', 'd2', 'd2', 1, 'led', '{"leader":"ou_boss"}', 0, 0);
+            INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name,
+                is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at,
+                updated_at, doc)
+            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'Alice', 0, 0, 0, 0, 0, 0, 0,
+                    '{"name":"Alice","en_name":"ALICE Smith"}'),
+                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', '张三', 0, 0, 0, 0, 0, 0, 0,
+                    '{"name":"张三","en_name":"Zhang SAN","nickname":"Émile"}');
+            "#,
+        )
+        .unwrap();
+        m.to_latest(&mut conn).unwrap();
+        let text = |id: i64| -> String {
+            conn.query_row("SELECT search_text FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(text(1), "alice\u{1f}alice smith\u{1f}");
+        assert_eq!(text(2), "张三\u{1f}zhang san\u{1f}émile");
+        let leader = |id: i64| -> Option<String> {
+            conn.query_row(
+                "SELECT leader_open_id FROM departments WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(leader(1), None);
+        assert_eq!(leader(2).as_deref(), Some("ou_boss"));
     }
 }

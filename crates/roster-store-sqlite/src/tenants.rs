@@ -1,4 +1,4 @@
-//! Tenants, apps and tokens.
+//! Tenants, apps, tokens and JSAPI tickets.
 
 use roster_core::{
     App, AppId, AppKind, NewTenant, Scopes, StoreError, Tenant, TenantId, TokenRecord,
@@ -270,4 +270,34 @@ pub(crate) fn purge_expired_tokens(conn: &Connection, now: i64) -> Result<u64, S
         .and_then(|mut s| s.execute([now]))
         .context("delete expired tokens")?;
     Ok(n as u64)
+}
+
+/// The app's JSAPI ticket and its expiry, if one was stored.
+pub(crate) fn jsapi_ticket(
+    conn: &Connection,
+    app_id: &AppId,
+) -> Result<Option<(String, i64)>, StoreError> {
+    conn.prepare_cached("SELECT ticket, expires_at FROM jsapi_tickets WHERE app_id = ?1")
+        .and_then(|mut s| {
+            s.query_row([app_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .context("load JSAPI ticket")
+}
+
+/// Stores the app's JSAPI ticket, replacing the previous one.
+pub(crate) fn put_jsapi_ticket(
+    conn: &Connection,
+    app_id: &AppId,
+    ticket: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO jsapi_tickets (app_id, ticket, expires_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (app_id) DO UPDATE SET ticket = excluded.ticket, \
+         expires_at = excluded.expires_at",
+    )
+    .and_then(|mut s| s.execute(params![app_id.as_str(), ticket, expires_at]))
+    .context("store JSAPI ticket")?;
+    Ok(())
 }

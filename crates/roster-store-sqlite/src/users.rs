@@ -2,17 +2,48 @@
 //!
 //! A user is one `users` row (indexed columns derived by `roster_store_common::UserColumns`
 //! plus the profile document) and one `user_departments` row per membership, kept in the
-//! profile's order through `position`.
+//! profile's order through `position`. Every write records its change event here too, in
+//! the same transaction (see `events.rs`).
+//!
+//! Reads of several users load their memberships with one extra query for all of them
+//! (`memberships_of`), never one per user. Lists of values are passed to SQLite as one JSON
+//! array parameter and expanded with `json_each`, so each statement stays cacheable whatever
+//! the number of values.
+
+use std::collections::{HashMap, HashSet};
 
 use roster_core::values::Email;
 use roster_core::{
-    DeptKey, Membership, OpenId, StoreError, TakenValues, TenantId, UnionId, UniqueProbe, User,
-    UserId, UserKey, UserLookup, UserStatus,
+    Actor, Change, ChangeAction, Clock, Department, DeptKey, Membership, OpenId, StoreError,
+    SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup,
+    UserProfile, UserStatus,
 };
-use roster_store_common::{decode_profile, encode_profile, UserColumns};
+use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
 
+use crate::departments;
 use crate::errors::{map_sqlite, SqlContext};
+use crate::events::{self, ChangeCtx, EventEntity, NewEvent};
+
+/// The separator between the names in `search_text` (ASCII unit separator, `char(31)`), which
+/// no name contains, so that a needle never matches across two names.
+const SEARCH_SEPARATOR: char = '\u{1f}';
+
+/// The `users.search_text` of a profile: the lower-cased name, English name and nickname,
+/// joined by [`SEARCH_SEPARATOR`] (an absent name is empty). Lower-casing is Rust's Unicode
+/// `to_lowercase`, the same the core applies to a search needle.
+pub(crate) fn search_text(p: &UserProfile) -> String {
+    let mut s = p.name.to_lowercase();
+    s.push(SEARCH_SEPARATOR);
+    if let Some(en) = &p.en_name {
+        s.push_str(&en.to_lowercase());
+    }
+    s.push(SEARCH_SEPARATOR);
+    if let Some(nick) = &p.nickname {
+        s.push_str(&nick.to_lowercase());
+    }
+    s
+}
 
 /// Everything written for one user, encoded ahead of the blocking task.
 pub(crate) struct UserRow {
@@ -21,6 +52,7 @@ pub(crate) struct UserRow {
     user_id: String,
     columns: UserColumns,
     name: String,
+    search_text: String,
     status: UserStatus,
     created_at: i64,
     updated_at: i64,
@@ -28,6 +60,8 @@ pub(crate) struct UserRow {
     logout_at: Option<i64>,
     doc: String,
     memberships: Vec<Membership>,
+    /// `user_snapshot` of the user as written, the `after` of its event.
+    snapshot: String,
 }
 
 impl UserRow {
@@ -38,6 +72,7 @@ impl UserRow {
             user_id: user.user_id.as_str().to_owned(),
             columns: UserColumns::of(user),
             name: user.profile.name.clone(),
+            search_text: search_text(&user.profile),
             status: user.status,
             created_at: user.created_at,
             updated_at: user.updated_at,
@@ -45,6 +80,7 @@ impl UserRow {
             logout_at: user.logout_at,
             doc: encode_profile(&user.profile),
             memberships: user.profile.departments.clone(),
+            snapshot: user_snapshot(user),
         }
     }
 }
@@ -52,9 +88,9 @@ impl UserRow {
 const INSERT_USER: &str = "INSERT INTO users (tenant_id, open_id, union_id, user_id, \
     user_id_fold, email_fold, mobile, username_fold, employee_no, name, leader_open_id, \
     is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, updated_at, \
-    resigned_at, logout_at, doc) \
+    resigned_at, logout_at, doc, search_text) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-    ?19, ?20, ?21)";
+    ?19, ?20, ?21, ?22)";
 
 const INSERT_MEMBERSHIP: &str = "INSERT INTO user_departments (user_id, department_id, \
     tenant_id, position, user_order, department_order, is_primary) \
@@ -106,18 +142,26 @@ fn add_active_users(conn: &Connection, tenant: TenantId, delta: i64) -> Result<(
     Ok(())
 }
 
-/// Inserts a batch in one transaction.
+/// A JSON array of values, the parameter of `json_each`.
+fn json_list<T: serde::Serialize>(values: &[T]) -> String {
+    // A slice of integers or strings always serialises.
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Inserts a batch in one transaction, with a `created` event per written user.
 ///
 /// Rows do not need a savepoint each: SQLite undoes a statement that violates a constraint
 /// and leaves the transaction open, and the `users` insert is the only statement of a row
-/// that can be refused (a duplicate). A failing membership insert is not a refusal but a
-/// fault (a department that vanished), which aborts the whole call, so there is never half
-/// a row to undo. This keeps the hot path at one statement per row plus one per membership.
+/// that can be refused (a duplicate). A failing membership or event insert is not a refusal
+/// but a fault (a department that vanished, a full disk), which aborts the whole call, so
+/// there is never half a row to undo. This keeps the hot path at one statement per row, one
+/// per membership and one for the event, all prepared once per call.
 pub(crate) fn insert_users(
     conn: &mut Connection,
     tenant: TenantId,
     rows: &[UserRow],
     atomic: bool,
+    ctx: &ChangeCtx,
 ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -132,6 +176,7 @@ pub(crate) fn insert_users(
         let mut insert_membership = tx
             .prepare_cached(INSERT_MEMBERSHIP)
             .context("prepare insert user department")?;
+        let mut insert_event = events::prepare(&tx)?;
         for row in rows {
             let active = !row.status.is_resigned;
             if active && room == Some(0) {
@@ -162,10 +207,24 @@ pub(crate) fn insert_users(
                 row.resigned_at,
                 row.logout_at,
                 row.doc,
+                row.search_text,
             ]);
             match inserted {
                 Ok(id) => {
                     insert_memberships(&mut insert_membership, tenant, id, &row.memberships)?;
+                    events::record(
+                        &mut insert_event,
+                        ctx,
+                        &NewEvent {
+                            tenant,
+                            entity: EventEntity::User,
+                            entity_id: &row.open_id,
+                            action: ChangeAction::Created,
+                            at: row.updated_at,
+                            before: None,
+                            after: Some(&row.snapshot),
+                        },
+                    )?;
                     if active {
                         added += 1;
                         room = room.map(|r| r - 1);
@@ -180,7 +239,8 @@ pub(crate) fn insert_users(
         }
     }
     if atomic && results.iter().any(Result::is_err) {
-        // Dropping the transaction rolls it back: nothing of the batch is written.
+        // Dropping the transaction rolls it back: nothing of the batch is written, events
+        // included.
         drop(tx);
         tracing::debug!("atomic batch refused; rolled back");
         return Ok(results);
@@ -205,15 +265,19 @@ struct UserRowRead {
     doc: String,
 }
 
-/// The select list matching `UserRowRead::read`.
+/// The columns matching `UserRowRead::read`, of a `users` table aliased `u`.
+macro_rules! user_cols {
+    () => {
+        "u.id, u.tenant_id, u.open_id, u.union_id, u.user_id, u.is_resigned, u.is_frozen, \
+         u.is_activated, u.is_exited, u.is_unjoin, u.created_at, u.updated_at, \
+         u.resigned_at, u.logout_at, u.doc"
+    };
+}
+
+/// A select of `UserRowRead` columns from `users u`.
 macro_rules! user_select {
     ($($rest:expr),+) => {
-        concat!(
-            "SELECT id, tenant_id, open_id, union_id, user_id, is_resigned, is_frozen, \
-             is_activated, is_exited, is_unjoin, created_at, updated_at, resigned_at, \
-             logout_at, doc FROM users ",
-            $($rest),+
-        )
+        concat!("SELECT ", user_cols!(), " FROM users u ", $($rest),+)
     };
 }
 
@@ -224,7 +288,24 @@ macro_rules! prefer_active {
     ($where:literal) => {
         user_select!(
             $where,
-            " ORDER BY is_resigned, resigned_at DESC, id DESC LIMIT 1"
+            " ORDER BY u.is_resigned, u.resigned_at DESC, u.id DESC LIMIT 1"
+        )
+    };
+}
+
+/// `prefer_active` for a list of values at once (`?2`, a JSON array): the preferred user of
+/// each value of `$col`.
+macro_rules! prefer_active_in {
+    ($col:literal) => {
+        concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM (SELECT *, row_number() OVER (PARTITION BY ",
+            $col,
+            " ORDER BY is_resigned, resigned_at DESC, id DESC) AS rn FROM users \
+             WHERE tenant_id = ?1 AND ",
+            $col,
+            " IN (SELECT value FROM json_each(?2))) u WHERE u.rn = 1"
         )
     };
 }
@@ -271,23 +352,74 @@ impl UserRowRead {
     }
 }
 
+fn read_membership(r: &Row<'_>, first: usize) -> rusqlite::Result<Membership> {
+    Ok(Membership {
+        department: DeptKey(r.get(first)?),
+        user_order: r.get(first + 1)?,
+        department_order: r.get(first + 2)?,
+        is_primary: r.get(first + 3)?,
+    })
+}
+
 fn memberships(conn: &Connection, user: i64) -> Result<Vec<Membership>, StoreError> {
     conn.prepare_cached(
         "SELECT department_id, user_order, department_order, is_primary \
          FROM user_departments WHERE user_id = ?1 ORDER BY position",
     )
-    .and_then(|mut s| {
-        s.query_map([user], |r| {
-            Ok(Membership {
-                department: DeptKey(r.get(0)?),
-                user_order: r.get(1)?,
-                department_order: r.get(2)?,
-                is_primary: r.get(3)?,
-            })
-        })?
-        .collect()
-    })
+    .and_then(|mut s| s.query_map([user], |r| read_membership(r, 0))?.collect())
     .context("load user departments")
+}
+
+/// The memberships of several users, in one query.
+fn memberships_of(
+    conn: &Connection,
+    users: &[i64],
+) -> Result<HashMap<i64, Vec<Membership>>, StoreError> {
+    let mut out: HashMap<i64, Vec<Membership>> = HashMap::with_capacity(users.len());
+    if users.is_empty() {
+        return Ok(out);
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT user_id, department_id, user_order, department_order, is_primary \
+             FROM user_departments WHERE user_id IN (SELECT value FROM json_each(?1)) \
+             ORDER BY user_id, position",
+        )
+        .context("prepare load user departments")?;
+    let rows = stmt
+        .query_map([json_list(users)], |r| {
+            Ok((r.get::<_, i64>(0)?, read_membership(r, 1)?))
+        })
+        .context("load user departments")?;
+    for row in rows {
+        let (user, m) = row.context("load user departments")?;
+        out.entry(user).or_default().push(m);
+    }
+    Ok(out)
+}
+
+/// Turns rows into users, in the rows' order, loading all their memberships at once.
+fn assemble(conn: &Connection, rows: Vec<UserRowRead>) -> Result<Vec<User>, StoreError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut memberships = memberships_of(conn, &ids)?;
+    rows.into_iter()
+        .map(|r| {
+            let m = memberships.remove(&r.id).unwrap_or_default();
+            r.into_user(m)
+        })
+        .collect()
+}
+
+/// Runs a cached select of `UserRowRead` rows.
+fn query_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    what: &str,
+) -> Result<Vec<UserRowRead>, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_map(params, UserRowRead::read)?.collect())
+        .context(what)
 }
 
 pub(crate) fn get_user(
@@ -300,32 +432,36 @@ pub(crate) fn get_user(
     let t = tenant.0;
     let row = match lookup {
         UserLookup::Key(key) => tx
-            .prepare_cached(user_select!("WHERE tenant_id = ?1 AND id = ?2"))
+            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.id = ?2"))
             .and_then(|mut s| s.query_row(params![t, key.0], UserRowRead::read).optional()),
         UserLookup::OpenId(open) => tx
-            .prepare_cached(user_select!("WHERE tenant_id = ?1 AND open_id = ?2"))
+            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.open_id = ?2"))
             .and_then(|mut s| s.query_row(params![t, open], UserRowRead::read).optional()),
         UserLookup::UnionId(union) => tx
-            .prepare_cached(user_select!("WHERE tenant_id = ?1 AND union_id = ?2"))
+            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.union_id = ?2"))
             .and_then(|mut s| s.query_row(params![t, union], UserRowRead::read).optional()),
         UserLookup::UserId(id) => {
             let folded = UserId::from_trusted(id.clone()).folded();
-            tx.prepare_cached(prefer_active!("WHERE tenant_id = ?1 AND user_id_fold = ?2"))
-                .and_then(|mut s| {
-                    s.query_row(params![t, folded], UserRowRead::read)
-                        .optional()
-                })
+            tx.prepare_cached(prefer_active!(
+                "WHERE u.tenant_id = ?1 AND u.user_id_fold = ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![t, folded], UserRowRead::read)
+                    .optional()
+            })
         }
         UserLookup::Email(email) => {
             let folded = Email::from_trusted(email.clone()).folded();
-            tx.prepare_cached(prefer_active!("WHERE tenant_id = ?1 AND email_fold = ?2"))
-                .and_then(|mut s| {
-                    s.query_row(params![t, folded], UserRowRead::read)
-                        .optional()
-                })
+            tx.prepare_cached(prefer_active!(
+                "WHERE u.tenant_id = ?1 AND u.email_fold = ?2"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![t, folded], UserRowRead::read)
+                    .optional()
+            })
         }
         UserLookup::Mobile(mobile) => tx
-            .prepare_cached(prefer_active!("WHERE tenant_id = ?1 AND mobile = ?2"))
+            .prepare_cached(prefer_active!("WHERE u.tenant_id = ?1 AND u.mobile = ?2"))
             .and_then(|mut s| {
                 s.query_row(params![t, mobile], UserRowRead::read)
                     .optional()
@@ -339,44 +475,222 @@ pub(crate) fn get_user(
     row.into_user(departments).map(Some)
 }
 
-/// Rewrites every column, the document and the memberships of an existing user, and moves
-/// the tenant's active count when the resigned flag changes.
-pub(crate) fn update_user(
+/// Several lookups at once: one query per kind of lookup present (at most six), each taking
+/// all values of its kind, then one query for the memberships. Lookups by user id, e-mail
+/// and mobile resolve as `get_user` does (the active holder, else the latest resigned one).
+pub(crate) fn get_users(
     conn: &mut Connection,
+    tenant: TenantId,
+    lookups: &[UserLookup],
+) -> Result<Vec<User>, StoreError> {
+    let mut keys = Vec::new();
+    let mut open_ids = Vec::new();
+    let mut union_ids = Vec::new();
+    let mut user_ids = Vec::new();
+    let mut emails = Vec::new();
+    let mut mobiles = Vec::new();
+    for lookup in lookups {
+        match lookup {
+            UserLookup::Key(k) => keys.push(k.0),
+            UserLookup::OpenId(v) => open_ids.push(v.as_str()),
+            UserLookup::UnionId(v) => union_ids.push(v.as_str()),
+            UserLookup::UserId(v) => user_ids.push(UserId::from_trusted(v.clone()).folded()),
+            UserLookup::Email(v) => emails.push(Email::from_trusted(v.clone()).folded()),
+            UserLookup::Mobile(v) => mobiles.push(v.as_str()),
+        }
+    }
+    let tx = conn.transaction().context("begin read users")?;
+    let t = tenant.0;
+    let mut rows = Vec::new();
+    if !keys.is_empty() {
+        rows.extend(query_rows(
+            &tx,
+            user_select!("WHERE u.tenant_id = ?1 AND u.id IN (SELECT value FROM json_each(?2))"),
+            params![t, json_list(&keys)],
+            "load users by key",
+        )?);
+    }
+    if !open_ids.is_empty() {
+        rows.extend(query_rows(
+            &tx,
+            user_select!(
+                "WHERE u.tenant_id = ?1 AND u.open_id IN (SELECT value FROM json_each(?2))"
+            ),
+            params![t, json_list(&open_ids)],
+            "load users by open id",
+        )?);
+    }
+    if !union_ids.is_empty() {
+        rows.extend(query_rows(
+            &tx,
+            user_select!(
+                "WHERE u.tenant_id = ?1 AND u.union_id IN (SELECT value FROM json_each(?2))"
+            ),
+            params![t, json_list(&union_ids)],
+            "load users by union id",
+        )?);
+    }
+    for (sql, values, what) in [
+        (
+            prefer_active_in!("user_id_fold"),
+            json_list(&user_ids),
+            "load users by user id",
+        ),
+        (
+            prefer_active_in!("email_fold"),
+            json_list(&emails),
+            "load users by e-mail",
+        ),
+        (
+            prefer_active_in!("mobile"),
+            json_list(&mobiles),
+            "load users by mobile",
+        ),
+    ] {
+        if values != "[]" {
+            rows.extend(query_rows(&tx, sql, params![t, values], what)?);
+        }
+    }
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.retain(|r| seen.insert(r.id));
+    rows.sort_unstable_by_key(|r| r.id);
+    assemble(&tx, rows)
+}
+
+/// Every user, active or resigned, holding one of the folded e-mails or mobiles, by key.
+pub(crate) fn users_by_contact(
+    conn: &mut Connection,
+    tenant: TenantId,
+    emails: &[String],
+    mobiles: &[String],
+) -> Result<Vec<User>, StoreError> {
+    if emails.is_empty() && mobiles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tx = conn.transaction().context("begin read users by contact")?;
+    let rows = query_rows(
+        &tx,
+        user_select!(
+            "WHERE u.tenant_id = ?1 AND (u.email_fold IN (SELECT value FROM json_each(?2)) \
+             OR u.mobile IN (SELECT value FROM json_each(?3))) ORDER BY u.id"
+        ),
+        params![tenant.0, json_list(emails), json_list(mobiles)],
+        "load users by contact",
+    )?;
+    assemble(&tx, rows)
+}
+
+/// `after` as a lower bound of keys (none: below every key).
+fn key_floor(after: Option<UserKey>) -> i64 {
+    after.map_or(i64::MIN, |k| k.0)
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A page of a department's active direct members, walking `user_departments_dept_idx`
+/// `(department_id, user_id)` from `after`.
+pub(crate) fn department_members(
+    conn: &mut Connection,
+    tenant: TenantId,
+    dept: DeptKey,
+    after: Option<UserKey>,
+    limit: usize,
+) -> Result<Vec<User>, StoreError> {
+    let tx = conn
+        .transaction()
+        .context("begin read department members")?;
+    let rows = query_rows(
+        &tx,
+        user_select!(
+            "JOIN user_departments ud ON ud.user_id = u.id \
+             WHERE ud.department_id = ?2 AND ud.user_id > ?3 AND u.tenant_id = ?1 \
+             AND NOT u.is_resigned ORDER BY ud.user_id LIMIT ?4"
+        ),
+        params![tenant.0, dept.0, key_floor(after), sql_limit(limit)],
+        "list department members",
+    )?;
+    assemble(&tx, rows)
+}
+
+/// A page of active users whose `search_text` contains the lower-cased needle, by key.
+pub(crate) fn search_users(
+    conn: &mut Connection,
+    tenant: TenantId,
+    needle: &str,
+    after: Option<UserKey>,
+    limit: usize,
+) -> Result<Vec<User>, StoreError> {
+    let needle = needle.to_lowercase();
+    let tx = conn.transaction().context("begin search users")?;
+    let rows = query_rows(
+        &tx,
+        user_select!(
+            "WHERE u.tenant_id = ?1 AND NOT u.is_resigned AND u.id > ?3 \
+             AND instr(u.search_text, ?2) > 0 ORDER BY u.id LIMIT ?4"
+        ),
+        params![tenant.0, needle, key_floor(after), sql_limit(limit)],
+        "search users",
+    )?;
+    assemble(&tx, rows)
+}
+
+/// Active users whose leader is `leader`, by key, through `users_leader_idx`.
+pub(crate) fn users_led_by(
+    conn: &mut Connection,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<User>, StoreError> {
+    let tx = conn.transaction().context("begin read reports")?;
+    let rows = query_rows(
+        &tx,
+        user_select!(
+            "WHERE u.tenant_id = ?1 AND u.leader_open_id = ?2 AND NOT u.is_resigned \
+             ORDER BY u.id"
+        ),
+        params![tenant.0, leader.as_str()],
+        "list users by leader",
+    )?;
+    assemble(&tx, rows)
+}
+
+/// Rewrites every column, the document and the memberships of an existing user and records
+/// its event, inside the caller's transaction. Returns the change of the tenant's active
+/// count (-1, 0 or +1), which the caller applies once for the whole save.
+fn save_user(
+    conn: &Connection,
     tenant: TenantId,
     key: UserKey,
     row: &UserRow,
-) -> Result<(), StoreError> {
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context("begin update user")?;
-    let was_resigned: bool = tx
-        .prepare_cached("SELECT is_resigned FROM users WHERE tenant_id = ?1 AND id = ?2")
+    ctx: &ChangeCtx,
+) -> Result<i64, StoreError> {
+    let stored = conn
+        .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.id = ?2"))
         .and_then(|mut s| {
-            s.query_row(params![tenant.0, key.0], |r| r.get(0))
+            s.query_row(params![tenant.0, key.0], UserRowRead::read)
                 .optional()
         })
-        .context("load user state")?
+        .context("load stored user")?
         .ok_or_else(|| {
-            // The core only updates users it has just read, so a miss is a fault.
-            StoreError::Backend(format!("update user: no user {} in tenant {tenant}", key.0))
+            // The core only saves users it has just read, so a miss is a fault.
+            StoreError::Backend(format!("save: no user {} in tenant {tenant}", key.0))
         })?;
-    let delta: i64 = match (was_resigned, row.status.is_resigned) {
-        (true, false) => 1,
-        (false, true) => -1,
-        _ => 0,
+    let stored = stored.into_user(memberships(conn, key.0)?)?;
+    let (action, delta) = match (stored.status.is_resigned, row.status.is_resigned) {
+        (false, true) => (ChangeAction::Deleted, -1),
+        (true, false) => (ChangeAction::Resurrected, 1),
+        _ => (ChangeAction::Updated, 0),
     };
-    if delta > 0 && licence_room(&tx, tenant)? == Some(0) {
-        return Err(StoreError::LicenceExceeded);
-    }
     let c = &row.columns;
     let s = &row.status;
-    tx.prepare_cached(
+    conn.prepare_cached(
         "UPDATE users SET open_id = ?3, union_id = ?4, user_id = ?5, user_id_fold = ?6, \
          email_fold = ?7, mobile = ?8, username_fold = ?9, employee_no = ?10, name = ?11, \
          leader_open_id = ?12, is_resigned = ?13, is_frozen = ?14, is_activated = ?15, \
          is_exited = ?16, is_unjoin = ?17, created_at = ?18, updated_at = ?19, \
-         resigned_at = ?20, logout_at = ?21, doc = ?22 WHERE tenant_id = ?1 AND id = ?2",
+         resigned_at = ?20, logout_at = ?21, doc = ?22, search_text = ?23 \
+         WHERE tenant_id = ?1 AND id = ?2",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -402,20 +716,123 @@ pub(crate) fn update_user(
             row.resigned_at,
             row.logout_at,
             row.doc,
+            row.search_text,
         ])
     })
     .context("update user")?;
-    tx.prepare_cached("DELETE FROM user_departments WHERE user_id = ?1")
+    conn.prepare_cached("DELETE FROM user_departments WHERE user_id = ?1")
         .and_then(|mut stmt| stmt.execute([key.0]))
         .context("clear user departments")?;
     {
-        let mut insert = tx
+        let mut insert = conn
             .prepare_cached(INSERT_MEMBERSHIP)
             .context("prepare insert user department")?;
         insert_memberships(&mut insert, tenant, key.0, &row.memberships)?;
     }
+    let before = user_snapshot(&stored);
+    events::record(
+        &mut events::prepare(conn)?,
+        ctx,
+        &NewEvent {
+            tenant,
+            entity: EventEntity::User,
+            entity_id: &row.open_id,
+            action,
+            at: row.updated_at,
+            before: Some(&before),
+            after: Some(&row.snapshot),
+        },
+    )?;
+    Ok(delta)
+}
+
+/// A department to save with the `department_snapshot` of it as written.
+pub(crate) type DeptSave = (Department, String);
+
+/// Writes the users, then the departments, each with its event, then moves the tenant's
+/// active count by the net change of resigned flags, all in one transaction: any error
+/// returns before the commit, and dropping the transaction rolls everything back.
+pub(crate) fn save(
+    conn: &mut Connection,
+    tenant: TenantId,
+    users: &[(UserKey, UserRow)],
+    depts: &[DeptSave],
+    ctx: &ChangeCtx,
+) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin save")?;
+    let mut delta: i64 = 0;
+    for (key, row) in users {
+        delta += save_user(&tx, tenant, *key, row, ctx)?;
+    }
+    for (dept, after) in depts {
+        departments::save_department(&tx, tenant, dept, after, ctx)?;
+    }
+    if delta > 0 {
+        if let Some(room) = licence_room(&tx, tenant)? {
+            if room < delta as u64 {
+                return Err(StoreError::LicenceExceeded);
+            }
+        }
+    }
     add_active_users(&tx, tenant, delta)?;
-    tx.commit().context("commit update user")
+    tx.commit().context("commit save")
+}
+
+/// The note of a purge's events.
+const PURGE_NOTE: &str = "purged after retention";
+
+/// Deletes up to `limit` users (of any tenant) that resigned before `before`, each with a
+/// `deleted` event by the system carrying its last snapshot, in one transaction. Their
+/// memberships go by `ON DELETE CASCADE`; resigned users hold no seat, so the active counts
+/// do not move. Returns how many were deleted; fewer than `limit` means none are left.
+pub(crate) fn purge_resigned(
+    conn: &mut Connection,
+    before: i64,
+    limit: usize,
+) -> Result<u64, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin purge resigned users")?;
+    let rows = query_rows(
+        &tx,
+        user_select!("WHERE u.is_resigned AND u.resigned_at < ?1 ORDER BY u.id LIMIT ?2"),
+        params![before, sql_limit(limit)],
+        "list resigned users to purge",
+    )?;
+    let users = assemble(&tx, rows)?;
+    let ctx = ChangeCtx::of(&Change {
+        actor: Actor::System,
+        note: Some(PURGE_NOTE.to_owned()),
+    });
+    // A purge is not a change of the entity, so it has no entity time to take; it happens now.
+    let at = SystemClock.now_ms();
+    {
+        let mut insert_event = events::prepare(&tx)?;
+        let mut delete = tx
+            .prepare_cached("DELETE FROM users WHERE id = ?1")
+            .context("prepare delete user")?;
+        for user in &users {
+            let before = user_snapshot(user);
+            events::record(
+                &mut insert_event,
+                &ctx,
+                &NewEvent {
+                    tenant: user.tenant,
+                    entity: EventEntity::User,
+                    entity_id: user.open_id.as_str(),
+                    action: ChangeAction::Deleted,
+                    at,
+                    before: Some(&before),
+                    after: None,
+                },
+            )?;
+            delete.execute([user.key.0]).context("delete user")?;
+        }
+    }
+    tx.commit().context("commit purge resigned users")?;
+    Ok(users.len() as u64)
 }
 
 /// Which probe values active users hold. Each value is one indexed point query (the
@@ -505,5 +922,68 @@ mod tests {
                 "{column}: {plan}"
             );
         }
+    }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let n = sql.matches('?').count();
+        let args: Vec<i64> = vec![1; n];
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .join("; ")
+    }
+
+    /// Department pages walk `user_departments_dept_idx` from the cursor and need no sort;
+    /// leader lookups and per-tenant event reads use their indexes.
+    #[test]
+    fn list_queries_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrations().to_latest(&mut conn).unwrap();
+        let members = plan(
+            &conn,
+            user_select!(
+                "JOIN user_departments ud ON ud.user_id = u.id \
+                 WHERE ud.department_id = ?2 AND ud.user_id > ?3 AND u.tenant_id = ?1 \
+                 AND NOT u.is_resigned ORDER BY ud.user_id LIMIT ?4"
+            ),
+        );
+        assert!(
+            members.contains("user_departments_dept_idx") && !members.contains("TEMP B-TREE"),
+            "{members}"
+        );
+        let leaders = plan(
+            &conn,
+            "SELECT id FROM departments WHERE tenant_id = ?1 AND leader_open_id = ?2 \
+             AND NOT is_deleted ORDER BY id",
+        );
+        assert!(leaders.contains("departments_leader_idx"), "{leaders}");
+        let events = plan(
+            &conn,
+            "SELECT id FROM change_events WHERE tenant_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        );
+        assert!(
+            events.contains("change_events_tenant_idx") && !events.contains("TEMP B-TREE"),
+            "{events}"
+        );
+        let memberships = plan(
+            &conn,
+            "SELECT user_id FROM user_departments \
+             WHERE user_id IN (SELECT value FROM json_each(?1))",
+        );
+        assert!(memberships.contains("INDEX"), "{memberships}");
+    }
+
+    #[test]
+    fn search_text_lowercases_each_name_and_separates_them() {
+        let p = roster_core::UserProfile {
+            name: "Émile ZOLA".into(),
+            en_name: None,
+            nickname: Some("Ωmega".into()),
+            ..roster_core::UserProfile::default()
+        };
+        assert_eq!(super::search_text(&p), "émile zola\u{1f}\u{1f}ωmega");
     }
 }

@@ -1,6 +1,7 @@
 //! Focused checks of the SQLite store's own behaviour: the root department, user round
-//! trips, the two batch modes, the licence cap and lookup preferences. The shared contract
-//! is covered by the conformance suite in `conformance.rs`.
+//! trips, the two batch modes, the licence cap, lookup preferences, and the contact v3
+//! additions (change events, `save`, search, department pages, idempotency keys, JSAPI
+//! tickets). The shared contract is covered by the conformance suite in `conformance.rs`.
 
 // Setup helpers panic on failure by design; clippy's test exemption for `unwrap` covers only
 // `#[test]` functions, not the helpers beside them.
@@ -11,8 +12,9 @@
 use roster_core::ids::{DepartmentId, UserId};
 use roster_core::values::{Email, Mobile, Username};
 use roster_core::{
-    App, AppKind, ContactScope, Department, DepartmentFields, DeptKey, DeptLookup, Group, IdGen,
-    Membership, NewTenant, RandomIds, Scope, Scopes, Store, StoreError, Tenant, TenantId,
+    Actor, App, AppKind, Change, ChangeAction, ChangeEvent, ContactScope, Department,
+    DepartmentFields, DeptKey, DeptLookup, Entity, Group, IdGen, IdempotencyClaim, IdempotencyKey,
+    Membership, NewTenant, OpenId, RandomIds, Scope, Scopes, Store, StoreError, Tenant, TenantId,
     TokenRecord, UniqueKey, UniqueProbe, User, UserKey, UserLookup, UserProfile, UserStatus,
 };
 use roster_store_sqlite::SqliteStore;
@@ -34,6 +36,11 @@ async fn tenant(store: &SqliteStore, name: &str, cap: Option<u32>) -> Tenant {
         )
         .await
         .unwrap()
+}
+
+/// A change by the command line, with no note.
+fn cli() -> Change {
+    Change::by(Actor::Cli)
 }
 
 async fn root(store: &SqliteStore, t: TenantId) -> Department {
@@ -75,21 +82,24 @@ async fn dept(
     order: i64,
 ) -> Department {
     store
-        .insert_department(&Department {
-            key: DeptKey(0),
-            tenant: t,
-            open_department_id: RandomIds.open_department_id(),
-            department_id: DepartmentId::parse(&format!("D-{name}")).unwrap(),
-            parent: Some(parent),
-            fields: DepartmentFields {
-                name: name.into(),
-                order,
-                ..DepartmentFields::default()
+        .insert_department(
+            &Department {
+                key: DeptKey(0),
+                tenant: t,
+                open_department_id: RandomIds.open_department_id(),
+                department_id: DepartmentId::parse(&format!("D-{name}")).unwrap(),
+                parent: Some(parent),
+                fields: DepartmentFields {
+                    name: name.into(),
+                    order,
+                    ..DepartmentFields::default()
+                },
+                is_deleted: false,
+                created_at: 1_000,
+                updated_at: 1_000,
             },
-            is_deleted: false,
-            created_at: 1_000,
-            updated_at: 1_000,
-        })
+            &cli(),
+        )
         .await
         .unwrap()
 }
@@ -155,7 +165,7 @@ async fn a_user_round_trips_with_departments_in_order() {
         },
     ];
     let written = s
-        .insert_users(t.id, std::slice::from_ref(&u), true)
+        .insert_users(t.id, std::slice::from_ref(&u), true, &cli())
         .await
         .unwrap();
     let key = *written[0].as_ref().unwrap();
@@ -190,7 +200,7 @@ async fn a_user_round_trips_with_departments_in_order() {
     // An update rewrites memberships and derived columns.
     u.profile.departments.truncate(1);
     u.profile.email = Some(Email::parse("email", "new@example.com").unwrap());
-    s.update_user(&u).await.unwrap();
+    s.update_user(&u, &cli()).await.unwrap();
     assert_eq!(
         s.get_user(t.id, &UserLookup::Key(key)).await.unwrap(),
         Some(u.clone())
@@ -233,6 +243,7 @@ async fn a_duplicate_fails_alone_in_best_effort_and_voids_an_atomic_batch() {
             t.id,
             &[user(t.id, "taken", Some("taken@example.com"))],
             true,
+            &cli(),
         )
         .await
         .unwrap();
@@ -246,7 +257,7 @@ async fn a_duplicate_fails_alone_in_best_effort_and_voids_an_atomic_batch() {
         ]
     };
 
-    let atomic = s.insert_users(t.id, &batch(), true).await.unwrap();
+    let atomic = s.insert_users(t.id, &batch(), true, &cli()).await.unwrap();
     assert!(atomic[0].is_ok() && atomic[2].is_ok());
     assert!(matches!(
         atomic[1],
@@ -262,7 +273,7 @@ async fn a_duplicate_fails_alone_in_best_effort_and_voids_an_atomic_batch() {
     }
     assert_eq!(active_users(&s, t.id).await, 1);
 
-    let best = s.insert_users(t.id, &batch(), false).await.unwrap();
+    let best = s.insert_users(t.id, &batch(), false, &cli()).await.unwrap();
     assert!(best[0].is_ok() && best[2].is_ok());
     assert!(matches!(
         best[1],
@@ -292,6 +303,7 @@ async fn a_duplicate_fails_alone_in_best_effort_and_voids_an_atomic_batch() {
                 user(t.id, "X1", None),
             ],
             false,
+            &cli(),
         )
         .await
         .unwrap();
@@ -316,6 +328,7 @@ async fn the_licence_cap_holds_for_inserts_and_resurrections() {
                 user(t.id, "c", None),
             ],
             true,
+            &cli(),
         )
         .await
         .unwrap();
@@ -331,6 +344,7 @@ async fn the_licence_cap_holds_for_inserts_and_resurrections() {
                 user(t.id, "c", None),
             ],
             false,
+            &cli(),
         )
         .await
         .unwrap();
@@ -347,10 +361,10 @@ async fn the_licence_cap_holds_for_inserts_and_resurrections() {
         .unwrap();
     a.status.is_resigned = true;
     a.resigned_at = Some(5_000);
-    s.update_user(&a).await.unwrap();
+    s.update_user(&a, &cli()).await.unwrap();
     assert_eq!(active_users(&s, t.id).await, 1);
     let c = s
-        .insert_users(t.id, &[user(t.id, "c", None)], false)
+        .insert_users(t.id, &[user(t.id, "c", None)], false, &cli())
         .await
         .unwrap();
     assert!(c[0].is_ok());
@@ -359,7 +373,7 @@ async fn the_licence_cap_holds_for_inserts_and_resurrections() {
     a.status.is_resigned = false;
     a.resigned_at = None;
     assert!(matches!(
-        s.update_user(&a).await,
+        s.update_user(&a, &cli()).await,
         Err(StoreError::LicenceExceeded)
     ));
     let still = s
@@ -380,7 +394,7 @@ async fn lookups_prefer_the_active_user_then_the_latest_resignation() {
         u.profile.name = name.into();
         u.status.is_resigned = resigned_at.is_some();
         u.resigned_at = resigned_at;
-        let r = s.insert_users(t.id, &[u], false).await.unwrap();
+        let r = s.insert_users(t.id, &[u], false, &cli()).await.unwrap();
         assert!(r[0].is_ok(), "{name}: {r:?}");
     }
     assert_eq!(active_users(&s, t.id).await, 1);
@@ -404,7 +418,7 @@ async fn lookups_prefer_the_active_user_then_the_latest_resignation() {
 
     active.status.is_resigned = true;
     active.resigned_at = Some(5);
-    s.update_user(&active).await.unwrap();
+    s.update_user(&active, &cli()).await.unwrap();
     assert_eq!(by_id("alice").await.profile.name, "newer");
     assert_eq!(active_users(&s, t.id).await, 0);
 }
@@ -420,12 +434,15 @@ async fn children_sort_by_order_then_key_and_skip_deleted_ones() {
     let mut gone = dept(&s, t.id, r.key, "gone", 5).await;
 
     let same_name = s
-        .insert_department(&Department {
-            key: DeptKey(0),
-            open_department_id: RandomIds.open_department_id(),
-            department_id: DepartmentId::parse("other").unwrap(),
-            ..high.clone()
-        })
+        .insert_department(
+            &Department {
+                key: DeptKey(0),
+                open_department_id: RandomIds.open_department_id(),
+                department_id: DepartmentId::parse("other").unwrap(),
+                ..high.clone()
+            },
+            &cli(),
+        )
         .await;
     assert!(matches!(
         same_name,
@@ -433,7 +450,7 @@ async fn children_sort_by_order_then_key_and_skip_deleted_ones() {
     ));
 
     gone.is_deleted = true;
-    s.update_department(&gone).await.unwrap();
+    s.update_department(&gone, &cli()).await.unwrap();
     let keys: Vec<DeptKey> = s
         .child_departments(t.id, r.key)
         .await
@@ -532,4 +549,748 @@ async fn reopening_keeps_the_data_and_the_schema() {
     s.ping().await.unwrap();
     assert_eq!(s.backend(), "sqlite");
     assert_eq!(s.get_tenant(t.id).await.unwrap(), Some(t));
+}
+
+/// Every event of the store after `mark`, oldest first, read in small pages so that paging
+/// by id is exercised too.
+async fn events_after(s: &SqliteStore, tenant: Option<TenantId>, mark: i64) -> Vec<ChangeEvent> {
+    let mut out: Vec<ChangeEvent> = Vec::new();
+    let mut cursor = mark;
+    loop {
+        let page = s.list_events(tenant, cursor, 2).await.unwrap();
+        let Some(last) = page.last() else {
+            return out;
+        };
+        cursor = last.id;
+        out.extend(page);
+    }
+}
+
+async fn mark(s: &SqliteStore) -> i64 {
+    events_after(s, None, 0).await.last().map_or(0, |e| e.id)
+}
+
+fn member(dept: DeptKey) -> Membership {
+    Membership {
+        department: dept,
+        user_order: 0,
+        department_order: 0,
+        is_primary: true,
+    }
+}
+
+/// Inserts one user, which must be written, and returns it as stored.
+async fn insert_one(s: &SqliteStore, mut u: User) -> User {
+    let r = s
+        .insert_users(u.tenant, std::slice::from_ref(&u), true, &cli())
+        .await
+        .unwrap();
+    u.key = *r[0].as_ref().unwrap();
+    u
+}
+
+#[tokio::test]
+async fn inserts_saves_and_purges_record_their_events() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let other = tenant(&s, "Other", None).await;
+    let r = root(&s, t.id).await;
+    let start = mark(&s).await;
+
+    // A department with a note.
+    let noted = Change {
+        actor: Actor::Cli,
+        note: Some("initial load".into()),
+    };
+    let d = s
+        .insert_department(
+            &Department {
+                key: DeptKey(0),
+                tenant: t.id,
+                open_department_id: RandomIds.open_department_id(),
+                department_id: DepartmentId::parse("D-sales").unwrap(),
+                parent: Some(r.key),
+                fields: DepartmentFields {
+                    name: "Sales".into(),
+                    ..DepartmentFields::default()
+                },
+                is_deleted: false,
+                created_at: 1_000,
+                updated_at: 1_500,
+            },
+            &noted,
+        )
+        .await
+        .unwrap();
+    let ev = events_after(&s, None, start).await;
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    let e = &ev[0];
+    assert_eq!(
+        (e.tenant, e.entity, e.action),
+        (t.id, Entity::Department, ChangeAction::Created)
+    );
+    assert_eq!(e.entity_id, d.open_department_id.as_str());
+    assert_eq!(e.actor, "cli");
+    assert_eq!(e.note.as_deref(), Some("initial load"));
+    assert_eq!(e.at, 1_500, "an event is dated by the row's updated_at");
+    assert_eq!(e.before, None);
+    assert!(e.after.as_deref().unwrap().contains("Sales"));
+
+    // Best effort: the duplicate gets no event, the two written users one each.
+    let app = RandomIds.app_id();
+    let by_app = Change::by(Actor::App(app.clone()));
+    let m = mark(&s).await;
+    let mut a = user(t.id, "ann", Some("ann@example.com"));
+    a.profile.name = "Ann Before".into();
+    a.profile.departments = vec![member(d.key)];
+    let b = user(t.id, "bob", Some("bob@example.com"));
+    let dup = user(t.id, "ANN", None);
+    let written = s
+        .insert_users(t.id, &[a.clone(), dup, b.clone()], false, &by_app)
+        .await
+        .unwrap();
+    assert!(matches!(
+        written[1],
+        Err(StoreError::Duplicate(UniqueKey::UserId))
+    ));
+    a.key = *written[0].as_ref().unwrap();
+    let mut b = User {
+        key: *written[2].as_ref().unwrap(),
+        ..b
+    };
+    let ev = events_after(&s, Some(t.id), m).await;
+    let ids: Vec<&str> = ev.iter().map(|e| e.entity_id.as_str()).collect();
+    assert_eq!(ids, vec![a.open_id.as_str(), b.open_id.as_str()]);
+    for e in &ev {
+        assert_eq!((e.entity, e.action), (Entity::User, ChangeAction::Created));
+        assert_eq!(e.actor, format!("app:{app}"));
+        assert_eq!(e.note, None);
+        assert_eq!(e.before, None);
+        assert!(e.after.as_deref().unwrap().contains(&e.entity_id));
+    }
+    assert!(ev[0].after.as_deref().unwrap().contains("Ann Before"));
+
+    // An atomic batch that is refused records nothing.
+    let m = mark(&s).await;
+    let refused = s
+        .insert_users(
+            t.id,
+            &[user(t.id, "new", None), user(t.id, "bob", None)],
+            true,
+            &cli(),
+        )
+        .await
+        .unwrap();
+    assert!(refused[1].is_err());
+    assert!(events_after(&s, None, m).await.is_empty());
+
+    // One save: a rename, a resignation, a department deletion.
+    let m = mark(&s).await;
+    let mut a2 = a.clone();
+    a2.profile.name = "Ann After".into();
+    a2.updated_at = 2_000;
+    let mut b2 = b.clone();
+    b2.status.is_resigned = true;
+    b2.resigned_at = Some(2_000);
+    b2.updated_at = 2_000;
+    let mut d2 = d.clone();
+    d2.is_deleted = true;
+    d2.updated_at = 2_000;
+    let handover = Change {
+        actor: Actor::App(app.clone()),
+        note: Some("handover: docs -> x".into()),
+    };
+    s.save(t.id, &[a2.clone(), b2.clone()], &[d2.clone()], &handover)
+        .await
+        .unwrap();
+    assert_eq!(active_users(&s, t.id).await, 1);
+    let ev = events_after(&s, None, m).await;
+    let got: Vec<(&str, Entity, ChangeAction)> = ev
+        .iter()
+        .map(|e| (e.entity_id.as_str(), e.entity, e.action))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (a.open_id.as_str(), Entity::User, ChangeAction::Updated),
+            (b.open_id.as_str(), Entity::User, ChangeAction::Deleted),
+            (
+                d.open_department_id.as_str(),
+                Entity::Department,
+                ChangeAction::Deleted
+            ),
+        ]
+    );
+    for e in &ev {
+        assert_eq!(e.note.as_deref(), Some("handover: docs -> x"));
+        assert_eq!(e.at, 2_000);
+        assert_ne!(e.before, e.after);
+    }
+    assert!(ev[0].before.as_deref().unwrap().contains("Ann Before"));
+    assert!(ev[0].after.as_deref().unwrap().contains("Ann After"));
+    // The user snapshot lists departments by key: the stored ones before.
+    assert!(ev[0]
+        .before
+        .as_deref()
+        .unwrap()
+        .contains(&format!("\"departments\":[{}]", d.key.0)));
+    assert!(ev[1]
+        .before
+        .as_deref()
+        .unwrap()
+        .contains("\"is_resigned\":false"));
+    assert!(ev[1]
+        .after
+        .as_deref()
+        .unwrap()
+        .contains("\"is_resigned\":true"));
+    assert!(ev[2]
+        .after
+        .as_deref()
+        .unwrap()
+        .contains("\"is_deleted\":true"));
+
+    // Bringing bob back is a resurrection; editing a resigned user an update.
+    b = b2.clone();
+    b.status.is_resigned = false;
+    b.resigned_at = None;
+    let m = mark(&s).await;
+    s.update_user(&b, &Change::by(Actor::System)).await.unwrap();
+    let ev = events_after(&s, None, m).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].action, ChangeAction::Resurrected);
+    assert_eq!(ev[0].actor, "system");
+    assert_eq!(active_users(&s, t.id).await, 2);
+    s.update_user(&b2, &cli()).await.unwrap();
+    let mut b3 = b2.clone();
+    b3.profile.name = "Still gone".into();
+    let m = mark(&s).await;
+    s.update_user(&b3, &cli()).await.unwrap();
+    assert_eq!(
+        events_after(&s, None, m)
+            .await
+            .iter()
+            .map(|e| e.action)
+            .collect::<Vec<_>>(),
+        vec![ChangeAction::Updated]
+    );
+
+    // The purge: bob resigned at 2 000, a user of the other tenant at 100, a third after the
+    // cut-off; the cut-off is 3 000.
+    let mut gone = user(other.id, "gone", None);
+    gone.status.is_resigned = true;
+    gone.resigned_at = Some(100);
+    let gone = insert_one(&s, gone).await;
+    let mut late = user(t.id, "late", None);
+    late.status.is_resigned = true;
+    late.resigned_at = Some(5_000);
+    let late = insert_one(&s, late).await;
+    let m = mark(&s).await;
+    assert_eq!(s.purge_resigned(3_000).await.unwrap(), 2);
+    let ev = events_after(&s, None, m).await;
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.tenant, e.entity_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (t.id, b.open_id.as_str()),
+            (other.id, gone.open_id.as_str())
+        ]
+    );
+    for e in &ev {
+        assert_eq!((e.entity, e.action), (Entity::User, ChangeAction::Deleted));
+        assert_eq!(e.actor, "system");
+        assert_eq!(e.note.as_deref(), Some("purged after retention"));
+        assert!(e.before.as_deref().unwrap().contains(&e.entity_id));
+        assert_eq!(e.after, None);
+    }
+    assert!(ev[0].before.as_deref().unwrap().contains("Still gone"));
+    assert_eq!(
+        s.get_user(t.id, &UserLookup::Key(b.key)).await.unwrap(),
+        None
+    );
+    assert!(s
+        .get_user(t.id, &UserLookup::Key(late.key))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(s.purge_resigned(3_000).await.unwrap(), 0);
+    assert!(events_after(&s, None, m).await.len() == 2);
+
+    // Per-tenant reads see only their tenant, in id order.
+    let theirs = events_after(&s, Some(other.id), 0).await;
+    assert!(theirs.iter().all(|e| e.tenant == other.id));
+    assert_eq!(theirs.len(), 2, "gone's creation and purge: {theirs:#?}");
+    let all = events_after(&s, None, 0).await;
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(s.list_events(None, 0, 0).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_refused_save_changes_nothing_and_records_nothing() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let r = root(&s, t.id).await;
+    let one = dept(&s, t.id, r.key, "one", 0).await;
+    let two = dept(&s, t.id, r.key, "two", 0).await;
+    let a = insert_one(&s, user(t.id, "a", Some("a@example.com"))).await;
+    let b = insert_one(&s, user(t.id, "b", None)).await;
+    let c = insert_one(&s, user(t.id, "c", Some("c@example.com"))).await;
+    let m = mark(&s).await;
+
+    // The first user resigns and its department is renamed; then the second takes c's
+    // e-mail.
+    let mut a2 = a.clone();
+    a2.status.is_resigned = true;
+    a2.resigned_at = Some(9);
+    let mut one2 = one.clone();
+    one2.fields.name = "renamed".into();
+    let mut b2 = b.clone();
+    b2.profile.email = Some(Email::parse("email", "C@example.com").unwrap());
+    let err = s
+        .save(t.id, &[a2.clone(), b2], &[one2.clone()], &cli())
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::Duplicate(UniqueKey::Email))),
+        "{err:?}"
+    );
+    // A department clash after a valid user.
+    let mut two2 = two.clone();
+    two2.fields.name = "one".into();
+    let err = s.save(t.id, &[a2.clone()], &[two2], &cli()).await;
+    assert!(
+        matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
+        "{err:?}"
+    );
+    // A key that does not exist.
+    let ghost = User {
+        key: UserKey(c.key.0 + 1_000),
+        ..user(t.id, "ghost", None)
+    };
+    let err = s.save(t.id, &[a2.clone(), ghost], &[], &cli()).await;
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
+    let ghost_dept = Department {
+        key: DeptKey(two.key.0 + 1_000),
+        ..two.clone()
+    };
+    let err = s.save(t.id, &[a2], &[ghost_dept], &cli()).await;
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
+
+    for u in [&a, &b, &c] {
+        assert_eq!(
+            s.get_user(t.id, &UserLookup::Key(u.key))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(u)
+        );
+    }
+    for d in [&one, &two] {
+        assert_eq!(
+            s.get_department(t.id, &DeptLookup::Key(d.key))
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(d)
+        );
+    }
+    assert_eq!(active_users(&s, t.id).await, 3);
+    assert_eq!(events_after(&s, None, m).await, vec![]);
+    assert_eq!(
+        s.search_users(t.id, "renamed", None, 10).await.unwrap(),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn a_save_past_the_cap_is_refused_whole() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Small", Some(2)).await;
+    let x = insert_one(&s, user(t.id, "x", None)).await;
+    let y = insert_one(&s, user(t.id, "y", None)).await;
+    let mut z = user(t.id, "z", None);
+    z.status.is_resigned = true;
+    z.resigned_at = Some(5);
+    let z = insert_one(&s, z).await;
+    let m = mark(&s).await;
+
+    let mut z_back = z.clone();
+    z_back.status.is_resigned = false;
+    z_back.resigned_at = None;
+    let err = s.save(t.id, &[z_back.clone()], &[], &cli()).await;
+    assert!(matches!(err, Err(StoreError::LicenceExceeded)), "{err:?}");
+    assert!(events_after(&s, None, m).await.is_empty());
+
+    // Net zero: y resigns and z comes back in the same save.
+    let mut y_gone = y.clone();
+    y_gone.status.is_resigned = true;
+    y_gone.resigned_at = Some(6);
+    s.save(t.id, &[z_back, y_gone], &[], &cli()).await.unwrap();
+    assert_eq!(active_users(&s, t.id).await, 2);
+    assert!(s
+        .get_user(t.id, &UserLookup::Key(x.key))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn search_matches_chinese_and_latin_substrings_of_active_users() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let other = tenant(&s, "Other", None).await;
+    let named = |id: &str, name: &str, en: Option<&str>, nick: Option<&str>| {
+        let mut u = user(t.id, id, None);
+        u.profile.name = name.into();
+        u.profile.en_name = en.map(Into::into);
+        u.profile.nickname = nick.map(Into::into);
+        u
+    };
+    let zhang = insert_one(&s, named("zhang", "张三丰", Some("Zhang SanFeng"), None)).await;
+    let li = insert_one(&s, named("li", "李四", None, Some("Émile Sanchez"))).await;
+    let wang = insert_one(&s, named("wang", "王五", Some("Wang Wu"), None)).await;
+    let mut gone = named("gone", "张三", Some("Zhang San"), None);
+    gone.status.is_resigned = true;
+    gone.resigned_at = Some(1);
+    insert_one(&s, gone).await;
+    let mut elsewhere = user(other.id, "zhang", None);
+    elsewhere.profile.name = "张三".into();
+    insert_one(&s, elsewhere).await;
+
+    let keys = |users: Vec<User>| users.into_iter().map(|u| u.key).collect::<Vec<_>>();
+    let search = |needle: &'static str| {
+        let s = s.clone();
+        async move { keys(s.search_users(t.id, needle, None, 10).await.unwrap()) }
+    };
+    assert_eq!(search("张三").await, vec![zhang.key]);
+    assert_eq!(search("三丰").await, vec![zhang.key]);
+    assert_eq!(search("sanfeng").await, vec![zhang.key]);
+    assert_eq!(search("SANFENG").await, vec![zhang.key], "any case");
+    assert_eq!(
+        search("émile").await,
+        vec![li.key],
+        "nickname, Unicode case"
+    );
+    assert_eq!(search("ÉMILE").await, vec![li.key]);
+    assert_eq!(search("san").await, vec![zhang.key, li.key]);
+    assert_eq!(search("wang wu").await, vec![wang.key]);
+    assert_eq!(search("四émile").await, vec![], "never across two names");
+    assert_eq!(search("nobody").await, vec![]);
+    // Paging by key.
+    assert_eq!(
+        keys(s.search_users(t.id, "san", None, 1).await.unwrap()),
+        vec![zhang.key]
+    );
+    assert_eq!(
+        keys(
+            s.search_users(t.id, "san", Some(zhang.key), 1)
+                .await
+                .unwrap()
+        ),
+        vec![li.key]
+    );
+    assert_eq!(
+        keys(s.search_users(t.id, "san", Some(li.key), 1).await.unwrap()),
+        vec![]
+    );
+    // A save keeps the search text current.
+    let mut w2 = wang.clone();
+    w2.profile.en_name = None;
+    w2.profile.nickname = Some("Tiger".into());
+    s.update_user(&w2, &cli()).await.unwrap();
+    assert_eq!(search("wang").await, vec![]);
+    assert_eq!(search("tiger").await, vec![wang.key]);
+}
+
+#[tokio::test]
+async fn department_members_page_by_key_over_active_members() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let r = root(&s, t.id).await;
+    let a = dept(&s, t.id, r.key, "a", 0).await;
+    let b = dept(&s, t.id, r.key, "b", 0).await;
+    let mut members = Vec::new();
+    for i in 0..5 {
+        let mut u = user(t.id, &format!("m{i}"), None);
+        // Every other member is also in b, listed first, so memberships must come back in
+        // profile order.
+        u.profile.departments = if i % 2 == 0 {
+            vec![
+                member(b.key),
+                Membership {
+                    is_primary: false,
+                    ..member(a.key)
+                },
+            ]
+        } else {
+            vec![member(a.key)]
+        };
+        if i == 2 {
+            u.status.is_resigned = true;
+            u.resigned_at = Some(1);
+        }
+        members.push(insert_one(&s, u).await);
+    }
+    insert_one(
+        &s,
+        User {
+            profile: UserProfile {
+                departments: vec![member(b.key)],
+                ..user(t.id, "only-b", None).profile
+            },
+            ..user(t.id, "only-b", None)
+        },
+    )
+    .await;
+    let active: Vec<&User> = members.iter().filter(|u| !u.status.is_resigned).collect();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.department_members(t.id, a.key, after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.key);
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), active.len());
+    for (got, want) in seen.iter().zip(&active) {
+        assert_eq!(&got, want, "members come whole, memberships in order");
+    }
+    assert_eq!(
+        s.department_members(t.id, a.key, None, 0).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        s.department_members(TenantId(t.id.0 + 1), a.key, None, 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        s.department_members(t.id, b.key, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "m0, m4 and only-b"
+    );
+}
+
+#[tokio::test]
+async fn batch_reads_by_lookups_contacts_and_leaders() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let r = root(&s, t.id).await;
+    let mut boss = user(t.id, "boss", Some("boss@example.com"));
+    boss.profile.mobile = Some(Mobile::parse("mobile", "13011111111").unwrap());
+    boss.profile.departments = vec![member(r.key)];
+    let boss = insert_one(&s, boss).await;
+    let mut old = user(t.id, "old", Some("old@example.com"));
+    old.status.is_resigned = true;
+    old.resigned_at = Some(7);
+    let old = insert_one(&s, old).await;
+    let mut report = user(t.id, "report", Some("Old@Example.com"));
+    report.profile.leader = Some(boss.open_id.clone());
+    let report = insert_one(&s, report).await;
+    let mut gone_report = user(t.id, "gone-report", None);
+    gone_report.profile.leader = Some(boss.open_id.clone());
+    gone_report.status.is_resigned = true;
+    gone_report.resigned_at = Some(8);
+    insert_one(&s, gone_report).await;
+
+    let got = s
+        .get_users(
+            t.id,
+            &[
+                UserLookup::UserId("BOSS".into()),
+                UserLookup::Key(boss.key),
+                UserLookup::OpenId(report.open_id.to_string()),
+                UserLookup::UnionId(old.union_id.to_string()),
+                UserLookup::Email("OLD@example.com".into()),
+                UserLookup::Mobile("+8613011111111".into()),
+                UserLookup::UserId("nobody".into()),
+                UserLookup::Key(UserKey(999_999)),
+            ],
+        )
+        .await
+        .unwrap();
+    // The e-mail lookup prefers the active holder (report) over the resigned one.
+    assert_eq!(got, vec![boss.clone(), old.clone(), report.clone()]);
+    assert_eq!(s.get_users(t.id, &[]).await.unwrap(), vec![]);
+    assert_eq!(
+        s.get_users(TenantId(t.id.0 + 1), &[UserLookup::Key(boss.key)])
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    let by_contact = s
+        .users_by_contact(
+            t.id,
+            &["old@example.com".into(), "none@example.com".into()],
+            &["+8613011111111".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_contact, vec![boss.clone(), old.clone(), report.clone()]);
+    assert_eq!(s.users_by_contact(t.id, &[], &[]).await.unwrap(), vec![]);
+
+    assert_eq!(
+        s.users_led_by(t.id, &boss.open_id).await.unwrap(),
+        vec![report.clone()],
+        "resigned reports are left out"
+    );
+
+    // Departments led by boss: the leader column follows inserts and saves.
+    let mut led = dept(&s, t.id, r.key, "led", 0).await;
+    assert_eq!(
+        s.departments_led_by(t.id, &boss.open_id).await.unwrap(),
+        vec![]
+    );
+    led.fields.leader = Some(boss.open_id.clone());
+    s.update_department(&led, &cli()).await.unwrap();
+    let fresh = s
+        .insert_department(
+            &Department {
+                key: DeptKey(0),
+                open_department_id: RandomIds.open_department_id(),
+                department_id: DepartmentId::parse("D-fresh").unwrap(),
+                fields: DepartmentFields {
+                    name: "fresh".into(),
+                    leader: Some(boss.open_id.clone()),
+                    ..DepartmentFields::default()
+                },
+                ..led.clone()
+            },
+            &cli(),
+        )
+        .await
+        .unwrap();
+    let mut deleted = dept(&s, t.id, r.key, "deleted", 0).await;
+    deleted.fields.leader = Some(boss.open_id.clone());
+    deleted.is_deleted = true;
+    s.update_department(&deleted, &cli()).await.unwrap();
+    assert_eq!(
+        s.departments_led_by(t.id, &boss.open_id).await.unwrap(),
+        vec![led.clone(), fresh]
+    );
+    assert_eq!(
+        s.departments_led_by(t.id, &OpenId::from_trusted("ou_nobody".into()))
+            .await
+            .unwrap(),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_claimed_completed_released_and_purged() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let key = |k: &str| IdempotencyKey {
+        tenant: t.id,
+        app_id: roster_core::AppId::from_trusted("cli_app".into()),
+        operation: "feishu.users.create".into(),
+        key: k.into(),
+    };
+    let k1 = key("k1");
+    assert_eq!(
+        s.claim_idempotency_key(&k1, "fp1", 100).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        s.claim_idempotency_key(&k1, "fp2", 101).await.unwrap(),
+        IdempotencyClaim::Existing {
+            fingerprint: "fp1".into(),
+            result: None
+        },
+        "the stored claim, unfinished"
+    );
+    s.complete_idempotency_key(&k1, "ou_1").await.unwrap();
+    assert_eq!(
+        s.claim_idempotency_key(&k1, "fp1", 102).await.unwrap(),
+        IdempotencyClaim::Existing {
+            fingerprint: "fp1".into(),
+            result: Some("ou_1".into())
+        }
+    );
+    // The same client key for another operation is another key.
+    let other_op = IdempotencyKey {
+        operation: "feishu.departments.create".into(),
+        ..k1.clone()
+    };
+    assert_eq!(
+        s.claim_idempotency_key(&other_op, "fp1", 103)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+
+    // A failed request releases its key, and a retry claims it again.
+    let k2 = key("k2");
+    assert_eq!(
+        s.claim_idempotency_key(&k2, "fp", 200).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    s.release_idempotency_key(&k2).await.unwrap();
+    assert_eq!(
+        s.claim_idempotency_key(&k2, "fp-retry", 300).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // Completing a key that is gone is harmless.
+    s.complete_idempotency_key(&key("never"), "x")
+        .await
+        .unwrap();
+
+    // Purge: k1 (100) and other_op (103) are older than 250, k2 (300) is not.
+    assert_eq!(s.purge_idempotency_keys(250).await.unwrap(), 2);
+    assert_eq!(
+        s.claim_idempotency_key(&k1, "fp-new", 400).await.unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        s.claim_idempotency_key(&k2, "fp", 400).await.unwrap(),
+        IdempotencyClaim::Existing {
+            fingerprint: "fp-retry".into(),
+            result: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_jsapi_ticket_is_stored_and_replaced() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let app = App {
+        app_id: RandomIds.app_id(),
+        tenant: t.id,
+        name: "app".into(),
+        kind: AppKind::Feishu,
+        secret_hash: "h".into(),
+        scopes: Scopes::new([Scope::ContactRead]),
+        contact_scope: ContactScope::All,
+        created_at: 1,
+    };
+    s.insert_app(&app).await.unwrap();
+    assert_eq!(s.jsapi_ticket(&app.app_id).await.unwrap(), None);
+    s.put_jsapi_ticket(&app.app_id, "first", 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.jsapi_ticket(&app.app_id).await.unwrap(),
+        Some(("first".into(), 1_000))
+    );
+    s.put_jsapi_ticket(&app.app_id, "second", 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.jsapi_ticket(&app.app_id).await.unwrap(),
+        Some(("second".into(), 2_000))
+    );
+    assert_eq!(s.jsapi_ticket(&RandomIds.app_id()).await.unwrap(), None);
+    // A ticket belongs to an existing app.
+    assert!(matches!(
+        s.put_jsapi_ticket(&RandomIds.app_id(), "orphan", 1).await,
+        Err(StoreError::Backend(_))
+    ));
 }

@@ -143,3 +143,40 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+pub(crate) async fn audit(
+    config: &Config,
+    tenant: Option<i64>,
+    after: i64,
+    limit: usize,
+    full: bool,
+) -> anyhow::Result<()> {
+    let dir = roster_app::open_directory(config).await?;
+    let events = dir.list_events(tenant.map(TenantId), after, limit).await?;
+    println!(
+        "{:<8} {:<6} {:<25} {:<12} {:<38} {:<26} NOTE",
+        "ID", "TENANT", "AT (UTC ms)", "ACTION", "ENTITY", "ACTOR"
+    );
+    for e in &events {
+        println!(
+            "{:<8} {:<6} {:<25} {:<12} {:<38} {:<26} {}",
+            e.id,
+            e.tenant,
+            e.at,
+            e.action.as_str(),
+            format!("{}:{}", e.entity, e.entity_id),
+            e.actor,
+            e.note.as_deref().unwrap_or("")
+        );
+        if full {
+            println!("         before: {}", e.before.as_deref().unwrap_or("-"));
+            println!("         after:  {}", e.after.as_deref().unwrap_or("-"));
+        }
+    }
+    if events.len() == limit {
+        if let Some(last) = events.last() {
+            println!("(more: --after {})", last.id);
+        }
+    }
+    Ok(())
+}

@@ -48,6 +48,21 @@ enum Command {
     App(admin::AppCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Print the change record (who changed which user or department, when, how).
+    Audit {
+        /// Only this tenant's changes.
+        #[arg(long)]
+        tenant: Option<i64>,
+        /// Start after this event id.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Also print the before and after snapshots.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +102,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve::run(config).await,
         Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
         Command::App(cmd) => admin::app(&config, cmd).await,
+        Command::Audit {
+            tenant,
+            after,
+            limit,
+            full,
+        } => admin::audit(&config, tenant, after, limit, full).await,
         Command::Migrate => {
             roster_app::open_store(&config).await?;
             #[allow(clippy::print_stdout)] // The CLI talks to a person here.

@@ -1,27 +1,56 @@
 //! Contact v3 departments (contact-v3/department/*).
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
+use roster_core::DeptLookup;
 
 use crate::convert::{self, IdTypes, Renderer};
 use crate::envelope::Envelope;
 use crate::error::FeishuError;
-use crate::extract::{FeishuJson, FeishuQuery, FeishuState, TenantAuth};
+use crate::extract::{fingerprint, FeishuBody, FeishuJson, FeishuQuery, FeishuState, TenantAuth};
 use crate::page;
 use crate::wire;
 
-/// D1 `POST /open-apis/contact/v3/departments`.
+/// D1 `POST /open-apis/contact/v3/departments` (idempotent with `client_token`).
 pub(crate) async fn create(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
+    OriginalUri(uri): OriginalUri,
     query: FeishuQuery,
-    FeishuJson(body): FeishuJson<wire::DepartmentBody>,
+    body: FeishuBody<wire::DepartmentBody>,
 ) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
-    let new = convert::new_department(&state.dir, &caller, ids, body).await?;
-    let dept = state.dir.create_department(&caller, new).await?;
-    let department = Renderer::new(&state.dir, &caller, ids)
-        .department(&dept)
+    let dir = &state.dir;
+    // Wire-level checks run before the key is claimed, so a malformed body never holds it.
+    let new = convert::new_department(dir, &caller, ids, body.value).await?;
+    let open_id = match query.str("client_token") {
+        None => dir
+            .create_department(&caller, new)
+            .await?
+            .open_department_id
+            .to_string(),
+        Some(token) => {
+            let print = fingerprint(uri.path(), &query, &body.canonical);
+            dir.idempotent(
+                &caller,
+                "feishu.departments.create",
+                token,
+                &print,
+                || async {
+                    Ok(dir
+                        .create_department(&caller, new)
+                        .await?
+                        .open_department_id
+                        .to_string())
+                },
+            )
+            .await?
+            .entity_id
+        }
+    };
+    let dept = dir
+        .get_department(&caller, &DeptLookup::OpenId(open_id))
         .await?;
+    let department = Renderer::new(dir, &caller, ids).department(&dept).await?;
     Ok(Envelope(wire::DepartmentData { department }))
 }
 
@@ -43,6 +72,43 @@ pub(crate) async fn get(
     Ok(Envelope(wire::DepartmentData { department }))
 }
 
+/// `PATCH /open-apis/contact/v3/departments/:department_id`: only the fields sent change;
+/// a new parent moves the subtree.
+pub(crate) async fn patch(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+    Path(department_id): Path<String>,
+    FeishuJson(body): FeishuJson<wire::DepartmentBody>,
+) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
+    let ids = IdTypes::from_query(&query)?;
+    let patch = convert::department_patch(&state.dir, &caller, ids, body).await?;
+    let dept = state
+        .dir
+        .update_department(&caller, &ids.dept_lookup(&department_id), patch)
+        .await?;
+    let department = Renderer::new(&state.dir, &caller, ids)
+        .department(&dept)
+        .await?;
+    Ok(Envelope(wire::DepartmentData { department }))
+}
+
+/// `DELETE /open-apis/contact/v3/departments/:department_id`: refused while the
+/// department has members or children.
+pub(crate) async fn delete(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+    Path(department_id): Path<String>,
+) -> Result<Envelope<wire::Empty>, FeishuError> {
+    let ids = IdTypes::from_query(&query)?;
+    state
+        .dir
+        .delete_department(&caller, &ids.dept_lookup(&department_id))
+        .await?;
+    Ok(Envelope(wire::Empty {}))
+}
+
 /// D3 `GET /open-apis/contact/v3/departments/:department_id/children`.
 pub(crate) async fn children(
     State(state): State<FeishuState>,
@@ -58,8 +124,39 @@ pub(crate) async fn children(
         .dir
         .child_departments(&caller, &ids.dept_lookup(&department_id), recursive)
         .await?;
+    render_page(&state, &caller, ids, all, after, size).await
+}
+
+/// `GET /open-apis/contact/v3/departments/parent?department_id=`: the parent chain,
+/// nearest first.
+pub(crate) async fn parent(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
+    let ids = IdTypes::from_query(&query)?;
+    let Some(department_id) = query.str("department_id") else {
+        return Err(FeishuError::param("department_id is required"));
+    };
+    let size = page::page_size(&query, 10, 50)?;
+    let after = page::page_after(&query)?;
+    let chain = state
+        .dir
+        .department_parents(&caller, &ids.dept_lookup(department_id))
+        .await?;
+    render_page(&state, &caller, ids, chain, after, size).await
+}
+
+async fn render_page(
+    state: &FeishuState,
+    caller: &roster_core::Caller,
+    ids: IdTypes,
+    all: Vec<roster_core::Department>,
+    after: Option<i64>,
+    size: usize,
+) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let (items, page_token) = page::slice(all, |d| d.key.0, after, size);
-    let mut renderer = Renderer::new(&state.dir, &caller, ids);
+    let mut renderer = Renderer::new(&state.dir, caller, ids);
     let mut out = Vec::with_capacity(items.len());
     for d in &items {
         out.push(renderer.department(d).await?);

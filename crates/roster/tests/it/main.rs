@@ -10,3 +10,4 @@ mod cli;
 mod harness;
 mod postgres;
 mod server;
+mod wire;

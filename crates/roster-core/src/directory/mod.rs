@@ -1,10 +1,16 @@
 //! The use cases. Every front door (Feishu, Quick BI, Huawei, SCIM, the CLI) calls these,
 //! so the rules live here once.
 
+mod lifecycle;
+
+pub use lifecycle::{Handover, IdempotentOutcome, JSAPI_TICKET_TTL_S};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tracing::instrument;
+
+use crate::audit::{Actor, Change};
 
 use crate::app::{
     hash_secret, secret_matches, App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord,
@@ -15,7 +21,7 @@ use crate::department::{
     Department, DepartmentPatch, DeptKey, DeptLookup, NewDepartment, MAX_CHILDREN, MAX_DEPARTMENTS,
     MAX_DEPTH,
 };
-use crate::error::{CoreError, Entity, StoreError, UniqueKey};
+use crate::error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 use crate::ids::{AppId, IdGen, TenantId};
 use crate::store::{Store, TakenValues, UniqueProbe, UserLookup};
 use crate::tenant::{NewTenant, Tenant};
@@ -427,8 +433,9 @@ impl Directory {
             })?;
         self.ensure_visible(caller, &parent).await?;
         if self.ancestry(&parent).await?.len() > MAX_DEPTH {
-            return Err(CoreError::Conflict(
-                format!("departments may be at most {MAX_DEPTH} levels deep").into(),
+            return Err(CoreError::conflict(
+                ConflictKind::TreeTooDeep,
+                format!("departments may be at most {MAX_DEPTH} levels deep"),
             ));
         }
         if self
@@ -438,13 +445,15 @@ impl Directory {
             .len() as u64
             >= MAX_CHILDREN
         {
-            return Err(CoreError::Conflict(
-                format!("a department may have at most {MAX_CHILDREN} children").into(),
+            return Err(CoreError::conflict(
+                ConflictKind::TooManyChildren,
+                format!("a department may have at most {MAX_CHILDREN} children"),
             ));
         }
         if self.store.count_departments(caller.tenant).await? >= MAX_DEPARTMENTS {
-            return Err(CoreError::Conflict(
-                format!("a tenant may have at most {MAX_DEPARTMENTS} departments").into(),
+            return Err(CoreError::conflict(
+                ConflictKind::TooManyDepartments,
+                format!("a tenant may have at most {MAX_DEPARTMENTS} departments"),
             ));
         }
         if let Some(leader) = &new.fields.leader {
@@ -469,7 +478,10 @@ impl Directory {
             created_at: now,
             updated_at: now,
         };
-        Ok(self.store.insert_department(&dept).await?)
+        Ok(self
+            .store
+            .insert_department(&dept, &change_of(caller))
+            .await?)
     }
 
     /// Changes a department; a new parent moves its whole subtree, which must not create a
@@ -486,8 +498,9 @@ impl Directory {
         self.ensure_visible(caller, &dept).await?;
         if let Some(new_parent) = patch.parent {
             if dept.is_root() {
-                return Err(CoreError::Conflict(
-                    "the root department cannot be moved".into(),
+                return Err(CoreError::conflict(
+                    ConflictKind::RootImmutable,
+                    "the root department cannot be moved",
                 ));
             }
             if Some(new_parent) != dept.parent {
@@ -501,14 +514,16 @@ impl Directory {
                 self.ensure_visible(caller, &parent).await?;
                 let chain = self.ancestry(&parent).await?;
                 if chain.iter().any(|d| d.key == dept.key) {
-                    return Err(CoreError::Conflict(
-                        "a department cannot move under itself or its own subtree".into(),
+                    return Err(CoreError::conflict(
+                        ConflictKind::Cycle,
+                        "a department cannot move under itself or its own subtree",
                     ));
                 }
                 let height = self.subtree_height(caller.tenant, dept.key).await?;
                 if chain.len() + height > MAX_DEPTH + 1 {
-                    return Err(CoreError::Conflict(
-                        format!("departments may be at most {MAX_DEPTH} levels deep").into(),
+                    return Err(CoreError::conflict(
+                        ConflictKind::TreeTooDeep,
+                        format!("departments may be at most {MAX_DEPTH} levels deep"),
                     ));
                 }
                 dept.parent = Some(parent.key);
@@ -531,11 +546,24 @@ impl Directory {
             }
             dept.fields.leader = leader;
         }
+        if let Some(deputies) = patch.deputies {
+            for d in &deputies {
+                self.active_user(
+                    caller.tenant,
+                    &UserLookup::OpenId(d.to_string()),
+                    "leader_user_id",
+                )
+                .await?;
+            }
+            dept.fields.deputies = deputies;
+        }
         if let Some(order) = patch.order {
             dept.fields.order = order;
         }
         dept.updated_at = self.clock.now_ms();
-        self.store.update_department(&dept).await?;
+        self.store
+            .update_department(&dept, &change_of(caller))
+            .await?;
         Ok(dept)
     }
 
@@ -571,8 +599,9 @@ impl Directory {
         let mut dept = self.department(caller.tenant, lookup).await?;
         self.ensure_visible(caller, &dept).await?;
         if dept.is_root() {
-            return Err(CoreError::Conflict(
-                "the root department cannot be deleted".into(),
+            return Err(CoreError::conflict(
+                ConflictKind::RootImmutable,
+                "the root department cannot be deleted",
             ));
         }
         if !self
@@ -581,8 +610,9 @@ impl Directory {
             .await?
             .is_empty()
         {
-            return Err(CoreError::Conflict(
-                "the department still has child departments".into(),
+            return Err(CoreError::conflict(
+                ConflictKind::DepartmentNotEmpty,
+                "the department still has child departments",
             ));
         }
         if self
@@ -591,13 +621,16 @@ impl Directory {
             .await?
             > 0
         {
-            return Err(CoreError::Conflict(
-                "the department still has members".into(),
+            return Err(CoreError::conflict(
+                ConflictKind::DepartmentNotEmpty,
+                "the department still has members",
             ));
         }
         dept.is_deleted = true;
         dept.updated_at = self.clock.now_ms();
-        self.store.update_department(&dept).await?;
+        self.store
+            .update_department(&dept, &change_of(caller))
+            .await?;
         Ok(())
     }
 
@@ -749,7 +782,10 @@ impl Directory {
                 .iter()
                 .filter_map(|&i| pending[i].as_ref().map(|p| p.user.clone()))
                 .collect();
-            let written = self.store.insert_users(tenant, &users, true).await?;
+            let written = self
+                .store
+                .insert_users(tenant, &users, true, &change_of(caller))
+                .await?;
             if written.iter().any(Result::is_err) {
                 for (&i, r) in order.iter().zip(written) {
                     if let Err(e) = r {
@@ -790,7 +826,10 @@ impl Directory {
                     if users.is_empty() {
                         continue;
                     }
-                    let written = self.store.insert_users(tenant, &users, false).await?;
+                    let written = self
+                        .store
+                        .insert_users(tenant, &users, false, &change_of(caller))
+                        .await?;
                     for (&i, r) in idx.iter().zip(written) {
                         let Some(p) = pending[i].take() else { continue };
                         results[i] = Some(match r {
@@ -808,7 +847,12 @@ impl Directory {
             items: results
                 .into_iter()
                 .map(|r| {
-                    r.unwrap_or_else(|| Err(CoreError::Conflict("item was not processed".into())))
+                    r.unwrap_or_else(|| {
+                        Err(CoreError::conflict(
+                            ConflictKind::NotWritten,
+                            "item was not processed",
+                        ))
+                    })
                 })
                 .collect(),
         })
@@ -1106,6 +1150,11 @@ impl Directory {
     }
 }
 
+/// The change context of a caller's write.
+pub(crate) fn change_of(caller: &Caller) -> Change {
+    Change::by(Actor::App(caller.app_id.clone()))
+}
+
 /// An item on its way into the store.
 struct PreparedItem {
     user: User,
@@ -1124,7 +1173,7 @@ impl PreparedItem {
 }
 
 /// The values of a user that must be unique among active users, in folded form.
-fn unique_values(user: &User) -> Vec<(UniqueKey, String)> {
+pub(crate) fn unique_values(user: &User) -> Vec<(UniqueKey, String)> {
     let p = &user.profile;
     let mut v = vec![(UniqueKey::UserId, user.user_id.folded())];
     if let Some(e) = &p.email {
@@ -1171,15 +1220,16 @@ fn finish_atomic_failure(results: Vec<Option<Result<CreatedUser, CoreError>>>) -
             .into_iter()
             .map(|r| match r {
                 Some(Err(e)) => Err(e),
-                _ => Err(CoreError::Conflict(
-                    "not written: another item of this all-or-nothing batch failed".into(),
+                _ => Err(CoreError::conflict(
+                    ConflictKind::NotWritten,
+                    "not written: another item of this all-or-nothing batch failed",
                 )),
             })
             .collect(),
     }
 }
 
-fn lookup_text(lookup: &UserLookup) -> String {
+pub(crate) fn lookup_text(lookup: &UserLookup) -> String {
     match lookup {
         UserLookup::Key(k) => k.0.to_string(),
         UserLookup::OpenId(s)

@@ -1,0 +1,237 @@
+"""lark-oapi's typed methods against roster: bool query params sent as True/False, repeated-key
+arrays, user create/get/patch/delete/resurrect (a body-less POST), and the lark-oapi model
+parsing every response (objects/arrays where the models expect them)."""
+
+from lark_oapi.api.contact.v3 import (
+    BatchGetIdUserRequest,
+    BatchGetIdUserRequestBody,
+    BatchUserRequest,
+    ChildrenDepartmentRequest,
+    DeleteUserRequest,
+    DeleteUserRequestBody,
+    FindByDepartmentUserRequest,
+    GetDepartmentRequest,
+    GetUserRequest,
+    PatchUserRequest,
+    ResurrectUserRequest,
+    UpdateUserIdUserRequest,
+    UpdateUserIdUserRequestBody,
+    User,
+)
+from lark_oapi.api.passport.v1 import LogoutSessionRequest, LogoutSessionRequestBody
+
+from conftest import OD_UNKNOWN, OU_UNKNOWN, check, mk_dept, mk_user
+
+
+def get_user(client, user_id, user_id_type=None):
+    b = GetUserRequest.builder().user_id(user_id)
+    if user_id_type:
+        b = b.user_id_type(user_id_type)
+    return check(client.contact.v3.user.get(b.build()), f"get user {user_id}").data.user
+
+
+def test_department_create_get(client, u):
+    name = u.name("PyEng")
+    d = mk_dept(client, u, name=name)
+    got = check(
+        client.contact.v3.department.get(GetDepartmentRequest.builder().department_id(d.open_department_id).build()),
+        "get department",
+    ).data.department
+    assert got.name == name
+    assert got.parent_department_id == "0"
+    assert got.status.is_deleted is False
+
+
+def test_children_fetch_child_true_is_sent_as_python_bool(client, u):
+    top = mk_dept(client, u)
+    a = mk_dept(client, u, parent=top.open_department_id)
+    b = mk_dept(client, u, parent=top.open_department_id)
+    a1 = mk_dept(client, u, parent=a.open_department_id)
+
+    req = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).fetch_child(True).page_size(50).build()
+    assert ("fetch_child", "True") in req.queries, "lark-oapi sends str(True)"
+    resp = check(client.contact.v3.department.children(req), "children fetch_child=True")
+    got = sorted(d.open_department_id for d in resp.data.items)
+    assert got == sorted([a.open_department_id, b.open_department_id, a1.open_department_id])
+    assert resp.data.has_more is False
+
+    req = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).fetch_child(False).build()
+    assert ("fetch_child", "False") in req.queries
+    resp = check(client.contact.v3.department.children(req), "children fetch_child=False")
+    assert sorted(d.open_department_id for d in resp.data.items) == sorted([a.open_department_id, b.open_department_id])
+
+
+def test_children_pagination_with_page_token(client, u):
+    top = mk_dept(client, u)
+    kids = {mk_dept(client, u, parent=top.open_department_id).open_department_id for _ in range(5)}
+    seen, token = [], None
+    for _ in range(20):
+        b = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_size(2)
+        if token:
+            b = b.page_token(token)
+        data = check(client.contact.v3.department.children(b.build()), "children page").data
+        seen += [d.open_department_id for d in data.items]
+        if not data.has_more:
+            break
+        assert data.page_token
+        token = data.page_token
+    assert len(seen) == len(set(seen))
+    assert set(seen) == kids
+
+
+def test_user_create_get_and_status(client, u):
+    d = mk_dept(client, u)
+    mobile = u.mobile()
+    created = mk_user(client, u, [d.open_department_id], mobile=mobile[3:], gender=2, city="Shanghai")
+    assert created.mobile == mobile, "mainland mobile returned in +86 form"
+    got = get_user(client, created.open_id)
+    assert got.union_id.startswith("on_")
+    assert got.department_ids == [d.open_department_id]
+    assert got.gender == 2
+    assert got.city == "Shanghai"
+    assert got.status.is_resigned is False
+    assert got.status.is_frozen is False
+
+
+def test_unknown_user_is_41012(client):
+    resp = client.contact.v3.user.get(GetUserRequest.builder().user_id(OU_UNKNOWN).build())
+    assert resp.code == 41012, resp.raw.content
+    assert isinstance(resp.msg, str)
+
+
+def test_user_batch_repeated_keys(client, u):
+    d = mk_dept(client, u)
+    users = [mk_user(client, u, [d.open_department_id]) for _ in range(3)]
+    ids = [x.open_id for x in users]
+    req = BatchUserRequest.builder().user_ids(ids + [OU_UNKNOWN]).build()
+    assert [v for k, v in req.queries if k == "user_ids"] == ids + [OU_UNKNOWN], "one key per id"
+    resp = check(client.contact.v3.user.batch(req), "batch")
+    assert sorted(x.open_id for x in resp.data.items) == sorted(ids)
+
+
+def test_patch_only_given_fields(client, u):
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id], city="Hangzhou")
+    new_name = u.name("Renamed")
+    req = (
+        PatchUserRequest.builder()
+        .user_id(created.open_id)
+        .request_body(User.builder().name(new_name).build())
+        .build()
+    )
+    resp = check(client.contact.v3.user.patch(req), "patch")
+    assert resp.data.user.name == new_name
+    got = get_user(client, created.open_id)
+    assert got.name == new_name
+    assert got.city == "Hangzhou"
+    assert got.mobile == created.mobile
+
+
+def test_deleted_user_is_readable_as_resigned_and_resurrects(client, u):
+    d = mk_dept(client, u)
+    acceptor = mk_user(client, u, [d.open_department_id])
+    victim = mk_user(client, u, [d.open_department_id])
+    req = (
+        DeleteUserRequest.builder()
+        .user_id(victim.open_id)
+        .request_body(DeleteUserRequestBody.builder().docs_acceptor_user_id(acceptor.open_id).build())
+        .build()
+    )
+    check(client.contact.v3.user.delete(req), "delete")
+    got = get_user(client, victim.open_id)
+    assert got.status.is_resigned is True
+    members = check(
+        client.contact.v3.user.find_by_department(
+            FindByDepartmentUserRequest.builder().department_id(d.open_department_id).build()
+        ),
+        "find_by_department",
+    ).data.items
+    assert victim.open_id not in [m.open_id for m in members or []]
+
+    # resurrect built without request_body: lark-oapi sends an empty POST (Content-Length: 0)
+    req = ResurrectUserRequest.builder().user_id(victim.open_id).build()
+    assert req.body is None
+    check(client.contact.v3.user.resurrect(req), "resurrect without body")
+    again = get_user(client, victim.open_id)
+    assert again.status.is_resigned is False
+    assert again.department_ids == ["0"]
+
+
+def test_batch_get_id_and_update_user_id(client, u):
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id], user_id=u.id("pyold"))
+    req = (
+        BatchGetIdUserRequest.builder()
+        .user_id_type("user_id")
+        .request_body(BatchGetIdUserRequestBody.builder().emails([created.email]).mobiles([created.mobile]).build())
+        .build()
+    )
+    lst = check(client.contact.v3.user.batch_get_id(req), "batch_get_id").data.user_list
+    assert {e.user_id for e in lst} == {created.user_id}
+
+    new_id = u.id("pynew")
+    req = (
+        UpdateUserIdUserRequest.builder()
+        .user_id(created.open_id)
+        .request_body(UpdateUserIdUserRequestBody.builder().new_user_id(new_id).build())
+        .build()
+    )
+    check(client.contact.v3.user.update_user_id(req), "update_user_id")
+    assert get_user(client, new_id, "user_id").open_id == created.open_id
+
+
+def test_logout_typed(client, u):
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id])
+    req = (
+        LogoutSessionRequest.builder()
+        .user_id_type("open_id")
+        .request_body(LogoutSessionRequestBody.builder().logout_type(1).user_id(created.open_id).build())
+        .build()
+    )
+    check(client.passport.v1.session.logout(req), "logout")
+    req = (
+        LogoutSessionRequest.builder()
+        .request_body(LogoutSessionRequestBody.builder().logout_type(1).build())
+        .build()
+    )
+    resp = client.passport.v1.session.logout(req)
+    assert resp.code == 1080001, resp.raw.content
+
+
+def test_unknown_department_errors(client):
+    resp = client.contact.v3.department.get(GetDepartmentRequest.builder().department_id(OD_UNKNOWN).build())
+    assert resp.code == 40015, resp.raw.content
+    resp = client.contact.v3.user.find_by_department(
+        FindByDepartmentUserRequest.builder().department_id(OD_UNKNOWN).build()
+    )
+    assert resp.code == 40015, resp.raw.content
+    resp = client.contact.v3.department.children(
+        ChildrenDepartmentRequest.builder().department_id(OD_UNKNOWN).fetch_child(True).build()
+    )
+    assert resp.code == 40015, resp.raw.content
+
+
+def test_department_leaders_snake_case_and_int_order(client, u):
+    """lark-oapi models `leaders` as {leader_type, leader_id} and `order` as int; the docs use
+    camelCase and a string. Roster accepts both and answers in the documented form."""
+    import json
+
+    from lark_oapi.api.contact.v3 import DepartmentLeader
+
+    home = mk_dept(client, u)
+    leader = mk_user(client, u, [home.open_department_id])
+    d = mk_dept(
+        client,
+        u,
+        order=100,
+        leaders=[DepartmentLeader.builder().leader_type(1).leader_id(leader.open_id).build()],
+    )
+    resp = check(
+        client.contact.v3.department.get(GetDepartmentRequest.builder().department_id(d.open_department_id).build()),
+        "get department",
+    )
+    raw = json.loads(resp.raw.content)["data"]["department"]
+    assert raw["order"] == "100"
+    assert [(x["leaderType"], x["leaderID"]) for x in raw["leaders"]] == [(1, leader.open_id)]
+    assert resp.data.department.leader_user_id == leader.open_id

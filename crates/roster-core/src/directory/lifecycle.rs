@@ -1,0 +1,704 @@
+//! User operations after creation: patch, change of user id, lookups and lists, deletion
+//! with hand-over, resurrection, sign-out, JSAPI tickets, idempotency keys and retention.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::instrument;
+
+use super::{change_of, unique_values, Directory};
+use crate::app::{Caller, ContactScope, Scope};
+use crate::department::{Department, DeptLookup, ROOT_ID};
+use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
+use crate::ids::UserId;
+use crate::store::{IdempotencyClaim, IdempotencyKey, UniqueProbe, UserLookup};
+use crate::user::{Membership, User, UserKey, UserPatch};
+use crate::values::{Email, Mobile};
+
+/// Lifetime of a JSAPI ticket, seconds (Feishu: 2 hours).
+pub const JSAPI_TICKET_TTL_S: i64 = 7200;
+/// How long a request waits for an earlier request with the same idempotency key.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+/// Longest leader chain followed when looking for a cycle.
+const MAX_LEADER_CHAIN: usize = 10_000;
+
+/// Where a deleted user's resources go.
+#[derive(Debug, Clone, Default)]
+pub struct Handover {
+    /// Takes over the user's direct reports (as their leader) and the departments the user
+    /// led. `None`: the deleted user's own leader, if active.
+    pub successor: Option<UserLookup>,
+    /// Other named transfers (resource kind, acceptor), validated and recorded.
+    pub transfers: Vec<(String, UserLookup)>,
+}
+
+/// The result of an idempotent operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentOutcome {
+    /// The id of the entity the operation produced.
+    pub entity_id: String,
+    /// Whether it was produced by an earlier request with the same key.
+    pub replayed: bool,
+}
+
+impl Directory {
+    /// Reads an active or resigned user the caller may see, for a change.
+    async fn user_for_change(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+    ) -> Result<User, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        self.get_user(caller, lookup).await
+    }
+
+    /// Every department of a membership list must exist and be visible to the caller.
+    async fn check_memberships(
+        &self,
+        caller: &Caller,
+        memberships: &[Membership],
+    ) -> Result<(), CoreError> {
+        let mut seen = HashSet::new();
+        for m in memberships {
+            if !seen.insert(m.department) {
+                continue;
+            }
+            let dept = self
+                .department(caller.tenant, &DeptLookup::Key(m.department))
+                .await
+                .map_err(|_| CoreError::BadReference {
+                    field: "department_ids",
+                    reason: "the department does not exist".into(),
+                })?;
+            if !self.can_see_department(caller, &dept).await? {
+                return Err(CoreError::Forbidden(
+                    "the department is outside the app's contact scope".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The root as a membership list, for users placed nowhere in particular.
+    async fn root_membership(&self, caller: &Caller) -> Result<Vec<Membership>, CoreError> {
+        let root = self
+            .department(caller.tenant, &DeptLookup::OpenId(ROOT_ID.into()))
+            .await?;
+        Ok(vec![Membership {
+            department: root.key,
+            user_order: 0,
+            department_order: 0,
+            is_primary: true,
+        }])
+    }
+
+    /// Fails with `AlreadyExists` when an active user other than `user` holds one of the
+    /// unique values in `changed`.
+    async fn check_unique_against_others(
+        &self,
+        user: &User,
+        changed: &[(UniqueKey, String)],
+    ) -> Result<(), CoreError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut probe = UniqueProbe::default();
+        for (k, v) in changed {
+            match k {
+                UniqueKey::UserId => probe.user_ids.push(v.clone()),
+                UniqueKey::Email => probe.emails.push(v.clone()),
+                UniqueKey::Mobile => probe.mobiles.push(v.clone()),
+                UniqueKey::Username => probe.usernames.push(v.clone()),
+                UniqueKey::EmployeeNo => probe.employee_nos.push(v.clone()),
+                _ => {}
+            }
+        }
+        let taken = self.store.taken_user_values(user.tenant, &probe).await?;
+        for (k, v) in changed {
+            let hit = match k {
+                UniqueKey::UserId => taken.user_ids.contains(v),
+                UniqueKey::Email => taken.emails.contains(v),
+                UniqueKey::Mobile => taken.mobiles.contains(v),
+                UniqueKey::Username => taken.usernames.contains(v),
+                UniqueKey::EmployeeNo => taken.employee_nos.contains(v),
+                _ => false,
+            };
+            if hit {
+                return Err(CoreError::AlreadyExists {
+                    entity: Entity::User,
+                    field: *k,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves a new leader for `user`: active, not the user, and not led (directly or not)
+    /// by the user, which would make a cycle.
+    async fn resolve_leader(&self, user: &User, lookup: &UserLookup) -> Result<User, CoreError> {
+        let leader = self
+            .active_user(user.tenant, lookup, "leader_user_id")
+            .await?;
+        if leader.key == user.key {
+            return Err(CoreError::BadReference {
+                field: "leader_user_id",
+                reason: "a user cannot lead themselves".into(),
+            });
+        }
+        let mut next = leader.profile.leader.clone();
+        let mut steps = 0;
+        while let Some(open_id) = next {
+            if open_id == user.open_id {
+                return Err(CoreError::BadReference {
+                    field: "leader_user_id",
+                    reason: "leaders form a cycle".into(),
+                });
+            }
+            steps += 1;
+            if steps > MAX_LEADER_CHAIN {
+                break;
+            }
+            next = self
+                .store
+                .get_user(user.tenant, &UserLookup::OpenId(open_id.to_string()))
+                .await?
+                .and_then(|u| u.profile.leader);
+        }
+        Ok(leader)
+    }
+
+    /// Changes only the fields the patch names (Feishu U9).
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn patch_user(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        patch: UserPatch,
+    ) -> Result<User, CoreError> {
+        let mut user = self.user_for_change(caller, lookup).await?;
+        if user.status.is_resigned {
+            return Err(CoreError::conflict(
+                ConflictKind::UserResigned,
+                "the user has resigned",
+            ));
+        }
+        let before = unique_values(&user);
+        let p = &mut user.profile;
+        if let Some(v) = patch.name {
+            p.name = v;
+        }
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = patch.$field { p.$field = v; } )* };
+        }
+        set!(
+            en_name,
+            nickname,
+            email,
+            enterprise_email,
+            mobile,
+            avatar_key,
+            city,
+            country,
+            work_station,
+            employee_no,
+            job_title,
+            custom_attrs
+        );
+        if let Some(v) = patch.mobile_visible {
+            p.mobile_visible = v;
+        }
+        if let Some(v) = patch.gender {
+            p.gender = v;
+        }
+        if let Some(v) = patch.join_time {
+            p.join_time = Some(v);
+        }
+        if let Some(v) = patch.employee_type {
+            p.employee_type = v;
+        }
+        if let Some(mut deps) = patch.departments {
+            if deps.is_empty() {
+                deps = self.root_membership(caller).await?;
+            }
+            self.check_memberships(caller, &deps).await?;
+            let mut seen = HashSet::new();
+            deps.retain(|m| seen.insert(m.department));
+            user.profile.departments = deps;
+        }
+        if let Some(v) = patch.is_frozen {
+            user.status.is_frozen = v;
+        }
+        if let Some(leader) = patch.leader {
+            user.profile.leader = match leader {
+                Some(l) => Some(self.resolve_leader(&user, &l).await?.open_id),
+                None => None,
+            };
+        }
+        let changed: Vec<(UniqueKey, String)> = unique_values(&user)
+            .into_iter()
+            .filter(|kv| !before.contains(kv))
+            .collect();
+        self.check_unique_against_others(&user, &changed).await?;
+        user.updated_at = self.clock.now_ms();
+        self.store.update_user(&user, &change_of(caller)).await?;
+        Ok(user)
+    }
+
+    /// Gives a user a new custom user id; the old one stops resolving (Feishu U2).
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn update_user_id(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        new_id: UserId,
+    ) -> Result<User, CoreError> {
+        let mut user = self.user_for_change(caller, lookup).await?;
+        if user.status.is_resigned {
+            return Err(CoreError::conflict(
+                ConflictKind::UserResigned,
+                "the user has resigned",
+            ));
+        }
+        if user.user_id == new_id {
+            return Ok(user);
+        }
+        if user.user_id.folded() != new_id.folded() {
+            self.check_unique_against_others(&user, &[(UniqueKey::UserId, new_id.folded())])
+                .await?;
+        }
+        user.user_id = new_id;
+        user.updated_at = self.clock.now_ms();
+        self.store.update_user(&user, &change_of(caller)).await?;
+        Ok(user)
+    }
+
+    /// Reads several users (Feishu U11); unknown or invisible ones are left out.
+    pub async fn get_users(
+        &self,
+        caller: &Caller,
+        lookups: &[UserLookup],
+    ) -> Result<Vec<User>, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let users = self.store.get_users(caller.tenant, lookups).await?;
+        let mut out = Vec::with_capacity(users.len());
+        for u in users {
+            if self.can_see_user(caller, &u).await? {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
+
+    /// For each e-mail and mobile, the user holding it (Feishu U3): the active holder, or
+    /// with `include_resigned` the most recently resigned one when no active user holds it.
+    pub async fn users_by_contact(
+        &self,
+        caller: &Caller,
+        emails: &[Email],
+        mobiles: &[Mobile],
+        include_resigned: bool,
+    ) -> Result<(Vec<Option<User>>, Vec<Option<User>>), CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let folded: Vec<String> = emails.iter().map(Email::folded).collect();
+        let phones: Vec<String> = mobiles.iter().map(|m| m.as_str().to_owned()).collect();
+        let mut found = self
+            .store
+            .users_by_contact(caller.tenant, &folded, &phones)
+            .await?;
+        let mut visible = Vec::with_capacity(found.len());
+        for u in found.drain(..) {
+            // Resigned users belong to no department, so only whole-directory apps see them.
+            if (include_resigned || !u.status.is_resigned) && self.can_see_user(caller, &u).await? {
+                visible.push(u);
+            }
+        }
+        let best = |pred: &dyn Fn(&User) -> bool| -> Option<User> {
+            visible
+                .iter()
+                .filter(|u| pred(u))
+                .max_by_key(|u| (!u.status.is_resigned, u.resigned_at.unwrap_or(0), u.key.0))
+                .cloned()
+        };
+        let by_email = folded
+            .iter()
+            .map(|e| best(&|u: &User| u.profile.email.as_ref().is_some_and(|m| &m.folded() == e)))
+            .collect();
+        let by_mobile = phones
+            .iter()
+            .map(|m| best(&|u: &User| u.profile.mobile.as_ref().is_some_and(|x| x.as_str() == m)))
+            .collect();
+        Ok((by_email, by_mobile))
+    }
+
+    /// Fills a page from a source of key-ordered batches, dropping users the caller may not
+    /// see; returns the page and whether more follow.
+    async fn visible_page<F, Fut>(
+        &self,
+        caller: &Caller,
+        after: Option<UserKey>,
+        limit: usize,
+        fetch: F,
+    ) -> Result<(Vec<User>, bool), CoreError>
+    where
+        F: Fn(Option<UserKey>, usize) -> Fut,
+        Fut: Future<Output = Result<Vec<User>, crate::error::StoreError>>,
+    {
+        let mut out = Vec::with_capacity(limit);
+        let mut cursor = after;
+        loop {
+            let batch = fetch(cursor, limit + 1).await?;
+            let exhausted = batch.len() <= limit;
+            for u in batch {
+                cursor = Some(u.key);
+                if self.can_see_user(caller, &u).await? {
+                    if out.len() == limit {
+                        return Ok((out, true));
+                    }
+                    out.push(u);
+                }
+            }
+            if exhausted {
+                return Ok((out, false));
+            }
+        }
+    }
+
+    /// Active direct members of a department, a page at a time (Feishu U12).
+    pub async fn department_users(
+        &self,
+        caller: &Caller,
+        dept: &DeptLookup,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<(Vec<User>, bool), CoreError> {
+        let dept = self.get_department(caller, dept).await?;
+        let (users, more) = self
+            .visible_page(caller, after, limit, |a, n| {
+                self.store.department_members(caller.tenant, dept.key, a, n)
+            })
+            .await?;
+        Ok((users, more))
+    }
+
+    /// Active users whose names contain `query`, a page at a time (Feishu U4).
+    pub async fn search_users(
+        &self,
+        caller: &Caller,
+        query: &str,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<(Vec<User>, bool), CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let needle = query.trim().to_lowercase();
+        if needle.is_empty() {
+            return Err(CoreError::invalid("query", "must not be empty"));
+        }
+        self.visible_page(caller, after, limit, |a, n| {
+            self.store.search_users(caller.tenant, &needle, a, n)
+        })
+        .await
+    }
+
+    /// Deletes (resigns) a user: the user leaves every department, the successor takes over
+    /// direct reports and led departments, and the hand-over is recorded, all in one
+    /// transaction (Feishu U5).
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn delete_user(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        handover: Handover,
+    ) -> Result<(), CoreError> {
+        let mut user = self.user_for_change(caller, lookup).await?;
+        if user.status.is_resigned {
+            return Err(CoreError::conflict(
+                ConflictKind::UserResigned,
+                "the user has already resigned",
+            ));
+        }
+        let acceptor = |reason: &'static str| CoreError::BadReference {
+            field: "acceptor",
+            reason: reason.into(),
+        };
+        let check_acceptor = |u: Option<User>| -> Result<User, CoreError> {
+            match u {
+                None => Err(acceptor("no such user")),
+                Some(a) if a.key == user.key => Err(acceptor(
+                    "the deleted user cannot accept their own resources",
+                )),
+                Some(a) if a.status.is_resigned => Err(acceptor("the acceptor has resigned")),
+                Some(a) => Ok(a),
+            }
+        };
+        let mut notes = Vec::new();
+        for (kind, l) in &handover.transfers {
+            let a = check_acceptor(self.store.get_user(caller.tenant, l).await?)?;
+            notes.push(format!("{kind} -> {}", a.open_id));
+        }
+        let successor = match &handover.successor {
+            Some(l) => Some(check_acceptor(
+                self.store.get_user(caller.tenant, l).await?,
+            )?),
+            None => match &user.profile.leader {
+                Some(l) => self
+                    .store
+                    .get_user(caller.tenant, &UserLookup::OpenId(l.to_string()))
+                    .await?
+                    .filter(|u| !u.status.is_resigned && u.key != user.key),
+                None => None,
+            },
+        };
+        let successor_id = successor.as_ref().map(|s| s.open_id.clone());
+        if let Some(s) = &successor_id {
+            notes.push(format!("reports and departments -> {s}"));
+        }
+        // When the successor sits below the deleted user, the direct report on the path
+        // from the successor up (possibly the successor itself) must not be put under the
+        // successor, which would close a cycle: it takes the deleted user's own leader.
+        let on_path = match &successor {
+            Some(s) => self.report_above(&user, s).await?,
+            None => None,
+        };
+        let now = self.clock.now_ms();
+        let mut reports = self
+            .store
+            .users_led_by(caller.tenant, &user.open_id)
+            .await?;
+        for r in &mut reports {
+            r.profile.leader = if on_path.as_ref() == Some(&r.open_id) {
+                user.profile.leader.clone()
+            } else {
+                successor_id.clone()
+            };
+            r.updated_at = now;
+        }
+        let mut depts: Vec<Department> = self
+            .store
+            .departments_led_by(caller.tenant, &user.open_id)
+            .await?;
+        for d in &mut depts {
+            d.fields.leader.clone_from(&successor_id);
+            d.updated_at = now;
+        }
+        user.status.is_resigned = true;
+        user.resigned_at = Some(now);
+        user.updated_at = now;
+        user.profile.departments.clear();
+        user.profile.leader = None;
+        let mut users = vec![user];
+        users.extend(reports);
+        let mut change = change_of(caller);
+        if !notes.is_empty() {
+            change.note = Some(format!("handover: {}", notes.join("; ")));
+        }
+        self.store
+            .save(caller.tenant, &users, &depts, &change)
+            .await?;
+        Ok(())
+    }
+
+    /// If `member` reports (directly or not) to `user`, the direct report of `user` on that
+    /// chain; otherwise `None`.
+    async fn report_above(
+        &self,
+        user: &User,
+        member: &User,
+    ) -> Result<Option<crate::ids::OpenId>, CoreError> {
+        let mut current = member.clone();
+        for _ in 0..MAX_LEADER_CHAIN {
+            match &current.profile.leader {
+                None => return Ok(None),
+                Some(l) if *l == user.open_id => return Ok(Some(current.open_id)),
+                Some(l) => {
+                    match self
+                        .store
+                        .get_user(user.tenant, &UserLookup::OpenId(l.to_string()))
+                        .await?
+                    {
+                        Some(next) => current = next,
+                        None => return Ok(None),
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Brings a resigned user back, into `departments` or the root (Feishu U6).
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn resurrect_user(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        departments: Option<Vec<Membership>>,
+    ) -> Result<User, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let mut user = self
+            .store
+            .get_user(caller.tenant, lookup)
+            .await?
+            .ok_or_else(|| CoreError::not_found(Entity::User, super::lookup_text(lookup)))?;
+        if !self.can_see_user(caller, &user).await? {
+            return Err(CoreError::not_found(
+                Entity::User,
+                super::lookup_text(lookup),
+            ));
+        }
+        if !user.status.is_resigned {
+            return Err(CoreError::conflict(
+                ConflictKind::UserNotResigned,
+                "the user has not resigned",
+            ));
+        }
+        let deps = match departments.filter(|d| !d.is_empty()) {
+            Some(d) => d,
+            None => self.root_membership(caller).await?,
+        };
+        self.check_memberships(caller, &deps).await?;
+        let mut seen = HashSet::new();
+        user.profile.departments = deps
+            .into_iter()
+            .filter(|m| seen.insert(m.department))
+            .collect();
+        let values = unique_values(&user);
+        self.check_unique_against_others(&user, &values).await?;
+        user.status.is_resigned = false;
+        user.resigned_at = None;
+        user.updated_at = self.clock.now_ms();
+        self.store.update_user(&user, &change_of(caller)).await?;
+        Ok(user)
+    }
+
+    /// Signs a user out everywhere: sessions and user tokens issued before now are invalid
+    /// from now on (Feishu U7).
+    pub async fn logout_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<(), CoreError> {
+        let mut user = self.user_for_change(caller, lookup).await?;
+        let now = self.clock.now_ms();
+        user.logout_at = Some(now);
+        user.updated_at = now;
+        self.store.update_user(&user, &change_of(caller)).await?;
+        Ok(())
+    }
+
+    /// The app's JSAPI ticket: the same one while it is valid, then a new one (Feishu U8).
+    /// Returns the ticket and its remaining seconds.
+    pub async fn jsapi_ticket(&self, caller: &Caller) -> Result<(String, i64), CoreError> {
+        let now = self.clock.now_ms();
+        if let Some((ticket, expires_at)) = self.store.jsapi_ticket(&caller.app_id).await? {
+            // A ticket is handed out only with a minute to spare, so that a client never
+            // caches one that expires before it can use it.
+            if expires_at - now > 60_000 {
+                return Ok((ticket, (expires_at - now) / 1000));
+            }
+        }
+        let ticket = self.ids.hex(20);
+        let expires_at = now + JSAPI_TICKET_TTL_S * 1000;
+        self.store
+            .put_jsapi_ticket(&caller.app_id, &ticket, expires_at)
+            .await?;
+        Ok((ticket, JSAPI_TICKET_TTL_S))
+    }
+
+    /// Runs `op` at most once per idempotency key: a repeat with the same fingerprint gets
+    /// the first run's entity id back, one with another fingerprint is refused. A failed run
+    /// releases the key so that the client may retry.
+    pub async fn idempotent<F, Fut>(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        key: &str,
+        fingerprint: &str,
+        op: F,
+    ) -> Result<IdempotentOutcome, CoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<String, CoreError>>,
+    {
+        if key.is_empty() || key.len() > 128 {
+            return Err(CoreError::invalid(
+                "client_token",
+                "must be 1 to 128 characters",
+            ));
+        }
+        let key = IdempotencyKey {
+            tenant: caller.tenant,
+            app_id: caller.app_id.clone(),
+            operation: operation.to_owned(),
+            key: key.to_owned(),
+        };
+        let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            match self
+                .store
+                .claim_idempotency_key(&key, fingerprint, self.clock.now_ms())
+                .await?
+            {
+                IdempotencyClaim::Claimed => break,
+                IdempotencyClaim::Existing { fingerprint: f, .. } if f != fingerprint => {
+                    return Err(CoreError::IdempotencyMismatch)
+                }
+                IdempotencyClaim::Existing {
+                    result: Some(id), ..
+                } => {
+                    return Ok(IdempotentOutcome {
+                        entity_id: id,
+                        replayed: true,
+                    })
+                }
+                IdempotencyClaim::Existing { result: None, .. } => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(CoreError::conflict(
+                            ConflictKind::InFlight,
+                            "a request with this client_token is still being processed",
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        match op().await {
+            Ok(id) => {
+                self.store.complete_idempotency_key(&key, &id).await?;
+                Ok(IdempotentOutcome {
+                    entity_id: id,
+                    replayed: false,
+                })
+            }
+            Err(e) => {
+                self.store.release_idempotency_key(&key).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes for good the users resigned longer than `retention_ms` ago, and forgets
+    /// idempotency keys older than `key_retention_ms`. Returns the number of users purged.
+    pub async fn purge_expired(
+        &self,
+        retention_ms: i64,
+        key_retention_ms: i64,
+    ) -> Result<u64, CoreError> {
+        let now = self.clock.now_ms();
+        let users = self.store.purge_resigned(now - retention_ms).await?;
+        self.store
+            .purge_idempotency_keys(now - key_retention_ms)
+            .await?;
+        Ok(users)
+    }
+
+    /// Change events, oldest first (for `roster audit`).
+    pub async fn list_events(
+        &self,
+        tenant: Option<crate::ids::TenantId>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::ChangeEvent>, CoreError> {
+        Ok(self.store.list_events(tenant, after, limit).await?)
+    }
+
+    /// Whether an app sees the whole directory (used to skip per-user checks in lists).
+    pub fn sees_everything(caller: &Caller) -> bool {
+        matches!(caller.contact_scope, ContactScope::All)
+    }
+}

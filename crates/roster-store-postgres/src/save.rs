@@ -1,0 +1,179 @@
+//! `save`: several existing users and departments written in one transaction, each with its
+//! change event.
+//!
+//! Lock order, the same for every writer of the crate: the tenant row (only when the number
+//! of active users changes), then user rows by ascending key, then department rows by
+//! ascending key. Most saves leave every resigned flag alone and need no tenant lock, which
+//! would serialise every profile edit of a tenant; when the net count does change, the first
+//! attempt notices after locking the rows and backs out, then a second attempt takes the
+//! tenant lock first, because taking it after the row locks could deadlock against a batch
+//! insert (which holds the tenant lock) or another save.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
+use roster_core::{Change, ChangeAction, Department, Entity, StoreError, TenantId, User};
+use roster_store_common::{department_snapshot, user_snapshot};
+use sqlx::PgPool;
+
+use crate::departments::{lock_departments, write_departments};
+use crate::errors::Context;
+use crate::events::{write_events, NewEvent};
+use crate::users::{add_active, lock_room, lock_users, write_saved_users};
+
+enum Outcome {
+    Done,
+    /// The net number of active users changes, and this attempt did not hold the tenant
+    /// lock.
+    NeedsTenantLock,
+}
+
+pub(crate) async fn save(
+    pool: &PgPool,
+    tenant: TenantId,
+    users: &[User],
+    departments: &[Department],
+    change: &Change,
+) -> Result<(), StoreError> {
+    if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
+        return Err(StoreError::Backend(format!(
+            "user {} of tenant {} saved as part of tenant {tenant}",
+            u.key.0, u.tenant
+        )));
+    }
+    if let Some(d) = departments.iter().find(|d| d.tenant != tenant) {
+        return Err(StoreError::Backend(format!(
+            "department {} of tenant {} saved as part of tenant {tenant}",
+            d.key.0, d.tenant
+        )));
+    }
+    let users = last_of_each(users, |u| u.key.0);
+    let departments = last_of_each(departments, |d| d.key.0);
+    if users.is_empty() && departments.is_empty() {
+        return Ok(());
+    }
+    match try_save(pool, tenant, &users, &departments, change, false).await? {
+        Outcome::Done => Ok(()),
+        Outcome::NeedsTenantLock => {
+            match try_save(pool, tenant, &users, &departments, change, true).await? {
+                Outcome::Done => Ok(()),
+                Outcome::NeedsTenantLock => Err(StoreError::Backend(
+                    "save asked for the tenant lock while holding it".to_owned(),
+                )),
+            }
+        }
+    }
+}
+
+/// One entry per key: an entity listed twice is written once, with its last state, at the
+/// place of its first mention (so it also gets one event).
+fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    let mut at: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+    for item in items {
+        match at.entry(key(item)) {
+            Entry::Occupied(e) => out[*e.get()] = item,
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+async fn try_save(
+    pool: &PgPool,
+    tenant: TenantId,
+    users: &[&User],
+    departments: &[&Department],
+    change: &Change,
+    lock_tenant: bool,
+) -> Result<Outcome, StoreError> {
+    let mut tx = pool.begin().await.context("begin save")?;
+    if lock_tenant {
+        lock_room(&mut tx, tenant).await?;
+    }
+    let user_keys: Vec<i64> = users.iter().map(|u| u.key.0).collect();
+    let stored_users: HashMap<i64, User> = lock_users(&mut tx, tenant, &user_keys)
+        .await?
+        .into_iter()
+        .map(|u| (u.key.0, u))
+        .collect();
+    let dept_keys: Vec<i64> = departments.iter().map(|d| d.key.0).collect();
+    let stored_depts: HashMap<i64, Department> = lock_departments(&mut tx, tenant, &dept_keys)
+        .await?
+        .into_iter()
+        .map(|d| (d.key.0, d))
+        .collect();
+
+    let mut events = Vec::with_capacity(users.len() + departments.len());
+    let mut delta = 0i64;
+    for u in users {
+        let stored = stored_users
+            .get(&u.key.0)
+            .ok_or_else(|| missing("user", u.key.0))?;
+        let action = match (stored.status.is_resigned, u.status.is_resigned) {
+            (false, true) => {
+                delta -= 1;
+                ChangeAction::Deleted
+            }
+            (true, false) => {
+                delta += 1;
+                ChangeAction::Resurrected
+            }
+            _ => ChangeAction::Updated,
+        };
+        events.push(NewEvent {
+            tenant,
+            entity: Entity::User,
+            entity_id: u.open_id.as_str().to_owned(),
+            action,
+            at: u.updated_at,
+            before: Some(user_snapshot(stored)),
+            after: Some(user_snapshot(u)),
+        });
+    }
+    if delta != 0 && !lock_tenant {
+        tx.rollback().await.context("roll back save")?;
+        return Ok(Outcome::NeedsTenantLock);
+    }
+    for d in departments {
+        let stored = stored_depts
+            .get(&d.key.0)
+            .ok_or_else(|| missing("department", d.key.0))?;
+        let action = if !stored.is_deleted && d.is_deleted {
+            ChangeAction::Deleted
+        } else {
+            ChangeAction::Updated
+        };
+        events.push(NewEvent {
+            tenant,
+            entity: Entity::Department,
+            entity_id: d.open_department_id.as_str().to_owned(),
+            action,
+            at: d.updated_at,
+            before: Some(department_snapshot(stored)),
+            after: Some(department_snapshot(d)),
+        });
+    }
+
+    // Any error from here on drops the transaction, which rolls everything back. A
+    // resurrection past the cap trips the tenants CHECK in add_active (LicenceExceeded).
+    write_saved_users(&mut tx, tenant, users).await?;
+    write_departments(&mut tx, tenant, departments).await?;
+    add_active(&mut tx, tenant, delta).await?;
+    write_events(
+        &mut tx,
+        &change.actor.to_string(),
+        change.note.as_deref(),
+        events,
+    )
+    .await?;
+    tx.commit().await.context("commit save")?;
+    Ok(Outcome::Done)
+}
+
+fn missing(what: &str, key: i64) -> StoreError {
+    StoreError::Backend(format!("{what} {key} was locked but not read back"))
+}

@@ -1,0 +1,117 @@
+//! Idempotency keys (Feishu's `client_token`, migration 0002).
+
+use roster_core::{IdempotencyClaim, IdempotencyKey, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::errors::SqlContext;
+
+/// Claims the key, or returns the claim already stored. The insert and the read are one
+/// transaction, so the claim read back is the one that stopped the insert.
+pub(crate) fn claim(
+    conn: &mut Connection,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now: i64,
+) -> Result<IdempotencyClaim, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin claim idempotency key")?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (tenant_id, app_id, operation, key, fingerprint, \
+             result, created_at) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.tenant.0,
+                key.app_id.as_str(),
+                key.operation,
+                key.key,
+                fingerprint,
+                now,
+            ])
+        })
+        .context("insert idempotency key")?;
+    let claim = if inserted == 1 {
+        IdempotencyClaim::Claimed
+    } else {
+        let (fingerprint, result): (String, Option<String>) = tx
+            .prepare_cached(
+                "SELECT fingerprint, result FROM idempotency_keys \
+                 WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![key.tenant.0, key.app_id.as_str(), key.operation, key.key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            })
+            .context("load idempotency key")?
+            .ok_or_else(|| {
+                StoreError::Backend("claim idempotency key: the clashing row vanished".into())
+            })?;
+        IdempotencyClaim::Existing {
+            fingerprint,
+            result,
+        }
+    };
+    tx.commit().context("commit claim idempotency key")?;
+    Ok(claim)
+}
+
+/// Records the result of a claimed key. A key that is no longer there (purged while its
+/// request ran) is not an error: the request itself succeeded, and failing it now would only
+/// make the client retry a write that was done.
+pub(crate) fn complete(
+    conn: &Connection,
+    key: &IdempotencyKey,
+    result: &str,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE idempotency_keys SET result = ?5 \
+             WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                key.tenant.0,
+                key.app_id.as_str(),
+                key.operation,
+                key.key,
+                result
+            ])
+        })
+        .context("complete idempotency key")?;
+    if n == 0 {
+        tracing::warn!(operation = %key.operation, "completed an idempotency key that is gone");
+    }
+    Ok(())
+}
+
+/// Forgets a key, whatever its state.
+pub(crate) fn release(conn: &Connection, key: &IdempotencyKey) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM idempotency_keys \
+         WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key.tenant.0,
+            key.app_id.as_str(),
+            key.operation,
+            key.key
+        ])
+    })
+    .context("release idempotency key")?;
+    Ok(())
+}
+
+/// Forgets keys claimed before `before`.
+pub(crate) fn purge(conn: &Connection, before: i64) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")
+        .and_then(|mut s| s.execute([before]))
+        .context("purge idempotency keys")?;
+    Ok(n as u64)
+}

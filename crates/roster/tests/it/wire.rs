@@ -1,0 +1,258 @@
+//! Wire snapshots: the exact JSON of every Feishu response and error envelope, pinned with
+//! insta. Values that change from run to run (generated ids, tokens, times) are replaced by
+//! placeholders that keep their shape visible (`ou_<32 hex>`), so a change of shape or of a
+//! field name shows up as a snapshot diff.
+
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+/// Replaces run-dependent values with stable placeholders.
+fn redact(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let red = match (k.as_str(), v) {
+                        ("tenant_access_token" | "app_access_token", Value::String(_)) => {
+                            json!("t-<64 hex>")
+                        }
+                        ("ticket", Value::String(_)) => json!("<40 hex>"),
+                        ("join_time", Value::Number(_)) => json!("<unix seconds>"),
+                        ("page_token", Value::String(_)) => json!("<page token>"),
+                        _ => redact(v),
+                    };
+                    (k.clone(), red)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        Value::String(s) => json!(redact_str(s)),
+        other => other.clone(),
+    }
+}
+
+fn redact_str(s: &str) -> String {
+    let hexlen = |p: &str| {
+        s.strip_prefix(p)
+            .filter(|r| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if hexlen("ou_").is_some() {
+        "ou_<32 hex>".into()
+    } else if hexlen("on_").is_some() {
+        "on_<32 hex>".into()
+    } else if hexlen("od-").is_some() {
+        "od-<32 hex>".into()
+    } else if s.starts_with("/avatars/ou_") {
+        let size = s.rsplit('/').next().unwrap_or_default();
+        format!("/avatars/ou_<32 hex>/{size}")
+    } else if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        "<16 hex>".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+macro_rules! snap {
+    ($name:literal, $status:expr, $body:expr) => {
+        insta::assert_json_snapshot!($name, json!({ "status": $status, "body": redact(&$body) }));
+    };
+}
+
+#[tokio::test]
+async fn every_response_and_error_envelope_keeps_its_shape() {
+    let s = TestServer::spawn();
+    // The first token call of a fresh server issues a new token, so `expire` is exactly
+    // 7200; later calls return the same token with what is left of it.
+    let (st, b) = s
+        .post_json(
+            "/open-apis/auth/v3/tenant_access_token/internal",
+            None,
+            &json!({"app_id": s.app_id, "app_secret": s.app_secret}),
+        )
+        .await;
+    snap!("a1_token", st, b);
+    let token = s.token().await;
+    let t = Some(token.as_str());
+    let (st, b) = s
+        .post_json(
+            "/open-apis/auth/v3/tenant_access_token/internal",
+            None,
+            &json!({"app_id": s.app_id, "app_secret": "x"}),
+        )
+        .await;
+    snap!("a1_bad_secret", st, b);
+    let (st, b) = s.get("/open-apis/contact/v3/departments/0", None).await;
+    snap!("auth_missing_token", st, b);
+
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/departments?department_id_type=department_id",
+            t,
+            &json!({"name": "研发", "parent_department_id": "0", "department_id": "rd",
+                    "i18n_name": {"en_us": "R&D"}, "order": 100}),
+        )
+        .await;
+    snap!("d1_create", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/departments?department_id_type=department_id",
+            t,
+            &json!({"name": "a/b", "parent_department_id": "0"}),
+        )
+        .await;
+    snap!("d1_bad_name", st, b);
+    let (st, b) = s
+        .get(
+            "/open-apis/contact/v3/departments/rd?department_id_type=department_id",
+            t,
+        )
+        .await;
+    snap!("d2_get", st, b);
+    let (st, b) = s
+        .get(
+            "/open-apis/contact/v3/departments/nope?department_id_type=department_id",
+            t,
+        )
+        .await;
+    snap!("d2_unknown", st, b);
+    let (st, b) = s
+        .get(
+            "/open-apis/contact/v3/departments/0/children?department_id_type=department_id",
+            t,
+        )
+        .await;
+    snap!("d3_children", st, b);
+
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users?department_id_type=department_id&user_id_type=user_id",
+            t,
+            &json!({"user_id": "zhangsan", "name": "张三", "en_name": "San Zhang", "email": "zhangsan@example.com",
+                    "mobile": "13011111111", "gender": 1, "department_ids": ["rd"], "city": "杭州",
+                    "country": "CN", "employee_no": "1", "employee_type": 1, "job_title": "Engineer",
+                    "join_time": 1615381200,
+                    "custom_attrs": [{"type": "TEXT", "id": "C-1", "value": {"text": "x"}}]}),
+        )
+        .await;
+    snap!("u1_create", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users?department_id_type=department_id&user_id_type=user_id",
+            t,
+            &json!({"user_id": "lisi", "name": "李四", "mobile": "+8613011111112", "department_ids": ["rd"],
+                    "leader_user_id": "zhangsan"}),
+        )
+        .await;
+    snap!("u1_create_with_leader", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users",
+            t,
+            &json!({"name": "Dup", "email": "ZHANGSAN@example.com", "mobile": "+8613011111113", "department_ids": ["0"]}),
+        )
+        .await;
+    snap!("u1_duplicate_email", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users",
+            t,
+            &json!({"name": "X", "mobile": "12", "department_ids": ["0"]}),
+        )
+        .await;
+    snap!("u1_bad_mobile", st, b);
+
+    let (st, b) = s.get("/open-apis/contact/v3/users/zhangsan?user_id_type=user_id&department_id_type=department_id", t).await;
+    snap!("u10_get", st, b);
+    let (st, b) = s
+        .get(
+            "/open-apis/contact/v3/users/ou_00000000000000000000000000000000",
+            t,
+        )
+        .await;
+    snap!("u10_unknown", st, b);
+    let (st, b) = s
+        .get("/open-apis/contact/v3/users/batch?user_ids=zhangsan&user_ids=lisi&user_id_type=user_id", t)
+        .await;
+    let mut b = b;
+    if let Some(items) = b["data"]["items"].as_array_mut() {
+        items.sort_by_key(|u| u["user_id"].as_str().unwrap_or_default().to_owned());
+    }
+    snap!("u11_batch", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users/batch_get_id?user_id_type=user_id",
+            t,
+            &json!({"emails": ["zhangsan@example.com", "nobody@example.com"], "mobiles": ["13011111112"]}),
+        )
+        .await;
+    snap!("u3_batch_get_id", st, b);
+    let (st, b) = s
+        .get("/open-apis/contact/v3/users/find_by_department?department_id=rd&department_id_type=department_id&user_id_type=user_id&page_size=1", t)
+        .await;
+    snap!("u12_first_page", st, b);
+    let (st, b) = s.get("/open-apis/contact/v3/users/find_by_department?department_id=rd&department_id_type=department_id&page_size=51", t).await;
+    snap!("u12_bad_page_size", st, b);
+    let (st, b) = s.get("/open-apis/search/v1/user?query=%E5%BC%A0", t).await;
+    snap!("u4_search", st, b);
+    let resp = s
+        .http
+        .patch(s.url("/open-apis/contact/v3/users/lisi?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&json!({"city": "北京", "leader_user_id": ""}))
+        .send()
+        .await
+        .unwrap();
+    let (st, b) = crate::harness::read(resp).await;
+    snap!("u9_patch", st, b);
+    let resp = s
+        .http
+        .patch(s.url("/open-apis/contact/v3/users/lisi/update_user_id?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&json!({"new_user_id": "lisi2"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, b) = crate::harness::read(resp).await;
+    snap!("u2_update_user_id", st, b);
+    let (st, b) = s
+        .post_json("/open-apis/jssdk/ticket/get", t, &json!({}))
+        .await;
+    snap!("u8_ticket", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/passport/v1/sessions/logout?user_id_type=user_id",
+            t,
+            &json!({"logout_type": 1, "user_id": "lisi2", "logout_reason": 34}),
+        )
+        .await;
+    snap!("u7_logout", st, b);
+    let resp = s
+        .http
+        .delete(s.url("/open-apis/contact/v3/users/lisi2?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&json!({"docs_acceptor_user_id": "zhangsan"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, b) = crate::harness::read(resp).await;
+    snap!("u5_delete", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users/lisi2/resurrect?user_id_type=user_id",
+            t,
+            &json!({}),
+        )
+        .await;
+    snap!("u6_resurrect", st, b);
+    let (st, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users/lisi2/resurrect?user_id_type=user_id",
+            t,
+            &json!({}),
+        )
+        .await;
+    snap!("u6_resurrect_active", st, b);
+    let (st, b) = s.get("/open-apis/nope", t).await;
+    snap!("not_found", st, b);
+}
