@@ -126,3 +126,7 @@ pub(crate) const LEADER_INVALID: Code = Code(44022, "leaderID is Invalid");
 pub(crate) const DEPARTMENT_ID_INVALID: Code = Code(44035, "departmentID is invaild");
 /// Employee number taken.
 pub(crate) const EMPLOYEE_NO_EXISTS: Code = Code(44051, "employee no has already exist error");
+
+// Contact v2 (historic-version batch_add / task get).
+/// A v2 row with a malformed user id (the v2 task example's code).
+pub(crate) const V2_INVALID_USER_ID: Code = Code(40013, "invalid user_id");

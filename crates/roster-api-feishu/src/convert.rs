@@ -272,7 +272,7 @@ async fn memberships(
     Ok(out)
 }
 
-fn custom_attr(a: wire::CustomAttr) -> CustomAttr {
+pub(crate) fn custom_attr(a: wire::CustomAttr) -> CustomAttr {
     let v = a.value.unwrap_or_default();
     CustomAttr {
         kind: a.kind,

@@ -16,6 +16,8 @@ use crate::error::FeishuError;
 pub struct FeishuState {
     /// The directory service.
     pub dir: Directory,
+    /// The dialect's settings.
+    pub config: crate::FeishuConfig,
 }
 
 /// A JSON body, parsed whatever the Content-Type says: lark-oapi sends the token request

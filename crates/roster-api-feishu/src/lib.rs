@@ -2,8 +2,8 @@
 //! official SDKs (lark-oapi 1.7.5, @larksuiteoapi/node-sdk 1.74.0). The wire details it
 //! follows are in `shared/spec/feishu-wire.md`; section numbers in comments refer to it.
 //!
-//! Implemented so far: A1 (tenant and app access tokens), U1 create user, U10 get user,
-//! D1 create department, D2 get department. Every answer, errors included, is JSON in the
+//! Implemented: A1 (tenant and app access tokens), U1-U12, the department operations
+//! and the contact v2 asynchronous `batch_add` with its task status. Every answer, errors included, is JSON in the
 //! `{code, msg, data}` envelope.
 //!
 //! It knows the domain (`roster-core`) and the shared HTTP plumbing (`roster-http`); it
@@ -20,6 +20,7 @@ mod handlers;
 mod page;
 mod routes;
 mod wire;
+mod wire_v2;
 
 pub use envelope::JSON_UTF8;
 pub use error::FeishuError;
@@ -29,7 +30,23 @@ pub use routes::not_found;
 use axum::Router;
 use roster_core::Directory;
 
+/// Settings of the Feishu dialect.
+#[derive(Debug, Clone)]
+pub struct FeishuConfig {
+    /// Most users one v2 `batch_add` call may carry (Feishu documents no limit; 50 by
+    /// default, as the spec chooses).
+    pub batch_add_max_users: usize,
+}
+
+impl Default for FeishuConfig {
+    fn default() -> Self {
+        Self {
+            batch_add_max_users: 50,
+        }
+    }
+}
+
 /// The Feishu routes over a directory.
-pub fn router(dir: Directory) -> Router {
-    routes::routes(FeishuState { dir })
+pub fn router(dir: Directory, config: FeishuConfig) -> Router {
+    routes::routes(FeishuState { dir, config })
 }

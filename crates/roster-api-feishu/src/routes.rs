@@ -8,7 +8,7 @@ use http::StatusCode;
 use crate::codes;
 use crate::error::FeishuError;
 use crate::extract::FeishuState;
-use crate::handlers::{auth, departments, users};
+use crate::handlers::{auth, departments, tasks, users};
 
 /// The Feishu routes, rooted at `/open-apis`.
 pub(crate) fn routes(state: FeishuState) -> Router {
@@ -77,6 +77,12 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             "/open-apis/contact/v3/departments/{department_id}/children",
             get(departments::children),
         )
+        // V1, V2
+        .route(
+            "/open-apis/contact/v2/user/batch_add",
+            post(tasks::batch_add),
+        )
+        .route("/open-apis/contact/v2/task/get", get(tasks::get))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -30,6 +30,23 @@ pub struct Config {
     pub resigned_retention_days: u32,
     /// Hours an idempotency key (`client_token`) is remembered.
     pub idempotency_retention_hours: u32,
+    /// Base URL of this server as users reach it, for invitation links; defaults to
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// SMTP relay for invitations, e.g. `smtp://127.0.0.1:2525` or
+    /// `smtp://user:pass@mail.example.com:587`; without it mails stay in the outbox.
+    pub smtp_url: Option<String>,
+    /// Sender address of invitations.
+    pub mail_from: String,
+    /// Hours an invitation link works.
+    pub invitation_ttl_hours: u32,
+    /// Most users one Feishu v2 `batch_add` call may carry.
+    pub feishu_batch_add_max_users: usize,
+    /// Background task workers in this process.
+    pub task_workers: usize,
+    /// Seconds a worker's claim on a task lasts without renewal (a dead node's task is
+    /// taken over after this).
+    pub task_lease_seconds: u32,
 }
 
 impl Default for Config {
@@ -43,6 +60,13 @@ impl Default for Config {
             token_purge_interval_s: 600,
             resigned_retention_days: 30,
             idempotency_retention_hours: 48,
+            public_url: None,
+            smtp_url: None,
+            mail_from: "Roster <roster@localhost>".into(),
+            invitation_ttl_hours: 168,
+            feishu_batch_add_max_users: 50,
+            task_workers: 1,
+            task_lease_seconds: 30,
         }
     }
 }
@@ -63,7 +87,7 @@ pub struct Overrides {
 
 /// The keys of `Config` as `ROSTER_*` variables name them. Only these are read from the
 /// environment, so other `ROSTER_*` variables (test harnesses, scripts) cannot break start-up.
-const KNOWN_KEYS: [&str; 8] = [
+const KNOWN_KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -72,6 +96,13 @@ const KNOWN_KEYS: [&str; 8] = [
     "token_purge_interval_s",
     "resigned_retention_days",
     "idempotency_retention_hours",
+    "public_url",
+    "smtp_url",
+    "mail_from",
+    "invitation_ttl_hours",
+    "feishu_batch_add_max_users",
+    "task_workers",
+    "task_lease_seconds",
 ];
 
 impl Config {
@@ -127,6 +158,7 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url()))
             .field("log", &self.log)
             .field("body_limit", &self.body_limit)
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .finish_non_exhaustive()
     }
 }

@@ -9,6 +9,7 @@
 //! The core never sees `Config`: this crate hands it plain values.
 
 pub mod config;
+pub mod mail;
 
 use std::sync::Arc;
 

@@ -89,9 +89,9 @@ pub struct ChangeEvent {
     pub id: i64,
     /// Tenant of the entity.
     pub tenant: TenantId,
-    /// Kind of entity (`User` or `Department`).
+    /// Kind of entity (`User`, `Department` or `Group`).
     pub entity: Entity,
-    /// The entity's open id.
+    /// The entity's open id (a group's `group_id`).
     pub entity_id: String,
     /// What happened.
     pub action: ChangeAction,

@@ -18,6 +18,8 @@ pub enum Entity {
     Group,
     /// An access token.
     Token,
+    /// A batch task.
+    Task,
 }
 
 impl fmt::Display for Entity {
@@ -29,6 +31,7 @@ impl fmt::Display for Entity {
             Entity::User => "user",
             Entity::Group => "group",
             Entity::Token => "token",
+            Entity::Task => "task",
         })
     }
 }

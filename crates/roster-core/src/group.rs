@@ -1,7 +1,7 @@
 //! User groups (Quick BI user groups, Huawei Workspace groups, SCIM groups).
 
 use crate::error::CoreError;
-use crate::ids::TenantId;
+use crate::ids::{OpenId, TenantId};
 use crate::values::bounded_text;
 
 /// A group as stored.
@@ -17,6 +17,8 @@ pub struct Group {
     pub name: String,
     /// Free text, ≤ 255 characters.
     pub description: Option<String>,
+    /// The user who owns (manages) the group; passes to the successor when they resign.
+    pub owner: Option<OpenId>,
     /// Creation time, ms.
     pub created_at: i64,
 }

@@ -15,7 +15,9 @@ pub mod directory;
 pub mod error;
 pub mod group;
 pub mod ids;
+pub mod outbox;
 pub mod store;
+pub mod task;
 pub mod tenant;
 pub mod user;
 pub mod values;
@@ -27,11 +29,17 @@ pub use clock::{Clock, SystemClock};
 pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };
-pub use directory::{Bootstrapped, Directory, Handover, IdempotentOutcome, IssuedToken};
+pub use directory::{
+    Bootstrapped, Directory, Handover, IdempotentOutcome, Invitations, IssuedToken, TaskSubmission,
+};
 pub use error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 pub use group::Group;
 pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, UnionId, UserId};
-pub use store::{IdempotencyClaim, IdempotencyKey, Store, TakenValues, UniqueProbe, UserLookup};
+pub use outbox::{Channel, MailSender, OutboxMessage};
+pub use store::{
+    IdempotencyClaim, IdempotencyKey, Store, TakenValues, TaskChunk, UniqueProbe, UserLookup,
+};
+pub use task::{ItemError, ItemOutcome, Task, TaskId, TaskItem, TaskStatus};
 pub use tenant::{NewTenant, Tenant};
 pub use user::{
     CustomAttr, Membership, NewUser, User, UserKey, UserPatch, UserProfile, UserStatus,

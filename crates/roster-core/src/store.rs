@@ -65,6 +65,25 @@ pub enum IdempotencyClaim {
     },
 }
 
+/// One chunk of a task, committed in one transaction (see `Store::commit_task_chunk`).
+#[derive(Debug)]
+pub struct TaskChunk<'a> {
+    /// The task's tenant.
+    pub tenant: TenantId,
+    /// The task.
+    pub task_id: &'a crate::task::TaskId,
+    /// The worker that must still hold the lease.
+    pub worker: &'a str,
+    /// Users to insert (best effort), each with its item index, leaders first.
+    pub users: &'a [(u32, User)],
+    /// Items refused before the write, with their errors.
+    pub failures: &'a [(u32, crate::task::ItemError)],
+    /// Invitations, each written only if its item's user is.
+    pub mails: &'a [(u32, crate::outbox::OutboxMessage)],
+    /// Who.
+    pub change: &'a Change,
+}
+
 /// Values to test for uniqueness before a batch is written, all in folded form.
 #[derive(Debug, Clone, Default)]
 pub struct UniqueProbe {
@@ -177,7 +196,7 @@ pub trait Store: Send + Sync + 'static {
         dept: &Department,
         change: &Change,
     ) -> Result<(), StoreError> {
-        self.save(dept.tenant, &[], std::slice::from_ref(dept), change)
+        self.save(dept.tenant, &[], std::slice::from_ref(dept), &[], change)
             .await
     }
 
@@ -230,12 +249,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes every field of an existing user (see `save`).
     async fn update_user(&self, user: &User, change: &Change) -> Result<(), StoreError> {
-        self.save(user.tenant, std::slice::from_ref(user), &[], change)
+        self.save(user.tenant, std::slice::from_ref(user), &[], &[], change)
             .await
     }
 
-    /// Writes every field of each listed user and department (found by `key`; a missing one
-    /// is `Backend`) in ONE transaction, with one event per entity whose action the store
+    /// Writes every field of each listed user, department and group (found by `key`; a
+    /// missing one is `Backend`) in ONE transaction, with one event per entity whose action the store
     /// infers from the stored row: resigned/deleted flag set → `Deleted`, resigned flag
     /// cleared → `Resurrected`, otherwise `Updated`. The tenant's active-user count follows
     /// the resigned flags, under the licence cap (`LicenceExceeded`); unique indexes apply
@@ -245,6 +264,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         users: &[User],
         departments: &[Department],
+        groups: &[Group],
         change: &Change,
     ) -> Result<(), StoreError>;
 
@@ -356,4 +376,103 @@ pub trait Store: Send + Sync + 'static {
 
     /// Groups of a tenant, oldest first.
     async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError>;
+
+    /// Groups owned by this user.
+    async fn groups_owned_by(
+        &self,
+        tenant: TenantId,
+        owner: &OpenId,
+    ) -> Result<Vec<Group>, StoreError>;
+
+    // ----- tasks -----
+
+    /// Stores a task and its items in one transaction.
+    async fn create_task(
+        &self,
+        task: &crate::task::Task,
+        items: &[crate::task::TaskItem],
+    ) -> Result<(), StoreError>;
+
+    /// A task of this tenant.
+    async fn get_task(
+        &self,
+        tenant: TenantId,
+        id: &crate::task::TaskId,
+    ) -> Result<Option<crate::task::Task>, StoreError>;
+
+    /// Items of a task with an index above `after`, by index, at most `limit`; with
+    /// `pending_only`, only those without an outcome.
+    async fn task_items(
+        &self,
+        id: &crate::task::TaskId,
+        after: Option<u32>,
+        limit: usize,
+        pending_only: bool,
+    ) -> Result<Vec<crate::task::TaskItem>, StoreError>;
+
+    /// Claims one queued task, or one whose lease ran out, for `worker` until
+    /// `now + lease_ms`; several processes never get the same task.
+    async fn claim_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<crate::task::Task>, StoreError>;
+
+    /// Extends a lease the worker still holds; false when it lost it.
+    async fn renew_task_lease(
+        &self,
+        id: &crate::task::TaskId,
+        worker: &str,
+        until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Writes one chunk in one transaction: the users (best effort, with events), every
+    /// item's outcome, the task's counters and the written users' invitations. `Ok(None)`
+    /// when the worker no longer holds the lease (nothing written).
+    async fn commit_task_chunk(
+        &self,
+        chunk: &TaskChunk<'_>,
+    ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError>;
+
+    /// Ends a task the worker holds; false when it lost the lease.
+    async fn finish_task(
+        &self,
+        id: &crate::task::TaskId,
+        worker: &str,
+        status: crate::task::TaskStatus,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    // ----- outbox -----
+
+    /// Reserves up to `limit` due e-mails for one delivery attempt.
+    async fn claim_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<crate::outbox::OutboxMessage>, StoreError>;
+
+    /// Records a delivery.
+    async fn mark_outbox_sent(&self, id: i64, now: i64) -> Result<(), StoreError>;
+
+    /// Records a failed attempt and when to try again.
+    async fn mark_outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Messages, newest first.
+    async fn list_outbox(
+        &self,
+        tenant: Option<TenantId>,
+        unsent_only: bool,
+        limit: usize,
+    ) -> Result<Vec<crate::outbox::OutboxMessage>, StoreError>;
+
+    /// Uses an activation: marks it used and the user activated, in one transaction.
+    async fn activate(&self, token_hash: &str, now: i64) -> Result<Option<User>, StoreError>;
 }

@@ -346,26 +346,52 @@ pub fn decode_contact_scope(s: &str) -> Result<roster_core::ContactScope, StoreE
 }
 
 /// The snapshot of a user recorded in change events: ids, status, departments (by key) and
-/// the profile document, as one JSON object.
+/// the profile document, as one JSON object. The profile goes in as the already-encoded
+/// document (a raw JSON value), because re-parsing it cost more than the rest of an insert.
 pub fn user_snapshot(u: &User) -> String {
-    let profile: serde_json::Value =
-        serde_json::from_str(&encode_profile(&u.profile)).unwrap_or(serde_json::Value::Null);
-    serde_json::json!({
-        "open_id": u.open_id.as_str(),
-        "union_id": u.union_id.as_str(),
-        "user_id": u.user_id.as_str(),
-        "status": {
-            "is_frozen": u.status.is_frozen,
-            "is_resigned": u.status.is_resigned,
-            "is_activated": u.status.is_activated,
-            "is_exited": u.status.is_exited,
-            "is_unjoin": u.status.is_unjoin,
+    #[derive(Serialize)]
+    #[allow(clippy::struct_excessive_bools)] // Five independent flags, as in UserStatus.
+    struct Status {
+        is_frozen: bool,
+        is_resigned: bool,
+        is_activated: bool,
+        is_exited: bool,
+        is_unjoin: bool,
+    }
+    #[derive(Serialize)]
+    struct Snapshot<'a> {
+        open_id: &'a str,
+        union_id: &'a str,
+        user_id: &'a str,
+        status: Status,
+        departments: Vec<i64>,
+        logout_at: Option<i64>,
+        profile: &'a serde_json::value::RawValue,
+    }
+    let profile = encode_profile(&u.profile);
+    // The document is JSON that this crate just wrote, so it is always valid raw JSON.
+    let raw = serde_json::value::RawValue::from_string(profile).expect("profile document is JSON");
+    serde_json::to_string(&Snapshot {
+        open_id: u.open_id.as_str(),
+        union_id: u.union_id.as_str(),
+        user_id: u.user_id.as_str(),
+        status: Status {
+            is_frozen: u.status.is_frozen,
+            is_resigned: u.status.is_resigned,
+            is_activated: u.status.is_activated,
+            is_exited: u.status.is_exited,
+            is_unjoin: u.status.is_unjoin,
         },
-        "departments": u.profile.departments.iter().map(|m| m.department.0).collect::<Vec<_>>(),
-        "logout_at": u.logout_at,
-        "profile": profile,
+        departments: u
+            .profile
+            .departments
+            .iter()
+            .map(|m| m.department.0)
+            .collect(),
+        logout_at: u.logout_at,
+        profile: &raw,
     })
-    .to_string()
+    .expect("snapshot serialises")
 }
 
 /// The snapshot of a department recorded in change events.
@@ -390,6 +416,215 @@ pub fn fold_group_name(name: &str) -> String {
 /// How custom department ids are compared: ASCII lower case (they are ASCII by rule).
 pub fn fold_department_id(id: &str) -> String {
     id.to_ascii_lowercase()
+}
+
+/// The snapshot of a group recorded in change events.
+pub fn group_snapshot(g: &roster_core::Group) -> String {
+    serde_json::json!({
+        "group_id": g.group_id,
+        "name": g.name,
+        "description": g.description,
+        "owner": g.owner.as_ref().map(OpenId::as_str),
+    })
+    .to_string()
+}
+
+#[derive(Serialize, Deserialize)]
+struct MembershipDoc {
+    d: i64,
+    #[serde(default)]
+    uo: i64,
+    #[serde(default)]
+    dor: i64,
+    #[serde(default)]
+    p: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LookupDoc {
+    by: String,
+    v: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct NewUserDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+    profile: Box<serde_json::value::RawValue>,
+    #[serde(default)]
+    departments: Vec<MembershipDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    leader: Option<LookupDoc>,
+    #[serde(default)]
+    activated: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ItemErrorDoc {
+    kind: String,
+    field: String,
+    detail: String,
+}
+
+/// The stored form of a task item's input (a parsed user, or its parse error).
+#[derive(Serialize, Deserialize)]
+enum InputDoc {
+    #[serde(rename = "user")]
+    User(NewUserDoc),
+    #[serde(rename = "error")]
+    Error(ItemErrorDoc),
+}
+
+/// The stored form of an item's outcome.
+#[derive(Serialize, Deserialize)]
+enum OutcomeDoc {
+    #[serde(rename = "created")]
+    Created {
+        open_id: String,
+        union_id: String,
+        user_id: String,
+    },
+    #[serde(rename = "failed")]
+    Failed(ItemErrorDoc),
+}
+
+fn lookup_doc(l: &roster_core::UserLookup) -> LookupDoc {
+    use roster_core::UserLookup as L;
+    let (by, v) = match l {
+        L::Key(k) => ("key", k.0.to_string()),
+        L::OpenId(v) => ("open_id", v.clone()),
+        L::UnionId(v) => ("union_id", v.clone()),
+        L::UserId(v) => ("user_id", v.clone()),
+        L::Email(v) => ("email", v.clone()),
+        L::Mobile(v) => ("mobile", v.clone()),
+    };
+    LookupDoc {
+        by: by.to_owned(),
+        v,
+    }
+}
+
+fn lookup_of(d: LookupDoc) -> Result<roster_core::UserLookup, StoreError> {
+    use roster_core::UserLookup as L;
+    Ok(match d.by.as_str() {
+        "key" => L::Key(roster_core::UserKey(
+            d.v.parse().map_err(|_| corrupt("lookup key"))?,
+        )),
+        "open_id" => L::OpenId(d.v),
+        "union_id" => L::UnionId(d.v),
+        "user_id" => L::UserId(d.v),
+        "email" => L::Email(d.v),
+        "mobile" => L::Mobile(d.v),
+        _ => return Err(corrupt("lookup kind")),
+    })
+}
+
+fn error_doc(e: &roster_core::ItemError) -> ItemErrorDoc {
+    ItemErrorDoc {
+        kind: e.kind.clone(),
+        field: e.field.clone(),
+        detail: e.detail.clone(),
+    }
+}
+
+fn error_of(d: ItemErrorDoc) -> roster_core::ItemError {
+    roster_core::ItemError {
+        kind: d.kind,
+        field: d.field,
+        detail: d.detail,
+    }
+}
+
+/// Encodes a task item's input.
+pub fn encode_item_input(input: &Result<roster_core::NewUser, roster_core::ItemError>) -> String {
+    let doc = match input {
+        Ok(n) => {
+            let profile = serde_json::value::RawValue::from_string(encode_profile(&n.profile))
+                .expect("profile document is JSON");
+            InputDoc::User(NewUserDoc {
+                user_id: n.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                profile,
+                departments: n
+                    .profile
+                    .departments
+                    .iter()
+                    .map(|m| MembershipDoc {
+                        d: m.department.0,
+                        uo: m.user_order,
+                        dor: m.department_order,
+                        p: m.is_primary,
+                    })
+                    .collect(),
+                leader: n.leader.as_ref().map(lookup_doc),
+                activated: n.activated,
+            })
+        }
+        Err(e) => InputDoc::Error(error_doc(e)),
+    };
+    serde_json::to_string(&doc).expect("task item serialises")
+}
+
+/// Decodes a task item's input.
+pub fn decode_item_input(
+    s: &str,
+) -> Result<Result<roster_core::NewUser, roster_core::ItemError>, StoreError> {
+    let doc: InputDoc = serde_json::from_str(s).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(match doc {
+        InputDoc::Error(e) => Err(error_of(e)),
+        InputDoc::User(u) => {
+            let mut profile = decode_profile(u.profile.get())?;
+            profile.departments = u
+                .departments
+                .into_iter()
+                .map(|m| roster_core::Membership {
+                    department: roster_core::DeptKey(m.d),
+                    user_order: m.uo,
+                    department_order: m.dor,
+                    is_primary: m.p,
+                })
+                .collect();
+            Ok(roster_core::NewUser {
+                user_id: u.user_id.map(roster_core::UserId::from_trusted),
+                profile,
+                leader: u.leader.map(lookup_of).transpose()?,
+                activated: u.activated,
+            })
+        }
+    })
+}
+
+/// Encodes an item's outcome.
+pub fn encode_outcome(o: &roster_core::ItemOutcome) -> String {
+    let doc = match o {
+        roster_core::ItemOutcome::Created {
+            open_id,
+            union_id,
+            user_id,
+        } => OutcomeDoc::Created {
+            open_id: open_id.clone(),
+            union_id: union_id.clone(),
+            user_id: user_id.clone(),
+        },
+        roster_core::ItemOutcome::Failed(e) => OutcomeDoc::Failed(error_doc(e)),
+    };
+    serde_json::to_string(&doc).expect("outcome serialises")
+}
+
+/// Decodes an item's outcome.
+pub fn decode_outcome(s: &str) -> Result<roster_core::ItemOutcome, StoreError> {
+    let doc: OutcomeDoc = serde_json::from_str(s).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(match doc {
+        OutcomeDoc::Created {
+            open_id,
+            union_id,
+            user_id,
+        } => roster_core::ItemOutcome::Created {
+            open_id,
+            union_id,
+            user_id,
+        },
+        OutcomeDoc::Failed(e) => roster_core::ItemOutcome::Failed(error_of(e)),
+    })
 }
 
 #[cfg(test)]
@@ -436,5 +671,42 @@ mod tests {
         ] {
             assert_eq!(decode_contact_scope(&encode_contact_scope(&s)).unwrap(), s);
         }
+    }
+
+    #[test]
+    fn task_item_inputs_and_outcomes_round_trip() {
+        let new = roster_core::NewUser {
+            user_id: Some(roster_core::UserId::parse("id_zhangsan").unwrap()),
+            profile: UserProfile {
+                name: "张三".into(),
+                mobile: Some(Mobile::parse("mobile", "+8613822235671").unwrap()),
+                departments: vec![roster_core::Membership {
+                    department: roster_core::DeptKey(7),
+                    user_order: 1,
+                    department_order: 2,
+                    is_primary: true,
+                }],
+                ..UserProfile::default()
+            },
+            leader: Some(roster_core::UserLookup::UserId("id_lisi".into())),
+            activated: false,
+        };
+        let input = Ok(new);
+        assert_eq!(
+            decode_item_input(&encode_item_input(&input)).unwrap(),
+            input
+        );
+        let err: Result<roster_core::NewUser, _> = Err(roster_core::ItemError {
+            kind: "invalid".into(),
+            field: "email".into(),
+            detail: "bad".into(),
+        });
+        assert_eq!(decode_item_input(&encode_item_input(&err)).unwrap(), err);
+        let o = roster_core::ItemOutcome::Created {
+            open_id: "ou_x".into(),
+            union_id: "on_x".into(),
+            user_id: "u".into(),
+        };
+        assert_eq!(decode_outcome(&encode_outcome(&o)).unwrap(), o);
     }
 }

@@ -237,6 +237,7 @@ pub async fn check_save_records_one_event_per_entity_with_the_inferred_action(
         t.id,
         &[a2.clone(), b2.clone()],
         &[d2.clone(), e2.clone()],
+        &[],
         &change,
     )
     .await
@@ -377,7 +378,7 @@ pub async fn check_save_writes_all_or_nothing(store: Arc<dyn Store>) {
     let mut b_clash = b.clone();
     b_clash.profile.email = Some(email("C@Example.com"));
     let err = s
-        .save(t.id, &[a_renamed.clone(), b_clash], &[], &cli())
+        .save(t.id, &[a_renamed.clone(), b_clash], &[], &[], &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::Email))),
@@ -387,7 +388,7 @@ pub async fn check_save_writes_all_or_nothing(store: Arc<dyn Store>) {
     let mut d2_clash = d2.clone();
     d2_clash.fields.name = "One".into();
     let err = s
-        .save(t.id, &[a_renamed.clone()], &[d2_clash], &cli())
+        .save(t.id, &[a_renamed.clone()], &[d2_clash], &[], &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
@@ -401,7 +402,7 @@ pub async fn check_save_writes_all_or_nothing(store: Arc<dyn Store>) {
         key: UserKey(c.key.0 + 100_000),
         ..plain_user(t.id, r.key, "ghost")
     };
-    let err = s.save(t.id, &[a_resigned, ghost], &[], &cli()).await;
+    let err = s.save(t.id, &[a_resigned, ghost], &[], &[], &cli()).await;
     assert!(
         matches!(err, Err(StoreError::Backend(_))),
         "a user that does not exist: expected Backend, got {err:?}"
@@ -424,7 +425,7 @@ pub async fn check_save_writes_all_or_nothing(store: Arc<dyn Store>) {
     // The same users without the clash are written together.
     let mut b_ok = b.clone();
     b_ok.profile.email = Some(email("b@example.com"));
-    s.save(t.id, &[a_renamed.clone(), b_ok.clone()], &[], &cli())
+    s.save(t.id, &[a_renamed.clone(), b_ok.clone()], &[], &[], &cli())
         .await
         .expect("a clean save");
     assert_eq!(reread(s, &[&a, &b]).await, vec![a_renamed, b_ok]);
@@ -450,7 +451,7 @@ pub async fn check_licence_cap_applies_to_resurrection_through_save(store: Arc<d
     z_back.status.is_resigned = false;
     z_back.resigned_at = None;
     let err = s
-        .save(t.id, &[x_renamed.clone(), z_back.clone()], &[], &cli())
+        .save(t.id, &[x_renamed.clone(), z_back.clone()], &[], &[], &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::LicenceExceeded)),
@@ -461,7 +462,7 @@ pub async fn check_licence_cap_applies_to_resurrection_through_save(store: Arc<d
     assert_eq!(events_since(s, None, mark).await, vec![]);
 
     resign(s, &y, now_ms()).await;
-    s.save(t.id, &[x_renamed.clone(), z_back.clone()], &[], &cli())
+    s.save(t.id, &[x_renamed.clone(), z_back.clone()], &[], &[], &cli())
         .await
         .expect("within the cap once y resigned");
     assert_eq!(reread(s, &[&x, &z]).await, vec![x_renamed, z_back]);

@@ -140,6 +140,10 @@ macro_rules! conformance_tests {
             check_idempotency_keys_claim_complete_release_and_purge,
             check_jsapi_tickets_are_stored_per_app_and_replaced,
             check_groups_round_trip_and_names_are_unique_case_insensitively,
+            check_group_owner_round_trips_and_groups_owned_by_lists_an_owners_groups,
+            check_save_rewrites_groups_with_an_updated_event_each,
+            check_save_of_users_and_groups_writes_all_or_nothing,
+            check_create_group_needs_an_active_owner_and_a_unique_name,
             check_bootstrap_creates_a_tenant_and_an_app_once,
             check_issued_token_authenticates_its_app,
             check_expired_token_is_refused_and_a_new_one_issued,
@@ -159,6 +163,7 @@ macro_rules! conformance_tests {
             check_update_user_id_moves_the_custom_id,
             check_delete_user_hands_over_to_an_explicit_successor,
             check_delete_user_defaults_the_successor_to_the_leader,
+            check_delete_user_hands_owned_groups_to_the_successor,
             check_delete_user_with_a_bad_acceptor_changes_nothing,
             check_resurrect_user_restores_a_resigned_user,
             check_logout_user_sets_logout_at,
@@ -222,7 +227,7 @@ mod tests {
                 }
             }
         }
-        assert!(checks.len() >= 69, "found only {} checks", checks.len());
+        assert!(checks.len() >= 74, "found only {} checks", checks.len());
         for name in &checks {
             assert!(
                 macro_body.contains(&format!("{name},")),

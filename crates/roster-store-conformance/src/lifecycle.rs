@@ -1,6 +1,6 @@
 //! The user lifecycle use cases of `roster_core::Directory` over the store: patch, change of
-//! user id, deletion with hand-over, resurrection, sign-out, JSAPI tickets, idempotent
-//! operations, contact lookups and scoped lists.
+//! user id, deletion with hand-over (of reports, departments and groups), resurrection,
+//! sign-out, JSAPI tickets, idempotent operations, contact lookups and scoped lists.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use roster_core::directory::JSAPI_TICKET_TTL_S;
 use roster_core::{
     ChangeAction, ConflictKind, ContactScope, CoreError, Department, DepartmentPatch, DeptKey,
-    DeptLookup, Directory, Entity, Handover, IdGen, IdempotencyClaim, NewTenant, NewUser,
+    DeptLookup, Directory, Entity, Group, Handover, IdGen, IdempotencyClaim, NewTenant, NewUser,
     RandomIds, Scope, Scopes, Store, UniqueKey, User, UserLookup, UserPatch,
 };
 
@@ -610,6 +610,191 @@ pub async fn check_delete_user_defaults_the_successor_to_the_leader(store: Arc<d
         Some(x1.open_id.clone())
     );
     assert!(now_of(&env, &x).await.status.is_resigned);
+}
+
+/// Creates a group owned by `owner`, through the directory.
+async fn own_group(env: &Env, name: &str, owner: &User) -> Group {
+    env.dir
+        .create_group(&env.caller, name, None, Some(&open(owner)))
+        .await
+        .expect("create a group through the directory")
+}
+
+/// The group as stored now.
+async fn group_now(env: &Env, g: &Group) -> Group {
+    env.store
+        .get_group(env.tenant.id, &g.group_id)
+        .await
+        .expect("get_group must not fail")
+        .unwrap_or_else(|| panic!("group {} vanished", g.name))
+}
+
+/// The groups a deleted user owned pass to the explicit successor, by default to the user's
+/// own leader, and to nobody when there is neither; other groups stay as they are. They go in
+/// the one `save` of the deletion: its events come exactly as one save records them (the
+/// users, then the departments, then the groups, each an `Updated` group event carrying the
+/// hand-over note), and a refused deletion leaves the groups unchanged.
+pub async fn check_delete_user_hands_owned_groups_to_the_successor(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let s = env.store.as_ref();
+    let top = create(&env, new_user("top")).await;
+    let u = create(&env, led_by("leaver", &top)).await;
+    let succ = create(&env, new_user("succ")).await;
+    let r = create(&env, led_by("r", &u)).await;
+    let d = lead(
+        &env,
+        &create_department(&env, env.root.key, "D", "D", 0).await,
+        &u,
+    )
+    .await;
+    let g1 = own_group(&env, "One", &u).await;
+    let g2 = own_group(&env, "Two", &u).await;
+    let kept = own_group(&env, "Kept", &top).await;
+    let free = env
+        .dir
+        .create_group(&env.caller, "Free", None, None)
+        .await
+        .expect("create a group without an owner");
+    assert_eq!(
+        s.groups_owned_by(env.tenant.id, &u.open_id)
+            .await
+            .expect("groups_owned_by"),
+        vec![g1.clone(), g2.clone()]
+    );
+
+    // A refused deletion hands nothing over.
+    let mark = event_mark(s).await;
+    let refused = env
+        .dir
+        .delete_user(
+            &env.caller,
+            &open(&u),
+            Handover {
+                successor: Some(UserLookup::UserId("nobody".into())),
+                transfers: vec![],
+            },
+        )
+        .await;
+    assert_bad_reference(&refused, "acceptor", "an unknown successor");
+    for g in [&g1, &g2, &kept, &free] {
+        assert_eq!(
+            &group_now(&env, g).await,
+            g,
+            "a refused deletion changed nothing"
+        );
+    }
+    assert_eq!(events_since(s, None, mark).await, vec![]);
+
+    let mark = event_mark(s).await;
+    env.dir
+        .delete_user(
+            &env.caller,
+            &open(&u),
+            Handover {
+                successor: Some(UserLookup::UserId("succ".into())),
+                transfers: vec![],
+            },
+        )
+        .await
+        .expect("delete with a successor");
+    for g in [&g1, &g2] {
+        assert_eq!(
+            group_now(&env, g).await,
+            Group {
+                owner: Some(succ.open_id.clone()),
+                ..g.clone()
+            },
+            "{} is owned by the successor, and otherwise unchanged",
+            g.name
+        );
+    }
+    assert_eq!(group_now(&env, &kept).await, kept);
+    assert_eq!(group_now(&env, &free).await, free);
+    assert_eq!(
+        s.groups_owned_by(env.tenant.id, &u.open_id)
+            .await
+            .expect("groups_owned_by"),
+        vec![],
+        "the deleted user owns nothing"
+    );
+    assert_eq!(
+        s.groups_owned_by(env.tenant.id, &succ.open_id)
+            .await
+            .expect("groups_owned_by")
+            .len(),
+        2
+    );
+    assert!(now_of(&env, &u).await.status.is_resigned);
+    assert_eq!(
+        now_of(&env, &r).await.profile.leader,
+        Some(succ.open_id.clone())
+    );
+    assert_eq!(
+        dept_now(&env, &d).await.fields.leader,
+        Some(succ.open_id.clone())
+    );
+
+    let ev = events_since(s, None, mark).await;
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.entity, e.action, e.entity_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Entity::User, ChangeAction::Deleted, u.open_id.as_str()),
+            (Entity::User, ChangeAction::Updated, r.open_id.as_str()),
+            (
+                Entity::Department,
+                ChangeAction::Updated,
+                d.open_department_id.as_str()
+            ),
+            (Entity::Group, ChangeAction::Updated, g1.group_id.as_str()),
+            (Entity::Group, ChangeAction::Updated, g2.group_id.as_str()),
+        ],
+        "the deletion is one save: users, then departments, then groups"
+    );
+    for e in &ev {
+        assert_eq!(e.actor, format!("app:{}", env.caller.app_id));
+        assert_eq!(
+            e.note, ev[0].note,
+            "every event of the deletion carries the same hand-over note"
+        );
+    }
+    assert!(
+        ev[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains(succ.open_id.as_str())),
+        "the note names the successor: {:?}",
+        ev[0].note
+    );
+
+    // Without a successor the user's own leader takes the groups over...
+    let mid = create(&env, led_by("mid", &top)).await;
+    let gm = own_group(&env, "Mid's", &mid).await;
+    delete(&env, &mid).await;
+    assert_eq!(
+        group_now(&env, &gm).await.owner,
+        Some(top.open_id.clone()),
+        "the leader owns the group by default"
+    );
+    // ...and with no leader either, nobody does.
+    let solo = create(&env, new_user("solo")).await;
+    let gs = own_group(&env, "Solo's", &solo).await;
+    delete(&env, &solo).await;
+    assert_eq!(group_now(&env, &gs).await.owner, None);
+    assert_eq!(group_now(&env, &kept).await, kept);
+    assert_eq!(
+        s.groups_owned_by(env.tenant.id, &top.open_id)
+            .await
+            .expect("groups_owned_by"),
+        vec![
+            kept,
+            Group {
+                owner: Some(top.open_id.clone()),
+                ..gm
+            }
+        ]
+    );
 }
 
 /// An acceptor (successor or transfer) that has resigned, is the deleted user, or does not

@@ -473,6 +473,7 @@ pub async fn check_users_and_departments_led_by_a_user(store: Arc<dyn Store>) {
         t.id,
         &[r2_moved.clone()],
         &[d2_moved.clone(), d4_led.clone()],
+        &[],
         &cli(),
     )
     .await

@@ -1,5 +1,6 @@
 //! The change-event log. Writers append to it inside their own transaction (see
-//! `users.rs` and `departments.rs`), so an event exists exactly when its change committed.
+//! `users.rs`, `departments.rs` and `save.rs`), so an event exists exactly when its change
+//! committed.
 
 use roster_core::{ChangeAction, ChangeEvent, Entity, StoreError, TenantId};
 use sqlx::{PgConnection, PgPool};
@@ -88,6 +89,7 @@ impl EventRow {
         let entity = match self.entity.as_str() {
             "user" => Entity::User,
             "department" => Entity::Department,
+            "group" => Entity::Group,
             _ => return Err(corrupt("change_events.entity")),
         };
         Ok(ChangeEvent {

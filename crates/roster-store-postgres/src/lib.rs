@@ -18,7 +18,9 @@ mod errors;
 mod events;
 mod groups;
 mod idempotency;
+mod outbox;
 mod save;
+mod tasks;
 mod tenants;
 mod users;
 
@@ -364,15 +366,16 @@ impl Store for PgStore {
         users::get_user(&self.pool, tenant, lookup).await
     }
 
-    #[instrument(skip_all, fields(%tenant, users = users.len(), departments = departments.len()))]
+    #[instrument(skip_all, fields(%tenant, users = users.len(), departments = departments.len(), groups = groups.len()))]
     async fn save(
         &self,
         tenant: TenantId,
         users: &[User],
         departments: &[Department],
+        groups: &[Group],
         change: &Change,
     ) -> Result<(), StoreError> {
-        save::save(&self.pool, tenant, users, departments, change).await
+        save::save(&self.pool, tenant, users, departments, groups, change).await
     }
 
     async fn get_users(
@@ -487,6 +490,112 @@ impl Store for PgStore {
 
     async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError> {
         groups::list_groups(&self.pool, tenant).await
+    }
+
+    async fn groups_owned_by(
+        &self,
+        tenant: TenantId,
+        owner: &OpenId,
+    ) -> Result<Vec<Group>, StoreError> {
+        groups::groups_owned_by(&self.pool, tenant, owner).await
+    }
+
+    #[instrument(skip_all, fields(task = %task.id, items = items.len()))]
+    async fn create_task(
+        &self,
+        task: &roster_core::Task,
+        items: &[roster_core::TaskItem],
+    ) -> Result<(), StoreError> {
+        tasks::create_task(&self.pool, task, items).await
+    }
+
+    async fn get_task(
+        &self,
+        tenant: TenantId,
+        id: &roster_core::TaskId,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        tasks::get_task(&self.pool, tenant, id).await
+    }
+
+    async fn task_items(
+        &self,
+        id: &roster_core::TaskId,
+        after: Option<u32>,
+        limit: usize,
+        pending_only: bool,
+    ) -> Result<Vec<roster_core::TaskItem>, StoreError> {
+        tasks::task_items(&self.pool, id, after, limit, pending_only).await
+    }
+
+    async fn claim_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        tasks::claim_task(&self.pool, worker, now, lease_ms).await
+    }
+
+    async fn renew_task_lease(
+        &self,
+        id: &roster_core::TaskId,
+        worker: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        tasks::renew_task_lease(&self.pool, id, worker, until).await
+    }
+
+    #[instrument(skip_all, fields(task = %chunk.task_id, users = chunk.users.len(), failures = chunk.failures.len()))]
+    async fn commit_task_chunk(
+        &self,
+        chunk: &roster_core::TaskChunk<'_>,
+    ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
+        tasks::commit_task_chunk(&self.pool, chunk).await
+    }
+
+    async fn finish_task(
+        &self,
+        id: &roster_core::TaskId,
+        worker: &str,
+        status: roster_core::TaskStatus,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        tasks::finish_task(&self.pool, id, worker, status, now).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<roster_core::OutboxMessage>, StoreError> {
+        outbox::claim_outbox(&self.pool, now, limit, lease_ms).await
+    }
+
+    async fn mark_outbox_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        outbox::mark_outbox_sent(&self.pool, id, now).await
+    }
+
+    async fn mark_outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        outbox::mark_outbox_failed(&self.pool, id, error, next_attempt_at).await
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<TenantId>,
+        unsent_only: bool,
+        limit: usize,
+    ) -> Result<Vec<roster_core::OutboxMessage>, StoreError> {
+        outbox::list_outbox(&self.pool, tenant, unsent_only, limit).await
+    }
+
+    async fn activate(&self, token_hash: &str, now: i64) -> Result<Option<User>, StoreError> {
+        outbox::activate(&self.pool, token_hash, now).await
     }
 }
 

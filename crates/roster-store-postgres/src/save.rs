@@ -1,25 +1,26 @@
-//! `save`: several existing users and departments written in one transaction, each with its
-//! change event.
+//! `save`: several existing users, departments and groups written in one transaction, each
+//! with its change event.
 //!
 //! Lock order, the same for every writer of the crate: the tenant row (only when the number
 //! of active users changes), then user rows by ascending key, then department rows by
-//! ascending key. Most saves leave every resigned flag alone and need no tenant lock, which
-//! would serialise every profile edit of a tenant; when the net count does change, the first
-//! attempt notices after locking the rows and backs out, then a second attempt takes the
-//! tenant lock first, because taking it after the row locks could deadlock against a batch
-//! insert (which holds the tenant lock) or another save.
+//! ascending key, then group rows by ascending key. Most saves leave every resigned flag
+//! alone and need no tenant lock, which would serialise every profile edit of a tenant; when
+//! the net count does change, the first attempt notices after locking the rows and backs
+//! out, then a second attempt takes the tenant lock first, because taking it after the row
+//! locks could deadlock against a batch insert (which holds the tenant lock) or another save.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use roster_core::{Change, ChangeAction, Department, Entity, StoreError, TenantId, User};
-use roster_store_common::{department_snapshot, user_snapshot};
+use roster_core::{Change, ChangeAction, Department, Entity, Group, StoreError, TenantId, User};
+use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
 use crate::departments::{lock_departments, write_departments};
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
-use crate::users::{add_active, lock_room, lock_users, write_saved_users};
+use crate::groups::{lock_groups, write_groups};
+use crate::users::{add_active, lock_room, lock_users, now_ms, write_saved_users};
 
 enum Outcome {
     Done,
@@ -33,6 +34,7 @@ pub(crate) async fn save(
     tenant: TenantId,
     users: &[User],
     departments: &[Department],
+    groups: &[Group],
     change: &Change,
 ) -> Result<(), StoreError> {
     if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
@@ -47,15 +49,22 @@ pub(crate) async fn save(
             d.key.0, d.tenant
         )));
     }
+    if let Some(g) = groups.iter().find(|g| g.tenant != tenant) {
+        return Err(StoreError::Backend(format!(
+            "group {} of tenant {} saved as part of tenant {tenant}",
+            g.key, g.tenant
+        )));
+    }
     let users = last_of_each(users, |u| u.key.0);
     let departments = last_of_each(departments, |d| d.key.0);
-    if users.is_empty() && departments.is_empty() {
+    let groups = last_of_each(groups, |g| g.key);
+    if users.is_empty() && departments.is_empty() && groups.is_empty() {
         return Ok(());
     }
-    match try_save(pool, tenant, &users, &departments, change, false).await? {
+    match try_save(pool, tenant, &users, &departments, &groups, change, false).await? {
         Outcome::Done => Ok(()),
         Outcome::NeedsTenantLock => {
-            match try_save(pool, tenant, &users, &departments, change, true).await? {
+            match try_save(pool, tenant, &users, &departments, &groups, change, true).await? {
                 Outcome::Done => Ok(()),
                 Outcome::NeedsTenantLock => Err(StoreError::Backend(
                     "save asked for the tenant lock while holding it".to_owned(),
@@ -87,6 +96,7 @@ async fn try_save(
     tenant: TenantId,
     users: &[&User],
     departments: &[&Department],
+    groups: &[&Group],
     change: &Change,
     lock_tenant: bool,
 ) -> Result<Outcome, StoreError> {
@@ -106,8 +116,14 @@ async fn try_save(
         .into_iter()
         .map(|d| (d.key.0, d))
         .collect();
+    let group_keys: Vec<i64> = groups.iter().map(|g| g.key).collect();
+    let stored_groups: HashMap<i64, Group> = lock_groups(&mut tx, tenant, &group_keys)
+        .await?
+        .into_iter()
+        .map(|g| (g.key, g))
+        .collect();
 
-    let mut events = Vec::with_capacity(users.len() + departments.len());
+    let mut events = Vec::with_capacity(users.len() + departments.len() + groups.len());
     let mut delta = 0i64;
     for u in users {
         let stored = stored_users
@@ -157,11 +173,36 @@ async fn try_save(
             after: Some(department_snapshot(d)),
         });
     }
+    // A group has no update time of its own; its events are dated by the wall clock. Only
+    // the changeable columns are written, so the event names the stored group id and its
+    // `after` is the row as it will be stored.
+    let at = now_ms();
+    for g in groups {
+        let stored = stored_groups
+            .get(&g.key)
+            .ok_or_else(|| missing("group", g.key))?;
+        let after = Group {
+            name: g.name.clone(),
+            description: g.description.clone(),
+            owner: g.owner.clone(),
+            ..stored.clone()
+        };
+        events.push(NewEvent {
+            tenant,
+            entity: Entity::Group,
+            entity_id: stored.group_id.clone(),
+            action: ChangeAction::Updated,
+            at,
+            before: Some(group_snapshot(stored)),
+            after: Some(group_snapshot(&after)),
+        });
+    }
 
     // Any error from here on drops the transaction, which rolls everything back. A
     // resurrection past the cap trips the tenants CHECK in add_active (LicenceExceeded).
     write_saved_users(&mut tx, tenant, users).await?;
     write_departments(&mut tx, tenant, departments).await?;
+    write_groups(&mut tx, tenant, groups).await?;
     add_active(&mut tx, tenant, delta).await?;
     write_events(
         &mut tx,

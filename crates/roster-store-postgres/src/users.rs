@@ -544,15 +544,60 @@ pub(crate) async fn insert_users(
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    if let Some(user) = users.iter().find(|u| u.tenant != tenant) {
-        return Err(StoreError::Backend(format!(
+    let users: Vec<&User> = users.iter().collect();
+    check_tenant(tenant, &users)?;
+    let mut tx = pool.begin().await.context("begin user insert")?;
+    let results = insert_users_in_tx(&mut tx, tenant, &users, atomic, change).await?;
+    if atomic && results.iter().any(Result::is_err) {
+        // Nothing of the batch is left in the transaction; end it without a commit.
+        tx.rollback().await.context("roll back user insert")?;
+    } else {
+        tx.commit().await.context("commit user insert")?;
+    }
+    Ok(results)
+}
+
+/// Refuses, as a backend error, users of another tenant than the one written.
+pub(crate) fn check_tenant(tenant: TenantId, users: &[&User]) -> Result<(), StoreError> {
+    match users.iter().find(|u| u.tenant != tenant) {
+        Some(user) => Err(StoreError::Backend(format!(
             "user {} of tenant {} given to an insert into tenant {tenant}",
             user.open_id, user.tenant
-        )));
+        ))),
+        None => Ok(()),
     }
-    if let Some(results) = insert_in_bulk(pool, tenant, users, atomic, change).await? {
+}
+
+/// The one implementation of `Store::insert_users`' semantics, inside the caller's
+/// transaction: `insert_users` wraps it in a transaction of its own, and
+/// `commit_task_chunk` (tasks.rs) runs it in the transaction that also records the items'
+/// outcomes. Returns one result per user, in order.
+///
+/// It locks the tenant row (before any user row or unique-index entry: the one lock order of
+/// every writer), then tries the hot path inside a savepoint. When that path cannot tell
+/// which rows were at fault, the savepoint is rolled back and the rows are written one by
+/// one, each in a savepoint of its own. With `atomic`, if any result is an error, nothing of
+/// this call is left in the transaction; without it, every written user is (with its
+/// `Created` event and its seat in the tenant's count), and the caller commits.
+pub(crate) async fn insert_users_in_tx(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+    atomic: bool,
+    change: &Change,
+) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Taken before the savepoint, because rolling back to a savepoint also gives up the row
+    // locks taken after it: the tenant stays locked until the caller's transaction ends.
+    let room = lock_room(conn, tenant).await?;
+    exec(conn, "SAVEPOINT roster_insert").await?;
+    if let Some(results) = insert_in_bulk(conn, tenant, users, atomic, room, change).await? {
+        exec(conn, "RELEASE SAVEPOINT roster_insert").await?;
         return Ok(results);
     }
+    exec(conn, "ROLLBACK TO SAVEPOINT roster_insert").await?;
     // The bulk statement could not tell which rows were at fault. This happens only when
     // a concurrent writer took a value after the core's uniqueness probe, or when an
     // all-or-nothing batch does not fit the licence, so the slower path is rare.
@@ -561,22 +606,26 @@ pub(crate) async fn insert_users(
         atomic,
         "bulk user insert refused; writing row by row"
     );
-    insert_one_by_one(pool, tenant, users, atomic, change).await
+    let results = insert_one_by_one(conn, tenant, users, atomic, room, change).await?;
+    if atomic && results.iter().any(Result::is_err) {
+        exec(conn, "ROLLBACK TO SAVEPOINT roster_insert").await?;
+    }
+    exec(conn, "RELEASE SAVEPOINT roster_insert").await?;
+    Ok(results)
 }
 
-/// The hot path: one transaction, one lock, three multi-row inserts (users, memberships,
-/// events), one count update. Returns `None` when the rows must be retried one by one to
-/// find the failing ones.
+/// The hot path: three multi-row inserts (users, memberships, events) and one count update,
+/// under the tenant lock the caller holds (`room` is what it read). Returns `None` when the
+/// rows must be retried one by one to find the failing ones; the caller then rolls back to
+/// its savepoint, since the statement that failed aborted the transaction.
 async fn insert_in_bulk(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
-    users: &[User],
+    users: &[&User],
     atomic: bool,
+    mut room: Option<u64>,
     change: &Change,
 ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
-    let mut tx = pool.begin().await.context("begin user insert")?;
-    let mut room = lock_room(&mut tx, tenant).await?;
-
     // Best effort: active users past the remaining room are refused, in input order.
     // Resigned users do not count against the licence and are always attempted.
     let mut admitted: Vec<&User> = Vec::with_capacity(users.len());
@@ -594,49 +643,32 @@ async fn insert_in_bulk(
         }
         admitted.push(u);
     }
-    // The rollbacks before each `Ok(None)` are explicit, not left to the transaction's
-    // drop, because the row-by-row path starts by waiting for the tenant lock this
-    // transaction holds; a drop would release it only when the pool gets round to it.
     if atomic && refused.iter().any(|&r| r) {
         // The row-by-row path names every failing row, duplicates included, and writes
         // nothing.
-        tx.rollback()
-            .await
-            .context("roll back refused user insert")?;
         return Ok(None);
     }
 
-    let keys = match write_users(&mut tx, tenant, &admitted).await {
+    let keys = match write_users(conn, tenant, &admitted).await {
         Ok(keys) => keys,
-        Err(StoreError::Duplicate(_)) => {
-            tx.rollback()
-                .await
-                .context("roll back refused user insert")?;
-            return Ok(None);
-        }
+        Err(StoreError::Duplicate(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    match add_active(&mut tx, tenant, count_active(&admitted)).await {
+    match add_active(conn, tenant, count_active(&admitted)).await {
         Ok(()) => {}
         // The room was read under the lock, so the CHECK cannot fire unless something
         // outside this crate changed the count; let the careful path sort it out.
-        Err(StoreError::LicenceExceeded) => {
-            tx.rollback()
-                .await
-                .context("roll back refused user insert")?;
-            return Ok(None);
-        }
+        Err(StoreError::LicenceExceeded) => return Ok(None),
         Err(e) => return Err(e),
     }
     let written: Vec<(UserKey, &User)> = keys.iter().copied().zip(admitted).collect();
     write_events(
-        &mut tx,
+        conn,
         &change.actor.to_string(),
         change.note.as_deref(),
         created_events(&written),
     )
     .await?;
-    tx.commit().await.context("commit user insert")?;
 
     let mut keys = keys.into_iter();
     let results = refused
@@ -654,30 +686,31 @@ async fn insert_in_bulk(
     Ok(Some(results))
 }
 
-/// The careful path: one transaction, each row inside its own savepoint so that a refused
-/// row leaves the others intact. With `atomic`, any refusal rolls everything back.
+/// The careful path, under the tenant lock the caller holds (`room` is what it read): each
+/// row inside its own savepoint so that a refused row leaves the others intact. With
+/// `atomic`, it stops writing at the end if any row was refused and returns the results, and
+/// the caller rolls back what was written.
 async fn insert_one_by_one(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
-    users: &[User],
+    users: &[&User],
     atomic: bool,
+    mut room: Option<u64>,
     change: &Change,
 ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
-    let mut tx = pool.begin().await.context("begin row-by-row user insert")?;
-    let mut room = lock_room(&mut tx, tenant).await?;
     let mut results = Vec::with_capacity(users.len());
     let mut written: Vec<(UserKey, &User)> = Vec::with_capacity(users.len());
     let mut added = 0i64;
-    for u in users {
+    for &u in users {
         let active = !u.status.is_resigned;
         if active && room == Some(0) {
             results.push(Err(StoreError::LicenceExceeded));
             continue;
         }
-        exec(&mut tx, "SAVEPOINT roster_user").await?;
-        match write_users(&mut tx, tenant, &[u]).await {
+        exec(conn, "SAVEPOINT roster_user").await?;
+        match write_users(conn, tenant, &[u]).await {
             Ok(keys) => {
-                exec(&mut tx, "RELEASE SAVEPOINT roster_user").await?;
+                exec(conn, "RELEASE SAVEPOINT roster_user").await?;
                 let key = keys
                     .into_iter()
                     .next()
@@ -690,7 +723,7 @@ async fn insert_one_by_one(
                 }
             }
             Err(e @ StoreError::Duplicate(_)) => {
-                exec(&mut tx, "ROLLBACK TO SAVEPOINT roster_user").await?;
+                exec(conn, "ROLLBACK TO SAVEPOINT roster_user").await?;
                 results.push(Err(e));
             }
             Err(e) => return Err(e),
@@ -698,24 +731,22 @@ async fn insert_one_by_one(
     }
 
     if atomic && results.iter().any(Result::is_err) {
-        tx.rollback().await.context("roll back user insert")?;
         return Ok(results);
     }
     // An all-or-nothing batch can get here with every row written, when the writer that
     // beat the bulk attempt has since rolled back; then committing is exactly "all".
     // If the count update trips the CHECK after all, the error aborts the call: nothing
     // was committed, which is what both modes promise for a refusal of the whole call.
-    add_active(&mut tx, tenant, added).await?;
+    add_active(conn, tenant, added).await?;
     // Refused rows were rolled back to their savepoints, so only written users get an
     // event, all in one statement.
     write_events(
-        &mut tx,
+        conn,
         &change.actor.to_string(),
         change.note.as_deref(),
         created_events(&written),
     )
     .await?;
-    tx.commit().await.context("commit row-by-row user insert")?;
     Ok(results)
 }
 
@@ -1016,8 +1047,8 @@ pub(crate) async fn purge_resigned(pool: &PgPool, before: i64) -> Result<u64, St
     }
 }
 
-/// The wall clock in ms, for events that no entity timestamp dates (purges).
-fn now_ms() -> i64 {
+/// The wall clock in ms, for events that no entity timestamp dates (purges, groups).
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

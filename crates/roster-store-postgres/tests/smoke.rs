@@ -1,7 +1,7 @@
 //! Focused checks of the PostgreSQL-specific parts of the store: the bulk insert path and
 //! its fallbacks, the licence cap under the tenant lock, racing writers, the change events
-//! written with each change, `save` as one transaction, search, paging, idempotency keys
-//! and JSAPI tickets. The shared behaviour of every store is checked by
+//! written with each change, `save` as one transaction, search, paging, idempotency keys,
+//! JSAPI tickets and group owners. The shared behaviour of every store is checked by
 //! `tests/conformance.rs`.
 //!
 //! Every test gets its own database on the server named by `ROSTER_TEST_POSTGRES_URL`, and
@@ -16,9 +16,9 @@ use std::sync::Arc;
 use roster_core::values::{Email, Mobile, Username};
 use roster_core::{
     Actor, App, AppKind, Change, ChangeAction, ChangeEvent, ContactScope, Department,
-    DepartmentFields, DeptKey, DeptLookup, Entity, IdGen, IdempotencyClaim, IdempotencyKey,
-    Membership, NewTenant, RandomIds, Scopes, Store, StoreError, Tenant, TenantId, UniqueKey, User,
-    UserKey, UserLookup, UserProfile, UserStatus,
+    DepartmentFields, DeptKey, DeptLookup, Entity, Group, IdGen, IdempotencyClaim, IdempotencyKey,
+    Membership, NewTenant, OpenId, RandomIds, Scopes, Store, StoreError, Tenant, TenantId,
+    UniqueKey, User, UserKey, UserLookup, UserProfile, UserStatus,
 };
 use roster_store_postgres::{test_store, PgStore};
 use tokio::sync::Barrier;
@@ -463,6 +463,18 @@ fn keys(users: &[User]) -> Vec<UserKey> {
     users.iter().map(|u| u.key).collect()
 }
 
+fn group(tenant: TenantId, group_id: &str, name: &str, owner: Option<&OpenId>) -> Group {
+    Group {
+        key: 0,
+        tenant,
+        group_id: group_id.into(),
+        name: name.into(),
+        description: None,
+        owner: owner.cloned(),
+        created_at: 1,
+    }
+}
+
 #[tokio::test]
 async fn inserts_saves_and_purges_record_their_events() {
     let Some(db) = store("inserts_saves_and_purges_record_their_events").await else {
@@ -578,6 +590,7 @@ async fn inserts_saves_and_purges_record_their_events() {
         t.id,
         &[ann2.clone(), bob2.clone()],
         &[sales2.clone()],
+        &[],
         &review,
     )
     .await
@@ -719,6 +732,7 @@ async fn a_refused_save_writes_nothing_and_records_no_event() {
             t.id,
             &[a_renamed.clone(), b_clash.clone()],
             &[d1_renamed.clone()],
+            &[],
             &cli(),
         )
         .await;
@@ -733,7 +747,7 @@ async fn a_refused_save_writes_nothing_and_records_no_event() {
     let mut d1_clash = d1.clone();
     d1_clash.fields.name = "Two".into();
     let err = db
-        .save(t.id, &[a_resigned.clone()], &[d1_clash], &cli())
+        .save(t.id, &[a_resigned.clone()], &[d1_clash], &[], &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
@@ -744,12 +758,12 @@ async fn a_refused_save_writes_nothing_and_records_no_event() {
         key: UserKey(cat.key.0 + 1_000),
         ..user(t.id, r.key, "Ghost", None)
     };
-    let err = db.save(t.id, &[a_resigned, ghost], &[], &cli()).await;
+    let err = db.save(t.id, &[a_resigned, ghost], &[], &[], &cli()).await;
     assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
     let mut ghost_dept = d1_renamed.clone();
     ghost_dept.key = DeptKey(d2.key.0 + 1_000);
     let err = db
-        .save(t.id, &[a_renamed.clone()], &[ghost_dept], &cli())
+        .save(t.id, &[a_renamed.clone()], &[ghost_dept], &[], &cli())
         .await;
     assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
 
@@ -783,6 +797,7 @@ async fn a_refused_save_writes_nothing_and_records_no_event() {
         t.id,
         &[a_renamed.clone(), b_ok.clone()],
         &[d1_renamed.clone()],
+        &[],
         &cli(),
     )
     .await
@@ -1130,6 +1145,14 @@ async fn racing_saves_and_inserts_neither_deadlock_nor_miscount() {
     let r = root(&db, t.id).await;
     let amy = insert_ok(&db, &user(t.id, r.key, "A", None)).await;
     let ben = insert_ok(&db, &user(t.id, r.key, "B", None)).await;
+    let ga = db
+        .insert_group(&group(t.id, "ga", "A", None))
+        .await
+        .unwrap();
+    let gb = db
+        .insert_group(&group(t.id, "gb", "B", None))
+        .await
+        .unwrap();
     let toggled = |u: &User, resigned: bool| {
         let mut u = u.clone();
         u.status.is_resigned = resigned;
@@ -1137,25 +1160,28 @@ async fn racing_saves_and_inserts_neither_deadlock_nor_miscount() {
         u
     };
 
-    // Two saves list the same users in opposite orders, one flipping a resigned flag (so
-    // it takes the tenant lock) and one not, while a batch insert holds the tenant lock.
+    // Two saves list the same users and groups in opposite orders, one flipping a resigned
+    // flag (so it takes the tenant lock) and one not, while a batch insert holds the tenant
+    // lock.
     for round in 0..10 {
         let resigned = round % 2 == 0;
         let barrier = Arc::new(Barrier::new(3));
         let first = {
             let (db, barrier) = (Arc::clone(&db), Arc::clone(&barrier));
             let users = vec![toggled(&amy, resigned), ben.clone()];
+            let groups = vec![ga.clone(), gb.clone()];
             tokio::spawn(async move {
                 barrier.wait().await;
-                db.save(t.id, &users, &[], &cli()).await
+                db.save(t.id, &users, &[], &groups, &cli()).await
             })
         };
         let second = {
             let (db, barrier) = (Arc::clone(&db), Arc::clone(&barrier));
             let users = vec![ben.clone(), amy.clone()];
+            let groups = vec![gb.clone(), ga.clone()];
             tokio::spawn(async move {
                 barrier.wait().await;
-                db.save(t.id, &users, &[], &cli()).await
+                db.save(t.id, &users, &[], &groups, &cli()).await
             })
         };
         let third = {
@@ -1178,4 +1204,88 @@ async fn racing_saves_and_inserts_neither_deadlock_nor_miscount() {
         let expected = 2 * (round + 1) + 1 + u64::from(!a_now.status.is_resigned);
         assert_eq!(active_users(&db, t.id).await, expected, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn groups_keep_their_owner_and_a_save_rewrites_them_with_one_event_each() {
+    let Some(db) =
+        store("groups_keep_their_owner_and_a_save_rewrites_them_with_one_event_each").await
+    else {
+        return;
+    };
+    let t = tenant(&db, "Acme", None).await;
+    let other = tenant(&db, "Other", None).await;
+    let ann = RandomIds.open_id();
+    let bob = RandomIds.open_id();
+    let g1 = db
+        .insert_group(&group(t.id, "g1", "Ops", Some(&ann)))
+        .await
+        .unwrap();
+    let g2 = db
+        .insert_group(&group(t.id, "g2", "Dev", None))
+        .await
+        .unwrap();
+    let foreign = db
+        .insert_group(&group(other.id, "g1", "Ops", Some(&ann)))
+        .await
+        .unwrap();
+    assert_eq!(db.get_group(t.id, "g1").await.unwrap(), Some(g1.clone()));
+    assert_eq!(
+        db.list_groups(t.id).await.unwrap(),
+        vec![g1.clone(), g2.clone()]
+    );
+    assert_eq!(
+        db.groups_owned_by(t.id, &ann).await.unwrap(),
+        vec![g1.clone()]
+    );
+
+    // Listed twice, a group is written once, in its last state, with one event.
+    let mark = event_mark(&db).await;
+    let mut first = g1.clone();
+    first.description = Some("first".into());
+    let mut last = g1.clone();
+    last.owner = Some(bob.clone());
+    last.description = Some("last".into());
+    db.save(t.id, &[], &[], &[first, g2.clone(), last.clone()], &cli())
+        .await
+        .unwrap();
+    assert_eq!(db.get_group(t.id, "g1").await.unwrap(), Some(last.clone()));
+    assert_eq!(db.groups_owned_by(t.id, &ann).await.unwrap(), vec![]);
+    assert_eq!(
+        db.groups_owned_by(t.id, &bob).await.unwrap(),
+        vec![last.clone()]
+    );
+    let ev = events_after(&db, mark).await;
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.entity, e.action, e.entity_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Entity::Group, ChangeAction::Updated, "g1"),
+            (Entity::Group, ChangeAction::Updated, "g2"),
+        ]
+    );
+    assert!(ev[0].after.as_deref().unwrap().contains("last"));
+    assert!(ev[0].after.as_deref().unwrap().contains(bob.as_str()));
+    assert!(ev[0].before.as_deref().unwrap().contains(ann.as_str()));
+
+    // A name clash (with a group the save leaves alone until after the clash) and a group of
+    // another tenant are refused whole.
+    let mark = event_mark(&db).await;
+    let mut renamed = last.clone();
+    renamed.name = "Renamed".into();
+    let mut clash = g2.clone();
+    clash.name = "OPS".into();
+    assert!(matches!(
+        db.save(t.id, &[], &[], &[clash, renamed.clone()], &cli())
+            .await,
+        Err(StoreError::Duplicate(UniqueKey::GroupName))
+    ));
+    let err = db
+        .save(t.id, &[], &[], &[renamed, foreign.clone()], &cli())
+        .await;
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
+    assert_eq!(db.get_group(t.id, "g1").await.unwrap(), Some(last));
+    assert_eq!(db.get_group(other.id, "g1").await.unwrap(), Some(foreign));
+    assert!(events_after(&db, mark).await.is_empty());
 }

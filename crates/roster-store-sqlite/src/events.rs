@@ -1,8 +1,8 @@
 //! The change-event log (`change_events`, migration 0002).
 //!
-//! Events are written by the write paths themselves (`users.rs`, `departments.rs`), inside
-//! the transaction of the change they record, through the helpers here; this module also
-//! reads the log back.
+//! Events are written by the write paths themselves (`users.rs`, `departments.rs`,
+//! `groups.rs`), inside the transaction of the change they record, through the helpers here;
+//! this module also reads the log back.
 
 use roster_core::{Change, ChangeAction, ChangeEvent, Entity, StoreError, TenantId};
 use rusqlite::{params, CachedStatement, Connection, Row};
@@ -35,6 +35,7 @@ impl ChangeCtx {
 pub(crate) enum EventEntity {
     User,
     Department,
+    Group,
 }
 
 impl EventEntity {
@@ -42,6 +43,7 @@ impl EventEntity {
         match self {
             EventEntity::User => "user",
             EventEntity::Department => "department",
+            EventEntity::Group => "group",
         }
     }
 }
@@ -130,6 +132,7 @@ impl EventRow {
         let entity = match self.entity.as_str() {
             "user" => Entity::User,
             "department" => Entity::Department,
+            "group" => Entity::Group,
             _ => return Err(corrupt("change_events.entity")),
         };
         Ok(ChangeEvent {

@@ -21,9 +21,13 @@ mod errors;
 mod events;
 mod groups;
 mod idempotency;
+mod outbox;
+mod tasks;
 mod tenants;
 mod users;
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +57,8 @@ pub(crate) fn migrations() -> Migrations<'static> {
             include_str!("../migrations/0002_contact_v3.sql"),
             refold_search_text,
         ),
+        M::up(include_str!("../migrations/0003_group_owner.sql")),
+        M::up(include_str!("../migrations/0004_tasks.sql")),
     ])
 }
 
@@ -77,6 +83,23 @@ fn refold_search_text(tx: &Transaction<'_>) -> HookResult {
         }
     }
     Ok(())
+}
+
+/// The entities of a `save`, one per key: an entity listed twice is written once, in its
+/// last state, at the place of its first mention, so that it also gets one event.
+fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    let mut place: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+    for item in items {
+        match place.entry(key(item)) {
+            Entry::Occupied(e) => out[*e.get()] = item,
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
 }
 
 /// Users purged per transaction, so that a large purge does not hold the writer for long.
@@ -450,15 +473,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), departments = departments.len()))]
+    #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), departments = departments.len(), groups = groups.len()))]
     async fn save(
         &self,
         tenant: TenantId,
         users: &[User],
         departments: &[Department],
+        groups: &[Group],
         change: &Change,
     ) -> Result<(), StoreError> {
-        if users.is_empty() && departments.is_empty() {
+        if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
+            return Err(StoreError::Backend(format!(
+                "save: user {} of tenant {} listed under tenant {tenant}",
+                u.key.0, u.tenant
+            )));
+        }
+        if let Some(d) = departments.iter().find(|d| d.tenant != tenant) {
+            return Err(StoreError::Backend(format!(
+                "save: department {} of tenant {} listed under tenant {tenant}",
+                d.key.0, d.tenant
+            )));
+        }
+        if let Some(g) = groups.iter().find(|g| g.tenant != tenant) {
+            return Err(StoreError::Backend(format!(
+                "save: group {} of tenant {} listed under tenant {tenant}",
+                g.key, g.tenant
+            )));
+        }
+        let users = last_of_each(users, |u| u.key.0);
+        let departments = last_of_each(departments, |d| d.key.0);
+        let groups = last_of_each(groups, |g| g.key);
+        if users.is_empty() && departments.is_empty() && groups.is_empty() {
             return Ok(());
         }
         let users: Vec<(UserKey, users::UserRow)> = users
@@ -467,11 +512,12 @@ impl Store for SqliteStore {
             .collect();
         let depts: Vec<users::DeptSave> = departments
             .iter()
-            .map(|d| (d.clone(), department_snapshot(d)))
+            .map(|d| ((*d).clone(), department_snapshot(d)))
             .collect();
+        let groups: Vec<Group> = groups.into_iter().cloned().collect();
         let ctx = ChangeCtx::of(change);
         self.write("save", move |conn| {
-            users::save(conn, tenant, &users, &depts, &ctx)
+            users::save(conn, tenant, &users, &depts, &groups, &ctx)
         })
         .await
     }
@@ -676,6 +722,171 @@ impl Store for SqliteStore {
     async fn list_groups(&self, tenant: TenantId) -> Result<Vec<Group>, StoreError> {
         self.read("list groups", move |conn| groups::list_groups(conn, tenant))
             .await
+    }
+
+    async fn groups_owned_by(
+        &self,
+        tenant: TenantId,
+        owner: &OpenId,
+    ) -> Result<Vec<Group>, StoreError> {
+        let owner = owner.clone();
+        self.read("list groups by owner", move |conn| {
+            groups::groups_owned_by(conn, tenant, &owner)
+        })
+        .await
+    }
+
+    // ----- tasks -----
+
+    #[instrument(skip_all, fields(task = %task.id, items = items.len()))]
+    async fn create_task(
+        &self,
+        task: &roster_core::Task,
+        items: &[roster_core::TaskItem],
+    ) -> Result<(), StoreError> {
+        let task = task.clone();
+        let items = tasks::item_rows(items);
+        self.write("create task", move |conn| {
+            tasks::create_task(conn, &task, &items)
+        })
+        .await
+    }
+
+    async fn get_task(
+        &self,
+        tenant: TenantId,
+        id: &roster_core::TaskId,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        let id = id.clone();
+        self.read("get task", move |conn| {
+            tasks::get_task(conn, tenant, id.as_str())
+        })
+        .await
+    }
+
+    async fn task_items(
+        &self,
+        id: &roster_core::TaskId,
+        after: Option<u32>,
+        limit: usize,
+        pending_only: bool,
+    ) -> Result<Vec<roster_core::TaskItem>, StoreError> {
+        let id = id.clone();
+        self.read("list task items", move |conn| {
+            tasks::task_items(conn, id.as_str(), after, limit, pending_only)
+        })
+        .await
+    }
+
+    async fn claim_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        let worker = worker.to_owned();
+        self.write("claim task", move |conn| {
+            tasks::claim_task(conn, &worker, now, lease_ms)
+        })
+        .await
+    }
+
+    async fn renew_task_lease(
+        &self,
+        id: &roster_core::TaskId,
+        worker: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let worker = worker.to_owned();
+        self.write("renew task lease", move |conn| {
+            tasks::renew_lease(conn, id.as_str(), &worker, until)
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(task = %chunk.task_id, users = chunk.users.len(), failures = chunk.failures.len()))]
+    async fn commit_task_chunk(
+        &self,
+        chunk: &roster_core::TaskChunk<'_>,
+    ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
+        // Encoded here, as in `insert_users`, instead of deep-copying the users.
+        let rows = tasks::ChunkRows::of(chunk);
+        self.write("commit task chunk", move |conn| {
+            tasks::commit_chunk(conn, &rows)
+        })
+        .await
+    }
+
+    #[instrument(skip_all, fields(task = %id, status = status.as_str()))]
+    async fn finish_task(
+        &self,
+        id: &roster_core::TaskId,
+        worker: &str,
+        status: roster_core::TaskStatus,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let worker = worker.to_owned();
+        self.write("finish task", move |conn| {
+            tasks::finish_task(conn, id.as_str(), &worker, status, now)
+        })
+        .await
+    }
+
+    // ----- outbox -----
+
+    async fn claim_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<roster_core::OutboxMessage>, StoreError> {
+        self.write("claim outbox messages", move |conn| {
+            outbox::claim(conn, now, limit, lease_ms)
+        })
+        .await
+    }
+
+    async fn mark_outbox_sent(&self, id: i64, now: i64) -> Result<(), StoreError> {
+        self.write("mark outbox message sent", move |conn| {
+            outbox::mark_sent(conn, id, now)
+        })
+        .await
+    }
+
+    async fn mark_outbox_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        let error = error.to_owned();
+        self.write("mark outbox message failed", move |conn| {
+            outbox::mark_failed(conn, id, &error, next_attempt_at)
+        })
+        .await
+    }
+
+    async fn list_outbox(
+        &self,
+        tenant: Option<TenantId>,
+        unsent_only: bool,
+        limit: usize,
+    ) -> Result<Vec<roster_core::OutboxMessage>, StoreError> {
+        self.read("list outbox messages", move |conn| {
+            outbox::list(conn, tenant, unsent_only, limit)
+        })
+        .await
+    }
+
+    #[instrument(skip_all)]
+    async fn activate(&self, token_hash: &str, now: i64) -> Result<Option<User>, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.write("activate", move |conn| {
+            outbox::activate(conn, &token_hash, now)
+        })
+        .await
     }
 }
 

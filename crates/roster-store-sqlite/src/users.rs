@@ -14,16 +14,16 @@ use std::collections::{HashMap, HashSet};
 
 use roster_core::values::Email;
 use roster_core::{
-    Actor, Change, ChangeAction, Clock, Department, DeptKey, Membership, OpenId, StoreError,
+    Actor, Change, ChangeAction, Clock, Department, DeptKey, Group, Membership, OpenId, StoreError,
     SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup,
     UserProfile, UserStatus,
 };
 use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use crate::departments;
 use crate::errors::{map_sqlite, SqlContext};
 use crate::events::{self, ChangeCtx, EventEntity, NewEvent};
+use crate::{departments, groups};
 
 /// The separator between the names in `search_text` (ASCII unit separator, `char(31)`), which
 /// no name contains, so that a needle never matches across two names.
@@ -148,14 +148,8 @@ fn json_list<T: serde::Serialize>(values: &[T]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Inserts a batch in one transaction, with a `created` event per written user.
-///
-/// Rows do not need a savepoint each: SQLite undoes a statement that violates a constraint
-/// and leaves the transaction open, and the `users` insert is the only statement of a row
-/// that can be refused (a duplicate). A failing membership or event insert is not a refusal
-/// but a fault (a department that vanished, a full disk), which aborts the whole call, so
-/// there is never half a row to undo. This keeps the hot path at one statement per row, one
-/// per membership and one for the event, all prepared once per call.
+/// Inserts a batch in one transaction, with a `created` event per written user (see
+/// [`insert_rows`]). With `atomic`, any refusal rolls the whole batch back.
 pub(crate) fn insert_users(
     conn: &mut Connection,
     tenant: TenantId,
@@ -166,7 +160,38 @@ pub(crate) fn insert_users(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin insert users")?;
-    let mut room = licence_room(&tx, tenant)?;
+    let results = insert_rows(&tx, tenant, rows, ctx)?;
+    if atomic && results.iter().any(Result::is_err) {
+        // Dropping the transaction rolls it back: nothing of the batch is written, events
+        // and the active count included.
+        drop(tx);
+        tracing::debug!("atomic batch refused; rolled back");
+        return Ok(results);
+    }
+    tx.commit().context("commit insert users")?;
+    Ok(results)
+}
+
+/// The best-effort insert of a batch inside the caller's write transaction (which must have
+/// been begun IMMEDIATE, so that the licence room read here holds until it commits): each
+/// row is written with its memberships and a `created` event, or refused with `Duplicate`
+/// (a unique index fired) or `LicenceExceeded` (no room left under the tenant's cap); the
+/// tenant's active count then moves by the number of active users written. Shared by
+/// `insert_users` and the task engine's `commit_task_chunk`.
+///
+/// Rows do not need a savepoint each: SQLite undoes a statement that violates a constraint
+/// and leaves the transaction open, and the `users` insert is the only statement of a row
+/// that can be refused (a duplicate). A failing membership or event insert is not a refusal
+/// but a fault (a department that vanished, a full disk), which aborts the whole call, so
+/// there is never half a row to undo. This keeps the hot path at one statement per row, one
+/// per membership and one for the event, all prepared once per call.
+pub(crate) fn insert_rows(
+    tx: &Connection,
+    tenant: TenantId,
+    rows: &[UserRow],
+    ctx: &ChangeCtx,
+) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+    let mut room = licence_room(tx, tenant)?;
     let mut added: i64 = 0;
     let mut results = Vec::with_capacity(rows.len());
     {
@@ -176,7 +201,7 @@ pub(crate) fn insert_users(
         let mut insert_membership = tx
             .prepare_cached(INSERT_MEMBERSHIP)
             .context("prepare insert user department")?;
-        let mut insert_event = events::prepare(&tx)?;
+        let mut insert_event = events::prepare(tx)?;
         for row in rows {
             let active = !row.status.is_resigned;
             if active && room == Some(0) {
@@ -238,15 +263,7 @@ pub(crate) fn insert_users(
             }
         }
     }
-    if atomic && results.iter().any(Result::is_err) {
-        // Dropping the transaction rolls it back: nothing of the batch is written, events
-        // included.
-        drop(tx);
-        tracing::debug!("atomic batch refused; rolled back");
-        return Ok(results);
-    }
-    add_active_users(&tx, tenant, added)?;
-    tx.commit().context("commit insert users")?;
+    add_active_users(tx, tenant, added)?;
     Ok(results)
 }
 
@@ -472,6 +489,27 @@ pub(crate) fn get_user(
         return Ok(None);
     };
     let departments = memberships(&tx, row.id)?;
+    row.into_user(departments).map(Some)
+}
+
+/// A user by open id, with memberships, read on the caller's connection (inside its
+/// transaction, unlike `get_user`, which opens its own).
+pub(crate) fn user_by_open_id(
+    conn: &Connection,
+    tenant: TenantId,
+    open_id: &str,
+) -> Result<Option<User>, StoreError> {
+    let row = conn
+        .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.open_id = ?2"))
+        .and_then(|mut s| {
+            s.query_row(params![tenant.0, open_id], UserRowRead::read)
+                .optional()
+        })
+        .context("load user row")?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let departments = memberships(conn, row.id)?;
     row.into_user(departments).map(Some)
 }
 
@@ -749,14 +787,15 @@ fn save_user(
 /// A department to save with the `department_snapshot` of it as written.
 pub(crate) type DeptSave = (Department, String);
 
-/// Writes the users, then the departments, each with its event, then moves the tenant's
-/// active count by the net change of resigned flags, all in one transaction: any error
-/// returns before the commit, and dropping the transaction rolls everything back.
+/// Writes the users, then the departments, then the groups, each with its event, then moves
+/// the tenant's active count by the net change of resigned flags, all in one transaction: any
+/// error returns before the commit, and dropping the transaction rolls everything back.
 pub(crate) fn save(
     conn: &mut Connection,
     tenant: TenantId,
     users: &[(UserKey, UserRow)],
     depts: &[DeptSave],
+    groups: &[Group],
     ctx: &ChangeCtx,
 ) -> Result<(), StoreError> {
     let tx = conn
@@ -768,6 +807,13 @@ pub(crate) fn save(
     }
     for (dept, after) in depts {
         departments::save_department(&tx, tenant, dept, after, ctx)?;
+    }
+    if !groups.is_empty() {
+        // A group has no update time of its own; its events are dated by the wall clock.
+        let at = SystemClock.now_ms();
+        for group in groups {
+            groups::save_group(&tx, tenant, group, at, ctx)?;
+        }
     }
     if delta > 0 {
         if let Some(room) = licence_room(&tx, tenant)? {
@@ -937,7 +983,7 @@ mod tests {
     }
 
     /// Department pages walk `user_departments_dept_idx` from the cursor and need no sort;
-    /// leader lookups and per-tenant event reads use their indexes.
+    /// leader lookups, per-tenant event reads and group owner lookups use their indexes.
     #[test]
     fn list_queries_use_their_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -974,6 +1020,12 @@ mod tests {
              WHERE user_id IN (SELECT value FROM json_each(?1))",
         );
         assert!(memberships.contains("INDEX"), "{memberships}");
+        let owned = plan(
+            &conn,
+            "SELECT id FROM groups WHERE tenant_id = ?1 AND owner_open_id = ?2 \
+             ORDER BY created_at, id",
+        );
+        assert!(owned.contains("groups_owner_idx"), "{owned}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Focused checks of the SQLite store's own behaviour: the root department, user round
 //! trips, the two batch modes, the licence cap, lookup preferences, and the contact v3
 //! additions (change events, `save`, search, department pages, idempotency keys, JSAPI
-//! tickets). The shared contract is covered by the conformance suite in `conformance.rs`.
+//! tickets) and group owners. The shared contract is covered by the conformance suite in
+//! `conformance.rs`.
 
 // Setup helpers panic on failure by design; clippy's test exemption for `unwrap` covers only
 // `#[test]` functions, not the helpers beside them.
@@ -526,6 +527,7 @@ async fn apps_tokens_and_groups() {
         group_id: id.into(),
         name: name.into(),
         description: None,
+        owner: None,
         created_at: 1,
     };
     let g = s.insert_group(&group("g1", "Ops")).await.unwrap();
@@ -700,9 +702,15 @@ async fn inserts_saves_and_purges_record_their_events() {
         actor: Actor::App(app.clone()),
         note: Some("handover: docs -> x".into()),
     };
-    s.save(t.id, &[a2.clone(), b2.clone()], &[d2.clone()], &handover)
-        .await
-        .unwrap();
+    s.save(
+        t.id,
+        &[a2.clone(), b2.clone()],
+        &[d2.clone()],
+        &[],
+        &handover,
+    )
+    .await
+    .unwrap();
     assert_eq!(active_users(&s, t.id).await, 1);
     let ev = events_after(&s, None, m).await;
     let got: Vec<(&str, Entity, ChangeAction)> = ev
@@ -848,7 +856,7 @@ async fn a_refused_save_changes_nothing_and_records_nothing() {
     let mut b2 = b.clone();
     b2.profile.email = Some(Email::parse("email", "C@example.com").unwrap());
     let err = s
-        .save(t.id, &[a2.clone(), b2], &[one2.clone()], &cli())
+        .save(t.id, &[a2.clone(), b2], &[one2.clone()], &[], &cli())
         .await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::Email))),
@@ -857,7 +865,7 @@ async fn a_refused_save_changes_nothing_and_records_nothing() {
     // A department clash after a valid user.
     let mut two2 = two.clone();
     two2.fields.name = "one".into();
-    let err = s.save(t.id, &[a2.clone()], &[two2], &cli()).await;
+    let err = s.save(t.id, &[a2.clone()], &[two2], &[], &cli()).await;
     assert!(
         matches!(err, Err(StoreError::Duplicate(UniqueKey::DepartmentName))),
         "{err:?}"
@@ -867,13 +875,13 @@ async fn a_refused_save_changes_nothing_and_records_nothing() {
         key: UserKey(c.key.0 + 1_000),
         ..user(t.id, "ghost", None)
     };
-    let err = s.save(t.id, &[a2.clone(), ghost], &[], &cli()).await;
+    let err = s.save(t.id, &[a2.clone(), ghost], &[], &[], &cli()).await;
     assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
     let ghost_dept = Department {
         key: DeptKey(two.key.0 + 1_000),
         ..two.clone()
     };
-    let err = s.save(t.id, &[a2], &[ghost_dept], &cli()).await;
+    let err = s.save(t.id, &[a2], &[ghost_dept], &[], &cli()).await;
     assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
 
     for u in [&a, &b, &c] {
@@ -917,7 +925,7 @@ async fn a_save_past_the_cap_is_refused_whole() {
     let mut z_back = z.clone();
     z_back.status.is_resigned = false;
     z_back.resigned_at = None;
-    let err = s.save(t.id, &[z_back.clone()], &[], &cli()).await;
+    let err = s.save(t.id, &[z_back.clone()], &[], &[], &cli()).await;
     assert!(matches!(err, Err(StoreError::LicenceExceeded)), "{err:?}");
     assert!(events_after(&s, None, m).await.is_empty());
 
@@ -925,7 +933,9 @@ async fn a_save_past_the_cap_is_refused_whole() {
     let mut y_gone = y.clone();
     y_gone.status.is_resigned = true;
     y_gone.resigned_at = Some(6);
-    s.save(t.id, &[z_back, y_gone], &[], &cli()).await.unwrap();
+    s.save(t.id, &[z_back, y_gone], &[], &[], &cli())
+        .await
+        .unwrap();
     assert_eq!(active_users(&s, t.id).await, 2);
     assert!(s
         .get_user(t.id, &UserLookup::Key(x.key))
@@ -1293,4 +1303,140 @@ async fn a_jsapi_ticket_is_stored_and_replaced() {
         s.put_jsapi_ticket(&RandomIds.app_id(), "orphan", 1).await,
         Err(StoreError::Backend(_))
     ));
+}
+
+#[tokio::test]
+async fn a_save_writes_an_entity_listed_twice_once_and_refuses_other_tenants() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let other = tenant(&s, "Other", None).await;
+    let a = insert_one(&s, user(t.id, "a", None)).await;
+    let b = insert_one(&s, user(t.id, "b", None)).await;
+    let m = mark(&s).await;
+
+    let mut a1 = a.clone();
+    a1.profile.name = "first".into();
+    let mut a2 = a.clone();
+    a2.profile.name = "last".into();
+    let mut b2 = b.clone();
+    b2.profile.name = "bee".into();
+    s.save(t.id, &[a1, b2.clone(), a2.clone()], &[], &[], &cli())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_user(t.id, &UserLookup::Key(a.key)).await.unwrap(),
+        Some(a2)
+    );
+    let ev = events_after(&s, None, m).await;
+    assert_eq!(
+        ev.iter().map(|e| e.entity_id.as_str()).collect::<Vec<_>>(),
+        vec![a.open_id.as_str(), b.open_id.as_str()],
+        "one event per entity, in order of first mention"
+    );
+    assert!(ev[0].after.as_deref().unwrap().contains("last"));
+
+    // A user of another tenant listed under this one is a fault, and nothing is written.
+    let m = mark(&s).await;
+    let stray = User {
+        tenant: other.id,
+        ..b2.clone()
+    };
+    let mut b3 = b2.clone();
+    b3.profile.name = "never".into();
+    let err = s.save(t.id, &[b3, stray], &[], &[], &cli()).await;
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
+    assert_eq!(
+        s.get_user(t.id, &UserLookup::Key(b.key)).await.unwrap(),
+        Some(b2)
+    );
+    assert!(events_after(&s, None, m).await.is_empty());
+}
+
+#[tokio::test]
+async fn groups_keep_their_owner_and_a_save_rewrites_them_with_one_event_each() {
+    let (s, _dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let other = tenant(&s, "Other", None).await;
+    let ann = RandomIds.open_id();
+    let bob = RandomIds.open_id();
+    let group = |t: TenantId, id: &str, name: &str, owner: Option<&OpenId>| Group {
+        key: 0,
+        tenant: t,
+        group_id: id.into(),
+        name: name.into(),
+        description: None,
+        owner: owner.cloned(),
+        created_at: 1,
+    };
+    let g1 = s
+        .insert_group(&group(t.id, "g1", "Ops", Some(&ann)))
+        .await
+        .unwrap();
+    let g2 = s
+        .insert_group(&group(t.id, "g2", "Dev", None))
+        .await
+        .unwrap();
+    let foreign = s
+        .insert_group(&group(other.id, "g1", "Ops", Some(&ann)))
+        .await
+        .unwrap();
+    assert_eq!(s.get_group(t.id, "g1").await.unwrap(), Some(g1.clone()));
+    assert_eq!(
+        s.list_groups(t.id).await.unwrap(),
+        vec![g1.clone(), g2.clone()]
+    );
+    assert_eq!(
+        s.groups_owned_by(t.id, &ann).await.unwrap(),
+        vec![g1.clone()]
+    );
+
+    // Listed twice, a group is written once, in its last state, with one event.
+    let m = mark(&s).await;
+    let mut first = g1.clone();
+    first.description = Some("first".into());
+    let mut last = g1.clone();
+    last.owner = Some(bob.clone());
+    last.description = Some("last".into());
+    s.save(t.id, &[], &[], &[first, g2.clone(), last.clone()], &cli())
+        .await
+        .unwrap();
+    assert_eq!(s.get_group(t.id, "g1").await.unwrap(), Some(last.clone()));
+    assert_eq!(s.groups_owned_by(t.id, &ann).await.unwrap(), vec![]);
+    assert_eq!(
+        s.groups_owned_by(t.id, &bob).await.unwrap(),
+        vec![last.clone()]
+    );
+    let ev = events_after(&s, None, m).await;
+    assert_eq!(
+        ev.iter()
+            .map(|e| (e.entity, e.action, e.entity_id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (Entity::Group, ChangeAction::Updated, "g1"),
+            (Entity::Group, ChangeAction::Updated, "g2"),
+        ]
+    );
+    assert!(ev[0].after.as_deref().unwrap().contains("last"));
+    assert!(ev[0].after.as_deref().unwrap().contains(bob.as_str()));
+    assert!(ev[0].before.as_deref().unwrap().contains(ann.as_str()));
+
+    // A name clash (with a group the save leaves alone until after the clash) and a group of
+    // another tenant are refused whole.
+    let m = mark(&s).await;
+    let mut renamed = last.clone();
+    renamed.name = "Renamed".into();
+    let mut clash = g2.clone();
+    clash.name = "OPS".into();
+    assert!(matches!(
+        s.save(t.id, &[], &[], &[clash, renamed.clone()], &cli())
+            .await,
+        Err(StoreError::Duplicate(UniqueKey::GroupName))
+    ));
+    let err = s
+        .save(t.id, &[], &[], &[renamed, foreign.clone()], &cli())
+        .await;
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
+    assert_eq!(s.get_group(t.id, "g1").await.unwrap(), Some(last));
+    assert_eq!(s.get_group(other.id, "g1").await.unwrap(), Some(foreign));
+    assert!(events_after(&s, None, m).await.is_empty());
 }

@@ -53,6 +53,63 @@ pub(crate) enum AppCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum OutboxCommand {
+    /// List messages, newest first.
+    List {
+        /// Only this tenant's messages.
+        #[arg(long)]
+        tenant: Option<i64>,
+        /// Only messages not delivered yet.
+        #[arg(long)]
+        unsent: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Also print each message's body (it holds the activation link).
+        #[arg(long)]
+        full: bool,
+    },
+}
+
+pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Result<()> {
+    let dir = roster_app::open_directory(config).await?;
+    let OutboxCommand::List {
+        tenant,
+        unsent,
+        limit,
+        full,
+    } = cmd;
+    println!(
+        "{:<8} {:<6} {:<6} {:<32} {:<9} {:>8} LAST_ERROR",
+        "ID", "TENANT", "KIND", "RECIPIENT", "STATE", "ATTEMPTS"
+    );
+    for m in dir.list_outbox(tenant.map(TenantId), unsent, limit).await? {
+        let state = match (m.sent_at, m.channel) {
+            (Some(_), _) => "sent",
+            (None, roster_core::Channel::Sms) => "recorded",
+            (None, roster_core::Channel::Email) => "pending",
+        };
+        println!(
+            "{:<8} {:<6} {:<6} {:<32} {:<9} {:>8} {}",
+            m.id,
+            m.tenant,
+            m.channel.as_str(),
+            m.recipient,
+            state,
+            m.attempts,
+            m.last_error.as_deref().unwrap_or("")
+        );
+        if full {
+            println!("         subject: {}", m.subject);
+            for line in m.body.lines() {
+                println!("         | {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
     let dir = roster_app::open_directory(config).await?;
     match cmd {

@@ -48,6 +48,9 @@ enum Command {
     App(admin::AppCommand),
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Inspect the outbox of invitation mails and SMS notices.
+    #[command(subcommand)]
+    Outbox(admin::OutboxCommand),
     /// Print the change record (who changed which user or department, when, how).
     Audit {
         /// Only this tenant's changes.
@@ -102,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { .. } => serve::run(config).await,
         Command::Tenant(cmd) => admin::tenant(&config, cmd).await,
         Command::App(cmd) => admin::app(&config, cmd).await,
+        Command::Outbox(cmd) => admin::outbox(&config, cmd).await,
         Command::Audit {
             tenant,
             after,

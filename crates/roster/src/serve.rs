@@ -13,23 +13,53 @@ use roster_app::Config;
 use roster_core::Directory;
 
 /// Builds the whole HTTP application over a directory.
-pub(crate) fn app(dir: Directory, body_limit: usize) -> Router {
+pub(crate) fn app(dir: Directory, config: &Config) -> Router {
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/activate/{token}", get(activate))
         .with_state(dir.clone());
+    let feishu = roster_api_feishu::FeishuConfig {
+        batch_add_max_users: config.feishu_batch_add_max_users,
+    };
     let app = Router::new()
         .merge(ops)
-        .merge(roster_api_feishu::router(dir))
+        .merge(roster_api_feishu::router(dir, feishu))
         // Unknown paths answer in the Feishu envelope: it is the dialect whose SDKs parse
         // every body as JSON and fail on anything else.
         .fallback(roster_api_feishu::not_found)
-        .layer(DefaultBodyLimit::max(body_limit));
+        .layer(DefaultBodyLimit::max(config.body_limit));
     roster_http::with_common_layers(app)
 }
 
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The invitation link: activates the account once.
+async fn activate(
+    State(dir): State<Directory>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    match dir.activate_invitation(&token).await {
+        Ok(user) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "activated", "name": user.profile.name })),
+        ),
+        Err(roster_core::CoreError::NotFound { .. }) => (
+            StatusCode::NOT_FOUND,
+            Json(
+                serde_json::json!({ "status": "invalid", "message": "this link is unknown, used or expired" }),
+            ),
+        ),
+        Err(err) => {
+            tracing::error!("failed to activate an account: {err}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "status": "error" })),
+            )
+        }
+    }
 }
 
 async fn readyz(State(dir): State<Directory>) -> impl IntoResponse {
@@ -102,9 +132,54 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    roster_http::serve(listener, app(dir, config.body_limit), shutdown_signal())
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let invitations = roster_core::Invitations {
+        base_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}")),
+        ttl_ms: i64::from(config.invitation_ttl_hours) * 3_600_000,
+        lease_ms: i64::from(config.task_lease_seconds.max(1)) * 1000,
+    };
+    let mut background = Vec::new();
+    // Worker names tell nodes apart in leases: host process id plus a random tag.
+    let node = format!(
+        "{}-{}",
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    for n in 0..config.task_workers.max(1) {
+        let d = dir.clone();
+        let inv = invitations.clone();
+        let stop = stop_rx.clone();
+        let worker = format!("{node}-w{n}");
+        background.push(tokio::spawn(async move {
+            d.run_task_worker(worker, inv, stop).await;
+        }));
+    }
+    match &config.smtp_url {
+        Some(url) => {
+            let sender = roster_app::mail::SmtpSender::new(url, &config.mail_from)?;
+            let d = dir.clone();
+            let stop = stop_rx.clone();
+            background.push(tokio::spawn(async move {
+                d.run_mailer(std::sync::Arc::new(sender), stop).await;
+            }));
+        }
+        None => {
+            tracing::info!("no smtp_url: invitations stay in the outbox (`roster outbox list`)");
+        }
+    }
+
+    roster_http::serve(listener, app(dir, &config), shutdown_signal())
         .await
         .context("serve HTTP")?;
+    // Workers finish the chunk in hand (its transaction) and stop; an unfinished task is
+    // resumed by the next process that claims it.
+    let _ = stop_tx.send(true);
+    for handle in background {
+        let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    }
     purger.abort();
     tracing::info!("stopped");
     Ok(())

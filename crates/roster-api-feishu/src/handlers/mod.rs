@@ -2,4 +2,5 @@
 
 pub(crate) mod auth;
 pub(crate) mod departments;
+pub(crate) mod tasks;
 pub(crate) mod users;

@@ -26,8 +26,8 @@ const MAX_LEADER_CHAIN: usize = 10_000;
 /// Where a deleted user's resources go.
 #[derive(Debug, Clone, Default)]
 pub struct Handover {
-    /// Takes over the user's direct reports (as their leader) and the departments the user
-    /// led. `None`: the deleted user's own leader, if active.
+    /// Takes over the user's direct reports (as their leader), the departments the user
+    /// led and the groups the user owned. `None`: the deleted user's own leader, if active.
     pub successor: Option<UserLookup>,
     /// Other named transfers (resource kind, acceptor), validated and recorded.
     pub transfers: Vec<(String, UserLookup)>,
@@ -481,6 +481,13 @@ impl Directory {
             d.fields.leader.clone_from(&successor_id);
             d.updated_at = now;
         }
+        let mut groups = self
+            .store
+            .groups_owned_by(caller.tenant, &user.open_id)
+            .await?;
+        for g in &mut groups {
+            g.owner.clone_from(&successor_id);
+        }
         user.status.is_resigned = true;
         user.resigned_at = Some(now);
         user.updated_at = now;
@@ -493,7 +500,7 @@ impl Directory {
             change.note = Some(format!("handover: {}", notes.join("; ")));
         }
         self.store
-            .save(caller.tenant, &users, &depts, &change)
+            .save(caller.tenant, &users, &depts, &groups, &change)
             .await?;
         Ok(())
     }

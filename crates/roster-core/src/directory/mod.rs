@@ -2,8 +2,10 @@
 //! so the rules live here once.
 
 mod lifecycle;
+mod tasks;
 
 pub use lifecycle::{Handover, IdempotentOutcome, JSAPI_TICKET_TTL_S};
+pub use tasks::{Invitations, TaskSubmission, TASK_CHUNK};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -55,6 +57,9 @@ pub struct Directory {
     /// left, as Feishu does. After a restart (or on another node) a fresh token is issued;
     /// earlier ones stay valid until they expire, which is also Feishu's behaviour.
     recent_tokens: Arc<Mutex<HashMap<AppId, (String, i64)>>>,
+    /// Wakes this process's task workers when a task is submitted here, so that they need
+    /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
+    task_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -84,6 +89,7 @@ impl Directory {
             clock,
             ids,
             recent_tokens: Arc::default(),
+            task_wakeup: Arc::default(),
         }
     }
 
@@ -666,6 +672,47 @@ impl Directory {
         Ok(self.store.department_member_count(tenant, key).await?)
     }
 
+    // ---------------------------------------------------------------------------- groups
+
+    /// Creates a user group, optionally owned by an active user.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn create_group(
+        &self,
+        caller: &Caller,
+        name: &str,
+        description: Option<String>,
+        owner: Option<&UserLookup>,
+    ) -> Result<crate::group::Group, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let name = crate::group::parse_group_name(name)?;
+        let description = description
+            .map(|d| crate::values::bounded_text("description", &d, 255, false))
+            .transpose()?;
+        let owner = match owner {
+            Some(l) => Some(self.active_user(caller.tenant, l, "owner").await?.open_id),
+            None => None,
+        };
+        let group = crate::group::Group {
+            key: 0,
+            tenant: caller.tenant,
+            group_id: self.ids.hex(16),
+            name,
+            description,
+            owner,
+            created_at: self.clock.now_ms(),
+        };
+        Ok(self.store.insert_group(&group).await?)
+    }
+
+    /// The tenant's groups, oldest first.
+    pub async fn list_groups(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<crate::group::Group>, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        Ok(self.store.list_groups(caller.tenant).await?)
+    }
+
     // ----------------------------------------------------------------------------- users
 
     async fn active_user(
@@ -749,27 +796,11 @@ impl Directory {
     ) -> Result<BatchReport, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let tenant = caller.tenant;
-        let n = items.len();
-        let mut results: Vec<Option<Result<CreatedUser, CoreError>>> =
-            (0..n).map(|_| None).collect();
-        let mut pending: Vec<Option<PreparedItem>> = Vec::with_capacity(n);
-        for (i, item) in items.into_iter().enumerate() {
-            match item {
-                Ok(new) => pending.push(Some(self.prepare(tenant, new))),
-                Err(e) => {
-                    results[i] = Some(Err(e));
-                    pending.push(None);
-                }
-            }
-        }
-
-        self.check_departments(caller, &mut pending, &mut results)
-            .await?;
-        check_batch_duplicates(&mut pending, &mut results);
-        self.check_taken(tenant, &mut pending, &mut results).await?;
-        let levels = self
-            .resolve_leaders(tenant, &mut pending, &mut results)
-            .await?;
+        let PreparedBatch {
+            mut results,
+            mut pending,
+            levels,
+        } = self.prepare_batch(caller, items).await?;
 
         if mode == BatchMode::Atomic && results.iter().any(|r| matches!(r, Some(Err(_)))) {
             return Ok(finish_atomic_failure(results));
@@ -855,6 +886,42 @@ impl Directory {
                     })
                 })
                 .collect(),
+        })
+    }
+
+    /// Everything of the batch path before the write: parse results, department checks,
+    /// duplicates within the batch and against the store, leader resolution in dependency
+    /// levels. Shared by `create_users` and the task engine.
+    async fn prepare_batch(
+        &self,
+        caller: &Caller,
+        items: Vec<BatchItem>,
+    ) -> Result<PreparedBatch, CoreError> {
+        let tenant = caller.tenant;
+        let n = items.len();
+        let mut results: Vec<Option<Result<CreatedUser, CoreError>>> =
+            (0..n).map(|_| None).collect();
+        let mut pending: Vec<Option<PreparedItem>> = Vec::with_capacity(n);
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Ok(new) => pending.push(Some(self.prepare(tenant, new))),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    pending.push(None);
+                }
+            }
+        }
+        self.check_departments(caller, &mut pending, &mut results)
+            .await?;
+        check_batch_duplicates(&mut pending, &mut results);
+        self.check_taken(tenant, &mut pending, &mut results).await?;
+        let levels = self
+            .resolve_leaders(tenant, &mut pending, &mut results)
+            .await?;
+        Ok(PreparedBatch {
+            results,
+            pending,
+            levels,
         })
     }
 
@@ -1155,9 +1222,17 @@ pub(crate) fn change_of(caller: &Caller) -> Change {
     Change::by(Actor::App(caller.app_id.clone()))
 }
 
+/// A batch after `prepare_batch`: `results[i]` is set for items already refused,
+/// `pending[i]` holds the others, and `levels` orders the pending ones leaders first.
+pub(crate) struct PreparedBatch {
+    pub(crate) results: Vec<Option<Result<CreatedUser, CoreError>>>,
+    pub(crate) pending: Vec<Option<PreparedItem>>,
+    pub(crate) levels: Vec<Vec<usize>>,
+}
+
 /// An item on its way into the store.
-struct PreparedItem {
-    user: User,
+pub(crate) struct PreparedItem {
+    pub(crate) user: User,
     leader_ref: Option<UserLookup>,
 }
 

@@ -3,11 +3,12 @@
 //! binary, one module per area.
 
 // Test code: a harness module shared by all tests, pedantic lints would only add noise.
-#![allow(unreachable_pub, clippy::pedantic)]
+#![allow(unreachable_pub, clippy::pedantic, clippy::unwrap_used)]
 
 mod auth;
 mod cli;
 mod harness;
 mod postgres;
 mod server;
+mod tasks;
 mod wire;

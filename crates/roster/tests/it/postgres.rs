@@ -7,7 +7,7 @@ use crate::harness::TestServer;
 
 /// A fresh, empty database on the server named by `ROSTER_TEST_POSTGRES_URL`, or None
 /// (with a loud SKIPPED line) when the variable is unset.
-async fn fresh_database() -> Option<String> {
+pub async fn fresh_database() -> Option<String> {
     let Ok(base) = std::env::var("ROSTER_TEST_POSTGRES_URL") else {
         eprintln!(
             "SKIPPED: ROSTER_TEST_POSTGRES_URL not set; PostgreSQL end-to-end tests did not run"

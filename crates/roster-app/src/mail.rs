@@ -1,0 +1,69 @@
+//! Invitation mail over SMTP with lettre: the `MailSender` the core's outbox delivers
+//! through. Plain SMTP (with optional AUTH from the URL); TLS relays are not supported yet.
+
+use async_trait::async_trait;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use roster_core::MailSender;
+
+/// Sends through one SMTP relay.
+pub struct SmtpSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpSender {
+    /// Builds a sender for `smtp://[user:pass@]host[:port]`.
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+        let bad = |why: &str| {
+            anyhow::anyhow!("invalid smtp_url {}: {why}", crate::config::redact_url(url))
+        };
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if parsed.scheme() != "smtp" {
+            return Err(bad("only smtp:// is supported (TLS relays are not yet)"));
+        }
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(parsed.port().unwrap_or(25));
+        if !parsed.username().is_empty() {
+            let user = percent_decode(parsed.username());
+            let pass = percent_decode(parsed.password().unwrap_or_default());
+            builder = builder.credentials(
+                lettre::transport::smtp::authentication::Credentials::new(user, pass),
+            );
+        }
+        let transport = builder.build();
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid mail_from {from:?}: {e}"))?;
+        Ok(Self { transport, from })
+    }
+}
+
+#[async_trait]
+impl MailSender for SmtpSender {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| format!("invalid recipient {to:?}: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .body(body.to_owned())
+            .map_err(|e| format!("failed to build the message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SMTP delivery failed: {e}"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    // form_urlencoded reads '+' as a space; in a URL's user info it is a plus.
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}

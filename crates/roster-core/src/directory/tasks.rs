@@ -1,0 +1,371 @@
+//! The task engine: durable background batches (Feishu v2 `batch_add` today; file imports
+//! and SCIM bulk later). See `crate::task` for the guarantees.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+
+use super::{Directory, PreparedBatch};
+use crate::app::{Caller, Scope};
+use crate::audit::{Actor, Change};
+use crate::error::{CoreError, Entity};
+use crate::outbox::{Activation, Channel, MailSender, OutboxMessage};
+use crate::store::TaskChunk;
+use crate::task::{ItemError, Task, TaskId, TaskItem, TaskStatus};
+use crate::user::{NewUser, User};
+
+/// Items per chunk: one transaction each. Large enough that per-transaction costs vanish,
+/// small enough that a crash re-runs little and a lease renewal comes often.
+pub const TASK_CHUNK: usize = 1000;
+/// How often an idle worker looks for tasks submitted on other nodes.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long a claimed outbox message is reserved for one delivery attempt.
+const MAIL_LEASE_MS: i64 = 60_000;
+
+/// A batch to run in the background: each item a parsed user (or its error) with the
+/// dialect's echo.
+#[derive(Debug)]
+pub struct TaskSubmission {
+    /// What the task does, e.g. `add_user`.
+    pub kind: String,
+    /// The items, in request order.
+    pub items: Vec<(Result<NewUser, ItemError>, String)>,
+    /// Whether created users get an invitation.
+    pub notify: bool,
+}
+
+/// How a worker runs tasks and writes invitations.
+#[derive(Debug, Clone)]
+pub struct Invitations {
+    /// Base of activation links, e.g. `http://127.0.0.1:8080` (no trailing slash).
+    pub base_url: String,
+    /// How long an activation link works, ms.
+    pub ttl_ms: i64,
+    /// How long a claimed task stays this worker's without renewal, ms; a task whose
+    /// worker died is taken over this long after its last renewal.
+    pub lease_ms: i64,
+}
+
+impl Directory {
+    /// Stores a task durably and wakes a worker; returns it queued.
+    #[instrument(skip_all, fields(tenant = %caller.tenant, items = submission.items.len()))]
+    pub async fn submit_task(
+        &self,
+        caller: &Caller,
+        submission: TaskSubmission,
+    ) -> Result<Task, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let task = Task {
+            id: TaskId::from_trusted(self.ids.hex(16)),
+            tenant: caller.tenant,
+            app_id: caller.app_id.clone(),
+            kind: submission.kind,
+            status: TaskStatus::Queued,
+            total: u32::try_from(submission.items.len())
+                .map_err(|_| CoreError::invalid("request", "too many items"))?,
+            succeeded: 0,
+            failed: 0,
+            notify: submission.notify,
+            created_at: self.clock.now_ms(),
+            finished_at: None,
+            lease_owner: None,
+            lease_until: None,
+        };
+        let items: Vec<TaskItem> = submission
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, (input, echo))| TaskItem {
+                index: i as u32,
+                input,
+                echo,
+                outcome: None,
+            })
+            .collect();
+        self.store.create_task(&task, &items).await?;
+        self.task_wakeup.notify_one();
+        Ok(task)
+    }
+
+    /// A task of the caller's tenant with all its items, in request order.
+    pub async fn get_task(
+        &self,
+        caller: &Caller,
+        id: &TaskId,
+    ) -> Result<(Task, Vec<TaskItem>), CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let task = self
+            .store
+            .get_task(caller.tenant, id)
+            .await?
+            .ok_or_else(|| CoreError::not_found(Entity::Task, id.as_str()))?;
+        let mut items = Vec::with_capacity(task.total as usize);
+        let mut after = None;
+        loop {
+            let page = self.store.task_items(&task.id, after, 5000, false).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.index);
+            items.extend(page);
+        }
+        Ok((task, items))
+    }
+
+    /// Runs tasks until `stop` resolves: claims one at a time (with a lease), processes it
+    /// chunk by chunk, and waits for a wake-up or a short poll when there is nothing to do.
+    pub async fn run_task_worker(
+        &self,
+        worker: String,
+        invitations: Invitations,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self
+                .store
+                .claim_task(&worker, self.clock.now_ms(), invitations.lease_ms)
+                .await
+            {
+                Ok(Some(task)) => {
+                    let id = task.id.clone();
+                    if let Err(err) = self.process_task(task, &worker, &invitations).await {
+                        tracing::error!(task = %id, "failed to process task: {err}");
+                        // The lease runs out and the task is retried; a task that cannot
+                        // succeed at all is marked failed so that it stops being retried.
+                        if !matches!(err, CoreError::Storage(_)) {
+                            let _ = self
+                                .store
+                                .finish_task(&id, &worker, TaskStatus::Failed, self.clock.now_ms())
+                                .await;
+                        }
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!("failed to claim a task: {err}"),
+            }
+            tokio::select! {
+                () = self.task_wakeup.notified() => {}
+                () = tokio::time::sleep(IDLE_POLL) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Processes a claimed task to its end (or until its lease is lost).
+    #[instrument(skip_all, fields(task = %task.id))]
+    async fn process_task(
+        &self,
+        task: Task,
+        worker: &str,
+        invitations: &Invitations,
+    ) -> Result<(), CoreError> {
+        // The task acts with the submitting app's current rights; an app deleted meanwhile
+        // leaves its task failed.
+        let Some(app) = self.store.get_app(&task.app_id).await? else {
+            self.store
+                .finish_task(&task.id, worker, TaskStatus::Failed, self.clock.now_ms())
+                .await?;
+            return Ok(());
+        };
+        let caller = Caller {
+            tenant: task.tenant,
+            app_id: app.app_id,
+            scopes: app.scopes,
+            contact_scope: app.contact_scope,
+        };
+        let change = Change::by(Actor::App(caller.app_id.clone()));
+        // Items are processed in index order, so each chunk's scan can start after the last
+        // one; the first scan starts at the beginning, as earlier workers may have left a gap.
+        let mut after = None;
+        loop {
+            let items = self
+                .store
+                .task_items(&task.id, after, TASK_CHUNK, true)
+                .await?;
+            if items.is_empty() && after.is_some() {
+                // Before declaring the task done, look once more from the start.
+                after = None;
+                continue;
+            }
+            if items.is_empty() {
+                self.store
+                    .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
+                    .await?;
+                return Ok(());
+            }
+            let indexes: Vec<u32> = items.iter().map(|i| i.index).collect();
+            after = indexes.last().copied();
+            // Items refused at submission keep their stored error as it is (a dialect's own
+            // code survives); the others go through the batch path.
+            let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(items.len());
+            let mut inputs = Vec::with_capacity(items.len());
+            for i in items {
+                match i.input {
+                    Ok(new) => {
+                        refused.push(None);
+                        inputs.push(Ok(new));
+                    }
+                    Err(e) => {
+                        inputs.push(Err(e.to_core()));
+                        refused.push(Some(e));
+                    }
+                }
+            }
+            let PreparedBatch {
+                results,
+                pending,
+                levels,
+            } = self.prepare_batch(&caller, inputs).await?;
+            let mut failures = Vec::new();
+            for (pos, r) in results.iter().enumerate() {
+                if let Some(Err(e)) = r {
+                    let error = refused[pos]
+                        .take()
+                        .unwrap_or_else(|| ItemError::from_core(e));
+                    failures.push((indexes[pos], error));
+                }
+            }
+            let mut users: Vec<(u32, User)> = Vec::new();
+            let mut mails = Vec::new();
+            for pos in levels.into_iter().flatten() {
+                if let Some(p) = &pending[pos] {
+                    let index = indexes[pos];
+                    if task.notify {
+                        mails.push((index, self.invitation(&p.user, invitations)));
+                    }
+                    users.push((index, p.user.clone()));
+                }
+            }
+            let chunk = TaskChunk {
+                tenant: task.tenant,
+                task_id: &task.id,
+                worker,
+                users: &users,
+                failures: &failures,
+                mails: &mails,
+                change: &change,
+            };
+            if self.store.commit_task_chunk(&chunk).await?.is_none() {
+                tracing::warn!(task = %task.id, "lost the task's lease; another worker has it");
+                return Ok(());
+            }
+            let until = self.clock.now_ms() + invitations.lease_ms;
+            if !self.store.renew_task_lease(&task.id, worker, until).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The invitation of a new user: an e-mail with an activation link, or, with only a
+    /// mobile, a recorded SMS notice carrying the same link.
+    fn invitation(&self, user: &User, inv: &Invitations) -> OutboxMessage {
+        let token = self.ids.hex(32);
+        let link = format!("{}/activate/{token}", inv.base_url.trim_end_matches('/'));
+        let now = self.clock.now_ms();
+        let (channel, recipient) = match (&user.profile.email, &user.profile.mobile) {
+            (Some(e), _) => (Channel::Email, e.as_str().to_owned()),
+            (None, Some(m)) => (Channel::Sms, m.as_str().to_owned()),
+            (None, None) => (Channel::Sms, String::new()),
+        };
+        OutboxMessage {
+            id: 0,
+            tenant: user.tenant,
+            channel,
+            recipient,
+            subject: "You are invited to join your organisation's directory".to_owned(),
+            body: format!(
+                "Hello {},\n\nan account has been created for you. Activate it here:\n\n{link}\n\nThe link works for {} days.\n",
+                user.profile.name,
+                inv.ttl_ms / 86_400_000
+            ),
+            activation: Some(Activation {
+                token_hash: hex::encode(Sha256::digest(token.as_bytes())),
+                user_open_id: user.open_id.to_string(),
+                expires_at: now + inv.ttl_ms,
+            }),
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+            sent_at: None,
+            last_error: None,
+        }
+    }
+
+    /// Activates the account an invitation link names; an unknown, used or expired link is
+    /// `NotFound`.
+    pub async fn activate_invitation(&self, token: &str) -> Result<User, CoreError> {
+        let hash = hex::encode(Sha256::digest(token.as_bytes()));
+        self.store
+            .activate(&hash, self.clock.now_ms())
+            .await?
+            .ok_or_else(|| CoreError::not_found(Entity::User, "activation link"))
+    }
+
+    /// Delivers due e-mails from the outbox through `sender`; failures are retried with
+    /// exponential backoff (5 s doubling, at most an hour). Returns how many were sent.
+    pub async fn deliver_outbox(&self, sender: &dyn MailSender) -> Result<usize, CoreError> {
+        let now = self.clock.now_ms();
+        let due = self.store.claim_outbox(now, 20, MAIL_LEASE_MS).await?;
+        let mut sent = 0;
+        for m in due {
+            match sender.send(&m.recipient, &m.subject, &m.body).await {
+                Ok(()) => {
+                    self.store
+                        .mark_outbox_sent(m.id, self.clock.now_ms())
+                        .await?;
+                    sent += 1;
+                }
+                Err(err) => {
+                    let backoff = 5_000_i64
+                        .saturating_mul(1_i64 << m.attempts.min(10))
+                        .min(3_600_000);
+                    tracing::warn!(
+                        outbox = m.id,
+                        attempts = m.attempts + 1,
+                        "failed to deliver mail: {err}"
+                    );
+                    self.store
+                        .mark_outbox_failed(m.id, &err, self.clock.now_ms() + backoff)
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Runs `deliver_outbox` every second until `stop` resolves.
+    pub async fn run_mailer(
+        &self,
+        sender: Arc<dyn MailSender>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.deliver_outbox(sender.as_ref()).await {
+                Ok(n) if n > 0 => tracing::info!(sent = n, "invitations delivered"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!("failed to read the outbox: {err}"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Messages in the outbox, newest first (for `roster outbox list`).
+    pub async fn list_outbox(
+        &self,
+        tenant: Option<crate::ids::TenantId>,
+        unsent_only: bool,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, CoreError> {
+        Ok(self.store.list_outbox(tenant, unsent_only, limit).await?)
+    }
+}

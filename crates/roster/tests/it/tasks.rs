@@ -1,0 +1,363 @@
+//! The task engine end to end: Feishu v2 `batch_add` and `task/get` against the real binary,
+//! crash recovery with SIGKILL, and two nodes on one PostgreSQL database.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::TestServer;
+
+const BATCH_ADD: &str = "/open-apis/contact/v2/user/batch_add";
+
+/// A config that allows big v2 batches and short leases, so tests need not wait long.
+fn write_config(dir: &Path) {
+    std::fs::write(
+        dir.join("roster.toml"),
+        "feishu_batch_add_max_users = 20000\ntask_lease_seconds = 2\n",
+    )
+    .unwrap();
+}
+
+fn users(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            json!({"name": format!("User {i}"), "user_id": format!("u{i}"),
+                   "mobile": format!("+86138{:08}", i), "departments": ["0"]})
+        })
+        .collect()
+}
+
+async fn task(s: &TestServer, token: &str, id: &str) -> Value {
+    let (_, body) = s
+        .get(
+            &format!("/open-apis/contact/v2/task/get?task_id={id}"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(body["code"], 0, "{body}");
+    body["data"].clone()
+}
+
+async fn wait_done(s: &TestServer, token: &str, id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let t = task(s, token, id).await;
+        if t["status"] == 9 || t["status"] == 10 {
+            return t;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "task not done within {limit:?}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn batch_add_returns_a_task_whose_results_come_in_request_order() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    // The seed's own example: the second user's leader is the first, named by user_id; and a
+    // leader named later in the batch, a two-user cycle and a duplicate mobile.
+    let body = json!({"users": [
+        {"name": "张三", "departments": ["0"], "user_id": "id_zhangsan", "email": "zhangsan@example.com",
+         "mobile": "+8613822235671", "mobile_visible": false, "city": "北京", "country": "CN", "gender": 1,
+         "employee_type": 1, "join_time": 1534222800, "employee_no": "323463", "work_station": "Poly, F6-123",
+         "custom_attrs": [{"id": "C-6702376000044400907", "value": {"url": "http://www.feishu.cn/"}}]},
+        {"name": "李四", "departments": ["0"], "user_id": "id_lisi", "mobile": "+8613822235672",
+         "leader_user_id": "id_zhangsan"},
+        {"name": "王五", "departments": ["0"], "user_id": "id_wangwu", "mobile": "+8613822235673",
+         "leader_user_id": "id_zhaoliu"},
+        {"name": "赵六", "departments": ["0"], "user_id": "id_zhaoliu", "mobile": "+8613822235674"},
+        {"name": "A", "departments": ["0"], "user_id": "cyc_a", "mobile": "+8613822235675", "leader_user_id": "cyc_b"},
+        {"name": "B", "departments": ["0"], "user_id": "cyc_b", "mobile": "+8613822235676", "leader_user_id": "cyc_a"},
+        {"name": "Dup", "departments": ["0"], "user_id": "dup", "mobile": "+8613822235671"},
+        {"name": "Bad", "departments": ["0"], "user_id": "_bad", "mobile": "+8613822235677"},
+        {"name": "NoDept", "user_id": "nodept", "mobile": "+8613822235678"},
+        {"name": "Ghost", "departments": ["od-00000000000000000000000000000000"], "user_id": "ghost", "mobile": "+8613822235679"}
+    ], "need_send_notification": false});
+    let (status, resp) = s.post_json(BATCH_ADD, Some(&token), &body).await;
+    assert_eq!((status, resp["code"].as_i64()), (200, Some(0)), "{resp}");
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    let t = wait_done(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (t["status"].as_i64(), t["progress"].as_i64()),
+        (Some(9), Some(100)),
+        "{t}"
+    );
+    assert_eq!(
+        (
+            t["total_num"].as_i64(),
+            t["success_num"].as_i64(),
+            t["fail_num"].as_i64()
+        ),
+        (Some(10), Some(4), Some(6)),
+        "{t}"
+    );
+    assert!(t["finish_time"].as_i64().unwrap() >= t["create_time"].as_i64().unwrap());
+    let info = t["task_info"].as_array().unwrap();
+    let codes: Vec<i64> = info.iter().map(|i| i["code"].as_i64().unwrap()).collect();
+    assert_eq!(
+        codes,
+        vec![0, 0, 0, 0, 44022, 44022, 41001, 40013, 41017, 44035],
+        "{t}"
+    );
+    assert_eq!(info[0]["user_id"], "id_zhangsan");
+    assert_eq!(info[0]["action"], 1);
+    assert!(info[0]["open_id"].as_str().unwrap().starts_with("ou_"));
+    assert_eq!(info[1]["name"], "李四");
+    assert!(info[6].get("open_id").is_none() && info[6].get("action").is_none());
+
+    // The leaders were resolved: 李四 reports to 张三, 王五 to 赵六 (named later).
+    let (_, li) = s
+        .get(
+            "/open-apis/contact/v3/users/id_lisi?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(li["data"]["user"]["leader_user_id"], "id_zhangsan");
+    let (_, wang) = s
+        .get(
+            "/open-apis/contact/v3/users/id_wangwu?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(wang["data"]["user"]["leader_user_id"], "id_zhaoliu");
+    let (_, zs) = s
+        .get(
+            "/open-apis/contact/v3/users/id_zhangsan?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(zs["data"]["user"]["city"], "北京");
+    assert_eq!(zs["data"]["user"]["mobile_visible"], false);
+}
+
+#[tokio::test]
+async fn batch_add_rejects_request_level_problems_at_once() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let (_, b) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": []}))
+        .await;
+    assert_eq!(b["code"], 40001);
+    let (_, b) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(51)}))
+        .await;
+    assert_eq!(b["code"], 40001, "over the default limit of 50");
+    let (_, b) = s
+        .post_json(BATCH_ADD, None, &json!({"users": users(1)}))
+        .await;
+    assert_eq!(b["code"], 99_991_661);
+    let (_, b) = s
+        .get(
+            "/open-apis/contact/v2/task/get?task_id=0123456789abcdef0123456789abcdef",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(b["code"], 40001, "unknown task");
+    // Another tenant cannot read this tenant's task.
+    let (_, resp) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(1)}))
+        .await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = crate::harness::cli(&s.data_dir, &["tenant", "create", "--name", "other"]);
+    assert!(ok);
+    let tid = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (_, out, _) = crate::harness::cli(&s.data_dir, &["app", "create", "--tenant", &tid]);
+    let other = s
+        .token_for(
+            &crate::harness::field(&out, "app_id:"),
+            &crate::harness::field(&out, "app_secret:"),
+        )
+        .await;
+    let (_, b) = s
+        .get(
+            &format!("/open-apis/contact/v2/task/get?task_id={id}"),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(b["code"], 40001, "{b}");
+}
+
+#[tokio::test]
+async fn the_licence_cap_fails_users_past_it_with_the_seat_code() {
+    let s = TestServer::spawn();
+    let (ok, out, _) = crate::harness::cli(
+        &s.data_dir,
+        &["tenant", "create", "--name", "small", "--max-users", "3"],
+    );
+    assert!(ok);
+    let tid = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (_, out, _) = crate::harness::cli(&s.data_dir, &["app", "create", "--tenant", &tid]);
+    let token = s
+        .token_for(
+            &crate::harness::field(&out, "app_id:"),
+            &crate::harness::field(&out, "app_secret:"),
+        )
+        .await;
+    let (_, resp) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(5)}))
+        .await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(
+        (t["success_num"].as_i64(), t["fail_num"].as_i64()),
+        (Some(3), Some(2)),
+        "{t}"
+    );
+    let codes: Vec<i64> = t["task_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, vec![0, 0, 0, 41008, 41008]);
+}
+
+fn sqlite_counts(dir: &Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(dir.join("data").join("roster.db")).unwrap();
+    conn.query_row(
+        "SELECT count(*), count(DISTINCT mobile) FROM users",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_killed_mid_way_resumes_and_writes_every_user_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_config(tmp.path());
+    let mut first = TestServer::spawn_with(tmp.path(), &[]);
+    let token = first.token().await;
+    let (app_id, secret) = (first.app_id.clone(), first.app_secret.clone());
+    let (_, resp) = first
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(20_000)}))
+        .await;
+    assert_eq!(resp["code"], 0, "{resp}");
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    // Kill as soon as some users are written and before all are.
+    let start = Instant::now();
+    loop {
+        let t = task(&first, &token, &id).await;
+        let done = t["success_num"].as_i64().unwrap_or(0);
+        assert!(
+            t["status"] != 9,
+            "the task finished before it could be killed: {t}"
+        );
+        if done > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    let (written, _) = sqlite_counts(tmp.path());
+    assert!(
+        written > 0 && written < 20_000,
+        "killed mid-way: {written} users written"
+    );
+
+    let second = TestServer::spawn_with(tmp.path(), &[]);
+    let token = second.token_for(&app_id, &secret).await;
+    let t = wait_done(&second, &token, &id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (
+            t["status"].as_i64(),
+            t["success_num"].as_i64(),
+            t["fail_num"].as_i64()
+        ),
+        (Some(9), Some(20_000), Some(0)),
+        "{}",
+        t["status"]
+    );
+    assert_eq!(
+        sqlite_counts(tmp.path()),
+        (20_000, 20_000),
+        "every user exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_second_node_finishes_the_task_of_a_killed_node() {
+    let Some(url) = crate::postgres::fresh_database().await else {
+        return;
+    };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_config(a_dir.path());
+    write_config(b_dir.path());
+    let mut a = TestServer::spawn_with(a_dir.path(), &["--database-url", &url]);
+    let mut b = TestServer::spawn_with(b_dir.path(), &["--database-url", &url]);
+    let token = a.token_for(&a.app_id.clone(), &a.app_secret.clone()).await;
+    let (_, resp) = a
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(20_000)}))
+        .await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+
+    // Find which node holds the task, once it has written something, and kill it.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let owner: String = loop {
+        let row: Option<(Option<String>, i64, String)> =
+            sqlx::query_as("SELECT lease_owner, succeeded, status FROM tasks WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap();
+        if let Some((Some(owner), done, status)) = row {
+            assert_ne!(
+                status, "done",
+                "the task finished before it could be killed"
+            );
+            if done > 0 {
+                break owner;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no node took the task"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let pid = owner.split('-').next().unwrap().parse::<u32>().unwrap();
+    let survivor = if a.child.id() == pid {
+        a.child.kill().unwrap();
+        a.child.wait().unwrap();
+        &b
+    } else {
+        assert_eq!(b.child.id(), pid, "the lease owner is one of the two nodes");
+        b.child.kill().unwrap();
+        b.child.wait().unwrap();
+        &a
+    };
+    let token = survivor
+        .token_for(&a.app_id.clone(), &a.app_secret.clone())
+        .await;
+    let t = wait_done(survivor, &token, &id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (t["success_num"].as_i64(), t["fail_num"].as_i64()),
+        (Some(20_000), Some(0))
+    );
+    let (n, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT mobile) FROM users")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((n, distinct), (20_000, 20_000), "every user exactly once");
+    let owner_now: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM tasks WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(owner_now.is_none(), "a finished task holds no lease");
+}
