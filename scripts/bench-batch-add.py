@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--bin", default="target/release/roster")
     ap.add_argument("--postgres-url")
     a = ap.parse_args()
+    a.bin = os.path.abspath(a.bin)
     results = {"users": a.users, "sqlite_users_s": round(run("sqlite", a.bin, a.users, []))}
     if a.postgres_url:
         db = f"roster_bench_{os.getpid()}"

@@ -627,6 +627,70 @@ pub fn decode_outcome(s: &str) -> Result<roster_core::ItemOutcome, StoreError> {
     })
 }
 
+/// The entities of one `Store::save`, checked and de-duplicated the same way by both
+/// backends: every entity must belong to the saved tenant (else `Backend`), and an entity
+/// listed twice is written once, in its last state, at the place of its first mention.
+pub struct SaveSet<'a> {
+    /// Users to write.
+    pub users: Vec<&'a User>,
+    /// Departments to write.
+    pub departments: Vec<&'a roster_core::Department>,
+    /// Groups to write.
+    pub groups: Vec<&'a roster_core::Group>,
+}
+
+impl<'a> SaveSet<'a> {
+    /// Checks tenants and removes repeats.
+    pub fn new(
+        tenant: roster_core::TenantId,
+        users: &'a [User],
+        departments: &'a [roster_core::Department],
+        groups: &'a [roster_core::Group],
+    ) -> Result<Self, StoreError> {
+        let foreign = |what: &str, key: i64, of: roster_core::TenantId| {
+            StoreError::Backend(format!(
+                "save: {what} {key} of tenant {of} listed under tenant {tenant}"
+            ))
+        };
+        if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
+            return Err(foreign("user", u.key.0, u.tenant));
+        }
+        if let Some(d) = departments.iter().find(|d| d.tenant != tenant) {
+            return Err(foreign("department", d.key.0, d.tenant));
+        }
+        if let Some(g) = groups.iter().find(|g| g.tenant != tenant) {
+            return Err(foreign("group", g.key, g.tenant));
+        }
+        Ok(Self {
+            users: last_of_each(users, |u| u.key.0),
+            departments: last_of_each(departments, |d| d.key.0),
+            groups: last_of_each(groups, |g| g.key),
+        })
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.departments.is_empty() && self.groups.is_empty()
+    }
+}
+
+/// Each key once, in its last state, at the place of its first mention.
+fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
+    use std::collections::hash_map::{Entry, HashMap};
+    let mut out: Vec<&T> = Vec::with_capacity(items.len());
+    let mut place: HashMap<i64, usize> = HashMap::with_capacity(items.len());
+    for item in items {
+        match place.entry(key(item)) {
+            Entry::Occupied(e) => out[*e.get()] = item,
+            Entry::Vacant(e) => {
+                e.insert(out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

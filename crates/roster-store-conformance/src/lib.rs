@@ -4,8 +4,8 @@
 //! Each check is a `pub async fn check_…(store: Arc<dyn Store>)` that gets a fresh, empty
 //! store and panics on the first deviation. Most checks drive the raw `Store` trait; where
 //! the contract a client sees is the use case rather than the port (tokens, batches, the
-//! department tree, contact scopes, racing writers), they drive `roster_core::Directory`
-//! built over the store, exactly as production builds it.
+//! department tree, contact scopes, racing writers, the task engine and its workers), they
+//! drive `roster_core::Directory` built over the store, exactly as production builds it.
 //!
 //! A backend crate runs the whole suite with one line in `tests/conformance.rs`:
 //!
@@ -42,6 +42,8 @@ mod idempotency;
 mod lifecycle;
 mod queries;
 mod support;
+mod task_engine;
+mod tasks;
 mod tenants;
 mod users;
 
@@ -53,6 +55,8 @@ pub use groups::*;
 pub use idempotency::*;
 pub use lifecycle::*;
 pub use queries::*;
+pub use task_engine::*;
+pub use tasks::*;
 pub use tenants::*;
 pub use users::*;
 
@@ -180,6 +184,24 @@ macro_rules! conformance_tests {
             check_racing_bootstraps_create_one_tenant_and_fail_none,
             check_racing_claims_of_one_idempotency_key_leave_one_claimant,
             check_racing_idempotent_calls_run_the_operation_once,
+            check_tasks_round_trip_and_page_their_items_per_tenant,
+            check_a_task_of_many_items_is_stored_whole,
+            check_claim_task_takes_the_oldest_task_and_expired_leases_move_on,
+            check_only_the_lease_holder_renews_and_finishes_a_task,
+            check_a_task_chunk_writes_users_outcomes_counters_and_invitations,
+            check_a_task_chunk_without_the_lease_writes_nothing,
+            check_a_replayed_task_chunk_overwrites_and_counts_nothing,
+            check_the_licence_cap_refuses_users_mid_chunk,
+            check_the_outbox_hands_out_due_emails_once_and_records_attempts,
+            check_outbox_reads_return_each_messages_activation,
+            check_an_activation_works_once_and_not_after_expiry,
+            check_racing_claims_of_one_task_leave_one_owner,
+            check_racing_outbox_claims_never_share_a_message,
+            check_racing_activations_of_one_link_succeed_once,
+            check_a_submitted_task_runs_to_done_with_outcomes_in_request_order,
+            check_a_dead_workers_task_is_taken_over_and_writes_each_user_once,
+            check_deliver_outbox_sends_invitations_and_retries_failures_later,
+            check_activation_link_of_a_delivered_invitation_works_once,
         );
     };
     (@each $make_store:expr; $($check:ident),+ $(,)?) => {
@@ -216,6 +238,8 @@ mod tests {
             include_str!("queries.rs"),
             include_str!("idempotency.rs"),
             include_str!("lifecycle.rs"),
+            include_str!("tasks.rs"),
+            include_str!("task_engine.rs"),
         ];
         let mut checks = Vec::new();
         for src in sources {
@@ -227,7 +251,7 @@ mod tests {
                 }
             }
         }
-        assert!(checks.len() >= 74, "found only {} checks", checks.len());
+        assert!(checks.len() >= 92, "found only {} checks", checks.len());
         for name in &checks {
             assert!(
                 macro_body.contains(&format!("{name},")),

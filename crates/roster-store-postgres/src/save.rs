@@ -9,7 +9,6 @@
 //! out, then a second attempt takes the tenant lock first, because taking it after the row
 //! locks could deadlock against a batch insert (which holds the tenant lock) or another save.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use roster_core::{Change, ChangeAction, Department, Entity, Group, StoreError, TenantId, User};
@@ -37,30 +36,11 @@ pub(crate) async fn save(
     groups: &[Group],
     change: &Change,
 ) -> Result<(), StoreError> {
-    if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
-        return Err(StoreError::Backend(format!(
-            "user {} of tenant {} saved as part of tenant {tenant}",
-            u.key.0, u.tenant
-        )));
-    }
-    if let Some(d) = departments.iter().find(|d| d.tenant != tenant) {
-        return Err(StoreError::Backend(format!(
-            "department {} of tenant {} saved as part of tenant {tenant}",
-            d.key.0, d.tenant
-        )));
-    }
-    if let Some(g) = groups.iter().find(|g| g.tenant != tenant) {
-        return Err(StoreError::Backend(format!(
-            "group {} of tenant {} saved as part of tenant {tenant}",
-            g.key, g.tenant
-        )));
-    }
-    let users = last_of_each(users, |u| u.key.0);
-    let departments = last_of_each(departments, |d| d.key.0);
-    let groups = last_of_each(groups, |g| g.key);
-    if users.is_empty() && departments.is_empty() && groups.is_empty() {
+    let set = roster_store_common::SaveSet::new(tenant, users, departments, groups)?;
+    if set.is_empty() {
         return Ok(());
     }
+    let (users, departments, groups) = (set.users, set.departments, set.groups);
     match try_save(pool, tenant, &users, &departments, &groups, change, false).await? {
         Outcome::Done => Ok(()),
         Outcome::NeedsTenantLock => {
@@ -72,23 +52,6 @@ pub(crate) async fn save(
             }
         }
     }
-}
-
-/// One entry per key: an entity listed twice is written once, with its last state, at the
-/// place of its first mention (so it also gets one event).
-fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
-    let mut out: Vec<&T> = Vec::with_capacity(items.len());
-    let mut at: HashMap<i64, usize> = HashMap::with_capacity(items.len());
-    for item in items {
-        match at.entry(key(item)) {
-            Entry::Occupied(e) => out[*e.get()] = item,
-            Entry::Vacant(e) => {
-                e.insert(out.len());
-                out.push(item);
-            }
-        }
-    }
-    out
 }
 
 async fn try_save(

@@ -26,8 +26,6 @@ mod tasks;
 mod tenants;
 mod users;
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +57,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         ),
         M::up(include_str!("../migrations/0003_group_owner.sql")),
         M::up(include_str!("../migrations/0004_tasks.sql")),
+        M::up(include_str!("../migrations/0005_activation_index.sql")),
     ])
 }
 
@@ -83,23 +82,6 @@ fn refold_search_text(tx: &Transaction<'_>) -> HookResult {
         }
     }
     Ok(())
-}
-
-/// The entities of a `save`, one per key: an entity listed twice is written once, in its
-/// last state, at the place of its first mention, so that it also gets one event.
-fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
-    let mut out: Vec<&T> = Vec::with_capacity(items.len());
-    let mut place: HashMap<i64, usize> = HashMap::with_capacity(items.len());
-    for item in items {
-        match place.entry(key(item)) {
-            Entry::Occupied(e) => out[*e.get()] = item,
-            Entry::Vacant(e) => {
-                e.insert(out.len());
-                out.push(item);
-            }
-        }
-    }
-    out
 }
 
 /// Users purged per transaction, so that a large purge does not hold the writer for long.
@@ -482,30 +464,11 @@ impl Store for SqliteStore {
         groups: &[Group],
         change: &Change,
     ) -> Result<(), StoreError> {
-        if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
-            return Err(StoreError::Backend(format!(
-                "save: user {} of tenant {} listed under tenant {tenant}",
-                u.key.0, u.tenant
-            )));
-        }
-        if let Some(d) = departments.iter().find(|d| d.tenant != tenant) {
-            return Err(StoreError::Backend(format!(
-                "save: department {} of tenant {} listed under tenant {tenant}",
-                d.key.0, d.tenant
-            )));
-        }
-        if let Some(g) = groups.iter().find(|g| g.tenant != tenant) {
-            return Err(StoreError::Backend(format!(
-                "save: group {} of tenant {} listed under tenant {tenant}",
-                g.key, g.tenant
-            )));
-        }
-        let users = last_of_each(users, |u| u.key.0);
-        let departments = last_of_each(departments, |d| d.key.0);
-        let groups = last_of_each(groups, |g| g.key);
-        if users.is_empty() && departments.is_empty() && groups.is_empty() {
+        let set = roster_store_common::SaveSet::new(tenant, users, departments, groups)?;
+        if set.is_empty() {
             return Ok(());
         }
+        let (users, departments, groups) = (set.users, set.departments, set.groups);
         let users: Vec<(UserKey, users::UserRow)> = users
             .iter()
             .map(|u| (u.key, users::UserRow::of(u)))

@@ -5,8 +5,7 @@
 //! that no other mailer sends them meanwhile) and records each delivery or failure. SMS
 //! messages are recorded only and never claimed.
 //!
-//! Reads leave `OutboxMessage::activation` empty: no reader needs it, and `activations` has
-//! no index on `outbox_id` to join it by (docs/schema.md lists none).
+//! Reads attach each message's activation through `activations_outbox_idx` (migration 0005).
 
 use roster_core::{
     Actor, Change, ChangeAction, Channel, OutboxMessage, StoreError, TenantId, User,
@@ -156,7 +155,37 @@ pub(crate) fn claim(
         .context("claim outbox messages")?;
     // RETURNING gives no order.
     rows.sort_unstable_by_key(|r| r.id);
-    rows.into_iter().map(OutboxRow::into_message).collect()
+    with_activations(conn, rows)
+}
+
+/// Converts rows to messages, each with the activation written with it (one indexed lookup
+/// per message; reads are at most a page of messages).
+fn with_activations(
+    conn: &Connection,
+    rows: Vec<OutboxRow>,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT token_hash, user_open_id, expires_at FROM activations WHERE outbox_id = ?1",
+        )
+        .context("prepare read activation")?;
+    rows.into_iter()
+        .map(|row| {
+            let activation = stmt
+                .query_row(params![row.id], |r| {
+                    Ok(roster_core::outbox::Activation {
+                        token_hash: r.get(0)?,
+                        user_open_id: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                })
+                .optional()
+                .context("read activation")?;
+            let mut message = row.into_message()?;
+            message.activation = activation;
+            Ok(message)
+        })
+        .collect()
 }
 
 /// Records a delivery.
@@ -206,7 +235,7 @@ pub(crate) fn list(
             None => s.query_map(params![limit], OutboxRow::read)?.collect(),
         })
         .context("list outbox messages")?;
-    rows.into_iter().map(OutboxRow::into_message).collect()
+    with_activations(conn, rows)
 }
 
 /// Uses an activation in one transaction: it must exist, be unused and unexpired
