@@ -361,3 +361,26 @@ async fn on_postgres_a_second_node_finishes_the_task_of_a_killed_node() {
             .unwrap();
     assert!(owner_now.is_none(), "a finished task holds no lease");
 }
+
+#[tokio::test]
+async fn without_smtp_invitations_wait_in_the_outbox() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let body = json!({"users": [
+        {"name": "Mailed", "departments": ["0"], "user_id": "m1", "email": "m1@example.com", "mobile": "+8613700000001"},
+        {"name": "Texted", "departments": ["0"], "user_id": "m2", "mobile": "+8613700000002"}
+    ], "need_send_notification": true});
+    let (_, resp) = s.post_json(BATCH_ADD, Some(&token), &body).await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(t["success_num"], 2, "{t}");
+    let (ok, out, err) = crate::harness::cli(&s.data_dir, &["outbox", "list", "--unsent", "--full"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("m1@example.com") && out.contains("pending"), "{out}");
+    assert!(out.contains("+8613700000002") && out.contains("recorded"), "{out}");
+    assert!(out.contains("/activate/"), "the body holds the activation link: {out}");
+    // Invited users start unactivated.
+    let (_, u) = s.get("/open-apis/contact/v3/users/m1?user_id_type=user_id", Some(&token)).await;
+    assert_eq!(u["data"]["user"]["status"]["is_activated"], false);
+    assert_eq!(u["data"]["user"]["status"]["is_unjoin"], true);
+}
