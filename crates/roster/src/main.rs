@@ -100,7 +100,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url,
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    roster_app::init_tracing(&config.log);
+    // Administration commands talk to a person on standard output; their routine log lines
+    // (store opened, migrations) would only clutter it, so they log warnings unless a level
+    // was asked for explicitly.
+    let level = match (&cli.command, config.log.as_str()) {
+        (Command::Serve { .. }, level) => level.to_owned(),
+        (_, "info") => "warn".to_owned(),
+        (_, level) => level.to_owned(),
+    };
+    roster_app::init_tracing(&level);
     match cli.command {
         Command::Serve { .. } => serve::run(config).await,
         Command::Tenant(cmd) => admin::tenant(&config, cmd).await,

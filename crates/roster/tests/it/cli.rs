@@ -53,3 +53,59 @@ fn tenants_and_apps_can_be_created_listed_and_rotated() {
     );
     assert!(!ok && err.contains("unknown scope"), "{err}");
 }
+
+#[tokio::test]
+async fn roster_audit_shows_who_changed_what_with_before_and_after() {
+    let s = crate::harness::TestServer::spawn();
+    let token = s.token().await;
+    let (_, b) = s
+        .post_json(
+            "/open-apis/contact/v3/users?user_id_type=user_id",
+            Some(&token),
+            &serde_json::json!({"user_id": "audited", "name": "Before", "mobile": "+8613500000001", "department_ids": ["0"]}),
+        )
+        .await;
+    assert_eq!(b["code"], 0, "{b}");
+    let open_id = b["data"]["user"]["open_id"].as_str().unwrap().to_owned();
+    let resp = s
+        .http
+        .patch(s.url("/open-apis/contact/v3/users/audited?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "After"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let resp = s
+        .http
+        .delete(s.url("/open-apis/contact/v3/users/audited?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+
+    let (ok, out, err) = cli(&s.data_dir, &["audit", "--tenant", "1", "--full"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("INFO"), "no log lines in the listing: {out}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("user:{open_id}")))
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(actions, vec!["created", "updated", "deleted"], "{out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&format!("app:{}", s.app_id))),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"name\":\"Before\"") && out.contains("\"name\":\"After\""),
+        "{out}"
+    );
+    assert!(out.contains("\"is_resigned\":true"), "{out}");
+}

@@ -374,13 +374,28 @@ async fn without_smtp_invitations_wait_in_the_outbox() {
     let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
     let t = wait_done(&s, &token, &id, Duration::from_secs(30)).await;
     assert_eq!(t["success_num"], 2, "{t}");
-    let (ok, out, err) = crate::harness::cli(&s.data_dir, &["outbox", "list", "--unsent", "--full"]);
+    let (ok, out, err) =
+        crate::harness::cli(&s.data_dir, &["outbox", "list", "--unsent", "--full"]);
     assert!(ok, "{err}");
-    assert!(out.contains("m1@example.com") && out.contains("pending"), "{out}");
-    assert!(out.contains("+8613700000002") && out.contains("recorded"), "{out}");
-    assert!(out.contains("/activate/"), "the body holds the activation link: {out}");
+    assert!(
+        out.contains("m1@example.com") && out.contains("pending"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+8613700000002") && out.contains("recorded"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/activate/"),
+        "the body holds the activation link: {out}"
+    );
     // Invited users start unactivated.
-    let (_, u) = s.get("/open-apis/contact/v3/users/m1?user_id_type=user_id", Some(&token)).await;
+    let (_, u) = s
+        .get(
+            "/open-apis/contact/v3/users/m1?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
     assert_eq!(u["data"]["user"]["status"]["is_activated"], false);
     assert_eq!(u["data"]["user"]["status"]["is_unjoin"], true);
 }
