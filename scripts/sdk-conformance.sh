@@ -15,7 +15,17 @@
 #    ROSTER_BIN and ROSTER_DATA_DIR.
 # 4. Stops the server; exits non-zero when either suite failed.
 #
-# Environment knobs: SDK_CONFORMANCE_ONLY=node|python runs one suite; SDK_CONFORMANCE_KEEP=1
+# Quick BI: the official alibabacloud_quickbi_public20220101 SDK (pinned with its tea/openapi
+# stack in conformance/quickbi/python/requirements.txt) goes into target/sdk/venv-quickbi, and
+# pytest conformance/quickbi/python runs against the same server (it creates its Alibaba keys
+# with `roster app create --kind alibaba` on ROSTER_DATA_DIR).
+#
+# Huawei Workspace: the official huaweicloudsdkworkspace SDK (pinned with huaweicloudsdkcore in
+# conformance/huawei/python/requirements.txt) goes into target/sdk/venv-huawei, and pytest
+# conformance/huawei/python runs against the same server (it creates its AK/SK pairs with
+# `roster app create --kind huawei` on ROSTER_DATA_DIR).
+#
+# Environment knobs: SDK_CONFORMANCE_ONLY=node|python|quickbi|huawei runs one suite; SDK_CONFORMANCE_KEEP=1
 # keeps the temporary data dir and server log; ROSTER_SDK_LOG=error|info|debug turns the Node
 # SDK's logger on; extra pytest arguments go in PYTEST_ADDOPTS, node test name filters in
 # NODE_TEST_NAME_PATTERN.
@@ -93,6 +103,60 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+QUICKBI_CONF="$ROOT/conformance/quickbi/python"
+QUICKBI_SDK_VERSION="1.19.0"
+QUICKBI_VENV="$SDK/venv-quickbi"
+QUICKBI_PY="$QUICKBI_VENV/bin/python"
+if [ -z "${SDK_CONFORMANCE_ONLY:-}" ] || [ "${SDK_CONFORMANCE_ONLY:-}" = "quickbi" ]; then
+    section "Quick BI SDK alibabacloud_quickbi_public20220101==$QUICKBI_SDK_VERSION + pytest -> target/sdk/venv-quickbi"
+    quickbi_want="$(hash_of "$QUICKBI_CONF/requirements.txt"; python3 --version 2>&1)"
+    quickbi_sdk_ok() {
+        [ -x "$QUICKBI_PY" ] \
+            && "$QUICKBI_PY" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('alibabacloud_quickbi_public20220101') == '$QUICKBI_SDK_VERSION' else 1)" 2>/dev/null \
+            && "$QUICKBI_PY" -c 'import pytest, requests, alibabacloud_quickbi_public20220101.client' 2>/dev/null
+    }
+    if [ -f "$QUICKBI_VENV/.installed" ] && [ "$(cat "$QUICKBI_VENV/.installed")" = "$quickbi_want" ] && quickbi_sdk_ok; then
+        echo "reusing the installed venv (requirements.txt unchanged)"
+    else
+        rm -rf "$QUICKBI_VENV"
+        python3 -m venv "$QUICKBI_VENV" \
+            || die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+        "$QUICKBI_PY" -m pip install --quiet --disable-pip-version-check --no-input \
+            -r "$QUICKBI_CONF/requirements.txt"
+        quickbi_sdk_ok || die "pip did not install alibabacloud_quickbi_public20220101==$QUICKBI_SDK_VERSION"
+        echo "$quickbi_want" > "$QUICKBI_VENV/.installed"
+        echo "installed"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+HUAWEI_CONF="$ROOT/conformance/huawei/python"
+HUAWEI_SDK_VERSION="3.1.219"
+HUAWEI_VENV="$SDK/venv-huawei"
+HUAWEI_PY="$HUAWEI_VENV/bin/python"
+if [ -z "${SDK_CONFORMANCE_ONLY:-}" ] || [ "${SDK_CONFORMANCE_ONLY:-}" = "huawei" ]; then
+    section "Huawei SDK huaweicloudsdkworkspace==$HUAWEI_SDK_VERSION + pytest -> target/sdk/venv-huawei"
+    huawei_want="$(hash_of "$HUAWEI_CONF/requirements.txt"; python3 --version 2>&1)"
+    huawei_sdk_ok() {
+        [ -x "$HUAWEI_PY" ] \
+            && "$HUAWEI_PY" -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('huaweicloudsdkworkspace') == '$HUAWEI_SDK_VERSION' else 1)" 2>/dev/null \
+            && "$HUAWEI_PY" -c 'import pytest, requests, huaweicloudsdkworkspace.v2' 2>/dev/null
+    }
+    if [ -f "$HUAWEI_VENV/.installed" ] && [ "$(cat "$HUAWEI_VENV/.installed")" = "$huawei_want" ] && huawei_sdk_ok; then
+        echo "reusing the installed venv (requirements.txt unchanged)"
+    else
+        rm -rf "$HUAWEI_VENV"
+        python3 -m venv "$HUAWEI_VENV" \
+            || die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+        "$HUAWEI_PY" -m pip install --quiet --disable-pip-version-check --no-input \
+            -r "$HUAWEI_CONF/requirements.txt"
+        huawei_sdk_ok || die "pip did not install huaweicloudsdkworkspace==$HUAWEI_SDK_VERSION"
+        echo "$huawei_want" > "$HUAWEI_VENV/.installed"
+        echo "installed"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
 section "Starting roster (SQLite, 127.0.0.1:0)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/roster-sdk-conformance.XXXXXX")"
 DATA_DIR="$WORK/data"
@@ -156,6 +220,8 @@ export PYTHONDONTWRITEBYTECODE=1
 ONLY="${SDK_CONFORMANCE_ONLY:-}"
 node_rc=0
 py_rc=0
+quickbi_rc=0
+huawei_rc=0
 server_died=0
 
 # ---------------------------------------------------------------------------------------------
@@ -175,13 +241,25 @@ if [ -z "$ONLY" ] || [ "$ONLY" = "python" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+if [ -z "$ONLY" ] || [ "$ONLY" = "quickbi" ]; then
+    section "Quick BI suite (alibabacloud_quickbi_public20220101 $QUICKBI_SDK_VERSION, pytest)"
+    (cd "$QUICKBI_CONF" && NO_PROXY="127.0.0.1,localhost" "$QUICKBI_PY" -m pytest -c "$QUICKBI_CONF/pytest.ini" "$QUICKBI_CONF") || quickbi_rc=$?
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ -z "$ONLY" ] || [ "$ONLY" = "huawei" ]; then
+    section "Huawei suite (huaweicloudsdkworkspace $HUAWEI_SDK_VERSION, pytest)"
+    (cd "$HUAWEI_CONF" && NO_PROXY="127.0.0.1,localhost" "$HUAWEI_PY" -m pytest -c "$HUAWEI_CONF/pytest.ini" "$HUAWEI_CONF") || huawei_rc=$?
+fi
+
+# ---------------------------------------------------------------------------------------------
 section "Stopping roster"
 if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "roster exited during the run (expected it to be still serving)"
     server_died=1
 fi
 stop_server
-if [ "$node_rc" -ne 0 ] || [ "$py_rc" -ne 0 ] || [ "$server_died" -ne 0 ]; then
+if [ "$node_rc" -ne 0 ] || [ "$py_rc" -ne 0 ] || [ "$quickbi_rc" -ne 0 ] || [ "$huawei_rc" -ne 0 ] || [ "$server_died" -ne 0 ]; then
     echo "--- last lines of the server log ($SERVER_ERR):"
     tail -n 20 "$SERVER_ERR" || true
 fi
@@ -198,5 +276,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = "node" ]; then
 fi
 if [ -z "$ONLY" ] || [ "$ONLY" = "python" ]; then
     if [ "$py_rc" -eq 0 ]; then echo "python suite: PASSED"; else echo "python suite: FAILED (exit $py_rc)"; status=1; fi
+fi
+if [ -z "$ONLY" ] || [ "$ONLY" = "quickbi" ]; then
+    if [ "$quickbi_rc" -eq 0 ]; then echo "quickbi suite: PASSED"; else echo "quickbi suite: FAILED (exit $quickbi_rc)"; status=1; fi
+fi
+if [ -z "$ONLY" ] || [ "$ONLY" = "huawei" ]; then
+    if [ "$huawei_rc" -eq 0 ]; then echo "huawei suite: PASSED"; else echo "huawei suite: FAILED (exit $huawei_rc)"; status=1; fi
 fi
 exit "$status"

@@ -69,9 +69,12 @@ impl From<CoreError> for FeishuError {
             CoreError::NotFound { entity, key } => match entity {
                 Entity::User => Self::with_detail(bad, codes::USER_ID_INVALID, key),
                 Entity::Department => Self::with_detail(bad, codes::DEPARTMENT_NOT_EXIST, key),
-                Entity::Tenant | Entity::App | Entity::Group | Entity::Token | Entity::Task => {
-                    Self::param(err.to_string())
-                }
+                Entity::Tenant
+                | Entity::App
+                | Entity::Group
+                | Entity::Token
+                | Entity::Task
+                | Entity::BiMember => Self::param(err.to_string()),
             },
             CoreError::AlreadyExists { field, .. } => {
                 let code = match field {

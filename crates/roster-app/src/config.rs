@@ -42,11 +42,18 @@ pub struct Config {
     pub invitation_ttl_hours: u32,
     /// Most users one Feishu v2 `batch_add` call may carry.
     pub feishu_batch_add_max_users: usize,
+    /// Licence cap of each tenant's Quick BI organisation: the most members it may have
+    /// (`BatchAddFeishuUsers` beyond it fails with `Instance.Over.MaxLicense`).
+    pub quickbi_max_members: u64,
     /// Background task workers in this process.
     pub task_workers: usize,
     /// Seconds a worker's claim on a task lasts without renewal (a dead node's task is
     /// taken over after this).
     pub task_lease_seconds: u32,
+    /// Base64 of the 32-byte key that seals vendor access-key secrets at rest
+    /// (XChaCha20-Poly1305). Unset: generated once into `<data_dir>/secret.key` (mode 0600)
+    /// and reused. Nodes sharing one PostgreSQL database must share this key.
+    pub secret_key: Option<String>,
 }
 
 impl Default for Config {
@@ -65,8 +72,10 @@ impl Default for Config {
             mail_from: "Roster <roster@localhost>".into(),
             invitation_ttl_hours: 168,
             feishu_batch_add_max_users: 50,
+            quickbi_max_members: 10_000,
             task_workers: 1,
             task_lease_seconds: 30,
+            secret_key: None,
         }
     }
 }
@@ -87,7 +96,8 @@ pub struct Overrides {
 
 /// The keys of `Config` as `ROSTER_*` variables name them. Only these are read from the
 /// environment, so other `ROSTER_*` variables (test harnesses, scripts) cannot break start-up.
-const KNOWN_KEYS: [&str; 15] = [
+const KNOWN_KEYS: &[&str] = &[
+    "secret_key",
     "listen",
     "data_dir",
     "database_url",
@@ -101,6 +111,7 @@ const KNOWN_KEYS: [&str; 15] = [
     "mail_from",
     "invitation_ttl_hours",
     "feishu_batch_add_max_users",
+    "quickbi_max_members",
     "task_workers",
     "task_lease_seconds",
 ];
@@ -122,7 +133,7 @@ impl Config {
             None => figment = figment.merge(Toml::file("roster.toml")),
         }
         let config: Config = figment
-            .merge(Env::prefixed("ROSTER_").split("__").only(&KNOWN_KEYS))
+            .merge(Env::prefixed("ROSTER_").split("__").only(KNOWN_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()?;
         Ok(config)

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod mail;
+pub mod sealer;
 
 use std::sync::Arc;
 
@@ -43,14 +44,17 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
-/// Opens the store and builds the directory over it with the real clock and ids.
+/// Opens the store and builds the directory over it with the real clock and ids, and the
+/// sealer for access-key secrets (`secret_key`, or `<data_dir>/secret.key`).
 pub async fn open_directory(config: &Config) -> anyhow::Result<Directory> {
     let store = open_store(config).await?;
-    Ok(Directory::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(RandomIds),
-    ))
+    let sealer =
+        sealer::ChaChaSealer::load_or_create(config.secret_key.as_deref(), &config.data_dir)
+            .context("load the key that seals access-key secrets")?;
+    Ok(
+        Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds))
+            .with_sealer(Arc::new(sealer)),
+    )
 }
 
 /// Sends logs to standard error, filtered by `RUST_LOG` or else the configured level.

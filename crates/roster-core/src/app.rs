@@ -9,18 +9,25 @@ use crate::error::CoreError;
 use crate::ids::{AppId, TenantId};
 
 /// Which family of front doors an app's credentials are for. Feishu apps exchange an
-/// app secret for a bearer token; the others sign every request (later issues).
+/// app secret for a bearer token; Alibaba and Huawei apps hold an access key pair
+/// (`crate::access_key`) whose secret signs every request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppKind {
     /// `app_id` + `app_secret`, exchanged for a `tenant_access_token`.
     Feishu,
+    /// An Alibaba Cloud `AccessKey` pair (Quick BI): ACS3-HMAC-SHA256 or RPC HMAC-SHA1.
+    Alibaba,
+    /// A Huawei Cloud AK/SK pair bound to one project (Workspace): SDK-HMAC-SHA256.
+    Huawei,
 }
 
 impl AppKind {
-    /// Stable name for storage.
+    /// Stable name for storage and the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             AppKind::Feishu => "feishu",
+            AppKind::Alibaba => "alibaba",
+            AppKind::Huawei => "huawei",
         }
     }
 
@@ -28,8 +35,15 @@ impl AppKind {
     pub fn from_str_opt(s: &str) -> Option<Self> {
         match s {
             "feishu" => Some(AppKind::Feishu),
+            "alibaba" => Some(AppKind::Alibaba),
+            "huawei" => Some(AppKind::Huawei),
             _ => None,
         }
+    }
+
+    /// Whether the app authenticates with a signing access key rather than a bearer token.
+    pub fn uses_access_key(self) -> bool {
+        matches!(self, AppKind::Alibaba | AppKind::Huawei)
     }
 }
 

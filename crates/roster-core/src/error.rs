@@ -20,6 +20,8 @@ pub enum Entity {
     Token,
     /// A batch task.
     Task,
+    /// A member of a tenant's BI organisation (Quick BI).
+    BiMember,
 }
 
 impl fmt::Display for Entity {
@@ -32,6 +34,7 @@ impl fmt::Display for Entity {
             Entity::Group => "group",
             Entity::Token => "token",
             Entity::Task => "task",
+            Entity::BiMember => "bi_member",
         })
     }
 }

@@ -6,36 +6,48 @@
 //! HTTP, SQL or any vendor's JSON: those live in the `roster-api-*` and `roster-store-*`
 //! crates, which translate into and out of the types defined here.
 
+pub mod access_key;
 pub mod app;
 pub mod audit;
 pub mod batch;
+pub mod bi;
 pub mod clock;
 pub mod department;
 pub mod directory;
 pub mod error;
 pub mod group;
 pub mod ids;
+pub mod import;
 pub mod outbox;
+pub mod password;
+pub mod search;
 pub mod store;
 pub mod task;
 pub mod tenant;
 pub mod user;
 pub mod values;
 
+pub use access_key::{AccessKey, ProjectId, SecretSealer, SigningKey};
 pub use app::{App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
 pub use audit::{Actor, Change, ChangeAction, ChangeEvent};
 pub use batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
+pub use bi::{BiBatchReport, BiEntryFailure, BiEntryOutcome, BiMember, BiMemberPatch, BiRoles};
 pub use clock::{Clock, SystemClock};
 pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };
 pub use directory::{
-    Bootstrapped, Directory, Handover, IdempotentOutcome, Invitations, IssuedToken, TaskSubmission,
+    Bootstrapped, CreatedAccessKey, Directory, Handover, IdempotentOutcome, Invitations,
+    IssuedToken, TaskSubmission,
 };
 pub use error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 pub use group::Group;
 pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, UnionId, UserId};
+pub use import::{
+    ImportChunk, ImportCommit, ImportOutcomes, ImportRowResult, IMPORT_CHUNK_ROWS, IMPORT_KIND,
+};
 pub use outbox::{Channel, MailSender, OutboxMessage};
+pub use search::{SearchCursor, SearchQuery, SearchTier};
 pub use store::{
     IdempotencyClaim, IdempotencyKey, Store, TakenValues, TaskChunk, UniqueProbe, UserLookup,
 };

@@ -16,6 +16,7 @@ use crate::department::{Department, DeptKey, DeptLookup};
 use crate::error::StoreError;
 use crate::group::Group;
 use crate::ids::{AppId, OpenId, TenantId};
+use crate::search::{SearchCursor, SearchQuery};
 use crate::tenant::{NewTenant, Tenant};
 use crate::user::{User, UserKey};
 
@@ -163,6 +164,44 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes tokens that expired before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError>;
 
+    // ----- vendor access keys -----
+
+    /// Stores an access-key app and its key in ONE transaction (see `crate::access_key`).
+    /// A clash of the app id or of the key id is `Duplicate(AppId)`.
+    async fn insert_access_key(
+        &self,
+        app: &App,
+        key: &crate::access_key::AccessKey,
+    ) -> Result<(), StoreError>;
+
+    /// Reads an access key by its public id (exact, case-sensitive match).
+    async fn get_access_key(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<crate::access_key::AccessKey>, StoreError>;
+
+    /// Inserts users all-or-nothing together with their invitations (outbox rows and
+    /// activations), in ONE transaction: exactly `insert_users(.., atomic = true, ..)`, and
+    /// the messages are written only when every user is. Used by the synchronous vendor
+    /// batch APIs (Huawei `batch-create`) whose invitations must not outlive a refused batch.
+    async fn insert_users_invited(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        mails: &[crate::outbox::OutboxMessage],
+        change: &Change,
+    ) -> Result<Vec<Result<crate::user::UserKey, StoreError>>, StoreError>;
+
+    /// Deletes a group of the tenant for good; false when there was none. The caller has
+    /// made sure no user still lists it (`UserProfile::groups`).
+    async fn delete_group(&self, tenant: TenantId, group_id: &str) -> Result<bool, StoreError>;
+
+    /// Access keys of one tenant, or of all tenants, oldest first.
+    async fn list_access_keys(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<crate::access_key::AccessKey>, StoreError>;
+
     // ----- departments -----
 
     /// Stores a new department (its `key` is ignored) and returns it as stored, with a
@@ -294,15 +333,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<User>, StoreError>;
 
-    /// Active users whose name, English name or nickname contains `needle` (compared in
-    /// lower case), with a key above `after`, by ascending key, at most `limit`.
+    /// Active users matching `query` (see `crate::search`), in ascending order of their
+    /// place (`SearchCursor`: tier, matching term, key), each once at its best place,
+    /// strictly after `after`, at most `limit`; each with its place, which resumes the
+    /// search right after it.
     async fn search_users(
         &self,
         tenant: TenantId,
-        needle: &str,
-        after: Option<UserKey>,
+        query: &SearchQuery,
+        after: Option<SearchCursor>,
         limit: usize,
-    ) -> Result<Vec<User>, StoreError>;
+    ) -> Result<Vec<(User, SearchCursor)>, StoreError>;
 
     /// Active users whose leader is this user.
     async fn users_led_by(
@@ -443,6 +484,136 @@ pub trait Store: Send + Sync + 'static {
         status: crate::task::TaskStatus,
         now: i64,
     ) -> Result<bool, StoreError>;
+
+    // ----- imports (crate::import) -----
+
+    /// Stores an import task in the `Receiving` state with no rows; `task.lease_until` is
+    /// the deadline for its first chunk.
+    async fn create_import(&self, task: &crate::task::Task) -> Result<(), StoreError>;
+
+    /// Appends one chunk of rows to an import that is still receiving, adds them to its
+    /// total and moves its deadline to `deadline`, in one transaction. False (nothing
+    /// written) when the task is not receiving any more.
+    async fn append_import_chunk(
+        &self,
+        id: &crate::task::TaskId,
+        chunk: &crate::import::ImportChunk,
+        deadline: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends an import's upload: `Receiving` → `Queued`. False when it was not receiving.
+    async fn seal_import(&self, id: &crate::task::TaskId) -> Result<bool, StoreError>;
+
+    /// Gives up an import whose upload failed: `Receiving` → `Failed`, its rows deleted.
+    /// False when it was not receiving.
+    async fn abort_import(&self, id: &crate::task::TaskId, now: i64) -> Result<bool, StoreError>;
+
+    /// Fails every receiving import whose deadline is before `now` (its uploader is gone)
+    /// and deletes its rows; returns how many.
+    async fn expire_imports(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Chunks of an import with no outcomes yet and a position above `after`, by
+    /// position, at most `limit`.
+    async fn pending_import_chunks(
+        &self,
+        id: &crate::task::TaskId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<crate::import::ImportChunk>, StoreError>;
+
+    /// The results of the chunks holding rows with an index at or above `from_row`, by
+    /// position, at most `limit` chunks.
+    async fn import_outcomes(
+        &self,
+        id: &crate::task::TaskId,
+        from_row: u32,
+        limit: usize,
+    ) -> Result<Vec<crate::import::ImportOutcomes>, StoreError>;
+
+    /// Writes one processed chunk in one transaction: the lease check, the users (best
+    /// effort, with their events), the chunk's outcomes (one per row), the task's counters
+    /// and the written users' invitations. `Ok(None)` when the worker no longer holds the
+    /// lease or the chunk already has its outcomes (nothing written).
+    async fn commit_import_chunk(
+        &self,
+        chunk: &crate::import::ImportCommit<'_>,
+    ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError>;
+
+    /// Active users of a tenant with a key above `after`, by ascending key, at most
+    /// `limit` (for exports).
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError>;
+
+    // ----- BI organisation (Quick BI, crate::bi) -----
+
+    /// Adds members to the tenant's BI organisation in ONE transaction, with a `Created`
+    /// event (entity `BiMember`) each, and returns one result per member in order. A user
+    /// who is already a member is refused by the primary key as `Duplicate(OpenId)`; the
+    /// others are written. If the members written would take the organisation above
+    /// `max_members`, nothing is written and the call fails with `LicenceExceeded` (the
+    /// count is a database rule, so racing batches cannot pass the cap together).
+    async fn insert_bi_members(
+        &self,
+        tenant: TenantId,
+        members: &[crate::bi::BiMember],
+        max_members: u64,
+        change: &Change,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError>;
+
+    /// Reads one member.
+    async fn get_bi_member(
+        &self,
+        tenant: TenantId,
+        open_id: &OpenId,
+    ) -> Result<Option<crate::bi::BiMember>, StoreError>;
+
+    /// One page of members, oldest first (join time, then open id), skipping `offset`,
+    /// at most `limit`; with a keyword, only those whose nickname contains it (`keyword`
+    /// is given in lower case and compared with the lower-cased nickname). Also returns
+    /// how many members match in all.
+    async fn list_bi_members(
+        &self,
+        tenant: TenantId,
+        keyword: Option<&str>,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<crate::bi::BiMember>, u64), StoreError>;
+
+    /// Rewrites a member's nickname, roles, groups and update time, with an `Updated`
+    /// event. False (nothing written) when the user is not a member.
+    async fn update_bi_member(
+        &self,
+        member: &crate::bi::BiMember,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes a member, with a `Deleted` event, freeing a licence. False when the user
+    /// was not a member.
+    async fn delete_bi_member(
+        &self,
+        tenant: TenantId,
+        open_id: &OpenId,
+        at: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims a request signature's nonce for an access key until `expires_at` (ms). True
+    /// when the nonce was unused (or its earlier claim has expired); false when it is
+    /// still claimed. Racing claims of one nonce: exactly one wins, by the primary key.
+    async fn claim_signature_nonce(
+        &self,
+        access_key_id: &str,
+        nonce: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets nonces whose claim expired at or before `now`; returns how many.
+    async fn purge_signature_nonces(&self, now: i64) -> Result<u64, StoreError>;
 
     // ----- outbox -----
 

@@ -51,6 +51,8 @@ impl fmt::Display for TaskId {
 /// Where a task is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatus {
+    /// An import whose upload is still arriving: no worker may claim it until it is sealed.
+    Receiving,
     /// Waiting for a worker.
     Queued,
     /// A worker holds it (or held it and died; its lease tells).
@@ -65,6 +67,7 @@ impl TaskStatus {
     /// Stable name for storage.
     pub fn as_str(self) -> &'static str {
         match self {
+            TaskStatus::Receiving => "receiving",
             TaskStatus::Queued => "queued",
             TaskStatus::Running => "running",
             TaskStatus::Done => "done",
@@ -75,6 +78,7 @@ impl TaskStatus {
     /// Inverse of `as_str`.
     pub fn from_str_opt(s: &str) -> Option<Self> {
         Some(match s {
+            "receiving" => TaskStatus::Receiving,
             "queued" => TaskStatus::Queued,
             "running" => TaskStatus::Running,
             "done" => TaskStatus::Done,
@@ -223,6 +227,7 @@ const ENTITIES: &[Entity] = &[
     Entity::Group,
     Entity::Token,
     Entity::Task,
+    Entity::BiMember,
 ];
 
 impl ItemError {

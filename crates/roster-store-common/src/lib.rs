@@ -7,6 +7,10 @@
 //! core stays free of any serialisation format). Departments of a user live in a join
 //! table, not in the document, because lists by department must be indexed.
 
+mod search;
+
+pub use search::{decode_search_text, place_of, search_text};
+
 use roster_core::department::{DepartmentFields, I18nName};
 use roster_core::ids::OpenId;
 use roster_core::user::{CustomAttr, UserProfile};
@@ -627,6 +631,52 @@ pub fn decode_outcome(s: &str) -> Result<roster_core::ItemOutcome, StoreError> {
     })
 }
 
+/// Encodes the inputs of an import chunk as ONE record: each row's `encode_item_input`
+/// document on its own line (the documents are compact JSON, which never holds a raw
+/// newline), so a chunk of thousands of rows is one row in the database.
+pub fn encode_chunk_inputs(
+    items: &[Result<roster_core::NewUser, roster_core::ItemError>],
+) -> String {
+    let mut out = String::with_capacity(items.len() * 256);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&encode_item_input(item));
+    }
+    out
+}
+
+/// Decodes `encode_chunk_inputs`.
+pub fn decode_chunk_inputs(
+    s: &str,
+) -> Result<Vec<Result<roster_core::NewUser, roster_core::ItemError>>, StoreError> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split('\n').map(decode_item_input).collect()
+}
+
+/// Encodes the outcomes of an import chunk as ONE record, one `encode_outcome` per line.
+pub fn encode_chunk_outcomes(outcomes: &[roster_core::ItemOutcome]) -> String {
+    let mut out = String::with_capacity(outcomes.len() * 96);
+    for (i, o) in outcomes.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&encode_outcome(o));
+    }
+    out
+}
+
+/// Decodes `encode_chunk_outcomes`.
+pub fn decode_chunk_outcomes(s: &str) -> Result<Vec<roster_core::ItemOutcome>, StoreError> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split('\n').map(decode_outcome).collect()
+}
+
 /// The entities of one `Store::save`, checked and de-duplicated the same way by both
 /// backends: every entity must belong to the saved tenant (else `Backend`), and an entity
 /// listed twice is written once, in its last state, at the place of its first mention.
@@ -689,6 +739,30 @@ fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> i64) -> Vec<&T> {
         }
     }
     out
+}
+
+/// The stored form of a BI member's group ids (`bi_members.group_ids`): a JSON array.
+pub fn encode_bi_groups(groups: &[String]) -> String {
+    serde_json::Value::from(groups.to_vec()).to_string()
+}
+
+/// Inverse of `encode_bi_groups`.
+pub fn decode_bi_groups(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|e| StoreError::Backend(format!("corrupt bi_members.group_ids: {e}")))
+}
+
+/// The snapshot of a BI organisation member recorded in change events.
+pub fn bi_member_snapshot(m: &roster_core::BiMember) -> String {
+    serde_json::json!({
+        "open_id": m.open_id.as_str(),
+        "nickname": m.nickname,
+        "is_admin": m.is_admin,
+        "is_auth_admin": m.is_auth_admin,
+        "user_type": m.user_type.code(),
+        "groups": m.groups,
+    })
+    .to_string()
 }
 
 #[cfg(test)]

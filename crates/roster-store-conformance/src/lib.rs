@@ -33,28 +33,37 @@ use std::sync::Arc;
 
 use roster_core::Store;
 
+mod access_keys;
+mod bi;
 mod concurrency;
 mod departments;
 mod directory;
 mod events;
 mod groups;
 mod idempotency;
+mod import;
 mod lifecycle;
 mod queries;
+mod search;
+pub mod search_bench;
 mod support;
 mod task_engine;
 mod tasks;
 mod tenants;
 mod users;
 
+pub use access_keys::*;
+pub use bi::*;
 pub use concurrency::*;
 pub use departments::*;
 pub use directory::*;
 pub use events::*;
 pub use groups::*;
 pub use idempotency::*;
+pub use import::*;
 pub use lifecycle::*;
 pub use queries::*;
+pub use search::*;
 pub use task_engine::*;
 pub use tasks::*;
 pub use tenants::*;
@@ -139,8 +148,12 @@ macro_rules! conformance_tests {
             check_get_users_resolves_mixed_lookups_each_user_once,
             check_users_by_contact_returns_active_and_resigned_holders,
             check_department_members_pages_active_direct_members,
-            check_search_users_matches_names_case_insensitively,
             check_users_and_departments_led_by_a_user,
+            check_search_finds_names_by_pinyin_initials_and_substrings,
+            check_search_finds_email_mobile_and_employee_number,
+            check_search_ranks_exact_then_prefix_then_substring_once_each,
+            check_search_cursors_stay_correct_while_users_are_added,
+            check_search_follows_resignations_renames_and_tenants,
             check_idempotency_keys_claim_complete_release_and_purge,
             check_jsapi_tickets_are_stored_per_app_and_replaced,
             check_groups_round_trip_and_names_are_unique_case_insensitively,
@@ -189,6 +202,11 @@ macro_rules! conformance_tests {
             check_claim_task_takes_the_oldest_task_and_expired_leases_move_on,
             check_only_the_lease_holder_renews_and_finishes_a_task,
             check_a_task_chunk_writes_users_outcomes_counters_and_invitations,
+            check_only_a_sealed_import_is_claimed_and_its_chunks_read_back_in_order,
+            check_an_import_chunk_commits_users_and_outcomes_once_under_the_lease,
+            check_aborted_and_abandoned_imports_fail_and_drop_their_rows,
+            check_list_users_pages_active_users_by_key,
+            check_an_import_runs_to_done_through_a_worker_with_results_by_row,
             check_a_task_chunk_without_the_lease_writes_nothing,
             check_a_replayed_task_chunk_overwrites_and_counts_nothing,
             check_the_licence_cap_refuses_users_mid_chunk,
@@ -202,6 +220,20 @@ macro_rules! conformance_tests {
             check_a_dead_workers_task_is_taken_over_and_writes_each_user_once,
             check_deliver_outbox_sends_invitations_and_retries_failures_later,
             check_activation_link_of_a_delivered_invitation_works_once,
+            check_bi_members_round_trip_and_a_user_joins_once,
+            check_bi_licence_cap_refuses_the_whole_insert,
+            check_bi_members_page_and_filter_by_nickname,
+            check_bi_member_update_and_delete_record_events,
+            check_signature_nonces_are_claimed_once_until_expiry,
+            check_racing_claims_of_one_signature_nonce_leave_one_winner,
+            check_racing_bi_batches_add_each_user_once_within_the_cap,
+            check_bi_add_members_reports_every_entry_and_whole_request_rules,
+            check_access_keys_round_trip_with_their_app_and_are_listed_per_tenant,
+            check_duplicate_access_key_id_is_refused_and_writes_no_app,
+            check_insert_users_invited_writes_users_and_mails_all_or_nothing,
+            check_delete_group_removes_only_the_tenants_group,
+            check_access_keys_sign_and_issue_tokens_through_the_directory,
+            check_create_accounts_is_all_or_nothing_with_invitations,
         );
     };
     (@each $make_store:expr; $($check:ident),+ $(,)?) => {
@@ -228,6 +260,7 @@ mod tests {
         let end = lib.find("#[cfg(test)]").expect("the tests");
         let macro_body = &lib[start..end];
         let sources = [
+            include_str!("access_keys.rs"),
             include_str!("tenants.rs"),
             include_str!("departments.rs"),
             include_str!("users.rs"),
@@ -236,10 +269,13 @@ mod tests {
             include_str!("concurrency.rs"),
             include_str!("events.rs"),
             include_str!("queries.rs"),
+            include_str!("search.rs"),
             include_str!("idempotency.rs"),
             include_str!("lifecycle.rs"),
             include_str!("tasks.rs"),
             include_str!("task_engine.rs"),
+            include_str!("import.rs"),
+            include_str!("bi.rs"),
         ];
         let mut checks = Vec::new();
         for src in sources {
@@ -251,7 +287,7 @@ mod tests {
                 }
             }
         }
-        assert!(checks.len() >= 92, "found only {} checks", checks.len());
+        assert!(checks.len() >= 96, "found only {} checks", checks.len());
         for name in &checks {
             assert!(
                 macro_body.contains(&format!("{name},")),

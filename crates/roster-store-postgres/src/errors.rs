@@ -29,7 +29,7 @@ fn unique_key(constraint: &str) -> Option<UniqueKey> {
         "departments_custom_id_uq" => UniqueKey::DepartmentId,
         "departments_name_uq" => UniqueKey::DepartmentName,
         "tenants_name_key" => UniqueKey::TenantName,
-        "apps_pkey" => UniqueKey::AppId,
+        "apps_pkey" | "access_keys_pkey" => UniqueKey::AppId,
         "groups_name_uq" => UniqueKey::GroupName,
         _ => return None,
     })

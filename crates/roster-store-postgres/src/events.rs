@@ -90,6 +90,7 @@ impl EventRow {
             "user" => Entity::User,
             "department" => Entity::Department,
             "group" => Entity::Group,
+            "bi_member" => Entity::BiMember,
             _ => return Err(corrupt("change_events.entity")),
         };
         Ok(ChangeEvent {

@@ -13,13 +13,19 @@
 //! Tests get a database of their own through [`fresh_test_store`]; see [`test_store`] for
 //! the way tests read `ROSTER_TEST_POSTGRES_URL` and skip loudly without it.
 
+mod access_keys;
+mod accounts;
+mod bi;
+pub mod ceiling;
 mod departments;
 mod errors;
 mod events;
 mod groups;
 mod idempotency;
+mod imports;
 mod outbox;
 mod save;
+mod search;
 mod tasks;
 mod tenants;
 mod users;
@@ -29,6 +35,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use roster_core::search::{SearchCursor, SearchQuery};
 use roster_core::{
     App, AppId, Change, ChangeEvent, Department, DeptKey, DeptLookup, Group, IdempotencyClaim,
     IdempotencyKey, NewTenant, OpenId, Store, StoreError, TakenValues, Tenant, TenantId,
@@ -93,6 +100,7 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("failed to run migrations: {e}")))?;
+        search::backfill(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -294,6 +302,44 @@ impl Store for PgStore {
         tenants::purge_expired_tokens(&self.pool, now).await
     }
 
+    #[instrument(skip_all, fields(app_id = %app.app_id))]
+    async fn insert_access_key(
+        &self,
+        app: &App,
+        key: &roster_core::AccessKey,
+    ) -> Result<(), StoreError> {
+        access_keys::insert_access_key(&self.pool, app, key).await
+    }
+
+    async fn get_access_key(
+        &self,
+        key_id: &str,
+    ) -> Result<Option<roster_core::AccessKey>, StoreError> {
+        access_keys::get_access_key(&self.pool, key_id).await
+    }
+
+    async fn list_access_keys(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<roster_core::AccessKey>, StoreError> {
+        access_keys::list_access_keys(&self.pool, tenant).await
+    }
+
+    async fn delete_group(&self, tenant: TenantId, group_id: &str) -> Result<bool, StoreError> {
+        accounts::delete_group(&self.pool, tenant, group_id).await
+    }
+
+    #[instrument(skip_all, fields(%tenant, users = users.len(), mails = mails.len()))]
+    async fn insert_users_invited(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        mails: &[roster_core::OutboxMessage],
+        change: &Change,
+    ) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+        accounts::insert_users_invited(&self.pool, tenant, users, mails, change).await
+    }
+
     #[instrument(skip_all, fields(tenant = %dept.tenant))]
     async fn insert_department(
         &self,
@@ -408,11 +454,11 @@ impl Store for PgStore {
     async fn search_users(
         &self,
         tenant: TenantId,
-        needle: &str,
-        after: Option<UserKey>,
+        query: &SearchQuery,
+        after: Option<SearchCursor>,
         limit: usize,
-    ) -> Result<Vec<User>, StoreError> {
-        users::search_users(&self.pool, tenant, needle, after, limit).await
+    ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
+        search::search_users(&self.pool, tenant, query, after, limit).await
     }
 
     async fn users_led_by(
@@ -553,6 +599,65 @@ impl Store for PgStore {
         tasks::commit_task_chunk(&self.pool, chunk).await
     }
 
+    async fn create_import(&self, task: &roster_core::Task) -> Result<(), StoreError> {
+        imports::create_import(&self.pool, task).await
+    }
+
+    async fn append_import_chunk(
+        &self,
+        id: &roster_core::TaskId,
+        chunk: &roster_core::ImportChunk,
+        deadline: i64,
+    ) -> Result<bool, StoreError> {
+        imports::append_chunk(&self.pool, id, chunk, deadline).await
+    }
+
+    async fn seal_import(&self, id: &roster_core::TaskId) -> Result<bool, StoreError> {
+        imports::seal(&self.pool, id).await
+    }
+
+    async fn abort_import(&self, id: &roster_core::TaskId, now: i64) -> Result<bool, StoreError> {
+        imports::abort(&self.pool, id, now).await
+    }
+
+    async fn expire_imports(&self, now: i64) -> Result<u64, StoreError> {
+        imports::expire(&self.pool, now).await
+    }
+
+    async fn pending_import_chunks(
+        &self,
+        id: &roster_core::TaskId,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Result<Vec<roster_core::ImportChunk>, StoreError> {
+        imports::pending_chunks(&self.pool, id, after, limit).await
+    }
+
+    async fn import_outcomes(
+        &self,
+        id: &roster_core::TaskId,
+        from_row: u32,
+        limit: usize,
+    ) -> Result<Vec<roster_core::ImportOutcomes>, StoreError> {
+        imports::outcomes(&self.pool, id, from_row, limit).await
+    }
+
+    async fn commit_import_chunk(
+        &self,
+        chunk: &roster_core::ImportCommit<'_>,
+    ) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
+        imports::commit_chunk(&self.pool, chunk).await
+    }
+
+    async fn list_users(
+        &self,
+        tenant: TenantId,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<Vec<User>, StoreError> {
+        users::list_users(&self.pool, tenant, after, limit).await
+    }
+
     async fn finish_task(
         &self,
         id: &roster_core::TaskId,
@@ -561,6 +666,69 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         tasks::finish_task(&self.pool, id, worker, status, now).await
+    }
+
+    // ----- BI organisation (Quick BI) -----
+
+    #[instrument(skip_all, fields(tenant = %tenant, members = members.len()))]
+    async fn insert_bi_members(
+        &self,
+        tenant: TenantId,
+        members: &[roster_core::BiMember],
+        max_members: u64,
+        change: &Change,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        bi::insert_members(&self.pool, tenant, members, max_members, change).await
+    }
+
+    async fn get_bi_member(
+        &self,
+        tenant: TenantId,
+        open_id: &OpenId,
+    ) -> Result<Option<roster_core::BiMember>, StoreError> {
+        bi::get_member(&self.pool, tenant, open_id).await
+    }
+
+    async fn list_bi_members(
+        &self,
+        tenant: TenantId,
+        keyword: Option<&str>,
+        offset: u64,
+        limit: usize,
+    ) -> Result<(Vec<roster_core::BiMember>, u64), StoreError> {
+        bi::list_members(&self.pool, tenant, keyword, offset, limit).await
+    }
+
+    async fn update_bi_member(
+        &self,
+        member: &roster_core::BiMember,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        bi::update_member(&self.pool, member, change).await
+    }
+
+    async fn delete_bi_member(
+        &self,
+        tenant: TenantId,
+        open_id: &OpenId,
+        at: i64,
+        change: &Change,
+    ) -> Result<bool, StoreError> {
+        bi::delete_member(&self.pool, tenant, open_id, at, change).await
+    }
+
+    async fn claim_signature_nonce(
+        &self,
+        access_key_id: &str,
+        nonce: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        bi::claim_nonce(&self.pool, access_key_id, nonce, now, expires_at).await
+    }
+
+    async fn purge_signature_nonces(&self, now: i64) -> Result<u64, StoreError> {
+        bi::purge_nonces(&self.pool, now).await
     }
 
     async fn claim_outbox(
@@ -630,7 +798,8 @@ mod tests {
         }
     }
 
-    /// Migration 0002 fills the new columns of rows written under 0001.
+    /// Migration 0002 fills the new columns of rows written under 0001, and the store
+    /// computes and indexes their search terms (0006) at open.
     #[tokio::test]
     async fn migration_0002_backfills_search_text_and_department_leaders() {
         let Ok(base) = std::env::var(TEST_URL_ENV) else {
@@ -671,9 +840,19 @@ mod tests {
             .fetch_all(&store.pool)
             .await
             .unwrap();
+        // Migration 0006 clears search_text and the store recomputes it at open (pinyin
+        // needs Rust); the triggers index what it writes.
+        assert_eq!(texts[1], "[\"li\"]");
+        let indexed: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT term::text, user_key FROM user_search_terms \
+             WHERE term IN ('zhangsanzhang', 'li') ORDER BY user_key",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
         assert_eq!(
-            texts,
-            vec!["张三 zhang\u{1f}san\u{1f}émile", "li\u{1f}\u{1f}"]
+            indexed,
+            [("zhangsanzhang".to_owned(), 1), ("li".to_owned(), 2)]
         );
         let leaders: Vec<Option<String>> =
             sqlx::query_scalar("SELECT leader_open_id FROM departments ORDER BY id")

@@ -279,17 +279,10 @@ const UPDATE_USERS: &str = "UPDATE users AS u SET open_id = v.open_id, union_id 
      is_exited, is_unjoin, created_at, updated_at, resigned_at, logout_at, doc, search_text, id) \
      WHERE u.tenant_id = $1 AND u.id = v.id";
 
-/// What `search_users` matches: the lower-cased name, English name and nickname, separated
-/// by U+001F (which no name contains), as docs/schema.md defines it. Unicode lower case, the
-/// same as the core applies to the needle.
+/// The `users.search_text` of a profile: its search terms as a JSON array, from which the
+/// migration-0006 triggers maintain the search index (see `roster_store_common::search_text`).
 pub(crate) fn search_text(p: &UserProfile) -> String {
-    let lower = |s: Option<&String>| s.map_or_else(String::new, |s| s.to_lowercase());
-    format!(
-        "{}\u{1f}{}\u{1f}{}",
-        p.name.to_lowercase(),
-        lower(p.en_name.as_ref()),
-        lower(p.nickname.as_ref())
-    )
+    roster_store_common::search_text(p)
 }
 
 /// The same shape for the join table.
@@ -329,32 +322,32 @@ macro_rules! bind_user_arrays {
 
 /// Column arrays for `INSERT_USERS` and `UPDATE_USERS`, one entry per user.
 #[derive(Default)]
-struct UserArrays {
-    open_id: Vec<String>,
-    union_id: Vec<String>,
-    user_id: Vec<String>,
-    user_id_fold: Vec<String>,
-    email_fold: Vec<Option<String>>,
-    mobile: Vec<Option<String>>,
-    username_fold: Vec<Option<String>>,
-    employee_no: Vec<Option<String>>,
-    name: Vec<String>,
-    leader_open_id: Vec<Option<String>>,
-    is_resigned: Vec<bool>,
-    is_frozen: Vec<bool>,
-    is_activated: Vec<bool>,
-    is_exited: Vec<bool>,
-    is_unjoin: Vec<bool>,
-    created_at: Vec<i64>,
-    updated_at: Vec<i64>,
-    resigned_at: Vec<Option<i64>>,
-    logout_at: Vec<Option<i64>>,
-    doc: Vec<String>,
-    search_text: Vec<String>,
+pub(crate) struct UserArrays {
+    pub(crate) open_id: Vec<String>,
+    pub(crate) union_id: Vec<String>,
+    pub(crate) user_id: Vec<String>,
+    pub(crate) user_id_fold: Vec<String>,
+    pub(crate) email_fold: Vec<Option<String>>,
+    pub(crate) mobile: Vec<Option<String>>,
+    pub(crate) username_fold: Vec<Option<String>>,
+    pub(crate) employee_no: Vec<Option<String>>,
+    pub(crate) name: Vec<String>,
+    pub(crate) leader_open_id: Vec<Option<String>>,
+    pub(crate) is_resigned: Vec<bool>,
+    pub(crate) is_frozen: Vec<bool>,
+    pub(crate) is_activated: Vec<bool>,
+    pub(crate) is_exited: Vec<bool>,
+    pub(crate) is_unjoin: Vec<bool>,
+    pub(crate) created_at: Vec<i64>,
+    pub(crate) updated_at: Vec<i64>,
+    pub(crate) resigned_at: Vec<Option<i64>>,
+    pub(crate) logout_at: Vec<Option<i64>>,
+    pub(crate) doc: Vec<String>,
+    pub(crate) search_text: Vec<String>,
 }
 
 impl UserArrays {
-    fn of(users: &[&User]) -> Self {
+    pub(crate) fn of(users: &[&User]) -> Self {
         let mut a = Self::default();
         for u in users {
             let c = UserColumns::of(u);
@@ -944,28 +937,25 @@ pub(crate) async fn department_members(
     into_users(pool, rows).await
 }
 
-pub(crate) async fn search_users(
+/// A page of a tenant's active users by key (exports, migration 0007).
+pub(crate) async fn list_users(
     pool: &PgPool,
     tenant: TenantId,
-    needle: &str,
     after: Option<UserKey>,
     limit: usize,
 ) -> Result<Vec<User>, StoreError> {
-    // search_text is lower case; the core lower-cases the needle already, and doing it
-    // again is harmless.
     let rows = sqlx::query_as::<_, UserRow>(concat!(
         "SELECT ",
-        user_columns!(),
-        " FROM users WHERE tenant_id = $1 AND NOT is_resigned AND strpos(search_text, $2) > 0 \
-         AND id > $3 ORDER BY id LIMIT $4"
+        user_columns_u!(),
+        " FROM users u WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.id > $2 \
+         ORDER BY u.id LIMIT $3"
     ))
     .bind(tenant.0)
-    .bind(needle.to_lowercase())
     .bind(cursor(after))
     .bind(page_size(limit))
     .fetch_all(pool)
     .await
-    .context("search users")?;
+    .context("list users")?;
     into_users(pool, rows).await
 }
 

@@ -459,10 +459,6 @@ async fn reread(store: &PgStore, u: &User) -> User {
         .unwrap()
 }
 
-fn keys(users: &[User]) -> Vec<UserKey> {
-    users.iter().map(|u| u.key).collect()
-}
-
 fn group(tenant: TenantId, group_id: &str, name: &str, owner: Option<&OpenId>) -> Group {
     Group {
         key: 0,
@@ -807,64 +803,6 @@ async fn a_refused_save_writes_nothing_and_records_no_event() {
     assert_eq!(db.department_member_count(t.id, d1.key).await.unwrap(), 1);
     assert_eq!(db.department_member_count(t.id, d2.key).await.unwrap(), 2);
     assert_eq!(events_after(&db, mark).await.len(), 3);
-}
-
-#[tokio::test]
-async fn search_users_matches_names_in_any_case_and_skips_resigned_users() {
-    let Some(db) = store("search_users_matches_names_in_any_case").await else {
-        return;
-    };
-    let t = tenant(&db, "Acme", None).await;
-    let r = root(&db, t.id).await;
-    let mut zhang = user(t.id, r.key, "张三", None);
-    zhang.profile.en_name = Some("Zhang San".into());
-    let zhang = insert_ok(&db, &zhang).await;
-    let mut alice = user(t.id, r.key, "Alice SMITH", None);
-    alice.profile.nickname = Some("Ally".into());
-    let alice = insert_ok(&db, &alice).await;
-    let emile = insert_ok(&db, &user(t.id, r.key, "ÉMILE Zola", None)).await;
-    let mut gone = user(t.id, r.key, "张三丰", None);
-    gone.status.is_resigned = true;
-    gone.resigned_at = Some(1);
-    insert_ok(&db, &gone).await;
-
-    let search = |needle: &'static str| {
-        let db = &db;
-        async move { keys(&db.search_users(t.id, needle, None, 50).await.unwrap()) }
-    };
-    assert_eq!(search("三").await, vec![zhang.key], "a Chinese substring");
-    assert_eq!(search("张三").await, vec![zhang.key]);
-    assert_eq!(search("zhang s").await, vec![zhang.key], "the English name");
-    assert_eq!(search("ZHANG").await, vec![zhang.key], "any case");
-    assert_eq!(search("smith").await, vec![alice.key]);
-    assert_eq!(search("ally").await, vec![alice.key], "the nickname");
-    assert_eq!(search("émile").await, vec![emile.key], "Unicode lower case");
-    assert_eq!(search("三丰").await, vec![], "resigned users are not found");
-    assert_eq!(search("%").await, vec![], "% is literal");
-    assert_eq!(search("ey").await, vec![], "no match across two fields");
-    assert_eq!(search("i").await, vec![alice.key, emile.key]);
-    assert_eq!(
-        keys(
-            &db.search_users(t.id, "i", Some(alice.key), 50)
-                .await
-                .unwrap()
-        ),
-        vec![emile.key]
-    );
-    assert_eq!(
-        keys(&db.search_users(t.id, "i", None, 1).await.unwrap()),
-        vec![alice.key]
-    );
-
-    // The search text follows saves.
-    let mut renamed = alice.clone();
-    renamed.profile.name = "Alicia Jones".into();
-    renamed.profile.nickname = None;
-    db.update_user(&renamed, &cli()).await.unwrap();
-    assert_eq!(search("jones").await, vec![alice.key]);
-    assert_eq!(search("ally").await, vec![]);
-    let found = db.search_users(t.id, "jones", None, 5).await.unwrap();
-    assert_eq!(found, vec![renamed]);
 }
 
 #[tokio::test]

@@ -37,6 +37,11 @@ pub(crate) const UNIQUE_RULES: &[UniqueRule] = &[
     rule("apps_pkey", "apps.app_id", Some(UniqueKey::AppId)),
     rule("tokens_pkey", "tokens.token_hash", None),
     rule(
+        "access_keys_pkey",
+        "access_keys.key_id",
+        Some(UniqueKey::AppId),
+    ),
+    rule(
         "departments_open_id_uq",
         "departments.tenant_id, departments.open_department_id",
         Some(UniqueKey::OpenDepartmentId),

@@ -36,6 +36,7 @@ pub(crate) enum EventEntity {
     User,
     Department,
     Group,
+    BiMember,
 }
 
 impl EventEntity {
@@ -44,6 +45,7 @@ impl EventEntity {
             EventEntity::User => "user",
             EventEntity::Department => "department",
             EventEntity::Group => "group",
+            EventEntity::BiMember => "bi_member",
         }
     }
 }
@@ -133,6 +135,7 @@ impl EventRow {
             "user" => Entity::User,
             "department" => Entity::Department,
             "group" => Entity::Group,
+            "bi_member" => Entity::BiMember,
             _ => return Err(corrupt("change_events.entity")),
         };
         Ok(ChangeEvent {

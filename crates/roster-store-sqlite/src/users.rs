@@ -25,24 +25,10 @@ use crate::errors::{map_sqlite, SqlContext};
 use crate::events::{self, ChangeCtx, EventEntity, NewEvent};
 use crate::{departments, groups};
 
-/// The separator between the names in `search_text` (ASCII unit separator, `char(31)`), which
-/// no name contains, so that a needle never matches across two names.
-const SEARCH_SEPARATOR: char = '\u{1f}';
-
-/// The `users.search_text` of a profile: the lower-cased name, English name and nickname,
-/// joined by [`SEARCH_SEPARATOR`] (an absent name is empty). Lower-casing is Rust's Unicode
-/// `to_lowercase`, the same the core applies to a search needle.
+/// The `users.search_text` of a profile: its search terms as a JSON array, from which
+/// `index_new_user` and the migration-0006 triggers maintain the search index (see `roster_store_common::search_text`).
 pub(crate) fn search_text(p: &UserProfile) -> String {
-    let mut s = p.name.to_lowercase();
-    s.push(SEARCH_SEPARATOR);
-    if let Some(en) = &p.en_name {
-        s.push_str(&en.to_lowercase());
-    }
-    s.push(SEARCH_SEPARATOR);
-    if let Some(nick) = &p.nickname {
-        s.push_str(&nick.to_lowercase());
-    }
-    s
+    roster_store_common::search_text(p)
 }
 
 /// Everything written for one user, encoded ahead of the blocking task.
@@ -172,6 +158,92 @@ pub(crate) fn insert_users(
     Ok(results)
 }
 
+/// Inserts one `users` row through a statement prepared from [`INSERT_USER`], returning the
+/// new key or SQLite's error untouched (the caller decides what a constraint failure means).
+/// The write path and the benchmark's ceiling (`ceiling.rs`) both use it, so the ceiling
+/// always writes exactly the columns Roster writes.
+pub(crate) fn insert_user_row(
+    insert_user: &mut CachedStatement<'_>,
+    tenant: TenantId,
+    row: &UserRow,
+) -> rusqlite::Result<i64> {
+    let c = &row.columns;
+    let s = &row.status;
+    insert_user.insert(params![
+        tenant.0,
+        row.open_id,
+        row.union_id,
+        row.user_id,
+        c.user_id_fold,
+        c.email_fold,
+        c.mobile,
+        c.username_fold,
+        c.employee_no,
+        row.name,
+        c.leader_open_id,
+        s.is_resigned,
+        s.is_frozen,
+        s.is_activated,
+        s.is_exited,
+        s.is_unjoin,
+        row.created_at,
+        row.updated_at,
+        row.resigned_at,
+        row.logout_at,
+        row.doc,
+        row.search_text,
+    ])
+}
+
+/// Adds a newly inserted user to the search index (migration 0006): its row in the FTS5
+/// trigram table and its terms. This is done here rather than by an `AFTER INSERT` trigger
+/// because FTS5 writes out its pending entries at every statement savepoint, and a trigger
+/// opens one per inserted row: measured, the trigger made each insert about three times as
+/// expensive as these two explicit statements inside the caller's transaction. Updates and
+/// deletes, which are rare, keep their triggers.
+pub(crate) fn index_new_user(
+    tx: &Connection,
+    tenant: TenantId,
+    id: i64,
+    row: &UserRow,
+) -> Result<(), StoreError> {
+    if row.status.is_resigned || row.search_text.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached("INSERT INTO users_fts (rowid, search_text) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, row.search_text]))
+        .context("index user text")?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO user_search_terms (tenant_id, term, user_key) \
+         SELECT ?1, value, ?2 FROM json_each(?3)",
+    )
+    .and_then(|mut s| s.execute(params![tenant.0, id, row.search_text]))
+    .context("index user terms")?;
+    Ok(())
+}
+
+/// The benchmark's storage ceiling: the rows and their memberships with plain prepared
+/// inserts inside the caller's transaction; no licence check, no change events, no
+/// duplicate handling (the rows are known to be unique).
+pub(crate) fn insert_rows_plain(
+    tx: &Connection,
+    tenant: TenantId,
+    rows: &[UserRow],
+) -> Result<(), StoreError> {
+    let mut insert_user = tx
+        .prepare_cached(INSERT_USER)
+        .context("prepare insert user")?;
+    let mut insert_membership = tx
+        .prepare_cached(INSERT_MEMBERSHIP)
+        .context("prepare insert user department")?;
+    for row in rows {
+        let id = insert_user_row(&mut insert_user, tenant, row).context("insert user")?;
+        index_new_user(tx, tenant, id, row)?;
+        insert_memberships(&mut insert_membership, tenant, id, &row.memberships)?;
+    }
+    Ok(())
+}
+
 /// The best-effort insert of a batch inside the caller's write transaction (which must have
 /// been begun IMMEDIATE, so that the licence room read here holds until it commits): each
 /// row is written with its memberships and a `created` event, or refused with `Duplicate`
@@ -208,34 +280,10 @@ pub(crate) fn insert_rows(
                 results.push(Err(StoreError::LicenceExceeded));
                 continue;
             }
-            let c = &row.columns;
-            let s = &row.status;
-            let inserted = insert_user.insert(params![
-                tenant.0,
-                row.open_id,
-                row.union_id,
-                row.user_id,
-                c.user_id_fold,
-                c.email_fold,
-                c.mobile,
-                c.username_fold,
-                c.employee_no,
-                row.name,
-                c.leader_open_id,
-                s.is_resigned,
-                s.is_frozen,
-                s.is_activated,
-                s.is_exited,
-                s.is_unjoin,
-                row.created_at,
-                row.updated_at,
-                row.resigned_at,
-                row.logout_at,
-                row.doc,
-                row.search_text,
-            ]);
+            let inserted = insert_user_row(&mut insert_user, tenant, row);
             match inserted {
                 Ok(id) => {
+                    index_new_user(tx, tenant, id, row)?;
                     insert_memberships(&mut insert_membership, tenant, id, &row.memberships)?;
                     events::record(
                         &mut insert_event,
@@ -265,6 +313,135 @@ pub(crate) fn insert_rows(
     }
     add_active_users(tx, tenant, added)?;
     Ok(results)
+}
+
+/// Users per multi-row INSERT of [`insert_rows_bulk`] (22 parameters each, well under
+/// SQLite's limit of 32 766 parameters per statement).
+const BULK_ROWS: usize = 500;
+
+/// The writes of [`insert_rows`] for a large chunk of rows expected to be good (bulk
+/// imports), with the users inserted by multi-row statements. SQLite opens a statement
+/// savepoint for every INSERT that fires triggers, and the FTS5 search index of migration
+/// 0006 flushes its pending terms at every savepoint, so one statement per 500 users instead
+/// of one per user is what makes a large import fast. Returns `None`, having written
+/// nothing, when the rows cannot all be written: a unique value is taken (the caller then
+/// falls back to [`insert_rows`], which refuses rows one by one) or the licence cap would be
+/// passed. Memberships, one `created` event per user and the active count are written as
+/// `insert_rows` writes them.
+pub(crate) fn insert_rows_bulk(
+    tx: &Connection,
+    tenant: TenantId,
+    rows: &[UserRow],
+    ctx: &ChangeCtx,
+) -> Result<Option<Vec<Result<UserKey, StoreError>>>, StoreError> {
+    let active = rows.iter().filter(|r| !r.status.is_resigned).count() as u64;
+    if licence_room(tx, tenant)?.is_some_and(|room| room < active) {
+        return Ok(None);
+    }
+    tx.execute_batch("SAVEPOINT bulk_users")
+        .context("begin bulk insert")?;
+    let ids = match bulk_user_rows(tx, tenant, rows) {
+        Ok(ids) => ids,
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO bulk_users; RELEASE bulk_users")
+                .context("undo bulk insert")?;
+            return match map_sqlite(&e, "bulk insert users") {
+                StoreError::Duplicate(_) => Ok(None),
+                fault => Err(fault),
+            };
+        }
+    };
+    {
+        let mut insert_membership = tx
+            .prepare_cached(INSERT_MEMBERSHIP)
+            .context("prepare insert user department")?;
+        let mut insert_event = events::prepare(tx)?;
+        for (row, &id) in rows.iter().zip(&ids) {
+            index_new_user(tx, tenant, id, row)?;
+            insert_memberships(&mut insert_membership, tenant, id, &row.memberships)?;
+            events::record(
+                &mut insert_event,
+                ctx,
+                &NewEvent {
+                    tenant,
+                    entity: EventEntity::User,
+                    entity_id: &row.open_id,
+                    action: ChangeAction::Created,
+                    at: row.updated_at,
+                    before: None,
+                    after: Some(&row.snapshot),
+                },
+            )?;
+        }
+    }
+    add_active_users(tx, tenant, active as i64)?;
+    tx.execute_batch("RELEASE bulk_users")
+        .context("end bulk insert")?;
+    Ok(Some(ids.into_iter().map(|id| Ok(UserKey(id))).collect()))
+}
+
+/// The multi-row INSERTs of [`insert_rows_bulk`]: the new keys in row order, or SQLite's
+/// error untouched.
+fn bulk_user_rows(
+    tx: &Connection,
+    tenant: TenantId,
+    rows: &[UserRow],
+) -> rusqlite::Result<Vec<i64>> {
+    let head = INSERT_USER
+        .split_once("VALUES")
+        .map_or(INSERT_USER, |(h, _)| h);
+    let one = format!("({})", vec!["?"; 22].join(", "));
+    let mut ids = Vec::with_capacity(rows.len());
+    for part in rows.chunks(BULK_ROWS) {
+        let sql = format!(
+            "{head} VALUES {} RETURNING id, open_id",
+            vec![one.as_str(); part.len()].join(", ")
+        );
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 22);
+        for row in part {
+            let c = &row.columns;
+            let s = &row.status;
+            values.extend([
+                &tenant.0 as &dyn rusqlite::ToSql,
+                &row.open_id,
+                &row.union_id,
+                &row.user_id,
+                &c.user_id_fold,
+                &c.email_fold,
+                &c.mobile,
+                &c.username_fold,
+                &c.employee_no,
+                &row.name,
+                &c.leader_open_id,
+                &s.is_resigned,
+                &s.is_frozen,
+                &s.is_activated,
+                &s.is_exited,
+                &s.is_unjoin,
+                &row.created_at,
+                &row.updated_at,
+                &row.resigned_at,
+                &row.logout_at,
+                &row.doc,
+                &row.search_text,
+            ]);
+        }
+        // RETURNING promises no order, so keys are matched to rows by open id.
+        let mut by_open: HashMap<String, i64> = HashMap::with_capacity(part.len());
+        let mut returned = stmt.query(rusqlite::params_from_iter(values))?;
+        while let Some(r) = returned.next()? {
+            by_open.insert(r.get(1)?, r.get(0)?);
+        }
+        for row in part {
+            let id = by_open
+                .get(&row.open_id)
+                .copied()
+                .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// A `users` row as read, before its document is decoded.
@@ -543,7 +720,9 @@ pub(crate) fn get_users(
     if !keys.is_empty() {
         rows.extend(query_rows(
             &tx,
-            user_select!("WHERE u.tenant_id = ?1 AND u.id IN (SELECT value FROM json_each(?2))"),
+            // `+u.tenant_id` keeps the planner on the primary key: without statistics it
+            // would otherwise walk a (tenant_id, …) index over every user of the tenant.
+            user_select!("WHERE +u.tenant_id = ?1 AND u.id IN (SELECT value FROM json_each(?2))"),
             params![t, json_list(&keys)],
             "load users by key",
         )?);
@@ -652,24 +831,22 @@ pub(crate) fn department_members(
     assemble(&tx, rows)
 }
 
-/// A page of active users whose `search_text` contains the lower-cased needle, by key.
-pub(crate) fn search_users(
+/// A page of a tenant's active users by key (exports, migration 0007).
+pub(crate) fn list_users(
     conn: &mut Connection,
     tenant: TenantId,
-    needle: &str,
     after: Option<UserKey>,
     limit: usize,
 ) -> Result<Vec<User>, StoreError> {
-    let needle = needle.to_lowercase();
-    let tx = conn.transaction().context("begin search users")?;
+    let tx = conn.transaction().context("begin list users")?;
     let rows = query_rows(
         &tx,
         user_select!(
-            "WHERE u.tenant_id = ?1 AND NOT u.is_resigned AND u.id > ?3 \
-             AND instr(u.search_text, ?2) > 0 ORDER BY u.id LIMIT ?4"
+            "WHERE u.tenant_id = ?1 AND NOT u.is_resigned AND u.id > ?2 \
+             ORDER BY u.id LIMIT ?3"
         ),
-        params![tenant.0, needle, key_floor(after), sql_limit(limit)],
-        "search users",
+        params![tenant.0, key_floor(after), sql_limit(limit)],
+        "list users",
     )?;
     assemble(&tx, rows)
 }
@@ -1029,13 +1206,16 @@ mod tests {
     }
 
     #[test]
-    fn search_text_lowercases_each_name_and_separates_them() {
+    fn search_text_lowercases_each_name_into_a_json_array() {
         let p = roster_core::UserProfile {
             name: "Émile ZOLA".into(),
             en_name: None,
             nickname: Some("Ωmega".into()),
             ..roster_core::UserProfile::default()
         };
-        assert_eq!(super::search_text(&p), "émile zola\u{1f}\u{1f}ωmega");
+        assert_eq!(
+            super::search_text(&p),
+            "[\"émile zola\",\"ωmega\",\"\u{e000}zola\"]"
+        );
     }
 }

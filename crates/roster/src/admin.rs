@@ -5,7 +5,7 @@
 
 use clap::Subcommand;
 use roster_app::Config;
-use roster_core::{AppId, ContactScope, DeptLookup, NewTenant, Scopes, TenantId};
+use roster_core::{AppId, AppKind, ContactScope, DeptLookup, NewTenant, Scopes, TenantId};
 
 #[derive(Subcommand)]
 pub(crate) enum TenantCommand {
@@ -39,6 +39,14 @@ pub(crate) enum AppCommand {
         /// department_id, comma-separated); default: the whole directory.
         #[arg(long)]
         departments: Option<String>,
+        /// Credential kind: feishu (app secret for tokens), alibaba (Quick BI AccessKey
+        /// pair) or huawei (Workspace AK/SK bound to a project).
+        #[arg(long, default_value = "feishu")]
+        kind: String,
+        /// Huawei only: the project id (32 lowercase hex digits) the key may address;
+        /// default: a new one.
+        #[arg(long)]
+        project_id: Option<String>,
     },
     /// List apps.
     List {
@@ -149,9 +157,36 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
             name,
             scopes,
             departments,
+            kind,
+            project_id,
         } => {
             let tenant = TenantId(tenant);
             let scopes = Scopes::parse_list(&scopes)?;
+            let kind = AppKind::from_str_opt(&kind).ok_or_else(|| {
+                anyhow::anyhow!("unknown --kind {kind:?}: use feishu, alibaba or huawei")
+            })?;
+            if kind.uses_access_key() {
+                anyhow::ensure!(
+                    departments.is_none(),
+                    "--departments applies to feishu apps only"
+                );
+                let created = dir
+                    .create_access_key(tenant, kind, &name, project_id.as_deref(), scopes)
+                    .await?;
+                println!("app_id:            {}", created.app.app_id);
+                println!("kind:              {}", kind.as_str());
+                if let Some(p) = &created.key.project_id {
+                    println!("project_id:        {p}");
+                }
+                println!("access_key_id:     {}", created.key.key_id);
+                println!("access_key_secret: {}", created.secret);
+                println!("(the secret is shown only now)");
+                return Ok(());
+            }
+            anyhow::ensure!(
+                project_id.is_none(),
+                "--project-id applies to huawei keys only"
+            );
             let contact_scope = match departments {
                 None => ContactScope::All,
                 Some(list) => {
@@ -174,20 +209,26 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
         }
         AppCommand::List { tenant } => {
             println!(
-                "{:<22} {:<6} {:<16} {:<28} CONTACT_SCOPE",
-                "APP_ID", "TENANT", "NAME", "SCOPES"
+                "{:<22} {:<6} {:<8} {:<16} {:<28} {:<14} {:<24} PROJECT_ID",
+                "APP_ID", "TENANT", "KIND", "NAME", "SCOPES", "CONTACT_SCOPE", "ACCESS_KEY_ID"
             );
+            let keys = dir.list_access_keys(tenant.map(TenantId)).await?;
             for a in dir.list_apps(tenant.map(TenantId)).await? {
                 let scope = match &a.contact_scope {
                     ContactScope::All => "all".to_owned(),
                     ContactScope::Departments(k) => format!("{} departments", k.len()),
                 };
+                let key = keys.iter().find(|k| k.app_id == a.app_id);
                 println!(
-                    "{:<22} {:<6} {:<16} {:<28} {scope}",
+                    "{:<22} {:<6} {:<8} {:<16} {:<28} {scope:<14} {:<24} {}",
                     a.app_id,
                     a.tenant,
+                    a.kind.as_str(),
                     a.name,
-                    a.scopes.to_list()
+                    a.scopes.to_list(),
+                    key.map_or("-", |k| k.key_id.as_str()),
+                    key.and_then(|k| k.project_id.as_ref())
+                        .map_or("-", roster_core::ProjectId::as_str),
                 );
             }
         }

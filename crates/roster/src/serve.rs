@@ -24,7 +24,33 @@ pub(crate) fn app(dir: Directory, config: &Config) -> Router {
     };
     let app = Router::new()
         .merge(ops)
-        .merge(roster_api_feishu::router(dir, feishu))
+        .merge(roster_api_feishu::router(dir.clone(), feishu))
+        // Quick BI's RPC actions live at the root path only (`POST /`, `GET /`), chosen by
+        // `x-acs-action` or `Action`; every other path still reaches its own dialect.
+        .merge(roster_api_quickbi::router(
+            dir.clone(),
+            roster_api_quickbi::QuickBiConfig {
+                max_members: config.quickbi_max_members,
+            },
+        ))
+        // Huawei Workspace: `/v3/auth/tokens` and `/v2/{project_id}/…` (AK/SK-signed).
+        .merge(roster_api_huawei::router(
+            dir.clone(),
+            roster_api_huawei::HuaweiConfig {
+                invitations: roster_core::Invitations {
+                    base_url: config
+                        .public_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}", config.listen)),
+                    ttl_ms: i64::from(config.invitation_ttl_hours) * 3_600_000,
+                    lease_ms: i64::from(config.task_lease_seconds.max(1)) * 1000,
+                },
+                batch_create_max_users: 200,
+                body_limit: config.body_limit,
+            },
+        ))
+        // Roster's own API; its upload route streams and lifts the body limit below.
+        .merge(roster_api_admin::router(dir))
         // Unknown paths answer in the Feishu envelope: it is the dialect whose SDKs parse
         // every body as JSON and fail on anything else.
         .fallback(roster_api_feishu::not_found)
@@ -120,6 +146,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired tokens removed"),
                 Err(err) => tracing::warn!("failed to purge expired tokens: {err}"),
+            }
+            match purge_dir.purge_signature_nonces().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired signature nonces removed"),
+                Err(err) => tracing::warn!("failed to purge signature nonces: {err}"),
             }
             match purge_dir
                 .purge_expired(retention_ms, key_retention_ms)

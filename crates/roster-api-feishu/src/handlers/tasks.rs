@@ -220,7 +220,7 @@ pub(crate) async fn get(
             other => other.into(),
         })?;
     let status = match task.status {
-        TaskStatus::Queued => 1,
+        TaskStatus::Receiving | TaskStatus::Queued => 1,
         TaskStatus::Running => 2,
         TaskStatus::Done => 9,
         TaskStatus::Failed => 10,

@@ -275,13 +275,14 @@ pub(crate) async fn search(
         return Err(FeishuError::param("query must not be empty"));
     };
     let size = page::page_size(&query, 20, 200)?;
-    let after = page::page_after(&query)?.map(UserKey);
-    let (users, more) = state.dir.search_users(&caller, text, after, size).await?;
+    let after = page::search_after(&query)?;
+    let (found, more) = state.dir.search_users(&caller, text, after, size).await?;
     let page_token = if more {
-        users.last().map(|u| page::token_after(u.key.0))
+        found.last().map(|(_, place)| page::search_token(place))
     } else {
         None
     };
+    let users: Vec<_> = found.into_iter().map(|(u, _)| u).collect();
     let mut renderer = Renderer::new(
         &state.dir,
         &caller,

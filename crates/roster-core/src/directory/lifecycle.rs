@@ -12,6 +12,7 @@ use crate::app::{Caller, ContactScope, Scope};
 use crate::department::{Department, DeptLookup, ROOT_ID};
 use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
 use crate::ids::UserId;
+use crate::search::{SearchCursor, SearchQuery};
 use crate::store::{IdempotencyClaim, IdempotencyKey, UniqueProbe, UserLookup};
 use crate::user::{Membership, User, UserKey, UserPatch};
 use crate::values::{Email, Mobile};
@@ -381,23 +382,40 @@ impl Directory {
         Ok((users, more))
     }
 
-    /// Active users whose names contain `query`, a page at a time (Feishu U4).
+    /// Active users matching `query` (names, pinyin, e-mail, mobile, employee number; see
+    /// `crate::search`), best matches first, a page at a time after `after` (Feishu U4).
+    /// Each user comes with its place, from which the next page resumes; the flag says
+    /// whether more follow. Users the caller may not see are skipped, as in every list.
     pub async fn search_users(
         &self,
         caller: &Caller,
         query: &str,
-        after: Option<UserKey>,
+        after: Option<SearchCursor>,
         limit: usize,
-    ) -> Result<(Vec<User>, bool), CoreError> {
+    ) -> Result<(Vec<(User, SearchCursor)>, bool), CoreError> {
         caller.require(Scope::ContactRead)?;
-        let needle = query.trim().to_lowercase();
-        if needle.is_empty() {
-            return Err(CoreError::invalid("query", "must not be empty"));
+        let query = SearchQuery::parse(query)?;
+        let mut out = Vec::with_capacity(limit);
+        let mut cursor = after;
+        loop {
+            let batch = self
+                .store
+                .search_users(caller.tenant, &query, cursor.clone(), limit + 1)
+                .await?;
+            let exhausted = batch.len() <= limit;
+            for (u, place) in batch {
+                cursor = Some(place.clone());
+                if self.can_see_user(caller, &u).await? {
+                    if out.len() == limit {
+                        return Ok((out, true));
+                    }
+                    out.push((u, place));
+                }
+            }
+            if exhausted {
+                return Ok((out, false));
+            }
         }
-        self.visible_page(caller, after, limit, |a, n| {
-            self.store.search_users(caller.tenant, &needle, a, n)
-        })
-        .await
     }
 
     /// Deletes (resigns) a user: the user leaves every department, the successor takes over

@@ -1,9 +1,15 @@
 //! The use cases. Every front door (Feishu, Quick BI, Huawei, SCIM, the CLI) calls these,
 //! so the rules live here once.
 
+mod access_keys;
+mod accounts;
+mod imports;
+pub use access_keys::{CreatedAccessKey, ACCESS_KEY_TOKEN_TTL_S};
+mod bi;
 mod lifecycle;
 mod tasks;
 
+pub use imports::MAX_RESULTS_PAGE;
 pub use lifecycle::{Handover, IdempotentOutcome, JSAPI_TICKET_TTL_S};
 pub use tasks::{Invitations, TaskSubmission, TASK_CHUNK};
 
@@ -60,6 +66,30 @@ pub struct Directory {
     /// Wakes this process's task workers when a task is submitted here, so that they need
     /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
     task_wakeup: Arc<tokio::sync::Notify>,
+    /// Seals vendor signing secrets at rest (see `crate::access_key`); without one, access
+    /// keys can be neither created nor used.
+    sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
+    /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
+    auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
+}
+
+/// How long a verified bearer token is trusted without asking the store again. Reads are
+/// the hot path (a GET costs one token check and one user read), and the token check was two
+/// of the four store reads a GET made. The price is that a token revoked by another process
+/// (`roster app rotate-secret`) keeps working on a running server for at most this long; a
+/// token's own expiry is still checked on every request.
+pub const AUTH_CACHE_TTL_MS: i64 = 5_000;
+
+/// At most this many tokens are cached; when full, the cache starts over, which is cheap and
+/// bounds memory whatever the number of clients.
+const AUTH_CACHE_MAX: usize = 10_000;
+
+/// A verified token: who it is, until when the token is valid, and when it was verified.
+#[derive(Clone)]
+struct CachedAuth {
+    caller: Caller,
+    expires_at: i64,
+    verified_at: i64,
 }
 
 impl std::fmt::Debug for Directory {
@@ -90,7 +120,16 @@ impl Directory {
             ids,
             recent_tokens: Arc::default(),
             task_wakeup: Arc::default(),
+            sealer: None,
+            auth_cache: Arc::default(),
         }
+    }
+
+    /// Installs the sealer that protects vendor signing secrets at rest.
+    #[must_use]
+    pub fn with_sealer(mut self, sealer: Arc<dyn crate::access_key::SecretSealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// The store, for health checks.
@@ -209,6 +248,7 @@ impl Directory {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(app_id);
+        self.forget_app_tokens(app_id);
         Ok(secret)
     }
 
@@ -222,6 +262,10 @@ impl Directory {
         let unknown = || CoreError::Unauthenticated("app id not exists".into());
         let app_id = AppId::parse(app_id).map_err(|_| unknown())?;
         let app = self.store.get_app(&app_id).await?.ok_or_else(unknown)?;
+        // Access-key apps (Alibaba, Huawei) sign requests; they have no usable app secret.
+        if app.kind != AppKind::Feishu {
+            return Err(unknown());
+        }
         if !secret_matches(secret, &app.secret_hash) {
             return Err(CoreError::Unauthenticated("app secret invalid".into()));
         }
@@ -271,11 +315,12 @@ impl Directory {
     /// whose app is gone, is `Unauthenticated`.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, CoreError> {
         let invalid = || CoreError::Unauthenticated("invalid access token".into());
-        let record = self
-            .store
-            .find_token(&hash_secret(token))
-            .await?
-            .ok_or_else(invalid)?;
+        let hash = hash_secret(token);
+        let now = self.clock.now_ms();
+        if let Some(hit) = self.cached_auth(&hash, now) {
+            return Ok(hit);
+        }
+        let record = self.store.find_token(&hash).await?.ok_or_else(invalid)?;
         if record.expires_at <= self.clock.now_ms() {
             return Err(invalid());
         }
@@ -284,15 +329,45 @@ impl Directory {
             .get_app(&record.app_id)
             .await?
             .ok_or_else(invalid)?;
-        if app.tenant != record.tenant {
+        // A Huawei Keystone-style token lives in the same table but is no Feishu token.
+        if app.tenant != record.tenant || app.kind != AppKind::Feishu {
             return Err(invalid());
         }
-        Ok(Caller {
+        let caller = Caller {
             tenant: app.tenant,
             app_id: app.app_id,
             scopes: app.scopes,
             contact_scope: app.contact_scope,
-        })
+        };
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            if cache.len() >= AUTH_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(
+                hash,
+                CachedAuth {
+                    caller: caller.clone(),
+                    expires_at: record.expires_at,
+                    verified_at: now,
+                },
+            );
+        }
+        Ok(caller)
+    }
+
+    /// A token verified less than [`AUTH_CACHE_TTL_MS`] ago and not yet expired.
+    fn cached_auth(&self, hash: &str, now: i64) -> Option<Caller> {
+        let cache = self.auth_cache.lock().ok()?;
+        let hit = cache.get(hash)?;
+        (hit.expires_at > now && now - hit.verified_at < AUTH_CACHE_TTL_MS)
+            .then(|| hit.caller.clone())
+    }
+
+    /// Forgets every cached token of an app (its secret was rotated by this process).
+    fn forget_app_tokens(&self, app_id: &AppId) {
+        if let Ok(mut cache) = self.auth_cache.lock() {
+            cache.retain(|_, v| &v.caller.app_id != app_id);
+        }
     }
 
     /// Deletes expired tokens; returns how many.

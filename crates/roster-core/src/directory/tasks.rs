@@ -120,10 +120,12 @@ impl Directory {
         invitations: Invitations,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
+        let mut last_expiry = None;
         loop {
             if *stop.borrow() {
                 return;
             }
+            self.expire_imports_now_and_then(&mut last_expiry).await;
             match self
                 .store
                 .claim_task(&worker, self.clock.now_ms(), invitations.lease_ms)
@@ -163,6 +165,9 @@ impl Directory {
         worker: &str,
         invitations: &Invitations,
     ) -> Result<(), CoreError> {
+        if task.kind == crate::import::IMPORT_KIND {
+            return self.process_import(task, worker, invitations).await;
+        }
         // The task acts with the submitting app's current rights; an app deleted meanwhile
         // leaves its task failed.
         let Some(app) = self.store.get_app(&task.app_id).await? else {
@@ -262,7 +267,7 @@ impl Directory {
 
     /// The invitation of a new user: an e-mail with an activation link, or, with only a
     /// mobile, a recorded SMS notice carrying the same link.
-    fn invitation(&self, user: &User, inv: &Invitations) -> OutboxMessage {
+    pub(super) fn invitation(&self, user: &User, inv: &Invitations) -> OutboxMessage {
         let token = self.ids.hex(32);
         let link = format!("{}/activate/{token}", inv.base_url.trim_end_matches('/'));
         let now = self.clock.now_ms();

@@ -8,6 +8,7 @@
 mod auth;
 mod cli;
 mod harness;
+mod import;
 mod postgres;
 mod server;
 mod tasks;

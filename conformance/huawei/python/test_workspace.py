@@ -1,0 +1,255 @@
+"""Huawei Workspace user APIs through the official SDK against a real roster server."""
+
+import random
+import uuid
+
+import pytest
+from huaweicloudsdkcore.exceptions import exceptions
+from huaweicloudsdkworkspace.v2 import (
+    BatchCreateUsersReq,
+    BatchCreateUsersRequest,
+    BatchDeleteUserReq,
+    BatchDeleteUserRequest,
+    CreateUserGroupReq,
+    CreateUserGroupRequest,
+    CreateUserRequest,
+    DeleteUserGroupRequest,
+    DeleteUserRequest,
+    ListUserDetailRequest,
+    ListUserGroupsRequest,
+    ListUsersOfGroupRequest,
+    ListUsersRequest,
+)
+
+from conftest import Key, client, issue_token, roster, token_client
+
+
+def phone() -> str:
+    return f"+86138{random.randint(0, 99_999_999):08d}"
+
+
+def create(ws, *users):
+    return ws.batch_create_users(BatchCreateUsersRequest(body=BatchCreateUsersReq(users=list(users))))
+
+
+def fails(call, status: int, code: str):
+    with pytest.raises(exceptions.ClientRequestException) as e:
+        call()
+    assert e.value.status_code == status, str(e.value)
+    assert e.value.error_code == code, str(e.value)
+    assert e.value.request_id, "every error carries X-Request-Id"
+    return e.value
+
+
+def count_named(ws, user_name: str) -> int:
+    return ws.list_users(ListUsersRequest(user_names=[user_name])).total_count
+
+
+# ------------------------------------------------------------------------------ auth
+
+def test_signed_batch_create_creates_users_listed_afterwards(ws, name):
+    a, b = name(), name()
+    r = create(
+        ws,
+        CreateUserRequest(user_name=a, user_email=f"{a}@example.com", active_type="USER_ACTIVATE",
+                          description="first user"),
+        CreateUserRequest(user_name=b, account_expires="0", active_type="ADMIN_ACTIVATE", user_phone=phone(),
+                          password="Passw0rd!x", next_login_change_password=False, alias_name="Bob"),
+    )
+    assert r.status_code == 200
+    listed = ws.list_users(ListUsersRequest(user_names=[a, b], limit="10", offset="0"))
+    assert listed.total_count == 2
+    by_name = {u.user_name: u for u in listed.users}
+    assert by_name[a].active_type == "USER_ACTIVATE" and by_name[a].description == "first user"
+    assert by_name[b].active_type == "ADMIN_ACTIVATE" and by_name[b].next_login_change_password is False
+    assert by_name[b].account_expires == "0"
+
+
+def test_user_activate_writes_an_invitation_to_the_outbox(ws, name):
+    a = name()
+    create(ws, CreateUserRequest(user_name=a, user_email=f"{a}@example.com"))
+    assert f"{a}@example.com" in roster("outbox", "list")
+
+
+def test_unknown_access_key_is_401(key, name):
+    bad = client("HWUNKNOWNAK000000000", key.sk, key.project_id)
+    fails(lambda: create(bad, CreateUserRequest(user_name=name(), user_email="x@example.com")), 401, "APIGW.0301")
+
+
+def test_wrong_secret_is_401_and_creates_nothing(key, ws, name):
+    bad = client(key.ak, "x" * 40, key.project_id)
+    n = name()
+    fails(lambda: create(bad, CreateUserRequest(user_name=n, user_email=f"{n}@example.com")), 401, "APIGW.0301")
+    assert count_named(ws, n) == 0
+
+
+def test_stale_sdk_date_is_401(ws, name):
+    n = name()
+    req = BatchCreateUsersRequest(body=BatchCreateUsersReq(users=[CreateUserRequest(user_name=n, user_email=f"{n}@example.com")]))
+    err = fails(lambda: ws.batch_create_users_invoker(req).add_header("X-Sdk-Date", "20200101T000000Z").invoke(),
+                401, "APIGW.0301")
+    assert "15 minutes" in err.error_msg
+    assert count_named(ws, n) == 0
+
+
+def test_key_of_another_project_is_403(key, name):
+    other = "f" * 32 if key.project_id != "f" * 32 else "e" * 32
+    wrong = client(key.ak, key.sk, other)
+    fails(lambda: wrong.list_users(ListUsersRequest()), 403, "APIGW.0302")
+
+
+def test_second_project_of_the_tenant_works_with_its_own_key(name):
+    k = Key(project_id=uuid.uuid4().hex)
+    ws2 = client(k.ak, k.sk, k.project_id)
+    n = name()
+    create(ws2, CreateUserRequest(user_name=n, user_email=f"{n}@example.com"))
+    assert count_named(ws2, n) == 1
+
+
+def test_x_auth_token_flow(key, ws, name):
+    r = issue_token(key.ak, key.sk, key.project_id)
+    assert r.status_code == 201, r.text
+    token = r.headers["X-Subject-Token"]
+    assert r.json()["token"]["project"]["id"] == key.project_id
+    tc = token_client(token, key.project_id)
+    n = name()
+    create(tc, CreateUserRequest(user_name=n, user_email=f"{n}@example.com"))
+    assert count_named(ws, n) == 1
+    fails(lambda: token_client("hw-" + "0" * 64, key.project_id).list_users(ListUsersRequest()), 401, "APIGW.0301")
+    fails(lambda: token_client(token, "a" * 32).list_users(ListUsersRequest()), 403, "APIGW.0302")
+
+
+def test_token_request_with_a_wrong_secret_is_401(key):
+    r = issue_token(key.ak, "wrong", key.project_id)
+    assert r.status_code == 401 and r.json()["error_code"] == "APIGW.0301"
+    assert r.headers.get("X-Request-Id")
+
+
+# ------------------------------------------------------------------------- batch-create
+
+def test_zero_and_201_users_are_refused(ws, name):
+    fails(lambda: create(ws), 400, "WKS.00010001")
+    users = [CreateUserRequest(user_name=name(), user_email=f"m{i}@example.com") for i in range(201)]
+    fails(lambda: create(ws, *users), 400, "WKS.00010001")
+
+
+def test_two_hundred_users_is_the_limit_and_works(ws, name):
+    users = [CreateUserRequest(user_name=name("b"), user_email=f"{uuid.uuid4().hex[:12]}@example.com") for _ in range(200)]
+    create(ws, *users)
+    assert ws.list_users(ListUsersRequest(user_names=[u.user_name for u in users[:3]])).total_count == 3
+
+
+def test_duplicate_user_name_in_one_request_any_case_rejects_all(ws, name):
+    n, other = name(), name()
+    err = fails(lambda: create(ws, CreateUserRequest(user_name=other, user_email=f"{other}@example.com"),
+                               CreateUserRequest(user_name=n, user_email=f"{n}@example.com"),
+                               CreateUserRequest(user_name=n.upper(), user_email=f"x{n}@example.com")),
+                400, "WKS.00010002")
+    assert "users[2]" in err.error_msg
+    assert count_named(ws, other) == 0, "all-or-nothing"
+
+
+def test_duplicate_of_an_existing_user_name_any_case(ws, name):
+    n = name()
+    create(ws, CreateUserRequest(user_name=n, user_email=f"{n}@example.com"))
+    fails(lambda: create(ws, CreateUserRequest(user_name=n.upper(), user_email=f"y{n}@example.com")), 400, "WKS.00010002")
+
+
+@pytest.mark.parametrize("fields,code", [
+    ({"user_email": "not-an-email"}, "WKS.00010005"),
+    ({"user_email": None, "user_phone": "12345"}, "WKS.00010006"),
+    ({"active_type": "ADMIN_ACTIVATE", "password": "short"}, "WKS.00010007"),
+    ({"active_type": "ADMIN_ACTIVATE", "password": None}, "WKS.00010007"),
+    ({"account_expires": "2025-13-01T00:00:00Z"}, "WKS.00010008"),
+    ({"account_expires": "tomorrow"}, "WKS.00010008"),
+    ({"group_ids": ["no-such-group"]}, "WKS.00010009"),
+    ({"description": "d" * 256}, "WKS.00010001"),
+    ({"active_type": "SOMEBODY_ACTIVATE"}, "WKS.00010001"),
+    ({"user_email": None}, "WKS.00010005"),
+])
+def test_bad_fields_reject_the_whole_request(ws, name, fields, code):
+    good, bad = name(), name()
+    base = {"user_name": bad, "user_email": f"{bad}@example.com"}
+    base.update(fields)
+    fails(lambda: create(ws, CreateUserRequest(user_name=good, user_email=f"{good}@example.com"),
+                         CreateUserRequest(**base)), 400, code)
+    assert count_named(ws, good) == 0
+
+
+@pytest.mark.parametrize("user_name", ["1abc", "a" * 21, "has space", "bad!name"])
+def test_user_name_rules(ws, user_name):
+    fails(lambda: create(ws, CreateUserRequest(user_name=user_name, user_email="n@example.com")), 400, "WKS.00010010")
+
+
+def test_both_expiry_formats_are_accepted(ws, name):
+    a, b = name(), name()
+    create(ws, CreateUserRequest(user_name=a, user_email=f"{a}@example.com", account_expires="2099-01-01T00:00:00Z"),
+           CreateUserRequest(user_name=b, user_email=f"{b}@example.com", account_expires="2099-01-01T00:00:00.000Z"))
+    users = ws.list_users(ListUsersRequest(user_names=[a, b])).users
+    assert {u.account_expires for u in users} == {"2099-01-01T00:00:00Z"}
+
+
+# --------------------------------------------------------------------- users and groups
+
+def test_show_delete_and_batch_delete(ws, name):
+    a, b, c = name(), name(), name()
+    create(ws, *[CreateUserRequest(user_name=n, user_email=f"{n}@example.com") for n in (a, b, c)])
+    ids = {u.user_name: u.id for u in ws.list_users(ListUsersRequest(user_names=[a, b, c])).users}
+    detail = ws.list_user_detail(ListUserDetailRequest(user_id=ids[a])).user_detail
+    assert detail.user_name == a and detail.user_email == f"{a}@example.com"
+    ws.delete_user(DeleteUserRequest(user_id=ids[a]))
+    fails(lambda: ws.list_user_detail(ListUserDetailRequest(user_id=ids[a])), 404, "WKS.00010012")
+    fails(lambda: ws.delete_user(DeleteUserRequest(user_id=ids[a])), 404, "WKS.00010012")
+    # One unknown id: nothing is deleted.
+    fails(lambda: ws.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=[ids[b], "ou_" + "0" * 32]))),
+          404, "WKS.00010012")
+    assert count_named(ws, b) == 1
+    ws.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=[ids[b], ids[c]])))
+    assert ws.list_users(ListUsersRequest(user_names=[b, c])).total_count == 0
+    fails(lambda: ws.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=[]))), 400, "WKS.00010001")
+
+
+def test_list_filters_and_paging(ws, name):
+    prefix = name("p")
+    names = [f"{prefix}x{i}" for i in range(5)]
+    create(ws, *[CreateUserRequest(user_name=n, user_email=f"{n}@example.com", description=f"pager {prefix}") for n in names])
+    page = ws.list_users(ListUsersRequest(user_name=prefix, limit="2", offset="1"))
+    assert page.total_count == 5 and len(page.users) == 2
+    assert ws.list_users(ListUsersRequest(description=f"pager {prefix}")).total_count == 5
+    assert ws.list_users(ListUsersRequest(user_name=prefix, active_type="ADMIN_ACTIVATE")).total_count == 0
+    fails(lambda: ws.list_users(ListUsersRequest(limit="lots")), 400, "WKS.00010001")
+
+
+def test_groups_create_list_members_delete(ws, name):
+    gname = name("g")
+    ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname, platform_type="LOCAL", description="team")))
+    groups = ws.list_user_groups(ListUserGroupsRequest(keyword=gname)).user_groups
+    assert len(groups) == 1 and groups[0].name == gname and groups[0].user_quantity == 0
+    gid = groups[0].id
+    fails(lambda: ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname.upper()))), 400, "WKS.00010014")
+    m = name()
+    create(ws, CreateUserRequest(user_name=m, user_email=f"{m}@example.com", group_ids=[gid]))
+    members = ws.list_users_of_group(ListUsersOfGroupRequest(group_id=gid))
+    assert members.total_count == 1 and members.users[0].user_name == m
+    assert ws.list_users(ListUsersRequest(group_name=gname)).total_count == 1
+    assert ws.list_users(ListUsersRequest(user_names=[m])).users[0].group_names == [gname]
+    fails(lambda: ws.delete_user_group(DeleteUserGroupRequest(group_id=gid)), 400, "WKS.00010015")
+    uid = members.users[0].id
+    ws.delete_user(DeleteUserRequest(user_id=uid))
+    ws.delete_user_group(DeleteUserGroupRequest(group_id=gid))
+    fails(lambda: ws.delete_user_group(DeleteUserGroupRequest(group_id=gid)), 404, "WKS.00010013")
+    fails(lambda: ws.list_users_of_group(ListUsersOfGroupRequest(group_id=gid)), 404, "WKS.00010013")
+
+
+def test_two_hundred_admin_activated_users_get_argon2id_passwords(ws, name, capsys):
+    import time
+
+    users = [CreateUserRequest(user_name=name("a"), active_type="ADMIN_ACTIVATE", password=f"Pw{i:04d}!xyz",
+                               user_phone=phone()) for i in range(200)]
+    started = time.monotonic()
+    create(ws, *users)
+    elapsed = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\n    batch-create of 200 ADMIN_ACTIVATE users (argon2id each): {elapsed:.2f} s")
+    listed = ws.list_users(ListUsersRequest(user_names=[u.user_name for u in users[:5]]))
+    assert listed.total_count == 5 and all(u.active_type == "ADMIN_ACTIVATE" for u in listed.users)

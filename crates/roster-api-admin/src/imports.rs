@@ -1,0 +1,445 @@
+//! `POST /api/v1/imports` (a streamed NDJSON or CSV upload → one import task),
+//! `GET /api/v1/imports/{task_id}` (status and counts) and
+//! `GET /api/v1/imports/{task_id}/results` (per-row results by row number).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::Json;
+use futures::StreamExt;
+use roster_core::{
+    Caller, CoreError, Directory, ImportChunk, ItemError, ItemOutcome, NewUser, Task, TaskId,
+    TaskStatus, IMPORT_CHUNK_ROWS,
+};
+use serde_json::{json, Value};
+
+use crate::error::{row_error_code, row_error_field, row_error_message, AdminError};
+use crate::rows::{self, Departments, RawRow};
+use crate::split::{Record, Splitter};
+use crate::{flag, query, AdminState, Auth};
+
+/// Most errors a dry run lists; the counts stay exact beyond it.
+const MAX_DRY_RUN_ERRORS: usize = 100_000;
+/// Most rows one upload may hold (row indexes are 32-bit).
+const MAX_ROWS: u64 = u32::MAX as u64 - 1;
+
+/// The upload's encoding, from `?format=` or the Content-Type.
+fn is_csv(
+    headers: &HeaderMap,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<bool, AdminError> {
+    if let Some(f) = q.get("format") {
+        return match f.as_str() {
+            "csv" => Ok(true),
+            "ndjson" | "jsonl" => Ok(false),
+            other => Err(AdminError::bad_request(format!(
+                "format must be ndjson or csv, not {other:?}"
+            ))),
+        };
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = ctype
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "text/csv" => Ok(true),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(false),
+        _ => Err(AdminError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type application/x-ndjson or text/csv (or ?format=ndjson|csv)",
+        )),
+    }
+}
+
+/// Turns records into parsed rows: the CSV header first, then one item per row.
+struct RowReader {
+    csv: bool,
+    columns: Option<Vec<usize>>,
+    notify: bool,
+}
+
+impl RowReader {
+    /// The next item of a record, or `None` for a CSV header; a bad header fails the
+    /// whole upload.
+    async fn item(
+        &mut self,
+        record: Record,
+        depts: &mut Departments<'_>,
+    ) -> Result<Option<Result<NewUser, ItemError>>, AdminError> {
+        let raw = match record {
+            Record::TooLong => Err(rows::format_error(
+                "row",
+                format!("longer than {} bytes", rows::MAX_ROW_BYTES),
+            )),
+            Record::Data(bytes) if self.csv => {
+                let record = csv_record(&bytes);
+                match (&self.columns, record) {
+                    (None, Ok(header)) => {
+                        self.columns =
+                            Some(rows::csv_header(&header).map_err(AdminError::bad_request)?);
+                        return Ok(None);
+                    }
+                    (None, Err(e)) => {
+                        return Err(AdminError::bad_request(format!(
+                            "unreadable CSV header: {e}"
+                        )))
+                    }
+                    (Some(columns), Ok(r)) => rows::from_csv(columns, &r),
+                    (Some(_), Err(e)) => Err(rows::format_error("row", format!("bad CSV: {e}"))),
+                }
+            }
+            Record::Data(bytes) => RawRow::from_json(&bytes),
+        };
+        Ok(Some(match raw {
+            Ok(row) => rows::to_new_user(&row, self.notify, depts).await?,
+            Err(e) => Err(e),
+        }))
+    }
+}
+
+/// Parses one CSV record (the splitter has already cut it out of the stream).
+fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    reader.read_record(&mut record)?;
+    Ok(record)
+}
+
+/// Gives up an unsealed import when the upload handler ends without sealing it (an error,
+/// or the client went away and the handler was dropped), so it never runs half.
+struct Unsealed {
+    dir: Directory,
+    id: Option<TaskId>,
+}
+
+impl Drop for Unsealed {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let dir = self.dir.clone();
+            tokio::spawn(async move {
+                if let Err(err) = dir.abort_import(&id).await {
+                    tracing::warn!(task = %id, "failed to abort an unfinished upload: {err}");
+                }
+            });
+        }
+    }
+}
+
+/// `POST /api/v1/imports`.
+pub(crate) async fn create(
+    State(state): State<AdminState>,
+    Auth(caller): Auth,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    caller.require(roster_core::Scope::ContactWrite)?;
+    let q = query(&uri)?;
+    let csv = is_csv(&headers, &q)?;
+    match q.get("mode").map(String::as_str) {
+        None | Some("best_effort") => {}
+        Some(other) => {
+            return Err(AdminError::bad_request(format!(
+                "mode must be best_effort, not {other:?}"
+            )))
+        }
+    }
+    let notify = flag(&q, "notify")?;
+    let reader = RowReader {
+        csv,
+        columns: None,
+        notify,
+    };
+    if flag(&q, "dry_run")? {
+        return dry_run(&state.dir, &caller, reader, body).await;
+    }
+    upload(&state.dir, &caller, reader, body, notify).await
+}
+
+async fn upload(
+    dir: &Directory,
+    caller: &Caller,
+    mut reader: RowReader,
+    body: Body,
+    notify: bool,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let task = dir.begin_import(caller, notify).await?;
+    let mut guard = Unsealed {
+        dir: dir.clone(),
+        id: Some(task.id.clone()),
+    };
+    let mut depts = Departments::new(dir, caller);
+    let mut splitter = Splitter::new(reader.csv);
+    let mut records = Vec::new();
+    let mut items: Vec<Result<NewUser, ItemError>> = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+    let (mut seq, mut rows) = (0_u32, 0_u64);
+    // One chunk is written while the next is parsed.
+    let mut in_flight: Option<tokio::task::JoinHandle<Result<(), CoreError>>> = None;
+    let mut stream = body.into_data_stream();
+    let mut ended = false;
+    while !ended {
+        match stream.next().await {
+            Some(Ok(bytes)) => splitter.feed(&bytes, &mut records),
+            Some(Err(e)) => {
+                return Err(AdminError::bad_request(format!(
+                    "the upload broke off: {e}"
+                )));
+            }
+            None => {
+                splitter.finish(&mut records);
+                ended = true;
+            }
+        }
+        for record in records.drain(..) {
+            let Some(item) = reader.item(record, &mut depts).await? else {
+                continue;
+            };
+            items.push(item);
+            rows += 1;
+            if rows > MAX_ROWS {
+                return Err(AdminError::bad_request("too many rows in one upload"));
+            }
+            if items.len() == IMPORT_CHUNK_ROWS {
+                send(dir, &task.id, &mut in_flight, &mut seq, rows, &mut items).await?;
+            }
+        }
+    }
+    if reader.csv && reader.columns.is_none() {
+        return Err(AdminError::bad_request("the CSV upload has no header row"));
+    }
+    if !items.is_empty() {
+        send(dir, &task.id, &mut in_flight, &mut seq, rows, &mut items).await?;
+    }
+    if let Some(h) = in_flight.take() {
+        h.await.map_err(AdminError::internal)??;
+    }
+    dir.seal_import(&task.id).await?;
+    guard.id = None;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"task_id": task.id.as_str(), "status": "queued", "rows": rows})),
+    ))
+}
+
+/// Hands the gathered rows to a background append, after the previous one has finished
+/// (chunks are appended in order).
+async fn send(
+    dir: &Directory,
+    id: &TaskId,
+    in_flight: &mut Option<tokio::task::JoinHandle<Result<(), CoreError>>>,
+    seq: &mut u32,
+    rows: u64,
+    items: &mut Vec<Result<NewUser, ItemError>>,
+) -> Result<(), AdminError> {
+    if let Some(h) = in_flight.take() {
+        h.await.map_err(AdminError::internal)??;
+    }
+    let items = std::mem::replace(items, Vec::with_capacity(IMPORT_CHUNK_ROWS));
+    let chunk = ImportChunk {
+        seq: *seq,
+        first_row: (rows - items.len() as u64) as u32,
+        items,
+    };
+    *seq += 1;
+    let dir = dir.clone();
+    let id = id.clone();
+    *in_flight = Some(tokio::spawn(async move {
+        dir.append_import_chunk(&id, &chunk).await
+    }));
+    Ok(())
+}
+
+/// `?dry_run=true`: every row through the core's validation, nothing written.
+async fn dry_run(
+    dir: &Directory,
+    caller: &Caller,
+    mut reader: RowReader,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), AdminError> {
+    let mut depts = Departments::new(dir, caller);
+    let mut splitter = Splitter::new(reader.csv);
+    let mut records = Vec::new();
+    let mut items = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+    let (mut rows, mut invalid) = (0_u64, 0_u64);
+    let mut errors = Vec::new();
+    let mut stream = body.into_data_stream();
+    let mut ended = false;
+    while !ended {
+        match stream.next().await {
+            Some(Ok(bytes)) => splitter.feed(&bytes, &mut records),
+            Some(Err(e)) => {
+                return Err(AdminError::bad_request(format!(
+                    "the upload broke off: {e}"
+                )));
+            }
+            None => {
+                splitter.finish(&mut records);
+                ended = true;
+            }
+        }
+        for record in records.drain(..) {
+            let Some(item) = reader.item(record, &mut depts).await? else {
+                continue;
+            };
+            items.push(item);
+            rows += 1;
+            if items.len() == IMPORT_CHUNK_ROWS {
+                invalid += check(dir, caller, &mut items, rows, &mut errors).await?;
+            }
+        }
+    }
+    if reader.csv && reader.columns.is_none() {
+        return Err(AdminError::bad_request("the CSV upload has no header row"));
+    }
+    invalid += check(dir, caller, &mut items, rows, &mut errors).await?;
+    let truncated = errors.len() as u64 != invalid;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "dry_run": true,
+            "rows": rows,
+            "valid": rows - invalid,
+            "invalid": invalid,
+            "errors": errors,
+            "errors_truncated": truncated,
+        })),
+    ))
+}
+
+/// Validates the gathered rows (the last of which is row number `rows`); returns how many
+/// were refused and lists their errors.
+async fn check(
+    dir: &Directory,
+    caller: &Caller,
+    items: &mut Vec<Result<NewUser, ItemError>>,
+    rows: u64,
+    errors: &mut Vec<Value>,
+) -> Result<u64, AdminError> {
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let first = rows - items.len() as u64 + 1;
+    let verdicts = dir.validate_users(caller, std::mem::take(items)).await?;
+    let mut invalid = 0;
+    for (i, v) in verdicts.iter().enumerate() {
+        if let Some(e) = v {
+            invalid += 1;
+            if errors.len() < MAX_DRY_RUN_ERRORS {
+                errors.push(row_error(first + i as u64, e));
+            }
+        }
+    }
+    Ok(invalid)
+}
+
+/// One row's error as JSON: `{"row","field","code","message"}`.
+fn row_error(row: u64, e: &ItemError) -> Value {
+    json!({
+        "row": row,
+        "field": row_error_field(e),
+        "code": row_error_code(e),
+        "message": row_error_message(e),
+    })
+}
+
+fn task_id(raw: &str) -> Result<TaskId, AdminError> {
+    TaskId::parse(raw).map_err(|_| {
+        AdminError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no import {raw:?}"),
+        )
+    })
+}
+
+fn status_json(task: &Task) -> Value {
+    let status = match task.status {
+        TaskStatus::Receiving => "receiving",
+        TaskStatus::Queued => "queued",
+        TaskStatus::Running => "running",
+        TaskStatus::Done => "done",
+        TaskStatus::Failed => "failed",
+    };
+    json!({
+        "task_id": task.id.as_str(),
+        "status": status,
+        "total": task.total,
+        "processed": task.processed(),
+        "succeeded": task.succeeded,
+        "failed": task.failed,
+        "progress": task.progress(),
+        "created_at": task.created_at,
+        "finished_at": task.finished_at,
+    })
+}
+
+/// `GET /api/v1/imports/{task_id}`.
+pub(crate) async fn status(
+    State(state): State<AdminState>,
+    Auth(caller): Auth,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let task = state.dir.get_import(&caller, &task_id(&raw)?).await?;
+    Ok(Json(status_json(&task)))
+}
+
+/// `GET /api/v1/imports/{task_id}/results?after=&limit=`.
+pub(crate) async fn results(
+    State(state): State<AdminState>,
+    Auth(caller): Auth,
+    Path(raw): Path<String>,
+    uri: Uri,
+) -> Result<Json<Value>, AdminError> {
+    let q = query(&uri)?;
+    let number = |name: &str, default: u32| -> Result<u32, AdminError> {
+        q.get(name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| AdminError::bad_request(format!("{name} must be a whole number")))
+        })
+    };
+    let after = number("after", 0)?;
+    let limit = number("limit", 1000)?;
+    if limit == 0 || limit as usize > roster_core::directory::MAX_RESULTS_PAGE {
+        return Err(AdminError::bad_request(format!(
+            "limit must be 1 to {}",
+            roster_core::directory::MAX_RESULTS_PAGE
+        )));
+    }
+    let (task, page) = state
+        .dir
+        .import_results(&caller, &task_id(&raw)?, after, limit as usize)
+        .await?;
+    let next = page.last().map(|r| r.row).filter(|&r| r < task.total);
+    let results: Vec<Value> = page
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(ItemOutcome::Created {
+                open_id,
+                union_id,
+                user_id,
+            }) => json!({"row": r.row, "status": "created", "open_id": open_id,
+                         "union_id": union_id, "user_id": user_id}),
+            Some(ItemOutcome::Failed(e)) => json!({"row": r.row, "status": "failed",
+                "error": {"code": row_error_code(e), "field": row_error_field(e),
+                          "message": row_error_message(e)}}),
+            None => json!({"row": r.row, "status": "pending"}),
+        })
+        .collect();
+    let mut body = status_json(&task);
+    body["results"] = Value::Array(results);
+    body["next_after"] = next.map_or(Value::Null, Value::from);
+    Ok(Json(body))
+}

@@ -1,0 +1,104 @@
+//! roster-api-admin: Roster's own JSON API, starting with the streaming bulk import and
+//! export of users (README.md, "Bulk import API").
+//!
+//! Clients authenticate with the same tenant access tokens Feishu apps use
+//! (`Authorization: Bearer t-…`); imports need the `contact:write` scope, reads
+//! `contact:read`. Every error answers `{"error":{"code","message"}}` (`error.rs`).
+//!
+//! This crate knows the import row format (`rows.rs`) and its NDJSON and CSV encodings; it
+//! must not know SQL or any other dialect. Rows become one durable task on the core's task
+//! engine (`roster_core::import`).
+
+// Doc comments name wire fields as they are spelled on the wire.
+#![allow(clippy::doc_markdown)]
+
+pub mod error;
+pub mod export;
+mod imports;
+pub mod rows;
+pub mod split;
+
+use std::collections::HashMap;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::routing::{any, get, post};
+use axum::Router;
+use roster_core::{Caller, Directory};
+
+pub use error::AdminError;
+
+/// Shared state of the admin routes.
+#[derive(Clone)]
+pub(crate) struct AdminState {
+    pub(crate) dir: Directory,
+}
+
+/// The admin API's routes, under `/api/v1`.
+pub fn router(dir: Directory) -> Router {
+    Router::new()
+        // The upload is streamed and limited per row, never as a whole: the body-size
+        // limit of the other routes does not apply here.
+        .route(
+            "/api/v1/imports",
+            post(imports::create).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/api/v1/imports/{task_id}", get(imports::status))
+        .route("/api/v1/imports/{task_id}/results", get(imports::results))
+        .route("/api/v1/users/export", get(export::export))
+        .route("/api/v1", any(not_found))
+        .route("/api/v1/{*rest}", any(not_found))
+        .with_state(AdminState { dir })
+}
+
+/// Unknown paths under `/api/v1` answer in this API's envelope.
+async fn not_found() -> AdminError {
+    AdminError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// The authenticated caller, from `Authorization: Bearer <tenant_access_token>`.
+pub(crate) struct Auth(pub(crate) Caller);
+
+impl FromRequestParts<AdminState> for Auth {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthenticated =
+            |m: &str| AdminError::new(StatusCode::UNAUTHORIZED, "unauthenticated", m.to_owned());
+        let value = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token>"))?
+            .to_str()
+            .map_err(|_| unauthenticated("malformed Authorization header"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token>"))?;
+        Ok(Auth(state.dir.authenticate(token).await?))
+    }
+}
+
+/// The query string as a map; a malformed one fails in this API's envelope.
+pub(crate) fn query(uri: &Uri) -> Result<HashMap<String, String>, AdminError> {
+    Query::<HashMap<String, String>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| AdminError::bad_request(format!("malformed query string: {e}")))
+}
+
+/// A boolean query option (`true`/`false`/`1`/`0`), default false.
+pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, AdminError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false" | "0" | "") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(AdminError::bad_request(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
+}

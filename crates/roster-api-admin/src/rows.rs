@@ -1,0 +1,464 @@
+//! The import row format: a flat user record, the same for NDJSON, CSV (and, through
+//! `roster import`, XLSX), and the conversion of a row into the core's `NewUser` with the
+//! same value parsers every other front door uses.
+//!
+//! Fields (all text; empty means absent): `name` (required), `user_id`, `email`,
+//! `enterprise_email`, `mobile` (E.164), `department_ids` (custom department ids or
+//! `od-…` open ids, separated by `;` or `,`, or a JSON array; the first is the primary;
+//! empty means the root), `employee_no`, `en_name`, `nickname`, `gender` (0-3 or
+//! `secret`/`male`/`female`/`other`), `city`, `country` (ISO 3166-1 alpha-2),
+//! `work_station`, `job_title`, `join_time` (unix seconds or `YYYY-MM-DD`),
+//! `leader_user_id` (a user that exists, or one in an earlier row or the same chunk),
+//! `employee_type` (1-5 or `regular`/`intern`/`outsourced`/`contractor`/`consultant`),
+//! `username`, `description`.
+
+use std::collections::HashMap;
+
+use roster_core::user::UserProfile;
+use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mobile, Username};
+use roster_core::{
+    Caller, CoreError, DeptKey, DeptLookup, Directory, ItemError, Membership, NewUser, UserId,
+    UserLookup,
+};
+
+/// Every field of a row, in the order exports write them.
+pub const FIELDS: &[&str] = &[
+    "user_id",
+    "name",
+    "en_name",
+    "nickname",
+    "email",
+    "enterprise_email",
+    "mobile",
+    "department_ids",
+    "leader_user_id",
+    "employee_no",
+    "employee_type",
+    "job_title",
+    "gender",
+    "city",
+    "country",
+    "work_station",
+    "join_time",
+    "username",
+    "description",
+];
+
+/// Most bytes one row may take (a line of NDJSON, a record of CSV).
+pub const MAX_ROW_BYTES: usize = 64 * 1024;
+
+/// Most departments one row may name.
+const MAX_ROW_DEPARTMENTS: usize = 50;
+
+/// One row's raw values by field position in `FIELDS`.
+#[derive(Debug, Clone, Default)]
+pub struct RawRow {
+    values: [Option<String>; FIELDS.len()],
+}
+
+/// A row that could not be read: its error in the stored form.
+pub fn format_error(field: &str, message: impl std::fmt::Display) -> ItemError {
+    ItemError::dialect("format", format!("{field}: {message}"))
+}
+
+impl RawRow {
+    /// Sets a field by name; unknown names are refused so that a typo is never silently
+    /// dropped. Empty values are absent.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ItemError> {
+        let pos = field_position(name)
+            .ok_or_else(|| format_error(name, format!("unknown field {name:?}")))?;
+        let value = value.trim();
+        self.values[pos] = (!value.is_empty()).then(|| value.to_owned());
+        Ok(())
+    }
+
+    /// A field's value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        field_position(name).and_then(|p| self.values[p].as_deref())
+    }
+
+    /// Reads one NDJSON line: a JSON object whose values are strings, numbers, booleans,
+    /// null, or (for `department_ids`) an array of strings.
+    pub fn from_json(line: &[u8]) -> Result<Self, ItemError> {
+        let value: serde_json::Value = serde_json::from_slice(line)
+            .map_err(|e| format_error("row", format!("not JSON: {e}")))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(format_error("row", "a row must be a JSON object"));
+        };
+        let mut row = RawRow::default();
+        for (k, v) in map {
+            let text = match v {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Array(items) if k == "department_ids" => {
+                    let mut parts = Vec::with_capacity(items.len());
+                    for item in items {
+                        match item {
+                            serde_json::Value::String(s) => parts.push(s),
+                            serde_json::Value::Number(n) => parts.push(n.to_string()),
+                            _ => {
+                                return Err(format_error(
+                                    "department_ids",
+                                    "must hold department ids as strings",
+                                ))
+                            }
+                        }
+                    }
+                    parts.join(";")
+                }
+                _ => return Err(format_error(&k, "must be a string or a number")),
+            };
+            row.set(&k, &text)?;
+        }
+        Ok(row)
+    }
+
+    /// Writes the row as one NDJSON line (without the newline), absent fields left out.
+    pub fn to_json(&self) -> String {
+        let mut map = serde_json::Map::new();
+        for (name, value) in FIELDS.iter().zip(&self.values) {
+            if let Some(v) = value {
+                map.insert((*name).to_owned(), serde_json::Value::String(v.clone()));
+            }
+        }
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// The values in `FIELDS` order, absent ones empty (for CSV).
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
+        self.values.iter().map(|v| v.as_deref().unwrap_or(""))
+    }
+}
+
+fn field_position(name: &str) -> Option<usize> {
+    FIELDS.iter().position(|f| *f == name)
+}
+
+/// The columns of a CSV header, checked: every column must be a known field, once.
+pub fn csv_header(record: &csv::StringRecord) -> Result<Vec<usize>, String> {
+    let mut seen = vec![false; FIELDS.len()];
+    let mut out = Vec::with_capacity(record.len());
+    for (i, name) in record.iter().enumerate() {
+        // A UTF-8 byte-order mark (spreadsheet exports write one) is not part of the name.
+        let name = if i == 0 {
+            name.trim_start_matches('\u{feff}')
+        } else {
+            name
+        };
+        let name = name.trim();
+        let pos = field_position(name).ok_or_else(|| {
+            format!(
+                "unknown column {name:?}; columns must be among: {}",
+                FIELDS.join(", ")
+            )
+        })?;
+        if std::mem::replace(&mut seen[pos], true) {
+            return Err(format!("column {name:?} appears twice"));
+        }
+        out.push(pos);
+    }
+    if !seen[field_position("name").unwrap_or_default()] {
+        return Err("the header has no \"name\" column".into());
+    }
+    Ok(out)
+}
+
+/// A CSV record under a checked header.
+pub fn from_csv(columns: &[usize], record: &csv::StringRecord) -> Result<RawRow, ItemError> {
+    if record.len() != columns.len() {
+        return Err(format_error(
+            "row",
+            format!(
+                "has {} cells where the header has {}",
+                record.len(),
+                columns.len()
+            ),
+        ));
+    }
+    let mut row = RawRow::default();
+    for (&pos, cell) in columns.iter().zip(record.iter()) {
+        let cell = cell.trim();
+        row.values[pos] = (!cell.is_empty()).then(|| cell.to_owned());
+    }
+    Ok(row)
+}
+
+/// Resolves department ids once per upload (an import names the same few departments
+/// thousands of times).
+pub struct Departments<'a> {
+    dir: &'a Directory,
+    caller: &'a Caller,
+    seen: HashMap<String, Result<DeptKey, ItemError>>,
+}
+
+impl<'a> Departments<'a> {
+    /// A resolver for the caller's tenant.
+    pub fn new(dir: &'a Directory, caller: &'a Caller) -> Self {
+        Self {
+            dir,
+            caller,
+            seen: HashMap::new(),
+        }
+    }
+
+    async fn key(&mut self, id: &str) -> Result<Result<DeptKey, ItemError>, CoreError> {
+        if let Some(k) = self.seen.get(id) {
+            return Ok(k.clone());
+        }
+        let lookup = if id.starts_with("od-") {
+            DeptLookup::OpenId(id.to_owned())
+        } else {
+            DeptLookup::CustomId(id.to_owned())
+        };
+        let verdict = match self.dir.get_department(self.caller, &lookup).await {
+            Ok(d) => Ok(d.key),
+            Err(CoreError::Storage(e)) => return Err(CoreError::Storage(e)),
+            Err(CoreError::NotFound { .. }) => {
+                Err(ItemError::from_core(&CoreError::BadReference {
+                    field: "department_ids",
+                    reason: format!("department {id:?} does not exist").into(),
+                }))
+            }
+            Err(other) => Err(ItemError::from_core(&other)),
+        };
+        if self.seen.len() < 100_000 {
+            self.seen.insert(id.to_owned(), verdict.clone());
+        }
+        Ok(verdict)
+    }
+}
+
+fn core(e: &CoreError) -> ItemError {
+    ItemError::from_core(e)
+}
+
+fn text(row: &RawRow, field: &'static str, max: usize) -> Result<Option<String>, ItemError> {
+    row.get(field)
+        .map(|v| bounded_text(field, v, max, false))
+        .transpose()
+        .map_err(|e| core(&e))
+}
+
+fn code_or_name(
+    row: &RawRow,
+    field: &'static str,
+    names: &[&str],
+    first: i64,
+) -> Result<Option<i64>, ItemError> {
+    let Some(v) = row.get(field) else {
+        return Ok(None);
+    };
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(Some(n));
+    }
+    let lower = v.to_ascii_lowercase();
+    names
+        .iter()
+        .position(|n| *n == lower)
+        .map(|p| Some(first + p as i64))
+        .ok_or_else(|| {
+            core(&CoreError::invalid(
+                field,
+                format!("must be a number or one of {}", names.join(", ")),
+            ))
+        })
+}
+
+/// Unix seconds, or a `YYYY-MM-DD` date (midnight UTC).
+fn join_time(v: &str) -> Result<i64, ItemError> {
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(n);
+    }
+    let bad = || {
+        core(&CoreError::invalid(
+            "join_time",
+            "must be unix seconds or a YYYY-MM-DD date",
+        ))
+    };
+    let mut parts = v.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1900..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), then seconds.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400)
+}
+
+/// Converts a row into a user with the core's value parsers; `notify` users start
+/// unactivated (they get an invitation).
+pub async fn to_new_user(
+    row: &RawRow,
+    notify: bool,
+    depts: &mut Departments<'_>,
+) -> Result<Result<NewUser, ItemError>, CoreError> {
+    let parsed = parse_fields(row, notify);
+    let (mut new, ids) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    for (i, id) in ids.iter().enumerate() {
+        match depts.key(id).await? {
+            Ok(key) => new.profile.departments.push(Membership {
+                department: key,
+                user_order: 0,
+                department_order: i as i64,
+                is_primary: i == 0,
+            }),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(new))
+}
+
+/// Everything of a row but its departments, which need the store; returns the user and
+/// the department ids to resolve.
+fn parse_fields(row: &RawRow, notify: bool) -> Result<(NewUser, Vec<String>), ItemError> {
+    let name = row
+        .get("name")
+        .ok_or_else(|| core(&CoreError::invalid("name", "is required")))?;
+    let gender = code_or_name(row, "gender", &["secret", "male", "female", "other"], 0)?
+        .map(Gender::from_code)
+        .transpose()
+        .map_err(|e| core(&e))?
+        .unwrap_or_default();
+    let employee_type = code_or_name(
+        row,
+        "employee_type",
+        &[
+            "regular",
+            "intern",
+            "outsourced",
+            "contractor",
+            "consultant",
+        ],
+        1,
+    )?
+    .map(EmployeeType::from_code)
+    .transpose()
+    .map_err(|e| core(&e))?
+    .unwrap_or_default();
+    let profile = UserProfile {
+        name: bounded_text("name", name, 255, true).map_err(|e| core(&e))?,
+        en_name: text(row, "en_name", 255)?,
+        nickname: text(row, "nickname", 255)?,
+        email: row
+            .get("email")
+            .map(|v| Email::parse("email", v))
+            .transpose()
+            .map_err(|e| core(&e))?,
+        enterprise_email: row
+            .get("enterprise_email")
+            .map(|v| Email::parse("enterprise_email", v))
+            .transpose()
+            .map_err(|e| core(&e))?,
+        mobile: row
+            .get("mobile")
+            .map(|v| Mobile::parse("mobile", v))
+            .transpose()
+            .map_err(|e| core(&e))?,
+        mobile_visible: true,
+        gender,
+        city: text(row, "city", 100)?,
+        country: row
+            .get("country")
+            .map(Country::parse)
+            .transpose()
+            .map_err(|e| core(&e))?,
+        work_station: text(row, "work_station", 255)?,
+        join_time: row.get("join_time").map(join_time).transpose()?,
+        employee_no: text(row, "employee_no", 64)?,
+        employee_type,
+        job_title: text(row, "job_title", 100)?,
+        username: row
+            .get("username")
+            .map(Username::parse)
+            .transpose()
+            .map_err(|e| core(&e))?,
+        description: text(row, "description", 255)?,
+        ..UserProfile::default()
+    };
+    let user_id = row
+        .get("user_id")
+        .map(UserId::parse)
+        .transpose()
+        .map_err(|e| core(&e))?;
+    let ids: Vec<String> = row
+        .get("department_ids")
+        .map(|v| {
+            v.split([';', ','])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.len() > MAX_ROW_DEPARTMENTS {
+        return Err(core(&CoreError::invalid(
+            "department_ids",
+            format!("at most {MAX_ROW_DEPARTMENTS} departments"),
+        )));
+    }
+    let leader = row
+        .get("leader_user_id")
+        .map(|v| UserLookup::UserId(v.to_owned()));
+    Ok((
+        NewUser {
+            user_id,
+            profile,
+            leader,
+            // Invited users join when they follow the link; others are active at once.
+            activated: !notify,
+        },
+        ids,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_become_unix_seconds_at_midnight_utc() {
+        assert_eq!(join_time("1970-01-01").unwrap(), 0);
+        assert_eq!(join_time("2018-08-14").unwrap(), 1_534_204_800);
+        assert_eq!(join_time("1534222800").unwrap(), 1_534_222_800);
+        assert!(join_time("2018-13-01").is_err());
+        assert!(join_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_not_dropped() {
+        let e = RawRow::from_json(br#"{"name":"A","mail":"a@example.com"}"#).unwrap_err();
+        assert!(e.detail.contains("unknown field"), "{e:?}");
+    }
+
+    #[test]
+    fn json_rows_accept_numbers_and_department_arrays() {
+        let row =
+            RawRow::from_json(br#"{"name":"A","gender":1,"department_ids":["d1","d2"]}"#).unwrap();
+        assert_eq!(row.get("gender"), Some("1"));
+        assert_eq!(row.get("department_ids"), Some("d1;d2"));
+    }
+
+    #[test]
+    fn a_row_without_a_name_is_invalid() {
+        let row = RawRow::from_json(br#"{"email":"a@example.com"}"#).unwrap();
+        let e = parse_fields(&row, false).unwrap_err();
+        assert_eq!((e.kind.as_str(), e.field.as_str()), ("invalid", "name"));
+    }
+}

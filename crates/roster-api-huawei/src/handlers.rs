@@ -1,0 +1,745 @@
+//! The handlers: decode, call the core, encode. Validation of Workspace's field rules
+//! (spec 2.7) happens in `new_user`, before anything is written; the batch is all-or-nothing.
+
+use std::collections::HashMap;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use http::{HeaderValue, StatusCode};
+use roster_core::password;
+use roster_core::values::{bounded_text, Activation, Email, Mobile, Username};
+use roster_core::{CoreError, Group, Handover, NewUser, User, UserLookup, UserProfile};
+use serde::de::DeserializeOwned;
+
+use crate::auth::Authed;
+use crate::codes;
+use crate::error::HuaweiError;
+use crate::wire;
+use crate::HuaweiState;
+
+/// Most user ids one `batch-delete` may carry (Workspace: 100).
+const BATCH_DELETE_MAX: usize = 100;
+/// Default and largest page of the list APIs.
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 1000;
+
+/// Decodes a JSON body; an empty body is Workspace's `WKS.0001`.
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HuaweiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(HuaweiError::new(
+            StatusCode::BAD_REQUEST,
+            codes::EMPTY_BODY,
+            "",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| HuaweiError::param(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Query pairs, repeated keys kept in order.
+fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn number(
+    pairs: &[(String, String)],
+    key: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, HuaweiError> {
+    match first(pairs, key) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| HuaweiError::param(format!("{key} must be an integer from 0 to {max}"))),
+    }
+}
+
+// ------------------------------------------------------------------------------ tokens
+
+/// `POST /v3/auth/tokens`: a Keystone-style token for a Huawei access key, scoped to its
+/// project. The credential is the AK/SK pair, given either as Keystone's password method
+/// (`user.name` = AK, `user.password` = SK) or as `hw_ak_sk` (`access.key`, `secret.key`);
+/// the token comes back in `X-Subject-Token` (201), valid 24 hours.
+pub(crate) async fn issue_token(State(state): State<HuaweiState>, body: Body) -> Response {
+    match issue_token_inner(&state, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn issue_token_inner(state: &HuaweiState, body: Body) -> Result<Response, HuaweiError> {
+    let bytes = to_bytes(body, state.config.body_limit)
+        .await
+        .map_err(|_| HuaweiError::param("the request body is too large"))?;
+    let req: wire::TokenRequest = json(&bytes)?;
+    let auth = req
+        .auth
+        .ok_or_else(|| HuaweiError::param("auth is required"))?;
+    let identity = auth
+        .identity
+        .ok_or_else(|| HuaweiError::param("auth.identity is required"))?;
+    let methods = identity.methods.unwrap_or_default();
+    let (ak, sk) = if methods.iter().any(|m| m == "hw_ak_sk") {
+        let p = identity
+            .hw_ak_sk
+            .ok_or_else(|| HuaweiError::param("auth.identity.hw_ak_sk is required"))?;
+        (p.access.and_then(|a| a.key), p.secret.and_then(|s| s.key))
+    } else if methods.iter().any(|m| m == "password") {
+        let u = identity
+            .password
+            .and_then(|p| p.user)
+            .ok_or_else(|| HuaweiError::param("auth.identity.password.user is required"))?;
+        (u.name, u.password)
+    } else {
+        return Err(HuaweiError::param(
+            "auth.identity.methods must be [\"password\"] or [\"hw_ak_sk\"]",
+        ));
+    };
+    let (Some(ak), Some(sk)) = (ak, sk) else {
+        return Err(HuaweiError::param(
+            "the access key and its secret are required",
+        ));
+    };
+    let project = auth
+        .scope
+        .and_then(|s| s.project)
+        .and_then(|p| p.id)
+        .ok_or_else(|| HuaweiError::param("auth.scope.project.id is required"))?;
+    let issued = state.dir.issue_access_key_token(&ak, &sk, &project).await?;
+    let now = state.dir.clock().now_ms();
+    let body = serde_json::json!({
+        "token": {
+            "methods": methods,
+            "issued_at": crate::time::format_keystone(now),
+            "expires_at": crate::time::format_keystone(now + issued.expire_s * 1000),
+            "project": { "id": project },
+        }
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    let value = HeaderValue::from_str(&issued.token)
+        .map_err(|e| HuaweiError::internal(format!("token header: {e}")))?;
+    response.headers_mut().insert("x-subject-token", value);
+    Ok(response)
+}
+
+// ------------------------------------------------------------------------- batch-create
+
+/// `POST /v2/{project_id}/users/batch-create`.
+pub(crate) async fn batch_create(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, HuaweiError> {
+    let req: wire::BatchCreateUsersReq = json(&body)?;
+    let users = req
+        .users
+        .ok_or_else(|| HuaweiError::param("users is required"))?;
+    let max = state.config.batch_create_max_users;
+    if users.is_empty() || users.len() > max {
+        return Err(HuaweiError::param(format!(
+            "users must hold 1 to {max} items"
+        )));
+    }
+    // Every item is checked before anything is hashed or written; the first bad one
+    // rejects the request.
+    let mut parsed = Vec::with_capacity(users.len());
+    for (i, u) in users.into_iter().enumerate() {
+        parsed.push(new_user(u).map_err(|e| at_item(i, e))?);
+    }
+    let passwords: Vec<String> = parsed.iter().filter_map(|(_, p)| p.clone()).collect();
+    let mut hashes = password::hash_all(passwords).await?.into_iter();
+    let items = parsed
+        .into_iter()
+        .map(|(mut new, pw)| {
+            if pw.is_some() {
+                new.profile.password_hash = hashes.next();
+            }
+            Ok(new)
+        })
+        .collect();
+    let report = state
+        .dir
+        .create_accounts(&authed.caller, items, &state.config.invitations)
+        .await?;
+    // All-or-nothing: report the first item that really failed (the others only say "not
+    // written").
+    let failure = report
+        .items
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, r)| match r {
+            Err(CoreError::Conflict {
+                kind: roster_core::ConflictKind::NotWritten,
+                ..
+            })
+            | Ok(_) => None,
+            Err(e) => Some((i, e)),
+        });
+    if let Some((i, e)) = failure {
+        return Err(at_item(i, e));
+    }
+    Ok((StatusCode::OK, Json(serde_json::json!({}))).into_response())
+}
+
+/// Prefixes an item's error message with its place in the request.
+fn at_item(i: usize, e: CoreError) -> HuaweiError {
+    let mut err = HuaweiError::from(e);
+    if err.hidden.is_none() {
+        err.msg = format!("users[{i}]: {}", err.msg);
+    }
+    err
+}
+
+/// Workspace's user-name rule (spec 2.7): 1-20 characters of letters, digits, `-` and `_`,
+/// not starting with a digit.
+fn parse_user_name(s: &str) -> Result<Username, CoreError> {
+    let bad = |why: &'static str| CoreError::invalid("user_name", why);
+    if s.is_empty() || s.chars().count() > 20 {
+        return Err(bad("must be 1 to 20 characters"));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(bad("may hold only letters, digits, - and _"));
+    }
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(bad("must not start with a digit"));
+    }
+    Username::parse(s)
+}
+
+/// One `CreateUserRequest` as a core `NewUser`, plus its password to hash.
+fn new_user(u: wire::CreateUserRequest) -> Result<(NewUser, Option<String>), CoreError> {
+    let name = u
+        .user_name
+        .ok_or_else(|| CoreError::invalid("user_name", "is required"))?;
+    let username = parse_user_name(&name)?;
+    let email = u
+        .user_email
+        .filter(|e| !e.is_empty())
+        .map(|e| Email::parse("user_email", &e))
+        .transpose()?;
+    let mobile = u
+        .user_phone
+        .filter(|p| !p.is_empty())
+        .map(|p| Mobile::parse("user_phone", &p))
+        .transpose()?;
+    let account_expires = match u.account_expires.as_deref() {
+        None | Some("0") => None,
+        Some(s) if s.len() > 55 => {
+            return Err(CoreError::invalid(
+                "account_expires",
+                "must be at most 55 characters",
+            ))
+        }
+        Some(s) => Some(crate::time::parse_expiry(s).ok_or_else(|| {
+            CoreError::invalid(
+                "account_expires",
+                "must be 0 or yyyy-MM-ddTHH:mm:ssZ or yyyy-MM-ddTHH:mm:ss.SSSZ",
+            )
+        })?),
+    };
+    let activation = match u.active_type.as_deref() {
+        None | Some("USER_ACTIVATE") => Activation::ByUser,
+        Some("ADMIN_ACTIVATE") => Activation::ByAdmin,
+        Some(_) => {
+            return Err(CoreError::invalid(
+                "active_type",
+                "must be USER_ACTIVATE or ADMIN_ACTIVATE",
+            ))
+        }
+    };
+    let password = match (activation, u.password) {
+        (Activation::ByAdmin, None) => {
+            return Err(CoreError::invalid(
+                "password",
+                "is required for ADMIN_ACTIVATE",
+            ))
+        }
+        (Activation::ByAdmin, Some(p)) => {
+            password::check_policy(&p, &name)?;
+            Some(p)
+        }
+        (Activation::ByUser, Some(_)) => {
+            return Err(CoreError::invalid(
+                "password",
+                "is set by the user on activation; send it only with ADMIN_ACTIVATE",
+            ))
+        }
+        (Activation::ByUser, None) => None,
+    };
+    if activation == Activation::ByUser && email.is_none() && mobile.is_none() {
+        return Err(CoreError::invalid(
+            "user_email",
+            "USER_ACTIVATE needs user_email or user_phone to send the invitation to",
+        ));
+    }
+    let groups = u.group_ids.unwrap_or_default();
+    if groups.len() > 5 {
+        return Err(CoreError::invalid("group_ids", "may hold at most 5 groups"));
+    }
+    for g in &groups {
+        bounded_text("group_ids", g, 55, true)?;
+    }
+    let description = u
+        .description
+        .map(|d| bounded_text("description", &d, 255, false))
+        .transpose()?;
+    let alias = u
+        .alias_name
+        .filter(|a| !a.is_empty())
+        .map(|a| bounded_text("alias_name", &a, 55, false))
+        .transpose()?;
+    let profile = UserProfile {
+        name: alias.clone().unwrap_or_else(|| name.clone()),
+        email,
+        mobile,
+        username: Some(username),
+        account_expires,
+        activation,
+        enable_change_password: u.enable_change_password.unwrap_or(true),
+        next_login_change_password: u.next_login_change_password.unwrap_or(true),
+        description,
+        alias,
+        groups,
+        ..UserProfile::default()
+    };
+    Ok((
+        NewUser {
+            user_id: None,
+            profile,
+            leader: None,
+            activated: activation == Activation::ByAdmin,
+        },
+        password,
+    ))
+}
+
+// ------------------------------------------------------------------------------- users
+
+fn active_type(a: Activation) -> &'static str {
+    match a {
+        Activation::ByUser => "USER_ACTIVATE",
+        Activation::ByAdmin => "ADMIN_ACTIVATE",
+    }
+}
+
+fn group_names(user: &User, groups: &HashMap<String, Group>) -> Vec<String> {
+    user.profile
+        .groups
+        .iter()
+        .filter_map(|g| groups.get(g).map(|g| g.name.clone()))
+        .collect()
+}
+
+fn expired(user: &User, now_s: i64) -> bool {
+    user.profile.account_expires.is_some_and(|t| t <= now_s)
+}
+
+fn wire_user(user: &User, groups: &HashMap<String, Group>, now_s: i64) -> wire::User {
+    let p = &user.profile;
+    wire::User {
+        id: user.open_id.to_string(),
+        sid: user.user_id.to_string(),
+        user_name: p
+            .username
+            .as_ref()
+            .map_or_else(|| user.user_id.to_string(), |u| u.as_str().to_owned()),
+        user_email: p.email.as_ref().map(|e| e.as_str().to_owned()),
+        user_phone: p.mobile.as_ref().map(|m| m.as_str().to_owned()),
+        total_desktops: 0,
+        active_type: active_type(p.activation),
+        is_pre_user: !user.status.is_activated,
+        account_expires: p
+            .account_expires
+            .map_or_else(|| "0".to_owned(), crate::time::format_seconds),
+        password_never_expired: false,
+        account_expired: expired(user, now_s),
+        enable_change_password: p.enable_change_password,
+        next_login_change_password: p.next_login_change_password,
+        description: p.description.clone(),
+        alias_name: p.alias.clone(),
+        locked: false,
+        disabled: user.status.is_frozen,
+        share_space_subscription: false,
+        share_space_desktops: 0,
+        group_names: group_names(user, groups),
+        platform_type: "LOCAL",
+    }
+}
+
+async fn group_map(
+    state: &HuaweiState,
+    authed: &Authed,
+) -> Result<HashMap<String, Group>, HuaweiError> {
+    Ok(state
+        .dir
+        .list_groups(&authed.caller)
+        .await?
+        .into_iter()
+        .map(|g| (g.group_id.clone(), g))
+        .collect())
+}
+
+/// `GET /v2/{project_id}/users`: filters `user_name` (contains, any case), `user_names`
+/// (repeated, exact, any case), `description` (contains), `active_type`, `group_name`,
+/// `disabled`; paging by `limit` (default 10, at most 1000) and `offset`.
+pub(crate) async fn list_users(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::ListUsersResponse>, HuaweiError> {
+    let q = query_pairs(query.as_deref());
+    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let name = first(&q, "user_name")
+        .map(str::to_ascii_lowercase)
+        .filter(|s| !s.is_empty());
+    let names: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "user_names")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .collect();
+    let description = first(&q, "description")
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    let active = match first(&q, "active_type") {
+        None | Some("") => None,
+        Some("USER_ACTIVATE") => Some(Activation::ByUser),
+        Some("ADMIN_ACTIVATE") => Some(Activation::ByAdmin),
+        Some(_) => {
+            return Err(HuaweiError::param(
+                "active_type must be USER_ACTIVATE or ADMIN_ACTIVATE",
+            ))
+        }
+    };
+    let disabled = match first(&q, "disabled") {
+        None | Some("") => None,
+        Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+        Some(_) => return Err(HuaweiError::param("disabled must be true or false")),
+    };
+    let groups = group_map(&state, &authed).await?;
+    let group_filter = first(&q, "group_name").filter(|s| !s.is_empty()).map(|g| {
+        // An unknown group name matches nobody.
+        groups
+            .values()
+            .find(|x| x.name.eq_ignore_ascii_case(g))
+            .map(|x| x.group_id.clone())
+            .unwrap_or_default()
+    });
+    let now_s = state.dir.clock().now_s();
+    let matching: Vec<User> = state
+        .dir
+        .all_users(&authed.caller)
+        .await?
+        .into_iter()
+        .filter(|u| {
+            let p = &u.profile;
+            let login = p
+                .username
+                .as_ref()
+                .map(Username::folded)
+                .unwrap_or_default();
+            name.as_ref().is_none_or(|n| login.contains(n.as_str()))
+                && (names.is_empty() || names.contains(&login))
+                && description.as_ref().is_none_or(|d| {
+                    p.description
+                        .as_ref()
+                        .is_some_and(|x| x.to_lowercase().contains(d.as_str()))
+                })
+                && active.is_none_or(|a| p.activation == a)
+                && disabled.is_none_or(|d| u.status.is_frozen == d)
+                && group_filter.as_ref().is_none_or(|g| p.groups.contains(g))
+        })
+        .collect();
+    Ok(Json(wire::ListUsersResponse {
+        total_count: matching.len(),
+        users: matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|u| wire_user(u, &groups, now_s))
+            .collect(),
+    }))
+}
+
+async fn active_user(state: &HuaweiState, authed: &Authed, id: &str) -> Result<User, HuaweiError> {
+    let user = state
+        .dir
+        .get_user(&authed.caller, &UserLookup::OpenId(id.to_owned()))
+        .await?;
+    if user.status.is_resigned {
+        return Err(CoreError::not_found(roster_core::Entity::User, id).into());
+    }
+    Ok(user)
+}
+
+/// `GET /v2/{project_id}/users/{user_id}`.
+pub(crate) async fn show_user(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    Path((_project, id)): Path<(String, String)>,
+) -> Result<Json<wire::ListUserDetailResponse>, HuaweiError> {
+    let user = active_user(&state, &authed, &id).await?;
+    let groups = group_map(&state, &authed).await?;
+    let p = &user.profile;
+    let login = p
+        .username
+        .as_ref()
+        .map_or_else(|| user.user_id.to_string(), |u| u.as_str().to_owned());
+    Ok(Json(wire::ListUserDetailResponse {
+        user_detail: wire::UserDetail {
+            id: user.open_id.to_string(),
+            description: p.description.clone(),
+            user_name: login.clone(),
+            user_email: p.email.as_ref().map(|e| e.as_str().to_owned()),
+            user_phone: p.mobile.as_ref().map(|m| m.as_str().to_owned()),
+            active_type: active_type(p.activation),
+            object_sid: user.user_id.to_string(),
+            sam_account_name: login.clone(),
+            user_principal_name: login.clone(),
+            full_name: p.name.clone(),
+            distinguished_name: format!("CN={login}"),
+            account_type: 0,
+            when_created: crate::time::format_seconds(user.created_at / 1000),
+            account_expires: p.account_expires.map_or(0, |s| s * 1000),
+            is_pre_user: !user.status.is_activated,
+            user_expired: expired(&user, state.dir.clock().now_s()),
+            locked: false,
+            enable_change_password: p.enable_change_password,
+            password_never_expired: false,
+            next_login_change_password: p.next_login_change_password,
+            disabled: user.status.is_frozen,
+            group_names: group_names(&user, &groups),
+            share_space_subscription: false,
+            share_space_desktops: 0,
+            total_desktops: 0,
+        },
+    }))
+}
+
+/// `DELETE /v2/{project_id}/users/{user_id}`: deletes (resigns) the user; 200, empty body.
+pub(crate) async fn delete_user(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    Path((_project, id)): Path<(String, String)>,
+) -> Result<Response, HuaweiError> {
+    let user = active_user(&state, &authed, &id).await?;
+    state
+        .dir
+        .delete_user(
+            &authed.caller,
+            &UserLookup::Key(user.key),
+            Handover::default(),
+        )
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `POST /v2/{project_id}/users/batch-delete` with `{user_ids: [...]}` (1..100): every user
+/// must exist before any is deleted.
+pub(crate) async fn batch_delete(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, HuaweiError> {
+    let req: wire::BatchDeleteUserReq = json(&body)?;
+    let ids = req
+        .user_ids
+        .ok_or_else(|| HuaweiError::param("user_ids is required"))?;
+    if ids.is_empty() || ids.len() > BATCH_DELETE_MAX {
+        return Err(HuaweiError::param(format!(
+            "user_ids must hold 1 to {BATCH_DELETE_MAX} items"
+        )));
+    }
+    let mut users = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let user = active_user(&state, &authed, id).await?;
+        if !users.iter().any(|u: &User| u.key == user.key) {
+            users.push(user);
+        }
+    }
+    for user in users {
+        state
+            .dir
+            .delete_user(
+                &authed.caller,
+                &UserLookup::Key(user.key),
+                Handover::default(),
+            )
+            .await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+// ------------------------------------------------------------------------------ groups
+
+/// `GET /v2/{project_id}/groups`: `keyword` (name contains, any case), `limit`, `offset`.
+pub(crate) async fn list_groups(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::ListUserGroupsResponse>, HuaweiError> {
+    let q = query_pairs(query.as_deref());
+    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let keyword = first(&q, "keyword")
+        .map(str::to_lowercase)
+        .filter(|k| !k.is_empty());
+    let users = state.dir.all_users(&authed.caller).await?;
+    let groups: Vec<Group> = state
+        .dir
+        .list_groups(&authed.caller)
+        .await?
+        .into_iter()
+        .filter(|g| {
+            keyword
+                .as_ref()
+                .is_none_or(|k| g.name.to_lowercase().contains(k.as_str()))
+        })
+        .collect();
+    Ok(Json(wire::ListUserGroupsResponse {
+        total_count: groups.len(),
+        user_groups: groups
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|g| wire::UserGroupInfo {
+                user_quantity: users
+                    .iter()
+                    .filter(|u| u.profile.groups.contains(&g.group_id))
+                    .count(),
+                id: g.group_id,
+                name: g.name,
+                create_time: crate::time::format_seconds(g.created_at / 1000),
+                description: g.description,
+                platform_type: "LOCAL",
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /v2/{project_id}/groups` with `{group_name, platform_type, description}`.
+pub(crate) async fn create_group(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    body: Bytes,
+) -> Result<Response, HuaweiError> {
+    let req: wire::CreateUserGroupReq = json(&body)?;
+    let name = req
+        .group_name
+        .ok_or_else(|| HuaweiError::param("group_name is required"))?;
+    if let Some(p) = req.platform_type.as_deref() {
+        if p != "LOCAL" {
+            return Err(HuaweiError::param(
+                "platform_type must be LOCAL (Roster keeps its own users)",
+            ));
+        }
+    }
+    let group = state
+        .dir
+        .create_group(
+            &authed.caller,
+            &name,
+            req.description.filter(|d| !d.is_empty()),
+            None,
+        )
+        .await?;
+    // The SDK's CreateUserGroupResponse has no fields; the id helps other clients.
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({ "id": group.group_id })),
+    )
+        .into_response())
+}
+
+/// `DELETE /v2/{project_id}/groups/{group_id}`: refused while the group has users.
+pub(crate) async fn delete_group(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    Path((_project, id)): Path<(String, String)>,
+) -> Result<Response, HuaweiError> {
+    state.dir.delete_group(&authed.caller, &id).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /v2/{project_id}/groups/{group_id}/users`: `user_name` (contains), `limit`, `offset`.
+pub(crate) async fn group_users(
+    State(state): State<HuaweiState>,
+    Extension(authed): Extension<Authed>,
+    Path((_project, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<wire::ListUsersOfGroupResponse>, HuaweiError> {
+    let q = query_pairs(query.as_deref());
+    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = number(&q, "offset", 0, usize::MAX)?;
+    let name = first(&q, "user_name")
+        .map(str::to_ascii_lowercase)
+        .filter(|s| !s.is_empty());
+    let members: Vec<User> = state
+        .dir
+        .group_members(&authed.caller, &id)
+        .await?
+        .into_iter()
+        .filter(|u| {
+            name.as_ref().is_none_or(|n| {
+                u.profile
+                    .username
+                    .as_ref()
+                    .is_some_and(|x| x.folded().contains(n.as_str()))
+            })
+        })
+        .collect();
+    Ok(Json(wire::ListUsersOfGroupResponse {
+        total_count: members.len(),
+        users: members
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|u| wire::UserInGroup {
+                id: u.open_id.to_string(),
+                user_name: u
+                    .profile
+                    .username
+                    .as_ref()
+                    .map_or_else(|| u.user_id.to_string(), |x| x.as_str().to_owned()),
+                user_email: u.profile.email.as_ref().map(|e| e.as_str().to_owned()),
+                user_phone: u.profile.mobile.as_ref().map(|m| m.as_str().to_owned()),
+                total_desktops: 0,
+                description: u.profile.description.clone(),
+            })
+            .collect(),
+    }))
+}
+
+// ----------------------------------------------------------------------------- fallbacks
+
+/// Any other `/v2/…` path: API Gateway's "no such API", in the Huawei envelope.
+pub(crate) async fn no_api() -> HuaweiError {
+    HuaweiError::new(StatusCode::NOT_FOUND, codes::NO_API, "")
+}
+
+/// A known path with the wrong method.
+pub(crate) async fn method_not_allowed() -> HuaweiError {
+    HuaweiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        "",
+    )
+}

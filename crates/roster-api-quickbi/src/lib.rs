@@ -1,0 +1,178 @@
+//! roster-api-quickbi: Alibaba Cloud Quick BI user management (RPC style, API version
+//! 2022-01-01), wire-compatible with the official SDK `alibabacloud_quickbi_public20220101`
+//! (see `shared/spec/vendor-clients.md` section 3).
+//!
+//! Every action is `POST /` (or `GET /`) with the action named by the `x-acs-action` header
+//! or the `Action` parameter, parameters in the query (and a form body for some), signed
+//! with ACS3-HMAC-SHA256 or the legacy RPC HMAC-SHA1 signature by an Alibaba access key
+//! (`roster app create --kind alibaba`). Implemented actions: `BatchAddFeishuUsers`,
+//! `QueryUserList`, `QueryUserInfoByUserId`, `CheckOrganizationMember`, `UpdateUser`,
+//! `DeleteUser`, `CreateUserGroup`, `QueryUserGroupListByParentId`,
+//! `ListUserGroupsByUserId`, `AddUserGroupMembers`. Others answer 404
+//! `InvalidAction.NotFound`.
+//!
+//! This crate knows the Quick BI wire format and nothing of SQL or other dialects; it calls
+//! `roster_core::Directory` only.
+
+mod auth;
+mod codes;
+mod error;
+mod handlers;
+mod params;
+mod sign;
+mod wire;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Json, Router};
+use http::{Method, StatusCode};
+use roster_core::Directory;
+use roster_http::RequestId;
+
+use crate::error::QuickBiError;
+use crate::handlers::Ctx;
+use crate::params::Params;
+
+/// The API version every action belongs to.
+pub const API_VERSION: &str = "2022-01-01";
+/// Largest request body read. Quick BI puts parameters in the query; bodies are small
+/// form-encoded lists such as `RoleIds`.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Settings of the Quick BI front door.
+#[derive(Debug, Clone, Copy)]
+pub struct QuickBiConfig {
+    /// Licence cap of each tenant's BI organisation (`quickbi_max_members`).
+    pub max_members: u64,
+}
+
+#[derive(Clone)]
+struct QuickBiState {
+    dir: Directory,
+    config: QuickBiConfig,
+}
+
+/// The Quick BI route: the root path, every method (unsupported ones answer in Quick BI's
+/// envelope). Other paths are left to the other dialects and the fallback.
+pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
+    Router::new()
+        .route("/", any(entry))
+        .with_state(QuickBiState { dir, config })
+}
+
+async fn entry(State(state): State<QuickBiState>, request: Request) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_uppercase());
+    match handle(&state, request, &request_id).await {
+        Ok(result) => (
+            StatusCode::OK,
+            Json(wire::Envelope {
+                request_id,
+                success: true,
+                result,
+            }),
+        )
+            .into_response(),
+        Err(err) => err.into_response_with(&request_id),
+    }
+}
+
+fn header(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+}
+
+async fn handle(
+    state: &QuickBiState,
+    request: Request,
+    _request_id: &str,
+) -> Result<serde_json::Value, QuickBiError> {
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::POST {
+        return Err(QuickBiError::new(
+            StatusCode::NOT_FOUND,
+            codes::ACTION_NOT_FOUND,
+            "Specified api is not found, please check your url and method.",
+        ));
+    }
+    let query = params::decode(request.uri().query().unwrap_or("").as_bytes());
+    let path = request.uri().path().to_owned();
+    let is_form = header(&request, "content-type").is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    let header_action = header(&request, "x-acs-action");
+    let header_version = header(&request, "x-acs-version");
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
+        .await
+        .map_err(|_| {
+            QuickBiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::INVALID_PARAMETER,
+                format!("The request body is larger than {MAX_BODY} bytes."),
+            )
+        })?;
+    let form = if is_form {
+        params::decode(&body)
+    } else {
+        Vec::new()
+    };
+    let params = Params::new(&query, &form);
+
+    let action = header_action
+        .filter(|a| !a.is_empty())
+        .or_else(|| params.get("Action").map(str::to_owned))
+        .ok_or_else(|| QuickBiError::missing("Action"))?;
+    let version = header_version
+        .filter(|v| !v.is_empty())
+        .or_else(|| params.get("Version").map(str::to_owned))
+        .ok_or_else(|| QuickBiError::missing("Version"))?;
+    if version != API_VERSION {
+        return Err(QuickBiError::bad(
+            codes::INVALID_VERSION,
+            "Specified parameter Version is not valid.",
+        ));
+    }
+
+    let req = auth::RequestParts {
+        method: method.as_str(),
+        path: &path,
+        headers: &parts.headers,
+        body: &body,
+        query: &query,
+    };
+    let key = auth::authenticate(&state.dir, &req, &params).await?;
+    let ctx = Ctx {
+        dir: &state.dir,
+        key: &key,
+        params: &params,
+        max_members: state.config.max_members,
+    };
+    match action.as_str() {
+        "BatchAddFeishuUsers" => handlers::batch_add_feishu_users(&ctx).await,
+        "QueryUserList" => handlers::query_user_list(&ctx).await,
+        "QueryUserInfoByUserId" => handlers::query_user_info_by_user_id(&ctx).await,
+        "CheckOrganizationMember" => handlers::check_organization_member(&ctx).await,
+        "UpdateUser" => handlers::update_user(&ctx).await,
+        "DeleteUser" => handlers::delete_user(&ctx).await,
+        "CreateUserGroup" => handlers::create_user_group(&ctx).await,
+        "QueryUserGroupListByParentId" => handlers::query_user_group_list_by_parent_id(&ctx).await,
+        "ListUserGroupsByUserId" => handlers::list_user_groups_by_user_id(&ctx).await,
+        "AddUserGroupMembers" => handlers::add_user_group_members(&ctx).await,
+        _ => Err(QuickBiError::new(
+            StatusCode::NOT_FOUND,
+            codes::ACTION_NOT_FOUND,
+            format!("Specified api is not found, please check your url and method: {action}."),
+        )),
+    }
+}

@@ -1,0 +1,169 @@
+//! Use cases of the account-style vendor APIs (Huawei Workspace): all-or-nothing batch
+//! creation with invitations written in the same transaction, whole-tenant user listings
+//! for the dialect's filters, and group membership.
+
+use std::collections::HashSet;
+
+use tracing::instrument;
+
+use super::{change_of, finish_atomic_failure, Directory, Invitations, PreparedBatch};
+use crate::app::{Caller, Scope};
+use crate::batch::{BatchItem, BatchReport};
+use crate::error::{ConflictKind, CoreError, Entity};
+use crate::group::Group;
+use crate::user::User;
+use crate::values::Activation;
+
+/// Users read per store call when a listing walks the whole tenant.
+const PAGE: usize = 1000;
+
+impl Directory {
+    /// Creates users all-or-nothing (like `create_users` in `Atomic` mode) and, for every
+    /// user who activates the account themselves (`Activation::ByUser`), an invitation in
+    /// the outbox, written in the same transaction as the users. Every group a user names
+    /// must exist. Passwords must already be hashed (`crate::password::hash_all`).
+    #[instrument(skip_all, fields(tenant = %caller.tenant, items = items.len()))]
+    pub async fn create_accounts(
+        &self,
+        caller: &Caller,
+        items: Vec<BatchItem>,
+        invitations: &Invitations,
+    ) -> Result<BatchReport, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let known: HashSet<String> = self
+            .store
+            .list_groups(caller.tenant)
+            .await?
+            .into_iter()
+            .map(|g| g.group_id)
+            .collect();
+        let items: Vec<BatchItem> = items
+            .into_iter()
+            .map(|item| {
+                let new = item?;
+                match new.profile.groups.iter().find(|g| !known.contains(*g)) {
+                    Some(missing) => Err(CoreError::BadReference {
+                        field: "group_ids",
+                        reason: format!("the group {missing} does not exist").into(),
+                    }),
+                    None => Ok(new),
+                }
+            })
+            .collect();
+        let PreparedBatch {
+            mut results,
+            mut pending,
+            levels,
+        } = self.prepare_batch(caller, items).await?;
+        if results.iter().any(|r| matches!(r, Some(Err(_)))) {
+            return Ok(finish_atomic_failure(results));
+        }
+        let order: Vec<usize> = levels.into_iter().flatten().collect();
+        let mut users = Vec::with_capacity(order.len());
+        let mut mails = Vec::new();
+        for &i in &order {
+            if let Some(p) = &pending[i] {
+                if p.user.profile.activation == Activation::ByUser && !p.user.status.is_activated {
+                    mails.push(self.invitation(&p.user, invitations));
+                }
+                users.push(p.user.clone());
+            }
+        }
+        let written = self
+            .store
+            .insert_users_invited(caller.tenant, &users, &mails, &change_of(caller))
+            .await?;
+        if written.iter().any(Result::is_err) {
+            for (&i, r) in order.iter().zip(written) {
+                if let Err(e) = r {
+                    results[i] = Some(Err(e.into()));
+                }
+            }
+            return Ok(finish_atomic_failure(results));
+        }
+        for (&i, r) in order.iter().zip(written) {
+            if let (Ok(key), Some(p)) = (r, pending[i].take()) {
+                results[i] = Some(Ok(p.created(key)));
+            }
+        }
+        Ok(BatchReport {
+            items: results
+                .into_iter()
+                .map(|r| {
+                    r.unwrap_or_else(|| {
+                        Err(CoreError::conflict(
+                            ConflictKind::NotWritten,
+                            "item was not processed",
+                        ))
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Every active user of the caller's tenant that the caller may see, by key. Vendor
+    /// listings filter on fields that have no index (description, activation, groups), so
+    /// they filter this in memory; Workspace tenants are small enough for that.
+    pub async fn all_users(&self, caller: &Caller) -> Result<Vec<User>, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_users(caller.tenant, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key);
+            let full = page.len() == PAGE;
+            for user in page {
+                if self.can_see_user(caller, &user).await? {
+                    out.push(user);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a group of the caller's tenant.
+    pub async fn get_group(&self, caller: &Caller, group_id: &str) -> Result<Group, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        self.store
+            .get_group(caller.tenant, group_id)
+            .await?
+            .ok_or_else(|| CoreError::not_found(Entity::Group, group_id))
+    }
+
+    /// Active users who belong to a group, by key.
+    pub async fn group_members(
+        &self,
+        caller: &Caller,
+        group_id: &str,
+    ) -> Result<Vec<User>, CoreError> {
+        let group = self.get_group(caller, group_id).await?;
+        Ok(self
+            .all_users(caller)
+            .await?
+            .into_iter()
+            .filter(|u| u.profile.groups.contains(&group.group_id))
+            .collect())
+    }
+
+    /// Deletes a group; refused while active users still belong to it, so that no user is
+    /// left naming a group that does not exist.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn delete_group(&self, caller: &Caller, group_id: &str) -> Result<(), CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        if !self.group_members(caller, group_id).await?.is_empty() {
+            return Err(CoreError::conflict(
+                ConflictKind::DepartmentNotEmpty,
+                "the group still has members",
+            ));
+        }
+        if self.store.delete_group(caller.tenant, group_id).await? {
+            Ok(())
+        } else {
+            Err(CoreError::not_found(Entity::Group, group_id))
+        }
+    }
+}

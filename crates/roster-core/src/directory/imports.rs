@@ -1,0 +1,309 @@
+//! Bulk imports on the task engine (see `crate::import`): an upload becomes one task that
+//! receives its rows chunk by chunk, is sealed, and is then processed chunk by chunk through
+//! the same `prepare_batch` as every other write. Also the export read and the dry run.
+
+use std::time::Instant;
+
+use tracing::instrument;
+
+use super::{Directory, PreparedBatch};
+use crate::app::{Caller, Scope};
+use crate::audit::{Actor, Change};
+use crate::error::{ConflictKind, CoreError, Entity};
+use crate::import::{
+    ImportChunk, ImportCommit, ImportRowResult, IMPORT_KIND, IMPORT_RECEIVE_TIMEOUT_MS,
+};
+use crate::task::{ItemError, Task, TaskId, TaskStatus};
+use crate::user::{NewUser, User, UserKey};
+
+use super::tasks::Invitations;
+
+/// How often an idle worker looks for abandoned uploads.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most rows one results page returns.
+pub const MAX_RESULTS_PAGE: usize = 10_000;
+
+impl Directory {
+    /// Opens an import: a task in the `Receiving` state that no worker may claim until
+    /// `seal_import`.
+    #[instrument(skip_all, fields(tenant = %caller.tenant))]
+    pub async fn begin_import(&self, caller: &Caller, notify: bool) -> Result<Task, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let now = self.clock.now_ms();
+        let task = Task {
+            id: TaskId::from_trusted(self.ids.hex(16)),
+            tenant: caller.tenant,
+            app_id: caller.app_id.clone(),
+            kind: IMPORT_KIND.to_owned(),
+            status: TaskStatus::Receiving,
+            total: 0,
+            succeeded: 0,
+            failed: 0,
+            notify,
+            created_at: now,
+            finished_at: None,
+            lease_owner: None,
+            lease_until: Some(now + IMPORT_RECEIVE_TIMEOUT_MS),
+        };
+        self.store.create_import(&task).await?;
+        Ok(task)
+    }
+
+    /// Appends a chunk of parsed rows to a receiving import.
+    pub async fn append_import_chunk(
+        &self,
+        id: &TaskId,
+        chunk: &ImportChunk,
+    ) -> Result<(), CoreError> {
+        let deadline = self.clock.now_ms() + IMPORT_RECEIVE_TIMEOUT_MS;
+        if self.store.append_import_chunk(id, chunk, deadline).await? {
+            Ok(())
+        } else {
+            Err(CoreError::conflict(
+                ConflictKind::NotWritten,
+                "the import is no longer receiving rows",
+            ))
+        }
+    }
+
+    /// Ends an import's upload; from now on a worker may claim it.
+    pub async fn seal_import(&self, id: &TaskId) -> Result<(), CoreError> {
+        if self.store.seal_import(id).await? {
+            self.task_wakeup.notify_one();
+            Ok(())
+        } else {
+            Err(CoreError::conflict(
+                ConflictKind::NotWritten,
+                "the import is no longer receiving rows",
+            ))
+        }
+    }
+
+    /// Gives up an import whose upload failed; it never runs.
+    pub async fn abort_import(&self, id: &TaskId) -> Result<(), CoreError> {
+        self.store.abort_import(id, self.clock.now_ms()).await?;
+        Ok(())
+    }
+
+    /// An import task of the caller's tenant (any other task is `NotFound`).
+    pub async fn get_import(&self, caller: &Caller, id: &TaskId) -> Result<Task, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        self.store
+            .get_task(caller.tenant, id)
+            .await?
+            .filter(|t| t.kind == IMPORT_KIND)
+            .ok_or_else(|| CoreError::not_found(Entity::Task, id.as_str()))
+    }
+
+    /// Per-row results of an import with a row number above `after`, in row order, at
+    /// most `limit` (≤ `MAX_RESULTS_PAGE`); rows not processed yet have no outcome.
+    pub async fn import_results(
+        &self,
+        caller: &Caller,
+        id: &TaskId,
+        after: u32,
+        limit: usize,
+    ) -> Result<(Task, Vec<ImportRowResult>), CoreError> {
+        let task = self.get_import(caller, id).await?;
+        let limit = limit.clamp(1, MAX_RESULTS_PAGE);
+        let mut out = Vec::with_capacity(limit.min(task.total as usize));
+        // Row numbers start at 1 and row indexes at 0, so row `after + 1` has index `after`.
+        let mut from = after;
+        while out.len() < limit && from < task.total {
+            let chunks = self.store.import_outcomes(&task.id, from, 4).await?;
+            if chunks.is_empty() {
+                break;
+            }
+            for c in chunks {
+                let outcomes = c.outcomes.map(Vec::into_iter);
+                let mut outcomes = outcomes.into_iter().flatten();
+                for i in 0..c.rows {
+                    let index = c.first_row + i;
+                    let outcome = outcomes.next();
+                    if index < from || out.len() >= limit {
+                        continue;
+                    }
+                    out.push(ImportRowResult {
+                        row: index + 1,
+                        outcome,
+                    });
+                }
+                from = from.max(c.first_row + c.rows);
+            }
+        }
+        Ok((task, out))
+    }
+
+    /// Validates rows with the whole batch path (departments, duplicates within the rows
+    /// and against the directory, leaders) without writing anything: the dry run. Returns
+    /// each row's refusal, or `None` for a row that would be written.
+    pub async fn validate_users(
+        &self,
+        caller: &Caller,
+        items: Vec<Result<NewUser, ItemError>>,
+    ) -> Result<Vec<Option<ItemError>>, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(items.len());
+        let mut inputs = Vec::with_capacity(items.len());
+        for i in items {
+            match i {
+                Ok(new) => {
+                    refused.push(None);
+                    inputs.push(Ok(new));
+                }
+                Err(e) => {
+                    inputs.push(Err(e.to_core()));
+                    refused.push(Some(e));
+                }
+            }
+        }
+        let PreparedBatch { results, .. } = self.prepare_batch(caller, inputs).await?;
+        Ok(results
+            .iter()
+            .enumerate()
+            .map(|(pos, r)| match r {
+                Some(Err(e)) => Some(
+                    refused[pos]
+                        .take()
+                        .unwrap_or_else(|| ItemError::from_core(e)),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Active users the caller may see with a key above `after`, by key, at most `limit`
+    /// (scanned; a page may hold fewer when some are outside the caller's scope). Returns
+    /// the page and the last key scanned, `None` at the end.
+    pub async fn export_users(
+        &self,
+        caller: &Caller,
+        after: Option<UserKey>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<UserKey>), CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let page = self.store.list_users(caller.tenant, after, limit).await?;
+        let last = page.last().map(|u| u.key);
+        let mut out = Vec::with_capacity(page.len());
+        for u in page {
+            if self.can_see_user(caller, &u).await? {
+                out.push(u);
+            }
+        }
+        Ok((out, last))
+    }
+
+    /// Fails abandoned uploads now and then (called by idle workers).
+    pub(super) async fn expire_imports_now_and_then(&self, last: &mut Option<Instant>) {
+        if last.is_some_and(|t| t.elapsed() < EXPIRE_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.store.expire_imports(self.clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(imports = n, "abandoned uploads failed"),
+            Err(err) => tracing::warn!("failed to expire abandoned uploads: {err}"),
+        }
+    }
+
+    /// Processes a claimed import to its end (or until its lease is lost): the same steps
+    /// as `process_task`, on chunks of rows stored as one record each.
+    #[instrument(skip_all, fields(task = %task.id))]
+    pub(super) async fn process_import(
+        &self,
+        task: Task,
+        worker: &str,
+        invitations: &Invitations,
+    ) -> Result<(), CoreError> {
+        let Some(app) = self.store.get_app(&task.app_id).await? else {
+            self.store
+                .finish_task(&task.id, worker, TaskStatus::Failed, self.clock.now_ms())
+                .await?;
+            return Ok(());
+        };
+        let caller = Caller {
+            tenant: task.tenant,
+            app_id: app.app_id,
+            scopes: app.scopes,
+            contact_scope: app.contact_scope,
+        };
+        let change = Change::by(Actor::App(caller.app_id.clone()));
+        let mut after = None;
+        loop {
+            let chunks = self.store.pending_import_chunks(&task.id, after, 1).await?;
+            let Some(chunk) = chunks.into_iter().next() else {
+                if after.is_some() {
+                    // Before declaring the import done, look once more from the start.
+                    after = None;
+                    continue;
+                }
+                self.store
+                    .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
+                    .await?;
+                return Ok(());
+            };
+            after = Some(chunk.seq);
+            let rows = u32::try_from(chunk.items.len())
+                .map_err(|_| CoreError::invalid("request", "chunk too large"))?;
+            let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(chunk.items.len());
+            let mut inputs = Vec::with_capacity(chunk.items.len());
+            for i in chunk.items {
+                match i {
+                    Ok(new) => {
+                        refused.push(None);
+                        inputs.push(Ok(new));
+                    }
+                    Err(e) => {
+                        inputs.push(Err(e.to_core()));
+                        refused.push(Some(e));
+                    }
+                }
+            }
+            let PreparedBatch {
+                results,
+                pending,
+                levels,
+            } = self.prepare_batch(&caller, inputs).await?;
+            let mut failures = Vec::new();
+            for (pos, r) in results.iter().enumerate() {
+                if let Some(Err(e)) = r {
+                    let error = refused[pos]
+                        .take()
+                        .unwrap_or_else(|| ItemError::from_core(e));
+                    failures.push((chunk.first_row + pos as u32, error));
+                }
+            }
+            let mut users: Vec<(u32, User)> = Vec::new();
+            let mut mails = Vec::new();
+            for pos in levels.into_iter().flatten() {
+                if let Some(p) = &pending[pos] {
+                    let index = chunk.first_row + pos as u32;
+                    if task.notify {
+                        mails.push((index, self.invitation(&p.user, invitations)));
+                    }
+                    users.push((index, p.user.clone()));
+                }
+            }
+            let commit = ImportCommit {
+                tenant: task.tenant,
+                task_id: &task.id,
+                worker,
+                seq: chunk.seq,
+                first_row: chunk.first_row,
+                rows,
+                users: &users,
+                failures: &failures,
+                mails: &mails,
+                change: &change,
+            };
+            if self.store.commit_import_chunk(&commit).await?.is_none() {
+                tracing::warn!(task = %task.id, "lost the import's lease; another worker has it");
+                return Ok(());
+            }
+            let until = self.clock.now_ms() + invitations.lease_ms;
+            if !self.store.renew_task_lease(&task.id, worker, until).await? {
+                return Ok(());
+            }
+        }
+    }
+}

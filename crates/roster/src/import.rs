@@ -1,0 +1,815 @@
+//! `roster import FILE`: reads CSV, XLSX or NDJSON, maps its columns to the import row
+//! fields, and either uploads the rows to a server's bulk import API (`--url`) or writes them
+//! straight to the database through the same core path in this process. Output is for a
+//! person, so this module prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Doc comments on the clap types are `--help` text for people, not rustdoc.
+#![allow(clippy::doc_markdown)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use roster_api_admin::error::{row_error_code, row_error_field, row_error_message};
+use roster_api_admin::rows::{self, format_error, Departments, RawRow, FIELDS};
+use roster_app::Config;
+use roster_core::{
+    Caller, ContactScope, Directory, ImportChunk, ItemError, ItemOutcome, Scope, Scopes,
+    TaskStatus, IMPORT_CHUNK_ROWS,
+};
+use serde_json::Value;
+
+/// Rows handed from the file reader to the importer at a time.
+const BATCH: usize = 1000;
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// The file: .csv, .xlsx or .ndjson/.jsonl (or say --format).
+    file: PathBuf,
+    /// csv, xlsx or ndjson (default: from the file name).
+    #[arg(long)]
+    format: Option<String>,
+    /// XLSX: the sheet to read (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Column mapping, field=Column pairs separated by commas, e.g.
+    /// `name=Full Name,email=Mail`. Columns named like a field map themselves.
+    #[arg(long)]
+    map: Option<String>,
+    /// Send the rows to this server's import API, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
+    /// With --url: the app to authenticate as (with --app-secret); without --url: the app
+    /// the import acts as (default: the tenant's first app).
+    #[arg(long)]
+    app_id: Option<String>,
+    /// With --url: the app's secret.
+    #[arg(long, env = "ROSTER_APP_SECRET", hide_env_values = true)]
+    app_secret: Option<String>,
+    /// With --url: a tenant access token instead of --app-id/--app-secret.
+    #[arg(long, env = "ROSTER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Without --url: the tenant (default: the first).
+    #[arg(long)]
+    tenant: Option<i64>,
+    /// Send each created user an invitation.
+    #[arg(long)]
+    notify: bool,
+    /// Validate every row with the directory's rules and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the refused rows here as CSV: row,field,code,message.
+    #[arg(long)]
+    errors: Option<PathBuf>,
+}
+
+/// One refused row of the report.
+struct RowError {
+    row: u64,
+    field: String,
+    code: String,
+    message: String,
+}
+
+impl RowError {
+    fn of(row: u64, e: &ItemError) -> Self {
+        Self {
+            row,
+            field: row_error_field(e).to_owned(),
+            code: row_error_code(e).to_owned(),
+            message: row_error_message(e),
+        }
+    }
+}
+
+/// A row read from the file: its number there (from 1, header excluded) and its values
+/// or why it could not be read.
+type ReadRow = (u64, Result<RawRow, ItemError>);
+
+/// What the importer learns in the end.
+struct Outcome {
+    rows: u64,
+    created: u64,
+    errors: Vec<RowError>,
+}
+
+pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
+    let format = match args.format.as_deref() {
+        Some(f) => f.to_ascii_lowercase(),
+        None => args
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default(),
+    };
+    let format = match format.as_str() {
+        "csv" => Format::Csv,
+        "xlsx" | "xlsm" | "xls" | "ods" => Format::Xlsx,
+        "ndjson" | "jsonl" | "json" => Format::Ndjson,
+        other => bail!("unknown format {other:?}: use --format csv, xlsx or ndjson"),
+    };
+    let mapping = parse_map(args.map.as_deref())?;
+    if !args.file.is_file() {
+        bail!("{} is not a readable file", args.file.display());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<ReadRow>>>(8);
+    let file = args.file.clone();
+    let sheet = args.sheet.clone();
+    let reader = std::thread::spawn(move || {
+        if let Err(e) = read_file(&file, format, sheet.as_deref(), &mapping, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let bar = progress_bar();
+    let outcome = match &args.url {
+        Some(url) => over_http(url, &args, rx, &bar).await,
+        None => in_process(config, &args, rx, &bar).await,
+    };
+    let _ = reader.join();
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if let Some(path) = &args.errors {
+        write_report(path, &outcome.errors)?;
+    }
+    let failed = outcome.errors.len();
+    if args.dry_run {
+        println!(
+            "dry run: {} rows, {} valid, {} invalid; nothing was written",
+            outcome.rows,
+            outcome.rows - failed as u64,
+            failed
+        );
+    } else {
+        println!(
+            "imported {} rows: {} created, {} failed",
+            outcome.rows, outcome.created, failed
+        );
+    }
+    for e in outcome.errors.iter().take(10) {
+        println!("  row {}: {} {}: {}", e.row, e.code, e.field, e.message);
+    }
+    if failed > 10 {
+        println!("  … and {} more", failed - 10);
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} rows failed{}",
+            args.errors
+                .as_ref()
+                .map(|p| format!(" (see {})", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Csv,
+    Xlsx,
+    Ndjson,
+}
+
+/// A progress bar on standard error with rows/s and ETA, hidden when that is not a
+/// terminal.
+fn progress_bar() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {pos}/{len} rows ({per_sec}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// `field=Column,…` into column → field.
+fn parse_map(spec: Option<&str>) -> anyhow::Result<HashMap<String, &'static str>> {
+    let mut out = HashMap::new();
+    let Some(spec) = spec else { return Ok(out) };
+    for pair in spec.split(',').filter(|p| !p.trim().is_empty()) {
+        let (field, column) = pair
+            .split_once('=')
+            .with_context(|| format!("--map: {pair:?} is not field=Column"))?;
+        let field = field.trim();
+        let known = FIELDS
+            .iter()
+            .copied()
+            .find(|f| *f == field)
+            .with_context(|| {
+                format!(
+                    "--map: unknown field {field:?}; fields are {}",
+                    FIELDS.join(", ")
+                )
+            })?;
+        out.insert(column.trim().to_owned(), known);
+    }
+    Ok(out)
+}
+
+/// The field a source column goes to: the mapping, else its own name normalised (case,
+/// spaces and dashes), else a few common spellings.
+fn column_field(mapping: &HashMap<String, &'static str>, column: &str) -> Option<&'static str> {
+    if let Some(f) = mapping.get(column.trim()) {
+        return Some(f);
+    }
+    let norm: String = column
+        .trim()
+        .trim_start_matches('\u{feff}')
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == ' ' || c == '-' { '_' } else { c })
+        .collect();
+    if let Some(f) = FIELDS.iter().copied().find(|f| *f == norm) {
+        // A column mapped explicitly elsewhere does not also map itself.
+        return (!mapping.values().any(|m| *m == f)).then_some(f);
+    }
+    let alias = match norm.as_str() {
+        "full_name" | "display_name" => "name",
+        "mail" | "e_mail" | "email_address" => "email",
+        "phone" | "mobile_phone" | "phone_number" | "cell" => "mobile",
+        "department" | "departments" | "department_id" | "dept" => "department_ids",
+        "leader" | "manager" | "leader_id" | "manager_user_id" => "leader_user_id",
+        "title" | "job" | "position" => "job_title",
+        "employee_number" | "employee_id" | "staff_no" => "employee_no",
+        "login" | "login_name" => "username",
+        "english_name" => "en_name",
+        "id" | "userid" => "user_id",
+        _ => return None,
+    };
+    (!mapping.values().any(|m| *m == alias)).then_some(alias)
+}
+
+/// The field of every column of a header; unknown columns are ignored with a note.
+fn header_fields(
+    mapping: &HashMap<String, &'static str>,
+    header: &[String],
+) -> anyhow::Result<Vec<Option<&'static str>>> {
+    let fields: Vec<Option<&'static str>> =
+        header.iter().map(|c| column_field(mapping, c)).collect();
+    for (c, f) in header.iter().zip(&fields) {
+        if f.is_none() && !c.trim().is_empty() {
+            eprintln!("note: column {c:?} maps to no field and is ignored (see --map)");
+        }
+    }
+    for column in mapping.keys() {
+        if !header.iter().any(|h| h.trim() == column) {
+            bail!("--map names column {column:?}, which the file does not have");
+        }
+    }
+    if !fields.contains(&Some("name")) {
+        bail!("no column maps to the required field name (use --map name=<column>)");
+    }
+    Ok(fields)
+}
+
+fn row_of(fields: &[Option<&'static str>], cells: &[String]) -> Result<RawRow, ItemError> {
+    let mut row = RawRow::default();
+    for (field, cell) in fields.iter().zip(cells) {
+        if let Some(f) = field {
+            row.set(f, cell)?;
+        }
+    }
+    Ok(row)
+}
+
+/// Reads the file on this (blocking) thread and sends its rows in batches.
+fn read_file(
+    path: &Path,
+    format: Format,
+    sheet: Option<&str>,
+    mapping: &HashMap<String, &'static str>,
+    tx: &tokio::sync::mpsc::Sender<anyhow::Result<Vec<ReadRow>>>,
+) -> anyhow::Result<()> {
+    let mut batch: Vec<ReadRow> = Vec::with_capacity(BATCH);
+    let mut emit = |row: ReadRow| -> anyhow::Result<()> {
+        batch.push(row);
+        if batch.len() == BATCH {
+            tx.blocking_send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))))
+                .map_err(|_| anyhow::anyhow!("the importer stopped"))?;
+        }
+        Ok(())
+    };
+    match format {
+        Format::Csv => {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_path(path)
+                .with_context(|| format!("open {}", path.display()))?;
+            let header: Vec<String> = reader
+                .headers()
+                .context("read the CSV header")?
+                .iter()
+                .map(str::to_owned)
+                .collect();
+            let fields = header_fields(mapping, &header)?;
+            for (i, record) in reader.records().enumerate() {
+                let n = i as u64 + 1;
+                let row = match record {
+                    Ok(r) if r.len() != header.len() => Err(format_error(
+                        "row",
+                        format!(
+                            "has {} cells where the header has {}",
+                            r.len(),
+                            header.len()
+                        ),
+                    )),
+                    Ok(r) => {
+                        let cells: Vec<String> = r.iter().map(str::to_owned).collect();
+                        row_of(&fields, &cells)
+                    }
+                    Err(e) => Err(format_error("row", format!("bad CSV: {e}"))),
+                };
+                emit((n, row))?;
+            }
+        }
+        Format::Xlsx => {
+            use calamine::{open_workbook_auto, Data, Reader};
+            let mut book =
+                open_workbook_auto(path).with_context(|| format!("open {}", path.display()))?;
+            let name = match sheet {
+                Some(s) => s.to_owned(),
+                None => book
+                    .sheet_names()
+                    .first()
+                    .cloned()
+                    .context("the workbook has no sheet")?,
+            };
+            let range = book
+                .worksheet_range(&name)
+                .with_context(|| format!("read sheet {name:?}"))?;
+            let mut rows = range.rows();
+            let cell = |c: &Data| -> String {
+                match c {
+                    Data::Empty | Data::Error(_) => String::new(),
+                    Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+                    // Whole numbers (mobiles, ids, unix times) must not gain a ".0".
+                    Data::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                        format!("{}", *f as i64)
+                    }
+                    Data::Float(f) => f.to_string(),
+                    Data::Int(i) => i.to_string(),
+                    Data::Bool(b) => b.to_string(),
+                    // A spreadsheet date: days since 1899-12-30; rows take unix seconds.
+                    Data::DateTime(d) => {
+                        format!("{}", ((d.as_f64() - 25_569.0) * 86_400.0).round() as i64)
+                    }
+                }
+            };
+            let header: Vec<String> = rows
+                .next()
+                .context("the sheet is empty: it needs a header row")?
+                .iter()
+                .map(cell)
+                .collect();
+            let fields = header_fields(mapping, &header)?;
+            let mut n = 0;
+            for r in rows {
+                let cells: Vec<String> = r.iter().map(cell).collect();
+                if cells.iter().all(|c| c.trim().is_empty()) {
+                    continue;
+                }
+                n += 1;
+                emit((n, row_of(&fields, &cells)))?;
+            }
+        }
+        Format::Ndjson => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+            let mut n = 0;
+            for line in BufReader::new(file).split(b'\n') {
+                let line = line.context("read the file")?;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                n += 1;
+                emit((n, ndjson_row(mapping, &line)))?;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        tx.blocking_send(Ok(batch))
+            .map_err(|_| anyhow::anyhow!("the importer stopped"))?;
+    }
+    Ok(())
+}
+
+/// An NDJSON line, its keys mapped like CSV columns.
+fn ndjson_row(mapping: &HashMap<String, &'static str>, line: &[u8]) -> Result<RawRow, ItemError> {
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| format_error("row", format!("not JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(format_error("row", "a row must be a JSON object"));
+    };
+    let mut renamed = serde_json::Map::with_capacity(map.len());
+    for (k, v) in map {
+        match column_field(mapping, &k) {
+            Some(f) => {
+                renamed.insert(f.to_owned(), v);
+            }
+            None => return Err(format_error(&k, format!("unknown field {k:?} (see --map)"))),
+        }
+    }
+    RawRow::from_json(Value::Object(renamed).to_string().as_bytes())
+}
+
+fn write_report(path: &Path, errors: &[RowError]) -> anyhow::Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("create {}", path.display()))?;
+    w.write_record(["row", "field", "code", "message"])?;
+    for e in errors {
+        w.write_record([
+            e.row.to_string(),
+            e.field.clone(),
+            e.code.clone(),
+            e.message.clone(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+// ----- straight to the database -----
+
+/// The caller an in-process import acts as: an app of the tenant (its id is the actor of
+/// the changes and of the task), with both contact scopes over the whole directory, as an
+/// administrator at the database has.
+async fn admin_caller(
+    dir: &Directory,
+    tenant: Option<i64>,
+    app_id: Option<&str>,
+) -> anyhow::Result<Caller> {
+    let tenant = match tenant {
+        Some(t) => dir.get_tenant(roster_core::TenantId(t)).await?,
+        None => dir.list_tenants().await?.into_iter().next().context(
+            "the database has no tenant yet (run `roster serve` once or `roster tenant create`)",
+        )?,
+    };
+    let apps = dir.list_apps(Some(tenant.id)).await?;
+    let app = match app_id {
+        Some(id) => apps
+            .into_iter()
+            .find(|a| a.app_id.as_str() == id)
+            .with_context(|| format!("tenant {} has no app {id}", tenant.id))?,
+        None => apps
+            .into_iter()
+            .next()
+            .with_context(|| format!("tenant {} has no app (roster app create)", tenant.id))?,
+    };
+    Ok(Caller {
+        tenant: tenant.id,
+        app_id: app.app_id,
+        scopes: Scopes::new([Scope::ContactRead, Scope::ContactWrite]),
+        contact_scope: ContactScope::All,
+    })
+}
+
+async fn in_process(
+    config: &Config,
+    args: &ImportArgs,
+    mut rx: tokio::sync::mpsc::Receiver<anyhow::Result<Vec<ReadRow>>>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let dir = roster_app::open_directory(config).await?;
+    let caller = admin_caller(&dir, args.tenant, args.app_id.as_deref()).await?;
+    let mut depts = Departments::new(&dir, &caller);
+    let mut errors = Vec::new();
+    // Rows refused while reading are reported under their file row; the others go on in
+    // order, and `numbers[i]` is the file row of the i-th row sent.
+    let mut numbers: Vec<u64> = Vec::new();
+    let mut items = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+    let task = if args.dry_run {
+        None
+    } else {
+        Some(dir.begin_import(&caller, args.notify).await?)
+    };
+    bar.set_message(if args.dry_run { "checking" } else { "reading" });
+    let mut seq = 0;
+    let mut rows = 0;
+    while let Some(batch) = rx.recv().await {
+        for (n, row) in batch? {
+            rows += 1;
+            bar.inc_length(1);
+            let item = match row {
+                Ok(r) => rows::to_new_user(&r, args.notify, &mut depts).await?,
+                Err(e) => Err(e),
+            };
+            numbers.push(n);
+            items.push(item);
+            if items.len() == IMPORT_CHUNK_ROWS {
+                flush(
+                    &dir,
+                    &caller,
+                    task.as_ref(),
+                    &mut items,
+                    &mut seq,
+                    &numbers,
+                    &mut errors,
+                )
+                .await?;
+                bar.set_position(numbers.len() as u64);
+            }
+        }
+    }
+    flush(
+        &dir,
+        &caller,
+        task.as_ref(),
+        &mut items,
+        &mut seq,
+        &numbers,
+        &mut errors,
+    )
+    .await?;
+    bar.set_position(numbers.len() as u64);
+    let Some(task) = task else {
+        return Ok(Outcome {
+            rows,
+            created: 0,
+            errors,
+        });
+    };
+    dir.seal_import(&task.id).await?;
+    // This process is the worker: the same engine `roster serve` runs.
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let worker_dir = dir.clone();
+    let invitations = roster_core::Invitations {
+        base_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
+        ttl_ms: i64::from(config.invitation_ttl_hours) * 3_600_000,
+        lease_ms: i64::from(config.task_lease_seconds.max(1)) * 1000,
+    };
+    let worker = tokio::spawn(async move {
+        let name = format!("import-{}", std::process::id());
+        worker_dir.run_task_worker(name, invitations, stop_rx).await;
+    });
+    bar.set_message("writing");
+    bar.set_position(0);
+    let done = loop {
+        let t = dir.get_import(&caller, &task.id).await?;
+        bar.set_length(u64::from(t.total));
+        bar.set_position(u64::from(t.processed()));
+        if matches!(t.status, TaskStatus::Done | TaskStatus::Failed) {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    if done.status == TaskStatus::Failed {
+        bail!("the import task {} failed", done.id);
+    }
+    let mut after = 0;
+    loop {
+        let (_, page) = dir.import_results(&caller, &task.id, after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.row;
+        for r in &page {
+            if let Some(ItemOutcome::Failed(e)) = &r.outcome {
+                let n = numbers
+                    .get(r.row as usize - 1)
+                    .copied()
+                    .unwrap_or(u64::from(r.row));
+                errors.push(RowError::of(n, e));
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.row);
+    Ok(Outcome {
+        rows,
+        created: u64::from(done.succeeded),
+        errors,
+    })
+}
+
+/// Hands the gathered rows to the import (or, in a dry run, to the validation).
+async fn flush(
+    dir: &Directory,
+    caller: &Caller,
+    task: Option<&roster_core::Task>,
+    items: &mut Vec<Result<roster_core::NewUser, ItemError>>,
+    seq: &mut u32,
+    numbers: &[u64],
+    errors: &mut Vec<RowError>,
+) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let first = numbers.len() - items.len();
+    let items = std::mem::take(items);
+    match task {
+        Some(task) => {
+            let chunk = ImportChunk {
+                seq: *seq,
+                first_row: first as u32,
+                items,
+            };
+            dir.append_import_chunk(&task.id, &chunk).await?;
+            *seq += 1;
+        }
+        None => {
+            for (i, v) in dir.validate_users(caller, items).await?.iter().enumerate() {
+                if let Some(e) = v {
+                    errors.push(RowError::of(numbers[first + i], e));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ----- over HTTP -----
+
+async fn over_http(
+    url: &str,
+    args: &ImportArgs,
+    mut rx: tokio::sync::mpsc::Receiver<anyhow::Result<Vec<ReadRow>>>,
+    bar: &ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let base = url.trim_end_matches('/').to_owned();
+    let http = reqwest::Client::new();
+    let token = match (&args.token, &args.app_id, &args.app_secret) {
+        (Some(t), _, _) => t.clone(),
+        (None, Some(id), Some(secret)) => {
+            let resp: Value = http
+                .post(format!(
+                    "{base}/open-apis/auth/v3/tenant_access_token/internal"
+                ))
+                .json(&serde_json::json!({"app_id": id, "app_secret": secret}))
+                .send()
+                .await
+                .context("reach the server")?
+                .json()
+                .await
+                .context("read the token answer")?;
+            resp["tenant_access_token"]
+                .as_str()
+                .with_context(|| format!("the server refused the app credentials: {resp}"))?
+                .to_owned()
+        }
+        _ => bail!("--url needs --token or both --app-id and --app-secret"),
+    };
+    // Rows refused while reading stay here; the others are streamed as NDJSON, and
+    // `numbers[i]` is the file row of the server's row i + 1.
+    let numbers = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let local_errors = Arc::new(std::sync::Mutex::new(Vec::<RowError>::new()));
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
+    let feeder = {
+        let numbers = Arc::clone(&numbers);
+        let local_errors = Arc::clone(&local_errors);
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            let mut total = 0_u64;
+            while let Some(batch) = rx.recv().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // Breaking the body makes the server drop the unsealed import.
+                        let _ = body_tx
+                            .send(Err(std::io::Error::other(e.to_string())))
+                            .await;
+                        return Err(e);
+                    }
+                };
+                let mut body = Vec::with_capacity(batch.len() * 160);
+                for (n, row) in batch {
+                    total += 1;
+                    match row {
+                        Ok(r) => {
+                            body.extend(r.to_json().into_bytes());
+                            body.push(b'\n');
+                            lock(&numbers).push(n);
+                        }
+                        Err(e) => lock(&local_errors).push(RowError::of(n, &e)),
+                    }
+                }
+                bar.inc_length(0);
+                bar.set_length(total);
+                bar.set_position(total);
+                if body_tx.send(Ok(body)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(total)
+        })
+    };
+    bar.set_message("uploading");
+    let stream = futures::stream::unfold(body_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut request = http
+        .post(format!("{base}/api/v1/imports"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/x-ndjson")
+        .body(reqwest::Body::wrap_stream(stream));
+    if args.dry_run {
+        request = request.query(&[("dry_run", "true")]);
+    }
+    if args.notify {
+        request = request.query(&[("notify", "true")]);
+    }
+    let resp = request.send().await.context("upload the rows")?;
+    let total = feeder.await.context("the upload feeder failed")??;
+    let status = resp.status();
+    let answer: Value = resp.json().await.context("read the upload answer")?;
+    if !status.is_success() {
+        bail!("the server refused the upload ({status}): {answer}");
+    }
+    let mut errors = std::mem::take(&mut *lock(&local_errors));
+    let numbers = std::mem::take(&mut *lock(&numbers));
+    let file_row = |row: u64| numbers.get(row as usize - 1).copied().unwrap_or(row);
+    if args.dry_run {
+        for e in answer["errors"].as_array().into_iter().flatten() {
+            errors.push(report_of(file_row(e["row"].as_u64().unwrap_or(0)), e));
+        }
+        errors.sort_by_key(|e| e.row);
+        return Ok(Outcome {
+            rows: total,
+            created: 0,
+            errors,
+        });
+    }
+    let task = answer["task_id"]
+        .as_str()
+        .context("the server answered no task_id")?
+        .to_owned();
+    bar.set_message("writing");
+    bar.set_position(0);
+    let status = loop {
+        let s: Value = http
+            .get(format!("{base}/api/v1/imports/{task}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .context("poll the import")?
+            .json()
+            .await
+            .context("read the import status")?;
+        bar.set_length(s["total"].as_u64().unwrap_or(0));
+        bar.set_position(s["processed"].as_u64().unwrap_or(0));
+        match s["status"].as_str() {
+            Some("done") => break s,
+            Some("failed") => bail!("the import task {task} failed"),
+            Some(_) => {}
+            None => bail!("unexpected status answer: {s}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut after = 0_u64;
+    loop {
+        let page: Value = http
+            .get(format!("{base}/api/v1/imports/{task}/results"))
+            .query(&[("after", after.to_string()), ("limit", "10000".to_owned())])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .context("read the results")?
+            .json()
+            .await
+            .context("read the results")?;
+        for r in page["results"].as_array().into_iter().flatten() {
+            if r["status"] == "failed" {
+                errors.push(report_of(
+                    file_row(r["row"].as_u64().unwrap_or(0)),
+                    &r["error"],
+                ));
+            }
+        }
+        match page["next_after"].as_u64() {
+            Some(n) if n > after => after = n,
+            _ => break,
+        }
+    }
+    errors.sort_by_key(|e| e.row);
+    Ok(Outcome {
+        rows: total,
+        created: status["succeeded"].as_u64().unwrap_or(0),
+        errors,
+    })
+}
+
+fn report_of(row: u64, e: &Value) -> RowError {
+    let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+    RowError {
+        row,
+        field: text("field"),
+        code: text("code"),
+        message: text("message"),
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

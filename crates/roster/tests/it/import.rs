@@ -1,0 +1,741 @@
+//! The bulk import API (`/api/v1/imports`, `roster-api-admin`) and `roster import` /
+//! `roster export` against the real binary: results by row number, bad uploads that change
+//! nothing, a large upload, a SIGKILL mid-import, and the CLI over CSV, XLSX and NDJSON.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{cli, TestServer};
+
+/// Short leases so a killed server's import is taken over quickly.
+fn write_config(dir: &Path) {
+    std::fs::write(dir.join("roster.toml"), "task_lease_seconds = 2\n").unwrap();
+}
+
+async fn upload(
+    s: &TestServer,
+    token: &str,
+    ctype: &str,
+    body: Vec<u8>,
+    query: &str,
+) -> (u16, Value) {
+    let resp = s
+        .http
+        .post(s.url(&format!("/api/v1/imports{query}")))
+        .bearer_auth(token)
+        .header("Content-Type", ctype)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    crate::harness::read(resp).await
+}
+
+async fn wait_import(s: &TestServer, token: &str, id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, t) = s.get(&format!("/api/v1/imports/{id}"), Some(token)).await;
+        assert_eq!(status, 200, "{t}");
+        if t["status"] == "done" || t["status"] == "failed" {
+            return t;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "import not done within {limit:?}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn all_results(s: &TestServer, token: &str, id: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let (status, page) = s
+            .get(
+                &format!("/api/v1/imports/{id}/results?after={after}&limit=10000"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        out.extend(page["results"].as_array().unwrap().iter().cloned());
+        match page["next_after"].as_u64() {
+            Some(n) => after = n,
+            None => return out,
+        }
+    }
+}
+
+fn sqlite_count(dir: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("data").join("roster.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn ndjson(rows: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in rows {
+        out.extend(r.to_string().into_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+fn generated(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 100);
+    for i in 0..n {
+        writeln!(
+            out,
+            r#"{{"name":"User {i}","user_id":"u{i}","email":"u{i}@example.com","mobile":"+86138{i:08}"}}"#
+        )
+        .unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ndjson_upload_reports_every_row_by_number() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let rows = vec![
+        json!({"name": "Boss", "user_id": "boss", "email": "boss@example.com", "gender": "female",
+               "join_time": "2020-01-02", "employee_type": 2}),
+        json!({"name": "Report", "user_id": "report", "leader_user_id": "boss", "department_ids": ["0"]}),
+        json!({"name": "Bad mail", "email": "not-an-address"}),
+        json!({"user_id": "nameless"}),
+        json!({"name": "Typo", "mail": "x@example.com"}),
+        json!({"name": "Dup", "user_id": "BOSS"}),
+        json!({"name": "Ghost", "department_ids": "no-such-dept"}),
+    ];
+    let mut body = ndjson(&rows);
+    body.extend(b"{not json}\n\n");
+    body.extend(br#"{"name":"Last","mobile":"+8613800000001"}"#); // no final newline
+    let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "").await;
+    assert_eq!(status, 202, "{resp}");
+    assert_eq!(resp["rows"], 9, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["total"].as_u64(),
+            t["succeeded"].as_u64(),
+            t["failed"].as_u64()
+        ),
+        (Some("done"), Some(9), Some(3), Some(6)),
+        "{t}"
+    );
+    let results = all_results(&s, &token, &id).await;
+    let summary: Vec<(u64, String, String)> = results
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_u64().unwrap(),
+                r["status"].as_str().unwrap().to_owned(),
+                format!(
+                    "{}/{}",
+                    r["error"]["code"].as_str().unwrap_or(""),
+                    r["error"]["field"].as_str().unwrap_or("")
+                ),
+            )
+        })
+        .collect();
+    let expect = |row: u64, status: &str, err: &str| (row, status.to_owned(), err.to_owned());
+    assert_eq!(
+        summary,
+        vec![
+            expect(1, "created", "/"),
+            expect(2, "created", "/"),
+            expect(3, "failed", "invalid/email"),
+            expect(4, "failed", "invalid/name"),
+            expect(5, "failed", "format/mail"),
+            expect(6, "failed", "exists/user_id"),
+            expect(7, "failed", "bad_reference/department_ids"),
+            expect(8, "failed", "format/row"),
+            expect(9, "created", "/"),
+        ]
+    );
+    assert_eq!(results[0]["user_id"], "boss");
+    // The report's leader is the boss created one row earlier.
+    let (_, user) = s
+        .get(
+            "/open-apis/contact/v3/users/report?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(user["data"]["user"]["leader_user_id"], "boss", "{user}");
+    // Paging by row number.
+    let (_, page) = s
+        .get(
+            &format!("/api/v1/imports/{id}/results?after=7&limit=1"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(page["results"][0]["row"], 8, "{page}");
+    assert_eq!(page["next_after"], 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_upload_reads_quoted_cells_and_a_bad_header_changes_nothing() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let csv = "\u{feff}name,user_id,email,city,job_title\r\n\
+               \"Smith, Ann\",ann,ann@example.com,\"New\nYork\",\"The \"\"Boss\"\"\"\r\n\
+               Bob,bob,bad-mail,,\r\n\
+               Carl,carl,,Paris\r\n";
+    let (status, resp) = upload(&s, &token, "text/csv", csv.as_bytes().to_vec(), "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (t["succeeded"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(2)),
+        "{t}"
+    );
+    let results = all_results(&s, &token, &id).await;
+    assert_eq!(results[1]["error"]["field"], "email");
+    assert_eq!(
+        results[2]["error"]["code"], "format",
+        "a short record: {}",
+        results[2]
+    );
+    let (_, user) = s
+        .get(
+            "/open-apis/contact/v3/users/ann?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(user["data"]["user"]["name"], "Smith, Ann");
+    assert_eq!(user["data"]["user"]["city"], "New\nYork");
+    assert_eq!(user["data"]["user"]["job_title"], "The \"Boss\"");
+
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "text/csv",
+        b"name,mail\nA,a@example.com\n".to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(resp["error"]["code"], "invalid_request");
+    assert!(
+        resp["error"]["message"].as_str().unwrap().contains("mail"),
+        "{resp}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM tasks WHERE status NOT IN ('done', 'failed')"
+        ),
+        0,
+        "a refused upload leaves no task that could run"
+    );
+    assert_eq!(
+        sqlite_count(&s.data_dir, "SELECT count(*) FROM users WHERE name = 'A'"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_answers_errors_in_its_envelope() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let (status, body) = s
+        .get("/api/v1/imports/00000000000000000000000000000000", None)
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthenticated")),
+        "{body}"
+    );
+    let (status, body) = s
+        .get(
+            "/api/v1/imports/00000000000000000000000000000000",
+            Some("t-nope"),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = s
+        .get(
+            "/api/v1/imports/00000000000000000000000000000000",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = s.get("/api/v1/imports/xyz/results", Some(&token)).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = s.get("/api/v1/nothing-here", Some(&token)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
+    let (status, body) = upload(&s, &token, "application/json", b"{}".to_vec(), "").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+    let (status, body) = upload(
+        &s,
+        &token,
+        "application/x-ndjson",
+        b"".to_vec(),
+        "?mode=atomic",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = s.get("/api/v1/users/export?format=xml", Some(&token)).await;
+    assert_eq!(status, 400, "{body}");
+    // A row over 64 KiB fails alone; the body limit of other routes does not apply.
+    let mut body = generated(2);
+    body.extend(format!("{{\"name\":\"{}\"}}\n", "x".repeat(70_000)).into_bytes());
+    let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    let results = all_results(&s, &token, &id).await;
+    assert_eq!(results[2]["error"]["code"], "format", "{}", results[2]);
+    assert!(results[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_validates_every_row_and_writes_nothing() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let mut body = generated(3);
+    body.extend(b"{\"name\":\"\"}\n");
+    let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "?dry_run=true").await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        (
+            resp["rows"].as_u64(),
+            resp["valid"].as_u64(),
+            resp["invalid"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1))
+    );
+    assert_eq!(resp["errors"][0]["row"], 4, "{resp}");
+    assert_eq!(resp["errors"][0]["field"], "name");
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        0
+    );
+    assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_completes_with_exact_counts() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let n = 50_000;
+    let mut body = generated(n);
+    // Two bad rows far apart, in different chunks.
+    body.extend(b"{\"name\":\"dup\",\"user_id\":\"u7\"}\n{\"name\":\"x\",\"mobile\":\"12\"}\n");
+    let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["total"].as_u64(),
+            t["succeeded"].as_u64(),
+            t["failed"].as_u64()
+        ),
+        (Some("done"), Some(n as u64 + 2), Some(n as u64), Some(2)),
+        "{t}"
+    );
+    let results = all_results(&s, &token, &id).await;
+    assert_eq!(results.len(), n + 2);
+    assert!(results
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r["row"] == i as u64 + 1));
+    assert_eq!(results[n]["error"]["field"], "user_id");
+    assert_eq!(results[n + 1]["error"]["field"], "mobile");
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        n as i64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_mid_way_resumes_and_writes_every_row_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_config(tmp.path());
+    let n = 40_000_i64;
+    let mut first = TestServer::spawn_with(tmp.path(), &[]);
+    let token = first.token().await;
+    let (app_id, secret) = (first.app_id.clone(), first.app_secret.clone());
+    let (status, resp) = upload(
+        &first,
+        &token,
+        "application/x-ndjson",
+        generated(n as usize),
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    loop {
+        let (_, t) = first
+            .get(&format!("/api/v1/imports/{id}"), Some(&token))
+            .await;
+        assert_ne!(
+            t["status"], "done",
+            "the import finished before it could be killed: {t}"
+        );
+        if t["succeeded"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no progress: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    let written = sqlite_count(
+        tmp.path(),
+        "SELECT count(*) FROM users WHERE user_id LIKE 'u%'",
+    );
+    assert!(
+        written > 0 && written < n,
+        "killed mid-way: {written} users written"
+    );
+
+    let second = TestServer::spawn_with(tmp.path(), &[]);
+    let token = second.token_for(&app_id, &secret).await;
+    let t = wait_import(&second, &token, &id, Duration::from_secs(300)).await;
+    assert_eq!(
+        (
+            t["status"].as_str(),
+            t["succeeded"].as_i64(),
+            t["failed"].as_i64()
+        ),
+        (Some("done"), Some(n), Some(0)),
+        "{t}"
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(DISTINCT user_id) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        n
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        n,
+        "every row exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_breaks_off_never_runs() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    // A chunked upload of 12 000 rows (two full chunks are stored) that stops mid-row.
+    write!(
+        tcp,
+        "POST /api/v1/imports HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let body = generated(12_000);
+    for part in body.chunks(64 * 1024) {
+        write!(tcp, "{:x}\r\n", part.len()).unwrap();
+        tcp.write_all(part).unwrap();
+        tcp.write_all(b"\r\n").unwrap();
+    }
+    write!(tcp, "5\r\n{{\"nam\r\n").unwrap();
+    tcp.flush().unwrap();
+    // Wait until the server has stored what it got, then vanish.
+    let start = Instant::now();
+    while sqlite_count(&s.data_dir, "SELECT count(*) FROM import_chunks") < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "chunks never stored"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tcp.shutdown(std::net::Shutdown::Both).unwrap();
+    let mut sink = Vec::new();
+    let _ = tcp.read_to_end(&mut sink);
+    drop(tcp);
+    let start = Instant::now();
+    while sqlite_count(
+        &s.data_dir,
+        "SELECT count(*) FROM tasks WHERE status = 'failed'",
+    ) < 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the broken upload was not failed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        sqlite_count(&s.data_dir, "SELECT count(*) FROM import_chunks"),
+        0
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        0
+    );
+}
+
+// ----- the CLI -----
+
+/// A stopped server's data directory: a tenant with an app, for the CLI to write to.
+fn bootstrapped() -> (tempfile::TempDir, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::spawn_with(tmp.path(), &[]);
+    let creds = (s.app_id.clone(), s.app_secret.clone());
+    s.terminate();
+    (tmp, creds.0, creds.1)
+}
+
+#[test]
+fn roster_import_reads_csv_with_a_mapping_and_writes_an_error_report() {
+    let (tmp, _, _) = bootstrapped();
+    let file = tmp.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "Full Name,Mail,Phone,Employee Number,Notes\n\
+         Ann,ann@example.com,+8613800000001,E1,x\n\
+         ,nobody@example.com,,,\n\
+         Bob,bob@example,+8613800000002,E2,\n\
+         Cid,cid@example.com,+8613800000003,E1,\n",
+    )
+    .unwrap();
+    let report = tmp.path().join("errors.csv");
+    // A dry run first: it writes nothing but reports the same rows.
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--map",
+            "name=Full Name,email=Mail",
+            "--dry-run",
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "failed rows make the command fail: {out} {err}");
+    assert!(
+        out.contains("dry run: 4 rows, 1 valid, 3 invalid"),
+        "{out} {err}"
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE name IN ('Ann','Bob','Cid')"
+        ),
+        0
+    );
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--map",
+            "name=Full Name,email=Mail",
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("imported 4 rows: 1 created, 3 failed"),
+        "{out} {err}"
+    );
+    let report = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[0], "row,field,code,message");
+    assert!(lines[1].starts_with("2,name,invalid,"), "{report}");
+    assert!(lines[2].starts_with("3,email,invalid,"), "{report}");
+    // Cid repeats Ann's employee number in the same chunk: the batch path refuses the later.
+    assert!(lines[3].starts_with("4,employee_no,exists,"), "{report}");
+    assert_eq!(lines.len(), 4, "{report}");
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE name IN ('Ann','Bob','Cid')"
+        ),
+        1
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE employee_no = 'E1'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn roster_import_reads_xlsx_and_export_round_trips() {
+    let (tmp, _, _) = bootstrapped();
+    let file = tmp.path().join("people.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in [
+        "name",
+        "user_id",
+        "mobile",
+        "employee_type",
+        "join_time",
+        "leader_user_id",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    sheet.write_string(1, 0, "Xia").unwrap();
+    sheet.write_string(1, 1, "xia").unwrap();
+    sheet.write_string(1, 2, "+8613900000001").unwrap();
+    sheet.write_number(1, 3, 2.0).unwrap();
+    sheet.write_number(1, 4, 1_600_000_000.0).unwrap();
+    sheet.write_string(2, 0, "Yu").unwrap();
+    sheet.write_string(2, 1, "yu").unwrap();
+    sheet.write_string(2, 5, "xia").unwrap();
+    book.save(&file).unwrap();
+    let (ok, out, err) = cli(tmp.path(), &["import", file.to_str().unwrap()]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("2 created, 0 failed"), "{out}");
+
+    let export = tmp.path().join("users.csv");
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out} {err}");
+    let text = std::fs::read_to_string(&export).unwrap();
+    assert!(text.starts_with("user_id,name,"), "{text}");
+    assert!(text.contains("xia,Xia,"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("yu,Yu,") && l.contains(",xia,")),
+        "leader kept: {text}"
+    );
+
+    // The export imports into a fresh directory and exports the same again.
+    let (other, _, _) = bootstrapped();
+    let (ok, out, err) = cli(other.path(), &["import", export.to_str().unwrap()]);
+    assert!(ok, "{out} {err}");
+    let again = other.path().join("again.csv");
+    let (ok, _, err) = cli(other.path(), &["export", "--out", again.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), text);
+    let (ok, nd, err) = cli(other.path(), &["export", "--format", "ndjson"]);
+    assert!(ok, "{err}");
+    let first: Value = serde_json::from_str(nd.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["user_id"].as_str(), first["employee_type"].as_str()),
+        (Some("xia"), Some("2"))
+    );
+    assert_eq!(first["join_time"], "1600000000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_import_sends_ndjson_to_a_server_over_http() {
+    let s = TestServer::spawn();
+    let file = s.data_dir.join("people.ndjson");
+    std::fs::write(
+        &file,
+        "{\"Name\":\"Zed\",\"Phone\":\"+8613700000001\"}\nnot json\n{\"Name\":\"Zoe\",\"Phone\":\"+8613700000001\"}\n",
+    )
+    .unwrap();
+    let report = s.data_dir.join("errors.csv");
+    let args = [
+        "import",
+        file.to_str().unwrap(),
+        "--url",
+        &s.base,
+        "--app-id",
+        &s.app_id,
+        "--app-secret",
+        &s.app_secret,
+        "--errors",
+        report.to_str().unwrap(),
+    ];
+    let run = |extra: &'static [&'static str]| {
+        let dir = s.data_dir.clone();
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&dir, &args)
+        })
+    };
+    let (ok, out, err) = run(&["--dry-run"]).await.unwrap();
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("dry run: 3 rows, 1 valid, 2 invalid"),
+        "{out} {err}"
+    );
+    assert_eq!(
+        sqlite_count(&s.data_dir, "SELECT count(*) FROM users WHERE name = 'Zed'"),
+        0
+    );
+    let (ok, out, err) = run(&[]).await.unwrap();
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("imported 3 rows: 1 created, 2 failed"),
+        "{out} {err}"
+    );
+    let report = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        report.contains("\n2,row,format,"),
+        "the file's row 2 is reported as row 2: {report}"
+    );
+    assert!(report.contains("\n3,mobile,exists,"), "{report}");
+    let token = s.token().await;
+    let resp = s
+        .http
+        .get(s.url("/api/v1/users/export?format=ndjson"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert!(body.lines().any(|l| l.contains("\"Zed\"")), "{body}");
+}
