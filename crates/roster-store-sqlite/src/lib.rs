@@ -115,6 +115,10 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 /// commit thousands of pages per chunk; checkpointing every 4 MiB made the writer copy
 /// pages back into the database file several times per chunk (7% of an import's time).
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 16 * 1024;
+/// SQLite's soft limit on the memory it holds, process-wide, in bytes. Page caches give pages
+/// back when the total passes it, so a server holding a million users stays small: the
+/// operating system's file cache (not counted as the process's memory) serves the rest.
+const SOFT_HEAP_LIMIT_BYTES: i64 = 96 * 1024 * 1024;
 /// Prepared statements kept per connection. The store has a few dozen distinct statements;
 /// the default of 16 would evict hot ones.
 const STATEMENT_CACHE: usize = 64;
@@ -181,6 +185,13 @@ impl SqliteStore {
         writer
             .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .context("set WAL checkpoint interval")?;
+        let _limit: i64 = writer
+            .query_row(
+                &format!("PRAGMA soft_heap_limit = {SOFT_HEAP_LIMIT_BYTES}"),
+                [],
+                |r| r.get(0),
+            )
+            .context("set SQLite's memory limit")?;
         migrations()
             .to_latest(&mut writer)
             .map_err(|e| StoreError::Backend(format!("apply migrations: {e}")))?;
