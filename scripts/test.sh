@@ -2,7 +2,8 @@
 # The whole test suite, as README.md documents it and .ci/run calls it:
 #   formatting, clippy (warnings are errors), unit tests, the store conformance suite on
 #   SQLite and on PostgreSQL, the end-to-end tests against the real binary, and the official
-#   Feishu SDKs (Node and Python, pinned, installed under target/sdk) driving that binary.
+#   Feishu, Quick BI and Huawei Workspace SDKs (pinned, installed under target/sdk) driving
+#   that binary, and a small run of the benchmark (roster-bench) checking its JSON report.
 # PostgreSQL: uses ROSTER_TEST_POSTGRES_URL when set; otherwise starts the local cluster if
 # it is installed and down, and uses postgres://postgres@127.0.0.1:5432/test. Where no
 # PostgreSQL exists, the PostgreSQL tests print SKIPPED and this script says so loudly.
@@ -50,11 +51,29 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
-step "official SDK conformance (Feishu: Node @larksuiteoapi/node-sdk, Python lark-oapi)"
+step "official SDK conformance (Feishu Node + Python, Quick BI Python, Huawei Workspace Python)"
 # cargo test has just built target/debug/roster for the end-to-end tests; reuse it.
 sdk_log="$(mktemp)"
 trap 'rm -f "$log" "$sdk_log"' EXIT
 bash scripts/sdk-conformance.sh target/debug/roster 2>&1 | tee "$sdk_log"
+
+step "benchmark smoke run (roster-bench, 2 000 users, debug build)"
+# Not a measurement: it proves the one-command benchmark runs end to end on both stores and
+# that its last line carries every key runs are compared by.
+bench_log="$(mktemp)"
+trap 'rm -f "$log" "$sdk_log" "$bench_log"' EXIT
+bench_pg=()
+if [ -n "${ROSTER_TEST_POSTGRES_URL:-}" ]; then bench_pg=(--postgres-url "$ROSTER_TEST_POSTGRES_URL"); fi
+cargo run --locked -q -p roster-bench -- --users 2000 --search-seconds 1 --get-seconds 1 \
+  --batch-add-users 500 --roster-bin target/debug/roster "${bench_pg[@]}" 2>&1 | tee "$bench_log"
+tail -n1 "$bench_log" | python3 -c '
+import json, sys
+report = json.loads(sys.stdin.read())
+keys = "users ceiling_sqlite_rows_s import_sqlite_users_s import_sqlite_ratio ceiling_pg_rows_s import_pg_users_s import_pg_ratio batch_add_users_s search_p50_ms search_p99_ms get_ceiling_rps get_rps get_ratio get_p99_ms rss_mb".split()
+missing = [k for k in keys if k not in report]
+assert not missing, f"benchmark JSON lacks {missing}"
+print("benchmark JSON line carries all", len(keys), "keys")
+'
 
 # One closing line for the whole run, summed over every test binary and both SDK suites:
 # cargo's own last line belongs to whichever doc-test binary ran last, often empty.
@@ -62,8 +81,9 @@ passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4
 failed=$(grep -Eo '; [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}' || true)
 node_pass=$(grep -Eo '^ℹ pass [0-9]+' "$sdk_log" | awk '{s+=$3} END {print s+0}' || true)
 node_fail=$(grep -Eo '^ℹ fail [0-9]+' "$sdk_log" | awk '{s+=$3} END {print s+0}' || true)
-py_pass=$(grep -Eo '[0-9]+ passed' "$sdk_log" | tail -n1 | awk '{print $1+0}' || true)
-py_fail=$(grep -Eo '[0-9]+ failed' "$sdk_log" | tail -n1 | awk '{print $1+0}' || true)
+# pytest's closing lines ("==== 3 failed, 27 passed in 2.1s ===="), one per Python suite.
+py_pass=$(grep -E '^=+ .* in [0-9.]+s' "$sdk_log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}' || true)
+py_fail=$(grep -E '^=+ .* in [0-9.]+s' "$sdk_log" | grep -Eo '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}' || true)
 passed=$((passed + node_pass + ${py_pass:-0}))
 failed=$((failed + node_fail + ${py_fail:-0}))
 skipped=$(grep -c '^SKIPPED' "$log" || true)

@@ -105,9 +105,11 @@ const PURGE_CHUNK: usize = 500;
 /// this process writers never wait on SQLite's lock, because they queue on the mutex first.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of the writer, in KiB (a negative `cache_size` is KiB in SQLite). Bulk imports
-/// touch a dozen user indexes per row; keeping their upper levels cached is what keeps the
-/// insert rate flat as the table grows.
-const WRITER_CACHE_KIB: i64 = 64 * 1024;
+/// touch a dozen user indexes and the search index per row at random places; at a million
+/// users a 64 MiB cache missed on most of them (every miss a `pread`, hundreds of gigabytes
+/// read per import), so the writer keeps 256 MiB. This is the largest part of the server's
+/// memory; the pages are only allocated as they are used, so a small directory stays small.
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
 /// Page cache of each reader, in KiB. Readers are many and mostly do point lookups, and the
 /// operating system's file cache (which is not the process's memory) holds the rest.
 const READER_CACHE_KIB: i64 = 8 * 1024;
@@ -115,10 +117,6 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 /// commit thousands of pages per chunk; checkpointing every 4 MiB made the writer copy
 /// pages back into the database file several times per chunk (7% of an import's time).
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 16 * 1024;
-/// SQLite's soft limit on the memory it holds, process-wide, in bytes. Page caches give pages
-/// back when the total passes it, so a server holding a million users stays small: the
-/// operating system's file cache (not counted as the process's memory) serves the rest.
-const SOFT_HEAP_LIMIT_BYTES: i64 = 96 * 1024 * 1024;
 /// Prepared statements kept per connection. The store has a few dozen distinct statements;
 /// the default of 16 would evict hot ones.
 const STATEMENT_CACHE: usize = 64;
@@ -185,13 +183,6 @@ impl SqliteStore {
         writer
             .pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
             .context("set WAL checkpoint interval")?;
-        let _limit: i64 = writer
-            .query_row(
-                &format!("PRAGMA soft_heap_limit = {SOFT_HEAP_LIMIT_BYTES}"),
-                [],
-                |r| r.get(0),
-            )
-            .context("set SQLite's memory limit")?;
         migrations()
             .to_latest(&mut writer)
             .map_err(|e| StoreError::Backend(format!("apply migrations: {e}")))?;

@@ -12,8 +12,13 @@ use axum::{Json, Router};
 use roster_app::Config;
 use roster_core::Directory;
 
-/// Builds the whole HTTP application over a directory.
-pub(crate) fn app(dir: Directory, config: &Config) -> Router {
+/// Builds the whole HTTP application over a directory. `invitations` carries the address
+/// activation links point at (the bound address when no `public_url` is set).
+pub(crate) fn app(
+    dir: Directory,
+    config: &Config,
+    invitations: roster_core::Invitations,
+) -> Router {
     let ops = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -37,14 +42,7 @@ pub(crate) fn app(dir: Directory, config: &Config) -> Router {
         .merge(roster_api_huawei::router(
             dir.clone(),
             roster_api_huawei::HuaweiConfig {
-                invitations: roster_core::Invitations {
-                    base_url: config
-                        .public_url
-                        .clone()
-                        .unwrap_or_else(|| format!("http://{}", config.listen)),
-                    ttl_ms: i64::from(config.invitation_ttl_hours) * 3_600_000,
-                    lease_ms: i64::from(config.task_lease_seconds.max(1)) * 1000,
-                },
+                invitations,
                 batch_create_max_users: 200,
                 body_limit: config.body_limit,
             },
@@ -202,7 +200,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    roster_http::serve(listener, app(dir, &config), shutdown_signal())
+    roster_http::serve(listener, app(dir, &config, invitations), shutdown_signal())
         .await
         .context("serve HTTP")?;
     // Workers finish the chunk in hand (its transaction) and stop; an unfinished task is
