@@ -51,6 +51,37 @@ pub(crate) struct UserRow {
 }
 
 impl UserRow {
+    /// The values of the `users` columns after `tenant_id`, in the order of [`INSERT_USER`]
+    /// (`open_id` … `search_text`); the single-row insert, the multi-row insert and the update
+    /// all bind these, so the three cannot drift apart.
+    fn values(&self) -> [&dyn rusqlite::ToSql; 21] {
+        let c = &self.columns;
+        let s = &self.status;
+        [
+            &self.open_id,
+            &self.union_id,
+            &self.user_id,
+            &c.user_id_fold,
+            &c.email_fold,
+            &c.mobile,
+            &c.username_fold,
+            &c.employee_no,
+            &self.name,
+            &c.leader_open_id,
+            &s.is_resigned,
+            &s.is_frozen,
+            &s.is_activated,
+            &s.is_exited,
+            &s.is_unjoin,
+            &self.created_at,
+            &self.updated_at,
+            &self.resigned_at,
+            &self.logout_at,
+            &self.doc,
+            &self.search_text,
+        ]
+    }
+
     pub(crate) fn of(user: &User) -> Self {
         Self {
             open_id: user.open_id.as_str().to_owned(),
@@ -167,32 +198,10 @@ pub(crate) fn insert_user_row(
     tenant: TenantId,
     row: &UserRow,
 ) -> rusqlite::Result<i64> {
-    let c = &row.columns;
-    let s = &row.status;
-    insert_user.insert(params![
-        tenant.0,
-        row.open_id,
-        row.union_id,
-        row.user_id,
-        c.user_id_fold,
-        c.email_fold,
-        c.mobile,
-        c.username_fold,
-        c.employee_no,
-        row.name,
-        c.leader_open_id,
-        s.is_resigned,
-        s.is_frozen,
-        s.is_activated,
-        s.is_exited,
-        s.is_unjoin,
-        row.created_at,
-        row.updated_at,
-        row.resigned_at,
-        row.logout_at,
-        row.doc,
-        row.search_text,
-    ])
+    let tenant: &dyn rusqlite::ToSql = &tenant.0;
+    insert_user.insert(rusqlite::params_from_iter(
+        std::iter::once(tenant).chain(row.values()),
+    ))
 }
 
 /// Adds a newly inserted user to the search index (migration 0006): its row in the FTS5
@@ -400,32 +409,8 @@ fn bulk_user_rows(
         let mut stmt = tx.prepare_cached(&sql)?;
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 22);
         for row in part {
-            let c = &row.columns;
-            let s = &row.status;
-            values.extend([
-                &tenant.0 as &dyn rusqlite::ToSql,
-                &row.open_id,
-                &row.union_id,
-                &row.user_id,
-                &c.user_id_fold,
-                &c.email_fold,
-                &c.mobile,
-                &c.username_fold,
-                &c.employee_no,
-                &row.name,
-                &c.leader_open_id,
-                &s.is_resigned,
-                &s.is_frozen,
-                &s.is_activated,
-                &s.is_exited,
-                &s.is_unjoin,
-                &row.created_at,
-                &row.updated_at,
-                &row.resigned_at,
-                &row.logout_at,
-                &row.doc,
-                &row.search_text,
-            ]);
+            values.push(&tenant.0);
+            values.extend(row.values());
         }
         // RETURNING promises no order, so keys are matched to rows by open id.
         let mut by_open: HashMap<String, i64> = HashMap::with_capacity(part.len());
@@ -897,8 +882,6 @@ fn save_user(
         (true, false) => (ChangeAction::Resurrected, 1),
         _ => (ChangeAction::Updated, 0),
     };
-    let c = &row.columns;
-    let s = &row.status;
     conn.prepare_cached(
         "UPDATE users SET open_id = ?3, union_id = ?4, user_id = ?5, user_id_fold = ?6, \
          email_fold = ?7, mobile = ?8, username_fold = ?9, employee_no = ?10, name = ?11, \
@@ -908,31 +891,10 @@ fn save_user(
          WHERE tenant_id = ?1 AND id = ?2",
     )
     .and_then(|mut stmt| {
-        stmt.execute(params![
-            tenant.0,
-            key.0,
-            row.open_id,
-            row.union_id,
-            row.user_id,
-            c.user_id_fold,
-            c.email_fold,
-            c.mobile,
-            c.username_fold,
-            c.employee_no,
-            row.name,
-            c.leader_open_id,
-            s.is_resigned,
-            s.is_frozen,
-            s.is_activated,
-            s.is_exited,
-            s.is_unjoin,
-            row.created_at,
-            row.updated_at,
-            row.resigned_at,
-            row.logout_at,
-            row.doc,
-            row.search_text,
-        ])
+        let head: [&dyn rusqlite::ToSql; 2] = [&tenant.0, &key.0];
+        stmt.execute(rusqlite::params_from_iter(
+            head.into_iter().chain(row.values()),
+        ))
     })
     .context("update user")?;
     conn.prepare_cached("DELETE FROM user_departments WHERE user_id = ?1")
