@@ -485,6 +485,10 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// A hint that a large write (a bulk import) has ended: the store may give back memory
+    /// it grew for it, such as page cache. The default does nothing.
+    async fn release_memory(&self) {}
+
     // ----- imports (crate::import) -----
 
     /// Stores an import task in the `Receiving` state with no rows; `task.lease_until` is

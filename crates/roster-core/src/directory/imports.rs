@@ -143,20 +143,7 @@ impl Directory {
         items: Vec<Result<NewUser, ItemError>>,
     ) -> Result<Vec<Option<ItemError>>, CoreError> {
         caller.require(Scope::ContactWrite)?;
-        let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(items.len());
-        let mut inputs = Vec::with_capacity(items.len());
-        for i in items {
-            match i {
-                Ok(new) => {
-                    refused.push(None);
-                    inputs.push(Ok(new));
-                }
-                Err(e) => {
-                    inputs.push(Err(e.to_core()));
-                    refused.push(Some(e));
-                }
-            }
-        }
+        let (mut refused, inputs) = super::split_refused(items);
         let PreparedBatch { results, .. } = self.prepare_batch(caller, inputs).await?;
         Ok(results
             .iter()
@@ -208,6 +195,17 @@ impl Directory {
 
     /// Processes a claimed import to its end (or until its lease is lost): the same steps
     /// as `process_task`, on chunks of rows stored as one record each.
+    ///
+    /// Chunks go through a two-stage pipeline: while one chunk is committed (on the store's
+    /// writer), the next is read, decoded and prepared (validation, uniqueness probes on
+    /// reader connections, leader resolution), so the writer is kept busy instead of waiting
+    /// for the preparation. A chunk prepared this way has not seen the chunk before it, so:
+    /// a value that the previous chunk took is caught by the store's unique indexes (the row
+    /// is refused as a duplicate, as a probe would have refused it), and a chunk in which
+    /// the preparation refused a row is prepared again once the previous commit is in, because a failure
+    /// such as an unknown leader may have been caused by rows of the previous chunk. The
+    /// outcome is the same as preparing each chunk after the previous commit, and a clean
+    /// import (the case worth making fast) is never prepared twice.
     #[instrument(skip_all, fields(task = %task.id))]
     pub(super) async fn process_import(
         &self,
@@ -227,83 +225,144 @@ impl Directory {
             scopes: app.scopes,
             contact_scope: app.contact_scope,
         };
-        let change = Change::by(Actor::App(caller.app_id.clone()));
-        let mut after = None;
+        let job = ImportJob {
+            task: &task,
+            caller: &caller,
+            change: Change::by(Actor::App(caller.app_id.clone())),
+            worker,
+            invitations,
+        };
+        let mut next = self.next_import_chunk(&job, None).await?;
         loop {
-            let chunks = self.store.pending_import_chunks(&task.id, after, 1).await?;
-            let Some(chunk) = chunks.into_iter().next() else {
-                if after.is_some() {
-                    // Before declaring the import done, look once more from the start.
-                    after = None;
+            let Some(current) = next.take() else {
+                // Before declaring the import done, look once more from the start: a chunk
+                // skipped by an earlier pass (none is, today) must not be left behind.
+                if let Some(c) = self.next_import_chunk(&job, None).await? {
+                    next = Some(c);
                     continue;
                 }
                 self.store
                     .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
                     .await?;
+                self.store.release_memory().await;
                 return Ok(());
             };
-            after = Some(chunk.seq);
-            let rows = u32::try_from(chunk.items.len())
-                .map_err(|_| CoreError::invalid("request", "chunk too large"))?;
-            let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(chunk.items.len());
-            let mut inputs = Vec::with_capacity(chunk.items.len());
-            for i in chunk.items {
-                match i {
-                    Ok(new) => {
-                        refused.push(None);
-                        inputs.push(Ok(new));
-                    }
-                    Err(e) => {
-                        inputs.push(Err(e.to_core()));
-                        refused.push(Some(e));
-                    }
-                }
-            }
-            let PreparedBatch {
-                results,
-                pending,
-                levels,
-            } = self.prepare_batch(&caller, inputs).await?;
-            let mut failures = Vec::new();
-            for (pos, r) in results.iter().enumerate() {
-                if let Some(Err(e)) = r {
-                    let error = refused[pos]
-                        .take()
-                        .unwrap_or_else(|| ItemError::from_core(e));
-                    failures.push((chunk.first_row + pos as u32, error));
-                }
-            }
-            let mut users: Vec<(u32, User)> = Vec::new();
-            let mut mails = Vec::new();
-            for pos in levels.into_iter().flatten() {
-                if let Some(p) = &pending[pos] {
-                    let index = chunk.first_row + pos as u32;
-                    if task.notify {
-                        mails.push((index, self.invitation(&p.user, invitations)));
-                    }
-                    users.push((index, p.user.clone()));
-                }
-            }
-            let commit = ImportCommit {
-                tenant: task.tenant,
-                task_id: &task.id,
-                worker,
-                seq: chunk.seq,
-                first_row: chunk.first_row,
-                rows,
-                users: &users,
-                failures: &failures,
-                mails: &mails,
-                change: &change,
-            };
-            if self.store.commit_import_chunk(&commit).await?.is_none() {
+            let commit = current.commit(&job);
+            let (committed, following) = tokio::join!(
+                self.store.commit_import_chunk(&commit),
+                self.next_import_chunk(&job, Some(current.seq)),
+            );
+            if committed?.is_none() {
                 tracing::warn!(task = %task.id, "lost the import's lease; another worker has it");
                 return Ok(());
             }
+            next = match following? {
+                // Prepared before `current` was committed; see the function's docs.
+                Some(p) if p.refused_here => {
+                    self.next_import_chunk(&job, p.seq.checked_sub(1)).await?
+                }
+                other => other,
+            };
             let until = self.clock.now_ms() + invitations.lease_ms;
             if !self.store.renew_task_lease(&task.id, worker, until).await? {
                 return Ok(());
             }
+        }
+    }
+
+    /// Reads the first uncommitted chunk after `after` and prepares it; `None` when there is
+    /// none.
+    async fn next_import_chunk(
+        &self,
+        job: &ImportJob<'_>,
+        after: Option<u32>,
+    ) -> Result<Option<PreparedChunk>, CoreError> {
+        let chunks = self
+            .store
+            .pending_import_chunks(&job.task.id, after, 1)
+            .await?;
+        let Some(chunk) = chunks.into_iter().next() else {
+            return Ok(None);
+        };
+        let rows = u32::try_from(chunk.items.len())
+            .map_err(|_| CoreError::invalid("request", "chunk too large"))?;
+        // Rows that failed to parse keep their own error, not its core form.
+        let (mut refused, inputs) = super::split_refused(chunk.items);
+        let PreparedBatch {
+            results,
+            pending,
+            levels,
+        } = self.prepare_batch(job.caller, inputs).await?;
+        let mut failures = Vec::new();
+        let mut refused_here = false;
+        for (pos, r) in results.iter().enumerate() {
+            if let Some(Err(e)) = r {
+                let error = refused[pos].take().unwrap_or_else(|| {
+                    refused_here = true;
+                    ItemError::from_core(e)
+                });
+                failures.push((chunk.first_row + pos as u32, error));
+            }
+        }
+        let mut users: Vec<(u32, User)> = Vec::new();
+        let mut mails = Vec::new();
+        for pos in levels.into_iter().flatten() {
+            if let Some(p) = &pending[pos] {
+                let index = chunk.first_row + pos as u32;
+                if job.task.notify {
+                    mails.push((index, self.invitation(&p.user, job.invitations)));
+                }
+                users.push((index, p.user.clone()));
+            }
+        }
+        Ok(Some(PreparedChunk {
+            seq: chunk.seq,
+            first_row: chunk.first_row,
+            rows,
+            users,
+            failures,
+            mails,
+            refused_here,
+        }))
+    }
+}
+
+/// What every chunk of one import run shares.
+struct ImportJob<'a> {
+    task: &'a Task,
+    caller: &'a Caller,
+    change: Change,
+    worker: &'a str,
+    invitations: &'a Invitations,
+}
+
+/// A chunk ready to commit.
+struct PreparedChunk {
+    seq: u32,
+    first_row: u32,
+    rows: u32,
+    /// Users to insert, each with its row index, leaders first.
+    users: Vec<(u32, User)>,
+    failures: Vec<(u32, ItemError)>,
+    mails: Vec<(u32, crate::outbox::OutboxMessage)>,
+    /// Whether the preparation itself refused a row (rows that did not parse are refused
+    /// by the upload): only such a refusal can depend on the previous chunk.
+    refused_here: bool,
+}
+
+impl PreparedChunk {
+    fn commit<'a>(&'a self, job: &'a ImportJob<'_>) -> ImportCommit<'a> {
+        ImportCommit {
+            tenant: job.task.tenant,
+            task_id: &job.task.id,
+            worker: job.worker,
+            seq: self.seq,
+            first_row: self.first_row,
+            rows: self.rows,
+            users: &self.users,
+            failures: &self.failures,
+            mails: &self.mails,
+            change: &job.change,
         }
     }
 }

@@ -1389,3 +1389,27 @@ pub(crate) fn lookup_text(lookup: &UserLookup) -> String {
         | UserLookup::Mobile(s) => s.clone(),
     }
 }
+
+/// Splits submitted items for `prepare_batch`: each item as a batch input, and beside it the
+/// error of an item refused before the batch (at parsing or submission), which is reported
+/// as it is, so that a dialect's own code survives, rather than in its core form.
+fn split_refused(
+    items: impl IntoIterator<Item = Result<NewUser, crate::task::ItemError>>,
+) -> (Vec<Option<crate::task::ItemError>>, Vec<BatchItem>) {
+    let items = items.into_iter();
+    let mut refused = Vec::with_capacity(items.size_hint().0);
+    let mut inputs = Vec::with_capacity(items.size_hint().0);
+    for i in items {
+        match i {
+            Ok(new) => {
+                refused.push(None);
+                inputs.push(Ok(new));
+            }
+            Err(e) => {
+                inputs.push(Err(e.to_core()));
+                refused.push(Some(e));
+            }
+        }
+    }
+    (refused, inputs)
+}

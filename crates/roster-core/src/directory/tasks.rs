@@ -206,20 +206,7 @@ impl Directory {
             after = indexes.last().copied();
             // Items refused at submission keep their stored error as it is (a dialect's own
             // code survives); the others go through the batch path.
-            let mut refused: Vec<Option<ItemError>> = Vec::with_capacity(items.len());
-            let mut inputs = Vec::with_capacity(items.len());
-            for i in items {
-                match i.input {
-                    Ok(new) => {
-                        refused.push(None);
-                        inputs.push(Ok(new));
-                    }
-                    Err(e) => {
-                        inputs.push(Err(e.to_core()));
-                        refused.push(Some(e));
-                    }
-                }
-            }
+            let (mut refused, inputs) = super::split_refused(items.into_iter().map(|i| i.input));
             let PreparedBatch {
                 results,
                 pending,

@@ -344,7 +344,7 @@ async fn a_large_upload_completes_with_exact_counts() {
     let token = s.token().await;
     let n = 50_000;
     let mut body = generated(n);
-    // Two bad rows far apart, in different chunks.
+    // Two bad rows at the end, after two full chunks.
     body.extend(b"{\"name\":\"dup\",\"user_id\":\"u7\"}\n{\"name\":\"x\",\"mobile\":\"12\"}\n");
     let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "").await;
     assert_eq!(status, 202, "{resp}");
@@ -459,14 +459,15 @@ async fn an_upload_that_breaks_off_never_runs() {
     let token = s.token().await;
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
-    // A chunked upload of 12 000 rows (two full chunks are stored) that stops mid-row.
+    // A chunked upload of 45 000 rows (two full chunks of `IMPORT_CHUNK_ROWS` are stored)
+    // that stops mid-row.
     write!(
         tcp,
         "POST /api/v1/imports HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .unwrap();
-    let body = generated(12_000);
+    let body = generated(45_000);
     for part in body.chunks(64 * 1024) {
         write!(tcp, "{:x}\r\n", part.len()).unwrap();
         tcp.write_all(part).unwrap();
