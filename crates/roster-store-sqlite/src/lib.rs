@@ -72,6 +72,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0007_imports.sql")),
         M::up(include_str!("../migrations/0008_access_keys.sql")),
         M::up(include_str!("../migrations/0009_quickbi.sql")),
+        M::up(include_str!("../migrations/0010_fts_hashsize.sql")),
     ])
 }
 
@@ -109,7 +110,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// users a 64 MiB cache missed on most of them (every miss a `pread`, hundreds of gigabytes
 /// read per import), so the writer keeps 256 MiB. This is the largest part of the server's
 /// memory; the pages are only allocated as they are used, so a small directory stays small.
-const WRITER_CACHE_KIB: i64 = 256 * 1024;
+const WRITER_CACHE_KIB: i64 = 128 * 1024;
 /// Page cache of each reader, in KiB. Readers are many and mostly do point lookups, and the
 /// operating system's file cache (which is not the process's memory) holds the rest.
 const READER_CACHE_KIB: i64 = 8 * 1024;
@@ -133,6 +134,8 @@ struct Inner {
     /// threads of the blocking pool.
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// How common search trigrams are, remembered between searches.
+    trigram_counts: Arc<search::TrigramCounts>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -217,6 +220,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: pool,
+                trigram_counts: Arc::default(),
             }),
         })
     }
@@ -640,8 +644,9 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
         let query = query.clone();
+        let counts = Arc::clone(&self.inner.trigram_counts);
         self.read("search users", move |conn| {
-            search::search_users(conn, tenant, &query, after, limit)
+            search::search_users(conn, &counts, tenant, &query, after, limit)
         })
         .await
     }
@@ -884,6 +889,21 @@ impl Store for SqliteStore {
             tasks::commit_chunk(conn, &rows)
         })
         .await
+    }
+
+    async fn release_memory(&self) {
+        // The writer's page cache fills up to its size during an import and would stay that
+        // large; a directory at rest needs little of it. Pages are read back from the
+        // operating system's cache when needed again.
+        let shrunk = self
+            .write("release memory", |conn| {
+                conn.execute_batch("PRAGMA shrink_memory")
+                    .context("shrink writer cache")
+            })
+            .await;
+        if let Err(err) = shrunk {
+            tracing::warn!("failed to release the writer's cache: {err}");
+        }
     }
 
     #[instrument(skip_all, fields(task = %id, status = status.as_str()))]

@@ -3,12 +3,14 @@
 //! The whole and suffix tiers walk `user_search_terms` (primary key `(tenant_id, term,
 //! user_key)`) over the query's prefix range from the cursor on, so a page costs a range
 //! scan of about `limit` index entries, whatever the number of users. The substring tier
-//! asks the FTS5 trigram index `users_fts` for the rows holding every trigram of the query,
-//! from the cursor's key on in rowid order, and re-checks the text. A candidate is kept only
+//! asks the FTS5 trigram index `users_fts` for the rows holding the query's rarest trigrams
+//! (see `substring_match`), from the cursor's key on in rowid order, and re-checks the text. A candidate is kept only
 //! where `roster_store_common::place_of` puts it, which drops the other rows of a user who
 //! matches by several terms, and in the substring tier the users already listed by prefix.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use roster_core::search::{SearchCursor, SearchQuery, SearchTier, SUFFIX_MARK};
 use roster_core::{StoreError, TenantId, User, UserKey, UserLookup};
@@ -43,41 +45,131 @@ const SUBSTRING_PAGE: &str = "SELECT u.id, '', u.search_text \
     AND instr(u.search_text, ?6) = 0 \
     ORDER BY f.rowid LIMIT ?7";
 
-/// The most trigrams joined by `AND` into one FTS5 query: each costs a doclist walk, and beyond a few
-/// the candidates are already few.
-const MAX_TRIGRAMS: usize = 6;
+/// At most this many of a query's trigrams are probed, spread over the query.
+const MAX_PROBES: usize = 8;
+/// A probe stops counting a trigram's rows here. Counting costs about 0.1 ms per thousand
+/// rows, so the first probe of a very common trigram costs a few milliseconds; its count is
+/// then remembered ([`TrigramCounts`]). Trigrams this common are only used when nothing
+/// rarer is left.
+const PROBE_CAP: i64 = 65_536;
 
-/// The FTS5 query for a substring: its distinct trigrams after the first, at most
-/// [`MAX_TRIGRAMS`] of them spread over the query, each as a quoted token, joined by `AND` (the table
-/// is `detail=none`, which has no phrase queries). The first trigram (and any later copy of
-/// it) is left out when there are others because queries start where values start (`139…`
-/// of every mobile, `sus…` of every Susan), so it tends to be the most common and its
-/// doclist the longest to intersect. That selects a superset of the rows containing the
-/// substring; `instr` then checks them.
-fn trigram_query(q: &str) -> String {
-    let chars: Vec<char> = q.chars().collect();
-    let trigram = |i: usize| chars[i..i + 3].iter().collect::<String>();
-    let first = trigram(0);
-    let mut picked: Vec<String> = Vec::new();
-    for t in (1..=chars.len() - 3).map(trigram) {
-        if t != first && !picked.contains(&t) {
-            picked.push(t);
+/// How long a probed count is trusted. Trigram frequencies move slowly (an import of a
+/// tenth of the directory barely changes which trigrams are rare), so a stale count costs
+/// at most a slower query, never a wrong answer.
+const COUNT_TTL: Duration = Duration::from_mins(10);
+/// Counts remembered at most; past this the cache is emptied and refilled.
+const MAX_COUNTS: usize = 100_000;
+
+/// Probed trigram counts, shared by the store's readers: probing a trigram costs a
+/// multi-segment FTS5 walk (about 0.1-0.9 ms at a million users), which a search that
+/// repeats a trigram should not pay again.
+#[derive(Default)]
+pub(crate) struct TrigramCounts(Mutex<HashMap<String, (i64, Instant)>>);
+
+impl TrigramCounts {
+    fn get(&self, t: &str) -> Option<i64> {
+        let map = self.0.lock().ok()?;
+        map.get(t)
+            .filter(|(_, at)| at.elapsed() < COUNT_TTL)
+            .map(|(n, _)| *n)
+    }
+
+    fn put(&self, t: &str, n: i64) {
+        // A poisoned lock only means another reader panicked mid-insert; the map is still
+        // a valid cache, and skipping the insert is harmless.
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_COUNTS {
+                map.clear();
+            }
+            map.insert(t.to_owned(), (n, Instant::now()));
         }
     }
-    if picked.len() > MAX_TRIGRAMS {
-        let n = picked.len();
-        picked = (0..MAX_TRIGRAMS)
-            .map(|i| picked[i * n / MAX_TRIGRAMS].clone())
+}
+
+/// The distinct trigrams of a query of three or more characters, in order, at most
+/// [`MAX_PROBES`] of them spread evenly over it.
+fn trigrams(q: &str) -> Vec<String> {
+    let chars: Vec<char> = q.chars().collect();
+    let mut all: Vec<String> = Vec::new();
+    for t in chars.windows(3).map(|w| w.iter().collect::<String>()) {
+        if !all.contains(&t) {
+            all.push(t);
+        }
+    }
+    if all.len() > MAX_PROBES {
+        let n = all.len();
+        all = (0..MAX_PROBES)
+            .map(|i| all[i * n / MAX_PROBES].clone())
             .collect();
     }
-    if picked.is_empty() {
-        picked.push(first);
+    all
+}
+
+/// The FTS5 query for a substring: its rarest trigrams, each a quoted token, joined by `AND`
+/// (the table is `detail=none`, which has no phrase queries). That selects a superset of the
+/// rows holding the substring, which `instr` then checks, so any choice of trigrams is
+/// correct; the choice decides the cost. FTS5 walks the doclist of every trigram it is
+/// given, so one common trigram is expensive (at a million users, `zhangweiming` by six
+/// trigrams that hundreds of thousands of users hold took 8 ms, by its two rarest 0.5 ms),
+/// while rare ones also leave few candidates to check. So each trigram's rows are counted
+/// (up to [`PROBE_CAP`]) and the rarest are used. A sample of the rows would be cheaper but
+/// is misleading: values like mobiles and employee numbers are sequential, so any window of
+/// keys holds a few digit trigrams very often and the rest hardly at all.
+fn substring_match(
+    conn: &Connection,
+    counts: &TrigramCounts,
+    q: &str,
+) -> Result<String, StoreError> {
+    let quote = |t: &str| format!("\"{t}\"");
+    let candidates = trigrams(q);
+    if candidates.len() == 1 {
+        return Ok(quote(&candidates[0]));
     }
-    picked
-        .into_iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(" AND ")
+    let mut counted: Vec<(i64, usize, &str)> = Vec::with_capacity(candidates.len());
+    for (i, t) in candidates.iter().enumerate() {
+        let n = if let Some(n) = counts.get(t) {
+            n
+        } else {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM (SELECT 1 FROM users_fts WHERE users_fts MATCH ?1 LIMIT ?2)",
+                )
+                .and_then(|mut s| s.query_row(params![quote(t), PROBE_CAP], |r| r.get(0)))
+                .context("probe trigram")?;
+            counts.put(t, n);
+            n
+        };
+        // Among equally common trigrams the later ones win: queries start where values
+        // start (`139…` of every mobile, `zha…` of every Zhang), so early ones tend to be
+        // the commonest beyond the cap.
+        counted.push((n, usize::MAX - i, t));
+    }
+    counted.sort_unstable();
+    let Some(&(first_n, _, first)) = counted.first() else {
+        return Ok(quote(q));
+    };
+    // The second trigram should filter independently of the first: overlapping ones tend
+    // to come together (every `guoli…` holds both `uol` and `oli`), so the rarest that
+    // does not overlap the first is preferred while it is not much commoner. Trigrams at
+    // the cap are left out unless there is nothing else (then the matches are likely
+    // dense, and a page fills early in rowid order).
+    let at = |t: &str| q.find(t).map_or(0, |b| q[..b].chars().count());
+    let usable = |n: i64| n < PROBE_CAP && n <= first_n.saturating_mul(16).max(1024);
+    let rest = counted.iter().skip(1).filter(|(n, _, _)| usable(*n));
+    let apart = rest
+        .clone()
+        .find(|(_, _, t)| at(t).abs_diff(at(first)) >= 3);
+    let mut chosen = vec![quote(first)];
+    if let Some((_, _, t)) = apart.or_else(|| rest.clone().next()) {
+        chosen.push(quote(t));
+    }
+    Ok(chosen.join(" AND "))
+}
+
+/// The substring tier's FTS5 query, chosen once per search before its first page.
+struct Substring<'a> {
+    counts: &'a TrigramCounts,
+    fts: Option<String>,
 }
 
 fn candidates(
@@ -87,6 +179,7 @@ fn candidates(
     tier: SearchTier,
     after: Option<&SearchCursor>,
     n: usize,
+    substring: &mut Substring<'_>,
 ) -> Result<Vec<Candidate>, StoreError> {
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
@@ -100,12 +193,20 @@ fn candidates(
             .context("read search terms")
     } else {
         let text = q.as_str();
+        // The trigrams are chosen once per search, before its first substring page.
+        let matching = match &substring.fts {
+            Some(m) => m.clone(),
+            None => substring
+                .fts
+                .insert(substring_match(conn, substring.counts, text)?)
+                .clone(),
+        };
         conn.prepare_cached(SUBSTRING_PAGE)
             .context("prepare substring search")?
             .query_map(
                 params![
                     tenant.0,
-                    trigram_query(text),
+                    matching,
                     after.map_or(-1, |c| c.key.0),
                     text,
                     format!("\"{text}"),
@@ -123,6 +224,7 @@ fn candidates(
 /// The places of the next `limit` matches after `after`, in order.
 fn places(
     conn: &Connection,
+    counts: &TrigramCounts,
     tenant: TenantId,
     q: &SearchQuery,
     after: Option<SearchCursor>,
@@ -130,6 +232,7 @@ fn places(
 ) -> Result<Vec<SearchCursor>, StoreError> {
     let mut out = Vec::with_capacity(limit);
     let mut cursor = after;
+    let mut substring = Substring { counts, fts: None };
     for tier in SearchTier::ALL {
         if out.len() == limit {
             break;
@@ -142,7 +245,7 @@ fn places(
         let batch = (limit - out.len()).max(MIN_BATCH);
         loop {
             let within = cursor.as_ref().filter(|c| c.tier == tier);
-            let rows = candidates(conn, tenant, q, tier, within, batch)?;
+            let rows = candidates(conn, tenant, q, tier, within, batch, &mut substring)?;
             let exhausted = rows.len() < batch;
             for (key, term, text) in rows {
                 let place = SearchCursor {
@@ -171,6 +274,7 @@ fn places(
 /// A page of matches with their places (see `Store::search_users`).
 pub(crate) fn search_users(
     conn: &mut Connection,
+    counts: &TrigramCounts,
     tenant: TenantId,
     q: &SearchQuery,
     after: Option<SearchCursor>,
@@ -178,7 +282,7 @@ pub(crate) fn search_users(
 ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
     let found = {
         let tx = conn.transaction().context("begin search users")?;
-        places(&tx, tenant, q, after, limit)?
+        places(&tx, counts, tenant, q, after, limit)?
     };
     if found.is_empty() {
         return Ok(Vec::new());
@@ -220,24 +324,17 @@ pub(crate) fn backfill(tx: &Transaction<'_>) -> HookResult {
 
 #[cfg(test)]
 mod tests {
-    use super::trigram_query;
+    use super::{trigrams, MAX_PROBES};
 
     #[test]
-    fn trigram_queries_skip_the_first_trigram_and_repeat_none() {
-        assert_eq!(trigram_query("abc"), "\"abc\"");
-        assert_eq!(trigram_query("abcd"), "\"bcd\"");
-        assert_eq!(trigram_query("abcdef"), "\"bcd\" AND \"cde\" AND \"def\"");
-        assert_eq!(
-            trigram_query("13977139"),
-            "\"397\" AND \"977\" AND \"771\" AND \"713\""
-        );
-        assert_eq!(trigram_query("aaaaaa"), "\"aaa\"");
-        assert_eq!(trigram_query("张三丰x"), "\"三丰x\"");
-        assert_eq!(
-            trigram_query(&"abcdefghijklmnop".repeat(2))
-                .matches(" AND ")
-                .count(),
-            5
-        );
+    fn trigrams_are_distinct_in_order_and_spread_over_long_queries() {
+        assert_eq!(trigrams("abc"), ["abc"]);
+        assert_eq!(trigrams("abcde"), ["abc", "bcd", "cde"]);
+        assert_eq!(trigrams("aaaaaa"), ["aaa"]);
+        assert_eq!(trigrams("张三丰x"), ["张三丰", "三丰x"]);
+        let long = trigrams(&"abcdefghijklmnopqrstuvwxyz".repeat(2));
+        assert_eq!(long.len(), MAX_PROBES);
+        assert_eq!(long[0], "abc");
+        assert_eq!(long[MAX_PROBES - 1], "wxy");
     }
 }
