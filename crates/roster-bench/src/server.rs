@@ -11,6 +11,21 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 
+/// A fresh scratch directory. With `ROSTER_BENCH_KEEP` set it is kept after the run (and
+/// its path printed), so that a loaded database can be examined afterwards.
+pub(crate) fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
+    let mut b = tempfile::Builder::new();
+    b.prefix("roster-bench-");
+    if std::env::var_os("ROSTER_BENCH_KEEP").is_some() {
+        b.disable_cleanup(true);
+    }
+    let dir = b.tempdir()?;
+    if std::env::var_os("ROSTER_BENCH_KEEP").is_some() {
+        println!("(keeping {})", dir.path().display());
+    }
+    Ok(dir)
+}
+
 /// A running `roster serve`.
 pub(crate) struct Roster {
     child: Child,
@@ -34,7 +49,7 @@ impl Roster {
         database_url: Option<&str>,
         toml: &str,
     ) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("roster-bench-").tempdir()?;
+        let dir = scratch_dir()?;
         std::fs::write(dir.path().join("roster.toml"), toml)?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
@@ -123,6 +138,13 @@ impl Roster {
     /// Peak resident memory so far, in MiB (Linux `VmHWM`).
     pub(crate) fn peak_rss_mb(&self) -> Option<f64> {
         peak_rss_mb(self.pid())
+    }
+
+    /// Starts a new peak: the kernel sets `VmHWM` back to the current resident memory
+    /// (writing 5 to `/proc/PID/clear_refs`, Linux 4.0 and later).
+    pub(crate) fn reset_peak_rss(&self) -> anyhow::Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5")
+            .context("reset the server's peak RSS")
     }
 
     /// Resident memory now, in MiB (Linux `VmRSS`).
