@@ -91,7 +91,8 @@ impl fmt::Display for UniqueKey {
 }
 
 /// What went wrong inside a store. Backends translate their driver errors into this.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so that a per-row refusal can be both returned and stored as the row's outcome.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A unique constraint refused the write; the backend names which one.
     #[error("duplicate {0}")]

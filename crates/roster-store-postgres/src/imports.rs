@@ -186,15 +186,6 @@ pub(crate) async fn outcomes(
         .collect()
 }
 
-/// A copy of a per-user refusal (`StoreError` is not `Clone`).
-fn refusal(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Duplicate(key) => StoreError::Duplicate(*key),
-        StoreError::LicenceExceeded => StoreError::LicenceExceeded,
-        StoreError::Backend(message) => StoreError::Backend(message.clone()),
-    }
-}
-
 /// See `Store::commit_import_chunk`. One transaction: lock the task and check the lease
 /// and that the chunk is still pending, the user insert, the chunk's outcomes, the counters
 /// and the mails.
@@ -243,7 +234,7 @@ pub(crate) async fn commit_chunk(
                     user_id: user.user_id.as_str().to_owned(),
                 }
             }
-            Err(e) => ItemOutcome::Failed(ItemError::from_store(refusal(e))),
+            Err(e) => ItemOutcome::Failed(ItemError::from_store(e.clone())),
         };
         if let Some(o) = slot(*index).and_then(|i| outcomes.get_mut(i)) {
             *o = Some(outcome);

@@ -313,15 +313,6 @@ impl Outcomes {
     }
 }
 
-/// A copy of a per-user refusal (`StoreError` is not `Clone`).
-fn refusal(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Duplicate(key) => StoreError::Duplicate(*key),
-        StoreError::LicenceExceeded => StoreError::LicenceExceeded,
-        StoreError::Backend(message) => StoreError::Backend(message.clone()),
-    }
-}
-
 /// See `Store::commit_task_chunk` and docs/schema.md. One transaction; apart from the rare
 /// row-by-row fallback of the user insert, a fixed number of statements whatever the size of
 /// the chunk: lock the task, the user insert (tenant lock, users, memberships, count,
@@ -352,7 +343,7 @@ pub(crate) async fn commit_task_chunk(
                     user_id: user.user_id.as_str().to_owned(),
                 }
             }
-            Err(e) => ItemOutcome::Failed(ItemError::from_store(refusal(e))),
+            Err(e) => ItemOutcome::Failed(ItemError::from_store(e.clone())),
         };
         outcomes.push(*index, &outcome);
     }

@@ -248,15 +248,6 @@ impl CommitRows {
     }
 }
 
-/// The stored form of a store refusal (`StoreError` is not `Clone`).
-fn refusal(e: &StoreError) -> ItemError {
-    ItemError::from_store(match e {
-        StoreError::Duplicate(key) => StoreError::Duplicate(*key),
-        StoreError::LicenceExceeded => StoreError::LicenceExceeded,
-        StoreError::Backend(m) => StoreError::Backend(m.clone()),
-    })
-}
-
 /// Commits one processed chunk in ONE transaction (see `Store::commit_import_chunk`).
 pub(crate) fn commit_chunk(
     conn: &mut Connection,
@@ -317,7 +308,7 @@ pub(crate) fn commit_chunk(
                     user_id: ids.user_id.clone(),
                 }
             }
-            Err(e) => ItemOutcome::Failed(refusal(e)),
+            Err(e) => ItemOutcome::Failed(ItemError::from_store(e.clone())),
         };
         if let Some(o) = slot(ids.index).and_then(|i| outcomes.get_mut(i)) {
             *o = Some(outcome);

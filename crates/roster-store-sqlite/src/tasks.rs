@@ -307,16 +307,6 @@ impl ChunkRows {
     }
 }
 
-/// The stored form of a store refusal, as an item error (`StoreError` is not `Clone`, and
-/// the refusal itself is also returned to the caller).
-fn refusal(e: &StoreError) -> ItemError {
-    ItemError::from_store(match e {
-        StoreError::Duplicate(key) => StoreError::Duplicate(*key),
-        StoreError::LicenceExceeded => StoreError::LicenceExceeded,
-        StoreError::Backend(m) => StoreError::Backend(m.clone()),
-    })
-}
-
 /// Commits one chunk in ONE transaction: the lease check, the users (through the same
 /// best-effort insert as `insert_users`), every item's outcome where it is still NULL, the
 /// task's counters, and the outbox and activation rows of the users written. `None` when
@@ -372,7 +362,7 @@ pub(crate) fn commit_chunk(
                         user_id: ids.user_id.clone(),
                     }
                 }
-                Err(e) => ItemOutcome::Failed(refusal(e)),
+                Err(e) => ItemOutcome::Failed(ItemError::from_store(e.clone())),
             };
             let set = set_outcome
                 .execute(params![chunk.task_id, ids.index, encode_outcome(&outcome)])
