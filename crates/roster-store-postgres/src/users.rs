@@ -998,7 +998,7 @@ pub(crate) async fn purge_resigned(pool: &PgPool, before: i64) -> Result<u64, St
         let rows = sqlx::query_as::<_, UserRow>(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE is_resigned AND resigned_at < $1 ORDER BY id LIMIT $2 FOR UPDATE"
+            " FROM users WHERE is_resigned AND resigned_at < $1 ORDER BY resigned_at, id LIMIT $2 FOR UPDATE"
         ))
         .bind(before)
         .bind(PURGE_BATCH)

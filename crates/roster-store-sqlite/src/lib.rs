@@ -73,6 +73,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0008_access_keys.sql")),
         M::up(include_str!("../migrations/0009_quickbi.sql")),
         M::up(include_str!("../migrations/0010_fts_hashsize.sql")),
+        M::up(include_str!("../migrations/0011_resigned_index.sql")),
     ])
 }
 

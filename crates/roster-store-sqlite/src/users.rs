@@ -1028,7 +1028,9 @@ pub(crate) fn purge_resigned(
         .context("begin purge resigned users")?;
     let rows = query_rows(
         &tx,
-        user_select!("WHERE u.is_resigned AND u.resigned_at < ?1 ORDER BY u.id LIMIT ?2"),
+        user_select!(
+            "WHERE u.is_resigned AND u.resigned_at < ?1 ORDER BY u.resigned_at, u.id LIMIT ?2"
+        ),
         params![before, sql_limit(limit)],
         "list resigned users to purge",
     )?;

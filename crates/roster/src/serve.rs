@@ -106,7 +106,9 @@ async fn readyz(State(dir): State<Directory>) -> impl IntoResponse {
 
 #[allow(clippy::print_stdout)] // First-start credentials and the address are for the person at the terminal.
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
-    let dir = roster_app::open_directory(&config).await?;
+    let dir = roster_app::open_directory(&config)
+        .await?
+        .with_memory_return(std::sync::Arc::new(crate::return_freed_memory));
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;

@@ -241,10 +241,15 @@ impl Directory {
                     next = Some(c);
                     continue;
                 }
+                // Memory goes back before the task says it is done, so that whoever waits
+                // for the import finds the server at its resting size.
+                self.store.release_memory().await;
+                if let Some(give_back) = &self.return_memory {
+                    give_back();
+                }
                 self.store
                     .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
                     .await?;
-                self.store.release_memory().await;
                 return Ok(());
             };
             let commit = current.commit(&job);

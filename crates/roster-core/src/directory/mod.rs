@@ -71,6 +71,9 @@ pub struct Directory {
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
     /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
     auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
+    /// Hands memory freed after a burst (a bulk import) back to the operating system. The
+    /// allocator is the program's choice, not the core's, so the program supplies this.
+    return_memory: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// How long a verified bearer token is trusted without asking the store again. Reads are
@@ -122,7 +125,16 @@ impl Directory {
             task_wakeup: Arc::default(),
             sealer: None,
             auth_cache: Arc::default(),
+            return_memory: None,
         }
+    }
+
+    /// Installs what hands freed memory back to the operating system after a bulk import
+    /// (for example a forced collection of the program's allocator).
+    #[must_use]
+    pub fn with_memory_return(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.return_memory = Some(f);
+        self
     }
 
     /// Installs the sealer that protects vendor signing secrets at rest.
