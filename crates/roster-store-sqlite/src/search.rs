@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, Transaction};
 use rusqlite_migration::HookResult;
 
 use crate::errors::SqlContext;
+use crate::snapshot::ReadSnapshot;
 use crate::users;
 
 /// Candidate rows read per statement. Most candidates are kept, so one statement usually
@@ -281,7 +282,7 @@ pub(crate) fn search_users(
     limit: usize,
 ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
     let found = {
-        let tx = conn.transaction().context("begin search users")?;
+        let tx = ReadSnapshot::begin(conn, "begin search users")?;
         places(&tx, counts, tenant, q, after, limit)?
     };
     if found.is_empty() {

@@ -23,6 +23,7 @@ use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, Tran
 
 use crate::errors::{map_sqlite, SqlContext};
 use crate::events::{self, ChangeCtx, EventEntity, NewEvent};
+use crate::snapshot::ReadSnapshot;
 use crate::{departments, groups};
 
 /// The `users.search_text` of a profile: its search terms as a JSON array, from which
@@ -653,7 +654,7 @@ pub(crate) fn get_user(
     lookup: &UserLookup,
 ) -> Result<Option<User>, StoreError> {
     // One read transaction, so that the row and its memberships come from one snapshot.
-    let tx = conn.transaction().context("begin read user")?;
+    let tx = ReadSnapshot::begin(conn, "begin read user")?;
     let t = tenant.0;
     let row = match lookup {
         UserLookup::Key(key) => tx
@@ -745,7 +746,7 @@ pub(crate) fn get_users(
             UserLookup::Mobile(v) => mobiles.push(v.as_str()),
         }
     }
-    let tx = conn.transaction().context("begin read users")?;
+    let tx = ReadSnapshot::begin(conn, "begin read users")?;
     let t = tenant.0;
     let mut rows = Vec::new();
     if !keys.is_empty() {
@@ -815,7 +816,7 @@ pub(crate) fn users_by_contact(
     if emails.is_empty() && mobiles.is_empty() {
         return Ok(Vec::new());
     }
-    let tx = conn.transaction().context("begin read users by contact")?;
+    let tx = ReadSnapshot::begin(conn, "begin read users by contact")?;
     let rows = query_rows(
         &tx,
         user_select!(
@@ -869,7 +870,7 @@ pub(crate) fn list_users(
     after: Option<UserKey>,
     limit: usize,
 ) -> Result<Vec<User>, StoreError> {
-    let tx = conn.transaction().context("begin list users")?;
+    let tx = ReadSnapshot::begin(conn, "begin list users")?;
     let rows = query_rows(
         &tx,
         user_select!(
@@ -888,7 +889,7 @@ pub(crate) fn users_led_by(
     tenant: TenantId,
     leader: &OpenId,
 ) -> Result<Vec<User>, StoreError> {
-    let tx = conn.transaction().context("begin read reports")?;
+    let tx = ReadSnapshot::begin(conn, "begin read reports")?;
     let rows = query_rows(
         &tx,
         user_select!(
@@ -1080,7 +1081,7 @@ pub(crate) fn taken_values(
     tenant: TenantId,
     probe: &UniqueProbe,
 ) -> Result<TakenValues, StoreError> {
-    let tx = conn.transaction().context("begin probe")?;
+    let tx = ReadSnapshot::begin(conn, "begin probe")?;
     let mut taken = TakenValues::default();
     let checks = [
         (

@@ -800,9 +800,10 @@ async fn inserts_saves_and_purges_record_their_events() {
         ev.iter()
             .map(|e| (e.tenant, e.entity_id.as_str()))
             .collect::<Vec<_>>(),
+        // Oldest resignation first: `gone` left at 100, bob at 2 000.
         vec![
-            (t.id, b.open_id.as_str()),
-            (other.id, gone.open_id.as_str())
+            (other.id, gone.open_id.as_str()),
+            (t.id, b.open_id.as_str())
         ]
     );
     for e in &ev {
@@ -812,7 +813,7 @@ async fn inserts_saves_and_purges_record_their_events() {
         assert!(e.before.as_deref().unwrap().contains(&e.entity_id));
         assert_eq!(e.after, None);
     }
-    assert!(ev[0].before.as_deref().unwrap().contains("Still gone"));
+    assert!(ev[1].before.as_deref().unwrap().contains("Still gone"));
     assert_eq!(
         s.get_user(t.id, &UserLookup::Key(b.key)).await.unwrap(),
         None
