@@ -289,7 +289,7 @@ async fn sqlite_server_phases(
     );
     // The import's own peak, then a fresh peak for serving the N users it left: a bulk
     // import grows the writer's page cache and holds chunks in flight, which the server
-    // gives back when the import ends (`Store::release_memory`).
+    // gives back when the import ends (`Store::bulk_write_ended`).
     let rss_import_peak = server.peak_rss_mb().unwrap_or(f64::NAN);
     let rss_import = server.rss_mb().unwrap_or(f64::NAN);
     report.row(

@@ -486,8 +486,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// A hint that a large write (a bulk import) has ended: the store may give back memory
-    /// it grew for it, such as page cache. The default does nothing.
-    async fn release_memory(&self) {}
+    /// it grew for it, such as page cache, and refresh what it knows about the data that
+    /// the write moved, such as search statistics. The default does nothing.
+    async fn bulk_write_ended(&self) {}
 
     // ----- imports (crate::import) -----
 

@@ -75,6 +75,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0009_quickbi.sql")),
         M::up(include_str!("../migrations/0010_fts_hashsize.sql")),
         M::up(include_str!("../migrations/0011_resigned_index.sql")),
+        M::up(include_str!("../migrations/0012_fts_vocab.sql")),
     ])
 }
 
@@ -113,7 +114,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// read per import), so the writer keeps 128 MiB (256 MiB imported about 6% faster but
 /// peaked 240 MB higher). This is the largest part of the server's memory during an import;
 /// the pages are only allocated as they are used, so a small directory stays small, and
-/// `release_memory` hands them back when an import ends.
+/// `bulk_write_ended` hands them back when an import ends.
 const WRITER_CACHE_KIB: i64 = 128 * 1024;
 /// Page cache of each reader, in KiB. Readers are many and mostly do point lookups, and the
 /// operating system's file cache (which is not the process's memory) holds the rest.
@@ -223,12 +224,16 @@ impl SqliteStore {
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("open reader pool: {e}")))?;
         tracing::info!(path = %path.display(), readers, "opened SQLite store");
+        // The common trigrams' counts are read in the background from the start, so that
+        // the first searches need not count them one by one.
+        let trigram_counts = Arc::new(search::TrigramCounts::new(path));
+        trigram_counts.refresh_if_stale();
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: pool,
-                trigram_counts: Arc::default(),
+                trigram_counts: Arc::clone(&trigram_counts),
             }),
         })
     }
@@ -653,6 +658,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
         let query = query.clone();
         let counts = Arc::clone(&self.inner.trigram_counts);
+        counts.refresh_if_stale();
         self.read("search users", move |conn| {
             search::search_users(conn, &counts, tenant, &query, after, limit)
         })
@@ -899,7 +905,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_memory(&self) {
+    async fn bulk_write_ended(&self) {
         // The writer's page cache fills up to its size during an import and would stay that
         // large; a directory at rest needs little of it. Pages are read back from the
         // operating system's cache when needed again.
@@ -912,6 +918,9 @@ impl Store for SqliteStore {
         if let Err(err) = shrunk {
             tracing::warn!("failed to release the writer's cache: {err}");
         }
+        // An import moves the trigram counts that substring searches choose by; read them
+        // again now rather than when they are ten minutes old.
+        self.inner.trigram_counts.refresh_now();
     }
 
     #[instrument(skip_all, fields(task = %id, status = status.as_str()))]

@@ -243,7 +243,7 @@ impl Directory {
                 }
                 // Memory goes back before the task says it is done, so that whoever waits
                 // for the import finds the server at its resting size.
-                self.store.release_memory().await;
+                self.store.bulk_write_ended().await;
                 if let Some(give_back) = &self.return_memory {
                     give_back();
                 }
