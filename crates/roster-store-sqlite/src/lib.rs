@@ -226,7 +226,7 @@ impl SqliteStore {
         tracing::info!(path = %path.display(), readers, "opened SQLite store");
         // The common trigrams' counts are read in the background from the start, so that
         // the first searches need not count them one by one.
-        let trigram_counts = Arc::new(search::TrigramCounts::new(path));
+        let trigram_counts = Arc::new(search::TrigramCounts::new(pool.clone()));
         trigram_counts.refresh_if_stale();
         Ok(Self {
             inner: Arc::new(Inner {

@@ -9,15 +9,15 @@
 //! matches by several terms, and in the substring tier the users already listed by prefix.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use r2d2_sqlite::SqliteConnectionManager;
 use roster_core::search::{SearchCursor, SearchQuery, SearchTier, SUFFIX_MARK};
 use roster_core::{StoreError, TenantId, User, UserKey, UserLookup};
 use roster_store_common::{decode_profile, place_of, search_text};
-use rusqlite::{params, Connection, OpenFlags, Transaction};
+use rusqlite::{params, Connection, Transaction};
 use rusqlite_migration::HookResult;
 
 use crate::errors::SqlContext;
@@ -80,17 +80,21 @@ pub(crate) struct TrigramCounts {
     common: RwLock<(HashMap<String, i64>, Option<Instant>)>,
     /// Set while a background pass runs, so that only one does.
     loading: AtomicBool,
-    /// The database the background pass reads, on a connection of its own.
-    path: PathBuf,
+    /// Counts calls of [`Self::refresh_now`], so that a pass that began before one does not
+    /// pass its older counts off as fresh.
+    invalidations: AtomicU64,
+    /// The store's reader pool; the background pass borrows one reader for its read.
+    readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
 impl TrigramCounts {
-    pub(crate) fn new(path: &Path) -> Self {
+    pub(crate) fn new(readers: r2d2::Pool<SqliteConnectionManager>) -> Self {
         Self {
             probed: Mutex::default(),
             common: RwLock::default(),
             loading: AtomicBool::new(false),
-            path: path.to_owned(),
+            invalidations: AtomicU64::new(0),
+            readers,
         }
     }
 
@@ -121,6 +125,7 @@ impl TrigramCounts {
     /// Starts a background pass over the vocabulary now (unless one is running): the data
     /// changed a lot.
     pub(crate) fn refresh_now(self: &Arc<Self>) {
+        self.invalidations.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut common) = self.common.write() {
             common.1 = None;
         }
@@ -142,10 +147,15 @@ impl TrigramCounts {
         let spawned = std::thread::Builder::new()
             .name("roster-trigram-counts".into())
             .spawn(move || {
+                let generation = counts.invalidations.load(Ordering::Acquire);
                 let loaded = counts.load_common();
+                // Counts read across a `refresh_now` are kept but stay stale, so that the
+                // next search starts a pass that sees the change.
+                let read_at =
+                    (counts.invalidations.load(Ordering::Acquire) == generation).then(Instant::now);
                 if let Ok(mut common) = counts.common.write() {
                     match loaded {
-                        Ok(map) => *common = (map, Some(Instant::now())),
+                        Ok(map) => *common = (map, read_at),
                         Err(err) => {
                             // Searches still work by probing; try again after the TTL.
                             tracing::warn!(
@@ -165,15 +175,9 @@ impl TrigramCounts {
     /// One pass over the FTS5 vocabulary: every trigram held by more than [`COMMON_ROWS`]
     /// rows, with its row count.
     fn load_common(&self) -> Result<HashMap<String, i64>, StoreError> {
-        // Opened like the pool's readers (see `SqliteStore::open`).
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .and_then(|c| c.pragma_update(None, "query_only", true).map(|()| c))
-        .context("open a connection for trigram counts")?;
+        let conn = self.readers.get().map_err(|e| {
+            StoreError::Backend(format!("trigram counts: get reader connection: {e}"))
+        })?;
         let mut stmt = conn
             .prepare("SELECT term, doc FROM users_fts_vocab WHERE doc > ?1")
             .context("prepare trigram counts")?;
@@ -454,7 +458,8 @@ mod tests {
             .unwrap();
         }
         tx.commit().unwrap();
-        let counts = Arc::new(TrigramCounts::new(&path));
+        let readers = r2d2::Pool::new(r2d2_sqlite::SqliteConnectionManager::file(&path)).unwrap();
+        let counts = Arc::new(TrigramCounts::new(readers));
         counts.refresh_if_stale();
         let started = Instant::now();
         while counts.loading.load(Ordering::Acquire) || counts.common.read().unwrap().1.is_none() {
