@@ -330,6 +330,15 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// Departments already read (with the user, say), so that rendering does not read them
+    /// again.
+    pub(crate) fn knowing(mut self, departments: Vec<Department>) -> Self {
+        for d in departments {
+            self.depts.insert(d.key, Some(d));
+        }
+        self
+    }
+
     async fn dept(&mut self, key: DeptKey) -> Result<Option<Department>, FeishuError> {
         if let Some(d) = self.depts.get(&key) {
             return Ok(d.clone());

@@ -286,6 +286,30 @@ pub trait Store: Send + Sync + 'static {
         lookup: &UserLookup,
     ) -> Result<Option<User>, StoreError>;
 
+    /// Reads a user (resigned ones included) with the departments of its memberships
+    /// (deleted ones included, in membership order; missing ones left out): what rendering
+    /// a user needs. A backend that can should read them in one snapshot and one round
+    /// trip; this default reads them one by one.
+    async fn get_user_with_departments(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<(User, Vec<Department>)>, StoreError> {
+        let Some(user) = self.get_user(tenant, lookup).await? else {
+            return Ok(None);
+        };
+        let mut departments = Vec::with_capacity(user.profile.departments.len());
+        for m in &user.profile.departments {
+            if let Some(d) = self
+                .get_department(tenant, &DeptLookup::Key(m.department))
+                .await?
+            {
+                departments.push(d);
+            }
+        }
+        Ok(Some((user, departments)))
+    }
+
     /// Writes every field of an existing user (see `save`).
     async fn update_user(&self, user: &User, change: &Change) -> Result<(), StoreError> {
         self.save(user.tenant, std::slice::from_ref(user), &[], &[], change)

@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
             check_department_member_count_counts_only_active_direct_members,
             check_user_round_trips_every_field,
             check_users_are_found_by_every_lookup,
+            check_user_with_departments_follows_membership_order,
             check_resigned_users_release_their_unique_values,
             check_taken_user_values_reports_only_active_holders,
             check_each_user_unique_value_clash_names_its_key,

@@ -296,6 +296,59 @@ pub async fn check_users_are_found_by_every_lookup(store: Arc<dyn Store>) {
     }
 }
 
+/// `get_user_with_departments` reads the same user as `get_user` together with the
+/// departments of its memberships, in membership order (not key order).
+pub async fn check_user_with_departments_follows_membership_order(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let t = tenant(s, "Acme", None).await;
+    let stored = insert_ok(s, &full_user(s, t.id).await).await;
+    let order: Vec<_> = stored
+        .profile
+        .departments
+        .iter()
+        .map(|m| m.department)
+        .collect();
+    assert_eq!(order.len(), 3, "the full user is in three departments");
+    let mut by_key = order.clone();
+    by_key.sort_by_key(|k| k.0);
+    assert_ne!(by_key, order, "the test needs memberships out of key order");
+    for lookup in [
+        UserLookup::Key(stored.key),
+        UserLookup::UserId("zhang.san".into()),
+        UserLookup::Email("zhang.san@example.com".into()),
+    ] {
+        let (user, depts) = s
+            .get_user_with_departments(t.id, &lookup)
+            .await
+            .expect("read user with departments")
+            .unwrap_or_else(|| panic!("user not found by {lookup:?}"));
+        assert_eq!(
+            user, stored,
+            "the same user as get_user, through {lookup:?}"
+        );
+        let keys: Vec<_> = depts.iter().map(|d| d.key).collect();
+        assert_eq!(keys, order, "departments in membership order");
+        for d in &depts {
+            let alone = s
+                .get_department(t.id, &roster_core::DeptLookup::Key(d.key))
+                .await
+                .expect("get department");
+            assert_eq!(
+                alone.as_ref(),
+                Some(d),
+                "the department as get_department reads it"
+            );
+        }
+    }
+    assert!(
+        s.get_user_with_departments(t.id, &UserLookup::UserId("nobody".into()))
+            .await
+            .expect("read unknown user")
+            .is_none(),
+        "an unknown user is None"
+    );
+}
+
 /// Resigned users keep their data but release their user id, e-mail, mobile, login name and
 /// employee number: a new active user may take them, lookups prefer the active holder (then
 /// the most recently resigned one), and resurrecting a user whose values were taken is a

@@ -577,6 +577,17 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn get_user_with_departments(
+        &self,
+        tenant: TenantId,
+        lookup: &UserLookup,
+    ) -> Result<Option<(User, Vec<Department>)>, StoreError> {
+        let lookup = lookup.clone();
+        self.read_point("get user with departments", move |conn| {
+            users::get_user_with_departments(conn, tenant, &lookup)
+        })
+    }
+
     #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), departments = departments.len(), groups = groups.len()))]
     async fn save(
         &self,

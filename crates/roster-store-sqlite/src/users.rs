@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 
 use roster_core::values::Email;
 use roster_core::{
-    Actor, Change, ChangeAction, Clock, Department, DeptKey, Group, Membership, OpenId, StoreError,
-    SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup,
-    UserProfile, UserStatus,
+    Actor, Change, ChangeAction, Clock, Department, DeptKey, DeptLookup, Group, Membership, OpenId,
+    StoreError, SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey,
+    UserLookup, UserProfile, UserStatus,
 };
 use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -588,12 +588,20 @@ fn read_membership(r: &Row<'_>, first: usize) -> rusqlite::Result<Membership> {
 }
 
 fn memberships(conn: &Connection, user: i64) -> Result<Vec<Membership>, StoreError> {
-    conn.prepare_cached(
-        "SELECT department_id, user_order, department_order, is_primary \
-         FROM user_departments WHERE user_id = ?1 ORDER BY position",
-    )
-    .and_then(|mut s| s.query_map([user], |r| read_membership(r, 0))?.collect())
-    .context("load user departments")
+    // Sorted here rather than by `ORDER BY position`: the primary key gives the rows by
+    // department, and SQLite would build a temporary B-tree to sort a handful of rows.
+    let mut rows: Vec<(i64, Membership)> = conn
+        .prepare_cached(
+            "SELECT position, department_id, user_order, department_order, is_primary \
+             FROM user_departments WHERE user_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_map([user], |r| Ok((r.get(0)?, read_membership(r, 1)?)))?
+                .collect()
+        })
+        .context("load user departments")?;
+    rows.sort_unstable_by_key(|(position, _)| *position);
+    Ok(rows.into_iter().map(|(_, m)| m).collect())
 }
 
 /// The memberships of several users, in one query.
@@ -655,50 +663,113 @@ pub(crate) fn get_user(
 ) -> Result<Option<User>, StoreError> {
     // One read transaction, so that the row and its memberships come from one snapshot.
     let tx = ReadSnapshot::begin(conn, "begin read user")?;
+    read_user(&tx, tenant, lookup)
+}
+
+/// A user and the departments of its memberships (deleted ones included, in membership
+/// order), all from one snapshot: what rendering a user needs, in one read transaction
+/// instead of one per department.
+pub(crate) fn get_user_with_departments(
+    conn: &mut Connection,
+    tenant: TenantId,
+    lookup: &UserLookup,
+) -> Result<Option<(User, Vec<Department>)>, StoreError> {
+    let tx = ReadSnapshot::begin(conn, "begin read user")?;
+    let Some(user) = read_user(&tx, tenant, lookup)? else {
+        return Ok(None);
+    };
+    let mut depts = Vec::with_capacity(user.profile.departments.len());
+    for m in &user.profile.departments {
+        if let Some(d) = departments::get_department(&tx, tenant, &DeptLookup::Key(m.department))? {
+            depts.push(d);
+        }
+    }
+    Ok(Some((user, depts)))
+}
+
+/// Reads a user with its memberships on a connection that is already in a transaction.
+fn read_user(
+    tx: &Connection,
+    tenant: TenantId,
+    lookup: &UserLookup,
+) -> Result<Option<User>, StoreError> {
     let t = tenant.0;
     let row = match lookup {
-        UserLookup::Key(key) => tx
-            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.id = ?2"))
-            .and_then(|mut s| s.query_row(params![t, key.0], UserRowRead::read).optional()),
-        UserLookup::OpenId(open) => tx
-            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.open_id = ?2"))
-            .and_then(|mut s| s.query_row(params![t, open], UserRowRead::read).optional()),
-        UserLookup::UnionId(union) => tx
-            .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.union_id = ?2"))
-            .and_then(|mut s| s.query_row(params![t, union], UserRowRead::read).optional()),
+        UserLookup::Key(key) => one_row(
+            tx,
+            user_select!("WHERE u.tenant_id = ?1 AND u.id = ?2"),
+            params![t, key.0],
+        ),
+        UserLookup::OpenId(open) => one_row(
+            tx,
+            user_select!("WHERE u.tenant_id = ?1 AND u.open_id = ?2"),
+            params![t, open],
+        ),
+        UserLookup::UnionId(union) => one_row(
+            tx,
+            user_select!("WHERE u.tenant_id = ?1 AND u.union_id = ?2"),
+            params![t, union],
+        ),
+        // Values that resigned users may share: the active holder (through the partial
+        // unique index, one probe and no sort), else the preferred resigned one.
         UserLookup::UserId(id) => {
             let folded = UserId::from_trusted(id.clone()).folded();
-            tx.prepare_cached(prefer_active!(
-                "WHERE u.tenant_id = ?1 AND u.user_id_fold = ?2"
-            ))
-            .and_then(|mut s| {
-                s.query_row(params![t, folded], UserRowRead::read)
-                    .optional()
-            })
+            active_else_preferred(
+                tx,
+                user_select!(
+                    "WHERE u.tenant_id = ?1 AND u.user_id_fold = ?2 AND NOT u.is_resigned"
+                ),
+                prefer_active!("WHERE u.tenant_id = ?1 AND u.user_id_fold = ?2"),
+                params![t, folded],
+            )
         }
         UserLookup::Email(email) => {
             let folded = Email::from_trusted(email.clone()).folded();
-            tx.prepare_cached(prefer_active!(
-                "WHERE u.tenant_id = ?1 AND u.email_fold = ?2"
-            ))
-            .and_then(|mut s| {
-                s.query_row(params![t, folded], UserRowRead::read)
-                    .optional()
-            })
+            active_else_preferred(
+                tx,
+                user_select!("WHERE u.tenant_id = ?1 AND u.email_fold = ?2 AND NOT u.is_resigned"),
+                prefer_active!("WHERE u.tenant_id = ?1 AND u.email_fold = ?2"),
+                params![t, folded],
+            )
         }
-        UserLookup::Mobile(mobile) => tx
-            .prepare_cached(prefer_active!("WHERE u.tenant_id = ?1 AND u.mobile = ?2"))
-            .and_then(|mut s| {
-                s.query_row(params![t, mobile], UserRowRead::read)
-                    .optional()
-            }),
+        UserLookup::Mobile(mobile) => active_else_preferred(
+            tx,
+            user_select!("WHERE u.tenant_id = ?1 AND u.mobile = ?2 AND NOT u.is_resigned"),
+            prefer_active!("WHERE u.tenant_id = ?1 AND u.mobile = ?2"),
+            params![t, mobile],
+        ),
     }
     .context("load user row")?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let departments = memberships(&tx, row.id)?;
+    let departments = memberships(tx, row.id)?;
     row.into_user(departments).map(Some)
+}
+
+/// At most one `UserRowRead` row of a cached select.
+fn one_row<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<Option<UserRowRead>> {
+    conn.prepare_cached(sql)?
+        .query_row(params, UserRowRead::read)
+        .optional()
+}
+
+/// The row of `active` (a select of the active user, unique), else that of `preferred`
+/// (the same value among all users, ordered by preference), with the same parameters.
+fn active_else_preferred<P: rusqlite::Params + Copy>(
+    conn: &Connection,
+    active: &str,
+    preferred: &str,
+    params: P,
+) -> rusqlite::Result<Option<UserRowRead>> {
+    match one_row(conn, active, params)? {
+        Some(row) => Ok(Some(row)),
+        None => one_row(conn, preferred, params),
+    }
 }
 
 /// A user by open id, with memberships, read on the caller's connection (inside its

@@ -94,11 +94,14 @@ pub(crate) async fn get(
     Path(user_id): Path<String>,
 ) -> Result<Envelope<wire::UserData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
-    let user = state
+    let (user, departments) = state
         .dir
-        .get_user(&caller, &ids.user_lookup(&user_id))
+        .get_user_with_departments(&caller, &ids.user_lookup(&user_id))
         .await?;
-    let user = Renderer::new(&state.dir, &caller, ids).user(&user).await?;
+    let user = Renderer::new(&state.dir, &caller, ids)
+        .knowing(departments)
+        .user(&user)
+        .await?;
     Ok(Envelope(wire::UserData { user }))
 }
 

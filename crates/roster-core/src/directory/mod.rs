@@ -837,6 +837,26 @@ impl Directory {
         Ok(user)
     }
 
+    /// Reads a user as `get_user` does, with the departments of its memberships (deleted
+    /// ones included, in membership order) from the same read: what rendering needs.
+    pub async fn get_user_with_departments(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+    ) -> Result<(User, Vec<Department>), CoreError> {
+        caller.require(Scope::ContactRead)?;
+        let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
+        let (user, departments) = self
+            .store
+            .get_user_with_departments(caller.tenant, lookup)
+            .await?
+            .ok_or_else(not_found)?;
+        if !self.can_see_user(caller, &user).await? {
+            return Err(not_found());
+        }
+        Ok((user, departments))
+    }
+
     /// Whether any of the user's departments (the root if none) is in the caller's scope.
     pub async fn can_see_user(&self, caller: &Caller, user: &User) -> Result<bool, CoreError> {
         if matches!(caller.contact_scope, ContactScope::All) {
