@@ -31,7 +31,7 @@ mod pg;
 mod server;
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -104,6 +104,24 @@ enum Cmd {
         users: usize,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// A fixed path to load instead of GET-user paths (for comparing layers).
+        #[arg(long)]
+        path: Option<String>,
+        /// Requests per second of an open loop, reporting latency, instead of a closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// For profiling: the SQLite store's read of a user with its departments (what a GET
+    /// reads), called in a loop on a data directory's database, without HTTP.
+    #[command(hide = true)]
+    StoreGet {
+        /// The `roster.db` of a data directory (`ROSTER_BENCH_KEEP=1` keeps one).
+        db: PathBuf,
+        users: u64,
+        #[arg(long, default_value_t = 1)]
+        threads: u64,
+        #[arg(long, default_value_t = 200_000)]
+        reads: u64,
     },
 }
 
@@ -115,11 +133,22 @@ fn main() -> anyhow::Result<()> {
     if let Some(Cmd::ServeCeiling { body }) = &args.command {
         return server::serve_ceiling(body);
     }
+    if let Some(Cmd::StoreGet {
+        db,
+        users,
+        threads,
+        reads,
+    }) = &args.command
+    {
+        return store_get(db, *users, *threads, *reads);
+    }
     if let Some(Cmd::LoadGet {
         addr,
         token,
         users,
         seconds,
+        path,
+        rate,
     }) = &args.command
     {
         let target = load::Target {
@@ -127,18 +156,34 @@ fn main() -> anyhow::Result<()> {
             auth: Some(format!("Bearer {token}")),
         };
         let (users, seconds, connections) = (*users as u64, *seconds, args.connections);
+        let fixed = path.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let rps = rt.block_on(load::throughput(
-            &target,
-            connections,
-            Duration::from_secs_f64(seconds),
-            move |k| {
-                let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1);
-                format!("/open-apis/contact/v3/users/u{i:08}?user_id_type=user_id")
-            },
-        ))?;
+        let path = move |k: u64| {
+            if let Some(p) = &fixed {
+                return p.clone();
+            }
+            let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1);
+            format!("/open-apis/contact/v3/users/u{i:08}?user_id_type=user_id")
+        };
+        let duration = Duration::from_secs_f64(seconds);
+        if let Some(rate) = *rate {
+            let samples = rt.block_on(load::fixed_rate(
+                &target,
+                connections,
+                rate,
+                duration,
+                move |k| (path(k), "get"),
+            ))?;
+            let lat = Latency::of(samples.into_iter().map(|(_, d)| d).collect());
+            println!(
+                "{rate:.0} req/s: p50 {:.2} ms, p99 {:.2} ms ({} requests)",
+                lat.p50_ms, lat.p99_ms, lat.count
+            );
+            return Ok(());
+        }
+        let rps = rt.block_on(load::throughput(&target, connections, duration, path))?;
         println!("{rps:.0} req/s");
         return Ok(());
     }
@@ -146,6 +191,44 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(run(args))
+}
+
+/// `store-get`: reads users `u00000000`… of tenant 1 by user id, as a GET does, from
+/// `threads` threads at once, and prints the time per read.
+fn store_get(db: &Path, users: u64, threads: u64, reads: u64) -> anyhow::Result<()> {
+    use roster_core::{Store as _, TenantId, UserLookup};
+    let store = roster_store_sqlite::SqliteStore::open(db)?;
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = store.clone();
+                s.spawn(move || {
+                    for k in 0..reads {
+                        let k = k + t * reads;
+                        let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1);
+                        let lookup = UserLookup::UserId(format!("u{i:08}"));
+                        futures::executor::block_on(
+                            store.get_user_with_departments(TenantId(1), &lookup),
+                        )?
+                        .with_context(|| format!("no user u{i:08}"))?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a reader panicked"))?)
+    })?;
+    let elapsed = start.elapsed();
+    println!(
+        "{} reads on {threads} threads in {elapsed:.2?}: {:.1} µs per read and thread, {:.0} reads/s",
+        reads * threads,
+        elapsed.as_secs_f64() * 1e6 / reads as f64,
+        (reads * threads) as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Finds the roster binary, building it (release) when it is not beside this executable.
@@ -582,6 +665,7 @@ async fn search(
             bail!("search {q:?} found nothing: {status} {v}");
         }
     }
+    let pin = load::IdleLatencyPin::hold();
     let kinds = ["substring", "cjk", "pinyin"];
     let mut all = Vec::new();
     for kind in kinds {
@@ -624,6 +708,12 @@ async fn search(
     );
     report.set("search_p50_ms", round(lat.p50_ms, 3));
     report.set("search_p99_ms", round(lat.p99_ms, 3));
+    report.row(
+        "search: CPU idle states",
+        idle_note(&pin),
+        "latency phases hold /dev/cpu_dma_latency at 0 when they can".to_owned(),
+    );
+    drop(pin);
     Ok(())
 }
 
@@ -667,7 +757,6 @@ async fn get_user(
         move |k| path(k)
     })
     .await?;
-    drop(ceiling);
     // A warm-up of three times that length first, reported but not measured: on this
     // project's machines (Firecracker VMs whose DAMON scheme pages out memory idle for
     // about 30 s) the kernel has dropped most of the users table from the file cache by
@@ -684,11 +773,27 @@ async fn get_user(
     })
     .await?;
     let half = (rps / 2.0).max(1.0);
-    let samples = load::fixed_rate(&target, args.connections, half, duration, move |k| {
-        (path(k), "get")
-    })
-    .await?;
-    let lat = Latency::of(samples.into_iter().map(|(_, d)| d).collect());
+    // The latency at half load, first with the CPUs' idle states as the machine has them,
+    // then with them pinned (see `IdleLatencyPin`); the fixed-body server's latency at the
+    // same rate, pinned too, is the floor that the machine and the client allow. Each loop
+    // asks for other users than the loops before it, so none reads what another warmed.
+    let open_loop = |target: Target, offset: u64| {
+        let path = path.clone();
+        async move {
+            let samples = load::fixed_rate(&target, args.connections, half, duration, move |k| {
+                (path(k.wrapping_add(offset)), "get")
+            })
+            .await?;
+            anyhow::Ok(Latency::of(samples.into_iter().map(|(_, d)| d).collect()))
+        }
+    };
+    let default_idle = open_loop(target.clone(), 2 << 40).await?;
+    let pin = load::IdleLatencyPin::hold();
+    let lat = open_loop(target.clone(), 3 << 40).await?;
+    let floor = open_loop(ceiling_target.clone(), 4 << 40).await?;
+    let (idle, pinned) = (idle_note(&pin), pin.is_ok());
+    drop(pin);
+    drop(ceiling);
     report.row(
         "HTTP ceiling (fixed JSON, axum)",
         format!("{ceiling_rps:.0} req/s"),
@@ -710,11 +815,33 @@ async fn get_user(
     report.row(
         "GET user p50 / p99 at half load",
         format!("{:.2} / {:.2} ms", lat.p50_ms, lat.p99_ms),
-        format!("{half:.0} req/s open loop (target p99 <= 2 ms)"),
+        format!("{half:.0} req/s open loop, CPU idle states {idle} (target p99 <= 2 ms)"),
+    );
+    report.row(
+        "  same, default idle states",
+        format!("{:.2} / {:.2} ms", default_idle.p50_ms, default_idle.p99_ms),
+        "the VM's halted vCPUs wake through the host".to_owned(),
+    );
+    report.row(
+        "  floor: fixed-body server, same rate",
+        format!("{:.2} / {:.2} ms", floor.p50_ms, floor.p99_ms),
+        format!("CPU idle states {idle}"),
     );
     report.set("get_ceiling_rps", round(ceiling_rps, 0));
     report.set("get_rps", round(rps, 0));
     report.set("get_ratio", round(rps / ceiling_rps, 3));
+    report.set("get_p50_ms", round(lat.p50_ms, 3));
     report.set("get_p99_ms", round(lat.p99_ms, 3));
+    report.set("get_p99_default_idle_ms", round(default_idle.p99_ms, 3));
+    report.set("get_p99_floor_ms", round(floor.p99_ms, 3));
+    report.set("idle_states_pinned", pinned);
     Ok(())
+}
+
+/// How the latency phases found the CPUs' idle states, for the report.
+fn idle_note(pin: &Result<load::IdleLatencyPin, String>) -> String {
+    match pin {
+        Ok(_) => "pinned".to_owned(),
+        Err(why) => format!("not pinned ({why})"),
+    }
 }
