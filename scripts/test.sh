@@ -69,7 +69,7 @@ cargo run --locked -q -p roster-bench -- --users 2000 --search-seconds 1 --get-s
 tail -n1 "$bench_log" | python3 -c '
 import json, sys
 report = json.loads(sys.stdin.read())
-keys = "users ceiling_sqlite_rows_s import_sqlite_users_s import_sqlite_ratio ceiling_pg_rows_s import_pg_users_s import_pg_ratio batch_add_users_s search_p50_ms search_p99_ms get_ceiling_rps get_rps get_ratio get_p99_ms rss_mb".split()
+keys = "users ceiling_sqlite_rows_s import_sqlite_users_s import_sqlite_ratio ceiling_pg_rows_s import_pg_users_s import_pg_ratio batch_add_users_s search_p50_ms search_p99_ms get_ceiling_rps get_rps get_ratio get_p99_ms get_p99_default_idle_ms get_p99_floor_ms rss_mb".split()
 missing = [k for k in keys if k not in report]
 assert not missing, f"benchmark JSON lacks {missing}"
 print("benchmark JSON line carries all", len(keys), "keys")
