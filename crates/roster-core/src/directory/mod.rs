@@ -824,17 +824,8 @@ impl Directory {
     /// Reads a user (resigned ones included) that the caller may see.
     pub async fn get_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<User, CoreError> {
         caller.require(Scope::ContactRead)?;
-        let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
-        let user = self
-            .store
-            .get_user(caller.tenant, lookup)
-            .await?
-            .ok_or_else(not_found)?;
-        if !self.can_see_user(caller, &user).await? {
-            // Outside the scope a user is reported as absent, so that scopes leak nothing.
-            return Err(not_found());
-        }
-        Ok(user)
+        let found = self.store.get_user(caller.tenant, lookup).await?;
+        self.visible(caller, lookup, found, |u| u).await
     }
 
     /// Reads a user as `get_user` does, with the departments of its memberships (deleted
@@ -845,16 +836,28 @@ impl Directory {
         lookup: &UserLookup,
     ) -> Result<(User, Vec<Department>), CoreError> {
         caller.require(Scope::ContactRead)?;
-        let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
-        let (user, departments) = self
+        let found = self
             .store
             .get_user_with_departments(caller.tenant, lookup)
-            .await?
-            .ok_or_else(not_found)?;
-        if !self.can_see_user(caller, &user).await? {
+            .await?;
+        self.visible(caller, lookup, found, |(u, _)| u).await
+    }
+
+    /// What a read of `lookup` found, if it is a user the caller may see. Outside the scope
+    /// a user is reported as absent, so that scopes leak nothing.
+    async fn visible<T>(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        found: Option<T>,
+        user: impl Fn(&T) -> &User,
+    ) -> Result<T, CoreError> {
+        let not_found = || CoreError::not_found(Entity::User, lookup_text(lookup));
+        let found = found.ok_or_else(not_found)?;
+        if !self.can_see_user(caller, user(&found)).await? {
             return Err(not_found());
         }
-        Ok((user, departments))
+        Ok(found)
     }
 
     /// Whether any of the user's departments (the root if none) is in the caller's scope.
