@@ -164,7 +164,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(p) = &fixed {
                 return p.clone();
             }
-            let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1);
+            let i = spread(k, users);
             format!("/open-apis/contact/v3/users/u{i:08}?user_id_type=user_id")
         };
         let duration = Duration::from_secs_f64(seconds);
@@ -193,12 +193,18 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(args))
 }
 
+/// The index of the user that request `k` asks for, among `users`: a multiplicative hash,
+/// so that consecutive requests spread over the whole table instead of walking it.
+fn spread(k: u64, users: u64) -> u64 {
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1)
+}
+
 /// `store-get`: reads users `u00000000`… of tenant 1 by user id, as a GET does, from
 /// `threads` threads at once, and prints the time per read.
 fn store_get(db: &Path, users: u64, threads: u64, reads: u64) -> anyhow::Result<()> {
     use roster_core::{Store as _, TenantId, UserLookup};
     let store = roster_store_sqlite::SqliteStore::open(db)?;
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -206,7 +212,7 @@ fn store_get(db: &Path, users: u64, threads: u64, reads: u64) -> anyhow::Result<
                 s.spawn(move || {
                     for k in 0..reads {
                         let k = k + t * reads;
-                        let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % users.max(1);
+                        let i = spread(k, users);
                         let lookup = UserLookup::UserId(format!("u{i:08}"));
                         futures::executor::block_on(
                             store.get_user_with_departments(TenantId(1), &lookup),
@@ -733,8 +739,7 @@ async fn get_user(
     let path = {
         let ids = ids.clone();
         move |k: u64| {
-            // A multiplicative hash spreads the requests over the whole table.
-            let i = (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as usize % ids.len();
+            let i = spread(k, ids.len() as u64) as usize;
             format!(
                 "/open-apis/contact/v3/users/{}?user_id_type=user_id",
                 ids[i]

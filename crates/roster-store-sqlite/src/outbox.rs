@@ -8,7 +8,7 @@
 //! Reads attach each message's activation through `activations_outbox_idx` (migration 0005).
 
 use roster_core::{
-    Actor, Change, ChangeAction, Channel, OutboxMessage, StoreError, TenantId, User,
+    Actor, Change, ChangeAction, Channel, OutboxMessage, StoreError, TenantId, User, UserLookup,
 };
 use roster_store_common::user_snapshot;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -270,7 +270,7 @@ pub(crate) fn activate(
         return Ok(None);
     }
     let tenant = TenantId(tenant);
-    let Some(before) = users::user_by_open_id(&tx, tenant, &open_id)? else {
+    let Some(before) = users::read_user(&tx, tenant, &UserLookup::OpenId(open_id))? else {
         return Ok(None);
     };
     tx.prepare_cached("UPDATE activations SET used_at = ?2 WHERE token_hash = ?1")

@@ -687,8 +687,9 @@ pub(crate) fn get_user_with_departments(
     Ok(Some((user, depts)))
 }
 
-/// Reads a user with its memberships on a connection that is already in a transaction.
-fn read_user(
+/// Reads a user with its memberships on a connection that is already in a transaction
+/// (the caller's own, or the snapshot of `get_user`).
+pub(crate) fn read_user(
     tx: &Connection,
     tenant: TenantId,
     lookup: &UserLookup,
@@ -770,27 +771,6 @@ fn active_else_preferred<P: rusqlite::Params + Copy>(
         Some(row) => Ok(Some(row)),
         None => one_row(conn, preferred, params),
     }
-}
-
-/// A user by open id, with memberships, read on the caller's connection (inside its
-/// transaction, unlike `get_user`, which opens its own).
-pub(crate) fn user_by_open_id(
-    conn: &Connection,
-    tenant: TenantId,
-    open_id: &str,
-) -> Result<Option<User>, StoreError> {
-    let row = conn
-        .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.open_id = ?2"))
-        .and_then(|mut s| {
-            s.query_row(params![tenant.0, open_id], UserRowRead::read)
-                .optional()
-        })
-        .context("load user row")?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let departments = memberships(conn, row.id)?;
-    row.into_user(departments).map(Some)
 }
 
 /// Several lookups at once: one query per kind of lookup present (at most six), each taking
