@@ -310,12 +310,14 @@ pub(crate) fn member_count(
     tenant: TenantId,
     dept: DeptKey,
 ) -> Result<u64, StoreError> {
+    // Kept by the triggers of migration 0013; a department that does not exist has none.
     let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM user_departments ud JOIN users u ON u.id = ud.user_id \
-             WHERE ud.department_id = ?2 AND ud.tenant_id = ?1 AND NOT u.is_resigned",
-        )
-        .and_then(|mut s| s.query_row(params![tenant.0, dept.0], |r| r.get(0)))
-        .context("count department members")?;
+        .prepare_cached("SELECT member_count FROM departments WHERE tenant_id = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.0, dept.0], |r| r.get(0))
+                .optional()
+        })
+        .context("count department members")?
+        .unwrap_or(0);
     u64::try_from(n).map_err(|_| corrupt("member count"))
 }

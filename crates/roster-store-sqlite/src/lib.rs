@@ -76,6 +76,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!("../migrations/0010_fts_hashsize.sql")),
         M::up(include_str!("../migrations/0011_resigned_index.sql")),
         M::up(include_str!("../migrations/0012_fts_vocab.sql")),
+        M::up(include_str!(
+            "../migrations/0013_department_member_count.sql"
+        )),
     ])
 }
 
@@ -1262,5 +1265,62 @@ mod tests {
         };
         assert_eq!(leader(1), None);
         assert_eq!(leader(2).as_deref(), Some("ou_boss"));
+    }
+
+    /// Migration 0013 counts the members that exist when it runs, and its triggers keep
+    /// the count through the writes that move it.
+    #[test]
+    fn migration_0013_counts_existing_members_and_keeps_counting() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        let m = super::migrations();
+        m.to_version(&mut conn, 12).unwrap();
+        conn.execute_batch(
+            r"
+            INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 't', 'k', 0);
+            INSERT INTO departments (id, tenant_id, open_department_id, department_id,
+                department_id_fold, parent_id, name, doc, created_at, updated_at)
+            VALUES (1, 1, '0', '0', '0', NULL, 't', '{}', 0, 0),
+                   (2, 1, 'od-2', 'd2', 'd2', 1, 'two', '{}', 0, 0);
+            INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name,
+                is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at,
+                updated_at, doc)
+            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'A', 0, 0, 0, 0, 0, 0, 0, '{}'),
+                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'B', 1, 0, 0, 0, 0, 0, 0, '{}'),
+                   (3, 1, 'ou_3', 'on_3', 'u3', 'u3', 'C', 0, 0, 0, 0, 0, 0, 0, '{}');
+            INSERT INTO user_departments (user_id, department_id, tenant_id, position,
+                user_order, department_order, is_primary)
+            VALUES (1, 2, 1, 0, 0, 0, 1), (2, 2, 1, 0, 0, 0, 1), (3, 2, 1, 0, 0, 0, 1),
+                   (3, 1, 1, 1, 0, 0, 0);
+            ",
+        )
+        .unwrap();
+        m.to_latest(&mut conn).unwrap();
+        let counts = |conn: &Connection| -> Vec<i64> {
+            conn.prepare("SELECT member_count FROM departments ORDER BY id")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(counts(&conn), [1, 2], "the resigned user is not counted");
+        conn.execute_batch(
+            "UPDATE users SET is_resigned = 0 WHERE id = 2;
+             UPDATE users SET is_resigned = 1 WHERE id = 3;",
+        )
+        .unwrap();
+        assert_eq!(counts(&conn), [0, 2], "resurrected in, resigned out");
+        conn.execute_batch(
+            "UPDATE user_departments SET department_id = 1 WHERE user_id = 1;
+             DELETE FROM users WHERE id = 2;
+             DELETE FROM users WHERE id = 3;",
+        )
+        .unwrap();
+        assert_eq!(
+            counts(&conn),
+            [1, 0],
+            "a moved membership moves its count; deleted users take theirs once"
+        );
     }
 }
