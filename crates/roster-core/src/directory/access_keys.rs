@@ -42,7 +42,7 @@ fn no_sealer() -> CoreError {
 
 impl Directory {
     fn sealer(&self) -> Result<&Arc<dyn crate::access_key::SecretSealer>, CoreError> {
-        self.sealer.as_ref().ok_or_else(no_sealer)
+        self.inner.sealer.as_ref().ok_or_else(no_sealer)
     }
 
     /// Creates an access-key app of `kind` (Alibaba or Huawei) with one key pair, and
@@ -63,7 +63,7 @@ impl Directory {
         let name = crate::values::bounded_text("name", name.trim(), 100, true)?;
         let project = match (kind, project_id) {
             (AppKind::Huawei, Some(p)) => Some(ProjectId::parse(p)?),
-            (AppKind::Huawei, None) => Some(ProjectId::from_trusted(self.ids.hex(16))),
+            (AppKind::Huawei, None) => Some(ProjectId::from_trusted(self.inner.ids.hex(16))),
             (AppKind::Alibaba, None) => None,
             (AppKind::Alibaba, Some(_)) => {
                 return Err(CoreError::invalid(
@@ -80,6 +80,7 @@ impl Directory {
         };
         if let Some(p) = &project {
             let taken_elsewhere = self
+                .inner
                 .store
                 .list_access_keys(None)
                 .await?
@@ -92,17 +93,17 @@ impl Directory {
                 ));
             }
         }
-        let (key_id, secret) = generate_pair(self.ids.as_ref(), kind)?;
+        let (key_id, secret) = generate_pair(self.inner.ids.as_ref(), kind)?;
         let sealed_secret = self.sealer()?.seal(secret.as_bytes());
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let app = App {
-            app_id: self.ids.app_id(),
+            app_id: self.inner.ids.app_id(),
             tenant,
             name,
             kind,
             // The app itself has no usable secret (the token call refuses non-Feishu apps);
             // a hash of discarded random bits keeps the column's meaning intact.
-            secret_hash: hash_secret(&self.ids.secret()),
+            secret_hash: hash_secret(&self.inner.ids.secret()),
             scopes,
             contact_scope: ContactScope::All,
             created_at: now,
@@ -116,7 +117,7 @@ impl Directory {
             sealed_secret,
             created_at: now,
         };
-        self.store.insert_access_key(&app, &key).await?;
+        self.inner.store.insert_access_key(&app, &key).await?;
         Ok(CreatedAccessKey { app, key, secret })
     }
 
@@ -125,7 +126,7 @@ impl Directory {
         &self,
         tenant: Option<TenantId>,
     ) -> Result<Vec<AccessKey>, CoreError> {
-        Ok(self.store.list_access_keys(tenant).await?)
+        Ok(self.inner.store.list_access_keys(tenant).await?)
     }
 
     /// The key a request claims to be signed with, with its secret in clear and the caller
@@ -140,7 +141,7 @@ impl Directory {
         if !key_id_looks_valid(key_id) {
             return Ok(None);
         }
-        let Some(key) = self.store.get_access_key(key_id).await? else {
+        let Some(key) = self.inner.store.get_access_key(key_id).await? else {
             return Ok(None);
         };
         if key.kind != kind {
@@ -162,6 +163,7 @@ impl Directory {
 
     async fn caller_of_key(&self, key: &AccessKey) -> Result<Option<Caller>, CoreError> {
         Ok(self
+            .inner
             .store
             .get_app(&key.app_id)
             .await?
@@ -198,9 +200,10 @@ impl Directory {
                 "the access key is not bound to this project".into(),
             ));
         }
-        let token = format!("hw-{}", self.ids.hex(32));
-        let now = self.clock.now_ms();
-        self.store
+        let token = format!("hw-{}", self.inner.ids.hex(32));
+        let now = self.inner.clock.now_ms();
+        self.inner
+            .store
             .insert_token(&TokenRecord {
                 token_hash: hash_secret(&token),
                 app_id: key.key.app_id.clone(),
@@ -222,13 +225,17 @@ impl Directory {
         token: &str,
         kind: AppKind,
     ) -> Result<Option<(AccessKey, Caller)>, CoreError> {
-        let Some(record) = self.store.find_token(&hash_secret(token)).await? else {
+        let Some(record) = self.inner.store.find_token(&hash_secret(token)).await? else {
             return Ok(None);
         };
-        if record.expires_at <= self.clock.now_ms() {
+        if record.expires_at <= self.inner.clock.now_ms() {
             return Ok(None);
         }
-        let keys = self.store.list_access_keys(Some(record.tenant)).await?;
+        let keys = self
+            .inner
+            .store
+            .list_access_keys(Some(record.tenant))
+            .await?;
         let Some(key) = keys
             .into_iter()
             .find(|k| k.app_id == record.app_id && k.kind == kind)

@@ -31,6 +31,7 @@ impl Directory {
     ) -> Result<BatchReport, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let known: HashSet<String> = self
+            .inner
             .store
             .list_groups(caller.tenant)
             .await?
@@ -70,6 +71,7 @@ impl Directory {
             }
         }
         let written = self
+            .inner
             .store
             .insert_users_invited(caller.tenant, &users, &mails, &change_of(caller))
             .await?;
@@ -109,7 +111,11 @@ impl Directory {
         let mut out = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.list_users(caller.tenant, after, PAGE).await?;
+            let page = self
+                .inner
+                .store
+                .list_users(caller.tenant, after, PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key);
             let full = page.len() == PAGE;
@@ -128,7 +134,8 @@ impl Directory {
     /// Reads a group of the caller's tenant.
     pub async fn get_group(&self, caller: &Caller, group_id: &str) -> Result<Group, CoreError> {
         caller.require(Scope::ContactRead)?;
-        self.store
+        self.inner
+            .store
             .get_group(caller.tenant, group_id)
             .await?
             .ok_or_else(|| CoreError::not_found(Entity::Group, group_id))
@@ -160,7 +167,12 @@ impl Directory {
                 "the group still has members",
             ));
         }
-        if self.store.delete_group(caller.tenant, group_id).await? {
+        if self
+            .inner
+            .store
+            .delete_group(caller.tenant, group_id)
+            .await?
+        {
             Ok(())
         } else {
             Err(CoreError::not_found(Entity::Group, group_id))

@@ -69,7 +69,7 @@ impl Directory {
         }
         roles.check()?;
         let groups = self.bi_existing_groups(tenant, groups).await?;
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
 
         let mut outcomes: Vec<BiEntryOutcome> = Vec::with_capacity(entries.len());
         // Members to write, each with the index of its outcome.
@@ -83,6 +83,7 @@ impl Directory {
                 }
                 Ok(user) => {
                     if self
+                        .inner
                         .store
                         .get_bi_member(tenant, &user.open_id)
                         .await?
@@ -124,6 +125,7 @@ impl Directory {
         if !pending.is_empty() {
             let members: Vec<BiMember> = pending.iter().map(|(_, m)| m.clone()).collect();
             let written = self
+                .inner
                 .store
                 .insert_bi_members(tenant, &members, max_members, &Change::by(actor))
                 .await?;
@@ -157,7 +159,12 @@ impl Directory {
         if input.is_empty() || input.len() > 128 {
             return Ok(Err(BiEntryFailure::NotInDirectory));
         }
-        let user = match self.store.get_user(tenant, &feishu_lookup(input)).await? {
+        let user = match self
+            .inner
+            .store
+            .get_user(tenant, &feishu_lookup(input))
+            .await?
+        {
             Some(u) if !u.status.is_resigned => u,
             _ => return Ok(Err(BiEntryFailure::NotInDirectory)),
         };
@@ -190,7 +197,7 @@ impl Directory {
             ));
         }
         for g in &out {
-            if self.store.get_group(tenant, g).await?.is_none() {
+            if self.inner.store.get_group(tenant, g).await?.is_none() {
                 return Err(CoreError::not_found(Entity::Group, g.clone()));
             }
         }
@@ -205,11 +212,13 @@ impl Directory {
     ) -> Result<(BiMember, Option<User>), CoreError> {
         let open_id = member_id(user_id)?;
         let member = self
+            .inner
             .store
             .get_bi_member(tenant, &open_id)
             .await?
             .ok_or_else(|| CoreError::not_found(Entity::BiMember, user_id))?;
         let user = self
+            .inner
             .store
             .get_user(tenant, &UserLookup::OpenId(open_id.as_str().to_owned()))
             .await?;
@@ -219,7 +228,7 @@ impl Directory {
     /// Whether a user is a member of the organisation.
     pub async fn bi_is_member(&self, tenant: TenantId, user_id: &str) -> Result<bool, CoreError> {
         match OpenId::parse(user_id.trim()) {
-            Ok(id) => Ok(self.store.get_bi_member(tenant, &id).await?.is_some()),
+            Ok(id) => Ok(self.inner.store.get_bi_member(tenant, &id).await?.is_some()),
             Err(_) => Ok(false),
         }
     }
@@ -243,6 +252,7 @@ impl Directory {
             .filter(|k| !k.is_empty());
         let offset = (page - 1).saturating_mul(page_size as u64);
         let (members, total) = self
+            .inner
             .store
             .list_bi_members(tenant, keyword.as_deref(), offset, page_size)
             .await?;
@@ -250,7 +260,7 @@ impl Directory {
             .iter()
             .map(|m| UserLookup::OpenId(m.open_id.as_str().to_owned()))
             .collect();
-        let users = self.store.get_users(tenant, &lookups).await?;
+        let users = self.inner.store.get_users(tenant, &lookups).await?;
         let rows = members
             .into_iter()
             .map(|m| {
@@ -323,8 +333,9 @@ impl Directory {
         actor: Actor,
         user_id: &str,
     ) -> Result<BiMember, CoreError> {
-        member.updated_at = self.clock.now_ms();
+        member.updated_at = self.inner.clock.now_ms();
         if self
+            .inner
             .store
             .update_bi_member(&member, &Change::by(actor))
             .await?
@@ -346,8 +357,14 @@ impl Directory {
     ) -> Result<(), CoreError> {
         let open_id = member_id(user_id)?;
         if self
+            .inner
             .store
-            .delete_bi_member(tenant, &open_id, self.clock.now_ms(), &Change::by(actor))
+            .delete_bi_member(
+                tenant,
+                &open_id,
+                self.inner.clock.now_ms(),
+                &Change::by(actor),
+            )
             .await?
         {
             Ok(())
@@ -371,13 +388,13 @@ impl Directory {
         let group = Group {
             key: 0,
             tenant,
-            group_id: self.ids.hex(16),
+            group_id: self.inner.ids.hex(16),
             name,
             description,
             owner: None,
-            created_at: self.clock.now_ms(),
+            created_at: self.inner.clock.now_ms(),
         };
-        Ok(self.store.insert_group(&group).await?)
+        Ok(self.inner.store.insert_group(&group).await?)
     }
 
     /// The tenant's groups, oldest first, optionally only those whose name contains
@@ -387,7 +404,7 @@ impl Directory {
         tenant: TenantId,
         keyword: Option<&str>,
     ) -> Result<Vec<Group>, CoreError> {
-        let groups = self.store.list_groups(tenant).await?;
+        let groups = self.inner.store.list_groups(tenant).await?;
         Ok(match keyword.map(str::trim).filter(|k| !k.is_empty()) {
             Some(k) => {
                 let k = k.to_lowercase();
@@ -408,8 +425,9 @@ impl Directory {
         nonce: &str,
         window_ms: i64,
     ) -> Result<bool, CoreError> {
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         Ok(self
+            .inner
             .store
             .claim_signature_nonce(access_key_id, nonce, now, now + window_ms)
             .await?)
@@ -418,8 +436,9 @@ impl Directory {
     /// Forgets nonces whose window has passed; returns how many.
     pub async fn purge_signature_nonces(&self) -> Result<u64, CoreError> {
         Ok(self
+            .inner
             .store
-            .purge_signature_nonces(self.clock.now_ms())
+            .purge_signature_nonces(self.inner.clock.now_ms())
             .await?)
     }
 }

@@ -29,9 +29,9 @@ impl Directory {
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
     pub async fn begin_import(&self, caller: &Caller, notify: bool) -> Result<Task, CoreError> {
         caller.require(Scope::ContactWrite)?;
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let task = Task {
-            id: TaskId::from_trusted(self.ids.hex(16)),
+            id: TaskId::from_trusted(self.inner.ids.hex(16)),
             tenant: caller.tenant,
             app_id: caller.app_id.clone(),
             kind: IMPORT_KIND.to_owned(),
@@ -45,7 +45,7 @@ impl Directory {
             lease_owner: None,
             lease_until: Some(now + IMPORT_RECEIVE_TIMEOUT_MS),
         };
-        self.store.create_import(&task).await?;
+        self.inner.store.create_import(&task).await?;
         Ok(task)
     }
 
@@ -55,8 +55,13 @@ impl Directory {
         id: &TaskId,
         chunk: &ImportChunk,
     ) -> Result<(), CoreError> {
-        let deadline = self.clock.now_ms() + IMPORT_RECEIVE_TIMEOUT_MS;
-        if self.store.append_import_chunk(id, chunk, deadline).await? {
+        let deadline = self.inner.clock.now_ms() + IMPORT_RECEIVE_TIMEOUT_MS;
+        if self
+            .inner
+            .store
+            .append_import_chunk(id, chunk, deadline)
+            .await?
+        {
             Ok(())
         } else {
             Err(CoreError::conflict(
@@ -68,8 +73,8 @@ impl Directory {
 
     /// Ends an import's upload; from now on a worker may claim it.
     pub async fn seal_import(&self, id: &TaskId) -> Result<(), CoreError> {
-        if self.store.seal_import(id).await? {
-            self.task_wakeup.notify_one();
+        if self.inner.store.seal_import(id).await? {
+            self.inner.task_wakeup.notify_one();
             Ok(())
         } else {
             Err(CoreError::conflict(
@@ -81,14 +86,18 @@ impl Directory {
 
     /// Gives up an import whose upload failed; it never runs.
     pub async fn abort_import(&self, id: &TaskId) -> Result<(), CoreError> {
-        self.store.abort_import(id, self.clock.now_ms()).await?;
+        self.inner
+            .store
+            .abort_import(id, self.inner.clock.now_ms())
+            .await?;
         Ok(())
     }
 
     /// An import task of the caller's tenant (any other task is `NotFound`).
     pub async fn get_import(&self, caller: &Caller, id: &TaskId) -> Result<Task, CoreError> {
         caller.require(Scope::ContactRead)?;
-        self.store
+        self.inner
+            .store
             .get_task(caller.tenant, id)
             .await?
             .filter(|t| t.kind == IMPORT_KIND)
@@ -110,7 +119,7 @@ impl Directory {
         // Row numbers start at 1 and row indexes at 0, so row `after + 1` has index `after`.
         let mut from = after;
         while out.len() < limit && from < task.total {
-            let chunks = self.store.import_outcomes(&task.id, from, 4).await?;
+            let chunks = self.inner.store.import_outcomes(&task.id, from, 4).await?;
             if chunks.is_empty() {
                 break;
             }
@@ -169,7 +178,11 @@ impl Directory {
         limit: usize,
     ) -> Result<(Vec<User>, Option<UserKey>), CoreError> {
         caller.require(Scope::ContactRead)?;
-        let page = self.store.list_users(caller.tenant, after, limit).await?;
+        let page = self
+            .inner
+            .store
+            .list_users(caller.tenant, after, limit)
+            .await?;
         let last = page.last().map(|u| u.key);
         let mut out = Vec::with_capacity(page.len());
         for u in page {
@@ -186,7 +199,12 @@ impl Directory {
             return;
         }
         *last = Some(Instant::now());
-        match self.store.expire_imports(self.clock.now_ms()).await {
+        match self
+            .inner
+            .store
+            .expire_imports(self.inner.clock.now_ms())
+            .await
+        {
             Ok(0) => {}
             Ok(n) => tracing::warn!(imports = n, "abandoned uploads failed"),
             Err(err) => tracing::warn!("failed to expire abandoned uploads: {err}"),
@@ -213,9 +231,15 @@ impl Directory {
         worker: &str,
         invitations: &Invitations,
     ) -> Result<(), CoreError> {
-        let Some(app) = self.store.get_app(&task.app_id).await? else {
-            self.store
-                .finish_task(&task.id, worker, TaskStatus::Failed, self.clock.now_ms())
+        let Some(app) = self.inner.store.get_app(&task.app_id).await? else {
+            self.inner
+                .store
+                .finish_task(
+                    &task.id,
+                    worker,
+                    TaskStatus::Failed,
+                    self.inner.clock.now_ms(),
+                )
                 .await?;
             return Ok(());
         };
@@ -243,18 +267,24 @@ impl Directory {
                 }
                 // Memory goes back before the task says it is done, so that whoever waits
                 // for the import finds the server at its resting size.
-                self.store.bulk_write_ended().await;
-                if let Some(give_back) = &self.return_memory {
+                self.inner.store.bulk_write_ended().await;
+                if let Some(give_back) = &self.inner.return_memory {
                     give_back();
                 }
-                self.store
-                    .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
+                self.inner
+                    .store
+                    .finish_task(
+                        &task.id,
+                        worker,
+                        TaskStatus::Done,
+                        self.inner.clock.now_ms(),
+                    )
                     .await?;
                 return Ok(());
             };
             let commit = current.commit(&job);
             let (committed, following) = tokio::join!(
-                self.store.commit_import_chunk(&commit),
+                self.inner.store.commit_import_chunk(&commit),
                 self.next_import_chunk(&job, Some(current.seq)),
             );
             if committed?.is_none() {
@@ -268,8 +298,13 @@ impl Directory {
                 }
                 other => other,
             };
-            let until = self.clock.now_ms() + invitations.lease_ms;
-            if !self.store.renew_task_lease(&task.id, worker, until).await? {
+            let until = self.inner.clock.now_ms() + invitations.lease_ms;
+            if !self
+                .inner
+                .store
+                .renew_task_lease(&task.id, worker, until)
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -283,6 +318,7 @@ impl Directory {
         after: Option<u32>,
     ) -> Result<Option<PreparedChunk>, CoreError> {
         let chunks = self
+            .inner
             .store
             .pending_import_chunks(&job.task.id, after, 1)
             .await?;

@@ -115,7 +115,11 @@ impl Directory {
                 _ => {}
             }
         }
-        let taken = self.store.taken_user_values(user.tenant, &probe).await?;
+        let taken = self
+            .inner
+            .store
+            .taken_user_values(user.tenant, &probe)
+            .await?;
         for (k, v) in changed {
             let hit = match k {
                 UniqueKey::UserId => taken.user_ids.contains(v),
@@ -161,6 +165,7 @@ impl Directory {
                 break;
             }
             next = self
+                .inner
                 .store
                 .get_user(user.tenant, &UserLookup::OpenId(open_id.to_string()))
                 .await?
@@ -241,8 +246,11 @@ impl Directory {
             .filter(|kv| !before.contains(kv))
             .collect();
         self.check_unique_against_others(&user, &changed).await?;
-        user.updated_at = self.clock.now_ms();
-        self.store.update_user(&user, &change_of(caller)).await?;
+        user.updated_at = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .update_user(&user, &change_of(caller))
+            .await?;
         Ok(user)
     }
 
@@ -269,8 +277,11 @@ impl Directory {
                 .await?;
         }
         user.user_id = new_id;
-        user.updated_at = self.clock.now_ms();
-        self.store.update_user(&user, &change_of(caller)).await?;
+        user.updated_at = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .update_user(&user, &change_of(caller))
+            .await?;
         Ok(user)
     }
 
@@ -281,7 +292,7 @@ impl Directory {
         lookups: &[UserLookup],
     ) -> Result<Vec<User>, CoreError> {
         caller.require(Scope::ContactRead)?;
-        let users = self.store.get_users(caller.tenant, lookups).await?;
+        let users = self.inner.store.get_users(caller.tenant, lookups).await?;
         let mut out = Vec::with_capacity(users.len());
         for u in users {
             if self.can_see_user(caller, &u).await? {
@@ -304,6 +315,7 @@ impl Directory {
         let folded: Vec<String> = emails.iter().map(Email::folded).collect();
         let phones: Vec<String> = mobiles.iter().map(|m| m.as_str().to_owned()).collect();
         let mut found = self
+            .inner
             .store
             .users_by_contact(caller.tenant, &folded, &phones)
             .await?;
@@ -376,7 +388,9 @@ impl Directory {
         let dept = self.get_department(caller, dept).await?;
         let (users, more) = self
             .visible_page(caller, after, limit, |a, n| {
-                self.store.department_members(caller.tenant, dept.key, a, n)
+                self.inner
+                    .store
+                    .department_members(caller.tenant, dept.key, a, n)
             })
             .await?;
         Ok((users, more))
@@ -399,6 +413,7 @@ impl Directory {
         let mut cursor = after;
         loop {
             let batch = self
+                .inner
                 .store
                 .search_users(caller.tenant, &query, cursor.clone(), limit + 1)
                 .await?;
@@ -451,15 +466,16 @@ impl Directory {
         };
         let mut notes = Vec::new();
         for (kind, l) in &handover.transfers {
-            let a = check_acceptor(self.store.get_user(caller.tenant, l).await?)?;
+            let a = check_acceptor(self.inner.store.get_user(caller.tenant, l).await?)?;
             notes.push(format!("{kind} -> {}", a.open_id));
         }
         let successor = match &handover.successor {
             Some(l) => Some(check_acceptor(
-                self.store.get_user(caller.tenant, l).await?,
+                self.inner.store.get_user(caller.tenant, l).await?,
             )?),
             None => match &user.profile.leader {
                 Some(l) => self
+                    .inner
                     .store
                     .get_user(caller.tenant, &UserLookup::OpenId(l.to_string()))
                     .await?
@@ -478,8 +494,9 @@ impl Directory {
             Some(s) => self.report_above(&user, s).await?,
             None => None,
         };
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let mut reports = self
+            .inner
             .store
             .users_led_by(caller.tenant, &user.open_id)
             .await?;
@@ -492,6 +509,7 @@ impl Directory {
             r.updated_at = now;
         }
         let mut depts: Vec<Department> = self
+            .inner
             .store
             .departments_led_by(caller.tenant, &user.open_id)
             .await?;
@@ -500,6 +518,7 @@ impl Directory {
             d.updated_at = now;
         }
         let mut groups = self
+            .inner
             .store
             .groups_owned_by(caller.tenant, &user.open_id)
             .await?;
@@ -517,7 +536,8 @@ impl Directory {
         if !notes.is_empty() {
             change.note = Some(format!("handover: {}", notes.join("; ")));
         }
-        self.store
+        self.inner
+            .store
             .save(caller.tenant, &users, &depts, &groups, &change)
             .await?;
         Ok(())
@@ -537,6 +557,7 @@ impl Directory {
                 Some(l) if *l == user.open_id => return Ok(Some(current.open_id)),
                 Some(l) => {
                     match self
+                        .inner
                         .store
                         .get_user(user.tenant, &UserLookup::OpenId(l.to_string()))
                         .await?
@@ -560,6 +581,7 @@ impl Directory {
     ) -> Result<User, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let mut user = self
+            .inner
             .store
             .get_user(caller.tenant, lookup)
             .await?
@@ -590,8 +612,11 @@ impl Directory {
         self.check_unique_against_others(&user, &values).await?;
         user.status.is_resigned = false;
         user.resigned_at = None;
-        user.updated_at = self.clock.now_ms();
-        self.store.update_user(&user, &change_of(caller)).await?;
+        user.updated_at = self.inner.clock.now_ms();
+        self.inner
+            .store
+            .update_user(&user, &change_of(caller))
+            .await?;
         Ok(user)
     }
 
@@ -599,27 +624,31 @@ impl Directory {
     /// from now on (Feishu U7).
     pub async fn logout_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<(), CoreError> {
         let mut user = self.user_for_change(caller, lookup).await?;
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         user.logout_at = Some(now);
         user.updated_at = now;
-        self.store.update_user(&user, &change_of(caller)).await?;
+        self.inner
+            .store
+            .update_user(&user, &change_of(caller))
+            .await?;
         Ok(())
     }
 
     /// The app's JSAPI ticket: the same one while it is valid, then a new one (Feishu U8).
     /// Returns the ticket and its remaining seconds.
     pub async fn jsapi_ticket(&self, caller: &Caller) -> Result<(String, i64), CoreError> {
-        let now = self.clock.now_ms();
-        if let Some((ticket, expires_at)) = self.store.jsapi_ticket(&caller.app_id).await? {
+        let now = self.inner.clock.now_ms();
+        if let Some((ticket, expires_at)) = self.inner.store.jsapi_ticket(&caller.app_id).await? {
             // A ticket is handed out only with a minute to spare, so that a client never
             // caches one that expires before it can use it.
             if expires_at - now > 60_000 {
                 return Ok((ticket, (expires_at - now) / 1000));
             }
         }
-        let ticket = self.ids.hex(20);
+        let ticket = self.inner.ids.hex(20);
         let expires_at = now + JSAPI_TICKET_TTL_S * 1000;
-        self.store
+        self.inner
+            .store
             .put_jsapi_ticket(&caller.app_id, &ticket, expires_at)
             .await?;
         Ok((ticket, JSAPI_TICKET_TTL_S))
@@ -655,8 +684,9 @@ impl Directory {
         let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
         loop {
             match self
+                .inner
                 .store
-                .claim_idempotency_key(&key, fingerprint, self.clock.now_ms())
+                .claim_idempotency_key(&key, fingerprint, self.inner.clock.now_ms())
                 .await?
             {
                 IdempotencyClaim::Claimed => break,
@@ -684,14 +714,14 @@ impl Directory {
         }
         match op().await {
             Ok(id) => {
-                self.store.complete_idempotency_key(&key, &id).await?;
+                self.inner.store.complete_idempotency_key(&key, &id).await?;
                 Ok(IdempotentOutcome {
                     entity_id: id,
                     replayed: false,
                 })
             }
             Err(e) => {
-                self.store.release_idempotency_key(&key).await?;
+                self.inner.store.release_idempotency_key(&key).await?;
                 Err(e)
             }
         }
@@ -704,9 +734,10 @@ impl Directory {
         retention_ms: i64,
         key_retention_ms: i64,
     ) -> Result<u64, CoreError> {
-        let now = self.clock.now_ms();
-        let users = self.store.purge_resigned(now - retention_ms).await?;
-        self.store
+        let now = self.inner.clock.now_ms();
+        let users = self.inner.store.purge_resigned(now - retention_ms).await?;
+        self.inner
+            .store
             .purge_idempotency_keys(now - key_retention_ms)
             .await?;
         Ok(users)
@@ -719,7 +750,7 @@ impl Directory {
         after: i64,
         limit: usize,
     ) -> Result<Vec<crate::audit::ChangeEvent>, CoreError> {
-        Ok(self.store.list_events(tenant, after, limit).await?)
+        Ok(self.inner.store.list_events(tenant, after, limit).await?)
     }
 
     /// Whether an app sees the whole directory (used to skip per-user checks in lists).

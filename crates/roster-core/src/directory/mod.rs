@@ -52,9 +52,16 @@ pub struct IssuedToken {
     pub expire_s: i64,
 }
 
-/// The directory service.
+/// The directory service. Cloning is one reference count: every request clones it (axum
+/// hands each handler and extractor its own copy of the state), and with a count per field
+/// the two cores spent about 3% of a GET's time bouncing those counters between them.
 #[derive(Clone)]
 pub struct Directory {
+    inner: Arc<Shared>,
+}
+
+/// What every clone of a [`Directory`] shares.
+struct Shared {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
@@ -62,7 +69,7 @@ pub struct Directory {
     /// this cache is what lets the token call return the same token while it has 30 minutes
     /// left, as Feishu does. After a restart (or on another node) a fresh token is issued;
     /// earlier ones stay valid until they expire, which is also Feishu's behaviour.
-    recent_tokens: Arc<Mutex<HashMap<AppId, (String, i64)>>>,
+    recent_tokens: Mutex<HashMap<AppId, (String, i64)>>,
     /// Wakes this process's task workers when a task is submitted here, so that they need
     /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
     task_wakeup: Arc<tokio::sync::Notify>,
@@ -70,7 +77,7 @@ pub struct Directory {
     /// keys can be neither created nor used.
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
     /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
-    auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
+    auth_cache: Mutex<HashMap<String, CachedAuth>>,
     /// Hands memory freed after a burst (a bulk import) back to the operating system. The
     /// allocator is the program's choice, not the core's, so the program supplies this.
     return_memory: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -98,7 +105,7 @@ struct CachedAuth {
 impl std::fmt::Debug for Directory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Directory")
-            .field("store", &self.store.backend())
+            .field("store", &self.inner.store.backend())
             .finish_non_exhaustive()
     }
 }
@@ -118,47 +125,66 @@ impl Directory {
     /// Builds the service over a store.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Self {
         Self {
-            store,
-            clock,
-            ids,
-            recent_tokens: Arc::default(),
+            inner: Arc::new(Shared {
+                store,
+                clock,
+                ids,
+                recent_tokens: Mutex::default(),
+                task_wakeup: Arc::default(),
+                sealer: None,
+                auth_cache: Mutex::default(),
+                return_memory: None,
+            }),
+        }
+    }
+
+    /// Changes a setting of a directory being built. A directory already shared by clones
+    /// keeps its caches and wake-up to itself: the new one starts with empty ones.
+    fn configured(self, set: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Shared {
+            store: Arc::clone(&shared.store),
+            clock: Arc::clone(&shared.clock),
+            ids: Arc::clone(&shared.ids),
+            recent_tokens: Mutex::default(),
             task_wakeup: Arc::default(),
-            sealer: None,
-            auth_cache: Arc::default(),
-            return_memory: None,
+            sealer: shared.sealer.clone(),
+            auth_cache: Mutex::default(),
+            return_memory: shared.return_memory.clone(),
+        });
+        set(&mut shared);
+        Self {
+            inner: Arc::new(shared),
         }
     }
 
     /// Installs what hands freed memory back to the operating system after a bulk import
     /// (for example a forced collection of the program's allocator).
     #[must_use]
-    pub fn with_memory_return(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {
-        self.return_memory = Some(f);
-        self
+    pub fn with_memory_return(self, f: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.configured(|s| s.return_memory = Some(f))
     }
 
     /// Installs the sealer that protects vendor signing secrets at rest.
     #[must_use]
-    pub fn with_sealer(mut self, sealer: Arc<dyn crate::access_key::SecretSealer>) -> Self {
-        self.sealer = Some(sealer);
-        self
+    pub fn with_sealer(self, sealer: Arc<dyn crate::access_key::SecretSealer>) -> Self {
+        self.configured(|s| s.sealer = Some(sealer))
     }
 
     /// The store, for health checks.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.inner.store
     }
 
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.inner.clock
     }
 
     // ----------------------------------------------------------------- tenants and apps
 
     /// On an empty store, creates a default tenant and an app with every scope.
     pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, CoreError> {
-        if !self.store.list_tenants().await?.is_empty() {
+        if !self.inner.store.list_tenants().await?.is_empty() {
             return Ok(None);
         }
         // Several nodes may start on one empty database at once: the tenant name's unique
@@ -189,21 +215,23 @@ impl Directory {
     /// Creates a tenant with its root department.
     #[instrument(skip_all, fields(tenant.name = %new.name))]
     pub async fn create_tenant(&self, new: NewTenant) -> Result<Tenant, CoreError> {
-        let key = self.ids.hex(8);
+        let key = self.inner.ids.hex(8);
         Ok(self
+            .inner
             .store
-            .create_tenant(&new, &key, self.clock.now_ms())
+            .create_tenant(&new, &key, self.inner.clock.now_ms())
             .await?)
     }
 
     /// All tenants.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, CoreError> {
-        Ok(self.store.list_tenants().await?)
+        Ok(self.inner.store.list_tenants().await?)
     }
 
     /// Reads a tenant.
     pub async fn get_tenant(&self, id: TenantId) -> Result<Tenant, CoreError> {
-        self.store
+        self.inner
+            .store
             .get_tenant(id)
             .await?
             .ok_or_else(|| CoreError::not_found(Entity::Tenant, id.to_string()))
@@ -225,38 +253,40 @@ impl Directory {
             }
         }
         let name = crate::values::bounded_text("name", name.trim(), 100, true)?;
-        let secret = self.ids.secret();
+        let secret = self.inner.ids.secret();
         let app = App {
-            app_id: self.ids.app_id(),
+            app_id: self.inner.ids.app_id(),
             tenant,
             name,
             kind: AppKind::Feishu,
             secret_hash: hash_secret(&secret),
             scopes,
             contact_scope,
-            created_at: self.clock.now_ms(),
+            created_at: self.inner.clock.now_ms(),
         };
-        self.store.insert_app(&app).await?;
+        self.inner.store.insert_app(&app).await?;
         Ok((app, secret))
     }
 
     /// Apps of a tenant, or of all tenants.
     pub async fn list_apps(&self, tenant: Option<TenantId>) -> Result<Vec<App>, CoreError> {
-        Ok(self.store.list_apps(tenant).await?)
+        Ok(self.inner.store.list_apps(tenant).await?)
     }
 
     /// Gives an app a new secret and revokes its tokens. Returns the new secret.
     #[instrument(skip_all, fields(app_id = %app_id))]
     pub async fn rotate_secret(&self, app_id: &AppId) -> Result<String, CoreError> {
-        let secret = self.ids.secret();
+        let secret = self.inner.ids.secret();
         if !self
+            .inner
             .store
             .set_app_secret(app_id, &hash_secret(&secret))
             .await?
         {
             return Err(CoreError::not_found(Entity::App, app_id.as_str()));
         }
-        self.recent_tokens
+        self.inner
+            .recent_tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(app_id);
@@ -273,7 +303,12 @@ impl Directory {
     ) -> Result<IssuedToken, CoreError> {
         let unknown = || CoreError::Unauthenticated("app id not exists".into());
         let app_id = AppId::parse(app_id).map_err(|_| unknown())?;
-        let app = self.store.get_app(&app_id).await?.ok_or_else(unknown)?;
+        let app = self
+            .inner
+            .store
+            .get_app(&app_id)
+            .await?
+            .ok_or_else(unknown)?;
         // Access-key apps (Alibaba, Huawei) sign requests; they have no usable app secret.
         if app.kind != AppKind::Feishu {
             return Err(unknown());
@@ -281,9 +316,10 @@ impl Directory {
         if !secret_matches(secret, &app.secret_hash) {
             return Err(CoreError::Unauthenticated("app secret invalid".into()));
         }
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let cached = {
             let cache = self
+                .inner
                 .recent_tokens
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -294,7 +330,12 @@ impl Directory {
             // The store is asked too, so that a token revoked by a secret rotation on
             // another node is never handed out again.
             if left_s >= TOKEN_REUSE_MIN_S
-                && self.store.find_token(&hash_secret(&token)).await?.is_some()
+                && self
+                    .inner
+                    .store
+                    .find_token(&hash_secret(&token))
+                    .await?
+                    .is_some()
             {
                 return Ok(IssuedToken {
                     token,
@@ -302,9 +343,10 @@ impl Directory {
                 });
             }
         }
-        let token = format!("t-{}", self.ids.hex(32));
+        let token = format!("t-{}", self.inner.ids.hex(32));
         let expires_at = now + TOKEN_TTL_S * 1000;
-        self.store
+        self.inner
+            .store
             .insert_token(&TokenRecord {
                 token_hash: hash_secret(&token),
                 app_id: app_id.clone(),
@@ -313,7 +355,8 @@ impl Directory {
                 expires_at,
             })
             .await?;
-        self.recent_tokens
+        self.inner
+            .recent_tokens
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(app_id, (token.clone(), expires_at));
@@ -328,15 +371,21 @@ impl Directory {
     pub async fn authenticate(&self, token: &str) -> Result<Caller, CoreError> {
         let invalid = || CoreError::Unauthenticated("invalid access token".into());
         let hash = hash_secret(token);
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         if let Some(hit) = self.cached_auth(&hash, now) {
             return Ok(hit);
         }
-        let record = self.store.find_token(&hash).await?.ok_or_else(invalid)?;
-        if record.expires_at <= self.clock.now_ms() {
+        let record = self
+            .inner
+            .store
+            .find_token(&hash)
+            .await?
+            .ok_or_else(invalid)?;
+        if record.expires_at <= self.inner.clock.now_ms() {
             return Err(invalid());
         }
         let app = self
+            .inner
             .store
             .get_app(&record.app_id)
             .await?
@@ -351,7 +400,7 @@ impl Directory {
             scopes: app.scopes,
             contact_scope: app.contact_scope,
         };
-        if let Ok(mut cache) = self.auth_cache.lock() {
+        if let Ok(mut cache) = self.inner.auth_cache.lock() {
             if cache.len() >= AUTH_CACHE_MAX {
                 cache.clear();
             }
@@ -369,7 +418,7 @@ impl Directory {
 
     /// A token verified less than [`AUTH_CACHE_TTL_MS`] ago and not yet expired.
     fn cached_auth(&self, hash: &str, now: i64) -> Option<Caller> {
-        let cache = self.auth_cache.lock().ok()?;
+        let cache = self.inner.auth_cache.lock().ok()?;
         let hit = cache.get(hash)?;
         (hit.expires_at > now && now - hit.verified_at < AUTH_CACHE_TTL_MS)
             .then(|| hit.caller.clone())
@@ -377,14 +426,18 @@ impl Directory {
 
     /// Forgets every cached token of an app (its secret was rotated by this process).
     fn forget_app_tokens(&self, app_id: &AppId) {
-        if let Ok(mut cache) = self.auth_cache.lock() {
+        if let Ok(mut cache) = self.inner.auth_cache.lock() {
             cache.retain(|_, v| &v.caller.app_id != app_id);
         }
     }
 
     /// Deletes expired tokens; returns how many.
     pub async fn purge_expired_tokens(&self) -> Result<u64, CoreError> {
-        Ok(self.store.purge_expired_tokens(self.clock.now_ms()).await?)
+        Ok(self
+            .inner
+            .store
+            .purge_expired_tokens(self.inner.clock.now_ms())
+            .await?)
     }
 
     // ----------------------------------------------------------------------- departments
@@ -398,7 +451,7 @@ impl Directory {
             DeptLookup::Key(k) => k.0.to_string(),
             DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
         };
-        match self.store.get_department(tenant, lookup).await? {
+        match self.inner.store.get_department(tenant, lookup).await? {
             Some(d) if !d.is_deleted => Ok(d),
             _ => Err(CoreError::not_found(Entity::Department, key)),
         }
@@ -426,6 +479,7 @@ impl Directory {
                 )));
             }
             let parent = self
+                .inner
                 .store
                 .get_department(dept.tenant, &DeptLookup::Key(key))
                 .await?
@@ -497,7 +551,11 @@ impl Directory {
         let mut out = Vec::new();
         let mut frontier = std::collections::VecDeque::from([dept.key]);
         while let Some(key) = frontier.pop_front() {
-            let children = self.store.child_departments(caller.tenant, key).await?;
+            let children = self
+                .inner
+                .store
+                .child_departments(caller.tenant, key)
+                .await?;
             if recursive {
                 frontier.extend(children.iter().map(|c| c.key));
             }
@@ -532,6 +590,7 @@ impl Directory {
             ));
         }
         if self
+            .inner
             .store
             .child_departments(caller.tenant, parent.key)
             .await?
@@ -543,7 +602,7 @@ impl Directory {
                 format!("a department may have at most {MAX_CHILDREN} children"),
             ));
         }
-        if self.store.count_departments(caller.tenant).await? >= MAX_DEPARTMENTS {
+        if self.inner.store.count_departments(caller.tenant).await? >= MAX_DEPARTMENTS {
             return Err(CoreError::conflict(
                 ConflictKind::TooManyDepartments,
                 format!("a tenant may have at most {MAX_DEPARTMENTS} departments"),
@@ -557,14 +616,14 @@ impl Directory {
             )
             .await?;
         }
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let dept = Department {
             key: DeptKey(0),
             tenant: caller.tenant,
-            open_department_id: self.ids.open_department_id(),
+            open_department_id: self.inner.ids.open_department_id(),
             department_id: new
                 .department_id
-                .unwrap_or_else(|| self.ids.department_id()),
+                .unwrap_or_else(|| self.inner.ids.department_id()),
             parent: Some(parent.key),
             fields: new.fields,
             is_deleted: false,
@@ -572,6 +631,7 @@ impl Directory {
             updated_at: now,
         };
         Ok(self
+            .inner
             .store
             .insert_department(&dept, &change_of(caller))
             .await?)
@@ -653,8 +713,9 @@ impl Directory {
         if let Some(order) = patch.order {
             dept.fields.order = order;
         }
-        dept.updated_at = self.clock.now_ms();
-        self.store
+        dept.updated_at = self.inner.clock.now_ms();
+        self.inner
+            .store
             .update_department(&dept, &change_of(caller))
             .await?;
         Ok(dept)
@@ -669,7 +730,8 @@ impl Directory {
             let mut next = Vec::new();
             for k in level {
                 next.extend(
-                    self.store
+                    self.inner
+                        .store
                         .child_departments(tenant, k)
                         .await?
                         .into_iter()
@@ -698,6 +760,7 @@ impl Directory {
             ));
         }
         if !self
+            .inner
             .store
             .child_departments(caller.tenant, dept.key)
             .await?
@@ -709,6 +772,7 @@ impl Directory {
             ));
         }
         if self
+            .inner
             .store
             .department_member_count(caller.tenant, dept.key)
             .await?
@@ -720,8 +784,9 @@ impl Directory {
             ));
         }
         dept.is_deleted = true;
-        dept.updated_at = self.clock.now_ms();
-        self.store
+        dept.updated_at = self.inner.clock.now_ms();
+        self.inner
+            .store
             .update_department(&dept, &change_of(caller))
             .await?;
         Ok(())
@@ -735,6 +800,7 @@ impl Directory {
         key: DeptKey,
     ) -> Result<Option<Department>, CoreError> {
         Ok(self
+            .inner
             .store
             .get_department(tenant, &DeptLookup::Key(key))
             .await?)
@@ -747,7 +813,7 @@ impl Directory {
         tenant: TenantId,
         lookup: &UserLookup,
     ) -> Result<Option<User>, CoreError> {
-        Ok(self.store.get_user(tenant, lookup).await?)
+        Ok(self.inner.store.get_user(tenant, lookup).await?)
     }
 
     /// Number of active users directly in a department.
@@ -756,7 +822,11 @@ impl Directory {
         tenant: TenantId,
         key: DeptKey,
     ) -> Result<u64, CoreError> {
-        Ok(self.store.department_member_count(tenant, key).await?)
+        Ok(self
+            .inner
+            .store
+            .department_member_count(tenant, key)
+            .await?)
     }
 
     // ---------------------------------------------------------------------------- groups
@@ -782,13 +852,13 @@ impl Directory {
         let group = crate::group::Group {
             key: 0,
             tenant: caller.tenant,
-            group_id: self.ids.hex(16),
+            group_id: self.inner.ids.hex(16),
             name,
             description,
             owner,
-            created_at: self.clock.now_ms(),
+            created_at: self.inner.clock.now_ms(),
         };
-        Ok(self.store.insert_group(&group).await?)
+        Ok(self.inner.store.insert_group(&group).await?)
     }
 
     /// The tenant's groups, oldest first.
@@ -797,7 +867,7 @@ impl Directory {
         caller: &Caller,
     ) -> Result<Vec<crate::group::Group>, CoreError> {
         caller.require(Scope::ContactRead)?;
-        Ok(self.store.list_groups(caller.tenant).await?)
+        Ok(self.inner.store.list_groups(caller.tenant).await?)
     }
 
     // ----------------------------------------------------------------------------- users
@@ -808,7 +878,7 @@ impl Directory {
         lookup: &UserLookup,
         field: &'static str,
     ) -> Result<User, CoreError> {
-        match self.store.get_user(tenant, lookup).await? {
+        match self.inner.store.get_user(tenant, lookup).await? {
             Some(u) if !u.status.is_resigned => Ok(u),
             Some(_) => Err(CoreError::BadReference {
                 field,
@@ -824,7 +894,7 @@ impl Directory {
     /// Reads a user (resigned ones included) that the caller may see.
     pub async fn get_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<User, CoreError> {
         caller.require(Scope::ContactRead)?;
-        let found = self.store.get_user(caller.tenant, lookup).await?;
+        let found = self.inner.store.get_user(caller.tenant, lookup).await?;
         self.visible(caller, lookup, found, |u| u).await
     }
 
@@ -837,6 +907,7 @@ impl Directory {
     ) -> Result<(User, Vec<Department>), CoreError> {
         caller.require(Scope::ContactRead)?;
         let found = self
+            .inner
             .store
             .get_user_with_departments(caller.tenant, lookup)
             .await?;
@@ -867,6 +938,7 @@ impl Directory {
         }
         for m in &user.profile.departments {
             if let Some(d) = self
+                .inner
                 .store
                 .get_department(caller.tenant, &DeptLookup::Key(m.department))
                 .await?
@@ -887,7 +959,8 @@ impl Directory {
         let created = report.items.into_iter().next().ok_or_else(|| {
             CoreError::Storage(StoreError::Backend("empty batch report".into()))
         })??;
-        self.store
+        self.inner
+            .store
             .get_user(caller.tenant, &UserLookup::Key(created.key))
             .await?
             .ok_or_else(|| CoreError::Storage(StoreError::Backend("created user vanished".into())))
@@ -924,6 +997,7 @@ impl Directory {
                 .filter_map(|&i| pending[i].as_ref().map(|p| p.user.clone()))
                 .collect();
             let written = self
+                .inner
                 .store
                 .insert_users(tenant, &users, true, &change_of(caller))
                 .await?;
@@ -968,6 +1042,7 @@ impl Directory {
                         continue;
                     }
                     let written = self
+                        .inner
                         .store
                         .insert_users(tenant, &users, false, &change_of(caller))
                         .await?;
@@ -1036,7 +1111,7 @@ impl Directory {
     }
 
     fn prepare(&self, tenant: TenantId, new: NewUser) -> PreparedItem {
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let mut profile = new.profile;
         // A department named twice would break the membership key; keep the first mention.
         let mut seen = HashSet::new();
@@ -1049,9 +1124,9 @@ impl Directory {
             user: User {
                 key: crate::user::UserKey(0),
                 tenant,
-                open_id: self.ids.open_id(),
-                union_id: self.ids.union_id(),
-                user_id: new.user_id.unwrap_or_else(|| self.ids.user_id()),
+                open_id: self.inner.ids.open_id(),
+                union_id: self.inner.ids.union_id(),
+                user_id: new.user_id.unwrap_or_else(|| self.inner.ids.user_id()),
                 profile,
                 status: UserStatus {
                     is_activated: new.activated,
@@ -1097,6 +1172,7 @@ impl Directory {
                     *v
                 } else {
                     let v = match self
+                        .inner
                         .store
                         .get_department(caller.tenant, &DeptLookup::Key(m.department))
                         .await?
@@ -1161,7 +1237,7 @@ impl Directory {
                     }
                 }
             }
-            let taken: TakenValues = self.store.taken_user_values(tenant, &probe).await?;
+            let taken: TakenValues = self.inner.store.taken_user_values(tenant, &probe).await?;
             for &i in chunk {
                 let Some(p) = &pending[i] else { continue };
                 let clash = unique_values(&p.user)

@@ -58,7 +58,7 @@ impl Directory {
     ) -> Result<Task, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let task = Task {
-            id: TaskId::from_trusted(self.ids.hex(16)),
+            id: TaskId::from_trusted(self.inner.ids.hex(16)),
             tenant: caller.tenant,
             app_id: caller.app_id.clone(),
             kind: submission.kind,
@@ -68,7 +68,7 @@ impl Directory {
             succeeded: 0,
             failed: 0,
             notify: submission.notify,
-            created_at: self.clock.now_ms(),
+            created_at: self.inner.clock.now_ms(),
             finished_at: None,
             lease_owner: None,
             lease_until: None,
@@ -84,8 +84,8 @@ impl Directory {
                 outcome: None,
             })
             .collect();
-        self.store.create_task(&task, &items).await?;
-        self.task_wakeup.notify_one();
+        self.inner.store.create_task(&task, &items).await?;
+        self.inner.task_wakeup.notify_one();
         Ok(task)
     }
 
@@ -97,6 +97,7 @@ impl Directory {
     ) -> Result<(Task, Vec<TaskItem>), CoreError> {
         caller.require(Scope::ContactRead)?;
         let task = self
+            .inner
             .store
             .get_task(caller.tenant, id)
             .await?
@@ -104,7 +105,11 @@ impl Directory {
         let mut items = Vec::with_capacity(task.total as usize);
         let mut after = None;
         loop {
-            let page = self.store.task_items(&task.id, after, 5000, false).await?;
+            let page = self
+                .inner
+                .store
+                .task_items(&task.id, after, 5000, false)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.index);
             items.extend(page);
@@ -127,8 +132,9 @@ impl Directory {
             }
             self.expire_imports_now_and_then(&mut last_expiry).await;
             match self
+                .inner
                 .store
-                .claim_task(&worker, self.clock.now_ms(), invitations.lease_ms)
+                .claim_task(&worker, self.inner.clock.now_ms(), invitations.lease_ms)
                 .await
             {
                 Ok(Some(task)) => {
@@ -139,8 +145,14 @@ impl Directory {
                         // succeed at all is marked failed so that it stops being retried.
                         if !matches!(err, CoreError::Storage(_)) {
                             let _ = self
+                                .inner
                                 .store
-                                .finish_task(&id, &worker, TaskStatus::Failed, self.clock.now_ms())
+                                .finish_task(
+                                    &id,
+                                    &worker,
+                                    TaskStatus::Failed,
+                                    self.inner.clock.now_ms(),
+                                )
                                 .await;
                         }
                     }
@@ -150,7 +162,7 @@ impl Directory {
                 Err(err) => tracing::warn!("failed to claim a task: {err}"),
             }
             tokio::select! {
-                () = self.task_wakeup.notified() => {}
+                () = self.inner.task_wakeup.notified() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
                 _ = stop.changed() => {}
             }
@@ -170,9 +182,15 @@ impl Directory {
         }
         // The task acts with the submitting app's current rights; an app deleted meanwhile
         // leaves its task failed.
-        let Some(app) = self.store.get_app(&task.app_id).await? else {
-            self.store
-                .finish_task(&task.id, worker, TaskStatus::Failed, self.clock.now_ms())
+        let Some(app) = self.inner.store.get_app(&task.app_id).await? else {
+            self.inner
+                .store
+                .finish_task(
+                    &task.id,
+                    worker,
+                    TaskStatus::Failed,
+                    self.inner.clock.now_ms(),
+                )
                 .await?;
             return Ok(());
         };
@@ -188,6 +206,7 @@ impl Directory {
         let mut after = None;
         loop {
             let items = self
+                .inner
                 .store
                 .task_items(&task.id, after, TASK_CHUNK, true)
                 .await?;
@@ -197,8 +216,14 @@ impl Directory {
                 continue;
             }
             if items.is_empty() {
-                self.store
-                    .finish_task(&task.id, worker, TaskStatus::Done, self.clock.now_ms())
+                self.inner
+                    .store
+                    .finish_task(
+                        &task.id,
+                        worker,
+                        TaskStatus::Done,
+                        self.inner.clock.now_ms(),
+                    )
                     .await?;
                 return Ok(());
             }
@@ -241,12 +266,17 @@ impl Directory {
                 mails: &mails,
                 change: &change,
             };
-            if self.store.commit_task_chunk(&chunk).await?.is_none() {
+            if self.inner.store.commit_task_chunk(&chunk).await?.is_none() {
                 tracing::warn!(task = %task.id, "lost the task's lease; another worker has it");
                 return Ok(());
             }
-            let until = self.clock.now_ms() + invitations.lease_ms;
-            if !self.store.renew_task_lease(&task.id, worker, until).await? {
+            let until = self.inner.clock.now_ms() + invitations.lease_ms;
+            if !self
+                .inner
+                .store
+                .renew_task_lease(&task.id, worker, until)
+                .await?
+            {
                 return Ok(());
             }
         }
@@ -255,9 +285,9 @@ impl Directory {
     /// The invitation of a new user: an e-mail with an activation link, or, with only a
     /// mobile, a recorded SMS notice carrying the same link.
     pub(super) fn invitation(&self, user: &User, inv: &Invitations) -> OutboxMessage {
-        let token = self.ids.hex(32);
+        let token = self.inner.ids.hex(32);
         let link = format!("{}/activate/{token}", inv.base_url.trim_end_matches('/'));
-        let now = self.clock.now_ms();
+        let now = self.inner.clock.now_ms();
         let (channel, recipient) = match (&user.profile.email, &user.profile.mobile) {
             (Some(e), _) => (Channel::Email, e.as_str().to_owned()),
             (None, Some(m)) => (Channel::Sms, m.as_str().to_owned()),
@@ -291,8 +321,9 @@ impl Directory {
     /// `NotFound`.
     pub async fn activate_invitation(&self, token: &str) -> Result<User, CoreError> {
         let hash = hex::encode(Sha256::digest(token.as_bytes()));
-        self.store
-            .activate(&hash, self.clock.now_ms())
+        self.inner
+            .store
+            .activate(&hash, self.inner.clock.now_ms())
             .await?
             .ok_or_else(|| CoreError::not_found(Entity::User, "activation link"))
     }
@@ -300,14 +331,19 @@ impl Directory {
     /// Delivers due e-mails from the outbox through `sender`; failures are retried with
     /// exponential backoff (5 s doubling, at most an hour). Returns how many were sent.
     pub async fn deliver_outbox(&self, sender: &dyn MailSender) -> Result<usize, CoreError> {
-        let now = self.clock.now_ms();
-        let due = self.store.claim_outbox(now, 20, MAIL_LEASE_MS).await?;
+        let now = self.inner.clock.now_ms();
+        let due = self
+            .inner
+            .store
+            .claim_outbox(now, 20, MAIL_LEASE_MS)
+            .await?;
         let mut sent = 0;
         for m in due {
             match sender.send(&m.recipient, &m.subject, &m.body).await {
                 Ok(()) => {
-                    self.store
-                        .mark_outbox_sent(m.id, self.clock.now_ms())
+                    self.inner
+                        .store
+                        .mark_outbox_sent(m.id, self.inner.clock.now_ms())
                         .await?;
                     sent += 1;
                 }
@@ -320,8 +356,9 @@ impl Directory {
                         attempts = m.attempts + 1,
                         "failed to deliver mail: {err}"
                     );
-                    self.store
-                        .mark_outbox_failed(m.id, &err, self.clock.now_ms() + backoff)
+                    self.inner
+                        .store
+                        .mark_outbox_failed(m.id, &err, self.inner.clock.now_ms() + backoff)
                         .await?;
                 }
             }
@@ -358,6 +395,10 @@ impl Directory {
         unsent_only: bool,
         limit: usize,
     ) -> Result<Vec<OutboxMessage>, CoreError> {
-        Ok(self.store.list_outbox(tenant, unsent_only, limit).await?)
+        Ok(self
+            .inner
+            .store
+            .list_outbox(tenant, unsent_only, limit)
+            .await?)
     }
 }
