@@ -14,7 +14,8 @@ use roster_core::{
 use tokio::sync::watch;
 
 use crate::support::{
-    active_users, env, event_mark, events_since, insert_ok, new_user, plain_user, root, tenant,
+    active_users, env, event_mark, events_since, insert_department, insert_ok, new_user,
+    plain_user, root, tenant,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -260,6 +261,68 @@ pub async fn check_an_import_chunk_commits_users_and_outcomes_once_under_the_lea
         .expect("read")
         .expect("row-1 was written");
     assert_eq!(leader.profile.leader, Some(users[0].1.open_id.clone()));
+}
+
+/// An import chunk whose rows are all good (the SQLite store writes it by its bulk path)
+/// counts its users as members of their departments, once, replay or not.
+pub async fn check_an_import_chunk_counts_department_members(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let t = tenant(s, "Acme", None).await;
+    let r = root(s, t.id).await;
+    let a = insert_department(s, t.id, r.key, "A", "A", 0).await;
+    let task = receiving(t.id, 6);
+    s.create_import(&task).await.expect("create the import");
+    s.append_import_chunk(&task.id, &chunk(0, 0, 3, &[]), T0 + 2000)
+        .await
+        .expect("append");
+    s.seal_import(&task.id).await.expect("seal");
+    s.claim_task("w1", T0, LEASE)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let mut both = plain_user(t.id, a.key, "in-a-and-root");
+    both.profile.departments.push(roster_core::Membership {
+        department: r.key,
+        user_order: 0,
+        department_order: 0,
+        is_primary: false,
+    });
+    let users: Vec<(u32, User)> = vec![
+        (0, plain_user(t.id, a.key, "in-a")),
+        (1, both),
+        (2, plain_user(t.id, r.key, "in-root")),
+    ];
+    let change = Change::by(Actor::App(import_app()));
+    let commit = ImportCommit {
+        tenant: t.id,
+        task_id: &task.id,
+        worker: "w1",
+        seq: 0,
+        first_row: 0,
+        rows: 3,
+        users: &users,
+        failures: &[],
+        mails: &[],
+        change: &change,
+    };
+    let results = s
+        .commit_import_chunk(&commit)
+        .await
+        .expect("commit")
+        .expect("the lease holder commits");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let count = |d| async move { s.department_member_count(t.id, d).await.expect("count") };
+    assert_eq!((count(a.key).await, count(r.key).await), (2, 2));
+    assert!(s
+        .commit_import_chunk(&commit)
+        .await
+        .expect("replay")
+        .is_none());
+    assert_eq!(
+        (count(a.key).await, count(r.key).await),
+        (2, 2),
+        "a replay counts nothing"
+    );
 }
 
 pub async fn check_aborted_and_abandoned_imports_fail_and_drop_their_rows(store: Arc<dyn Store>) {

@@ -205,6 +205,7 @@ macro_rules! conformance_tests {
             check_a_task_chunk_writes_users_outcomes_counters_and_invitations,
             check_only_a_sealed_import_is_claimed_and_its_chunks_read_back_in_order,
             check_an_import_chunk_commits_users_and_outcomes_once_under_the_lease,
+            check_an_import_chunk_counts_department_members,
             check_aborted_and_abandoned_imports_fail_and_drop_their_rows,
             check_list_users_pages_active_users_by_key,
             check_an_import_runs_to_done_through_a_worker_with_results_by_row,
