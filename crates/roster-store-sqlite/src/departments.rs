@@ -42,18 +42,24 @@ macro_rules! dept_select {
 
 impl DeptRow {
     fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::read_from(r, 0)
+    }
+
+    /// Reads the columns of `dept_select!` starting at column `first` (for joins that
+    /// select other columns before them).
+    fn read_from(r: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: r.get(0)?,
-            tenant_id: r.get(1)?,
-            open_department_id: r.get(2)?,
-            department_id: r.get(3)?,
-            parent_id: r.get(4)?,
-            name: r.get(5)?,
-            sort_order: r.get(6)?,
-            doc: r.get(7)?,
-            is_deleted: r.get(8)?,
-            created_at: r.get(9)?,
-            updated_at: r.get(10)?,
+            id: r.get(first)?,
+            tenant_id: r.get(first + 1)?,
+            open_department_id: r.get(first + 2)?,
+            department_id: r.get(first + 3)?,
+            parent_id: r.get(first + 4)?,
+            name: r.get(first + 5)?,
+            sort_order: r.get(first + 6)?,
+            doc: r.get(first + 7)?,
+            is_deleted: r.get(first + 8)?,
+            created_at: r.get(first + 9)?,
+            updated_at: r.get(first + 10)?,
         })
     }
 
@@ -69,6 +75,22 @@ impl DeptRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
+    }
+}
+
+/// The department whose `dept_select!` columns start at column `first` of a joined row.
+pub(crate) fn department_at(r: &Row<'_>, first: usize) -> rusqlite::Result<DeptRead> {
+    DeptRow::read_from(r, first).map(DeptRead)
+}
+
+/// A department row read by another module's join, decoded by [`DeptRead::decode`] once
+/// the statement is done (decoding can fail with a store error, which a row closure cannot
+/// return).
+pub(crate) struct DeptRead(DeptRow);
+
+impl DeptRead {
+    pub(crate) fn decode(self) -> Result<Department, StoreError> {
+        self.0.into_department()
     }
 }
 

@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 
 use roster_core::values::Email;
 use roster_core::{
-    Actor, Change, ChangeAction, Clock, Department, DeptKey, DeptLookup, Group, Membership, OpenId,
-    StoreError, SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey,
-    UserLookup, UserProfile, UserStatus,
+    Actor, Change, ChangeAction, Clock, Department, DeptKey, Group, Membership, OpenId, StoreError,
+    SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup,
+    UserProfile, UserStatus,
 };
 use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -716,16 +716,40 @@ pub(crate) fn get_user_with_departments(
     lookup: &UserLookup,
 ) -> Result<Option<(User, Vec<Department>)>, StoreError> {
     let tx = ReadSnapshot::begin(conn, "begin read user")?;
-    let Some(user) = read_user(&tx, tenant, lookup)? else {
+    let Some(row) = read_user_row(&tx, tenant, lookup)? else {
         return Ok(None);
     };
-    let mut depts = Vec::with_capacity(user.profile.departments.len());
-    for m in &user.profile.departments {
-        if let Some(d) = departments::get_department(&tx, tenant, &DeptLookup::Key(m.department))? {
-            depts.push(d);
-        }
+    // The memberships and their departments in one statement (instead of one for the
+    // memberships and one per department), sorted by position here as in `memberships`.
+    // The inner join loses no membership: `user_departments.department_id` is a foreign key
+    // of `departments`, and departments are only ever marked deleted, never removed.
+    let mut rows: Vec<(i64, Membership, departments::DeptRead)> = tx
+        .prepare_cached(
+            "SELECT ud.position, ud.department_id, ud.user_order, ud.department_order, \
+             ud.is_primary, d.id, d.tenant_id, d.open_department_id, d.department_id, \
+             d.parent_id, d.name, d.sort_order, d.doc, d.is_deleted, d.created_at, \
+             d.updated_at FROM user_departments ud JOIN departments d \
+             ON d.id = ud.department_id WHERE ud.user_id = ?1 AND d.tenant_id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![row.id, tenant.0], |r| {
+                Ok((
+                    r.get(0)?,
+                    read_membership(r, 1)?,
+                    departments::department_at(r, 5)?,
+                ))
+            })?
+            .collect()
+        })
+        .context("load user departments")?;
+    rows.sort_unstable_by_key(|(position, _, _)| *position);
+    let mut memberships = Vec::with_capacity(rows.len());
+    let mut depts = Vec::with_capacity(rows.len());
+    for (_, m, d) in rows {
+        memberships.push(m);
+        depts.push(d.decode()?);
     }
-    Ok(Some((user, depts)))
+    Ok(Some((row.into_user(memberships)?, depts)))
 }
 
 /// Reads a user with its memberships on a connection that is already in a transaction
@@ -735,6 +759,19 @@ pub(crate) fn read_user(
     tenant: TenantId,
     lookup: &UserLookup,
 ) -> Result<Option<User>, StoreError> {
+    let Some(row) = read_user_row(tx, tenant, lookup)? else {
+        return Ok(None);
+    };
+    let departments = memberships(tx, row.id)?;
+    row.into_user(departments).map(Some)
+}
+
+/// The `users` row a lookup finds, without its memberships.
+fn read_user_row(
+    tx: &Connection,
+    tenant: TenantId,
+    lookup: &UserLookup,
+) -> Result<Option<UserRowRead>, StoreError> {
     let t = tenant.0;
     let row = match lookup {
         UserLookup::Key(key) => one_row(
@@ -782,11 +819,7 @@ pub(crate) fn read_user(
         ),
     }
     .context("load user row")?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let departments = memberships(tx, row.id)?;
-    row.into_user(departments).map(Some)
+    Ok(row)
 }
 
 /// At most one `UserRowRead` row of a cached select.
