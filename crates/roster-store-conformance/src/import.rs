@@ -145,16 +145,11 @@ pub async fn check_only_a_sealed_import_is_claimed_and_its_chunks_read_back_in_o
     );
 }
 
-pub async fn check_an_import_chunk_commits_users_and_outcomes_once_under_the_lease(
-    store: Arc<dyn Store>,
-) {
-    let s = store.as_ref();
-    let t = tenant(s, "Acme", None).await;
-    let r = root(s, t.id).await;
-    let holder = insert_ok(s, &plain_user(t.id, r.key, "taken")).await;
-    let task = receiving(t.id, 2);
+/// Import `n` of the tenant, one chunk of `rows` rows, sealed and claimed by worker `w1`.
+async fn claimed_import(s: &dyn Store, tenant: TenantId, n: u32, rows: u32) -> Task {
+    let task = receiving(tenant, n);
     s.create_import(&task).await.expect("create the import");
-    s.append_import_chunk(&task.id, &chunk(0, 0, 4, &[]), T0 + 2000)
+    s.append_import_chunk(&task.id, &chunk(0, 0, rows, &[]), T0 + 2000)
         .await
         .expect("append");
     s.seal_import(&task.id).await.expect("seal");
@@ -162,6 +157,17 @@ pub async fn check_an_import_chunk_commits_users_and_outcomes_once_under_the_lea
         .await
         .expect("claim")
         .expect("claimed");
+    task
+}
+
+pub async fn check_an_import_chunk_commits_users_and_outcomes_once_under_the_lease(
+    store: Arc<dyn Store>,
+) {
+    let s = store.as_ref();
+    let t = tenant(s, "Acme", None).await;
+    let r = root(s, t.id).await;
+    let holder = insert_ok(s, &plain_user(t.id, r.key, "taken")).await;
+    let task = claimed_import(s, t.id, 2, 4).await;
 
     // Row 0 and 1 are written, row 2 clashes with the holder's user id in the store,
     // row 3 was refused before the write.
@@ -270,16 +276,7 @@ pub async fn check_an_import_chunk_counts_department_members(store: Arc<dyn Stor
     let t = tenant(s, "Acme", None).await;
     let r = root(s, t.id).await;
     let a = insert_department(s, t.id, r.key, "A", "A", 0).await;
-    let task = receiving(t.id, 6);
-    s.create_import(&task).await.expect("create the import");
-    s.append_import_chunk(&task.id, &chunk(0, 0, 3, &[]), T0 + 2000)
-        .await
-        .expect("append");
-    s.seal_import(&task.id).await.expect("seal");
-    s.claim_task("w1", T0, LEASE)
-        .await
-        .expect("claim")
-        .expect("claimed");
+    let task = claimed_import(s, t.id, 6, 3).await;
     let mut both = plain_user(t.id, a.key, "in-a-and-root");
     both.profile.departments.push(roster_core::Membership {
         department: r.key,
