@@ -721,22 +721,14 @@ pub(crate) fn get_user_with_departments(
     };
     // The memberships and their departments in one statement (instead of one for the
     // memberships and one per department), sorted by position here as in `memberships`.
-    // The inner join loses no membership: `user_departments.department_id` is a foreign key
-    // of `departments`, and departments are only ever marked deleted, never removed.
     let mut rows: Vec<(i64, Membership, departments::DeptRead)> = tx
-        .prepare_cached(
-            "SELECT ud.position, ud.department_id, ud.user_order, ud.department_order, \
-             ud.is_primary, d.id, d.tenant_id, d.open_department_id, d.department_id, \
-             d.parent_id, d.name, d.sort_order, d.doc, d.is_deleted, d.created_at, \
-             d.updated_at FROM user_departments ud JOIN departments d \
-             ON d.id = ud.department_id WHERE ud.user_id = ?1 AND d.tenant_id = ?2",
-        )
+        .prepare_cached(departments::MEMBERSHIPS_WITH_DEPARTMENTS)
         .and_then(|mut s| {
             s.query_map(params![row.id, tenant.0], |r| {
                 Ok((
                     r.get(0)?,
                     read_membership(r, 1)?,
-                    departments::department_at(r, 5)?,
+                    departments::department_at(r)?,
                 ))
             })?
             .collect()
@@ -1154,7 +1146,8 @@ const PURGE_SELECT: &str = user_select!(
 /// Deletes up to `limit` users (of any tenant) that resigned before `before`, each with a
 /// `deleted` event by the system carrying its last snapshot, in one transaction. Their
 /// memberships go by `ON DELETE CASCADE`; resigned users hold no seat and are not counted as
-/// department members, so neither the active counts nor the member counts move. Returns how many were deleted; fewer than `limit` means none are left.
+/// department members, so neither the active counts nor the member counts move. Returns how
+/// many were deleted; fewer than `limit` means none are left.
 pub(crate) fn purge_resigned(
     conn: &mut Connection,
     before: i64,
@@ -1355,6 +1348,16 @@ mod tests {
              WHERE user_id IN (SELECT value FROM json_each(?1))",
         );
         assert!(memberships.contains("INDEX"), "{memberships}");
+        // A GET's memberships: the user's rows by the primary key, each department by its
+        // key (the subquery flattened), no sort.
+        let with_departments = plan(&conn, crate::departments::MEMBERSHIPS_WITH_DEPARTMENTS);
+        assert!(
+            with_departments.contains("sqlite_autoindex_user_departments")
+                && with_departments.contains("INTEGER PRIMARY KEY")
+                && !with_departments.contains("SCAN")
+                && !with_departments.contains("TEMP B-TREE"),
+            "{with_departments}"
+        );
         let owned = plan(
             &conn,
             "SELECT id FROM groups WHERE tenant_id = ?1 AND owner_open_id = ?2 \

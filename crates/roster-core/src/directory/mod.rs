@@ -60,7 +60,9 @@ pub struct Directory {
     inner: Arc<Shared>,
 }
 
-/// What every clone of a [`Directory`] shares.
+/// What every clone of a [`Directory`] shares. Its own clone is shallow (every field is
+/// shared), which is what the builder methods rely on.
+#[derive(Clone)]
 struct Shared {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -69,7 +71,7 @@ struct Shared {
     /// this cache is what lets the token call return the same token while it has 30 minutes
     /// left, as Feishu does. After a restart (or on another node) a fresh token is issued;
     /// earlier ones stay valid until they expire, which is also Feishu's behaviour.
-    recent_tokens: Mutex<HashMap<AppId, (String, i64)>>,
+    recent_tokens: Arc<Mutex<HashMap<AppId, (String, i64)>>>,
     /// Wakes this process's task workers when a task is submitted here, so that they need
     /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
     task_wakeup: Arc<tokio::sync::Notify>,
@@ -77,7 +79,7 @@ struct Shared {
     /// keys can be neither created nor used.
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
     /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
-    auth_cache: Mutex<HashMap<String, CachedAuth>>,
+    auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
     /// Hands memory freed after a burst (a bulk import) back to the operating system. The
     /// allocator is the program's choice, not the core's, so the program supplies this.
     return_memory: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -129,28 +131,19 @@ impl Directory {
                 store,
                 clock,
                 ids,
-                recent_tokens: Mutex::default(),
+                recent_tokens: Arc::default(),
                 task_wakeup: Arc::default(),
                 sealer: None,
-                auth_cache: Mutex::default(),
+                auth_cache: Arc::default(),
                 return_memory: None,
             }),
         }
     }
 
-    /// Changes a setting of a directory being built. A directory already shared by clones
-    /// keeps its caches and wake-up to itself: the new one starts with empty ones.
+    /// Changes a setting of a directory being built (if clones of it exist, they keep the
+    /// old setting and still share its caches with the new one).
     fn configured(self, set: impl FnOnce(&mut Shared)) -> Self {
-        let mut shared = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Shared {
-            store: Arc::clone(&shared.store),
-            clock: Arc::clone(&shared.clock),
-            ids: Arc::clone(&shared.ids),
-            recent_tokens: Mutex::default(),
-            task_wakeup: Arc::default(),
-            sealer: shared.sealer.clone(),
-            auth_cache: Mutex::default(),
-            return_memory: shared.return_memory.clone(),
-        });
+        let mut shared = Arc::unwrap_or_clone(self.inner);
         set(&mut shared);
         Self {
             inner: Arc::new(shared),
