@@ -79,6 +79,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../migrations/0013_department_member_count.sql"
         )),
+        M::up(include_str!(
+            "../migrations/0014_memberships_without_rowid.sql"
+        )),
     ])
 }
 
@@ -1305,5 +1308,97 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(counts(&conn), [1, 2], "the resigned user is not counted");
+    }
+
+    /// Migration 0014 rebuilds `user_departments` WITHOUT ROWID and keeps every membership,
+    /// the primary key, the index by department and the cascade from `users`.
+    #[test]
+    fn migration_0014_keeps_memberships_in_a_table_without_rowid() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        let m = super::migrations();
+        m.to_version(&mut conn, 13).unwrap();
+        conn.execute_batch(
+            r"
+            INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 't', 'k', 0);
+            INSERT INTO departments (id, tenant_id, open_department_id, department_id,
+                department_id_fold, parent_id, name, doc, created_at, updated_at)
+            VALUES (1, 1, '0', '0', '0', NULL, 't', '{}', 0, 0),
+                   (2, 1, 'od-2', 'd2', 'd2', 1, 'two', '{}', 0, 0);
+            INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name,
+                is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at,
+                updated_at, doc)
+            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'A', 0, 0, 0, 0, 0, 0, 0, '{}'),
+                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'B', 0, 0, 0, 0, 0, 0, 0, '{}');
+            INSERT INTO user_departments (user_id, department_id, tenant_id, position,
+                user_order, department_order, is_primary)
+            VALUES (2, 2, 1, 0, 5, 6, 1), (2, 1, 1, 1, 7, 8, 0), (1, 2, 1, 0, 3, 4, 1);
+            ",
+        )
+        .unwrap();
+        m.to_latest(&mut conn).unwrap();
+        let rows = |conn: &Connection| -> Vec<(i64, i64, i64, i64, i64, bool)> {
+            conn.prepare(
+                "SELECT user_id, department_id, position, user_order, department_order, \
+                 is_primary FROM user_departments ORDER BY user_id, position",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        assert_eq!(
+            rows(&conn),
+            [
+                (1, 2, 0, 3, 4, true),
+                (2, 2, 0, 5, 6, true),
+                (2, 1, 1, 7, 8, false)
+            ]
+        );
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'user_departments'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.ends_with("WITHOUT ROWID"), "{sql}");
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'user_departments_dept_idx'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 1);
+        let clash = conn
+            .execute(
+                "INSERT INTO user_departments (user_id, department_id, tenant_id, position, \
+                 user_order, department_order, is_primary) VALUES (1, 2, 1, 1, 0, 0, 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(
+            clash
+                .to_string()
+                .contains("user_departments.user_id, user_departments.department_id"),
+            "{clash}"
+        );
+        conn.execute("DELETE FROM users WHERE id = 2", []).unwrap();
+        assert_eq!(
+            rows(&conn),
+            [(1, 2, 0, 3, 4, true)],
+            "deleting a user cascades"
+        );
     }
 }

@@ -1348,11 +1348,12 @@ mod tests {
              WHERE user_id IN (SELECT value FROM json_each(?1))",
         );
         assert!(memberships.contains("INDEX"), "{memberships}");
-        // A GET's memberships: the user's rows by the primary key, each department by its
-        // key (the subquery flattened), no sort.
+        // A GET's memberships: the user's rows straight from the primary key's B-tree (the
+        // table is WITHOUT ROWID, migration 0014, so no second descent by rowid), each
+        // department by its key (the subquery flattened), no sort.
         let with_departments = plan(&conn, crate::departments::MEMBERSHIPS_WITH_DEPARTMENTS);
         assert!(
-            with_departments.contains("sqlite_autoindex_user_departments")
+            with_departments.contains("SEARCH ud USING PRIMARY KEY (user_id=?)")
                 && with_departments.contains("INTEGER PRIMARY KEY")
                 && !with_departments.contains("SCAN")
                 && !with_departments.contains("TEMP B-TREE"),
