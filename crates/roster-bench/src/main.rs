@@ -365,11 +365,16 @@ async fn sqlite_server_phases(
     report.row(
         "import_sqlite (HTTP NDJSON)",
         format!("{import_rate:.0} users/s"),
-        format!(
-            "{:.1}s, {:.2} of ceiling",
-            took.as_secs_f64(),
-            import_rate / ceiling_sqlite
-        ),
+        // Without the ceiling phase (`--phases` leaving it out) there is no ratio to give.
+        if ceiling_sqlite.is_nan() {
+            format!("{:.1}s, ceiling not measured", took.as_secs_f64())
+        } else {
+            format!(
+                "{:.1}s, {:.2} of ceiling",
+                took.as_secs_f64(),
+                import_rate / ceiling_sqlite
+            )
+        },
     );
     report.set("import_sqlite_users_s", round(import_rate, 0));
     report.set(
