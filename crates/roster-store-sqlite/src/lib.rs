@@ -1270,35 +1270,46 @@ mod tests {
         assert_eq!(leader(2).as_deref(), Some("ou_boss"));
     }
 
-    /// Migration 0013 counts the active members that exist when it runs (the store keeps
-    /// the count from then on; the conformance suite checks that).
-    #[test]
-    fn migration_0013_counts_existing_active_members() {
+    /// A database migrated to `version`, holding one tenant with a root and one child
+    /// department, three users (the second resigned), and the given `user_departments`
+    /// rows (`VALUES` lists of user, department, position, user order, department order,
+    /// primary), for the migration tests that follow.
+    fn migrated_to_with_members(version: usize, memberships: &str) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", true).unwrap();
-        let m = super::migrations();
-        m.to_version(&mut conn, 12).unwrap();
-        conn.execute_batch(
+        super::migrations().to_version(&mut conn, version).unwrap();
+        conn.execute_batch(&format!(
             r"
             INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 't', 'k', 0);
             INSERT INTO departments (id, tenant_id, open_department_id, department_id,
                 department_id_fold, parent_id, name, doc, created_at, updated_at)
-            VALUES (1, 1, '0', '0', '0', NULL, 't', '{}', 0, 0),
-                   (2, 1, 'od-2', 'd2', 'd2', 1, 'two', '{}', 0, 0);
+            VALUES (1, 1, '0', '0', '0', NULL, 't', '{{}}', 0, 0),
+                   (2, 1, 'od-2', 'd2', 'd2', 1, 'two', '{{}}', 0, 0);
             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name,
                 is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at,
                 updated_at, doc)
-            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'A', 0, 0, 0, 0, 0, 0, 0, '{}'),
-                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'B', 1, 0, 0, 0, 0, 0, 0, '{}'),
-                   (3, 1, 'ou_3', 'on_3', 'u3', 'u3', 'C', 0, 0, 0, 0, 0, 0, 0, '{}');
+            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'A', 0, 0, 0, 0, 0, 0, 0, '{{}}'),
+                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'B', 1, 0, 0, 0, 0, 0, 0, '{{}}'),
+                   (3, 1, 'ou_3', 'on_3', 'u3', 'u3', 'C', 0, 0, 0, 0, 0, 0, 0, '{{}}');
             INSERT INTO user_departments (user_id, department_id, tenant_id, position,
                 user_order, department_order, is_primary)
-            VALUES (1, 2, 1, 0, 0, 0, 1), (2, 2, 1, 0, 0, 0, 1), (3, 2, 1, 0, 0, 0, 1),
-                   (3, 1, 1, 1, 0, 0, 0);
-            ",
-        )
+            SELECT column1, column2, 1, column3, column4, column5, column6
+            FROM (VALUES {memberships});
+            "
+        ))
         .unwrap();
-        m.to_latest(&mut conn).unwrap();
+        conn
+    }
+
+    /// Migration 0013 counts the active members that exist when it runs (the store keeps
+    /// the count from then on; the conformance suite checks that).
+    #[test]
+    fn migration_0013_counts_existing_active_members() {
+        let mut conn = migrated_to_with_members(
+            12,
+            "(1, 2, 0, 0, 0, 1), (2, 2, 0, 0, 0, 1), (3, 2, 0, 0, 0, 1), (3, 1, 1, 0, 0, 0)",
+        );
+        super::migrations().to_latest(&mut conn).unwrap();
         let counts = |conn: &Connection| -> Vec<i64> {
             conn.prepare("SELECT member_count FROM departments ORDER BY id")
                 .unwrap()
@@ -1314,29 +1325,11 @@ mod tests {
     /// the primary key, the index by department and the cascade from `users`.
     #[test]
     fn migration_0014_keeps_memberships_in_a_table_without_rowid() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "foreign_keys", true).unwrap();
-        let m = super::migrations();
-        m.to_version(&mut conn, 13).unwrap();
-        conn.execute_batch(
-            r"
-            INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 't', 'k', 0);
-            INSERT INTO departments (id, tenant_id, open_department_id, department_id,
-                department_id_fold, parent_id, name, doc, created_at, updated_at)
-            VALUES (1, 1, '0', '0', '0', NULL, 't', '{}', 0, 0),
-                   (2, 1, 'od-2', 'd2', 'd2', 1, 'two', '{}', 0, 0);
-            INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name,
-                is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at,
-                updated_at, doc)
-            VALUES (1, 1, 'ou_1', 'on_1', 'u1', 'u1', 'A', 0, 0, 0, 0, 0, 0, 0, '{}'),
-                   (2, 1, 'ou_2', 'on_2', 'u2', 'u2', 'B', 0, 0, 0, 0, 0, 0, 0, '{}');
-            INSERT INTO user_departments (user_id, department_id, tenant_id, position,
-                user_order, department_order, is_primary)
-            VALUES (2, 2, 1, 0, 5, 6, 1), (2, 1, 1, 1, 7, 8, 0), (1, 2, 1, 0, 3, 4, 1);
-            ",
-        )
-        .unwrap();
-        m.to_latest(&mut conn).unwrap();
+        let mut conn = migrated_to_with_members(
+            13,
+            "(2, 2, 0, 5, 6, 1), (2, 1, 1, 7, 8, 0), (1, 2, 0, 3, 4, 1)",
+        );
+        super::migrations().to_latest(&mut conn).unwrap();
         let rows = |conn: &Connection| -> Vec<(i64, i64, i64, i64, i64, bool)> {
             conn.prepare(
                 "SELECT user_id, department_id, position, user_order, department_order, \
