@@ -1347,7 +1347,13 @@ mod tests {
             "SELECT user_id FROM user_departments \
              WHERE user_id IN (SELECT value FROM json_each(?1))",
         );
-        assert!(memberships.contains("INDEX"), "{memberships}");
+        // By the primary key, one probe per user (json_each's own plan line says "INDEX"
+        // too, so that word alone would not show it).
+        assert!(
+            memberships.contains("SEARCH user_departments USING PRIMARY KEY (user_id=?)")
+                && !memberships.contains("SCAN user_departments"),
+            "{memberships}"
+        );
         // A GET's memberships: the user's rows straight from the primary key's B-tree (the
         // table is WITHOUT ROWID, migration 0014, so no second descent by rowid), each
         // department by its key (the subquery flattened), no sort.
