@@ -142,6 +142,46 @@ def test_replayed_nonce_is_refused_for_both_signatures(key):
     expect_error(lambda: v2.check_organization_member(req), 400, "SignatureNonceUsed")
 
 
+def test_an_unsigned_action_header_cannot_redirect_a_legacy_rpc_request(key, qb, directory):
+    # Under the RPC signature only the parameters are signed, so an x-acs-action header
+    # naming another action must not choose what runs (it would turn a signed read into a
+    # delete); the two disagreeing is refused and the member stays.
+    u = directory.user()
+    assert add(qb, {u["open_id"]: "Stays"}).body.result.ok_count == 1
+    v2 = client(
+        *key,
+        signature_algorithm="v2",
+        global_parameters=GlobalParameters(headers={"x-acs-action": "DeleteUser"}),
+    )
+    req = m.CheckOrganizationMemberRequest(user_id=u["open_id"])
+    e = expect_error(lambda: v2.check_organization_member(req), 400, "InvalidParameter")
+    assert "x-acs-action" in e.message
+    assert qb.check_organization_member(req).body.result is True
+
+
+def test_rotating_the_key_app_secret_retires_the_old_access_key_secret(tenant):
+    from conftest import _field, roster
+
+    out = roster(
+        "app", "create", "--tenant", str(tenant), "--kind", "alibaba",
+        "--name", "rotated", "--scopes", "contact:read",
+    )
+    app_id, ak, old = (_field(out, f) for f in ("app_id", "access_key_id", "access_key_secret"))
+    req = m.CheckOrganizationMemberRequest(user_id="ou_x")
+    assert client(ak, old).check_organization_member(req).status_code == 200
+    out = roster("app", "rotate-secret", app_id)
+    assert _field(out, "access_key_id") == ak, "the key id stays"
+    new = _field(out, "access_key_secret")
+    assert new != old
+    for extra in ({}, {"signature_algorithm": "v2"}):
+        expect_error(
+            lambda: client(ak, old, **extra).check_organization_member(req),
+            400,
+            "SignatureDoesNotMatch",
+        )
+        assert client(ak, new, **extra).check_organization_member(req).status_code == 200
+
+
 def acs3_headers(key, action: str, query: str, host: str, body: bytes = b"") -> dict:
     """Signs like the SDK (spec 3.4), so that the exact bytes can be replayed or tampered."""
     h = {

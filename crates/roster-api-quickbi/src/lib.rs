@@ -83,6 +83,35 @@ async fn entry(State(state): State<QuickBiState>, request: Request) -> Response 
     }
 }
 
+/// The action (or version) a request names: in `header` (the `x-acs-*` header) or in the
+/// parameter `param`. Under ACS3 the header is signed and wins; under the RPC signature
+/// only the parameter is, so an unsigned header never chooses. Both present and different
+/// is refused, whichever signature is used.
+fn signed_choice(
+    param: &str,
+    header_name: &str,
+    header: Option<String>,
+    params: &Params,
+    acs3: bool,
+) -> Result<String, QuickBiError> {
+    let header = header.filter(|h| !h.is_empty());
+    let param_value = params.get(param).filter(|p| !p.is_empty());
+    if let (Some(h), Some(p)) = (&header, param_value) {
+        if h != p {
+            return Err(QuickBiError::bad(
+                codes::INVALID_PARAMETER,
+                format!("The {header_name} header ({h}) and the {param} parameter ({p}) disagree."),
+            ));
+        }
+    }
+    let chosen = if acs3 {
+        header.or_else(|| param_value.map(str::to_owned))
+    } else {
+        param_value.map(str::to_owned)
+    };
+    chosen.ok_or_else(|| QuickBiError::missing(param))
+}
+
 fn header(request: &Request, name: &str) -> Option<String> {
     request
         .headers()
@@ -112,6 +141,8 @@ async fn handle(
     });
     let header_action = header(&request, "x-acs-action");
     let header_version = header(&request, "x-acs-version");
+    let acs3 =
+        header(&request, "authorization").is_some_and(|a| a.trim_start().starts_with(sign::ACS3));
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
         .await
@@ -129,14 +160,13 @@ async fn handle(
     };
     let params = Params::new(&query, &form);
 
-    let action = header_action
-        .filter(|a| !a.is_empty())
-        .or_else(|| params.get("Action").map(str::to_owned))
-        .ok_or_else(|| QuickBiError::missing("Action"))?;
-    let version = header_version
-        .filter(|v| !v.is_empty())
-        .or_else(|| params.get("Version").map(str::to_owned))
-        .ok_or_else(|| QuickBiError::missing("Version"))?;
+    // Which of the two places naming the action (and version) is signed depends on the
+    // signature: ACS3 must sign the `x-acs-*` headers, the legacy RPC signature covers only
+    // the parameters. The signed place decides, so that a captured request cannot be sent
+    // to another action by an unsigned header; a request whose two places disagree is
+    // refused outright.
+    let action = signed_choice("Action", "x-acs-action", header_action, &params, acs3)?;
+    let version = signed_choice("Version", "x-acs-version", header_version, &params, acs3)?;
     if version != API_VERSION {
         return Err(QuickBiError::bad(
             codes::INVALID_VERSION,

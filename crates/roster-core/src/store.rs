@@ -174,6 +174,15 @@ pub trait Store: Send + Sync + 'static {
         key: &crate::access_key::AccessKey,
     ) -> Result<(), StoreError>;
 
+    /// Replaces the sealed secret of the app's access key and revokes the app's tokens, in
+    /// ONE transaction, so that the old secret and everything issued under it stop working
+    /// together. False when the app has no access key.
+    async fn set_access_key_secret(
+        &self,
+        app_id: &AppId,
+        sealed_secret: &[u8],
+    ) -> Result<bool, StoreError>;
+
     /// Reads an access key by its public id (exact, case-sensitive match).
     async fn get_access_key(
         &self,

@@ -356,6 +356,84 @@ pub async fn check_access_keys_sign_and_issue_tokens_through_the_directory(s: Ar
         .is_err());
 }
 
+/// Rotating an access-key app's secret replaces the key's secret (the key id stays): the
+/// old secret no longer signs or buys tokens, tokens issued under it stop authenticating,
+/// and the new secret works. Another app's key is untouched.
+pub async fn check_rotating_an_access_key_app_replaces_its_secret_and_revokes_tokens(
+    s: Arc<dyn Store>,
+) {
+    let dir = directory(s.clone()).with_sealer(Arc::new(TestSealer));
+    let e = env(s.clone(), "keys-rotate", None).await;
+    let project = "e".repeat(32);
+    let created = dir
+        .create_access_key(
+            e.tenant.id,
+            AppKind::Huawei,
+            "hw",
+            Some(&project),
+            Scopes::new([Scope::ContactWrite]),
+        )
+        .await
+        .expect("create key");
+    let bystander = dir
+        .create_access_key(e.tenant.id, AppKind::Alibaba, "bi", None, Scopes::default())
+        .await
+        .expect("create another key");
+    let old_token = dir
+        .issue_access_key_token(&created.key.key_id, &created.secret, &project)
+        .await
+        .expect("token");
+
+    let new_secret = dir
+        .rotate_secret(&created.app.app_id)
+        .await
+        .expect("rotate");
+    assert_ne!(new_secret, created.secret);
+    assert_eq!(
+        new_secret.len(),
+        created.secret.len(),
+        "a secret of the same form"
+    );
+    let signing = dir
+        .signing_key(&created.key.key_id, AppKind::Huawei)
+        .await
+        .expect("signing key")
+        .expect("the key id stays");
+    assert_eq!(signing.secret, new_secret);
+    assert!(
+        dir.authenticate_access_key_token(&old_token.token, AppKind::Huawei)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "a token issued under the old secret is revoked"
+    );
+    let with_old = dir
+        .issue_access_key_token(&created.key.key_id, &created.secret, &project)
+        .await;
+    assert!(
+        matches!(with_old, Err(CoreError::Unauthenticated(_))),
+        "{with_old:?}"
+    );
+    dir.issue_access_key_token(&created.key.key_id, &new_secret, &project)
+        .await
+        .expect("the new secret buys a token");
+    let other = dir
+        .signing_key(&bystander.key.key_id, AppKind::Alibaba)
+        .await
+        .expect("signing key")
+        .expect("found");
+    assert_eq!(
+        other.secret, bystander.secret,
+        "another app's key is untouched"
+    );
+    assert!(
+        !s.set_access_key_secret(&RandomIds.app_id(), b"x")
+            .await
+            .expect("an unknown app is not an error"),
+        "nothing to change"
+    );
+}
+
 /// `create_accounts` writes all users with one invitation per self-activating user, or
 /// nothing when any item fails (an unknown group included).
 pub async fn check_create_accounts_is_all_or_nothing_with_invitations(s: Arc<dyn Store>) {

@@ -78,6 +78,33 @@ pub(crate) async fn insert_access_key(
     Ok(())
 }
 
+/// Replaces the app's key secret and revokes its tokens in one transaction.
+pub(crate) async fn set_access_key_secret(
+    pool: &PgPool,
+    app_id: &AppId,
+    sealed_secret: &[u8],
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await.context("begin set access key secret")?;
+    let updated = sqlx::query("UPDATE access_keys SET sealed_secret = $2 WHERE app_id = $1")
+        .bind(app_id.as_str())
+        .bind(sealed_secret)
+        .execute(&mut *tx)
+        .await
+        .context("update access key secret")?
+        .rows_affected();
+    if updated == 0 {
+        // Nothing changed; dropping the transaction rolls it back.
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM tokens WHERE app_id = $1")
+        .bind(app_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .context("revoke access key tokens")?;
+    tx.commit().await.context("commit set access key secret")?;
+    Ok(true)
+}
+
 pub(crate) async fn get_access_key(
     pool: &PgPool,
     key_id: &str,

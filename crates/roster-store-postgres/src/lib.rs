@@ -311,6 +311,14 @@ impl Store for PgStore {
         access_keys::insert_access_key(&self.pool, app, key).await
     }
 
+    async fn set_access_key_secret(
+        &self,
+        app_id: &AppId,
+        sealed_secret: &[u8],
+    ) -> Result<bool, StoreError> {
+        access_keys::set_access_key_secret(&self.pool, app_id, sealed_secret).await
+    }
+
     async fn get_access_key(
         &self,
         key_id: &str,

@@ -74,6 +74,29 @@ pub(crate) fn insert_access_key(
     Ok(())
 }
 
+/// Replaces the app's key secret and revokes its tokens in one transaction.
+pub(crate) fn set_access_key_secret(
+    conn: &mut Connection,
+    app_id: &AppId,
+    sealed_secret: &[u8],
+) -> Result<bool, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("begin set access key secret")?;
+    let changed = tx
+        .prepare_cached("UPDATE access_keys SET sealed_secret = ?2 WHERE app_id = ?1")
+        .and_then(|mut s| s.execute(params![app_id.as_str(), sealed_secret]))
+        .context("update access key secret")?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached("DELETE FROM tokens WHERE app_id = ?1")
+        .and_then(|mut s| s.execute([app_id.as_str()]))
+        .context("revoke access key tokens")?;
+    tx.commit().context("commit set access key secret")?;
+    Ok(true)
+}
+
 pub(crate) fn get_access_key(
     conn: &Connection,
     key_id: &str,

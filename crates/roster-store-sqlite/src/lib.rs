@@ -420,6 +420,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_access_key_secret(
+        &self,
+        app_id: &AppId,
+        sealed_secret: &[u8],
+    ) -> Result<bool, StoreError> {
+        let app_id = app_id.clone();
+        let sealed_secret = sealed_secret.to_vec();
+        self.write("set access key secret", move |conn| {
+            access_keys::set_access_key_secret(conn, &app_id, &sealed_secret)
+        })
+        .await
+    }
+
     async fn get_access_key(
         &self,
         key_id: &str,

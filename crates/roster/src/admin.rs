@@ -235,8 +235,24 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
         AppCommand::RotateSecret { app_id } => {
             let app_id = AppId::parse(&app_id)?;
             let secret = dir.rotate_secret(&app_id).await?;
-            println!("app_id:     {app_id}");
-            println!("app_secret: {secret}");
+            // An Alibaba or Huawei app's secret is its access key's: the key id stays.
+            let key = dir
+                .list_access_keys(None)
+                .await?
+                .into_iter()
+                .find(|k| k.app_id == app_id);
+            match key {
+                Some(k) => {
+                    println!("app_id:            {app_id}");
+                    println!("access_key_id:     {}", k.key_id);
+                    println!("access_key_secret: {secret}");
+                }
+                None => {
+                    println!("app_id:     {app_id}");
+                    println!("app_secret: {secret}");
+                }
+            }
+            println!("(the old secret and every token issued under it no longer work)");
         }
     }
     Ok(())

@@ -41,7 +41,7 @@ fn no_sealer() -> CoreError {
 }
 
 impl Directory {
-    fn sealer(&self) -> Result<&Arc<dyn crate::access_key::SecretSealer>, CoreError> {
+    pub(super) fn sealer(&self) -> Result<&Arc<dyn crate::access_key::SecretSealer>, CoreError> {
         self.inner.sealer.as_ref().ok_or_else(no_sealer)
     }
 

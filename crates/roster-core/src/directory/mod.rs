@@ -266,18 +266,42 @@ impl Directory {
         Ok(self.inner.store.list_apps(tenant).await?)
     }
 
-    /// Gives an app a new secret and revokes its tokens. Returns the new secret.
+    /// Gives an app a new secret and revokes its tokens. Returns the new secret: the app
+    /// secret of a Feishu app, the access-key secret of an Alibaba or Huawei app (whose
+    /// key id stays, so only the secret has to be redistributed).
     #[instrument(skip_all, fields(app_id = %app_id))]
     pub async fn rotate_secret(&self, app_id: &AppId) -> Result<String, CoreError> {
-        let secret = self.inner.ids.secret();
-        if !self
+        let not_found = || CoreError::not_found(Entity::App, app_id.as_str());
+        let app = self
             .inner
             .store
-            .set_app_secret(app_id, &hash_secret(&secret))
+            .get_app(app_id)
             .await?
-        {
-            return Err(CoreError::not_found(Entity::App, app_id.as_str()));
-        }
+            .ok_or_else(not_found)?;
+        let secret = if app.kind.uses_access_key() {
+            let (_, secret) = crate::access_key::generate_pair(self.inner.ids.as_ref(), app.kind)?;
+            let sealed = self.sealer()?.seal(secret.as_bytes());
+            if !self
+                .inner
+                .store
+                .set_access_key_secret(app_id, &sealed)
+                .await?
+            {
+                return Err(not_found());
+            }
+            secret
+        } else {
+            let secret = self.inner.ids.secret();
+            if !self
+                .inner
+                .store
+                .set_app_secret(app_id, &hash_secret(&secret))
+                .await?
+            {
+                return Err(not_found());
+            }
+            secret
+        };
         self.inner
             .recent_tokens
             .lock()
