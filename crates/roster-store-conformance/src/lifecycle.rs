@@ -1411,18 +1411,18 @@ pub async fn check_search_and_member_lists_respect_the_contact_scope(store: Arc<
         let mut got: Vec<User> = Vec::new();
         let mut after = None;
         loop {
-            let (page, more) = env
+            let (page, next) = env
                 .dir
                 .search_users(c, "ZED", after, 2)
                 .await
                 .expect("search");
             assert!(page.len() <= 2);
-            if more {
+            if next.is_some() {
                 assert_eq!(page.len(), 2, "{who}: a page before the last is full");
             }
-            after = page.last().map(|(_, place)| place.clone());
             got.extend(page.into_iter().map(|(u, _)| u));
-            if !more {
+            after = next;
+            if after.is_none() {
                 break;
             }
         }
@@ -1472,4 +1472,70 @@ pub async fn check_search_and_member_lists_respect_the_contact_scope(store: Arc<
         vec!["a0".to_owned(), "both".to_owned()],
         "b0 is outside the scope"
     );
+}
+
+/// A search by an app limited to one department, where thousands of matches lie outside it,
+/// ends each page after a bounded number of candidates (possibly short or empty, with a place
+/// to resume from) instead of reading every invisible match; walking the pages still finds
+/// every visible match exactly once.
+pub async fn check_scoped_search_bounds_the_candidates_of_a_page(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let b = create_department(&env, env.root.key, "B", "B", 0).await;
+    // More invisible matches than one page may examine, ranked before the visible ones
+    // (same term, lower keys), and two visible matches after them.
+    let outside: Vec<_> = (0..5_200)
+        .map(|i| {
+            let mut u = new_user_in(&format!("out{i}"), b.key);
+            u.profile.name = format!("Quill {i}");
+            Ok(u)
+        })
+        .collect();
+    let report = env
+        .dir
+        .create_users(&env.caller, outside, roster_core::BatchMode::Atomic)
+        .await
+        .expect("create the invisible matches");
+    assert_eq!(report.ok_count(), 5_200);
+    let mut want = Vec::new();
+    for i in 0..2 {
+        let mut u = new_user_in(&format!("in{i}"), a.key);
+        u.profile.name = format!("Quill inside {i}");
+        want.push(create(&env, u).await.key);
+    }
+    let scoped = caller(
+        &env.dir,
+        env.tenant.id,
+        Scopes::new([Scope::ContactRead]),
+        ContactScope::Departments(vec![a.key]),
+    )
+    .await;
+    let mut got = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let (page, next) = env
+            .dir
+            .search_users(&scoped, "quill", after, 1)
+            .await
+            .expect("search");
+        pages += 1;
+        assert!(page.len() <= 1);
+        if pages == 1 {
+            assert!(
+                page.is_empty() && next.is_some(),
+                "the first page stops at the budget, before any visible match, and says where \
+                 to resume, rather than reading all 5 200 invisible matches"
+            );
+        }
+        got.extend(page.into_iter().map(|(u, _)| u.key));
+        after = next;
+        if after.is_none() {
+            break;
+        }
+        assert!(pages < 10, "the walk ends");
+    }
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "every visible match exactly once");
 }

@@ -279,12 +279,8 @@ pub(crate) async fn search(
     };
     let size = page::page_size(&query, 20, 200)?;
     let after = page::search_after(&query)?;
-    let (found, more) = state.dir.search_users(&caller, text, after, size).await?;
-    let page_token = if more {
-        found.last().map(|(_, place)| page::search_token(place))
-    } else {
-        None
-    };
+    let (found, next) = state.dir.search_users(&caller, text, after, size).await?;
+    let page_token = next.as_ref().map(page::search_token);
     let users: Vec<_> = found.into_iter().map(|(u, _)| u).collect();
     let mut renderer = Renderer::new(
         &state.dir,

@@ -1,7 +1,7 @@
 //! User operations after creation: patch, change of user id, lookups and lists, deletion
 //! with hand-over, resurrection, sign-out, JSAPI tickets, idempotency keys and retention.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -15,6 +15,13 @@ use crate::ids::UserId;
 use crate::search::{SearchCursor, SearchQuery};
 use crate::store::{IdempotencyClaim, IdempotencyKey, UniqueProbe, UserLookup};
 use crate::user::{Membership, User, UserKey, UserPatch};
+
+/// Search candidates read per store call for an app limited to some departments, where
+/// many candidates may be skipped.
+const SCOPED_SEARCH_BATCH: usize = 500;
+/// Search candidates one request examines at most for such an app before it ends the page
+/// early with a place to resume from.
+const SCOPED_SEARCH_BUDGET: usize = 5_000;
 use crate::values::{Email, Mobile};
 
 /// Lifetime of a JSAPI ticket, seconds (Feishu: 2 hours).
@@ -398,39 +405,98 @@ impl Directory {
 
     /// Active users matching `query` (names, pinyin, e-mail, mobile, employee number; see
     /// `crate::search`), best matches first, a page at a time after `after` (Feishu U4).
-    /// Each user comes with its place, from which the next page resumes; the flag says
-    /// whether more follow. Users the caller may not see are skipped, as in every list.
+    /// Each user comes with its place; the second value is the place the next page resumes
+    /// from, `None` when no more follow. Users the caller may not see are skipped, as in
+    /// every list.
+    ///
+    /// For an app limited to some departments most matches may lie outside them, so the
+    /// skipping is bounded: candidates are read in large batches, each department's
+    /// visibility is decided once per request, and after `SCOPED_SEARCH_BUDGET` candidates
+    /// the page ends early (possibly short, even empty) with a place to resume from. A page
+    /// therefore costs about the same whatever the share of invisible matches.
     pub async fn search_users(
         &self,
         caller: &Caller,
         query: &str,
         after: Option<SearchCursor>,
         limit: usize,
-    ) -> Result<(Vec<(User, SearchCursor)>, bool), CoreError> {
+    ) -> Result<(Vec<(User, SearchCursor)>, Option<SearchCursor>), CoreError> {
         caller.require(Scope::ContactRead)?;
         let query = SearchQuery::parse(query)?;
-        let mut out = Vec::with_capacity(limit);
+        let scoped = !matches!(caller.contact_scope, ContactScope::All);
+        let batch_size = if scoped {
+            (limit + 1).max(SCOPED_SEARCH_BATCH)
+        } else {
+            limit + 1
+        };
+        let mut visible_depts: HashMap<crate::department::DeptKey, bool> = HashMap::new();
+        let mut out: Vec<(User, SearchCursor)> = Vec::with_capacity(limit);
         let mut cursor = after;
+        let mut examined = 0usize;
         loop {
             let batch = self
                 .inner
                 .store
-                .search_users(caller.tenant, &query, cursor.clone(), limit + 1)
+                .search_users(caller.tenant, &query, cursor.clone(), batch_size)
                 .await?;
-            let exhausted = batch.len() <= limit;
+            let exhausted = batch.len() < batch_size;
             for (u, place) in batch {
-                cursor = Some(place.clone());
-                if self.can_see_user(caller, &u).await? {
+                if self
+                    .can_see_user_memo(caller, &u, &mut visible_depts)
+                    .await?
+                {
                     if out.len() == limit {
-                        return Ok((out, true));
+                        // One more visible match exists: the page is full and more follow.
+                        let next = out.last().map(|(_, p)| p.clone());
+                        return Ok((out, next));
                     }
-                    out.push((u, place));
+                    out.push((u, place.clone()));
+                }
+                cursor = Some(place);
+                examined += 1;
+                if scoped && examined >= SCOPED_SEARCH_BUDGET {
+                    // Enough work for one request: resume after the last candidate seen.
+                    return Ok((out, cursor));
                 }
             }
             if exhausted {
-                return Ok((out, false));
+                return Ok((out, None));
             }
         }
+    }
+
+    /// `can_see_user`, remembering each department's answer for the rest of a request.
+    async fn can_see_user_memo(
+        &self,
+        caller: &Caller,
+        user: &User,
+        memo: &mut HashMap<crate::department::DeptKey, bool>,
+    ) -> Result<bool, CoreError> {
+        if matches!(caller.contact_scope, ContactScope::All) {
+            return Ok(true);
+        }
+        for m in &user.profile.departments {
+            let visible = match memo.get(&m.department) {
+                Some(v) => *v,
+                None => {
+                    let v = match self
+                        .inner
+                        .store
+                        .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                        .await?
+                    {
+                        Some(d) => self.can_see_department(caller, &d).await?,
+                        None => false,
+                    };
+                    memo.insert(m.department, v);
+                    v
+                }
+            };
+            if visible {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Deletes (resigns) a user: the user leaves every department, the successor takes over
