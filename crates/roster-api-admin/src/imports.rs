@@ -3,7 +3,7 @@
 //! `GET /api/v1/imports/{task_id}/results` (per-row results by row number).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::Json;
 use futures::StreamExt;
@@ -390,7 +390,7 @@ fn status_json(task: &Task) -> Value {
 pub(crate) async fn status(
     State(state): State<AdminState>,
     Auth(caller): Auth,
-    Path(raw): Path<String>,
+    crate::AdminPath(raw): crate::AdminPath<String>,
 ) -> Result<Json<Value>, AdminError> {
     let task = state.dir.get_import(&caller, &task_id(&raw)?).await?;
     Ok(Json(status_json(&task)))
@@ -400,7 +400,7 @@ pub(crate) async fn status(
 pub(crate) async fn results(
     State(state): State<AdminState>,
     Auth(caller): Auth,
-    Path(raw): Path<String>,
+    crate::AdminPath(raw): crate::AdminPath<String>,
     uri: Uri,
 ) -> Result<Json<Value>, AdminError> {
     let q = query(&uri)?;

@@ -42,11 +42,22 @@ pub fn router(dir: Directory) -> Router {
         // limit of the other routes does not apply here.
         .route(
             "/api/v1/imports",
-            post(imports::create).layer(DefaultBodyLimit::disable()),
+            post(imports::create)
+                .fallback(method_not_allowed)
+                .layer(DefaultBodyLimit::disable()),
         )
-        .route("/api/v1/imports/{task_id}", get(imports::status))
-        .route("/api/v1/imports/{task_id}/results", get(imports::results))
-        .route("/api/v1/users/export", get(export::export))
+        .route(
+            "/api/v1/imports/{task_id}",
+            get(imports::status).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/v1/imports/{task_id}/results",
+            get(imports::results).fallback(method_not_allowed),
+        )
+        .route(
+            "/api/v1/users/export",
+            get(export::export).fallback(method_not_allowed),
+        )
         .route("/api/v1", any(not_found))
         .route("/api/v1/{*rest}", any(not_found))
         .with_state(AdminState { dir })
@@ -55,6 +66,37 @@ pub fn router(dir: Directory) -> Router {
 /// Unknown paths under `/api/v1` answer in this API's envelope.
 async fn not_found() -> AdminError {
     AdminError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// A known path with a method it does not take answers in this API's envelope too.
+async fn method_not_allowed() -> AdminError {
+    AdminError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// Path parameters; one that is not valid UTF-8 after percent-decoding is a bad request in
+/// this API's envelope, not axum's plain text.
+pub(crate) struct AdminPath<T>(pub(crate) T);
+
+impl<S, T> FromRequestParts<S> for AdminPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(AdminError::bad_request(format!(
+                "invalid path parameter: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
 }
 
 /// The authenticated caller, from `Authorization: Bearer <tenant_access_token>`.

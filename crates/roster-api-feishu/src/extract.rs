@@ -110,6 +110,30 @@ impl FeishuQuery {
     }
 }
 
+/// Path parameters; one that is not valid UTF-8 after percent-decoding (`/users/%FF`) is a
+/// parameter error in the Feishu envelope, not axum's plain-text 400, which the SDKs cannot
+/// parse.
+#[derive(Debug)]
+pub(crate) struct FeishuPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for FeishuPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = FeishuError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(FeishuError::param(format!(
+                "invalid path parameter: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 /// The caller behind a `tenant_access_token`.
 #[derive(Debug, Clone)]
 pub(crate) struct TenantAuth(pub Caller);

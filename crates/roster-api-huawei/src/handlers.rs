@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http::{HeaderValue, StatusCode};
@@ -490,11 +490,36 @@ async fn active_user(state: &HuaweiState, authed: &Authed, id: &str) -> Result<U
     Ok(user)
 }
 
+/// Path parameters; one that is not valid UTF-8 after percent-decoding is a parameter
+/// error in Huawei's envelope, not axum's plain-text 400, which the SDK cannot parse.
+pub(crate) struct HuaweiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for HuaweiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HuaweiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(HuaweiError::param(format!(
+                "invalid path parameter: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
+
 /// `GET /v2/{project_id}/users/{user_id}`.
 pub(crate) async fn show_user(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
-    Path((_project, id)): Path<(String, String)>,
+    HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
 ) -> Result<Json<wire::ListUserDetailResponse>, HuaweiError> {
     let user = active_user(&state, &authed, &id).await?;
     let groups = group_map(&state, &authed).await?;
@@ -538,7 +563,7 @@ pub(crate) async fn show_user(
 pub(crate) async fn delete_user(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
-    Path((_project, id)): Path<(String, String)>,
+    HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
 ) -> Result<Response, HuaweiError> {
     let user = active_user(&state, &authed, &id).await?;
     state
@@ -673,7 +698,7 @@ pub(crate) async fn create_group(
 pub(crate) async fn delete_group(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
-    Path((_project, id)): Path<(String, String)>,
+    HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
 ) -> Result<Response, HuaweiError> {
     state.dir.delete_group(&authed.caller, &id).await?;
     Ok(StatusCode::OK.into_response())
@@ -683,7 +708,7 @@ pub(crate) async fn delete_group(
 pub(crate) async fn group_users(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
-    Path((_project, id)): Path<(String, String)>,
+    HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUsersOfGroupResponse>, HuaweiError> {
     let q = query_pairs(query.as_deref());

@@ -1,12 +1,14 @@
 //! Contact v3 departments (contact-v3/department/*).
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use roster_core::DeptLookup;
 
 use crate::convert::{self, IdTypes, Renderer};
 use crate::envelope::Envelope;
 use crate::error::FeishuError;
-use crate::extract::{fingerprint, FeishuBody, FeishuJson, FeishuQuery, FeishuState, TenantAuth};
+use crate::extract::{
+    fingerprint, FeishuBody, FeishuJson, FeishuPath, FeishuQuery, FeishuState, TenantAuth,
+};
 use crate::page;
 use crate::wire;
 
@@ -59,7 +61,7 @@ pub(crate) async fn get(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(department_id): Path<String>,
+    FeishuPath(department_id): FeishuPath<String>,
 ) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dept = state
@@ -78,7 +80,7 @@ pub(crate) async fn patch(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(department_id): Path<String>,
+    FeishuPath(department_id): FeishuPath<String>,
     FeishuJson(body): FeishuJson<wire::DepartmentBody>,
 ) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
@@ -99,7 +101,7 @@ pub(crate) async fn delete(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(department_id): Path<String>,
+    FeishuPath(department_id): FeishuPath<String>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     state
@@ -114,7 +116,7 @@ pub(crate) async fn children(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(department_id): Path<String>,
+    FeishuPath(department_id): FeishuPath<String>,
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let size = page::page_size(&query, 10, 50)?;

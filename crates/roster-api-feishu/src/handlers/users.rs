@@ -1,7 +1,7 @@
 //! Contact v3 users (contact-v3/user/*), U1-U12 of the spec. Handlers decode, call the
 //! directory, encode; the only logic here is Feishu's choice of codes per operation.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use http::StatusCode;
 use roster_core::{BatchMode, CoreError, Handover, Membership, UniqueKey, UserKey, UserLookup};
 
@@ -9,7 +9,9 @@ use crate::codes;
 use crate::convert::{self, DeptResolver, IdTypes, Renderer};
 use crate::envelope::Envelope;
 use crate::error::FeishuError;
-use crate::extract::{fingerprint, FeishuBody, FeishuJson, FeishuQuery, FeishuState, TenantAuth};
+use crate::extract::{
+    fingerprint, FeishuBody, FeishuJson, FeishuPath, FeishuQuery, FeishuState, TenantAuth,
+};
 use crate::page;
 use crate::wire;
 
@@ -91,7 +93,7 @@ pub(crate) async fn get(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(user_id): Path<String>,
+    FeishuPath(user_id): FeishuPath<String>,
 ) -> Result<Envelope<wire::UserData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let (user, departments) = state
@@ -110,7 +112,7 @@ pub(crate) async fn patch(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(user_id): Path<String>,
+    FeishuPath(user_id): FeishuPath<String>,
     FeishuJson(body): FeishuJson<wire::UserBody>,
 ) -> Result<Envelope<wire::UserData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
@@ -129,7 +131,7 @@ pub(crate) async fn update_user_id(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(user_id): Path<String>,
+    FeishuPath(user_id): FeishuPath<String>,
     FeishuJson(body): FeishuJson<wire::UpdateUserIdBody>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
@@ -303,7 +305,7 @@ pub(crate) async fn delete(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(user_id): Path<String>,
+    FeishuPath(user_id): FeishuPath<String>,
     FeishuJson(body): FeishuJson<wire::DeleteUserBody>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
@@ -369,7 +371,7 @@ pub(crate) async fn resurrect(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-    Path(user_id): Path<String>,
+    FeishuPath(user_id): FeishuPath<String>,
     FeishuJson(body): FeishuJson<wire::ResurrectBody>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{cli, TestServer};
+use crate::harness::{cli, read, TestServer};
 
 /// Short leases so a killed server's import is taken over quickly.
 fn write_config(dir: &Path) {
@@ -739,4 +739,23 @@ async fn roster_import_sends_ndjson_to_a_server_over_http() {
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
     assert!(body.lines().any(|l| l.contains("\"Zed\"")), "{body}");
+}
+
+#[tokio::test]
+async fn a_wrong_method_or_an_undecodable_task_id_answers_in_the_envelope() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let resp = s
+        .http
+        .delete(s.url("/api/v1/imports/0123456789abcdef0123456789abcdef"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let (status, body) = s.get("/api/v1/imports/%FF", Some(&token)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
 }

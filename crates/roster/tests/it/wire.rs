@@ -256,3 +256,25 @@ async fn every_response_and_error_envelope_keeps_its_shape() {
     let (st, b) = s.get("/open-apis/nope", t).await;
     snap!("not_found", st, b);
 }
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_param_error_in_the_envelope() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let t = Some(token.as_str());
+    // `read` asserts a JSON body with a JSON content type, which axum's own rejection of
+    // such a path (plain text) would fail.
+    for path in [
+        "/open-apis/contact/v3/users/%FF",
+        "/open-apis/contact/v3/users/%FF/resurrect",
+        "/open-apis/contact/v3/departments/%FF",
+        "/open-apis/contact/v3/departments/%FF/children",
+    ] {
+        let (st, b) = if path.ends_with("resurrect") {
+            s.post_json(path, t, &json!({})).await
+        } else {
+            s.get(path, t).await
+        };
+        assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{path}: {b}");
+    }
+}
