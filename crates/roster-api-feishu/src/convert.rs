@@ -96,7 +96,7 @@ impl IdTypes {
     }
 }
 
-fn opt_text(
+pub(crate) fn opt_text(
     field: &'static str,
     v: Option<String>,
     max: usize,

@@ -166,8 +166,11 @@ async fn v2_user<'a>(
             .map_err(core)?
             .unwrap_or_default(),
         join_time: u.join_time,
-        employee_no: u.employee_no.filter(|s| !s.is_empty()),
-        work_station: u.work_station.filter(|s| !s.is_empty()),
+        // The same limits as v3 create, so that every write path stores only what every
+        // other one (and the bulk import of an export) accepts.
+        employee_no: crate::convert::opt_text("employee_no", u.employee_no, 64).map_err(core)?,
+        work_station: crate::convert::opt_text("work_station", u.work_station, 255)
+            .map_err(core)?,
         custom_attrs: u
             .custom_attrs
             .unwrap_or_default()

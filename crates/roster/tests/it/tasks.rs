@@ -136,6 +136,45 @@ async fn batch_add_returns_a_task_whose_results_come_in_request_order() {
 }
 
 #[tokio::test]
+async fn batch_add_applies_the_field_limits_of_every_other_write() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    // v3 create refuses a work station over 255 characters and an employee number over 64;
+    // so must batch_add, or it would store users that no export could import again.
+    let body = json!({"users": [
+        {"name": "Long station", "departments": ["0"], "mobile": "+8613900000001",
+         "work_station": "w".repeat(256)},
+        {"name": "Long number", "departments": ["0"], "mobile": "+8613900000002",
+         "employee_no": "e".repeat(65)},
+        {"name": "Fits", "departments": ["0"], "mobile": "+8613900000003",
+         "work_station": "w".repeat(255), "employee_no": "e".repeat(64)}
+    ], "need_send_notification": false});
+    let (status, resp) = s.post_json(BATCH_ADD, Some(&token), &body).await;
+    assert_eq!((status, resp["code"].as_i64()), (200, Some(0)), "{resp}");
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(60)).await;
+    let info = t["task_info"].as_array().unwrap();
+    let codes: Vec<i64> = info.iter().map(|i| i["code"].as_i64().unwrap()).collect();
+    assert_ne!(codes[0], 0, "{t}");
+    assert_ne!(codes[1], 0, "{t}");
+    assert_eq!(codes[2], 0, "{t}");
+    assert!(
+        info[0]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("work_station"),
+        "{t}"
+    );
+    assert!(
+        info[1]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("employee_no"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
 async fn batch_add_rejects_request_level_problems_at_once() {
     let s = TestServer::spawn();
     let token = s.token().await;
