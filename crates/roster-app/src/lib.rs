@@ -57,6 +57,22 @@ pub async fn open_directory(config: &Config) -> anyhow::Result<Directory> {
     )
 }
 
+/// `open_directory` for commands that work on an existing directory (`import` straight to
+/// the database, `export`): a SQLite file that does not exist is an error rather than a new,
+/// empty database, so that a mistyped path creates nothing.
+pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Directory> {
+    let url = config.database_url();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = std::path::Path::new(path);
+        anyhow::ensure!(
+            path.is_file(),
+            "no database at {} (`roster serve` or `roster migrate` creates one)",
+            path.display()
+        );
+    }
+    open_directory(config).await
+}
+
 /// Sends logs to standard error, filtered by `RUST_LOG` or else the configured level.
 pub fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -441,8 +441,10 @@ fn write_report(path: &Path, errors: &[RowError]) -> anyhow::Result<()> {
 
 // ----- straight to the database -----
 
-/// The caller an in-process import acts as: an app of the tenant (its id is the actor of
-/// the changes and of the task), with both contact scopes over the whole directory, as an
+/// The caller an in-process import acts as: the app named by `--app-id`, with that app's
+/// own scopes and departments (so that the database path refuses what the server would,
+/// dry run included); without `--app-id`, the tenant's first app (its id is the actor of
+/// the changes and of the task) with both contact scopes over the whole directory, as an
 /// administrator at the database has.
 async fn admin_caller(
     dir: &Directory,
@@ -457,10 +459,22 @@ async fn admin_caller(
     };
     let apps = dir.list_apps(Some(tenant.id)).await?;
     let app = match app_id {
-        Some(id) => apps
-            .into_iter()
-            .find(|a| a.app_id.as_str() == id)
-            .with_context(|| format!("tenant {} has no app {id}", tenant.id))?,
+        Some(id) => {
+            let app = apps
+                .into_iter()
+                .find(|a| a.app_id.as_str() == id)
+                .with_context(|| format!("tenant {} has no app {id}", tenant.id))?;
+            anyhow::ensure!(
+                app.scopes.allows(Scope::ContactWrite),
+                "app {id} lacks the contact:write scope"
+            );
+            return Ok(Caller {
+                tenant: tenant.id,
+                app_id: app.app_id,
+                scopes: app.scopes,
+                contact_scope: app.contact_scope,
+            });
+        }
         None => apps
             .into_iter()
             .next()
@@ -480,7 +494,7 @@ async fn in_process(
     mut rx: tokio::sync::mpsc::Receiver<anyhow::Result<Vec<ReadRow>>>,
     bar: &ProgressBar,
 ) -> anyhow::Result<Outcome> {
-    let dir = roster_app::open_directory(config).await?;
+    let dir = roster_app::open_existing_directory(config).await?;
     let caller = admin_caller(&dir, args.tenant, args.app_id.as_deref()).await?;
     let mut depts = Departments::new(&dir, &caller);
     let mut errors = Vec::new();

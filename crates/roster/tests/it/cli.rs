@@ -109,3 +109,53 @@ async fn roster_audit_shows_who_changed_what_with_before_and_after() {
     );
     assert!(out.contains("\"is_resigned\":true"), "{out}");
 }
+
+#[test]
+fn a_direct_import_acts_with_the_named_apps_scopes_and_never_creates_a_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ok, _, err) = cli(dir, &["tenant", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        dir,
+        &[
+            "app",
+            "create",
+            "--tenant",
+            "1",
+            "--name",
+            "reader",
+            "--scopes",
+            "contact:read",
+        ],
+    );
+    assert!(ok, "{err}");
+    let reader = field(&out, "app_id:");
+    let csv = dir.join("people.csv");
+    std::fs::write(&csv, "name,mobile\nAda,+8613500000001\n").unwrap();
+    let csv = csv.to_str().unwrap();
+
+    // An app without contact:write may not write through the database either, dry run
+    // included: the direct path refuses what the server would.
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["import", csv, "--app-id", reader.as_str()];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = cli(dir, &args);
+        assert!(!ok && err.contains("contact:write"), "{extra:?}: {err}");
+    }
+    let (ok, out, _) = cli(dir, &["export", "--format", "csv"]);
+    assert!(ok && !out.contains("Ada"), "nothing was written: {out}");
+
+    // A database path that does not exist is an error, and neither the import (dry run or
+    // not) nor an export creates a file or a directory there.
+    let nowhere = dir.join("typo");
+    let url = format!("sqlite://{}", nowhere.join("roster.db").display());
+    for args in [
+        vec!["import", csv, "--database-url", url.as_str(), "--dry-run"],
+        vec!["import", csv, "--database-url", url.as_str()],
+    ] {
+        let (ok, _, err) = cli(dir, &args);
+        assert!(!ok && err.contains("no database"), "{args:?}: {err}");
+    }
+    assert!(!nowhere.exists(), "a mistyped path creates nothing");
+}
