@@ -246,29 +246,52 @@ async fn memberships(
     depts: &mut DeptResolver<'_>,
 ) -> Result<Vec<Membership>, FeishuError> {
     let mut out: Vec<Membership> = Vec::with_capacity(department_ids.len());
-    for (i, id) in department_ids.iter().enumerate() {
+    for id in department_ids {
         let key = depts.key(id).await?;
         if out.iter().any(|m| m.department == key) {
             continue;
         }
-        let order = orders
-            .unwrap_or_default()
-            .iter()
-            .find(|o| o.department_id.as_deref() == Some(id.as_str()));
         out.push(Membership {
             department: key,
-            user_order: order.and_then(|o| o.user_order).unwrap_or(0),
-            department_order: order.and_then(|o| o.department_order).unwrap_or(0),
-            is_primary: order.and_then(|o| o.is_primary_dept).unwrap_or(i == 0),
+            user_order: 0,
+            department_order: 0,
+            is_primary: false,
         });
     }
-    // The primary department goes first, as the profile documents.
-    out.sort_by_key(|m| !m.is_primary);
-    if let Some(first) = out.first_mut() {
-        if !first.is_primary {
+    // Each `orders` entry describes one of the user's departments (matched by department,
+    // whichever id form names it), and at most one may be the primary: a user has one
+    // primary department, which `primary_member_count` and the profile's order rely on.
+    let mut primaries = 0;
+    for o in orders.unwrap_or_default() {
+        let Some(id) = o.department_id.as_deref().filter(|d| !d.is_empty()) else {
+            return Err(FeishuError::param("orders: every entry needs a department_id"));
+        };
+        let key = depts.key(id).await?;
+        let Some(m) = out.iter_mut().find(|m| m.department == key) else {
+            return Err(FeishuError::param(format!(
+                "orders: department {id} is not one of department_ids"
+            )));
+        };
+        m.user_order = o.user_order.unwrap_or(0);
+        m.department_order = o.department_order.unwrap_or(0);
+        if o.is_primary_dept == Some(true) {
+            primaries += 1;
+            m.is_primary = true;
+        }
+    }
+    if primaries > 1 {
+        return Err(FeishuError::param(
+            "orders: at most one department may be the primary (is_primary_dept)",
+        ));
+    }
+    // Without an explicit primary the first department is; the primary goes first, as the
+    // profile documents.
+    if primaries == 0 {
+        if let Some(first) = out.first_mut() {
             first.is_primary = true;
         }
     }
+    out.sort_by_key(|m| !m.is_primary);
     Ok(out)
 }
 
@@ -640,6 +663,11 @@ pub(crate) async fn user_patch(
         None => None,
         Some(ids) if ids.len() > 50 => {
             return Err(FeishuError::new(bad, codes::TOO_MANY_DEPARTMENTS))
+        }
+        // As at create (41017): a user belongs to at least one department; an empty list
+        // would otherwise move the user to the root without saying so.
+        Some(ids) if ids.is_empty() => {
+            return Err(FeishuError::new(bad, codes::DEPARTMENT_REQUIRED))
         }
         Some(ids) => Some(memberships(&ids, body.orders.as_deref(), depts).await?),
     };

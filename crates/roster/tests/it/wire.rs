@@ -278,3 +278,82 @@ async fn a_path_parameter_that_is_not_utf8_is_a_param_error_in_the_envelope() {
         assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{path}: {b}");
     }
 }
+
+#[tokio::test]
+async fn a_user_has_one_primary_department_and_orders_name_only_its_departments() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let t = Some(token.as_str());
+    for id in ["pa", "pb"] {
+        let (_, b) = s
+            .post_json(
+                "/open-apis/contact/v3/departments?department_id_type=department_id",
+                t,
+                &json!({"name": id, "parent_department_id": "0", "department_id": id}),
+            )
+            .await;
+        assert_eq!(b["code"], 0, "{b}");
+    }
+    let create =
+        "/open-apis/contact/v3/users?user_id_type=user_id&department_id_type=department_id";
+    let orders = |a: bool, b: bool| {
+        json!([{"department_id": "pa", "is_primary_dept": a},
+               {"department_id": "pb", "is_primary_dept": b}])
+    };
+    // Two primaries, or an order for a department the user is not in, change nothing.
+    let (st, b) = s
+        .post_json(
+            create,
+            t,
+            &json!({"user_id": "two", "name": "Two", "mobile": "13200000031",
+                    "department_ids": ["pa", "pb"], "orders": orders(true, true)}),
+        )
+        .await;
+    assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{b}");
+    let (st, b) = s
+        .post_json(
+            create,
+            t,
+            &json!({"user_id": "two", "name": "Two", "mobile": "13200000031",
+                    "department_ids": ["pa"], "orders": orders(false, true)}),
+        )
+        .await;
+    assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{b}");
+    let (_, b) = s
+        .get("/open-apis/contact/v3/users/two?user_id_type=user_id", t)
+        .await;
+    assert_ne!(b["code"], 0, "nothing was created: {b}");
+
+    // The primary named by orders is the only one, even when it is not listed first.
+    let (_, b) = s
+        .post_json(
+            create,
+            t,
+            &json!({"user_id": "two", "name": "Two", "mobile": "13200000031",
+                    "department_ids": ["pa", "pb"],
+                    "orders": [{"department_id": "pb", "is_primary_dept": true}]}),
+        )
+        .await;
+    assert_eq!(b["code"], 0, "{b}");
+    let user = &b["data"]["user"];
+    let primaries: Vec<&str> = user["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["is_primary_dept"] == true)
+        .map(|o| o["department_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(primaries, vec!["pb"], "{user}");
+
+    // A PATCH that would leave the user in no department is refused as at create.
+    let resp = s
+        .http
+        .patch(s.url("/open-apis/contact/v3/users/two?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&json!({"department_ids": []}))
+        .send()
+        .await
+        .unwrap();
+    let (st, b) = crate::harness::read(resp).await;
+    assert_eq!((st, b["code"].as_i64()), (400, Some(41017)), "{b}");
+}
