@@ -762,15 +762,15 @@ async fn over_http(
     bar.set_message("writing");
     bar.set_position(0);
     let status = loop {
-        let s: Value = http
-            .get(format!("{base}/api/v1/imports/{task}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .context("poll the import")?
-            .json()
-            .await
-            .context("read the import status")?;
+        let s = get_json_retrying(
+            &http,
+            &format!("{base}/api/v1/imports/{task}"),
+            &[],
+            &token,
+            &task,
+            bar,
+        )
+        .await?;
         bar.set_length(s["total"].as_u64().unwrap_or(0));
         bar.set_position(s["processed"].as_u64().unwrap_or(0));
         match s["status"].as_str() {
@@ -783,16 +783,15 @@ async fn over_http(
     };
     let mut after = 0_u64;
     loop {
-        let page: Value = http
-            .get(format!("{base}/api/v1/imports/{task}/results"))
-            .query(&[("after", after.to_string()), ("limit", "10000".to_owned())])
-            .bearer_auth(&token)
-            .send()
-            .await
-            .context("read the results")?
-            .json()
-            .await
-            .context("read the results")?;
+        let page = get_json_retrying(
+            &http,
+            &format!("{base}/api/v1/imports/{task}/results"),
+            &[("after", after.to_string()), ("limit", "10000".to_owned())],
+            &token,
+            &task,
+            bar,
+        )
+        .await?;
         for r in page["results"].as_array().into_iter().flatten() {
             if r["status"] == "failed" {
                 errors.push(report_of(
@@ -812,6 +811,59 @@ async fn over_http(
         created: status["succeeded"].as_u64().unwrap_or(0),
         errors,
     })
+}
+
+/// How long the CLI keeps asking a server that does not answer (a restart, a crash) about
+/// an import it has accepted. The task is durable: it goes on, or resumes, on the server
+/// whatever happens to this process.
+const POLL_PATIENCE: Duration = Duration::from_secs(300);
+
+/// GETs a JSON answer about the accepted import `task`. A refused connection, a timeout or
+/// a 5xx answer is retried (the server may be restarting; the task resumes there) for up
+/// to `POLL_PATIENCE`; giving up names the task, which the server still completes.
+async fn get_json_retrying(
+    http: &reqwest::Client,
+    url: &str,
+    query: &[(&str, String)],
+    token: &str,
+    task: &str,
+    bar: &ProgressBar,
+) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let attempt = http.get(url).query(query).bearer_auth(token).send().await;
+        let failure = match attempt {
+            Ok(resp) if resp.status().is_server_error() => format!("answered {}", resp.status()),
+            Ok(resp) if !resp.status().is_success() => {
+                let status = resp.status();
+                let body = resp.text().await.unwrap_or_default();
+                bail!("the server refused to report on import task {task} ({status}): {body}");
+            }
+            Ok(resp) => match resp.json().await {
+                Ok(v) => {
+                    if wait > Duration::from_millis(200) {
+                        bar.set_message("writing");
+                    }
+                    return Ok(v);
+                }
+                Err(e) => format!("sent an unreadable answer: {e}"),
+            },
+            Err(e) => format!("is unreachable: {e}"),
+        };
+        if started.elapsed() > POLL_PATIENCE {
+            bail!(
+                "the server {failure}; gave up after {} s. The import task {task} is durable and \
+                 completes on the server: GET /api/v1/imports/{task} reports it",
+                POLL_PATIENCE.as_secs()
+            );
+        }
+        bar.set_message(format!(
+            "server {failure}; retrying (task {task} continues there)"
+        ));
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
 }
 
 fn report_of(row: u64, e: &Value) -> RowError {

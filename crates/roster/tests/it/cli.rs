@@ -159,3 +159,85 @@ fn a_direct_import_acts_with_the_named_apps_scopes_and_never_creates_a_database(
     }
     assert!(!nowhere.exists(), "a mistyped path creates nothing");
 }
+
+/// `roster import --url` keeps polling through a server restart: the task is durable, so
+/// the CLI waits for the server to come back and reports the finished import, instead of
+/// failing on the first refused connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_import_waits_for_a_restarted_server_and_reports_the_whole_import() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("roster.toml"), "task_lease_seconds = 2\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut first = crate::harness::TestServer::spawn_listen(dir, &listen, &[]);
+    let (app_id, secret) = (first.app_id.clone(), first.app_secret.clone());
+    let n = 40_000;
+    let csv = dir.join("many.csv");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(f, "name,user_id,mobile").unwrap();
+    for i in 0..n {
+        writeln!(f, "User {i},r{i},+86137{i:08}").unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["import", csv.to_str().unwrap(), "--url", &first.base])
+        .args(["--app-id", &app_id, "--app-secret", &secret])
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Kill the server once the upload is in and rows are being written.
+    let db = dir.join("data").join("roster.db");
+    let count = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM users WHERE user_id LIKE 'r%'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while count() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no rows written"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    assert!(count() < n, "killed before the import finished");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _second = crate::harness::TestServer::spawn_listen(dir, &listen, &[]);
+
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("{n} created")) || stderr.contains(&format!("{n} created")),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(count(), n, "every row exactly once");
+}

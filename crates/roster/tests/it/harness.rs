@@ -33,10 +33,16 @@ impl TestServer {
 
     /// A server with extra arguments after `serve` (e.g. `--database-url`), in `dir`.
     pub fn spawn_with(dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_listen(dir, "127.0.0.1:0", extra)
+    }
+
+    /// A server in `dir` on a given address, so that a restarted server answers where its
+    /// predecessor did.
+    pub fn spawn_listen(dir: &Path, listen: &str, extra: &[&str]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(extra)
