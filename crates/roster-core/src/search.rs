@@ -10,9 +10,13 @@
 //! the name, English name and nickname; for a name holding Chinese characters its pinyin in
 //! full (`张三` → `zhangsan`) and its initials (`zs`); the personal e-mail (folded); the
 //! mobile in E.164 (`+8613800138000`) and, for Chinese numbers, the national number
-//! (`13800138000`); and the employee number. Polyphonic characters take their first
-//! (most common) reading from the `pinyin` crate, so `单` is `dan`, never `shan`: a
-//! deliberate, documented simplification. Besides these *whole* terms there are *suffix*
+//! (`13800138000`); and the employee number. A name's first Chinese character (its
+//! surname, as a rule) is read in each of its readings, since polyphonic surnames are read
+//! differently from the character's most common reading (`单雄信` is found by `shanxiongxin`
+//! and `danxiongxin`); every later character takes its most common reading from the `pinyin`
+//! crate. `ü` is also spelled `v` and `u` (`吕布`: `lvbu`, `lubu`, `lübu`). Terms and queries
+//! are compared after NFKC, so full-width and decomposed forms find their usual forms.
+//! Besides these *whole* terms there are *suffix*
 //! terms, marked with [`SUFFIX_MARK`]: each name read from a later Chinese character or a
 //! later word or punctuation mark on (`欧阳娜娜` → `阳娜娜`, `娜娜`, `娜`; `mary ann lee` →
 //! `ann lee`, `lee`; `100%` → `%`),
@@ -29,7 +33,8 @@
 //! exactly after it: users added meanwhile appear if their place is still ahead, and no
 //! user that existed before is skipped or repeated.
 
-use pinyin::ToPinyin;
+use pinyin::{ToPinyin, ToPinyinMulti};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::CoreError;
 use crate::user::{UserKey, UserProfile};
@@ -43,8 +48,9 @@ pub const SUFFIX_MARK: char = '\u{E000}';
 /// trigram index needs three characters.
 pub const MIN_SUBSTRING_CHARS: usize = 3;
 
-/// The longest query accepted, in characters after normalisation.
-pub const MAX_QUERY_CHARS: usize = 64;
+/// The longest query accepted, in characters after normalisation: as long as the longest
+/// name (and longer than any e-mail address), so that any whole value can be searched.
+pub const MAX_QUERY_CHARS: usize = 255;
 
 /// At most this many suffix terms are derived from one name, so a long name cannot bloat
 /// the index.
@@ -54,11 +60,22 @@ const MAX_SUFFIXES_PER_NAME: usize = 8;
 /// trigram index still finds them by substring.
 const MAX_SUFFIX_NAME_CHARS: usize = 64;
 
-/// Lower-cases `s` (Unicode), removes characters that the index encoding reserves (control
+/// Composes `s` (NFKC), lower-cases it (Unicode), removes characters that the index encoding reserves (control
 /// characters, `"`, `\` and private-use characters), collapses runs of white space to one
 /// space and trims. Terms and queries are both normalised this way, so they compare as
 /// plain strings.
 pub fn normalize(s: &str) -> String {
+    // Compatibility composition (NFKC) first, so that the forms a keyboard or a copy may
+    // produce read alike: full-width Latin and digits (`Ｔｏｍ`, `１３９`) as ASCII,
+    // decomposed accents (`e` + U+0301) as one character, half-width katakana as
+    // full-width. ASCII is its own NFKC form and skips the pass.
+    let composed;
+    let s = if s.is_ascii() {
+        s
+    } else {
+        composed = s.nfkc().collect::<String>();
+        composed.as_str()
+    };
     let mut out = String::with_capacity(s.len());
     let mut pending_space = false;
     for c in s.chars().flat_map(char::to_lowercase) {
@@ -120,7 +137,7 @@ pub fn terms(p: &UserProfile) -> Vec<String> {
         push(n.clone(), &mut out);
     }
     if let Some(name) = names.first() {
-        if let Some((full, initials)) = pinyin_of(name) {
+        for (full, initials) in pinyin_of(name) {
             push(full, &mut out);
             push(initials, &mut out);
         }
@@ -146,24 +163,66 @@ pub fn terms(p: &UserProfile) -> Vec<String> {
     out
 }
 
-/// The pinyin of a name with at least one Chinese character: in full (`zhangsan`) and its
-/// initials (`zs`). Other letters and digits are kept as they are in both; anything else is
-/// dropped, so `张 三` and `张三` read the same.
-fn pinyin_of(name: &str) -> Option<(String, String)> {
-    let mut full = String::new();
-    let mut initials = String::new();
-    let mut any = false;
+/// Readings of a name's first Chinese character (its surname, as a rule) that are indexed,
+/// at most: a polyphonic surname is read differently from the character's most common
+/// reading (`曾` is `zeng` as a surname, `ceng` otherwise; `单` `shan`, not `dan`).
+const MAX_SURNAME_READINGS: usize = 4;
+
+/// The pinyin of a name with at least one Chinese character, each reading in full
+/// (`zhangsan`) with its initials (`zs`); empty for other names. Other letters and digits
+/// are kept as they are in both; anything else is dropped, so `张 三` and `张三` read the
+/// same. The first Chinese character is read in each of its readings (see
+/// `MAX_SURNAME_READINGS`), every later one in its most common reading. A reading with `ü`
+/// is also spelled with `v` and with `u` (`吕布`: `lvbu`, `lubu`), as people type it.
+fn pinyin_of(name: &str) -> Vec<(String, String)> {
+    // The name split at its first Chinese character: what comes before it (shared by every
+    // reading), that character's readings, and the common reading of the rest.
+    let mut head = (String::new(), String::new());
+    let mut surname: Vec<&'static str> = Vec::new();
+    let mut tail = (String::new(), String::new());
     for c in name.chars() {
-        if let Some(p) = c.to_pinyin() {
-            any = true;
-            full.push_str(p.plain());
-            initials.push_str(p.first_letter());
-        } else if c.is_alphanumeric() {
-            full.push(c);
-            initials.push(c);
+        let part = if surname.is_empty() {
+            &mut head
+        } else {
+            &mut tail
+        };
+        if surname.is_empty() {
+            if let Some(multi) = c.to_pinyin_multi() {
+                for p in multi {
+                    let plain = p.plain();
+                    if !surname.contains(&plain) && surname.len() < MAX_SURNAME_READINGS {
+                        surname.push(plain);
+                    }
+                }
+                continue;
+            }
+        } else if let Some(p) = c.to_pinyin() {
+            part.0.push_str(p.plain());
+            part.1.push_str(p.first_letter());
+            continue;
+        }
+        if c.is_alphanumeric() {
+            part.0.push(c);
+            part.1.push(c);
         }
     }
-    any.then_some((full, initials))
+    let mut out: Vec<(String, String)> = Vec::new();
+    for reading in surname {
+        let full = format!("{}{reading}{}", head.0, tail.0);
+        let initial = reading.chars().next().map(String::from).unwrap_or_default();
+        let initials = format!("{}{initial}{}", head.1, tail.1);
+        let spellings = if full.contains('ü') {
+            vec![full.replace('ü', "v"), full.replace('ü', "u"), full]
+        } else {
+            vec![full]
+        };
+        for f in spellings {
+            if !out.iter().any(|(g, _)| *g == f) {
+                out.push((f, initials.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// The suffix terms of a normalised name: the name read from each later CJK character, and
@@ -355,6 +414,50 @@ mod tests {
     }
 
     #[test]
+    fn a_polyphonic_surname_is_read_in_each_reading() {
+        for (name, wanted) in [
+            ("曾国藩", ["zengguofan", "zgf"]),
+            ("曾国藩", ["cengguofan", "cgf"]),
+            ("单雄信", ["shanxiongxin", "sxx"]),
+            ("单雄信", ["danxiongxin", "dxx"]),
+            ("解晓东", ["xiexiaodong", "xxd"]),
+        ] {
+            let t = terms(&profile(name));
+            for w in wanted {
+                assert!(t.contains(&w.to_owned()), "{name}: {w} in {t:?}");
+            }
+        }
+        // Only the first character varies: 张三 keeps its one reading and its two terms.
+        let t = terms(&profile("张三"));
+        assert_eq!(&t[..3], ["张三", "zhangsan", "zs"]);
+        assert_eq!(t.len(), 4, "{t:?}");
+    }
+
+    #[test]
+    fn u_umlaut_is_also_spelled_v_and_u() {
+        let t = terms(&profile("吕布"));
+        for w in ["lvbu", "lubu", "lübu", "lb"] {
+            assert!(t.contains(&w.to_owned()), "{w} in {t:?}");
+        }
+        let t = terms(&profile("女娲"));
+        assert!(
+            t.contains(&"nvwa".to_owned()) && t.contains(&"nuwa".to_owned()),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn full_width_and_decomposed_forms_normalise_to_the_usual_ones() {
+        assert_eq!(normalize("Ｔｏｍ Ｆｕｌｌｗｉｄｔｈ"), "tom fullwidth");
+        assert_eq!(normalize("１３９００００００００"), "13900000000");
+        assert_eq!(normalize("Rene\u{301}"), normalize("René"));
+        assert_eq!(normalize("ｶﾀｶﾅ"), "カタカナ");
+        assert_eq!(q("ｚｓ").as_str(), "zs");
+        // A query counts its characters after composition.
+        assert!(SearchQuery::parse(&"e\u{301}".repeat(40)).is_ok());
+    }
+
+    #[test]
     fn latin_names_get_word_suffixes_and_no_pinyin() {
         let mut p = profile("  Mary   ANN Lee ");
         p.en_name = Some("mary ann lee".to_owned());
@@ -400,7 +503,8 @@ mod tests {
     fn normalisation_removes_reserved_characters_and_folds_case() {
         assert_eq!(normalize(" \"Ÿo\\\u{1}\u{E000}  MAN\t"), "ÿo man");
         assert!(SearchQuery::parse(" \u{E000} ").is_err());
-        assert!(SearchQuery::parse(&"x".repeat(65)).is_err());
+        assert!(SearchQuery::parse(&"x".repeat(255)).is_ok());
+        assert!(SearchQuery::parse(&"x".repeat(256)).is_err());
     }
 
     #[test]

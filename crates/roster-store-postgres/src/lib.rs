@@ -890,6 +890,87 @@ mod tests {
         assert_eq!(users::search_text(&profile), texts[0]);
     }
 
+    /// Migration 0011 has users with non-ASCII terms recomputed at open: a user indexed
+    /// under the old rules (one reading of a polyphonic surname) gains the other readings,
+    /// and an ASCII user keeps its terms untouched.
+    #[tokio::test]
+    async fn migration_0011_recomputes_the_terms_of_non_ascii_names() {
+        let Ok(base) = std::env::var(TEST_URL_ENV) else {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {TEST_URL_ENV} not set (migration_0011_recomputes_the_terms_of_non_ascii_names)"
+            );
+            return;
+        };
+        let options = create_test_database(&base).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        MIGRATOR.run_to(10, &pool).await.unwrap();
+        let profile = roster_core::UserProfile {
+            name: "单雄信".into(),
+            ..roster_core::UserProfile::default()
+        };
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0); \
+             INSERT INTO departments (id, tenant_id, open_department_id, department_id, \
+               department_id_fold, parent_id, name, doc, created_at, updated_at) VALUES \
+               (1, 1, '0', '0', '0', NULL, 'Acme', '{}', 0, 0);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (id, name, doc, text) in [
+            (
+                1_i64,
+                "单雄信",
+                roster_store_common::encode_profile(&profile),
+                "[\"单雄信\",\"danxiongxin\",\"dxx\",\"\u{E000}雄信\",\"\u{E000}信\"]",
+            ),
+            (
+                2,
+                "Li Lee",
+                "{\"name\":\"Li Lee\"}".to_owned(),
+                "[\"li lee\",\"\u{E000}lee\"]",
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, \
+                   name, is_resigned, is_frozen, is_activated, is_exited, is_unjoin, \
+                   created_at, updated_at, doc, search_text) \
+                 VALUES ($1, 1, 'ou_' || $1, 'on_' || $1, 'u' || $1, 'u' || $1, $2, false, \
+                   false, true, false, false, 0, 0, $3, $4)",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(doc)
+            .bind(text)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = PgStore::connect_with(options).await.unwrap();
+        let texts: Vec<String> = sqlx::query_scalar("SELECT search_text FROM users ORDER BY id")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(texts[0], users::search_text(&profile));
+        assert_eq!(texts[1], "[\"li lee\",\"\u{E000}lee\"]", "ASCII terms stay");
+        let terms: Vec<String> = sqlx::query_scalar(
+            "SELECT term::text FROM user_search_terms WHERE user_key = 1 ORDER BY term",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        for want in ["shanxiongxin", "sxx", "danxiongxin", "dxx"] {
+            assert!(terms.contains(&want.to_owned()), "{want} in {terms:?}");
+        }
+    }
+
     #[test]
     fn only_names_of_the_helper_s_own_shape_count_as_test_databases() {
         assert!(is_test_db_name("roster_test_6920a1b20123456789abcdef"));

@@ -82,6 +82,10 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../migrations/0014_memberships_without_rowid.sql"
         )),
+        M::up_with_hook(
+            include_str!("../migrations/0015_search_terms_reindex.sql"),
+            search::reindex_non_ascii,
+        ),
     ])
 }
 
@@ -1332,6 +1336,47 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(counts(&conn), [1, 2], "the resigned user is not counted");
+    }
+
+    /// Migration 0015 recomputes the search terms of users with non-ASCII terms: a user
+    /// indexed under the old rules (one reading of a polyphonic surname) gains the other
+    /// readings in `search_text` and in the term index, and an ASCII user is left alone.
+    #[test]
+    fn migration_0015_recomputes_the_terms_of_non_ascii_names() {
+        let mut conn = migrated_to_with_members(14, "(1, 2, 0, 0, 0, 1)");
+        let profile = roster_core::UserProfile {
+            name: "单雄信".into(),
+            ..roster_core::UserProfile::default()
+        };
+        let old = "[\"单雄信\",\"danxiongxin\",\"dxx\",\"\u{E000}雄信\",\"\u{E000}信\"]";
+        conn.execute(
+            "UPDATE users SET doc = ?2, name = '单雄信', search_text = ?3 WHERE id = ?1",
+            rusqlite::params![1, roster_store_common::encode_profile(&profile), old],
+        )
+        .unwrap();
+        conn.execute("UPDATE users SET search_text = '[\"c\"]' WHERE id = 3", [])
+            .unwrap();
+        let terms = |conn: &Connection, user: i64| -> Vec<String> {
+            conn.prepare("SELECT term FROM user_search_terms WHERE user_key = ?1 ORDER BY term")
+                .unwrap()
+                .query_map([user], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert!(!terms(&conn, 1).contains(&"shanxiongxin".to_owned()));
+        super::migrations().to_latest(&mut conn).unwrap();
+        let text: String = conn
+            .query_row("SELECT search_text FROM users WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(text, super::users::search_text(&profile));
+        let t = terms(&conn, 1);
+        for want in ["shanxiongxin", "sxx", "danxiongxin", "dxx"] {
+            assert!(t.contains(&want.to_owned()), "{want} in {t:?}");
+        }
+        assert_eq!(terms(&conn, 3), ["c"], "ASCII terms are not rewritten");
     }
 
     /// Migration 0014 rebuilds `user_departments` WITHOUT ROWID and keeps every membership,

@@ -427,6 +427,33 @@ pub(crate) fn backfill(tx: &Transaction<'_>) -> HookResult {
     Ok(())
 }
 
+/// The hook of migration 0015: recomputes the search terms of every user whose terms hold
+/// text outside ASCII other than the suffix mark U+E000 (found, as in migration 0002's
+/// hook, by having fewer characters than bytes) and rewrites those that changed; the triggers of migration 0006 move the index
+/// along. ASCII-only terms cannot change, so most rows are only read.
+pub(crate) fn reindex_non_ascii(tx: &Transaction<'_>) -> HookResult {
+    let rows: Vec<(i64, String, String)> = tx
+        .prepare(
+            "SELECT id, doc, search_text FROM users \
+             WHERE length(replace(search_text, char(57344), '')) \
+                <> length(CAST(replace(search_text, char(57344), '') AS BLOB))",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE users SET search_text = ?2 WHERE id = ?1")?;
+    for (id, doc, old) in rows {
+        // A document that does not decode keeps its terms rather than failing the
+        // migration; reading that user fails loudly anyway.
+        if let Ok(profile) = decode_profile(&doc) {
+            let new = search_text(&profile);
+            if new != old {
+                update.execute(params![id, new])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{trigrams, TrigramCounts, COMMON_ROWS, MAX_PROBES};
