@@ -80,6 +80,9 @@ impl RawRow {
     /// Reads one NDJSON line: a JSON object whose values are strings, numbers, booleans,
     /// null, or (for `department_ids`) an array of strings.
     pub fn from_json(line: &[u8]) -> Result<Self, ItemError> {
+        // A UTF-8 byte order mark (which editors put at the start of a file) is not JSON;
+        // it cannot start a valid line either, so it is dropped wherever it appears.
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         let value: serde_json::Value = serde_json::from_slice(line)
             .map_err(|e| format_error("row", format!("not JSON: {e}")))?;
         let serde_json::Value::Object(map) = value else {
@@ -266,17 +269,25 @@ fn code_or_name(
         })
 }
 
-/// Unix seconds, or a `YYYY-MM-DD` date (midnight UTC).
+/// The join times accepted, unix seconds: 1900-01-01 to 9999-12-31, the range of the
+/// dates this format reads.
+const JOIN_TIME_RANGE: std::ops::RangeInclusive<i64> = -2_208_988_800..=253_402_300_799;
+
+/// Unix seconds, or a `YYYY-MM-DD` date (midnight UTC) that exists in the calendar.
 fn join_time(v: &str) -> Result<i64, ItemError> {
-    if let Ok(n) = v.parse::<i64>() {
-        return Ok(n);
-    }
     let bad = || {
         core(&CoreError::invalid(
             "join_time",
-            "must be unix seconds or a YYYY-MM-DD date",
+            "must be unix seconds or a YYYY-MM-DD date, from 1900 to 9999",
         ))
     };
+    if let Ok(n) = v.parse::<i64>() {
+        return if JOIN_TIME_RANGE.contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
+    }
     let mut parts = v.splitn(3, '-');
     let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
@@ -286,7 +297,15 @@ fn join_time(v: &str) -> Result<i64, ItemError> {
         m.parse().map_err(|_| bad())?,
         d.parse().map_err(|_| bad())?,
     );
-    if !(1900..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // 2024-02-30 is refused rather than read as 2024-03-01.
+    if !(1900..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month).contains(&d) {
         return Err(bad());
     }
     // Days from the civil date (Howard Hinnant's algorithm), then seconds.
@@ -438,6 +457,11 @@ mod tests {
         assert_eq!(join_time("2018-08-14").unwrap(), 1_534_204_800);
         assert_eq!(join_time("1534222800").unwrap(), 1_534_222_800);
         assert!(join_time("2018-13-01").is_err());
+        assert!(join_time("2024-02-30").is_err(), "no such day");
+        assert!(join_time("2023-02-29").is_err(), "not a leap year");
+        assert_eq!(join_time("2024-02-29").unwrap(), 1_709_164_800);
+        assert!(join_time("2000-02-29").is_ok() && join_time("1900-02-29").is_err());
+        assert!(join_time("99999999999999").is_err(), "past the year 9999");
         assert!(join_time("yesterday").is_err());
     }
 
@@ -445,6 +469,12 @@ mod tests {
     fn unknown_fields_are_refused_not_dropped() {
         let e = RawRow::from_json(br#"{"name":"A","mail":"a@example.com"}"#).unwrap_err();
         assert!(e.detail.contains("unknown field"), "{e:?}");
+    }
+
+    #[test]
+    fn a_json_row_after_a_byte_order_mark_reads() {
+        let row = RawRow::from_json(b"\xEF\xBB\xBF{\"name\":\"b\",\"user_id\":\"bom\"}").unwrap();
+        assert_eq!(row.get("user_id"), Some("bom"));
     }
 
     #[test]
