@@ -222,6 +222,11 @@ pub(crate) async fn get(
             roster_core::CoreError::NotFound { .. } => unknown(),
             other => other.into(),
         })?;
+    // Only batch_add tasks are v2 tasks; a bulk import (Roster's own API) reports itself at
+    // /api/v1/imports, and v2 has no shape for it.
+    if task.kind == roster_core::import::IMPORT_KIND {
+        return Err(unknown());
+    }
     let status = match task.status {
         TaskStatus::Receiving | TaskStatus::Queued => 1,
         TaskStatus::Running => 2,

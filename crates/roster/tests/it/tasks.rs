@@ -438,3 +438,32 @@ async fn without_smtp_invitations_wait_in_the_outbox() {
     assert_eq!(u["data"]["user"]["status"]["is_activated"], false);
     assert_eq!(u["data"]["user"]["status"]["is_unjoin"], true);
 }
+
+#[tokio::test]
+async fn task_get_does_not_report_a_bulk_import_as_a_v2_task() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let resp = s
+        .http
+        .post(s.url("/api/v1/imports"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"name\":\"Imported\",\"mobile\":\"+8613900000011\"}\n")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::harness::read(resp).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["task_id"].as_str().unwrap();
+    let (status, body) = s
+        .get(
+            &format!("/open-apis/contact/v2/task/get?task_id={id}"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(40001)),
+        "{body}"
+    );
+}
