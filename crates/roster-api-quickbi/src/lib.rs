@@ -85,14 +85,14 @@ async fn entry(State(state): State<QuickBiState>, request: Request) -> Response 
 
 /// The action (or version) a request names: in `header` (the `x-acs-*` header) or in the
 /// parameter `param`. Under ACS3 the header is signed and wins; under the RPC signature
-/// only the parameter is, so an unsigned header never chooses. Both present and different
+/// only the parameter is, so an unsigned header never chooses (`headers_signed` false). Both present and different
 /// is refused, whichever signature is used.
 fn signed_choice(
     param: &str,
     header_name: &str,
     header: Option<String>,
     params: &Params,
-    acs3: bool,
+    headers_signed: bool,
 ) -> Result<String, QuickBiError> {
     let header = header.filter(|h| !h.is_empty());
     let param_value = params.get(param).filter(|p| !p.is_empty());
@@ -104,7 +104,7 @@ fn signed_choice(
             ));
         }
     }
-    let chosen = if acs3 {
+    let chosen = if headers_signed {
         header.or_else(|| param_value.map(str::to_owned))
     } else {
         param_value.map(str::to_owned)
@@ -165,8 +165,24 @@ async fn handle(
     // the parameters. The signed place decides, so that a captured request cannot be sent
     // to another action by an unsigned header; a request whose two places disagree is
     // refused outright.
-    let action = signed_choice("Action", "x-acs-action", header_action, &params, acs3)?;
-    let version = signed_choice("Version", "x-acs-version", header_version, &params, acs3)?;
+    // The RPC signature is the one `auth::authenticate` checks when there is no ACS3
+    // header and a `Signature` parameter; an unsigned request fails authentication anyway,
+    // and may name its action either way for the errors that come first.
+    let headers_signed = acs3 || params.get("Signature").is_none();
+    let action = signed_choice(
+        "Action",
+        "x-acs-action",
+        header_action,
+        &params,
+        headers_signed,
+    )?;
+    let version = signed_choice(
+        "Version",
+        "x-acs-version",
+        header_version,
+        &params,
+        headers_signed,
+    )?;
     if version != API_VERSION {
         return Err(QuickBiError::bad(
             codes::INVALID_VERSION,
