@@ -253,3 +253,17 @@ def test_two_hundred_admin_activated_users_get_argon2id_passwords(ws, name, caps
         print(f"\n    batch-create of 200 ADMIN_ACTIVATE users (argon2id each): {elapsed:.2f} s")
     listed = ws.list_users(ListUsersRequest(user_names=[u.user_name for u in users[:5]]))
     assert listed.total_count == 5 and all(u.active_type == "ADMIN_ACTIVATE" for u in listed.users)
+
+
+def test_a_directory_user_without_a_login_is_listed_and_found_under_its_user_id(ws, tmp_path):
+    # A user created through another dialect (here the bulk import, tenant 1) has no
+    # Workspace user name and is shown under its user id; the name filters must find it
+    # under that same name.
+    uid = f"dir{uuid.uuid4().hex[:10]}"
+    rows = tmp_path / "one.csv"
+    rows.write_text(f"name,user_id,mobile\nDirectory user,{uid},+86136{random.randint(0, 10**8 - 1):08d}\n")
+    roster("import", str(rows), "--tenant", "1")
+    listed = ws.list_users(ListUsersRequest(user_names=[uid.upper()]))
+    assert listed.total_count == 1, listed
+    assert listed.users[0].user_name == uid
+    assert ws.list_users(ListUsersRequest(user_name=uid[:6].upper())).total_count >= 1

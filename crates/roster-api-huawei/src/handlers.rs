@@ -351,15 +351,30 @@ fn expired(user: &User, now_s: i64) -> bool {
     user.profile.account_expires.is_some_and(|t| t <= now_s)
 }
 
+/// The login name a user is shown and filtered under: the Workspace user name, or, for a
+/// directory user that has none (created through another dialect), its user id. Listing
+/// and filtering must use the same name, or a shown user could not be found by it.
+fn login_name(user: &User) -> String {
+    user.profile
+        .username
+        .as_ref()
+        .map_or_else(|| user.user_id.to_string(), |u| u.as_str().to_owned())
+}
+
+/// `login_name`, folded for the case-insensitive filters.
+fn login_folded(user: &User) -> String {
+    user.profile
+        .username
+        .as_ref()
+        .map_or_else(|| user.user_id.to_string().to_lowercase(), Username::folded)
+}
+
 fn wire_user(user: &User, groups: &HashMap<String, Group>, now_s: i64) -> wire::User {
     let p = &user.profile;
     wire::User {
         id: user.open_id.to_string(),
         sid: user.user_id.to_string(),
-        user_name: p
-            .username
-            .as_ref()
-            .map_or_else(|| user.user_id.to_string(), |u| u.as_str().to_owned()),
+        user_name: login_name(user),
         user_email: p.email.as_ref().map(|e| e.as_str().to_owned()),
         user_phone: p.mobile.as_ref().map(|m| m.as_str().to_owned()),
         total_desktops: 0,
@@ -451,11 +466,7 @@ pub(crate) async fn list_users(
         .into_iter()
         .filter(|u| {
             let p = &u.profile;
-            let login = p
-                .username
-                .as_ref()
-                .map(Username::folded)
-                .unwrap_or_default();
+            let login = login_folded(u);
             name.as_ref().is_none_or(|n| login.contains(n.as_str()))
                 && (names.is_empty() || names.contains(&login))
                 && description.as_ref().is_none_or(|d| {
@@ -524,10 +535,7 @@ pub(crate) async fn show_user(
     let user = active_user(&state, &authed, &id).await?;
     let groups = group_map(&state, &authed).await?;
     let p = &user.profile;
-    let login = p
-        .username
-        .as_ref()
-        .map_or_else(|| user.user_id.to_string(), |u| u.as_str().to_owned());
+    let login = login_name(&user);
     Ok(Json(wire::ListUserDetailResponse {
         user_detail: wire::UserDetail {
             id: user.open_id.to_string(),
@@ -723,12 +731,8 @@ pub(crate) async fn group_users(
         .await?
         .into_iter()
         .filter(|u| {
-            name.as_ref().is_none_or(|n| {
-                u.profile
-                    .username
-                    .as_ref()
-                    .is_some_and(|x| x.folded().contains(n.as_str()))
-            })
+            name.as_ref()
+                .is_none_or(|n| login_folded(u).contains(n.as_str()))
         })
         .collect();
     Ok(Json(wire::ListUsersOfGroupResponse {
@@ -739,11 +743,7 @@ pub(crate) async fn group_users(
             .take(limit)
             .map(|u| wire::UserInGroup {
                 id: u.open_id.to_string(),
-                user_name: u
-                    .profile
-                    .username
-                    .as_ref()
-                    .map_or_else(|| u.user_id.to_string(), |x| x.as_str().to_owned()),
+                user_name: login_name(u),
                 user_email: u.profile.email.as_ref().map(|e| e.as_str().to_owned()),
                 user_phone: u.profile.mobile.as_ref().map(|m| m.as_str().to_owned()),
                 total_desktops: 0,
