@@ -482,3 +482,40 @@ pub async fn check_bi_add_members_reports_every_entry_and_whole_request_rules(
         .expect("user")
         .is_some());
 }
+
+/// A group that holds members of the BI organisation cannot be deleted through the
+/// directory (as one with directory members cannot): deleting it would drop them from the
+/// group without a word. Once no member lists it, it goes.
+pub async fn check_a_group_with_bi_members_is_not_deleted(store: Arc<dyn Store>) {
+    let e = env(store.clone(), "bi-group-del", None).await;
+    let group = e
+        .dir
+        .create_group(&e.caller, "analysts", None, None)
+        .await
+        .expect("group");
+    let mut m = member(e.tenant.id, "Ann", now_ms());
+    m.groups = vec![group.group_id.clone()];
+    let r = store
+        .insert_bi_members(e.tenant.id, std::slice::from_ref(&m), 10, &cli())
+        .await
+        .expect("insert");
+    assert!(r[0].is_ok(), "{r:?}");
+    let refused = e.dir.delete_group(&e.caller, &group.group_id).await;
+    assert!(
+        matches!(refused, Err(CoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert!(store
+        .get_group(e.tenant.id, &group.group_id)
+        .await
+        .expect("get")
+        .is_some());
+    assert!(store
+        .delete_bi_member(e.tenant.id, &m.open_id, now_ms(), &cli())
+        .await
+        .expect("delete member"));
+    e.dir
+        .delete_group(&e.caller, &group.group_id)
+        .await
+        .expect("an empty group is deleted");
+}

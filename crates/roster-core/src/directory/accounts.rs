@@ -14,6 +14,9 @@ use crate::group::Group;
 use crate::user::User;
 use crate::values::Activation;
 
+/// BI members read per page when a group deletion checks that none is left in the group.
+const BI_PAGE: usize = 1_000;
+
 /// Users read per store call when a listing walks the whole tenant.
 const PAGE: usize = 1000;
 
@@ -166,6 +169,28 @@ impl Directory {
                 ConflictKind::DepartmentNotEmpty,
                 "the group still has members",
             ));
+        }
+        // The group may also hold members of the BI organisation (Quick BI adds users to
+        // the tenant's groups in its own membership); deleting it would drop them from the
+        // group without a word. The organisation is bounded by its licence cap, so reading
+        // it a page at a time is cheap enough for this rare call.
+        let mut offset = 0_u64;
+        loop {
+            let (page, _) = self
+                .inner
+                .store
+                .list_bi_members(caller.tenant, None, offset, BI_PAGE)
+                .await?;
+            if page.iter().any(|m| m.groups.iter().any(|g| g == group_id)) {
+                return Err(CoreError::conflict(
+                    ConflictKind::DepartmentNotEmpty,
+                    "the group still has members in the BI organisation",
+                ));
+            }
+            if page.len() < BI_PAGE {
+                break;
+            }
+            offset += page.len() as u64;
         }
         if self
             .inner
