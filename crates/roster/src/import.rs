@@ -734,7 +734,17 @@ async fn over_http(
     if args.notify {
         request = request.query(&[("notify", "true")]);
     }
-    let resp = request.send().await.context("upload the rows")?;
+    let resp = match request.send().await {
+        Ok(resp) => resp,
+        Err(send) => {
+            // A file or mapping problem breaks the body on purpose; that problem, not the
+            // transport error it causes, is what the user needs to read.
+            if let Ok(Err(reading)) = feeder.await {
+                return Err(reading);
+            }
+            return Err(anyhow::Error::new(send).context("upload the rows"));
+        }
+    };
     let total = feeder.await.context("the upload feeder failed")??;
     let status = resp.status();
     let answer: Value = resp.json().await.context("read the upload answer")?;

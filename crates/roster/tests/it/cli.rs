@@ -241,3 +241,30 @@ async fn roster_import_waits_for_a_restarted_server_and_reports_the_whole_import
     );
     assert_eq!(count(), n, "every row exactly once");
 }
+
+/// A file or mapping problem found while the rows stream to the server is reported as
+/// itself, not as the transport error that breaking the upload causes.
+#[tokio::test]
+async fn roster_import_to_a_server_reports_a_mapping_problem_as_such() {
+    let s = crate::harness::TestServer::spawn();
+    let csv = s.data_dir.join("people.csv");
+    std::fs::write(&csv, "Full Name,mobile\nAda,+8613500000002\n").unwrap();
+    let (ok, _, err) = cli(
+        &s.data_dir,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--url",
+            &s.base,
+            "--app-id",
+            &s.app_id,
+            "--app-secret",
+            &s.app_secret,
+            "--map",
+            "name=Nope",
+        ],
+    );
+    assert!(!ok, "{err}");
+    assert!(err.contains("Nope"), "{err}");
+    assert!(!err.contains("error sending request"), "{err}");
+}
