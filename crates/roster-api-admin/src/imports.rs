@@ -270,6 +270,7 @@ async fn dry_run(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     let mut depts = Departments::new(dir, caller);
+    let mut dry = dir.begin_dry_run(caller).await?;
     let mut splitter = Splitter::new(reader.csv);
     let mut records = Vec::new();
     let mut items = Vec::with_capacity(IMPORT_CHUNK_ROWS);
@@ -297,14 +298,14 @@ async fn dry_run(
             items.push(item);
             rows += 1;
             if items.len() == IMPORT_CHUNK_ROWS {
-                invalid += check(dir, caller, &mut items, rows, &mut errors).await?;
+                invalid += check(dir, caller, &mut dry, &mut items, rows, &mut errors).await?;
             }
         }
     }
     if reader.csv && reader.columns.is_none() {
         return Err(AdminError::bad_request("the CSV upload has no header row"));
     }
-    invalid += check(dir, caller, &mut items, rows, &mut errors).await?;
+    invalid += check(dir, caller, &mut dry, &mut items, rows, &mut errors).await?;
     let truncated = errors.len() as u64 != invalid;
     Ok((
         StatusCode::OK,
@@ -324,6 +325,7 @@ async fn dry_run(
 async fn check(
     dir: &Directory,
     caller: &Caller,
+    dry: &mut roster_core::DryRun,
     items: &mut Vec<Result<NewUser, ItemError>>,
     rows: u64,
     errors: &mut Vec<Value>,
@@ -332,7 +334,9 @@ async fn check(
         return Ok(0);
     }
     let first = rows - items.len() as u64 + 1;
-    let verdicts = dir.validate_users(caller, std::mem::take(items)).await?;
+    let verdicts = dir
+        .validate_users(caller, std::mem::take(items), dry)
+        .await?;
     let mut invalid = 0;
     for (i, v) in verdicts.iter().enumerate() {
         if let Some(e) = v {

@@ -37,7 +37,7 @@ pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };
 pub use directory::{
-    Bootstrapped, CreatedAccessKey, Directory, Handover, IdempotentOutcome, Invitations,
+    Bootstrapped, CreatedAccessKey, Directory, DryRun, Handover, IdempotentOutcome, Invitations,
     IssuedToken, TaskSubmission,
 };
 pub use error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};

@@ -521,9 +521,14 @@ pub async fn check_an_import_runs_to_done_through_a_worker_with_results_by_row(
     );
     // Dry runs validate without writing.
     let before = active_users(e.store.as_ref(), e.tenant.id).await;
+    let mut dry = e.dir.begin_dry_run(&e.caller).await.expect("dry run");
     let verdicts = e
         .dir
-        .validate_users(&e.caller, vec![Ok(new_user("fresh")), Ok(new_user("boss"))])
+        .validate_users(
+            &e.caller,
+            vec![Ok(new_user("fresh")), Ok(new_user("boss"))],
+            &mut dry,
+        )
         .await
         .expect("validate");
     assert!(verdicts[0].is_none());
@@ -532,4 +537,48 @@ pub async fn check_an_import_runs_to_done_through_a_worker_with_results_by_row(
         Some("exists")
     );
     assert_eq!(active_users(e.store.as_ref(), e.tenant.id).await, before);
+}
+
+/// A dry run checks its later chunks as the real import would after writing the earlier
+/// ones: a unique value claimed by an earlier chunk is taken, and valid rows use up the
+/// tenant's licence room; nothing is written.
+pub async fn check_a_dry_run_carries_claimed_values_and_licence_room_across_chunks(
+    store: Arc<dyn Store>,
+) {
+    let e = env(store.clone(), "dry-run", Some(2)).await;
+    let mut dry = e.dir.begin_dry_run(&e.caller).await.expect("dry run");
+    let mut first = new_user("first");
+    first.profile.mobile = Some(crate::support::mobile(901));
+    let verdicts = e
+        .dir
+        .validate_users(&e.caller, vec![Ok(first)], &mut dry)
+        .await
+        .expect("validate");
+    assert!(verdicts[0].is_none(), "{verdicts:?}");
+    let mut same_mobile = new_user("second");
+    same_mobile.profile.mobile = Some(crate::support::mobile(901));
+    let verdicts = e
+        .dir
+        .validate_users(
+            &e.caller,
+            vec![
+                Ok(same_mobile),
+                Ok(new_user("FIRST")),
+                Ok(new_user("third")),
+                Ok(new_user("fourth")),
+            ],
+            &mut dry,
+        )
+        .await
+        .expect("validate");
+    let kinds: Vec<Option<&str>> = verdicts
+        .iter()
+        .map(|v| v.as_ref().map(|e| e.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [Some("exists"), Some("exists"), None, Some("licence")],
+        "{verdicts:?}"
+    );
+    assert_eq!(active_users(store.as_ref(), e.tenant.id).await, 0);
 }

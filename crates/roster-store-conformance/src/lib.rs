@@ -205,6 +205,7 @@ macro_rules! conformance_tests {
             check_only_the_lease_holder_renews_and_finishes_a_task,
             check_a_task_chunk_writes_users_outcomes_counters_and_invitations,
             check_only_a_sealed_import_is_claimed_and_its_chunks_read_back_in_order,
+            check_a_dry_run_carries_claimed_values_and_licence_room_across_chunks,
             check_an_import_chunk_commits_users_and_outcomes_once_under_the_lease,
             check_an_import_chunk_counts_department_members,
             check_aborted_and_abandoned_imports_fail_and_drop_their_rows,

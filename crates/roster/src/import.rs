@@ -502,10 +502,10 @@ async fn in_process(
     // order, and `numbers[i]` is the file row of the i-th row sent.
     let mut numbers: Vec<u64> = Vec::new();
     let mut items = Vec::with_capacity(IMPORT_CHUNK_ROWS);
-    let task = if args.dry_run {
-        None
+    let (task, mut dry) = if args.dry_run {
+        (None, Some(dir.begin_dry_run(&caller).await?))
     } else {
-        Some(dir.begin_import(&caller, args.notify).await?)
+        (Some(dir.begin_import(&caller, args.notify).await?), None)
     };
     bar.set_message(if args.dry_run { "checking" } else { "reading" });
     let mut seq = 0;
@@ -525,6 +525,7 @@ async fn in_process(
                     &dir,
                     &caller,
                     task.as_ref(),
+                    dry.as_mut(),
                     &mut items,
                     &mut seq,
                     &numbers,
@@ -539,6 +540,7 @@ async fn in_process(
         &dir,
         &caller,
         task.as_ref(),
+        dry.as_mut(),
         &mut items,
         &mut seq,
         &numbers,
@@ -613,6 +615,7 @@ async fn flush(
     dir: &Directory,
     caller: &Caller,
     task: Option<&roster_core::Task>,
+    dry: Option<&mut roster_core::DryRun>,
     items: &mut Vec<Result<roster_core::NewUser, ItemError>>,
     seq: &mut u32,
     numbers: &[u64],
@@ -634,7 +637,13 @@ async fn flush(
             *seq += 1;
         }
         None => {
-            for (i, v) in dir.validate_users(caller, items).await?.iter().enumerate() {
+            let dry = dry.context("a dry run carries its state")?;
+            for (i, v) in dir
+                .validate_users(caller, items, dry)
+                .await?
+                .iter()
+                .enumerate()
+            {
                 if let Some(e) = v {
                     errors.push(RowError::of(numbers[first + i], e));
                 }

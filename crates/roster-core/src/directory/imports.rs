@@ -2,6 +2,8 @@
 //! receives its rows chunk by chunk, is sealed, and is then processed chunk by chunk through
 //! the same `prepare_batch` as every other write. Also the export read and the dry run.
 
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
 use tracing::instrument;
@@ -22,6 +24,17 @@ use super::tasks::Invitations;
 const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Most rows one results page returns.
 pub const MAX_RESULTS_PAGE: usize = 10_000;
+
+/// What a dry run has accepted so far, so that its later chunks are checked as the real
+/// import would check them after the earlier ones were written: unique values (user id,
+/// e-mail, mobile, login, employee number) as 64-bit hashes, which keeps a million rows'
+/// worth in tens of megabytes (a false "exists" needs a hash collision: about one chance
+/// in four million for a million rows), and the licence room left.
+#[derive(Debug)]
+pub struct DryRun {
+    claimed: HashSet<u64>,
+    room: Option<u64>,
+}
 
 impl Directory {
     /// Opens an import: a task in the `Receiving` state that no worker may claim until
@@ -143,17 +156,65 @@ impl Directory {
         Ok((task, out))
     }
 
+    /// Starts a dry run for the caller's tenant: the state that carries what earlier
+    /// chunks of the same upload would have written into the checks of later ones.
+    pub async fn begin_dry_run(&self, caller: &Caller) -> Result<DryRun, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        let tenant = self.get_tenant(caller.tenant).await?;
+        Ok(DryRun {
+            claimed: HashSet::new(),
+            room: tenant
+                .max_active_users
+                .map(|max| u64::from(max).saturating_sub(tenant.active_users)),
+        })
+    }
+
     /// Validates rows with the whole batch path (departments, duplicates within the rows
-    /// and against the directory, leaders) without writing anything: the dry run. Returns
-    /// each row's refusal, or `None` for a row that would be written.
+    /// and against the directory, leaders) without writing anything: the dry run. Rows of
+    /// earlier calls with the same `dry` count as written: their unique values are taken
+    /// and they use up the licence room, as in the real import. Returns each row's refusal,
+    /// or `None` for a row that would be written.
     pub async fn validate_users(
         &self,
         caller: &Caller,
         items: Vec<Result<NewUser, ItemError>>,
+        dry: &mut DryRun,
     ) -> Result<Vec<Option<ItemError>>, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let (mut refused, inputs) = super::split_refused(items);
-        let PreparedBatch { results, .. } = self.prepare_batch(caller, inputs).await?;
+        let PreparedBatch {
+            mut results,
+            pending,
+            ..
+        } = self.prepare_batch(caller, inputs).await?;
+        for (pos, slot) in pending.iter().enumerate() {
+            let Some(p) = slot else { continue };
+            if results[pos].is_some() {
+                continue;
+            }
+            let values: Vec<u64> = super::unique_values(&p.user)
+                .iter()
+                .map(|v| {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    v.hash(&mut h);
+                    h.finish()
+                })
+                .collect();
+            if let Some(i) = values.iter().position(|h| dry.claimed.contains(h)) {
+                let field = super::unique_values(&p.user)[i].0;
+                results[pos] = Some(Err(CoreError::AlreadyExists {
+                    entity: Entity::User,
+                    field,
+                }));
+                continue;
+            }
+            if dry.room == Some(0) {
+                results[pos] = Some(Err(CoreError::LicenceExceeded));
+                continue;
+            }
+            dry.claimed.extend(values);
+            dry.room = dry.room.map(|r| r - 1);
+        }
         Ok(results
             .iter()
             .enumerate()

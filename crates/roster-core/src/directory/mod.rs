@@ -9,7 +9,7 @@ mod bi;
 mod lifecycle;
 mod tasks;
 
-pub use imports::MAX_RESULTS_PAGE;
+pub use imports::{DryRun, MAX_RESULTS_PAGE};
 pub use lifecycle::{Handover, IdempotentOutcome, JSAPI_TICKET_TTL_S};
 pub use tasks::{Invitations, TaskSubmission, TASK_CHUNK};
 
