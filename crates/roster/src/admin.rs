@@ -241,16 +241,13 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
                 .await?
                 .into_iter()
                 .find(|k| k.app_id == app_id);
-            match key {
-                Some(k) => {
-                    println!("app_id:            {app_id}");
-                    println!("access_key_id:     {}", k.key_id);
-                    println!("access_key_secret: {secret}");
-                }
-                None => {
-                    println!("app_id:     {app_id}");
-                    println!("app_secret: {secret}");
-                }
+            if let Some(k) = key {
+                println!("app_id:            {app_id}");
+                println!("access_key_id:     {}", k.key_id);
+                println!("access_key_secret: {secret}");
+            } else {
+                println!("app_id:     {app_id}");
+                println!("app_secret: {secret}");
             }
             println!("(the old secret and every token issued under it no longer work)");
         }

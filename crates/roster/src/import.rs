@@ -524,8 +524,7 @@ async fn in_process(
                 flush(
                     &dir,
                     &caller,
-                    task.as_ref(),
-                    dry.as_mut(),
+                    sink(task.as_ref(), dry.as_mut())?,
                     &mut items,
                     &mut seq,
                     &numbers,
@@ -539,8 +538,7 @@ async fn in_process(
     flush(
         &dir,
         &caller,
-        task.as_ref(),
-        dry.as_mut(),
+        sink(task.as_ref(), dry.as_mut())?,
         &mut items,
         &mut seq,
         &numbers,
@@ -610,12 +608,29 @@ async fn in_process(
     })
 }
 
+/// Where gathered rows go: the import task, or a dry run's validation.
+enum Sink<'a> {
+    Import(&'a roster_core::Task),
+    DryRun(&'a mut roster_core::DryRun),
+}
+
+/// The sink of an import that has either a task or a dry run.
+fn sink<'a>(
+    task: Option<&'a roster_core::Task>,
+    dry: Option<&'a mut roster_core::DryRun>,
+) -> anyhow::Result<Sink<'a>> {
+    match (task, dry) {
+        (Some(task), _) => Ok(Sink::Import(task)),
+        (None, Some(dry)) => Ok(Sink::DryRun(dry)),
+        (None, None) => bail!("an import has a task or a dry run"),
+    }
+}
+
 /// Hands the gathered rows to the import (or, in a dry run, to the validation).
 async fn flush(
     dir: &Directory,
     caller: &Caller,
-    task: Option<&roster_core::Task>,
-    dry: Option<&mut roster_core::DryRun>,
+    sink: Sink<'_>,
     items: &mut Vec<Result<roster_core::NewUser, ItemError>>,
     seq: &mut u32,
     numbers: &[u64],
@@ -626,8 +641,8 @@ async fn flush(
     }
     let first = numbers.len() - items.len();
     let items = std::mem::take(items);
-    match task {
-        Some(task) => {
+    match sink {
+        Sink::Import(task) => {
             let chunk = ImportChunk {
                 seq: *seq,
                 first_row: first as u32,
@@ -636,8 +651,7 @@ async fn flush(
             dir.append_import_chunk(&task.id, &chunk).await?;
             *seq += 1;
         }
-        None => {
-            let dry = dry.context("a dry run carries its state")?;
+        Sink::DryRun(dry) => {
             for (i, v) in dir
                 .validate_users(caller, items, dry)
                 .await?
@@ -835,7 +849,7 @@ async fn over_http(
 /// How long the CLI keeps asking a server that does not answer (a restart, a crash) about
 /// an import it has accepted. The task is durable: it goes on, or resumes, on the server
 /// whatever happens to this process.
-const POLL_PATIENCE: Duration = Duration::from_secs(300);
+const POLL_PATIENCE: Duration = Duration::from_mins(5);
 
 /// GETs a JSON answer about the accepted import `task`. A refused connection, a timeout or
 /// a 5xx answer is retried (the server may be restarting; the task resumes there) for up

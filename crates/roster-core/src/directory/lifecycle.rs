@@ -476,21 +476,20 @@ impl Directory {
             return Ok(true);
         }
         for m in &user.profile.departments {
-            let visible = match memo.get(&m.department) {
-                Some(v) => *v,
-                None => {
-                    let v = match self
-                        .inner
-                        .store
-                        .get_department(caller.tenant, &DeptLookup::Key(m.department))
-                        .await?
-                    {
-                        Some(d) => self.can_see_department(caller, &d).await?,
-                        None => false,
-                    };
-                    memo.insert(m.department, v);
-                    v
-                }
+            let visible = if let Some(v) = memo.get(&m.department) {
+                *v
+            } else {
+                let v = match self
+                    .inner
+                    .store
+                    .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                    .await?
+                {
+                    Some(d) => self.can_see_department(caller, &d).await?,
+                    None => false,
+                };
+                memo.insert(m.department, v);
+                v
             };
             if visible {
                 return Ok(true);
