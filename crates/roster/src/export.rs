@@ -1,17 +1,15 @@
 //! `roster export`: writes a tenant's active users in the import row format (CSV or
-//! NDJSON), reading the database directly, so that the file imports again.
+//! NDJSON), reading the database directly, every user after its leader, so that the file
+//! imports again.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use roster_api_admin::export::{csv_header_line, csv_line, RowWriter};
+use roster_api_admin::export::{csv_header_line, csv_line, ExportOrder, RowWriter};
 use roster_app::Config;
 use roster_core::{Caller, ContactScope, Scope, Scopes};
-
-/// Users read per page.
-const PAGE: usize = 1000;
 
 #[derive(Args)]
 pub(crate) struct ExportArgs {
@@ -32,7 +30,7 @@ pub(crate) async fn run(config: &Config, args: ExportArgs) -> anyhow::Result<()>
         "ndjson" | "jsonl" => false,
         other => bail!("--format must be csv or ndjson, not {other:?}"),
     };
-    let dir = roster_app::open_directory(config).await?;
+    let dir = roster_app::open_existing_directory(config).await?;
     let tenant = match args.tenant {
         Some(t) => dir.get_tenant(roster_core::TenantId(t)).await?,
         None => dir
@@ -60,10 +58,10 @@ pub(crate) async fn run(config: &Config, args: ExportArgs) -> anyhow::Result<()>
         out.write_all(&csv_header_line())?;
     }
     let mut writer = RowWriter::new(&dir, &caller);
-    let mut after = None;
+    // Leaders first, so that the file imports again (see `ExportOrder`).
+    let mut order = ExportOrder::plan(&dir, &caller).await?;
     let mut n = 0_u64;
-    loop {
-        let (users, last) = dir.export_users(&caller, after, PAGE).await?;
+    while let Some(users) = order.next_page(&dir, &caller).await? {
         for u in &users {
             let row = writer.row(u).await?;
             if csv {
@@ -73,10 +71,6 @@ pub(crate) async fn run(config: &Config, args: ExportArgs) -> anyhow::Result<()>
                 out.write_all(b"\n")?;
             }
             n += 1;
-        }
-        match last {
-            Some(k) => after = Some(k),
-            None => break,
         }
     }
     out.flush().context("write the export")?;

@@ -675,6 +675,137 @@ fn roster_import_reads_xlsx_and_export_round_trips() {
     assert_eq!(first["join_time"], "1600000000");
 }
 
+/// The user ids of an export, in file order (CSV: the first column is `user_id`).
+fn exported_ids(text: &str, csv: bool) -> Vec<String> {
+    if csv {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(&r.headers().unwrap()[0], "user_id");
+        r.records().map(|rec| rec.unwrap()[0].to_owned()).collect()
+    } else {
+        text.lines()
+            .map(|l| {
+                let row: Value = serde_json::from_str(l).unwrap();
+                row["user_id"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_writes_every_user_after_its_leader_so_that_it_imports_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = TestServer::spawn_with(tmp.path(), &[]);
+    let token = s.token().await;
+    // A and B first, Y and Z last, a full chunk of others between: an import finds a
+    // leader only among existing users, earlier rows and the rows of the same chunk.
+    let n = 20_000;
+    let mut body = ndjson(&[
+        json!({"name": "A", "user_id": "a"}),
+        json!({"name": "B", "user_id": "b", "leader_user_id": "a"}),
+    ]);
+    body.extend(generated(n));
+    body.extend(ndjson(&[
+        json!({"name": "Y", "user_id": "y"}),
+        json!({"name": "Z", "user_id": "z", "leader_user_id": "y"}),
+    ]));
+    let (status, resp) = upload(&s, &token, "application/x-ndjson", body, "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(300)).await;
+    assert_eq!(t["succeeded"].as_u64(), Some(n as u64 + 4), "{t}");
+    // A, created first, now reports to Z, created last: B → A → Z → Y.
+    let resp = s
+        .http
+        .patch(s.url("/open-apis/contact/v3/users/a?user_id_type=user_id"))
+        .bearer_auth(&token)
+        .json(&json!({"leader_user_id": "z"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, patched) = read(resp).await;
+    assert_eq!(patched["code"], 0, "{patched}");
+
+    // NDJSON from the admin API of the running server, CSV from the CLI.
+    let resp = s
+        .http
+        .get(s.url("/api/v1/users/export?format=ndjson"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let nd = tmp.path().join("users.ndjson");
+    std::fs::write(&nd, resp.text().await.unwrap()).unwrap();
+    s.terminate();
+    let csv_file = tmp.path().join("users.csv");
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            csv_file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out} {err}");
+
+    for (file, is_csv) in [(&csv_file, true), (&nd, false)] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let ids = exported_ids(&text, is_csv);
+        // Every row imports into a fresh directory, and the leaders survive.
+        let total = ids.len();
+        let (other, _, _) = bootstrapped();
+        let url = format!(
+            "sqlite://{}",
+            other.path().join("data").join("roster.db").display()
+        );
+        let (ok, out, err) = cli(
+            other.path(),
+            &["import", file.to_str().unwrap(), "--database-url", &url],
+        );
+        assert!(
+            out.contains(&format!("imported {total} rows: {total} created, 0 failed")),
+            "{}: {out} {err}",
+            file.display()
+        );
+        assert!(ok, "{}: {out} {err}", file.display());
+        assert_eq!(
+            sqlite_count(
+                other.path(),
+                "SELECT count(*) FROM users u JOIN users l \
+                 ON l.tenant_id = u.tenant_id AND l.open_id = u.leader_open_id \
+                 WHERE u.user_id || '>' || l.user_id IN ('b>a', 'a>z', 'z>y')"
+            ),
+            3,
+            "{}",
+            file.display()
+        );
+
+        let at = |id: &str| ids.iter().position(|x| x == id).unwrap();
+        assert!(
+            at("y") < at("z") && at("z") < at("a") && at("a") < at("b"),
+            "leaders first in {}: y {} z {} a {} b {}",
+            file.display(),
+            at("y"),
+            at("z"),
+            at("a"),
+            at("b")
+        );
+        // Users without a dependency to wait for keep their creation order.
+        let others: Vec<&String> = ids.iter().filter(|i| i.starts_with('u')).collect();
+        assert_eq!(others.len(), n, "{}", file.display());
+        assert!(
+            others
+                .iter()
+                .enumerate()
+                .all(|(i, id)| **id == format!("u{i}")),
+            "{}",
+            file.display()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roster_import_sends_ndjson_to_a_server_over_http() {
     let s = TestServer::spawn();
