@@ -268,3 +268,12 @@ async fn roster_import_to_a_server_reports_a_mapping_problem_as_such() {
     assert!(err.contains("Nope"), "{err}");
     assert!(!err.contains("error sending request"), "{err}");
 }
+
+#[test]
+fn roster_export_of_a_directory_that_does_not_exist_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ok, _, err) = cli(dir, &["export", "--format", "csv"]);
+    assert!(!ok && err.contains("no database"), "{err}");
+    assert!(!dir.join("data").exists(), "no data directory was made");
+}
