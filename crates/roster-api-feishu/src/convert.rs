@@ -264,7 +264,9 @@ async fn memberships(
     let mut primaries = 0;
     for o in orders.unwrap_or_default() {
         let Some(id) = o.department_id.as_deref().filter(|d| !d.is_empty()) else {
-            return Err(FeishuError::param("orders: every entry needs a department_id"));
+            return Err(FeishuError::param(
+                "orders: every entry needs a department_id",
+            ));
         };
         let key = depts.key(id).await?;
         let Some(m) = out.iter_mut().find(|m| m.department == key) else {
