@@ -465,39 +465,6 @@ impl Directory {
         }
     }
 
-    /// `can_see_user`, remembering each department's answer for the rest of a request.
-    async fn can_see_user_memo(
-        &self,
-        caller: &Caller,
-        user: &User,
-        memo: &mut HashMap<crate::department::DeptKey, bool>,
-    ) -> Result<bool, CoreError> {
-        if matches!(caller.contact_scope, ContactScope::All) {
-            return Ok(true);
-        }
-        for m in &user.profile.departments {
-            let visible = if let Some(v) = memo.get(&m.department) {
-                *v
-            } else {
-                let v = match self
-                    .inner
-                    .store
-                    .get_department(caller.tenant, &DeptLookup::Key(m.department))
-                    .await?
-                {
-                    Some(d) => self.can_see_department(caller, &d).await?,
-                    None => false,
-                };
-                memo.insert(m.department, v);
-                v
-            };
-            if visible {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Deletes (resigns) a user: the user leaves every department, the successor takes over
     /// direct reports and led departments, and the hand-over is recorded, all in one
     /// transaction (Feishu U5).

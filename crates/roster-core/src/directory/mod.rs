@@ -950,19 +950,38 @@ impl Directory {
 
     /// Whether any of the user's departments (the root if none) is in the caller's scope.
     pub async fn can_see_user(&self, caller: &Caller, user: &User) -> Result<bool, CoreError> {
+        self.can_see_user_memo(caller, user, &mut HashMap::new())
+            .await
+    }
+
+    /// `can_see_user`, remembering each department's answer for the rest of a request.
+    pub(crate) async fn can_see_user_memo(
+        &self,
+        caller: &Caller,
+        user: &User,
+        memo: &mut HashMap<crate::department::DeptKey, bool>,
+    ) -> Result<bool, CoreError> {
         if matches!(caller.contact_scope, ContactScope::All) {
             return Ok(true);
         }
         for m in &user.profile.departments {
-            if let Some(d) = self
-                .inner
-                .store
-                .get_department(caller.tenant, &DeptLookup::Key(m.department))
-                .await?
-            {
-                if self.can_see_department(caller, &d).await? {
-                    return Ok(true);
-                }
+            let visible = if let Some(v) = memo.get(&m.department) {
+                *v
+            } else {
+                let v = match self
+                    .inner
+                    .store
+                    .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                    .await?
+                {
+                    Some(d) => self.can_see_department(caller, &d).await?,
+                    None => false,
+                };
+                memo.insert(m.department, v);
+                v
+            };
+            if visible {
+                return Ok(true);
             }
         }
         Ok(false)
