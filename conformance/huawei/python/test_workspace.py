@@ -1,6 +1,11 @@
 """Huawei Workspace user APIs through the official SDK against a real roster server."""
 
+import datetime
+import hashlib
+import hmac
+import json
 import random
+import urllib.parse
 import uuid
 
 import pytest
@@ -21,7 +26,9 @@ from huaweicloudsdkworkspace.v2 import (
     ListUsersRequest,
 )
 
-from conftest import Key, client, issue_token, roster, token_client
+import requests
+
+from conftest import BASE, Key, client, issue_token, roster, token_client
 
 
 def phone() -> str:
@@ -63,6 +70,17 @@ def test_signed_batch_create_creates_users_listed_afterwards(ws, name):
     assert by_name[a].active_type == "USER_ACTIVATE" and by_name[a].description == "first user"
     assert by_name[b].active_type == "ADMIN_ACTIVATE" and by_name[b].next_login_change_password is False
     assert by_name[b].account_expires == "0"
+
+
+def test_a_password_sent_with_user_activate_is_accepted_and_not_used(ws, name):
+    """The docs require a password only for ADMIN_ACTIVATE; with USER_ACTIVATE the user sets
+    one on activation, so the account stays unactivated with an invitation."""
+    a = name()
+    create(ws, CreateUserRequest(user_name=a, user_email=f"{a}@example.com", active_type="USER_ACTIVATE",
+                                 password="Passw0rd!x"))
+    listed = ws.list_users(ListUsersRequest(user_names=[a])).users
+    assert len(listed) == 1 and listed[0].active_type == "USER_ACTIVATE"
+    assert f"{a}@example.com" in roster("outbox", "list")
 
 
 def test_user_activate_writes_an_invitation_to_the_outbox(ws, name):
@@ -125,6 +143,58 @@ def test_token_request_with_a_wrong_secret_is_401(key):
     assert r.headers.get("X-Request-Id")
 
 
+def signed_headers(method: str, path: str, body: bytes, key: Key) -> dict:
+    """Signs a request as the SDK does (spec 2.5) with five headers, for raw requests."""
+    h = {
+        "content-type": "application/json",
+        "host": urllib.parse.urlsplit(BASE).netloc,
+        "user-agent": "huaweicloud-usdk-python/3.0",
+        "x-project-id": key.project_id,
+        "x-sdk-date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+    }
+    names = sorted(h)
+    canonical = "\n".join([
+        method, path.rstrip("/") + "/", "",
+        "".join(f"{n}:{h[n]}\n" for n in names), ";".join(names), hashlib.sha256(body).hexdigest(),
+    ])
+    to_sign = f"SDK-HMAC-SHA256\n{h['x-sdk-date']}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    sig = hmac.new(key.sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    h["authorization"] = f"SDK-HMAC-SHA256 Access={key.ak}, SignedHeaders={';'.join(names)}, Signature={sig}"
+    return h
+
+
+def test_a_signed_request_cannot_carry_another_body_whatever_payload_header_it_adds(key, ws, name):
+    """The body-swap attack: a captured signed batch-create, its body replaced, with an unsigned
+    X-Sdk-Content-Sha256 naming the original body's hash. The hash must be of the bytes sent."""
+    path = f"/v2/{key.project_id}/users/batch-create"
+    victim, evil = name(), name()
+    body = json.dumps({"users": [{"user_name": victim, "user_email": f"{victim}@example.com"}]}).encode()
+    h = signed_headers("POST", path, body, key)
+    swapped = json.dumps({"users": [{"user_name": evil, "active_type": "ADMIN_ACTIVATE",
+                                     "password": "Evil!Pass123"}]}).encode()
+    for extra in ({}, {"X-Sdk-Content-Sha256": hashlib.sha256(body).hexdigest()},
+                  {"X-Sdk-Content-Sha256": "UNSIGNED-PAYLOAD"}):
+        r = requests.post(BASE + path, data=swapped, headers={**h, **extra}, timeout=30)
+        assert r.status_code == 401 and r.json()["error_code"] == "APIGW.0301", (extra, r.text)
+    assert count_named(ws, evil) == 0
+    r = requests.post(BASE + path, data=body, headers=h, timeout=30)
+    assert r.status_code == 200, r.text
+    assert count_named(ws, victim) == 1
+
+
+def test_credentials_are_checked_before_the_project_header(key, name):
+    """No credential, or a bad signature, is 401 even when X-Project-Id names another project."""
+    path = f"/v2/{key.project_id}/users"
+    r = requests.get(BASE + path, headers={"X-Project-Id": "a" * 32}, timeout=30)
+    assert r.status_code == 401 and r.json()["error_code"] == "APIGW.0301", r.text
+    bad = Key.__new__(Key)
+    bad.ak, bad.sk, bad.project_id = key.ak, "x" * 40, key.project_id
+    h = signed_headers("GET", path, b"", bad)
+    h["x-project-id"] = "a" * 32
+    r = requests.get(BASE + path, headers=h, timeout=30)
+    assert r.status_code == 401 and r.json()["error_code"] == "APIGW.0301", r.text
+
+
 # ------------------------------------------------------------------------- batch-create
 
 def test_zero_and_201_users_are_refused(ws, name):
@@ -163,6 +233,7 @@ def test_duplicate_of_an_existing_user_name_any_case(ws, name):
     ({"account_expires": "2025-13-01T00:00:00Z"}, "WKS.00010008"),
     ({"account_expires": "tomorrow"}, "WKS.00010008"),
     ({"group_ids": ["no-such-group"]}, "WKS.00010009"),
+    ({"group_ids": []}, "WKS.00010001"),
     ({"description": "d" * 256}, "WKS.00010001"),
     ({"active_type": "SOMEBODY_ACTIVATE"}, "WKS.00010001"),
     ({"user_email": None}, "WKS.00010005"),

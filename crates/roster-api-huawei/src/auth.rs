@@ -63,15 +63,9 @@ fn header(parts: &Parts, name: &str) -> Option<String> {
 async fn verify(state: &HuaweiState, parts: &Parts, body: &[u8]) -> Result<Caller, HuaweiError> {
     let path = parts.uri.path();
     let project = path_project(path).unwrap_or_default();
-    if let Some(sent) = header(parts, "x-project-id") {
-        if sent != project {
-            return Err(HuaweiError::new(
-                StatusCode::FORBIDDEN,
-                codes::FORBIDDEN,
-                "X-Project-Id does not match the project in the path",
-            ));
-        }
-    }
+    // Authentication comes first (spec §2.5: parse, date, HMAC, then the project), so that a
+    // request without valid credentials learns nothing about projects and gets the 401 an
+    // SDK expects for a bad signature.
     let (key_project, caller) = if let Some(value) = header(parts, "authorization") {
         verify_signature(state, parts, body, &value).await?
     } else if let Some(token) = header(parts, "x-auth-token") {
@@ -86,6 +80,15 @@ async fn verify(state: &HuaweiState, parts: &Parts, body: &[u8]) -> Result<Calle
             "no Authorization signature and no X-Auth-Token",
         ));
     };
+    if let Some(sent) = header(parts, "x-project-id") {
+        if sent != project {
+            return Err(HuaweiError::new(
+                StatusCode::FORBIDDEN,
+                codes::FORBIDDEN,
+                "X-Project-Id does not match the project in the path",
+            ));
+        }
+    }
     if key_project.as_ref().map(ProjectId::as_str) != Some(project) {
         return Err(HuaweiError::new(
             StatusCode::FORBIDDEN,

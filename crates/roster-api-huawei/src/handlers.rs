@@ -275,18 +275,23 @@ fn new_user(u: wire::CreateUserRequest) -> Result<(NewUser, Option<String>), Cor
             password::check_policy(&p, &name)?;
             Some(p)
         }
-        (Activation::ByUser, Some(_)) => {
-            return Err(CoreError::invalid(
-                "password",
-                "is set by the user on activation; send it only with ADMIN_ACTIVATE",
-            ))
-        }
-        (Activation::ByUser, None) => None,
+        // The seed and the API definition require a password only for ADMIN_ACTIVATE and
+        // forbid it nowhere. With USER_ACTIVATE the user chooses one on activation, so a
+        // password sent along is not stored: keeping it would let the account be used
+        // before its owner activated it.
+        (Activation::ByUser, _) => None,
     };
     if activation == Activation::ByUser && email.is_none() && mobile.is_none() {
         return Err(CoreError::invalid(
             "user_email",
             "USER_ACTIVATE needs user_email or user_phone to send the invitation to",
+        ));
+    }
+    // The API definition gives group_ids 1 to 5 items: leave the field out for none.
+    if u.group_ids.as_ref().is_some_and(Vec::is_empty) {
+        return Err(CoreError::invalid(
+            "group_ids",
+            "must hold 1 to 5 groups when sent (leave it out for none)",
         ));
     }
     let groups = u.group_ids.unwrap_or_default();

@@ -141,8 +141,7 @@ pub(crate) fn canonical_request(req: &Received<'_>, signed: &[String]) -> Option
         headers.push_str(value.trim());
         headers.push('\n');
     }
-    let payload = (req.header)("x-sdk-content-sha256")
-        .unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+    let payload = payload_hash(req, signed);
     Some(format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method.to_ascii_uppercase(),
@@ -153,6 +152,26 @@ pub(crate) fn canonical_request(req: &Received<'_>, signed: &[String]) -> Option
         payload
     ))
 }
+
+/// The canonical request's payload hash: the SHA-256 of the bytes received. The SDK puts
+/// `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` on requests whose Content-Type is not JSON (its
+/// body-less GETs and DELETEs) and signs that literal instead of a hash; it is honoured only
+/// when the header is itself signed and the body is empty. Taking any other value of that
+/// header (or an unsigned one) as the hash would let whoever holds one signed request swap
+/// its body.
+fn payload_hash(req: &Received<'_>, signed: &[String]) -> String {
+    let header_signed = signed.iter().any(|h| h == "x-sdk-content-sha256");
+    if header_signed
+        && req.body.is_empty()
+        && (req.header)("x-sdk-content-sha256").as_deref() == Some(UNSIGNED_PAYLOAD)
+    {
+        return UNSIGNED_PAYLOAD.to_owned();
+    }
+    hex::encode(Sha256::digest(req.body))
+}
+
+/// The payload marker the SDK signs for requests whose body it does not hash.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// `SDK-HMAC-SHA256\n<date>\n<hex sha256 of the canonical request>`.
 pub(crate) fn string_to_sign(date: &str, canonical: &str) -> String {
@@ -379,6 +398,56 @@ mod tests {
         );
         assert!(signatures_match(good, good));
         assert!(!signatures_match(good, &good.replace('5', "6")));
+    }
+
+    /// A signature over one body must not verify another body, whatever payload header the
+    /// request carries: an unsigned `X-Sdk-Content-Sha256` holding the original body's hash
+    /// (the body-swap attack), or a signed `UNSIGNED-PAYLOAD` on a request with a body.
+    #[test]
+    fn the_payload_hash_is_always_of_the_body_received_unless_signed_unsigned_and_empty() {
+        let path = format!("/v2/{PROJECT}/users/batch-create");
+        let signed: Vec<String> = SIGNED.split(';').map(str::to_owned).collect();
+        let original_hash = hex::encode(Sha256::digest(H1_BODY.as_bytes()));
+        let with_hash = |n: &str| {
+            if n == "x-sdk-content-sha256" {
+                Some(original_hash.clone())
+            } else {
+                headers(n)
+            }
+        };
+        let swapped = H1_BODY.replace("alice01", "mallory");
+        let creq = |body: &[u8], hdr: &dyn Fn(&str) -> Option<String>, signed: &[String]| {
+            canonical_request(
+                &Received {
+                    method: "POST",
+                    path: &path,
+                    query: "",
+                    header: hdr,
+                    body,
+                },
+                signed,
+            )
+            .unwrap()
+        };
+        assert_ne!(
+            creq(swapped.as_bytes(), &with_hash, &signed),
+            creq(H1_BODY.as_bytes(), &headers, &signed),
+            "an unsigned payload header must not stand in for the body"
+        );
+        let unsigned = |n: &str| {
+            if n == "x-sdk-content-sha256" {
+                Some(UNSIGNED_PAYLOAD.to_owned())
+            } else {
+                headers(n)
+            }
+        };
+        let mut with_header = signed.clone();
+        with_header.push("x-sdk-content-sha256".into());
+        with_header.sort();
+        assert!(creq(b"", &unsigned, &with_header).ends_with("\nUNSIGNED-PAYLOAD"));
+        assert!(creq(b"", &unsigned, &signed).ends_with(&hex::encode(Sha256::digest(b""))));
+        assert!(creq(swapped.as_bytes(), &unsigned, &with_header)
+            .ends_with(&hex::encode(Sha256::digest(swapped.as_bytes()))));
     }
 
     #[test]
