@@ -87,10 +87,9 @@ impl From<CoreError> for QuickBiError {
         let message = err.to_string();
         match &err {
             CoreError::NotFound { entity, key } => match entity {
-                Entity::Group => Self::bad(
-                    codes::USERGROUP_NOT_EXIST,
-                    format!("The user group does not exist: {key}."),
-                ),
+                // The documented message, word for word (seed 000); which group it was is
+                // in the request the client sent.
+                Entity::Group => Self::bad(codes::USERGROUP_NOT_EXIST, "The user group does not exist."),
                 Entity::BiMember | Entity::User => Self::bad(
                     codes::USER_NOT_IN_ORGANIZATION,
                     format!("The user {key} is not in the organization."),
