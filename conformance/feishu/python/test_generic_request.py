@@ -45,6 +45,7 @@ def test_jsapi_ticket_via_generic_request(client):
     body = payload(resp)
     assert isinstance(body["data"]["ticket"], str) and body["data"]["ticket"]
     assert isinstance(body["data"]["expire_in"], int) and 0 < body["data"]["expire_in"] <= 7200
+    assert body["msg"] == "ok", "the JSSDK API says ok, not success (spec 9)"
     again = payload(client.request(tenant_request(lark.HttpMethod.POST, "/open-apis/jssdk/ticket/get")))
     assert again["data"]["ticket"] == body["data"]["ticket"], "the same ticket while it is valid"
 

@@ -7,6 +7,7 @@ from lark_oapi.api.contact.v3 import (
     BatchGetIdUserRequestBody,
     BatchUserRequest,
     ChildrenDepartmentRequest,
+    DeleteDepartmentRequest,
     DeleteUserRequest,
     DeleteUserRequestBody,
     FindByDepartmentUserRequest,
@@ -77,6 +78,49 @@ def test_children_pagination_with_page_token(client, u):
         token = data.page_token
     assert len(seen) == len(set(seen))
     assert set(seen) == kids
+
+
+def test_children_pages_go_on_after_the_last_item_of_a_page_is_deleted(client, u):
+    """An SDK iterator walking children while departments are deleted sees none twice."""
+    top = mk_dept(client, u)
+    kids = [mk_dept(client, u, parent=top.open_department_id).open_department_id for _ in range(6)]
+    seen, token = [], None
+    for _ in range(20):
+        b = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_size(2)
+        if token:
+            b = b.page_token(token)
+        data = check(client.contact.v3.department.children(b.build()), "children page").data
+        page = [d.open_department_id for d in data.items]
+        seen += page
+        if not data.has_more:
+            break
+        token = data.page_token
+        check(client.contact.v3.department.delete(
+            DeleteDepartmentRequest.builder().department_id(page[-1]).build()), "delete department")
+    assert sorted(seen) == sorted(kids), "every child once, none again"
+    resp = client.contact.v3.department.children(
+        ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_token("p1").build())
+    assert resp.code == 40012, "a token this server never issued"
+
+
+def test_en_name_and_nickname_too_long_are_41071_and_41072(client, u):
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id])
+    for field, code in (("en_name", 41071), ("nickname", 41072)):
+        body = getattr(User.builder(), field)("e" * 256).build()
+        resp = client.contact.v3.user.patch(
+            PatchUserRequest.builder().user_id(created.open_id).request_body(body).build())
+        assert resp.code == code, (field, resp.raw.content)
+
+
+def test_patch_cannot_clear_the_mobile(client, u):
+    """U1 refuses a user without a mobile (41010), and U9 validates as U1 does."""
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id])
+    resp = client.contact.v3.user.patch(
+        PatchUserRequest.builder().user_id(created.open_id).request_body(User.builder().mobile("").build()).build())
+    assert resp.code == 41010, resp.raw.content
+    assert get_user(client, created.open_id).mobile == created.mobile
 
 
 def test_user_create_get_and_status(client, u):

@@ -79,6 +79,10 @@ pub(crate) const EMPLOYEE_TYPE_INVALID: Code = Code(41059, "employee type is inv
 pub(crate) const JOB_TITLE_TOO_LONG: Code = Code(41063, "job title is too long error");
 /// Name too long.
 pub(crate) const NAME_TOO_LONG: Code = Code(41070, "name is too long error");
+/// English name too long.
+pub(crate) const EN_NAME_TOO_LONG: Code = Code(41071, "en_name is too long error");
+/// Nickname too long.
+pub(crate) const NICKNAME_TOO_LONG: Code = Code(41072, "nickname is too long error");
 /// Resign acceptor invalid.
 pub(crate) const ACCEPTOR_INVALID: Code = Code(41052, "user resign acceptor is invalid error");
 /// U2 without `new_user_id`.

@@ -685,7 +685,9 @@ pub(crate) async fn user_patch(
     };
     let mobile = match body.mobile {
         None => None,
-        Some(m) if m.is_empty() => Some(None),
+        // A Feishu user has a mobile (U1 refuses one without, 41010), and U9 validates as
+        // U1 does: clearing it would leave a user that create could not have made.
+        Some(m) if m.is_empty() => return Err(FeishuError::new(bad, codes::NO_MOBILE)),
         Some(m) => Some(Some(Mobile::parse("mobile", &m)?)),
     };
     let country = match body.country {

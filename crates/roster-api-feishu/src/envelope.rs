@@ -49,3 +49,21 @@ impl<T: Serialize> IntoResponse for Envelope<T> {
         )
     }
 }
+
+/// A success of the older open APIs (search v1, the JSSDK ticket), which say
+/// `{"code":0,"msg":"ok","data":…}` where contact v3 says `"success"` (spec §7, §9).
+#[derive(Debug)]
+pub(crate) struct OkEnvelope<T>(pub T);
+
+impl<T: Serialize> IntoResponse for OkEnvelope<T> {
+    fn into_response(self) -> Response {
+        json_response(
+            StatusCode::OK,
+            &Wire {
+                code: 0,
+                msg: "ok",
+                data: &self.0,
+            },
+        )
+    }
+}

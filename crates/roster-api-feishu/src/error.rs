@@ -101,6 +101,8 @@ impl From<CoreError> for FeishuError {
                     "mobile" => codes::MOBILE_INVALID,
                     "name" if reason.contains("empty") => codes::NO_USER_NAME,
                     "name" => codes::NAME_TOO_LONG,
+                    "en_name" => codes::EN_NAME_TOO_LONG,
+                    "nickname" => codes::NICKNAME_TOO_LONG,
                     "user_id" | "open_id" | "union_id" => codes::USER_ID_INVALID,
                     "gender" => codes::GENDER_INVALID,
                     "employee_type" => codes::EMPLOYEE_TYPE_INVALID,

@@ -82,47 +82,153 @@ pub(crate) fn search_token(place: &SearchCursor) -> String {
     )
 }
 
-/// Cuts one page out of an ordered list: the items after the one with key `after` (from
-/// the start when it is absent or gone), at most `size` of them.
+/// Where a page of a list computed whole (a department's children, its parents) resumes:
+/// the last item returned, by key, and its position then. The position is the fallback for
+/// when that item is gone by the next request (deleted or moved away): the items that
+/// followed it have moved up by one, so the next page starts where it stood instead of at
+/// the top, and a client walking the pages sees no item twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListCursor {
+    key: i64,
+    index: Option<usize>,
+}
+
+/// Reads the `page_token` of a list: `p`, the last key in hex, then `_` and its position in
+/// hex (tokens without the position, as issued before it was added, still resume while
+/// their item exists). Anything else, or a position-less token whose item is gone, is 40012.
+pub(crate) fn list_after(q: &FeishuQuery) -> Result<Option<ListCursor>, FeishuError> {
+    let Some(token) = q.str("page_token") else {
+        return Ok(None);
+    };
+    decode_list_token(token)
+        .map(Some)
+        .ok_or_else(|| FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID))
+}
+
+fn decode_list_token(token: &str) -> Option<ListCursor> {
+    let rest = token.strip_prefix('p')?;
+    let (key, index) = match rest.split_once('_') {
+        Some((k, i)) => (k, Some(i)),
+        None => (rest, None),
+    };
+    let fits = |s: &str| !s.is_empty() && s.len() <= 16;
+    if !fits(key) || index.is_some_and(|i| !fits(i)) {
+        return None;
+    }
+    let key = i64::from_str_radix(key, 16).ok().filter(|k| *k >= 0)?;
+    let index = match index {
+        Some(i) => Some(usize::from_str_radix(i, 16).ok()?),
+        None => None,
+    };
+    Some(ListCursor { key, index })
+}
+
+/// Cuts one page out of an ordered list: the items after the cursor's, at most `size` of
+/// them. A cursor whose item is gone resumes at its recorded position; one without a
+/// position is a token this server never issued for this list (40012).
 pub(crate) fn slice<T>(
     items: Vec<T>,
     key: impl Fn(&T) -> i64,
-    after: Option<i64>,
+    after: Option<ListCursor>,
     size: usize,
-) -> (Vec<T>, Option<String>) {
+) -> Result<(Vec<T>, Option<String>), FeishuError> {
     let start = match after {
         None => 0,
-        Some(k) => items.iter().position(|i| key(i) == k).map_or(0, |p| p + 1),
+        Some(c) => match items.iter().position(|i| key(i) == c.key) {
+            Some(p) => p + 1,
+            None => c.index.ok_or_else(|| {
+                FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID)
+            })?,
+        },
     };
     let total = items.len();
+    let start = start.min(total);
     let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
     let more = start + page.len() < total;
     let token = if more {
-        page.last().map(|i| token_after(key(i)))
+        page.last()
+            .map(|i| format!("p{:x}_{:x}", key(i), start + page.len() - 1))
     } else {
         None
     };
-    (page, token)
+    Ok((page, token))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pages_cover_everything_once() {
-        let items: Vec<i64> = (1..=25).collect();
+    /// Walks every page; `between` may change the list after each page, knowing the last
+    /// item that page returned.
+    fn walk(items: &[i64], size: usize, mut between: impl FnMut(&mut Vec<i64>, i64)) -> Vec<i64> {
+        let mut items = items.to_vec();
         let mut seen = Vec::new();
         let mut after = None;
         loop {
-            let (page, token) = slice(items.clone(), |i| *i, after, 10);
+            let (page, token) = slice(items.clone(), |i| *i, after, size).unwrap();
+            let last = page.last().copied();
             seen.extend(page);
             match token {
-                Some(t) => after = Some(i64::from_str_radix(&t[1..], 16).unwrap()),
+                Some(t) => after = Some(decode_list_token(&t).unwrap()),
                 None => break,
             }
+            if let Some(last) = last {
+                between(&mut items, last);
+            }
         }
-        assert_eq!(seen, items);
+        seen
+    }
+
+    #[test]
+    fn pages_cover_everything_once() {
+        let items: Vec<i64> = (1..=25).collect();
+        assert_eq!(walk(&items, 10, |_, _| {}), items);
+    }
+
+    /// The audit's case: the last item of a page is deleted before the next page is asked
+    /// for. The walk goes on after it instead of starting again from the top.
+    #[test]
+    fn a_page_whose_last_item_is_gone_resumes_where_it_stood() {
+        let items: Vec<i64> = (1..=10).collect();
+        let seen = walk(&items, 2, |items, last| items.retain(|i| *i != last));
+        assert_eq!(seen, items, "no item twice, none skipped");
+    }
+
+    #[test]
+    fn list_tokens_reject_forgeries_and_positionless_tokens_of_gone_items() {
+        assert_eq!(
+            decode_list_token("p1f_3"),
+            Some(ListCursor {
+                key: 0x1f,
+                index: Some(3)
+            })
+        );
+        assert_eq!(
+            decode_list_token("p1f"),
+            Some(ListCursor {
+                key: 0x1f,
+                index: None
+            })
+        );
+        for bad in [
+            "",
+            "p",
+            "p_",
+            "p1_",
+            "p_1",
+            "pzz",
+            "p1_zz",
+            "s1",
+            "p-1",
+            "p11111111111111111",
+        ] {
+            assert_eq!(decode_list_token(bad), None, "{bad}");
+        }
+        let gone = decode_list_token("p99").unwrap();
+        assert!(slice(vec![1i64, 2, 3], |i| *i, Some(gone), 2).is_err());
+        let past_the_end = decode_list_token("p99_40").unwrap();
+        let (page, token) = slice(vec![1i64, 2, 3], |i| *i, Some(past_the_end), 2).unwrap();
+        assert!(page.is_empty() && token.is_none());
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub(crate) async fn children(
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let size = page::page_size(&query, 10, 50)?;
-    let after = page::page_after(&query)?;
+    let after = page::list_after(&query)?;
     let recursive = query.bool("fetch_child")?.unwrap_or(false);
     let all = state
         .dir
@@ -141,7 +141,7 @@ pub(crate) async fn parent(
         return Err(FeishuError::param("department_id is required"));
     };
     let size = page::page_size(&query, 10, 50)?;
-    let after = page::page_after(&query)?;
+    let after = page::list_after(&query)?;
     let chain = state
         .dir
         .department_parents(&caller, &ids.dept_lookup(department_id))
@@ -154,10 +154,10 @@ async fn render_page(
     caller: &roster_core::Caller,
     ids: IdTypes,
     all: Vec<roster_core::Department>,
-    after: Option<i64>,
+    after: Option<page::ListCursor>,
     size: usize,
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
-    let (items, page_token) = page::slice(all, |d| d.key.0, after, size);
+    let (items, page_token) = page::slice(all, |d| d.key.0, after, size)?;
     let mut renderer = Renderer::new(&state.dir, caller, ids);
     let mut out = Vec::with_capacity(items.len());
     for d in &items {

@@ -7,7 +7,7 @@ use roster_core::{BatchMode, CoreError, Handover, Membership, UniqueKey, UserKey
 
 use crate::codes;
 use crate::convert::{self, DeptResolver, IdTypes, Renderer};
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, OkEnvelope};
 use crate::error::FeishuError;
 use crate::extract::{
     fingerprint, FeishuBody, FeishuJson, FeishuPath, FeishuQuery, FeishuState, TenantAuth,
@@ -275,7 +275,7 @@ pub(crate) async fn search(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
     query: FeishuQuery,
-) -> Result<Envelope<wire::SearchData>, FeishuError> {
+) -> Result<OkEnvelope<wire::SearchData>, FeishuError> {
     let Some(text) = query.str("query").filter(|q| !q.trim().is_empty()) else {
         return Err(FeishuError::param("query must not be empty"));
     };
@@ -293,7 +293,7 @@ pub(crate) async fn search(
     for u in &users {
         out.push(renderer.search_user(u).await?);
     }
-    Ok(Envelope(wire::SearchData {
+    Ok(OkEnvelope(wire::SearchData {
         has_more: page_token.is_some(),
         page_token,
         users: out,
@@ -483,7 +483,7 @@ pub(crate) async fn logout(
 pub(crate) async fn jsapi_ticket(
     State(state): State<FeishuState>,
     TenantAuth(caller): TenantAuth,
-) -> Result<Envelope<wire::TicketData>, FeishuError> {
+) -> Result<OkEnvelope<wire::TicketData>, FeishuError> {
     let (ticket, expire_in) = state.dir.jsapi_ticket(&caller).await?;
-    Ok(Envelope(wire::TicketData { expire_in, ticket }))
+    Ok(OkEnvelope(wire::TicketData { expire_in, ticket }))
 }
