@@ -123,6 +123,34 @@ def test_patch_cannot_clear_the_mobile(client, u):
     assert get_user(client, created.open_id).mobile == created.mobile
 
 
+def test_dotted_line_leaders_and_job_fields_round_trip(client, u):
+    """The user fields lark-oapi's model carries beyond the core ones: stored, returned, and
+    dotted-line leaders translated into the request's user id type like leader_user_id."""
+    d = mk_dept(client, u)
+    boss, other = mk_user(client, u, [d.open_department_id]), mk_user(client, u, [d.open_department_id])
+    created = mk_user(client, u, [d.open_department_id],
+                      dotted_line_leader_user_ids=[boss.open_id, other.open_id],
+                      geo="cn", job_level_id="jl-7", job_family_id="jf-2", subscription_ids=["s-1"])
+    assert created.dotted_line_leader_user_ids == [boss.open_id, other.open_id]
+    got = get_user(client, created.user_id, "user_id")
+    assert got.dotted_line_leader_user_ids == [boss.user_id, other.user_id]
+    assert (got.geo, got.job_level_id, got.job_family_id) == ("cn", "jl-7", "jf-2")
+    assert got.subscription_ids == ["s-1"]
+
+    patch = lambda body: client.contact.v3.user.patch(
+        PatchUserRequest.builder().user_id(created.open_id).request_body(body).build())
+    resp = patch(User.builder().dotted_line_leader_user_ids([other.open_id]).build())
+    assert resp.code == 0 and resp.data.user.dotted_line_leader_user_ids == [other.open_id], resp.raw.content
+    assert resp.data.user.job_level_id == "jl-7", "fields not sent stay"
+    assert patch(User.builder().dotted_line_leader_user_ids([created.open_id]).build()).code == 41030
+    assert patch(User.builder().dotted_line_leader_user_ids([OU_UNKNOWN]).build()).code == 44022
+    check(client.contact.v3.user.delete(
+        DeleteUserRequest.builder().user_id(other.open_id).request_body(DeleteUserRequestBody.builder().build()).build()),
+        "delete the dotted-line leader")
+    assert get_user(client, created.open_id).dotted_line_leader_user_ids == [], "a resigned leader is not shown"
+    assert patch(User.builder().dotted_line_leader_user_ids([other.open_id]).build()).code == 44021
+
+
 def test_user_create_get_and_status(client, u):
     d = mk_dept(client, u)
     mobile = u.mobile()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use http::StatusCode;
 use roster_core::department::{parse_department_name, DepartmentFields};
-use roster_core::ids::DepartmentId;
+use roster_core::ids::{DepartmentId, OpenId};
 use roster_core::user::{CustomAttr, Membership, UserProfile};
 use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mobile};
 use roster_core::{Caller, Department, DeptKey, DeptLookup, Directory, NewUser, User, UserLookup};
@@ -104,6 +104,45 @@ pub(crate) fn opt_text(
     v.filter(|s| !s.is_empty())
         .map(|s| bounded_text(field, &s, max, false))
         .transpose()
+}
+
+/// Most subscription ids one user may carry (Roster's bound; Feishu documents none).
+const MAX_SUBSCRIPTION_IDS: usize = 50;
+
+/// `subscription_ids`: opaque seat references, kept as given, each 1 to 64 characters.
+fn subscription_ids(v: Option<Vec<String>>) -> Result<Option<Vec<String>>, roster_core::CoreError> {
+    let Some(v) = v else { return Ok(None) };
+    if v.len() > MAX_SUBSCRIPTION_IDS {
+        return Err(roster_core::CoreError::invalid(
+            "subscription_ids",
+            format!("may hold at most {MAX_SUBSCRIPTION_IDS} ids"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(v.len());
+    for id in v {
+        let id = bounded_text("subscription_ids", &id, 64, true)?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// `dotted_line_leader_user_ids` in the request's user id type, resolved to open ids of
+/// active users (`Directory::dotted_line_leaders`).
+async fn dotted_line_leaders(
+    v: Option<Vec<String>>,
+    ids: IdTypes,
+    depts: &DeptResolver<'_>,
+) -> Result<Option<Vec<OpenId>>, FeishuError> {
+    let Some(v) = v else { return Ok(None) };
+    let lookups: Vec<UserLookup> = v.iter().map(|id| ids.user_lookup(id)).collect();
+    Ok(Some(
+        depts
+            .dir
+            .dotted_line_leaders(depts.caller, &lookups)
+            .await?,
+    ))
 }
 
 /// Resolves department references of a request, remembering each answer.
@@ -226,6 +265,13 @@ pub(crate) async fn new_user(
             .map(custom_attr)
             .collect(),
         departments,
+        geo: opt_text("geo", body.geo, 64)?,
+        job_level_id: opt_text("job_level_id", body.job_level_id, 64)?,
+        job_family_id: opt_text("job_family_id", body.job_family_id, 64)?,
+        subscription_ids: subscription_ids(body.subscription_ids)?.unwrap_or_default(),
+        dotted_line_leaders: dotted_line_leaders(body.dotted_line_leader_user_ids, ids, depts)
+            .await?
+            .unwrap_or_default(),
         ..UserProfile::default()
     };
     let leader = body
@@ -398,6 +444,18 @@ impl<'a> Renderer<'a> {
         Ok(v)
     }
 
+    /// A reference to a user who must still be active, in the request's id type; `None`
+    /// when that user resigned or is gone.
+    async fn active_leader_ref(&mut self, open_id: &str) -> Result<Option<String>, FeishuError> {
+        let user = self
+            .dir
+            .user_for_display(self.tenant, &UserLookup::OpenId(open_id.to_owned()))
+            .await?;
+        Ok(user
+            .filter(|u| !u.status.is_resigned)
+            .map(|u| self.ids.user_id_of(&u)))
+    }
+
     /// The full user object.
     pub(crate) async fn user(&mut self, u: &User) -> Result<wire::User, FeishuError> {
         let p = &u.profile;
@@ -417,6 +475,14 @@ impl<'a> Renderer<'a> {
             Some(l) => self.leader_ref(l.as_str()).await?,
             None => String::new(),
         };
+        let mut dotted_line_leader_user_ids = Vec::with_capacity(p.dotted_line_leaders.len());
+        for l in &p.dotted_line_leaders {
+            // A dotted-line leader who resigned since is no longer shown (their record stays
+            // in the profile until it is next written).
+            if let Some(id) = self.active_leader_ref(l.as_str()).await? {
+                dotted_line_leader_user_ids.push(id);
+            }
+        }
         Ok(wire::User {
             union_id: u.union_id.to_string(),
             user_id: u.user_id.to_string(),
@@ -459,6 +525,11 @@ impl<'a> Renderer<'a> {
             orders,
             custom_attrs: p.custom_attrs.iter().map(custom_attr_out).collect(),
             job_title: p.job_title.clone().unwrap_or_default(),
+            geo: p.geo.clone().unwrap_or_default(),
+            job_level_id: p.job_level_id.clone().unwrap_or_default(),
+            job_family_id: p.job_family_id.clone().unwrap_or_default(),
+            subscription_ids: p.subscription_ids.clone(),
+            dotted_line_leader_user_ids,
         })
     }
 
@@ -727,6 +798,12 @@ pub(crate) async fn user_patch(
             }
         }),
         is_frozen: body.is_frozen,
+        geo: patch_text("geo", body.geo, 64)?,
+        job_level_id: patch_text("job_level_id", body.job_level_id, 64)?,
+        job_family_id: patch_text("job_family_id", body.job_family_id, 64)?,
+        subscription_ids: subscription_ids(body.subscription_ids)?,
+        dotted_line_leaders: dotted_line_leaders(body.dotted_line_leader_user_ids, ids, depts)
+            .await?,
     })
 }
 

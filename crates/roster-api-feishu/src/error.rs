@@ -115,9 +115,18 @@ impl From<CoreError> for FeishuError {
             }
             CoreError::BadReference { field, reason } => {
                 let code = match *field {
-                    "leader_user_id" if reason.contains("resigned") => codes::LEADER_RESIGNED,
-                    "leader_user_id" if reason.contains("themselves") => codes::LEADER_SELF,
-                    "leader_user_id" => codes::LEADER_INVALID,
+                    // Dotted-line leaders are leaders too: the same three codes.
+                    "leader_user_id" | "dotted_line_leader_user_ids"
+                        if reason.contains("resigned") =>
+                    {
+                        codes::LEADER_RESIGNED
+                    }
+                    "leader_user_id" | "dotted_line_leader_user_ids"
+                        if reason.contains("themselves") || reason.contains("their own") =>
+                    {
+                        codes::LEADER_SELF
+                    }
+                    "leader_user_id" | "dotted_line_leader_user_ids" => codes::LEADER_INVALID,
                     "department_ids" => codes::DEPARTMENT_ID_INVALID,
                     "parent_department_id" => codes::DEPARTMENT_NOT_EXIST,
                     "acceptor" => codes::ACCEPTOR_INVALID,

@@ -49,6 +49,27 @@ pub(crate) fn flex_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stri
     })
 }
 
+/// String lists that lark-oapi's model types as int lists (`dotted_line_leader_user_ids`,
+/// `subscription_ids`): accept ints or strings in the array.
+pub(crate) fn flex_strings<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flex {
+        Int(i64),
+        Str(String),
+    }
+    Ok(Option::<Vec<Flex>>::deserialize(d)?.map(|v| {
+        v.into_iter()
+            .map(|f| match f {
+                Flex::Int(i) => i.to_string(),
+                Flex::Str(s) => s,
+            })
+            .collect()
+    }))
+}
+
 /// `i18n_name` of departments.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct I18nName {
@@ -142,6 +163,13 @@ pub(crate) struct UserBody {
     pub job_title: Option<String>,
     pub orders: Option<Vec<UserOrder>>,
     pub custom_attrs: Option<Vec<CustomAttr>>,
+    pub geo: Option<String>,
+    pub job_level_id: Option<String>,
+    pub job_family_id: Option<String>,
+    #[serde(default, deserialize_with = "flex_strings")]
+    pub subscription_ids: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "flex_strings")]
+    pub dotted_line_leader_user_ids: Option<Vec<String>>,
     // Read by the patch operation (U9); create ignores it, as Feishu does.
     #[allow(dead_code)]
     pub is_frozen: Option<bool>,
@@ -195,6 +223,11 @@ pub(crate) struct User {
     pub orders: Vec<UserOrder>,
     pub custom_attrs: Vec<CustomAttr>,
     pub job_title: String,
+    pub geo: String,
+    pub job_level_id: String,
+    pub job_family_id: String,
+    pub subscription_ids: Vec<String>,
+    pub dotted_line_leader_user_ids: Vec<String>,
 }
 
 /// `{"user": …}`.

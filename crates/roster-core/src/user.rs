@@ -133,6 +133,16 @@ pub struct UserProfile {
     pub groups: Vec<String>,
     /// Whether the user manages the tenant.
     pub is_tenant_manager: bool,
+    /// Feishu's data-residency region (`geo`), kept as the client gave it.
+    pub geo: Option<String>,
+    /// Feishu job level id, an opaque reference kept as given (Roster has no job levels).
+    pub job_level_id: Option<String>,
+    /// Feishu job family id, an opaque reference kept as given.
+    pub job_family_id: Option<String>,
+    /// Feishu seat subscription ids, opaque references kept as given.
+    pub subscription_ids: Vec<String>,
+    /// Dotted-line leaders, by open id: active users of the tenant when they were set.
+    pub dotted_line_leaders: Vec<OpenId>,
 }
 
 /// A user as stored.
@@ -220,4 +230,15 @@ pub struct UserPatch {
     pub leader: Option<Option<crate::store::UserLookup>>,
     /// Freeze or unfreeze.
     pub is_frozen: Option<bool>,
+    /// New data-residency region.
+    pub geo: Option<Option<String>>,
+    /// New job level id.
+    pub job_level_id: Option<Option<String>>,
+    /// New job family id.
+    pub job_family_id: Option<Option<String>>,
+    /// New subscription ids (replacing all).
+    pub subscription_ids: Option<Vec<String>>,
+    /// New dotted-line leaders (replacing all), resolved by
+    /// `Directory::dotted_line_leaders`.
+    pub dotted_line_leaders: Option<Vec<OpenId>>,
 }

@@ -143,6 +143,16 @@ struct ProfileDoc {
     groups: Vec<String>,
     #[serde(default)]
     is_tenant_manager: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    geo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job_level_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job_family_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    subscription_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    dotted_line_leaders: Vec<String>,
 }
 
 fn one() -> i64 {
@@ -203,6 +213,15 @@ pub fn encode_profile(p: &UserProfile) -> String {
         user_type: p.user_type.map(UserType::code),
         groups: p.groups.clone(),
         is_tenant_manager: p.is_tenant_manager,
+        geo: p.geo.clone(),
+        job_level_id: p.job_level_id.clone(),
+        job_family_id: p.job_family_id.clone(),
+        subscription_ids: p.subscription_ids.clone(),
+        dotted_line_leaders: p
+            .dotted_line_leaders
+            .iter()
+            .map(|l| l.as_str().to_owned())
+            .collect(),
     };
     // Serialising a struct of strings, numbers and bools cannot fail.
     serde_json::to_string(&doc).expect("profile document serialises")
@@ -270,6 +289,15 @@ pub fn decode_profile(doc: &str) -> Result<UserProfile, StoreError> {
             .map_err(|_| corrupt("user_type"))?,
         groups: d.groups,
         is_tenant_manager: d.is_tenant_manager,
+        geo: d.geo,
+        job_level_id: d.job_level_id,
+        job_family_id: d.job_family_id,
+        subscription_ids: d.subscription_ids,
+        dotted_line_leaders: d
+            .dotted_line_leaders
+            .into_iter()
+            .map(OpenId::from_trusted)
+            .collect(),
     })
 }
 
@@ -785,6 +813,11 @@ mod tests {
             user_type: Some(UserType::Analyst),
             groups: vec!["g1".into()],
             activation: Activation::ByAdmin,
+            geo: Some("cn".into()),
+            job_level_id: Some("jl-1".into()),
+            job_family_id: Some("jf-1".into()),
+            subscription_ids: vec!["s1".into(), "s2".into()],
+            dotted_line_leaders: vec![OpenId::from_trusted("ou_1".into())],
             ..UserProfile::default()
         };
         let back = decode_profile(&encode_profile(&p)).unwrap();

@@ -216,7 +216,11 @@ impl Directory {
             work_station,
             employee_no,
             job_title,
-            custom_attrs
+            custom_attrs,
+            geo,
+            job_level_id,
+            job_family_id,
+            subscription_ids
         );
         if let Some(v) = patch.mobile_visible {
             p.mobile_visible = v;
@@ -241,6 +245,15 @@ impl Directory {
         }
         if let Some(v) = patch.is_frozen {
             user.status.is_frozen = v;
+        }
+        if let Some(dotted) = patch.dotted_line_leaders {
+            if dotted.contains(&user.open_id) {
+                return Err(CoreError::BadReference {
+                    field: "dotted_line_leader_user_ids",
+                    reason: "a user cannot be their own dotted-line leader".into(),
+                });
+            }
+            user.profile.dotted_line_leaders = dotted;
         }
         if let Some(leader) = patch.leader {
             user.profile.leader = match leader {

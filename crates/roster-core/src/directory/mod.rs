@@ -30,7 +30,7 @@ use crate::department::{
     MAX_DEPTH,
 };
 use crate::error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
-use crate::ids::{AppId, IdGen, TenantId};
+use crate::ids::{AppId, IdGen, OpenId, TenantId};
 use crate::store::{Store, TakenValues, UniqueProbe, UserLookup};
 use crate::tenant::{NewTenant, Tenant};
 use crate::user::{NewUser, User, UserStatus};
@@ -42,6 +42,10 @@ pub const TOKEN_REUSE_MIN_S: i64 = 1800;
 /// Users per write transaction in best-effort batches: large enough that per-transaction
 /// costs vanish, small enough that a failure re-runs little work.
 pub const BATCH_CHUNK: usize = 1000;
+
+/// Most dotted-line leaders one user may have. Feishu documents no number; ten keeps a
+/// user's rendering to a bounded number of reads.
+pub const MAX_DOTTED_LINE_LEADERS: usize = 10;
 
 /// A token handed to a client.
 #[derive(Debug, Clone)]
@@ -906,6 +910,31 @@ impl Directory {
                 reason: "no such user".into(),
             }),
         }
+    }
+
+    /// Resolves dotted-line leader references (Feishu `dotted_line_leader_user_ids`) to open
+    /// ids: each an active user of the caller's tenant, duplicates dropped, at most
+    /// `MAX_DOTTED_LINE_LEADERS`. Adapters call it before `create_user`/`patch_user`.
+    pub async fn dotted_line_leaders(
+        &self,
+        caller: &Caller,
+        lookups: &[UserLookup],
+    ) -> Result<Vec<OpenId>, CoreError> {
+        const FIELD: &str = "dotted_line_leader_user_ids";
+        if lookups.len() > MAX_DOTTED_LINE_LEADERS {
+            return Err(CoreError::invalid(
+                FIELD,
+                format!("may name at most {MAX_DOTTED_LINE_LEADERS} users"),
+            ));
+        }
+        let mut out: Vec<OpenId> = Vec::with_capacity(lookups.len());
+        for lookup in lookups {
+            let leader = self.active_user(caller.tenant, lookup, FIELD).await?;
+            if !out.contains(&leader.open_id) {
+                out.push(leader.open_id);
+            }
+        }
+        Ok(out)
     }
 
     /// Reads a user (resigned ones included) that the caller may see.
