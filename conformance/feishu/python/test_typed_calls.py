@@ -103,6 +103,24 @@ def test_children_pages_go_on_after_the_last_item_of_a_page_is_deleted(client, u
     assert resp.code == 40012, "a token this server never issued"
 
 
+def test_department_create_replay_after_delete_answers_as_the_first_time(client, u):
+    """Spec §2: the same client_token and body replay the original response (code 0, the same
+    ids), even after the department was deleted."""
+    import uuid as _uuid
+
+    from lark_oapi.api.contact.v3 import CreateDepartmentRequest, Department
+
+    token = _uuid.uuid4().hex
+    body = Department.builder().name(u.name("Replay")).parent_department_id("0").build()
+    req = lambda: CreateDepartmentRequest.builder().client_token(token).request_body(body).build()
+    first = check(client.contact.v3.department.create(req()), "create").data.department
+    check(client.contact.v3.department.delete(
+        DeleteDepartmentRequest.builder().department_id(first.open_department_id).build()), "delete")
+    again = check(client.contact.v3.department.create(req()), "replay").data.department
+    assert again.open_department_id == first.open_department_id
+    assert again.status.is_deleted is True
+
+
 def test_en_name_and_nickname_too_long_are_41071_and_41072(client, u):
     d = mk_dept(client, u)
     created = mk_user(client, u, [d.open_department_id])

@@ -24,12 +24,14 @@ pub(crate) async fn create(
     let dir = &state.dir;
     // Wire-level checks run before the key is claimed, so a malformed body never holds it.
     let new = convert::new_department(dir, &caller, ids, body.value).await?;
-    let open_id = match query.str("client_token") {
-        None => dir
-            .create_department(&caller, new)
-            .await?
-            .open_department_id
-            .to_string(),
+    let (open_id, replayed) = match query.str("client_token") {
+        None => (
+            dir.create_department(&caller, new)
+                .await?
+                .open_department_id
+                .to_string(),
+            false,
+        ),
         Some(token) => {
             let print = fingerprint(uri.path(), &query, &body.canonical);
             dir.idempotent(
@@ -45,13 +47,16 @@ pub(crate) async fn create(
                         .to_string())
                 },
             )
-            .await?
-            .entity_id
+            .await
+            .map(|o| (o.entity_id, o.replayed))?
         }
     };
-    let dept = dir
-        .get_department(&caller, &DeptLookup::OpenId(open_id))
-        .await?;
+    let lookup = DeptLookup::OpenId(open_id);
+    let dept = if replayed {
+        dir.replayed_department(&caller, &lookup).await?
+    } else {
+        dir.get_department(&caller, &lookup).await?
+    };
     let department = Renderer::new(dir, &caller, ids).department(&dept).await?;
     Ok(Envelope(wire::DepartmentData { department }))
 }

@@ -478,6 +478,32 @@ impl Directory {
         }
     }
 
+    /// The department an idempotent create made, for replaying its answer: deleted ones
+    /// included, since a replay answers as the first request did (code 0, the same ids)
+    /// even when the department has gone since.
+    pub async fn replayed_department(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<Department, CoreError> {
+        caller.require(Scope::ContactRead)?;
+        match self
+            .inner
+            .store
+            .get_department(caller.tenant, lookup)
+            .await?
+        {
+            Some(d) => Ok(d),
+            None => Err(CoreError::not_found(
+                Entity::Department,
+                match lookup {
+                    DeptLookup::Key(k) => k.0.to_string(),
+                    DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
+                },
+            )),
+        }
+    }
+
     /// Finds a live department for an administrator (the CLI), without a caller's scope.
     pub async fn admin_department(
         &self,
