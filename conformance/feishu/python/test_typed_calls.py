@@ -62,20 +62,28 @@ def test_children_fetch_child_true_is_sent_as_python_bool(client, u):
     assert sorted(d.open_department_id for d in resp.data.items) == sorted([a.open_department_id, b.open_department_id])
 
 
-def test_children_pagination_with_page_token(client, u):
-    top = mk_dept(client, u)
-    kids = {mk_dept(client, u, parent=top.open_department_id).open_department_id for _ in range(5)}
+def walk_children(client, top, after_page=lambda page: None):
+    """Every page of a department's children, two at a time; `after_page` runs between pages."""
     seen, token = [], None
     for _ in range(20):
-        b = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_size(2)
+        b = ChildrenDepartmentRequest.builder().department_id(top).page_size(2)
         if token:
             b = b.page_token(token)
         data = check(client.contact.v3.department.children(b.build()), "children page").data
-        seen += [d.open_department_id for d in data.items]
+        page = [d.open_department_id for d in data.items]
+        seen += page
         if not data.has_more:
-            break
+            return seen
         assert data.page_token
         token = data.page_token
+        after_page(page)
+    raise AssertionError(f"no end after 20 pages: {seen}")
+
+
+def test_children_pagination_with_page_token(client, u):
+    top = mk_dept(client, u)
+    kids = {mk_dept(client, u, parent=top.open_department_id).open_department_id for _ in range(5)}
+    seen = walk_children(client, top.open_department_id)
     assert len(seen) == len(set(seen))
     assert set(seen) == kids
 
@@ -84,19 +92,12 @@ def test_children_pages_go_on_after_the_last_item_of_a_page_is_deleted(client, u
     """An SDK iterator walking children while departments are deleted sees none twice."""
     top = mk_dept(client, u)
     kids = [mk_dept(client, u, parent=top.open_department_id).open_department_id for _ in range(6)]
-    seen, token = [], None
-    for _ in range(20):
-        b = ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_size(2)
-        if token:
-            b = b.page_token(token)
-        data = check(client.contact.v3.department.children(b.build()), "children page").data
-        page = [d.open_department_id for d in data.items]
-        seen += page
-        if not data.has_more:
-            break
-        token = data.page_token
+
+    def delete_last(page):
         check(client.contact.v3.department.delete(
             DeleteDepartmentRequest.builder().department_id(page[-1]).build()), "delete department")
+
+    seen = walk_children(client, top.open_department_id, delete_last)
     assert sorted(seen) == sorted(kids), "every child once, none again"
     resp = client.contact.v3.department.children(
         ChildrenDepartmentRequest.builder().department_id(top.open_department_id).page_token("p1").build())

@@ -122,3 +122,13 @@ pub enum DeptLookup {
     /// By custom `department_id` (`"0"` is the root).
     CustomId(String),
 }
+
+impl DeptLookup {
+    /// The id as the client gave it, for "no such department" messages.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Key(k) => k.0.to_string(),
+            Self::OpenId(s) | Self::CustomId(s) => s.clone(),
+        }
+    }
+}

@@ -468,13 +468,9 @@ impl Directory {
         tenant: TenantId,
         lookup: &DeptLookup,
     ) -> Result<Department, CoreError> {
-        let key = match lookup {
-            DeptLookup::Key(k) => k.0.to_string(),
-            DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
-        };
         match self.inner.store.get_department(tenant, lookup).await? {
             Some(d) if !d.is_deleted => Ok(d),
-            _ => Err(CoreError::not_found(Entity::Department, key)),
+            _ => Err(CoreError::not_found(Entity::Department, lookup.shown())),
         }
     }
 
@@ -494,13 +490,7 @@ impl Directory {
             .await?
         {
             Some(d) => Ok(d),
-            None => Err(CoreError::not_found(
-                Entity::Department,
-                match lookup {
-                    DeptLookup::Key(k) => k.0.to_string(),
-                    DeptLookup::OpenId(s) | DeptLookup::CustomId(s) => s.clone(),
-                },
-            )),
+            None => Err(CoreError::not_found(Entity::Department, lookup.shown())),
         }
     }
 
