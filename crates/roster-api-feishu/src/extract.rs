@@ -49,11 +49,20 @@ where
     }
 }
 
+/// The answer to a body over the size limit: 413 in the Feishu envelope.
+pub(crate) fn body_too_large() -> FeishuError {
+    FeishuError::with_detail(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::PARAM_ERROR,
+        "request body too large",
+    )
+}
+
 /// Turns a failure to read the body into a Feishu error (413 when over the size limit).
 pub(crate) fn body_rejection(rejection: &BytesRejection) -> FeishuError {
     let status = rejection.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        FeishuError::with_detail(status, codes::PARAM_ERROR, "request body too large")
+        body_too_large()
     } else {
         FeishuError::with_detail(status, codes::PARAM_ERROR, rejection.body_text())
     }

@@ -36,17 +36,23 @@ pub struct FeishuConfig {
     /// Most users one v2 `batch_add` call may carry (Feishu documents no limit; 50 by
     /// default, as the spec chooses).
     pub batch_add_max_users: usize,
+    /// Largest request body, bytes (the server's `body_limit`).
+    pub body_limit: usize,
 }
 
 impl Default for FeishuConfig {
     fn default() -> Self {
         Self {
             batch_add_max_users: 50,
+            body_limit: 8 * 1024 * 1024,
         }
     }
 }
 
 /// The Feishu routes over a directory.
 pub fn router(dir: Directory, config: FeishuConfig) -> Router {
-    routes::routes(FeishuState { dir, config })
+    let limit = config.body_limit;
+    roster_http::refuse_declared_over(routes::routes(FeishuState { dir, config }), limit, |_| {
+        axum::response::IntoResponse::into_response(extract::body_too_large())
+    })
 }

@@ -23,6 +23,15 @@ pub(crate) struct Authed {
     pub(crate) caller: Caller,
 }
 
+/// The answer to a body over the size limit.
+pub(crate) fn body_too_large() -> HuaweiError {
+    HuaweiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::PARAM_INVALID,
+        "the request body is too large",
+    )
+}
+
 /// The project id of a `/v2/{project_id}/…` path.
 fn path_project(path: &str) -> Option<&str> {
     path.strip_prefix("/v2/")?.split('/').next()
@@ -35,12 +44,7 @@ pub(crate) async fn authenticate(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let Ok(bytes) = to_bytes(body, state.config.body_limit).await else {
-        return HuaweiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            codes::PARAM_INVALID,
-            "the request body is too large",
-        )
-        .into_response();
+        return body_too_large().into_response();
     };
     match verify(&state, &parts, &bytes).await {
         Ok(caller) => {

@@ -52,7 +52,13 @@ pub(crate) struct HuaweiState {
 
 /// The Huawei routes over a directory: `/v3/auth/tokens` and `/v2/{project_id}/…`.
 pub fn router(dir: Directory, config: HuaweiConfig) -> Router {
-    let state = HuaweiState { dir, config };
+    let limit = config.body_limit;
+    roster_http::refuse_declared_over(routes(HuaweiState { dir, config }), limit, |_| {
+        axum::response::IntoResponse::into_response(auth::body_too_large())
+    })
+}
+
+fn routes(state: HuaweiState) -> Router {
     let v2 = Router::new()
         .route(
             "/v2/{project_id}/users/batch-create",
@@ -86,6 +92,7 @@ pub fn router(dir: Directory, config: HuaweiConfig) -> Router {
         ))
         // Unknown `/v2/…` paths answer in the Huawei envelope, not the global fallback's.
         .route("/v2/{project_id}", axum::routing::any(handlers::no_api))
+        .route("/v2/{project_id}/", axum::routing::any(handlers::no_api))
         .route(
             "/v2/{project_id}/{*rest}",
             axum::routing::any(handlers::no_api),

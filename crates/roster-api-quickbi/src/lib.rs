@@ -57,18 +57,35 @@ struct QuickBiState {
 /// The Quick BI route: the root path, every method (unsupported ones answer in Quick BI's
 /// envelope). Other paths are left to the other dialects and the fallback.
 pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", any(entry))
-        .with_state(QuickBiState { dir, config })
+        .with_state(QuickBiState { dir, config });
+    roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
+        body_too_large().into_response_with(&request_id_of(request))
+    })
 }
 
-async fn entry(State(state): State<QuickBiState>, request: Request) -> Response {
-    let request_id = request
+/// The answer to a body over `MAX_BODY`.
+fn body_too_large() -> QuickBiError {
+    QuickBiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        codes::INVALID_PARAMETER,
+        format!("The request body is larger than {MAX_BODY} bytes."),
+    )
+}
+
+/// The request id the envelope names: the request's own, or a fresh one.
+fn request_id_of(request: &Request) -> String {
+    request
         .extensions()
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_uppercase());
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().to_uppercase())
+}
+
+async fn entry(State(state): State<QuickBiState>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
     match handle(&state, request, &request_id).await {
         Ok(result) => (
             StatusCode::OK,
@@ -146,13 +163,7 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
         .await
-        .map_err(|_| {
-            QuickBiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                codes::INVALID_PARAMETER,
-                format!("The request body is larger than {MAX_BODY} bytes."),
-            )
-        })?;
+        .map_err(|_| body_too_large())?;
     let form = if is_form {
         params::decode(&body)
     } else {

@@ -5,7 +5,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use http::HeaderValue;
+use std::time::Duration;
+
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// Header carrying the request id (set when the client sent none, echoed either way).
@@ -51,10 +54,40 @@ async fn log_hidden_errors(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Wraps a router in the request-id, tracing and error-logging layers.
+/// Longest pause between two pieces of a request body. A body that stalls longer fails
+/// to read (the handler answers in its dialect's envelope, an import upload breaks off), so a
+/// client cannot hold a connection and its request open by sending nothing.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Refuses, before reading a byte of it, a request whose declared `Content-Length` is over
+/// `limit`, answering `too_large()` (the dialect's own 413). Reading such a body would only
+/// end in the same answer after `limit` bytes, and a client that declares a large body and
+/// sends little would hold the request open until the body timeout.
+pub fn refuse_declared_over(
+    router: Router,
+    limit: usize,
+    too_large: fn(&Request) -> Response,
+) -> Router {
+    router.layer(middleware::from_fn(
+        move |request: Request, next: Next| async move {
+            let declared = request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match declared {
+                Some(n) if n > limit as u64 => too_large(&request),
+                _ => next.run(request).await,
+            }
+        },
+    ))
+}
+
+/// Wraps a router in the request-id, tracing, error-logging and body-timeout layers.
 pub fn with_common_layers(router: Router) -> Router {
     let header = http::HeaderName::from_static(REQUEST_ID_HEADER);
     router
+        .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
         .layer(middleware::from_fn(log_hidden_errors))
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &http::Request<axum::body::Body>| {

@@ -12,5 +12,7 @@
 mod layers;
 mod serve;
 
-pub use layers::{with_common_layers, HiddenError, RequestId, REQUEST_ID_HEADER};
+pub use layers::{
+    refuse_declared_over, with_common_layers, HiddenError, RequestId, REQUEST_ID_HEADER,
+};
 pub use serve::serve;

@@ -12,6 +12,11 @@ use tokio::net::TcpListener;
 /// How long open connections may take to finish after shutdown was asked for.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How long a client may take to send a request's head, and how long an idle kept-alive
+/// connection stays open: without it, connections that never finish their headers pile up
+/// until the process runs out of file descriptors and nobody can connect.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets open
 /// requests finish (up to ten seconds) and returns.
 pub async fn serve(
@@ -21,7 +26,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // lark-oapi copies headers into a plain dict and reads "Content-Type" verbatim.
-    http1.title_case_headers(true).keep_alive(true);
+    http1
+        .title_case_headers(true)
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

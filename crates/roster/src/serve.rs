@@ -26,6 +26,7 @@ pub(crate) fn app(
         .with_state(dir.clone());
     let feishu = roster_api_feishu::FeishuConfig {
         batch_add_max_users: config.feishu_batch_add_max_users,
+        body_limit: config.body_limit,
     };
     let app = Router::new()
         .merge(ops)

@@ -84,6 +84,38 @@ async fn bodies_over_the_limit_are_refused_with_413_in_the_envelope() {
     );
 }
 
+/// A client that declares a body over the limit and sends none of it gets its 413 at once,
+/// in the envelope of the front door it called, instead of a request held open.
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::spawn();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let doors = [
+        ("/open-apis/contact/v3/departments", "\"code\":40001"),
+        ("/", "\"Code\":\"InvalidParameter\""),
+        (
+            "/v2/0123456789abcdef0123456789abcdef/users/batch-create",
+            "\"error_code\":",
+        ),
+    ];
+    for (path, envelope) in doors {
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{{"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut raw))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer within 5 s"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw[..n]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+        assert!(text.contains(envelope), "{path}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     let mut s = TestServer::spawn();
