@@ -132,6 +132,28 @@ def test_en_name_and_nickname_too_long_are_41071_and_41072(client, u):
         assert resp.code == code, (field, resp.raw.content)
 
 
+def test_join_time_and_custom_attrs_are_bounded(client, u):
+    """What one door stores another reads back: join_time within 1900-9999 (the bulk
+    import's range), at most 100 custom attributes of bounded size."""
+    from lark_oapi.api.contact.v3 import CreateUserRequest, UserCustomAttr, UserCustomAttrValue
+
+    d = mk_dept(client, u)
+
+    def create(**fields):
+        body = User.builder().name(u.name()).mobile(u.mobile()).department_ids([d.open_department_id])
+        for k, v in fields.items():
+            body = getattr(body, k)(v)
+        return client.contact.v3.user.create(CreateUserRequest.builder().request_body(body.build()).build())
+
+    assert create(join_time=9223372036854775807).code == 40001
+    attr = lambda i, text="v": UserCustomAttr.builder().type("TEXT").id(f"C-{i}").value(
+        UserCustomAttrValue.builder().text(text).build()).build()
+    assert create(custom_attrs=[attr(i) for i in range(101)]).code == 40001
+    assert create(custom_attrs=[attr(1, "x" * 1025)]).code == 40001
+    ok = create(join_time=1_534_204_800, custom_attrs=[attr(i) for i in range(100)])
+    assert ok.code == 0 and len(ok.data.user.custom_attrs) == 100, ok.raw.content
+
+
 def test_patch_cannot_clear_the_mobile(client, u):
     """U1 refuses a user without a mobile (41010), and U9 validates as U1 does."""
     d = mk_dept(client, u)

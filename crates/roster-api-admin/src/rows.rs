@@ -15,7 +15,9 @@
 use std::collections::HashMap;
 
 use roster_core::user::UserProfile;
-use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mobile, Username};
+use roster_core::values::{
+    bounded_text, Country, Email, EmployeeType, Gender, Mobile, Username, JOIN_TIME_RANGE,
+};
 use roster_core::{
     Caller, CoreError, DeptKey, DeptLookup, Directory, ItemError, Membership, NewUser, UserId,
     UserLookup,
@@ -268,10 +270,6 @@ fn code_or_name(
             ))
         })
 }
-
-/// The join times accepted, unix seconds: 1900-01-01 to 9999-12-31, the range of the
-/// dates this format reads.
-const JOIN_TIME_RANGE: std::ops::RangeInclusive<i64> = -2_208_988_800..=253_402_300_799;
 
 /// Unix seconds, or a `YYYY-MM-DD` date (midnight UTC) that exists in the calendar.
 fn join_time(v: &str) -> Result<i64, ItemError> {

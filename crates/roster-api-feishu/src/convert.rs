@@ -6,7 +6,7 @@ use http::StatusCode;
 use roster_core::department::{parse_department_name, DepartmentFields};
 use roster_core::ids::{DepartmentId, OpenId};
 use roster_core::user::{CustomAttr, Membership, UserProfile};
-use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mobile};
+use roster_core::values::{bounded_text, join_time, Country, Email, EmployeeType, Gender, Mobile};
 use roster_core::{Caller, Department, DeptKey, DeptLookup, Directory, NewUser, User, UserLookup};
 
 use crate::codes;
@@ -250,7 +250,7 @@ pub(crate) async fn new_user(
             .map(|c| Country::parse(&c))
             .transpose()?,
         work_station: opt_text("work_station", body.work_station, 255)?,
-        join_time: body.join_time,
+        join_time: body.join_time.map(join_time).transpose()?,
         employee_no: opt_text("employee_no", body.employee_no, 64)?,
         employee_type: body
             .employee_type
@@ -258,12 +258,7 @@ pub(crate) async fn new_user(
             .transpose()?
             .unwrap_or_default(),
         job_title: opt_text("job_title", body.job_title, 100)?,
-        custom_attrs: body
-            .custom_attrs
-            .unwrap_or_default()
-            .into_iter()
-            .map(custom_attr)
-            .collect(),
+        custom_attrs: custom_attrs(body.custom_attrs)?.unwrap_or_default(),
         departments,
         geo: opt_text("geo", body.geo, 64)?,
         job_level_id: opt_text("job_level_id", body.job_level_id, 64)?,
@@ -343,7 +338,47 @@ async fn memberships(
     Ok(out)
 }
 
-pub(crate) fn custom_attr(a: wire::CustomAttr) -> CustomAttr {
+/// Most custom attributes one user may carry (Roster's bound: a tenant defines a few
+/// dozen at most, and every read returns them all).
+const MAX_CUSTOM_ATTRS: usize = 100;
+
+/// Longest value of a custom attribute field, characters (ids: 64).
+const MAX_CUSTOM_ATTR_VALUE: usize = 1024;
+
+/// `custom_attrs` of a request, within `MAX_CUSTOM_ATTRS` and the field lengths.
+pub(crate) fn custom_attrs(
+    v: Option<Vec<wire::CustomAttr>>,
+) -> Result<Option<Vec<CustomAttr>>, roster_core::CoreError> {
+    let Some(v) = v else { return Ok(None) };
+    if v.len() > MAX_CUSTOM_ATTRS {
+        return Err(roster_core::CoreError::invalid(
+            "custom_attrs",
+            format!("may hold at most {MAX_CUSTOM_ATTRS} attributes"),
+        ));
+    }
+    let attrs: Vec<CustomAttr> = v.into_iter().map(custom_attr).collect();
+    for a in &attrs {
+        bounded_text("custom_attrs", &a.id, 64, true)?;
+        for (value, max) in [
+            (&a.kind, 64),
+            (&a.generic_user_id, 64),
+            (&a.option_id, 64),
+            (&a.text, MAX_CUSTOM_ATTR_VALUE),
+            (&a.url, MAX_CUSTOM_ATTR_VALUE),
+            (&a.pc_url, MAX_CUSTOM_ATTR_VALUE),
+            (&a.option_value, MAX_CUSTOM_ATTR_VALUE),
+            (&a.name, MAX_CUSTOM_ATTR_VALUE),
+            (&a.picture_url, MAX_CUSTOM_ATTR_VALUE),
+        ] {
+            if let Some(value) = value {
+                bounded_text("custom_attrs", value, max, false)?;
+            }
+        }
+    }
+    Ok(Some(attrs))
+}
+
+fn custom_attr(a: wire::CustomAttr) -> CustomAttr {
     let v = a.value.unwrap_or_default();
     CustomAttr {
         kind: a.kind,
@@ -779,16 +814,14 @@ pub(crate) async fn user_patch(
         city: patch_text("city", body.city, 100)?,
         country,
         work_station: patch_text("work_station", body.work_station, 255)?,
-        join_time: body.join_time,
+        join_time: body.join_time.map(join_time).transpose()?,
         employee_no: patch_text("employee_no", body.employee_no, 64)?,
         employee_type: body
             .employee_type
             .map(EmployeeType::from_code)
             .transpose()?,
         job_title: patch_text("job_title", body.job_title, 100)?,
-        custom_attrs: body
-            .custom_attrs
-            .map(|v| v.into_iter().map(custom_attr).collect()),
+        custom_attrs: custom_attrs(body.custom_attrs)?,
         departments,
         leader: body.leader_user_id.map(|l| {
             if l.is_empty() {

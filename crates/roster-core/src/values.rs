@@ -24,6 +24,22 @@ pub fn bounded_text(
     Ok(value.to_owned())
 }
 
+/// The join times accepted, unix seconds: 1900-01-01 to 9999-12-31. Every front door keeps
+/// to it, so that whatever one stores another (the bulk import of an export) reads back.
+pub const JOIN_TIME_RANGE: std::ops::RangeInclusive<i64> = -2_208_988_800..=253_402_300_799;
+
+/// A join time (unix seconds) within `JOIN_TIME_RANGE`.
+pub fn join_time(seconds: i64) -> Result<i64, CoreError> {
+    if JOIN_TIME_RANGE.contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(CoreError::invalid(
+            "join_time",
+            "must be unix seconds from 1900-01-01 to 9999-12-31",
+        ))
+    }
+}
+
 /// An e-mail address, kept as given; compared case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);

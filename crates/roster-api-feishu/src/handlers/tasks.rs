@@ -165,18 +165,19 @@ async fn v2_user<'a>(
             .transpose()
             .map_err(core)?
             .unwrap_or_default(),
-        join_time: u.join_time,
+        join_time: u
+            .join_time
+            .map(roster_core::values::join_time)
+            .transpose()
+            .map_err(core)?,
         // The same limits as v3 create, so that every write path stores only what every
         // other one (and the bulk import of an export) accepts.
         employee_no: crate::convert::opt_text("employee_no", u.employee_no, 64).map_err(core)?,
         work_station: crate::convert::opt_text("work_station", u.work_station, 255)
             .map_err(core)?,
-        custom_attrs: u
-            .custom_attrs
-            .unwrap_or_default()
-            .into_iter()
-            .map(crate::convert::custom_attr)
-            .collect(),
+        custom_attrs: crate::convert::custom_attrs(u.custom_attrs)
+            .map_err(core)?
+            .unwrap_or_default(),
         departments: vec![Membership {
             department: key,
             user_order: 0,
