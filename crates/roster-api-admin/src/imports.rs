@@ -176,10 +176,11 @@ async fn upload(
     body: Body,
     notify: bool,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
-    let task = dir.begin_import(caller, notify).await?;
+    // The task is made when the first chunk is ready (or at the end): an upload refused on
+    // its first record (a bad CSV header, say) leaves no task behind.
     let mut guard = Unsealed {
         dir: dir.clone(),
-        id: Some(task.id.clone()),
+        id: None,
     };
     let mut depts = Departments::new(dir, caller);
     let mut splitter = Splitter::new(reader.csv);
@@ -213,25 +214,43 @@ async fn upload(
                 return Err(AdminError::bad_request("too many rows in one upload"));
             }
             if items.len() == IMPORT_CHUNK_ROWS {
-                send(dir, &task.id, &mut in_flight, &mut seq, rows, &mut items).await?;
+                let id = open_task(dir, caller, notify, &mut guard).await?;
+                send(dir, &id, &mut in_flight, &mut seq, rows, &mut items).await?;
             }
         }
     }
     if reader.csv && reader.columns.is_none() {
         return Err(AdminError::bad_request("the CSV upload has no header row"));
     }
+    let id = open_task(dir, caller, notify, &mut guard).await?;
     if !items.is_empty() {
-        send(dir, &task.id, &mut in_flight, &mut seq, rows, &mut items).await?;
+        send(dir, &id, &mut in_flight, &mut seq, rows, &mut items).await?;
     }
     if let Some(h) = in_flight.take() {
         h.await.map_err(AdminError::internal)??;
     }
-    dir.seal_import(&task.id).await?;
+    dir.seal_import(&id).await?;
     guard.id = None;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"task_id": task.id.as_str(), "status": "queued", "rows": rows})),
+        Json(json!({"task_id": id.as_str(), "status": "queued", "rows": rows})),
     ))
+}
+
+/// The upload's task, made on first use; from then on the guard fails it if the upload
+/// does not finish.
+async fn open_task(
+    dir: &Directory,
+    caller: &Caller,
+    notify: bool,
+    guard: &mut Unsealed,
+) -> Result<TaskId, AdminError> {
+    if let Some(id) = &guard.id {
+        return Ok(id.clone());
+    }
+    let task = dir.begin_import(caller, notify).await?;
+    guard.id = Some(task.id.clone());
+    Ok(task.id)
 }
 
 /// Hands the gathered rows to a background append, after the previous one has finished

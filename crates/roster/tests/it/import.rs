@@ -338,6 +338,19 @@ async fn a_dry_run_validates_every_row_and_writes_nothing() {
     assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
 }
 
+/// An upload refused on its first record (bad CSV header, duplicate column, empty CSV)
+/// answers 400 and leaves no task behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_at_its_header_leaves_no_task() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    for body in ["nmae,email\nA,a@example.com\n", "name,name\nA,B\n", ""] {
+        let (status, resp) = upload(&s, &token, "text/csv", body.as_bytes().to_vec(), "").await;
+        assert_eq!(status, 400, "{body:?}: {resp}");
+    }
+    assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_upload_completes_with_exact_counts() {
     let s = TestServer::spawn();
