@@ -59,6 +59,8 @@ pub fn router(dir: Directory) -> Router {
             get(export::export).fallback(method_not_allowed),
         )
         .route("/api/v1", any(not_found))
+        // `{*rest}` does not match an empty rest, so `/api/v1/` needs its own route.
+        .route("/api/v1/", any(not_found))
         .route("/api/v1/{*rest}", any(not_found))
         .with_state(AdminState { dir })
 }
