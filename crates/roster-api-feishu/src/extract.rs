@@ -34,19 +34,29 @@ where
     type Rejection = FeishuError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ignore_body = req.method() == Method::GET || req.method() == Method::HEAD;
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|r| body_rejection(&r))?;
-        let text: &[u8] = if ignore_body || bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text)
-            .map(FeishuJson)
-            .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))
+        let text = body_text(req, state).await?;
+        parse(&text).map(FeishuJson)
     }
+}
+
+/// The body as JSON text: `{}` when it is absent or blank, or on GET and HEAD.
+async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, FeishuError> {
+    let ignore_body = req.method() == Method::GET || req.method() == Method::HEAD;
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|r| body_rejection(&r))?;
+    Ok(
+        if ignore_body || bytes.iter().all(u8::is_ascii_whitespace) {
+            Bytes::from_static(b"{}")
+        } else {
+            bytes
+        },
+    )
+}
+
+fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, FeishuError> {
+    serde_json::from_slice(text)
+        .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))
 }
 
 /// The answer to a body over the size limit: 413 in the Feishu envelope.
@@ -201,11 +211,12 @@ where
     type Rejection = FeishuError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let FeishuJson(raw) = FeishuJson::<serde_json::Value>::from_request(req, state).await?;
+        let text = body_text(req, state).await?;
+        // Parsed into the wire struct from the text, not from a `Value`, so that a key sent
+        // twice is refused here as by every other body (a `Value` keeps the last one).
+        let value = parse(&text)?;
         // serde_json's default map is ordered by key, so this text is canonical.
-        let canonical = raw.to_string();
-        let value = serde_json::from_value(raw)
-            .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))?;
+        let canonical = parse::<serde_json::Value>(&text)?.to_string();
         Ok(Self { value, canonical })
     }
 }

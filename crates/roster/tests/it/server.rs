@@ -61,6 +61,17 @@ async fn malformed_json_is_a_40001_envelope_and_changes_nothing() {
         .unwrap();
     let (status, body) = read(resp).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(40001)));
+    // A key sent twice is refused on create as on every other body, not "last one wins".
+    let resp = s
+        .http
+        .post(s.url("/open-apis/contact/v3/departments"))
+        .bearer_auth(&token)
+        .body(r#"{"name":"A","name":"B","parent_department_id":"0"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!((status, body["code"].as_i64()), (400, Some(40001)), "{body}");
     let (_, root) = s
         .get("/open-apis/contact/v3/departments/0", Some(&token))
         .await;
