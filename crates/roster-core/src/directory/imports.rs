@@ -114,6 +114,13 @@ impl Directory {
             .get_task(caller.tenant, id)
             .await?
             .filter(|t| t.kind == IMPORT_KIND)
+            // Per-row results name the users created, which a department-scoped app may not
+            // see: an import is readable by the app that submitted it, or by one that sees
+            // the whole directory.
+            .filter(|t| {
+                t.app_id == caller.app_id
+                    || matches!(caller.contact_scope, crate::app::ContactScope::All)
+            })
             .ok_or_else(|| CoreError::not_found(Entity::Task, id.as_str()))
     }
 

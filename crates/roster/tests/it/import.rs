@@ -338,6 +338,50 @@ async fn a_dry_run_validates_every_row_and_writes_nothing() {
     assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
 }
 
+/// An import's per-row results name the users it created: a department-scoped app of the
+/// same tenant cannot read another app's import (404), the submitting app can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_app_cannot_read_another_apps_import() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let dept = json!({"name": "Eng", "department_id": "eng", "parent_department_id": "0"});
+    let (_, body) = s
+        .post_json("/open-apis/contact/v3/departments", Some(&token), &dept)
+        .await;
+    assert_eq!(body["code"], 0, "{body}");
+    let (ok, out, err) = crate::harness::cli(
+        &s.data_dir,
+        &["app", "create", "--tenant", "1", "--departments", "eng"],
+    );
+    assert!(ok, "{err}");
+    let scoped = s
+        .token_for(
+            &crate::harness::field(&out, "app_id:"),
+            &crate::harness::field(&out, "app_secret:"),
+        )
+        .await;
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "application/x-ndjson",
+        b"{\"name\":\"Root person\",\"user_id\":\"rootp\"}\n".to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    wait_import(&s, &token, &id, Duration::from_secs(30)).await;
+    for path in [
+        format!("/api/v1/imports/{id}"),
+        format!("/api/v1/imports/{id}/results"),
+    ] {
+        let (status, body) = s.get(&path, Some(&scoped)).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        let (status, _) = s.get(&path, Some(&token)).await;
+        assert_eq!(status, 200, "{path}");
+    }
+}
+
 /// An upload refused on its first record (bad CSV header, duplicate column, empty CSV)
 /// answers 400 and leaves no task behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,7 +71,11 @@ async fn malformed_json_is_a_40001_envelope_and_changes_nothing() {
         .await
         .unwrap();
     let (status, body) = read(resp).await;
-    assert_eq!((status, body["code"].as_i64()), (400, Some(40001)), "{body}");
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (400, Some(40001)),
+        "{body}"
+    );
     let (_, root) = s
         .get("/open-apis/contact/v3/departments/0", Some(&token))
         .await;
