@@ -28,6 +28,19 @@ fn is_csv(
     headers: &HeaderMap,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<bool, AdminError> {
+    // The body is read as it comes; a compressed one would be parsed as rows of binary.
+    if let Some(enc) = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+    {
+        return Err(AdminError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Encoding {enc:?} is not accepted: send the rows uncompressed"),
+        ));
+    }
     if let Some(f) = q.get("format") {
         return match f.as_str() {
             "csv" => Ok(true),

@@ -68,7 +68,7 @@ impl Directory {
         for &i in &order {
             if let Some(p) = &pending[i] {
                 if p.user.profile.activation == Activation::ByUser && !p.user.status.is_activated {
-                    mails.push(self.invitation(&p.user, invitations));
+                    mails.extend(self.invitation(&p.user, invitations));
                 }
                 users.push(p.user.clone());
             }

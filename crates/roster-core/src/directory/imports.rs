@@ -419,7 +419,9 @@ impl Directory {
             if let Some(p) = &pending[pos] {
                 let index = chunk.first_row + pos as u32;
                 if job.task.notify {
-                    mails.push((index, self.invitation(&p.user, job.invitations)));
+                    if let Some(m) = self.invitation(&p.user, job.invitations) {
+                        mails.push((index, m));
+                    }
                 }
                 users.push((index, p.user.clone()));
             }

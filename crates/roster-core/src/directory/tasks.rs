@@ -252,7 +252,9 @@ impl Directory {
                 if let Some(p) = &pending[pos] {
                     let index = indexes[pos];
                     if task.notify {
-                        mails.push((index, self.invitation(&p.user, invitations)));
+                        if let Some(m) = self.invitation(&p.user, invitations) {
+                            mails.push((index, m));
+                        }
                     }
                     users.push((index, p.user.clone()));
                 }
@@ -283,17 +285,18 @@ impl Directory {
     }
 
     /// The invitation of a new user: an e-mail with an activation link, or, with only a
-    /// mobile, a recorded SMS notice carrying the same link.
-    pub(super) fn invitation(&self, user: &User, inv: &Invitations) -> OutboxMessage {
-        let token = self.inner.ids.hex(32);
-        let link = format!("{}/activate/{token}", inv.base_url.trim_end_matches('/'));
-        let now = self.inner.clock.now_ms();
+    /// mobile, a recorded SMS notice carrying the same link. A user with neither (the bulk
+    /// import allows one) gets none: there is nobody to send it to.
+    pub(super) fn invitation(&self, user: &User, inv: &Invitations) -> Option<OutboxMessage> {
         let (channel, recipient) = match (&user.profile.email, &user.profile.mobile) {
             (Some(e), _) => (Channel::Email, e.as_str().to_owned()),
             (None, Some(m)) => (Channel::Sms, m.as_str().to_owned()),
-            (None, None) => (Channel::Sms, String::new()),
+            (None, None) => return None,
         };
-        OutboxMessage {
+        let token = self.inner.ids.hex(32);
+        let link = format!("{}/activate/{token}", inv.base_url.trim_end_matches('/'));
+        let now = self.inner.clock.now_ms();
+        Some(OutboxMessage {
             id: 0,
             tenant: user.tenant,
             channel,
@@ -314,7 +317,7 @@ impl Directory {
             next_attempt_at: now,
             sent_at: None,
             last_error: None,
-        }
+        })
     }
 
     /// Activates the account an invitation link names; an unknown, used or expired link is

@@ -382,6 +382,48 @@ async fn a_scoped_app_cannot_read_another_apps_import() {
     }
 }
 
+/// A compressed upload is refused (415) rather than read as rows of binary, and
+/// `notify=true` sends no invitation to a user with neither e-mail nor mobile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_uploads_are_refused_and_contactless_rows_get_no_invitation() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let resp = s
+        .http
+        .post(s.url("/api/v1/imports"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/x-ndjson")
+        .header("Content-Encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00, b'\n', 0xff])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(status, 415, "{body}");
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    let rows = b"{\"name\":\"Nobody to tell\",\"user_id\":\"nocontact\"}\n{\"name\":\"Mail\",\"user_id\":\"withmail\",\"email\":\"withmail@example.com\"}\n";
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "application/x-ndjson",
+        rows.to_vec(),
+        "?notify=true",
+    )
+    .await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let done = wait_import(&s, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["succeeded"], 2, "{done}");
+    assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM outbox"), 1);
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM outbox WHERE recipient = ''"
+        ),
+        0
+    );
+}
+
 /// An upload refused on its first record (bad CSV header, duplicate column, empty CSV)
 /// answers 400 and leaves no task behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
