@@ -203,9 +203,19 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    roster_http::serve(listener, app(dir, &config, invitations), shutdown_signal())
-        .await
-        .context("serve HTTP")?;
+    roster_http::serve(
+        listener,
+        app(dir.clone(), &config, invitations),
+        shutdown_signal(),
+    )
+    .await
+    .context("serve HTTP")?;
+    // An upload still open after the drain will never be sealed: fail it now, not when its
+    // receive timeout runs out.
+    let aborted = dir.abort_open_uploads().await;
+    if aborted > 0 {
+        tracing::info!("failed {aborted} import upload(s) cut off by the shutdown");
+    }
     // Workers finish the chunk in hand (its transaction) and stop; an unfinished task is
     // resumed by the next process that claims it.
     let _ = stop_tx.send(true);

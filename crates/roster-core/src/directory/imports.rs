@@ -59,7 +59,27 @@ impl Directory {
             lease_until: Some(now + IMPORT_RECEIVE_TIMEOUT_MS),
         };
         self.inner.store.create_import(&task).await?;
+        self.open_uploads().insert(task.id.clone());
         Ok(task)
+    }
+
+    fn open_uploads(&self) -> std::sync::MutexGuard<'_, HashSet<TaskId>> {
+        self.inner
+            .open_uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fails every import this process is still receiving; `roster serve` calls it when it
+    /// shuts down, after open requests had their chance to finish. Returns how many.
+    pub async fn abort_open_uploads(&self) -> usize {
+        let open: Vec<TaskId> = self.open_uploads().drain().collect();
+        for id in &open {
+            if let Err(err) = self.abort_import(id).await {
+                tracing::warn!(task = %id, "failed to abort an unfinished upload: {err}");
+            }
+        }
+        open.len()
     }
 
     /// Appends a chunk of parsed rows to a receiving import.
@@ -86,6 +106,7 @@ impl Directory {
 
     /// Ends an import's upload; from now on a worker may claim it.
     pub async fn seal_import(&self, id: &TaskId) -> Result<(), CoreError> {
+        self.open_uploads().remove(id);
         if self.inner.store.seal_import(id).await? {
             self.inner.task_wakeup.notify_one();
             Ok(())
@@ -99,6 +120,7 @@ impl Directory {
 
     /// Gives up an import whose upload failed; it never runs.
     pub async fn abort_import(&self, id: &TaskId) -> Result<(), CoreError> {
+        self.open_uploads().remove(id);
         self.inner
             .store
             .abort_import(id, self.inner.clock.now_ms())

@@ -79,6 +79,9 @@ struct Shared {
     /// Wakes this process's task workers when a task is submitted here, so that they need
     /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
     task_wakeup: Arc<tokio::sync::Notify>,
+    /// Imports this process is receiving (begun, neither sealed nor aborted), so that a
+    /// shutdown can fail them at once instead of leaving them to the receive timeout.
+    open_uploads: Arc<Mutex<HashSet<crate::task::TaskId>>>,
     /// Seals vendor signing secrets at rest (see `crate::access_key`); without one, access
     /// keys can be neither created nor used.
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
@@ -137,6 +140,7 @@ impl Directory {
                 ids,
                 recent_tokens: Arc::default(),
                 task_wakeup: Arc::default(),
+                open_uploads: Arc::default(),
                 sealer: None,
                 auth_cache: Arc::default(),
                 return_memory: None,

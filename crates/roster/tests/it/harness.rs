@@ -131,13 +131,14 @@ impl TestServer {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
-        for _ in 0..200 {
+        // The server gives open connections ten seconds to finish, then stops.
+        for _ in 0..400 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("roster did not stop within 10 s of SIGTERM");
+        panic!("roster did not stop within 20 s of SIGTERM");
     }
 }
 

@@ -424,6 +424,46 @@ async fn compressed_uploads_are_refused_and_contactless_rows_get_no_invitation()
     );
 }
 
+/// A shutdown fails an upload it cut off at once, instead of leaving it `receiving` until
+/// the receive timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_fails_an_upload_it_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut s = TestServer::spawn();
+    let token = s.token().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // More rows than one stored chunk, so that the task exists while the upload hangs.
+    let rows = "{\"name\":\"Half\"}\n".repeat(20_001);
+    let head = format!(
+        "POST /api/v1/imports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{rows}\r\n",
+        rows.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let start = Instant::now();
+    while sqlite_count(
+        &s.data_dir,
+        "SELECT count(*) FROM tasks WHERE status = 'receiving'",
+    ) == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the upload never began"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = tokio::task::block_in_place(|| s.terminate());
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM tasks WHERE status = 'failed'"
+        ),
+        1
+    );
+    drop(sock);
+}
+
 /// An upload refused on its first record (bad CSV header, duplicate column, empty CSV)
 /// answers 400 and leaves no task behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
