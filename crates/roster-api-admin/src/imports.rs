@@ -151,6 +151,10 @@ impl Drop for Unsealed {
     }
 }
 
+/// How long a receiving upload keeps rows unstored before it stores a short chunk: well
+/// inside the task's ten-minute receive deadline, which every stored chunk extends.
+const TRICKLE_FLUSH: std::time::Duration = std::time::Duration::from_mins(2);
+
 /// `POST /api/v1/imports`.
 pub(crate) async fn create(
     State(state): State<AdminState>,
@@ -204,6 +208,7 @@ async fn upload(
     let mut in_flight: Option<tokio::task::JoinHandle<Result<(), CoreError>>> = None;
     let mut stream = body.into_data_stream();
     let mut ended = false;
+    let mut last_stored = std::time::Instant::now();
     while !ended {
         match stream.next().await {
             Some(Ok(bytes)) => splitter.feed(&bytes, &mut records),
@@ -226,9 +231,15 @@ async fn upload(
             if rows > MAX_ROWS {
                 return Err(AdminError::bad_request("too many rows in one upload"));
             }
-            if items.len() == IMPORT_CHUNK_ROWS {
+            // A slow upload stores what it has every `TRICKLE_FLUSH`: each stored chunk
+            // extends the task's receive deadline, which would otherwise run out under a
+            // client that sends fewer than a chunk's rows in ten minutes.
+            if items.len() == IMPORT_CHUNK_ROWS
+                || (!items.is_empty() && last_stored.elapsed() >= TRICKLE_FLUSH)
+            {
                 let id = open_task(dir, caller, notify, &mut guard).await?;
                 send(dir, &id, &mut in_flight, &mut seq, rows, &mut items).await?;
+                last_stored = std::time::Instant::now();
             }
         }
     }
