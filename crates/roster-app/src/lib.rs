@@ -59,7 +59,9 @@ pub async fn open_directory(config: &Config) -> anyhow::Result<Directory> {
 
 /// `open_directory` for commands that work on an existing directory (`import` straight to
 /// the database, `export`): a SQLite file that does not exist is an error rather than a new,
-/// empty database, so that a mistyped path creates nothing.
+/// empty database, so that a mistyped path creates nothing, and no secret key is created
+/// (with `--database-url` the data directory may be wherever the command runs; these
+/// commands seal nothing, so they use the key only if there is one).
 pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Directory> {
     let url = config.database_url();
     if let Some(path) = url.strip_prefix("sqlite://") {
@@ -70,7 +72,15 @@ pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Director
             path.display()
         );
     }
-    open_directory(config).await
+    let store = open_store(config).await?;
+    let dir = Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+    let sealer =
+        sealer::ChaChaSealer::load_existing(config.secret_key.as_deref(), &config.data_dir)
+            .context("load the key that seals access-key secrets")?;
+    Ok(match sealer {
+        Some(s) => dir.with_sealer(Arc::new(s)),
+        None => dir,
+    })
 }
 
 /// Sends logs to standard error, filtered by `RUST_LOG` or else the configured level.

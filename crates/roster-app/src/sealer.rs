@@ -81,6 +81,22 @@ impl ChaChaSealer {
     }
 }
 
+impl ChaChaSealer {
+    /// The configured key, or the one in `<data_dir>/secret.key` if that file exists; `None`
+    /// when there is neither. For commands that only read or write directory data (import,
+    /// export) and must not leave a new key behind.
+    pub fn load_existing(
+        configured: Option<&str>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Option<Self>> {
+        if configured.is_some() || data_dir.join(KEY_FILE).exists() {
+            Self::load_or_create(configured, data_dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// Creates a file that must not exist yet, readable by the owner only.
 fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

@@ -158,6 +158,27 @@ fn a_direct_import_acts_with_the_named_apps_scopes_and_never_creates_a_database(
         assert!(!ok && err.contains("no database"), "{args:?}: {err}");
     }
     assert!(!nowhere.exists(), "a mistyped path creates nothing");
+
+    // With only --database-url, run elsewhere, an export neither needs nor leaves a secret
+    // key behind (the default data directory would be ./roster-data there).
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let url = format!("sqlite://{}", dir.join("data").join("roster.db").display());
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["export", "--database-url", url.as_str(), "--format", "csv"])
+        .current_dir(&elsewhere)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "nothing created where the command ran"
+    );
 }
 
 /// `roster import --url` keeps polling through a server restart: the task is durable, so
