@@ -313,8 +313,16 @@ fn read_file(
                 .map(str::to_owned)
                 .collect();
             let fields = header_fields(mapping, &header)?;
-            for (i, record) in reader.records().enumerate() {
-                let n = i as u64 + 1;
+            let mut n = 0;
+            for record in reader.records() {
+                // A line of white space only is blank, as the upload API reads it: not a
+                // row, so that both number the rows of one file alike.
+                if let Ok(r) = &record {
+                    if r.len() == 1 && r.iter().all(|c| c.trim().is_empty()) {
+                        continue;
+                    }
+                }
+                n += 1;
                 let row = match record {
                     Ok(r) if r.len() != header.len() => Err(format_error(
                         "row",

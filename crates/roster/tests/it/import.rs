@@ -664,6 +664,39 @@ fn bootstrapped() -> (tempfile::TempDir, String, String) {
     (tmp, creds.0, creds.1)
 }
 
+/// A line of white space only is not a row for the CLI either, so its error report numbers
+/// rows as the upload API does (here the empty-name row is row 2 for both).
+#[test]
+fn roster_import_numbers_rows_as_the_api_does_around_blank_lines() {
+    let (tmp, _, _) = bootstrapped();
+    let file = tmp.path().join("blank.csv");
+    std::fs::write(
+        &file,
+        "name,user_id\n   \nA1,blankc_a1\n,\n\r\nA2,blankc_a2\n",
+    )
+    .unwrap();
+    let report = tmp.path().join("errors.csv");
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--dry-run",
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("dry run: 3 rows, 2 valid, 1 invalid"),
+        "{out} {err}"
+    );
+    let report = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert!(lines[1].starts_with("2,name,invalid,"), "{report}");
+}
+
 #[test]
 fn roster_import_reads_csv_with_a_mapping_and_writes_an_error_report() {
     let (tmp, _, _) = bootstrapped();
