@@ -18,6 +18,7 @@ from lark_oapi.api.contact.v3 import (
     UpdateUserIdUserRequest,
     UpdateUserIdUserRequestBody,
     User,
+    UserOrder,
 )
 from lark_oapi.api.passport.v1 import LogoutSessionRequest, LogoutSessionRequestBody
 
@@ -238,6 +239,40 @@ def test_patch_only_given_fields(client, u):
     assert got.name == new_name
     assert got.city == "Hangzhou"
     assert got.mobile == created.mobile
+
+
+def test_patch_of_department_ids_without_orders_keeps_orders_and_primary(client, u):
+    """U9 changes only the fields present: adding a department without `orders` keeps the
+    user's orders in the departments it stays in, and its primary department."""
+    a, b, c = (mk_dept(client, u).open_department_id for _ in range(3))
+    orders = [
+        UserOrder.builder().department_id(a).user_order(50).department_order(9).is_primary_dept(False).build(),
+        UserOrder.builder().department_id(b).user_order(70).department_order(8).is_primary_dept(True).build(),
+    ]
+    created = mk_user(client, u, [a, b], orders=orders)
+    req = (
+        PatchUserRequest.builder()
+        .user_id(created.open_id)
+        .request_body(User.builder().department_ids([a, b, c]).build())
+        .build()
+    )
+    check(client.contact.v3.user.patch(req), "patch department_ids")
+    got = get_user(client, created.open_id)
+    assert sorted(got.department_ids) == sorted([a, b, c])
+    by_dept = {o.department_id: (o.user_order, o.department_order, o.is_primary_dept) for o in got.orders}
+    assert by_dept == {a: (50, 9, False), b: (70, 8, True), c: (0, 0, False)}, by_dept
+
+
+def test_children_list_smaller_orders_first_and_unordered_last(client, u):
+    """Feishu's department `order`: smaller values first; a department created without one
+    goes after its existing siblings."""
+    top = mk_dept(client, u).open_department_id
+    late = mk_dept(client, u, parent=top, order="300").open_department_id
+    early = mk_dept(client, u, parent=top, order="100").open_department_id
+    mid = mk_dept(client, u, parent=top, order="200").open_department_id
+    unordered = mk_dept(client, u, parent=top)
+    assert int(unordered.order) > 300, unordered.order
+    assert walk_children(client, top) == [early, mid, late, unordered.open_department_id]
 
 
 def test_deleted_user_is_readable_as_resigned_and_resurrects(client, u):

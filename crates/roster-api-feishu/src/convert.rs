@@ -216,7 +216,7 @@ pub(crate) async fn new_user(
         .filter(|s| !s.is_empty())
         .map(|s| roster_core::UserId::parse(&s))
         .transpose()?;
-    let departments = memberships(&department_ids, body.orders.as_deref(), depts).await?;
+    let (departments, _) = memberships(&department_ids, body.orders.as_deref(), depts).await?;
     let profile = UserProfile {
         name: bounded_text("name", &name, 255, true)?,
         en_name: opt_text("en_name", body.en_name, 255)?,
@@ -281,11 +281,14 @@ pub(crate) async fn new_user(
     })
 }
 
+/// The memberships that `department_ids` and `orders` describe, and what they leave out
+/// (the departments without an `orders` entry, and whether none was named primary), which
+/// a patch fills in from the user's current memberships.
 async fn memberships(
     department_ids: &[String],
     orders: Option<&[wire::UserOrder]>,
     depts: &mut DeptResolver<'_>,
-) -> Result<Vec<Membership>, FeishuError> {
+) -> Result<(Vec<Membership>, roster_core::OrdersLeftOut), FeishuError> {
     let mut out: Vec<Membership> = Vec::with_capacity(department_ids.len());
     for id in department_ids {
         let key = depts.key(id).await?;
@@ -303,6 +306,7 @@ async fn memberships(
     // whichever id form names it), and at most one may be the primary: a user has one
     // primary department, which `primary_member_count` and the profile's order rely on.
     let mut primaries = 0;
+    let mut ordered = Vec::new();
     for o in orders.unwrap_or_default() {
         let Some(id) = o.department_id.as_deref().filter(|d| !d.is_empty()) else {
             return Err(FeishuError::param(
@@ -317,6 +321,7 @@ async fn memberships(
         };
         m.user_order = o.user_order.unwrap_or(0);
         m.department_order = o.department_order.unwrap_or(0);
+        ordered.push(key);
         if o.is_primary_dept == Some(true) {
             primaries += 1;
             m.is_primary = true;
@@ -334,8 +339,16 @@ async fn memberships(
             first.is_primary = true;
         }
     }
+    let left_out = roster_core::OrdersLeftOut {
+        departments: out
+            .iter()
+            .map(|m| m.department)
+            .filter(|d| !ordered.contains(d))
+            .collect(),
+        primary: primaries == 0,
+    };
     out.sort_by_key(|m| !m.is_primary);
-    Ok(out)
+    Ok((out, left_out))
 }
 
 /// Most custom attributes one user may carry (Roster's bound: a tenant defines a few
@@ -699,6 +712,7 @@ pub(crate) async fn new_department(
             deputies,
             order: body.order.unwrap_or(0),
         },
+        order_after_siblings: body.order.is_none(),
     })
 }
 
@@ -779,6 +793,10 @@ pub(crate) async fn user_patch(
         }
         Some(ids) => Some(memberships(&ids, body.orders.as_deref(), depts).await?),
     };
+    let (departments, orders_left_out) = match departments {
+        Some((d, left_out)) => (Some(d), left_out),
+        None => (None, roster_core::OrdersLeftOut::default()),
+    };
     let email = match body.email {
         None => None,
         Some(e) if e.is_empty() => Some(None),
@@ -823,6 +841,7 @@ pub(crate) async fn user_patch(
         job_title: patch_text("job_title", body.job_title, 100)?,
         custom_attrs: custom_attrs(body.custom_attrs)?,
         departments,
+        orders_left_out,
         leader: body.leader_user_id.map(|l| {
             if l.is_empty() {
                 None

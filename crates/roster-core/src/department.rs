@@ -70,7 +70,8 @@ pub struct DepartmentFields {
     pub leader: Option<OpenId>,
     /// Deputy leaders, in order.
     pub deputies: Vec<OpenId>,
-    /// Sort order among siblings (higher first, as Feishu sorts).
+    /// Sort order among siblings: smaller first, as Feishu's department `order` documents
+    /// ("数值越小，排序越靠前"); ties keep creation order.
     pub order: i64,
 }
 
@@ -92,6 +93,10 @@ pub struct NewDepartment {
     pub department_id: Option<DepartmentId>,
     /// Editable fields.
     pub fields: DepartmentFields,
+    /// No order was given: the department goes after its current siblings (its order is
+    /// one more than the largest of theirs, 0 for the first child) and `fields.order` is
+    /// ignored. Feishu places a new department without `order` after the existing ones.
+    pub order_after_siblings: bool,
 }
 
 /// A partial change of a department: `None` leaves a field as it is.

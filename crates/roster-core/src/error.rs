@@ -100,6 +100,10 @@ pub enum StoreError {
     /// The tenant's licence cap (maximum active users) would be exceeded.
     #[error("licence cap reached")]
     LicenceExceeded,
+    /// A rule that only the write transaction can check for certain refused the write: a
+    /// department move that would close a cycle with a move committed meanwhile.
+    #[error("refused: {0:?}")]
+    Conflict(ConflictKind),
     /// Anything else: connection lost, disk full, a bug. Never shown to clients.
     #[error("storage backend failure: {0}")]
     Backend(String),
@@ -237,6 +241,15 @@ impl From<StoreError> for CoreError {
                 CoreError::AlreadyExists { entity, field }
             }
             StoreError::LicenceExceeded => CoreError::LicenceExceeded,
+            StoreError::Conflict(kind) => CoreError::conflict(
+                kind,
+                match kind {
+                    ConflictKind::Cycle => {
+                        "a department cannot move under itself or its own subtree"
+                    }
+                    _ => "the write conflicts with a change committed meanwhile",
+                },
+            ),
             other @ StoreError::Backend(_) => CoreError::Storage(other),
         }
     }

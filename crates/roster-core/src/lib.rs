@@ -54,5 +54,6 @@ pub use store::{
 pub use task::{ItemError, ItemOutcome, Task, TaskId, TaskItem, TaskStatus};
 pub use tenant::{NewTenant, Tenant};
 pub use user::{
-    CustomAttr, Membership, NewUser, User, UserKey, UserPatch, UserProfile, UserStatus,
+    CustomAttr, Membership, NewUser, OrdersLeftOut, User, UserKey, UserPatch, UserProfile,
+    UserStatus,
 };

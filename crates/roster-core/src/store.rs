@@ -51,10 +51,18 @@ pub struct IdempotencyKey {
     pub key: String,
 }
 
+/// How long a claimed idempotency key without a result holds (ms). A claim that old belongs
+/// to a request whose process died (or that was abandoned some other way), so the next
+/// request with the key takes it over instead of waiting for a result that never comes.
+/// Well above any write's time: a request still running when its claim is taken over could
+/// only race the new one to the same unique values, one of which then loses.
+pub const IDEMPOTENCY_CLAIM_LEASE_MS: i64 = 60_000;
+
 /// The state of an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
-    /// The key was new and is now claimed by this request.
+    /// The key was new, or its claim had outlived [`IDEMPOTENCY_CLAIM_LEASE_MS`] without a
+    /// result, and is now claimed by this request.
     Claimed,
     /// The key was claimed before, by a request with `fingerprint`; `result` is the entity
     /// id it produced, or `None` while that request is still running.

@@ -52,6 +52,19 @@ pub struct CustomAttr {
     pub generic_user_type: Option<i64>,
 }
 
+/// The parts of a departments change that the client did not send. Feishu's patch changes
+/// only the fields present, so a user who stays in a department keeps its orders there, and
+/// keeps their primary department, unless the request says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrdersLeftOut {
+    /// Departments of the change without orders of their own: where the user already was
+    /// a member, the current `user_order` and `department_order` stay.
+    pub departments: Vec<DeptKey>,
+    /// No department was named the primary: the current primary stays the primary if the
+    /// user remains in it (the first department of the change otherwise).
+    pub primary: bool,
+}
+
 /// A user's place in one department.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
@@ -226,6 +239,8 @@ pub struct UserPatch {
     pub custom_attrs: Option<Vec<CustomAttr>>,
     /// New departments (replacing all).
     pub departments: Option<Vec<Membership>>,
+    /// What the new departments left out, for which the user's current values stand.
+    pub orders_left_out: OrdersLeftOut,
     /// New leader; `Some(None)` removes it.
     pub leader: Option<Option<crate::store::UserLookup>>,
     /// Freeze or unfreeze.

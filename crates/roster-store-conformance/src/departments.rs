@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use roster_core::{
-    Department, DeptKey, DeptLookup, I18nName, IdGen, Membership, RandomIds, Store, StoreError,
-    UniqueKey,
+    ConflictKind, Department, DeptKey, DeptLookup, I18nName, IdGen, Membership, RandomIds, Store,
+    StoreError, UniqueKey,
 };
 
 use crate::support::{
@@ -145,7 +145,8 @@ pub async fn check_department_unique_values_are_enforced(store: Arc<dyn Store>) 
     );
 }
 
-/// Children come by descending sort order, then in creation order; deleted children and
+/// Children come by ascending sort order (smaller first, as Feishu documents), then in
+/// creation order; deleted children and
 /// grandchildren are not listed.
 pub async fn check_children_are_ordered_by_sort_order_then_creation(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "Acme", None).await;
@@ -169,17 +170,53 @@ pub async fn check_children_are_ordered_by_sort_order_then_creation(store: Arc<d
         .into_iter()
         .map(|d| d.fields.name)
         .collect();
-    let want: Vec<String> = [&ten, &five, &zero_a, &zero_b, &zero_c, &negative]
+    let want: Vec<String> = [&negative, &zero_a, &zero_b, &zero_c, &five, &ten]
         .iter()
         .map(|d| d.fields.name.clone())
         .collect();
     assert_eq!(got, want);
     assert_eq!(
-        children(s, &r).await[0],
+        children(s, &r).await[5],
         ten,
         "children are returned with every field"
     );
     assert_eq!(s.count_departments(t.id).await.expect("count"), 8);
+}
+
+/// A move that would close a cycle with a move committed since the caller read the tree
+/// is refused by the store inside its transaction (the core's own check ran on the earlier
+/// read), and changes nothing.
+pub async fn check_a_move_closing_a_cycle_is_refused_in_the_transaction(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let r = root(store.as_ref(), t.id).await;
+    let s = store.as_ref();
+    let a = insert_department(s, t.id, r.key, "A", "A", 0).await;
+    let b = insert_department(s, t.id, r.key, "B", "B", 0).await;
+    // Both moves were checked against the tree as it was: A and B side by side.
+    let mut a_under_b = a.clone();
+    a_under_b.parent = Some(b.key);
+    let mut b_under_a = b.clone();
+    b_under_a.parent = Some(a.key);
+    s.update_department(&a_under_b, &cli())
+        .await
+        .expect("the first move");
+    let second = s.update_department(&b_under_a, &cli()).await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict(ConflictKind::Cycle))),
+        "the second move closes a cycle: {second:?}"
+    );
+    let stored_b = s
+        .get_department(t.id, &DeptLookup::Key(b.key))
+        .await
+        .expect("read B")
+        .expect("B exists");
+    assert_eq!(stored_b.parent, Some(r.key), "B stays where it was");
+    // A move that closes no cycle still goes through.
+    let mut b_renamed = stored_b.clone();
+    b_renamed.fields.name = "B2".into();
+    s.update_department(&b_renamed, &cli())
+        .await
+        .expect("a rename");
 }
 
 /// `update_department` writes the parent (a move), every field and `updated_at`.

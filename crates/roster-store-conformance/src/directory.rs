@@ -64,6 +64,7 @@ pub(crate) async fn create_department(
                     order,
                     ..DepartmentFields::default()
                 },
+                order_after_siblings: false,
             },
         )
         .await
@@ -363,6 +364,65 @@ pub async fn check_created_user_reads_back_through_the_directory(store: Arc<dyn 
         ),
         "expected NotFound, got {missing:?}"
     );
+}
+
+/// A department created without an order goes after its current siblings, as Feishu
+/// places it, and children list smaller orders first.
+pub async fn check_department_without_order_goes_after_its_siblings(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let late = create_department(&env, env.root.key, "late", "Late", 100).await;
+    let early = create_department(&env, env.root.key, "early", "Early", 5).await;
+    let unordered = env
+        .dir
+        .create_department(
+            &env.caller,
+            NewDepartment {
+                parent: env.root.key,
+                department_id: None,
+                fields: DepartmentFields {
+                    name: "Unordered".into(),
+                    order: -7,
+                    ..DepartmentFields::default()
+                },
+                order_after_siblings: true,
+            },
+        )
+        .await
+        .expect("create a department without an order");
+    assert_eq!(
+        unordered.fields.order, 101,
+        "one more than the largest sibling order; the order in fields is ignored"
+    );
+    let names: Vec<String> = env
+        .dir
+        .child_departments(&env.caller, &DeptLookup::Key(env.root.key), false)
+        .await
+        .expect("children")
+        .into_iter()
+        .map(|d| d.fields.name)
+        .collect();
+    assert_eq!(
+        names,
+        [&early, &late, &unordered].map(|d| d.fields.name.clone()),
+        "smaller orders first, the unordered one last"
+    );
+    let first_child = env
+        .dir
+        .create_department(
+            &env.caller,
+            NewDepartment {
+                parent: early.key,
+                department_id: None,
+                fields: DepartmentFields {
+                    name: "First".into(),
+                    ..DepartmentFields::default()
+                },
+                order_after_siblings: true,
+            },
+        )
+        .await
+        .expect("create a first child without an order");
+    assert_eq!(first_child.fields.order, 0, "a first child gets order 0");
 }
 
 /// A best-effort batch returns one result per item in request order; good items are
@@ -925,8 +985,8 @@ pub async fn check_contact_scope_hides_users_outside_it(store: Arc<dyn Store>) {
 /// `Directory::child_departments` documents): every child of a level before any grandchild.
 pub async fn check_recursive_child_listing_is_breadth_first(store: Arc<dyn Store>) {
     let env = env(store, "Acme", None).await;
-    let a = create_department(&env, env.root.key, "A", "A", 2).await;
-    let b = create_department(&env, env.root.key, "B", "B", 1).await;
+    let a = create_department(&env, env.root.key, "A", "A", 1).await;
+    let b = create_department(&env, env.root.key, "B", "B", 2).await;
     let a1 = create_department(&env, a.key, "A1", "A1", 0).await;
     let b1 = create_department(&env, b.key, "B1", "B1", 0).await;
     let a11 = create_department(&env, a1.key, "A11", "A11", 0).await;

@@ -40,6 +40,43 @@ fn existing(fingerprint: &str, result: Option<&str>) -> IdempotencyClaim {
     }
 }
 
+/// A claim without a result outlives its lease when its request died: a later claim with
+/// the key then takes it over (whatever its fingerprint), while a younger claim, or one
+/// with a result, stands.
+pub async fn check_a_claim_past_its_lease_is_taken_over(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let t = tenant(s, "Acme", None).await;
+    let a = app(t.id, "a");
+    s.insert_app(&a).await.expect("insert app");
+    let lease = roster_core::store::IDEMPOTENCY_CLAIM_LEASE_MS;
+    let t0 = now_ms();
+    let k = idem_key(t.id, &a.app_id, "feishu.users.create", "died");
+    assert_eq!(claim(s, &k, "fp-1", t0).await, IdempotencyClaim::Claimed);
+    assert_eq!(
+        claim(s, &k, "fp-2", t0 + lease - 1).await,
+        existing("fp-1", None),
+        "within the lease the first claim stands"
+    );
+    assert_eq!(
+        claim(s, &k, "fp-2", t0 + lease + 1).await,
+        IdempotencyClaim::Claimed,
+        "past the lease the claim is taken over"
+    );
+    assert_eq!(
+        claim(s, &k, "fp-1", t0 + lease + 2).await,
+        existing("fp-2", None),
+        "the new claim is young again"
+    );
+    s.complete_idempotency_key(&k, "ou_done")
+        .await
+        .expect("complete");
+    assert_eq!(
+        claim(s, &k, "fp-2", t0 + 10 * lease).await,
+        existing("fp-2", Some("ou_done")),
+        "a key with a result is never taken over"
+    );
+}
+
 /// A new key is `Claimed`; a later claim sees the first claim's fingerprint and, once the
 /// key is completed, its result; a released key can be claimed afresh; keys are scoped to
 /// tenant, app, operation and key text; purging forgets exactly the keys claimed before the

@@ -164,7 +164,7 @@ pub(crate) async fn child_departments(
         "SELECT ",
         dept_columns!(),
         " FROM departments WHERE tenant_id = $1 AND parent_id = $2 AND NOT is_deleted \
-         ORDER BY sort_order DESC, id ASC"
+         ORDER BY sort_order ASC, id ASC"
     ))
     .bind(tenant.0)
     .bind(parent.0)
@@ -230,6 +230,46 @@ pub(crate) async fn departments_led_by(
 /// Reads and locks the stored rows of the given departments, in key order (the one lock
 /// order of every writer), for the rest of the caller's transaction. A key that is not a
 /// department of the tenant is a backend error: the core saves only what it has just read.
+/// The advisory-lock class of a tenant's department tree (the second key is the tenant).
+const TREE_LOCK_CLASS: i32 = 0x7472_6565; // "tree"
+
+/// Takes the tenant's department-tree lock until the transaction ends: department writes of
+/// one tenant take turns, so that the checks made inside them see each other's moves.
+pub(crate) async fn lock_department_tree(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+) -> Result<(), StoreError> {
+    // The two-key form takes 32-bit keys; tenants are numbered from 1, far below that.
+    let key = i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or_default();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(TREE_LOCK_CLASS)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .context("lock the department tree")?;
+    Ok(())
+}
+
+/// Whether a department is its own ancestor after this transaction's writes: the walk up
+/// through `parent_id` comes back to it (bounded, so that it ends on any table).
+pub(crate) async fn closes_cycle(
+    conn: &mut PgConnection,
+    dept: DeptKey,
+) -> Result<bool, StoreError> {
+    sqlx::query_scalar(
+        "WITH RECURSIVE up(id, n) AS ( \
+             SELECT parent_id, 1 FROM departments WHERE id = $1 \
+             UNION ALL \
+             SELECT d.parent_id, up.n + 1 FROM departments d JOIN up ON d.id = up.id \
+             WHERE up.id <> $1 AND up.n < 64) \
+         SELECT EXISTS (SELECT 1 FROM up WHERE id = $1)",
+    )
+    .bind(dept.0)
+    .fetch_one(&mut *conn)
+    .await
+    .context("check the department tree for a cycle")
+}
+
 pub(crate) async fn lock_departments(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -241,7 +281,7 @@ pub(crate) async fn lock_departments(
     let rows = sqlx::query_as::<_, DeptRow>(concat!(
         "SELECT ",
         dept_columns!(),
-        " FROM departments WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+        " FROM departments WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR NO KEY UPDATE"
     ))
     .bind(tenant.0)
     .bind(keys)

@@ -1,6 +1,7 @@
 //! Idempotency keys (Feishu's `client_token`). The primary key makes a claim a database
 //! rule: of several requests racing with one key, exactly one inserts the row.
 
+use roster_core::store::IDEMPOTENCY_CLAIM_LEASE_MS;
 use roster_core::{IdempotencyClaim, IdempotencyKey, StoreError};
 use sqlx::PgPool;
 
@@ -22,7 +23,10 @@ pub(crate) async fn claim(
         let inserted: Option<i32> = sqlx::query_scalar(
             "INSERT INTO idempotency_keys (tenant_id, app_id, operation, key, fingerprint, \
              result, created_at) VALUES ($1, $2, $3, $4, $5, NULL, $6) \
-             ON CONFLICT (tenant_id, app_id, operation, key) DO NOTHING RETURNING 1",
+             ON CONFLICT (tenant_id, app_id, operation, key) DO UPDATE \
+             SET fingerprint = excluded.fingerprint, created_at = excluded.created_at \
+             WHERE idempotency_keys.result IS NULL AND idempotency_keys.created_at < $7 \
+             RETURNING 1",
         )
         .bind(key.tenant.0)
         .bind(key.app_id.as_str())
@@ -30,6 +34,7 @@ pub(crate) async fn claim(
         .bind(&key.key)
         .bind(fingerprint)
         .bind(now)
+        .bind(now - IDEMPOTENCY_CLAIM_LEASE_MS)
         .fetch_optional(pool)
         .await
         .context("claim idempotency key")?;

@@ -11,11 +11,13 @@
 
 use std::collections::HashMap;
 
-use roster_core::{Change, ChangeAction, Department, Entity, Group, StoreError, TenantId, User};
+use roster_core::{
+    Change, ChangeAction, ConflictKind, Department, Entity, Group, StoreError, TenantId, User,
+};
 use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
-use crate::departments::{lock_departments, write_departments};
+use crate::departments::{closes_cycle, lock_department_tree, lock_departments, write_departments};
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
 use crate::groups::{lock_groups, write_groups};
@@ -74,6 +76,12 @@ async fn try_save(
         .map(|u| (u.key.0, u))
         .collect();
     let dept_keys: Vec<i64> = departments.iter().map(|d| d.key.0).collect();
+    if !dept_keys.is_empty() {
+        // Department writes of one tenant take turns, so that the cycle check below sees
+        // every move committed before this one (two moves that each pass the core's check
+        // on an earlier read would otherwise close a cycle together).
+        lock_department_tree(&mut tx, tenant).await?;
+    }
     let stored_depts: HashMap<i64, Department> = lock_departments(&mut tx, tenant, &dept_keys)
         .await?
         .into_iter()
@@ -165,6 +173,14 @@ async fn try_save(
     // resurrection past the cap trips the tenants CHECK in add_active (LicenceExceeded).
     write_saved_users(&mut tx, tenant, users).await?;
     write_departments(&mut tx, tenant, departments).await?;
+    for d in departments {
+        let moved = stored_depts
+            .get(&d.key.0)
+            .is_some_and(|stored| stored.parent != d.parent);
+        if moved && !d.is_deleted && closes_cycle(&mut tx, d.key).await? {
+            return Err(StoreError::Conflict(ConflictKind::Cycle));
+        }
+    }
     write_groups(&mut tx, tenant, groups).await?;
     add_active(&mut tx, tenant, delta).await?;
     write_events(

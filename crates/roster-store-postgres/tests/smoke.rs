@@ -140,7 +140,7 @@ async fn creating_a_tenant_creates_its_root_department() {
     assert_eq!(by_custom, Some(r.clone()));
     assert_eq!(db.count_departments(t.id).await.unwrap(), 1);
 
-    // Children come by descending order, then by creation.
+    // Children come by ascending order (smaller first, as Feishu sorts), then by creation.
     let first = department(&db, &r, "A", 0).await;
     let high = department(&db, &r, "B", 5).await;
     let second = department(&db, &r, "C", 0).await;
@@ -151,7 +151,7 @@ async fn creating_a_tenant_creates_its_root_department() {
         .into_iter()
         .map(|d| d.key)
         .collect();
-    assert_eq!(children, vec![high.key, first.key, second.key]);
+    assert_eq!(children, vec![first.key, second.key, high.key]);
 
     let clash = db
         .create_tenant(&NewTenant::parse("Acme", None).unwrap(), "k2", 1)

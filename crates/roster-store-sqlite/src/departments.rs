@@ -3,8 +3,8 @@
 use roster_core::department::ROOT_ID;
 use roster_core::ids::DepartmentId;
 use roster_core::{
-    ChangeAction, Department, DepartmentFields, DeptKey, DeptLookup, OpenDepartmentId, OpenId,
-    StoreError, TenantId,
+    ChangeAction, ConflictKind, Department, DepartmentFields, DeptKey, DeptLookup,
+    OpenDepartmentId, OpenId, StoreError, TenantId,
 };
 use roster_store_common::{
     decode_department, department_snapshot, encode_department, fold_department_id,
@@ -232,7 +232,7 @@ pub(crate) fn child_departments(
     let rows = conn
         .prepare_cached(dept_select!(
             "WHERE tenant_id = ?1 AND parent_id = ?2 AND NOT is_deleted \
-             ORDER BY sort_order DESC, id"
+             ORDER BY sort_order, id"
         ))
         .and_then(|mut s| {
             s.query_map(params![tenant.0, parent.0], DeptRow::read)?
@@ -253,6 +253,17 @@ pub(crate) fn count_departments(conn: &Connection, tenant: TenantId) -> Result<u
 /// Writes every column of an existing department and records its event, inside the
 /// caller's transaction (`users::save`). The event's action is inferred from the stored
 /// row: the deleted flag being set is `deleted`, anything else `updated`.
+/// Whether a department is its own ancestor: the walk up from it through `parent_id` comes
+/// back to it (bounded, so that it ends on any table). Checked in the transaction that moves
+/// a department, after the write: the core's check ran on an earlier read, and a move
+/// committed in between could otherwise close a cycle with this one.
+pub(crate) const CLOSES_CYCLE: &str = "WITH RECURSIVE up(id, n) AS ( \
+        SELECT parent_id, 1 FROM departments WHERE id = ?1 \
+        UNION ALL \
+        SELECT d.parent_id, up.n + 1 FROM departments d JOIN up ON d.id = up.id \
+        WHERE up.id <> ?1 AND up.n < 64) \
+     SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)";
+
 pub(crate) fn save_department(
     conn: &Connection,
     tenant: TenantId,
@@ -305,6 +316,15 @@ pub(crate) fn save_department(
         ])
     })
     .context("update department")?;
+    if !dept.is_deleted && dept.parent != stored.parent {
+        let cycle: bool = conn
+            .prepare_cached(CLOSES_CYCLE)
+            .and_then(|mut s| s.query_row([dept.key.0], |r| r.get(0)))
+            .context("check the department tree for a cycle")?;
+        if cycle {
+            return Err(StoreError::Conflict(ConflictKind::Cycle));
+        }
+    }
     let before = department_snapshot(&stored);
     events::record(
         &mut events::prepare(conn)?,

@@ -1,12 +1,14 @@
 //! Idempotency keys (Feishu's `client_token`, migration 0002).
 
+use roster_core::store::IDEMPOTENCY_CLAIM_LEASE_MS;
 use roster_core::{IdempotencyClaim, IdempotencyKey, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::errors::SqlContext;
 
-/// Claims the key, or returns the claim already stored. The insert and the read are one
-/// transaction, so the claim read back is the one that stopped the insert.
+/// Claims the key (taking over a claim without a result older than the lease), or returns
+/// the claim already stored. The insert and the read are one transaction, so the claim read
+/// back is the one that stopped the insert.
 pub(crate) fn claim(
     conn: &mut Connection,
     key: &IdempotencyKey,
@@ -19,7 +21,10 @@ pub(crate) fn claim(
     let inserted = tx
         .prepare_cached(
             "INSERT INTO idempotency_keys (tenant_id, app_id, operation, key, fingerprint, \
-             result, created_at) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6) ON CONFLICT DO NOTHING",
+             result, created_at) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6) \
+             ON CONFLICT (tenant_id, app_id, operation, key) DO UPDATE \
+             SET fingerprint = excluded.fingerprint, created_at = excluded.created_at \
+             WHERE idempotency_keys.result IS NULL AND idempotency_keys.created_at < ?7",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -29,6 +34,7 @@ pub(crate) fn claim(
                 key.key,
                 fingerprint,
                 now,
+                now - IDEMPOTENCY_CLAIM_LEASE_MS,
             ])
         })
         .context("insert idempotency key")?;

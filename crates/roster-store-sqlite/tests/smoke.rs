@@ -459,7 +459,11 @@ async fn children_sort_by_order_then_key_and_skip_deleted_ones() {
         .into_iter()
         .map(|d| d.key)
         .collect();
-    assert_eq!(keys, vec![high.key, low.key, low2.key]);
+    assert_eq!(
+        keys,
+        vec![low.key, low2.key, high.key],
+        "smaller orders first"
+    );
     assert_eq!(s.count_departments(t.id).await.unwrap(), 4);
 
     // A deleted department gives up its custom id and name, yet stays readable.

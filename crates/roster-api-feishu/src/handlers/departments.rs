@@ -20,6 +20,20 @@ pub(crate) async fn create(
     query: FeishuQuery,
     body: FeishuBody<wire::DepartmentBody>,
 ) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
+    // As for users: a client that hangs up must not cancel the create between its commit
+    // and the record of its `client_token` result.
+    tokio::spawn(create_to_the_end(state, caller, uri, query, body))
+        .await
+        .map_err(|e| FeishuError::internal(format!("department create task failed: {e}")))?
+}
+
+async fn create_to_the_end(
+    state: FeishuState,
+    caller: roster_core::Caller,
+    uri: http::Uri,
+    query: FeishuQuery,
+    body: FeishuBody<wire::DepartmentBody>,
+) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dir = &state.dir;
     // Wire-level checks run before the key is claimed, so a malformed body never holds it.

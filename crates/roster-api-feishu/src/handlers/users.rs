@@ -23,6 +23,21 @@ pub(crate) async fn create(
     query: FeishuQuery,
     body: FeishuBody<wire::UserBody>,
 ) -> Result<Envelope<wire::UserData>, FeishuError> {
+    // A client that hangs up drops this handler's future; the create runs in a task of its
+    // own so that it still ends by recording its `client_token` result (or releasing the
+    // key), instead of leaving the key claimed with no result behind a committed user.
+    tokio::spawn(create_to_the_end(state, caller, uri, query, body))
+        .await
+        .map_err(|e| FeishuError::internal(format!("user create task failed: {e}")))?
+}
+
+async fn create_to_the_end(
+    state: FeishuState,
+    caller: roster_core::Caller,
+    uri: http::Uri,
+    query: FeishuQuery,
+    body: FeishuBody<wire::UserBody>,
+) -> Result<Envelope<wire::UserData>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dir = &state.dir;
     let run = || async {

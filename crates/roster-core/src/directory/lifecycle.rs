@@ -14,7 +14,7 @@ use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
 use crate::ids::UserId;
 use crate::search::{SearchCursor, SearchQuery};
 use crate::store::{IdempotencyClaim, IdempotencyKey, UniqueProbe, UserLookup};
-use crate::user::{Membership, User, UserKey, UserPatch};
+use crate::user::{Membership, OrdersLeftOut, User, UserKey, UserPatch};
 
 /// Search candidates read per store call for an app limited to some departments, where
 /// many candidates may be skipped.
@@ -237,6 +237,8 @@ impl Directory {
         if let Some(mut deps) = patch.departments {
             if deps.is_empty() {
                 deps = self.root_membership(caller).await?;
+            } else {
+                keep_left_out_orders(&mut deps, &user.profile.departments, &patch.orders_left_out);
             }
             self.check_memberships(caller, &deps).await?;
             let mut seen = HashSet::new();
@@ -801,5 +803,83 @@ impl Directory {
     /// Whether an app sees the whole directory (used to skip per-user checks in lists).
     pub fn sees_everything(caller: &Caller) -> bool {
         matches!(caller.contact_scope, ContactScope::All)
+    }
+}
+
+/// Fills in what a departments change left out from the user's current memberships: the
+/// orders of departments the user stays in, and the primary department if the user stays
+/// in it. The primary goes first, as in every membership list.
+fn keep_left_out_orders(new: &mut [Membership], current: &[Membership], left_out: &OrdersLeftOut) {
+    for m in new.iter_mut() {
+        if !left_out.departments.contains(&m.department) {
+            continue;
+        }
+        if let Some(old) = current.iter().find(|o| o.department == m.department) {
+            m.user_order = old.user_order;
+            m.department_order = old.department_order;
+        }
+    }
+    if left_out.primary {
+        let kept = current
+            .iter()
+            .find(|o| o.is_primary)
+            .map(|o| o.department)
+            .filter(|d| new.iter().any(|m| m.department == *d));
+        if let Some(primary) = kept {
+            for m in new.iter_mut() {
+                m.is_primary = m.department == primary;
+            }
+            new.sort_by_key(|m| !m.is_primary);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_left_out_orders;
+    use crate::department::DeptKey;
+    use crate::user::{Membership, OrdersLeftOut};
+
+    fn m(dept: i64, user_order: i64, department_order: i64, is_primary: bool) -> Membership {
+        Membership {
+            department: DeptKey(dept),
+            user_order,
+            department_order,
+            is_primary,
+        }
+    }
+
+    #[test]
+    fn departments_sent_without_orders_keep_the_current_orders_and_primary() {
+        let current = [m(1, 50, 9, false), m(2, 70, 8, true)];
+        // The adapter's view of `department_ids: [1, 2, 3]` without `orders`.
+        let mut new = vec![m(1, 0, 0, true), m(2, 0, 0, false), m(3, 0, 0, false)];
+        let left_out = OrdersLeftOut {
+            departments: vec![DeptKey(1), DeptKey(2), DeptKey(3)],
+            primary: true,
+        };
+        keep_left_out_orders(&mut new, &current, &left_out);
+        assert_eq!(
+            new,
+            [m(2, 70, 8, true), m(1, 50, 9, false), m(3, 0, 0, false)]
+        );
+    }
+
+    #[test]
+    fn orders_sent_win_and_a_removed_primary_falls_to_the_first() {
+        let current = [m(1, 50, 9, true), m(2, 70, 8, false)];
+        // `department_ids: [2, 3]` with an `orders` entry for 3 only, none primary.
+        let mut new = vec![m(2, 0, 0, true), m(3, 5, 6, false)];
+        let left_out = OrdersLeftOut {
+            departments: vec![DeptKey(2)],
+            primary: true,
+        };
+        keep_left_out_orders(&mut new, &current, &left_out);
+        assert_eq!(new, [m(2, 70, 8, true), m(3, 5, 6, false)]);
+
+        // Nothing left out: the change stands as sent.
+        let mut new = vec![m(2, 1, 1, false), m(1, 2, 2, true)];
+        keep_left_out_orders(&mut new, &current, &OrdersLeftOut::default());
+        assert_eq!(new, [m(2, 1, 1, false), m(1, 2, 2, true)]);
     }
 }

@@ -591,12 +591,16 @@ impl Directory {
         let dept = self.get_department(caller, lookup).await?;
         let mut out = Vec::new();
         let mut frontier = std::collections::VecDeque::from([dept.key]);
+        // Each department once: the stores refuse moves that would close a cycle, and this
+        // keeps a damaged table (edited by hand, say) from making the walk endless.
+        let mut seen = HashSet::from([dept.key]);
         while let Some(key) = frontier.pop_front() {
-            let children = self
+            let mut children = self
                 .inner
                 .store
                 .child_departments(caller.tenant, key)
                 .await?;
+            children.retain(|c| seen.insert(c.key));
             if recursive {
                 frontier.extend(children.iter().map(|c| c.key));
             }
@@ -630,14 +634,12 @@ impl Directory {
                 format!("departments may be at most {MAX_DEPTH} levels deep"),
             ));
         }
-        if self
+        let siblings = self
             .inner
             .store
             .child_departments(caller.tenant, parent.key)
-            .await?
-            .len() as u64
-            >= MAX_CHILDREN
-        {
+            .await?;
+        if siblings.len() as u64 >= MAX_CHILDREN {
             return Err(CoreError::conflict(
                 ConflictKind::TooManyChildren,
                 format!("a department may have at most {MAX_CHILDREN} children"),
@@ -657,6 +659,14 @@ impl Directory {
             )
             .await?;
         }
+        let mut fields = new.fields;
+        if new.order_after_siblings {
+            fields.order = siblings
+                .iter()
+                .map(|d| d.fields.order)
+                .max()
+                .map_or(0, |max| max.saturating_add(1));
+        }
         let now = self.inner.clock.now_ms();
         let dept = Department {
             key: DeptKey(0),
@@ -666,7 +676,7 @@ impl Directory {
                 .department_id
                 .unwrap_or_else(|| self.inner.ids.department_id()),
             parent: Some(parent.key),
-            fields: new.fields,
+            fields,
             is_deleted: false,
             created_at: now,
             updated_at: now,
@@ -765,6 +775,7 @@ impl Directory {
     /// Levels below and including a department (1 for a leaf).
     async fn subtree_height(&self, tenant: TenantId, key: DeptKey) -> Result<usize, CoreError> {
         let mut level = vec![key];
+        let mut seen = HashSet::from([key]);
         let mut height = 0;
         while !level.is_empty() {
             height += 1;
@@ -776,7 +787,9 @@ impl Directory {
                         .child_departments(tenant, k)
                         .await?
                         .into_iter()
-                        .map(|d| d.key),
+                        .map(|d| d.key)
+                        // A damaged table with a cycle must not make this endless.
+                        .filter(|k| seen.insert(*k)),
                 );
             }
             level = next;
