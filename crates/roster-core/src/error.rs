@@ -104,6 +104,10 @@ pub enum StoreError {
     /// department move that would close a cycle with a move committed meanwhile.
     #[error("refused: {0:?}")]
     Conflict(ConflictKind),
+    /// `save_checked` found an entity changed since the caller read it; nothing was
+    /// written. The core reads again and reapplies its change.
+    #[error("changed by another write since it was read")]
+    Stale,
     /// Anything else: connection lost, disk full, a bug. Never shown to clients.
     #[error("storage backend failure: {0}")]
     Backend(String),
@@ -250,7 +254,7 @@ impl From<StoreError> for CoreError {
                     _ => "the write conflicts with a change committed meanwhile",
                 },
             ),
-            other @ StoreError::Backend(_) => CoreError::Storage(other),
+            other @ (StoreError::Backend(_) | StoreError::Stale) => CoreError::Storage(other),
         }
     }
 }

@@ -49,7 +49,8 @@ pub use import::{
 pub use outbox::{Channel, MailSender, OutboxMessage};
 pub use search::{SearchCursor, SearchQuery, SearchTier};
 pub use store::{
-    IdempotencyClaim, IdempotencyKey, Store, TakenValues, TaskChunk, UniqueProbe, UserLookup,
+    IdempotencyClaim, IdempotencyKey, ReadVersions, Store, TakenValues, TaskChunk, UniqueProbe,
+    UserLookup,
 };
 pub use task::{ItemError, ItemOutcome, Task, TaskId, TaskItem, TaskStatus};
 pub use tenant::{NewTenant, Tenant};

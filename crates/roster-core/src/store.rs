@@ -58,6 +58,33 @@ pub struct IdempotencyKey {
 /// only race the new one to the same unique values, one of which then loses.
 pub const IDEMPOTENCY_CLAIM_LEASE_MS: i64 = 60_000;
 
+/// The `updated_at` of users and departments as a read-modify-write read them (see
+/// `Store::save_checked`). Every write of an entity moves its `updated_at` forward (the core
+/// makes it at least one more than the value read), so an unchanged value means an
+/// unchanged row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadVersions {
+    /// Users and the `updated_at` read.
+    pub users: Vec<(UserKey, i64)>,
+    /// Departments and the `updated_at` read.
+    pub departments: Vec<(DeptKey, i64)>,
+}
+
+impl ReadVersions {
+    /// The version read of a user, if it is to be checked.
+    pub fn user(&self, key: UserKey) -> Option<i64> {
+        self.users.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// The version read of a department, if it is to be checked.
+    pub fn department(&self, key: DeptKey) -> Option<i64> {
+        self.departments
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+}
+
 /// The state of an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
@@ -345,6 +372,30 @@ pub trait Store: Send + Sync + 'static {
         users: &[User],
         departments: &[Department],
         groups: &[Group],
+        change: &Change,
+    ) -> Result<(), StoreError> {
+        self.save_checked(
+            tenant,
+            users,
+            departments,
+            groups,
+            &ReadVersions::default(),
+            change,
+        )
+        .await
+    }
+
+    /// `save`, but only if every user and department named in `read` still carries, in the
+    /// transaction, the `updated_at` it had when the caller read it; otherwise `Stale` and
+    /// nothing is written. A read-modify-write thus never overwrites a write that came in
+    /// between (a lost update): the caller reads again and reapplies its change.
+    async fn save_checked(
+        &self,
+        tenant: TenantId,
+        users: &[User],
+        departments: &[Department],
+        groups: &[Group],
+        read: &ReadVersions,
         change: &Change,
     ) -> Result<(), StoreError>;
 

@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use roster_core::{
-    BatchMode, CoreError, DeptLookup, IdempotencyClaim, NewTenant, Store, StoreError, UniqueKey,
-    User, UserLookup,
+    BatchMode, CoreError, DeptLookup, IdempotencyClaim, NewTenant, ReadVersions, Store, StoreError,
+    UniqueKey, User, UserLookup, UserPatch,
 };
 use tokio::sync::Barrier;
 
 use crate::support::{
     active_users, assert_duplicate, assert_user_exists_err, cli, department, email, env, get_user,
-    mobile, new_user, now_ms, plain_user, root, tenant,
+    insert_department, mobile, new_user, now_ms, plain_user, root, tenant,
 };
 
 /// How many tasks race in each check.
@@ -92,6 +92,122 @@ pub async fn check_racing_creates_of_same_email_leave_one_user(store: Arc<dyn St
         );
     }
     assert_eq!(active_users(s, env.tenant.id).await, 1);
+}
+
+/// 16 concurrent `Directory::patch_user` calls on one user, each changing one of four
+/// fields: no change is lost (each read-modify-write that found the user changed since its
+/// read tries again), and the user's `updated_at` moved once per write.
+pub async fn check_racing_patches_of_different_fields_lose_none(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let created = env
+        .dir
+        .create_user(&env.caller, new_user("patched"))
+        .await
+        .expect("create the user");
+    let lookup = UserLookup::Key(created.key);
+    let results = race(|i| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let lookup = lookup.clone();
+        let value = Some(Some(format!("v{i}")));
+        let patch = match i % 4 {
+            0 => UserPatch {
+                city: value,
+                ..UserPatch::default()
+            },
+            1 => UserPatch {
+                job_title: value,
+                ..UserPatch::default()
+            },
+            2 => UserPatch {
+                work_station: value,
+                ..UserPatch::default()
+            },
+            _ => UserPatch {
+                en_name: value,
+                ..UserPatch::default()
+            },
+        };
+        async move { dir.patch_user(&caller, &lookup, patch).await }
+    })
+    .await;
+    for r in &results {
+        assert!(r.is_ok(), "every patch succeeds: {r:?}");
+    }
+    let user = get_user(env.store.as_ref(), env.tenant.id, lookup)
+        .await
+        .expect("the user");
+    let p = &user.profile;
+    for (field, value) in [
+        ("city", &p.city),
+        ("job_title", &p.job_title),
+        ("work_station", &p.work_station),
+        ("en_name", &p.en_name),
+    ] {
+        assert!(value.is_some(), "the {field} patch was lost: {p:?}");
+    }
+    assert!(
+        user.updated_at >= created.updated_at + RACERS as i64,
+        "every write moved updated_at: {} then {}",
+        created.updated_at,
+        user.updated_at
+    );
+}
+
+/// `save_checked` writes nothing, and answers `Stale`, when an entity changed since the
+/// version the caller read; with the current version it writes.
+pub async fn check_save_checked_refuses_a_stale_read(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let s = env.store.as_ref();
+    let created = env
+        .dir
+        .create_user(&env.caller, new_user("versioned"))
+        .await
+        .expect("create the user");
+    let read = ReadVersions {
+        users: vec![(created.key, created.updated_at)],
+        departments: Vec::new(),
+    };
+    let mut first = created.clone();
+    first.profile.city = Some("First".into());
+    first.updated_at = created.updated_at + 1;
+    s.save_checked(env.tenant.id, &[first.clone()], &[], &[], &read, &cli())
+        .await
+        .expect("a write from the current version");
+    let mut second = created.clone();
+    second.profile.job_title = Some("Second".into());
+    second.updated_at = created.updated_at + 1;
+    let stale = s
+        .save_checked(env.tenant.id, &[second], &[], &[], &read, &cli())
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    let stored = get_user(s, env.tenant.id, UserLookup::Key(created.key))
+        .await
+        .expect("the user");
+    assert_eq!(stored.profile.city.as_deref(), Some("First"));
+    assert_eq!(
+        stored.profile.job_title, None,
+        "the stale write wrote nothing"
+    );
+
+    let mut dept = insert_department(
+        s,
+        env.tenant.id,
+        env.root.key,
+        "versioned-dept",
+        "Versioned",
+        0,
+    )
+    .await;
+    let dept_read = ReadVersions {
+        users: Vec::new(),
+        departments: vec![(dept.key, dept.updated_at + 7)],
+    };
+    dept.fields.name = "Renamed".into();
+    let stale = s
+        .save_checked(env.tenant.id, &[], &[dept], &[], &dept_read, &cli())
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
 }
 
 /// The same race on the raw store, with the core's pre-check out of the way: 16 concurrent

@@ -38,8 +38,8 @@ use async_trait::async_trait;
 use roster_core::search::{SearchCursor, SearchQuery};
 use roster_core::{
     App, AppId, Change, ChangeEvent, Department, DeptKey, DeptLookup, Group, IdempotencyClaim,
-    IdempotencyKey, NewTenant, OpenId, Store, StoreError, TakenValues, Tenant, TenantId,
-    TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+    IdempotencyKey, NewTenant, OpenId, ReadVersions, Store, StoreError, TakenValues, Tenant,
+    TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -421,15 +421,16 @@ impl Store for PgStore {
     }
 
     #[instrument(skip_all, fields(%tenant, users = users.len(), departments = departments.len(), groups = groups.len()))]
-    async fn save(
+    async fn save_checked(
         &self,
         tenant: TenantId,
         users: &[User],
         departments: &[Department],
         groups: &[Group],
+        read: &ReadVersions,
         change: &Change,
     ) -> Result<(), StoreError> {
-        save::save(&self.pool, tenant, users, departments, groups, change).await
+        save::save(&self.pool, tenant, users, departments, groups, read, change).await
     }
 
     async fn get_users(

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 
 use roster_core::{
-    Change, ChangeAction, ConflictKind, Department, Entity, Group, StoreError, TenantId, User,
+    Change, ChangeAction, ConflictKind, Department, Entity, Group, ReadVersions, StoreError,
+    TenantId, User,
 };
 use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
@@ -36,35 +37,33 @@ pub(crate) async fn save(
     users: &[User],
     departments: &[Department],
     groups: &[Group],
+    read: &ReadVersions,
     change: &Change,
 ) -> Result<(), StoreError> {
     let set = roster_store_common::SaveSet::new(tenant, users, departments, groups)?;
     if set.is_empty() {
         return Ok(());
     }
-    let (users, departments, groups) = (set.users, set.departments, set.groups);
-    match try_save(pool, tenant, &users, &departments, &groups, change, false).await? {
+    match try_save(pool, tenant, &set, read, change, false).await? {
         Outcome::Done => Ok(()),
-        Outcome::NeedsTenantLock => {
-            match try_save(pool, tenant, &users, &departments, &groups, change, true).await? {
-                Outcome::Done => Ok(()),
-                Outcome::NeedsTenantLock => Err(StoreError::Backend(
-                    "save asked for the tenant lock while holding it".to_owned(),
-                )),
-            }
-        }
+        Outcome::NeedsTenantLock => match try_save(pool, tenant, &set, read, change, true).await? {
+            Outcome::Done => Ok(()),
+            Outcome::NeedsTenantLock => Err(StoreError::Backend(
+                "save asked for the tenant lock while holding it".to_owned(),
+            )),
+        },
     }
 }
 
 async fn try_save(
     pool: &PgPool,
     tenant: TenantId,
-    users: &[&User],
-    departments: &[&Department],
-    groups: &[&Group],
+    set: &roster_store_common::SaveSet<'_>,
+    read: &ReadVersions,
     change: &Change,
     lock_tenant: bool,
 ) -> Result<Outcome, StoreError> {
+    let (users, departments, groups) = (&set.users, &set.departments, &set.groups);
     let mut tx = pool.begin().await.context("begin save")?;
     if lock_tenant {
         lock_room(&mut tx, tenant).await?;
@@ -94,6 +93,17 @@ async fn try_save(
         .map(|g| (g.key, g))
         .collect();
 
+    // A read-modify-write whose entity changed since it was read writes nothing (the core
+    // reads again): the rows are locked now, so what they hold is what this would replace.
+    let stale_user = stored_users
+        .values()
+        .any(|u| read.user(u.key).is_some_and(|v| v != u.updated_at));
+    let stale_dept = stored_depts
+        .values()
+        .any(|d| read.department(d.key).is_some_and(|v| v != d.updated_at));
+    if stale_user || stale_dept {
+        return Err(StoreError::Stale);
+    }
     let mut events = Vec::with_capacity(users.len() + departments.len() + groups.len());
     let mut delta = 0i64;
     for u in users {

@@ -269,6 +269,7 @@ pub(crate) fn save_department(
     tenant: TenantId,
     dept: &Department,
     after: &str,
+    read_version: Option<i64>,
     ctx: &ChangeCtx,
 ) -> Result<(), StoreError> {
     let stored = conn
@@ -287,6 +288,9 @@ pub(crate) fn save_department(
             ))
         })?
         .into_department()?;
+    if read_version.is_some_and(|v| v != stored.updated_at) {
+        return Err(StoreError::Stale);
+    }
     let action = if dept.is_deleted && !stored.is_deleted {
         ChangeAction::Deleted
     } else {

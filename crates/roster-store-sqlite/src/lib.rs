@@ -43,8 +43,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use roster_core::search::{SearchCursor, SearchQuery};
 use roster_core::{
     App, AppId, Change, ChangeEvent, Department, DeptKey, DeptLookup, Group, IdempotencyClaim,
-    IdempotencyKey, NewTenant, OpenId, Store, StoreError, TakenValues, Tenant, TenantId,
-    TokenRecord, UniqueProbe, User, UserKey, UserLookup,
+    IdempotencyKey, NewTenant, OpenId, ReadVersions, Store, StoreError, TakenValues, Tenant,
+    TenantId, TokenRecord, UniqueProbe, User, UserKey, UserLookup,
 };
 use roster_store_common::{decode_profile, department_snapshot};
 use rusqlite::{params, Connection, OpenFlags, Transaction};
@@ -612,12 +612,13 @@ impl Store for SqliteStore {
     }
 
     #[instrument(skip_all, fields(tenant = %tenant, users = users.len(), departments = departments.len(), groups = groups.len()))]
-    async fn save(
+    async fn save_checked(
         &self,
         tenant: TenantId,
         users: &[User],
         departments: &[Department],
         groups: &[Group],
+        read: &ReadVersions,
         change: &Change,
     ) -> Result<(), StoreError> {
         let set = roster_store_common::SaveSet::new(tenant, users, departments, groups)?;
@@ -635,8 +636,9 @@ impl Store for SqliteStore {
             .collect();
         let groups: Vec<Group> = groups.into_iter().cloned().collect();
         let ctx = ChangeCtx::of(change);
+        let read = read.clone();
         self.write("save", move |conn| {
-            users::save(conn, tenant, &users, &depts, &groups, &ctx)
+            users::save(conn, tenant, &users, &depts, &groups, &read, &ctx)
         })
         .await
     }

@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 
 use roster_core::values::Email;
 use roster_core::{
-    Actor, Change, ChangeAction, Clock, Department, DeptKey, Group, Membership, OpenId, StoreError,
-    SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User, UserId, UserKey, UserLookup,
-    UserProfile, UserStatus,
+    Actor, Change, ChangeAction, Clock, Department, DeptKey, Group, Membership, OpenId,
+    ReadVersions, StoreError, SystemClock, TakenValues, TenantId, UnionId, UniqueProbe, User,
+    UserId, UserKey, UserLookup, UserProfile, UserStatus,
 };
 use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Row, TransactionBehavior};
@@ -1027,6 +1027,7 @@ fn save_user(
     tenant: TenantId,
     key: UserKey,
     row: &UserRow,
+    read_version: Option<i64>,
     ctx: &ChangeCtx,
     counts: &mut MemberCounts,
 ) -> Result<i64, StoreError> {
@@ -1041,6 +1042,9 @@ fn save_user(
             // The core only saves users it has just read, so a miss is a fault.
             StoreError::Backend(format!("save: no user {} in tenant {tenant}", key.0))
         })?;
+    if read_version.is_some_and(|v| v != stored.updated_at) {
+        return Err(StoreError::Stale);
+    }
     let stored = stored.into_user(memberships(conn, key.0)?)?;
     let (action, delta) = match (stored.status.is_resigned, row.status.is_resigned) {
         (false, true) => (ChangeAction::Deleted, -1),
@@ -1102,6 +1106,7 @@ pub(crate) fn save(
     users: &[(UserKey, UserRow)],
     depts: &[DeptSave],
     groups: &[Group],
+    read: &ReadVersions,
     ctx: &ChangeCtx,
 ) -> Result<(), StoreError> {
     let tx = conn
@@ -1110,11 +1115,12 @@ pub(crate) fn save(
     let mut delta: i64 = 0;
     let mut counts = MemberCounts::default();
     for (key, row) in users {
-        delta += save_user(&tx, tenant, *key, row, ctx, &mut counts)?;
+        delta += save_user(&tx, tenant, *key, row, read.user(*key), ctx, &mut counts)?;
     }
     counts.write(&tx)?;
     for (dept, after) in depts {
-        departments::save_department(&tx, tenant, dept, after, ctx)?;
+        let expected = read.department(dept.key);
+        departments::save_department(&tx, tenant, dept, after, expected, ctx)?;
     }
     if !groups.is_empty() {
         // A group has no update time of its own; its events are dated by the wall clock.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::instrument;
 
-use super::{change_of, unique_values, Directory};
+use super::{change_of, retry_stale, unique_values, Directory};
 use crate::app::{Caller, ContactScope, Scope};
 use crate::department::{Department, DeptLookup, ROOT_ID};
 use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
@@ -189,6 +189,15 @@ impl Directory {
         lookup: &UserLookup,
         patch: UserPatch,
     ) -> Result<User, CoreError> {
+        retry_stale(|| self.patch_user_once(caller, lookup, patch.clone())).await
+    }
+
+    async fn patch_user_once(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        patch: UserPatch,
+    ) -> Result<User, CoreError> {
         let mut user = self.user_for_change(caller, lookup).await?;
         if user.status.is_resigned {
             return Err(CoreError::conflict(
@@ -268,17 +277,29 @@ impl Directory {
             .filter(|kv| !before.contains(kv))
             .collect();
         self.check_unique_against_others(&user, &changed).await?;
-        user.updated_at = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .update_user(&user, &change_of(caller))
-            .await?;
+        self.save_read(
+            caller.tenant,
+            std::slice::from_mut(&mut user),
+            &mut [],
+            &[],
+            &change_of(caller),
+        )
+        .await?;
         Ok(user)
     }
 
     /// Gives a user a new custom user id; the old one stops resolving (Feishu U2).
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
     pub async fn update_user_id(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        new_id: UserId,
+    ) -> Result<User, CoreError> {
+        retry_stale(|| self.update_user_id_once(caller, lookup, new_id.clone())).await
+    }
+
+    async fn update_user_id_once(
         &self,
         caller: &Caller,
         lookup: &UserLookup,
@@ -299,11 +320,14 @@ impl Directory {
                 .await?;
         }
         user.user_id = new_id;
-        user.updated_at = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .update_user(&user, &change_of(caller))
-            .await?;
+        self.save_read(
+            caller.tenant,
+            std::slice::from_mut(&mut user),
+            &mut [],
+            &[],
+            &change_of(caller),
+        )
+        .await?;
         Ok(user)
     }
 
@@ -490,6 +514,15 @@ impl Directory {
         lookup: &UserLookup,
         handover: Handover,
     ) -> Result<(), CoreError> {
+        retry_stale(|| self.delete_user_once(caller, lookup, &handover)).await
+    }
+
+    async fn delete_user_once(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        handover: &Handover,
+    ) -> Result<(), CoreError> {
         let mut user = self.user_for_change(caller, lookup).await?;
         if user.status.is_resigned {
             return Err(CoreError::conflict(
@@ -553,7 +586,6 @@ impl Directory {
             } else {
                 successor_id.clone()
             };
-            r.updated_at = now;
         }
         let mut depts: Vec<Department> = self
             .inner
@@ -562,7 +594,6 @@ impl Directory {
             .await?;
         for d in &mut depts {
             d.fields.leader.clone_from(&successor_id);
-            d.updated_at = now;
         }
         let mut groups = self
             .inner
@@ -574,7 +605,6 @@ impl Directory {
         }
         user.status.is_resigned = true;
         user.resigned_at = Some(now);
-        user.updated_at = now;
         user.profile.departments.clear();
         user.profile.leader = None;
         let mut users = vec![user];
@@ -583,9 +613,7 @@ impl Directory {
         if !notes.is_empty() {
             change.note = Some(format!("handover: {}", notes.join("; ")));
         }
-        self.inner
-            .store
-            .save(caller.tenant, &users, &depts, &groups, &change)
+        self.save_read(caller.tenant, &mut users, &mut depts, &groups, &change)
             .await?;
         Ok(())
     }
@@ -626,6 +654,15 @@ impl Directory {
         lookup: &UserLookup,
         departments: Option<Vec<Membership>>,
     ) -> Result<User, CoreError> {
+        retry_stale(|| self.resurrect_user_once(caller, lookup, departments.clone())).await
+    }
+
+    async fn resurrect_user_once(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+        departments: Option<Vec<Membership>>,
+    ) -> Result<User, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let mut user = self
             .inner
@@ -659,26 +696,33 @@ impl Directory {
         self.check_unique_against_others(&user, &values).await?;
         user.status.is_resigned = false;
         user.resigned_at = None;
-        user.updated_at = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .update_user(&user, &change_of(caller))
-            .await?;
+        self.save_read(
+            caller.tenant,
+            std::slice::from_mut(&mut user),
+            &mut [],
+            &[],
+            &change_of(caller),
+        )
+        .await?;
         Ok(user)
     }
 
     /// Signs a user out everywhere: sessions and user tokens issued before now are invalid
     /// from now on (Feishu U7).
     pub async fn logout_user(&self, caller: &Caller, lookup: &UserLookup) -> Result<(), CoreError> {
-        let mut user = self.user_for_change(caller, lookup).await?;
-        let now = self.inner.clock.now_ms();
-        user.logout_at = Some(now);
-        user.updated_at = now;
-        self.inner
-            .store
-            .update_user(&user, &change_of(caller))
-            .await?;
-        Ok(())
+        retry_stale(|| async {
+            let mut user = self.user_for_change(caller, lookup).await?;
+            user.logout_at = Some(self.inner.clock.now_ms());
+            self.save_read(
+                caller.tenant,
+                std::slice::from_mut(&mut user),
+                &mut [],
+                &[],
+                &change_of(caller),
+            )
+            .await
+        })
+        .await
     }
 
     /// The app's JSAPI ticket: the same one while it is valid, then a new one (Feishu U8).

@@ -30,8 +30,9 @@ use crate::department::{
     MAX_DEPTH,
 };
 use crate::error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
+use crate::group::Group;
 use crate::ids::{AppId, IdGen, OpenId, TenantId};
-use crate::store::{Store, TakenValues, UniqueProbe, UserLookup};
+use crate::store::{ReadVersions, Store, TakenValues, UniqueProbe, UserLookup};
 use crate::tenant::{NewTenant, Tenant};
 use crate::user::{NewUser, User, UserStatus};
 
@@ -697,6 +698,15 @@ impl Directory {
         lookup: &DeptLookup,
         patch: DepartmentPatch,
     ) -> Result<Department, CoreError> {
+        retry_stale(|| self.update_department_once(caller, lookup, patch.clone())).await
+    }
+
+    async fn update_department_once(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+        patch: DepartmentPatch,
+    ) -> Result<Department, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let mut dept = self.department(caller.tenant, lookup).await?;
         self.ensure_visible(caller, &dept).await?;
@@ -764,11 +774,14 @@ impl Directory {
         if let Some(order) = patch.order {
             dept.fields.order = order;
         }
-        dept.updated_at = self.inner.clock.now_ms();
-        self.inner
-            .store
-            .update_department(&dept, &change_of(caller))
-            .await?;
+        self.save_read(
+            caller.tenant,
+            &mut [],
+            std::slice::from_mut(&mut dept),
+            &[],
+            &change_of(caller),
+        )
+        .await?;
         Ok(dept)
     }
 
@@ -800,6 +813,14 @@ impl Directory {
     /// Deletes an empty department: refused while it has children or members, as Feishu does.
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
     pub async fn delete_department(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<(), CoreError> {
+        retry_stale(|| self.delete_department_once(caller, lookup)).await
+    }
+
+    async fn delete_department_once(
         &self,
         caller: &Caller,
         lookup: &DeptLookup,
@@ -838,10 +859,43 @@ impl Directory {
             ));
         }
         dept.is_deleted = true;
-        dept.updated_at = self.inner.clock.now_ms();
+        self.save_read(
+            caller.tenant,
+            &mut [],
+            std::slice::from_mut(&mut dept),
+            &[],
+            &change_of(caller),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes users and departments that this request read and changed, only if no other
+    /// write changed them since the read (`Store::save_checked`; `Stale` otherwise, and the
+    /// caller tries again from its read). Their `updated_at`, still the value read, moves to
+    /// now, or one past the value read, so that every write changes it.
+    pub(crate) async fn save_read(
+        &self,
+        tenant: TenantId,
+        users: &mut [User],
+        departments: &mut [Department],
+        groups: &[Group],
+        change: &Change,
+    ) -> Result<(), CoreError> {
+        let now = self.inner.clock.now_ms();
+        let read = ReadVersions {
+            users: users.iter().map(|u| (u.key, u.updated_at)).collect(),
+            departments: departments.iter().map(|d| (d.key, d.updated_at)).collect(),
+        };
+        for u in users.iter_mut() {
+            u.updated_at = now.max(u.updated_at.saturating_add(1));
+        }
+        for d in departments.iter_mut() {
+            d.updated_at = now.max(d.updated_at.saturating_add(1));
+        }
         self.inner
             .store
-            .update_department(&dept, &change_of(caller))
+            .save_checked(tenant, users, departments, groups, &read, change)
             .await?;
         Ok(())
     }
@@ -1504,6 +1558,33 @@ impl Directory {
 /// The change context of a caller's write.
 pub(crate) fn change_of(caller: &Caller) -> Change {
     Change::by(Actor::App(caller.app_id.clone()))
+}
+
+/// How often a read-modify-write is tried while other writes keep changing its entities
+/// between its read and its write. Each round of racing writers lets one of them through,
+/// so this bounds the writers that can pile up on one entity at once, not a failure rate.
+const STALE_ATTEMPTS: u32 = 64;
+
+/// Runs a read-modify-write until it writes without finding its entities changed since
+/// its read (`StoreError::Stale`), each attempt reading afresh after a pause that grows
+/// with the attempts (to 10 ms), so that racing writers spread out; after
+/// `STALE_ATTEMPTS` the last error stands.
+pub(crate) async fn retry_stale<T, F, Fut>(mut attempt: F) -> Result<T, CoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CoreError>>,
+{
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(CoreError::Storage(StoreError::Stale)) if n < STALE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_micros(u64::from(n.min(20)) * 500))
+                    .await;
+                n += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A batch after `prepare_batch`: `results[i]` is set for items already refused,
