@@ -221,6 +221,9 @@ def test_user_batch_repeated_keys(client, u):
     assert [v for k, v in req.queries if k == "user_ids"] == ids + [OU_UNKNOWN], "one key per id"
     resp = check(client.contact.v3.user.batch(req), "batch")
     assert sorted(x.open_id for x in resp.data.items) == sorted(ids)
+    twice = BatchUserRequest.builder().user_ids([ids[0], ids[0], ids[1]]).build()
+    resp = check(client.contact.v3.user.batch(twice), "batch with an id twice")
+    assert sorted(x.open_id for x in resp.data.items) == sorted(ids[:2]), "each user once"
 
 
 def test_patch_only_given_fields(client, u):

@@ -48,13 +48,58 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// sealer for access-key secrets (`secret_key`, or `<data_dir>/secret.key`).
 pub async fn open_directory(config: &Config) -> anyhow::Result<Directory> {
     let store = open_store(config).await?;
-    let sealer =
+    let sample = sealed_sample(store.as_ref()).await?;
+    let sealer = if sample.is_some() {
+        // A database that already holds sealed secrets was sealed under some key: a process
+        // without one must not make up its own (it would seal what no other node can open).
+        sealer::ChaChaSealer::load_existing(config.secret_key.as_deref(), &config.data_dir)
+            .context("load the key that seals access-key secrets")?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "this database holds access-key secrets sealed under a key, but no key is \
+                     configured: set `secret_key` (ROSTER_SECRET_KEY) to the key of the node \
+                     that created them, or put its secret.key into {}",
+                    config.data_dir.display()
+                )
+            })?
+    } else {
         sealer::ChaChaSealer::load_or_create(config.secret_key.as_deref(), &config.data_dir)
-            .context("load the key that seals access-key secrets")?;
+            .context("load the key that seals access-key secrets")?
+    };
+    check_key_opens(&sealer, sample.as_deref())?;
     Ok(
         Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds))
             .with_sealer(Arc::new(sealer)),
     )
+}
+
+/// One sealed access-key secret of the database, if it holds any: what a process's key
+/// must open for it to share the database with the processes that sealed them.
+async fn sealed_sample(store: &dyn roster_core::Store) -> anyhow::Result<Option<Vec<u8>>> {
+    Ok(store
+        .list_access_keys(None)
+        .await
+        .map_err(|e| anyhow::anyhow!("read the access keys: {e}"))?
+        .into_iter()
+        .map(|k| k.sealed_secret)
+        .find(|s| !s.is_empty()))
+}
+
+/// Refuses a key that does not open the database's sealed secrets: every node and command
+/// on one database must share one key (README, "Access keys"), and a process with another
+/// would answer every signed request with an error and seal secrets no other node can open.
+fn check_key_opens(sealer: &sealer::ChaChaSealer, sample: Option<&[u8]>) -> anyhow::Result<()> {
+    use roster_core::SecretSealer as _;
+    if let Some(sealed) = sample {
+        sealer.open(sealed).map_err(|_| {
+            anyhow::anyhow!(
+                "the configured secret key does not open the access-key secrets stored in this \
+                 database: every node and command working on one database must use the same \
+                 `secret_key` (ROSTER_SECRET_KEY or <data_dir>/secret.key)"
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `open_directory` for commands that work on an existing directory (`import` straight to
@@ -73,10 +118,14 @@ pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Director
         );
     }
     let store = open_store(config).await?;
+    let sample = sealed_sample(store.as_ref()).await?;
     let dir = Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
     let sealer =
         sealer::ChaChaSealer::load_existing(config.secret_key.as_deref(), &config.data_dir)
             .context("load the key that seals access-key secrets")?;
+    if let Some(s) = &sealer {
+        check_key_opens(s, sample.as_deref())?;
+    }
     Ok(match sealer {
         Some(s) => dir.with_sealer(Arc::new(s)),
         None => dir,

@@ -242,7 +242,10 @@ pub(crate) async fn batch(
         return Err(FeishuError::param("user_ids must hold 1 to 50 ids"));
     }
     let lookups: Vec<UserLookup> = wanted.iter().map(|id| ids.user_lookup(id)).collect();
-    let users = state.dir.get_users(&caller, &lookups).await?;
+    let mut users = state.dir.get_users(&caller, &lookups).await?;
+    // An id asked twice (or a user named by two of its ids) is one user in the answer.
+    let mut seen = std::collections::HashSet::new();
+    users.retain(|u| seen.insert(u.key));
     let mut renderer = Renderer::new(&state.dir, &caller, ids);
     let mut items = Vec::with_capacity(users.len());
     for u in &users {

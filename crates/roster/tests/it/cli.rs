@@ -298,3 +298,51 @@ fn roster_export_of_a_directory_that_does_not_exist_creates_nothing() {
     assert!(!ok && err.contains("no database"), "{err}");
     assert!(!dir.join("data").exists(), "no data directory was made");
 }
+
+/// A process whose secret key does not open the access-key secrets a database holds refuses
+/// to work on it (it would fail every signed request and seal what no other node can open),
+/// and one with no key at all does not make one up.
+#[test]
+fn a_process_with_another_secret_key_refuses_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ok, _, err) = cli(dir, &["tenant", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        dir,
+        &[
+            "app", "create", "--tenant", "1", "--kind", "huawei", "--name", "hw",
+        ],
+    );
+    assert!(ok, "{err}");
+    let key_file = dir.join("data").join("secret.key");
+    assert!(key_file.is_file(), "the first sealing process made the key");
+
+    // Another key, from the configuration file the commands read in their working directory.
+    std::fs::write(
+        dir.join("roster.toml"),
+        "secret_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cli(dir, &["app", "list", "--tenant", "1"]);
+    assert!(!ok, "a process with another key must refuse");
+    assert!(err.contains("does not open"), "{err}");
+    std::fs::remove_file(dir.join("roster.toml")).unwrap();
+
+    // No key at all: refused, and no new key is written.
+    let saved = dir.join("secret.key.saved");
+    std::fs::rename(&key_file, &saved).unwrap();
+    let (ok, _, err) = cli(
+        dir,
+        &["app", "create", "--tenant", "1", "--kind", "alibaba"],
+    );
+    assert!(!ok, "a process without the key must refuse");
+    assert!(err.contains("no key is configured"), "{err}");
+    assert!(!key_file.exists(), "no key was made up");
+
+    // The right key again: it works.
+    std::fs::rename(&saved, &key_file).unwrap();
+    let (ok, out, err) = cli(dir, &["app", "list", "--tenant", "1"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("hw"), "{out}");
+}
