@@ -278,6 +278,26 @@ def test_children_list_smaller_orders_first_and_unordered_last(client, u):
     assert walk_children(client, top) == [early, mid, late, unordered.open_department_id]
 
 
+def test_member_counts_cover_sub_departments(client, u):
+    """member_count: users of the department and its sub-departments, each once;
+    primary_member_count: those whose primary department is among them."""
+    top = mk_dept(client, u).open_department_id
+    child = mk_dept(client, u, parent=top).open_department_id
+    other = mk_dept(client, u).open_department_id
+    mk_user(client, u, [top])
+    mk_user(client, u, [child])
+    mk_user(client, u, [other, child])
+
+    def counts(dept):
+        d = check(client.contact.v3.department.get(
+            GetDepartmentRequest.builder().department_id(dept).build()), "get department").data.department
+        return d.member_count, d.primary_member_count
+
+    assert counts(top) == (3, 2)
+    assert counts(child) == (2, 1)
+    assert counts(other) == (1, 1)
+
+
 def test_deleted_user_is_readable_as_resigned_and_resurrects(client, u):
     d = mk_dept(client, u)
     acceptor = mk_user(client, u, [d.open_department_id])

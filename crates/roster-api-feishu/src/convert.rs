@@ -631,7 +631,7 @@ impl<'a> Renderer<'a> {
                 leader_id: self.leader_ref(deputy.as_str()).await?,
             });
         }
-        let count = self.dir.department_member_count(self.tenant, d.key).await?;
+        let (count, primary_count) = self.dir.department_counts(d).await?;
         let f: &DepartmentFields = &d.fields;
         Ok(wire::Department {
             name: f.name.clone(),
@@ -649,7 +649,7 @@ impl<'a> Renderer<'a> {
             order: f.order.to_string(),
             unit_ids: Vec::new(),
             member_count: count,
-            primary_member_count: count,
+            primary_member_count: primary_count,
             status: wire::DepartmentStatus {
                 is_deleted: d.is_deleted,
             },

@@ -290,6 +290,15 @@ pub trait Store: Send + Sync + 'static {
         leader: &OpenId,
     ) -> Result<Vec<Department>, StoreError>;
 
+    /// Feishu's `member_count` and `primary_member_count` of a department that is not the
+    /// root: the active users with a membership in it or in any department below it (each
+    /// once), and those of them whose primary department is there.
+    async fn department_subtree_counts(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<(u64, u64), StoreError>;
+
     /// Number of active users directly in a department.
     async fn department_member_count(
         &self,

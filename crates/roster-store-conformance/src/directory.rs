@@ -425,6 +425,64 @@ pub async fn check_department_without_order_goes_after_its_siblings(store: Arc<d
     assert_eq!(first_child.fields.order, 0, "a first child gets order 0");
 }
 
+/// Feishu's department counts: `member_count` covers the department and everything below
+/// it, each user once; `primary_member_count` those whose primary department is there; the
+/// root counts every active user; a resigned user counts nowhere.
+pub async fn check_department_counts_cover_the_subtree(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let b = create_department(&env, a.key, "B", "B", 0).await;
+    let c = create_department(&env, env.root.key, "C", "C", 0).await;
+    for u in [new_user_in("u1", a.key), new_user_in("u2", b.key)] {
+        env.dir.create_user(&env.caller, u).await.expect("create");
+    }
+    let mut u3 = new_user("u3");
+    u3.profile.departments = vec![
+        member_of(c.key),
+        Membership {
+            is_primary: false,
+            ..member_of(b.key)
+        },
+    ];
+    env.dir
+        .create_user(&env.caller, u3)
+        .await
+        .expect("create u3");
+    let gone = env
+        .dir
+        .create_user(&env.caller, new_user_in("gone", b.key))
+        .await
+        .expect("create gone");
+    env.dir
+        .delete_user(
+            &env.caller,
+            &UserLookup::Key(gone.key),
+            roster_core::Handover::default(),
+        )
+        .await
+        .expect("delete gone");
+    let counts = |d: Department| {
+        let dir = env.dir.clone();
+        async move { dir.department_counts(&d).await.expect("counts") }
+    };
+    assert_eq!(
+        counts(a.clone()).await,
+        (3, 2),
+        "A: u1, u2 below it, u3 in B"
+    );
+    assert_eq!(
+        counts(b.clone()).await,
+        (2, 1),
+        "B: u2 and u3, u2's primary"
+    );
+    assert_eq!(counts(c.clone()).await, (1, 1));
+    assert_eq!(
+        counts(env.root.clone()).await,
+        (3, 3),
+        "the root: every active user"
+    );
+}
+
 /// A best-effort batch returns one result per item in request order; good items are
 /// written whatever happens to their neighbours.
 pub async fn check_best_effort_batch_reports_each_item_in_request_order(store: Arc<dyn Store>) {

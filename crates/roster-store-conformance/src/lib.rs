@@ -171,6 +171,7 @@ macro_rules! conformance_tests {
             check_token_of_a_rotated_app_no_longer_authenticates,
             check_created_user_reads_back_through_the_directory,
             check_department_without_order_goes_after_its_siblings,
+            check_department_counts_cover_the_subtree,
             check_best_effort_batch_reports_each_item_in_request_order,
             check_atomic_batch_with_a_bad_item_writes_nothing,
             check_batch_leader_may_be_a_later_item_of_the_same_batch,

@@ -187,6 +187,36 @@ pub(crate) async fn count_departments(pool: &PgPool, tenant: TenantId) -> Result
     u64::try_from(n).map_err(|_| corrupt("department count"))
 }
 
+/// The active users with a membership in a department or below it (each once), and those
+/// whose primary membership is there. `UNION` visits each department once.
+pub(crate) async fn subtree_counts(
+    pool: &PgPool,
+    tenant: TenantId,
+    dept: DeptKey,
+) -> Result<(u64, u64), StoreError> {
+    let (all, primary): (i64, i64) = sqlx::query_as(
+        "WITH RECURSIVE sub(id) AS ( \
+             SELECT $2::bigint \
+             UNION \
+             SELECT d.id FROM departments d JOIN sub ON d.parent_id = sub.id \
+             WHERE d.tenant_id = $1 AND NOT d.is_deleted) \
+         SELECT count(DISTINCT ud.user_id), \
+                count(DISTINCT ud.user_id) FILTER (WHERE ud.is_primary) \
+         FROM sub JOIN user_departments ud ON ud.department_id = sub.id \
+         JOIN users u ON u.id = ud.user_id \
+         WHERE ud.tenant_id = $1 AND NOT u.is_resigned",
+    )
+    .bind(tenant.0)
+    .bind(dept.0)
+    .fetch_one(pool)
+    .await
+    .context("count department subtree members")?;
+    Ok((
+        u64::try_from(all).map_err(|_| corrupt("member count"))?,
+        u64::try_from(primary).map_err(|_| corrupt("member count"))?,
+    ))
+}
+
 pub(crate) async fn department_member_count(
     pool: &PgPool,
     tenant: TenantId,

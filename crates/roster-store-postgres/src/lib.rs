@@ -385,6 +385,14 @@ impl Store for PgStore {
         departments::departments_led_by(&self.pool, tenant, leader).await
     }
 
+    async fn department_subtree_counts(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<(u64, u64), StoreError> {
+        departments::subtree_counts(&self.pool, tenant, dept).await
+    }
+
     async fn department_member_count(
         &self,
         tenant: TenantId,

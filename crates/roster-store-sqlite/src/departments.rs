@@ -345,6 +345,35 @@ pub(crate) fn save_department(
     )
 }
 
+/// The active users with a membership in a department or below it (each once), and those
+/// whose primary membership is there. `UNION` (not `UNION ALL`) visits each department
+/// once, so the walk ends on any table.
+pub(crate) fn subtree_counts(
+    conn: &Connection,
+    tenant: TenantId,
+    dept: DeptKey,
+) -> Result<(u64, u64), StoreError> {
+    let (all, primary): (i64, i64) = conn
+        .prepare_cached(
+            "WITH RECURSIVE sub(id) AS ( \
+                 SELECT ?2 \
+                 UNION \
+                 SELECT d.id FROM departments d JOIN sub ON d.parent_id = sub.id \
+                 WHERE d.tenant_id = ?1 AND NOT d.is_deleted) \
+             SELECT count(DISTINCT ud.user_id), \
+                    count(DISTINCT CASE WHEN ud.is_primary THEN ud.user_id END) \
+             FROM sub JOIN user_departments ud ON ud.department_id = sub.id \
+             JOIN users u ON u.id = ud.user_id \
+             WHERE ud.tenant_id = ?1 AND NOT u.is_resigned",
+        )
+        .and_then(|mut s| s.query_row(params![tenant.0, dept.0], |r| Ok((r.get(0)?, r.get(1)?))))
+        .context("count department subtree members")?;
+    Ok((
+        u64::try_from(all).map_err(|_| corrupt("member count"))?,
+        u64::try_from(primary).map_err(|_| corrupt("member count"))?,
+    ))
+}
+
 /// Live departments led by `leader`, by key, through `departments_leader_idx`.
 pub(crate) fn departments_led_by(
     conn: &Connection,

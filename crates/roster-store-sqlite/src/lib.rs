@@ -543,6 +543,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn department_subtree_counts(
+        &self,
+        tenant: TenantId,
+        dept: DeptKey,
+    ) -> Result<(u64, u64), StoreError> {
+        self.read("department subtree counts", move |conn| {
+            departments::subtree_counts(conn, tenant, dept)
+        })
+        .await
+    }
+
     async fn department_member_count(
         &self,
         tenant: TenantId,

@@ -924,6 +924,27 @@ impl Directory {
         Ok(self.inner.store.get_user(tenant, lookup).await?)
     }
 
+    /// Feishu's `member_count` and `primary_member_count`: the active users in the
+    /// department or below it, and those whose primary department is there. For the root
+    /// that is every active user of the tenant (each has one primary department), which
+    /// the tenant row keeps.
+    pub async fn department_counts(&self, dept: &Department) -> Result<(u64, u64), CoreError> {
+        if dept.is_root() {
+            let active = self
+                .inner
+                .store
+                .get_tenant(dept.tenant)
+                .await?
+                .map_or(0, |t| t.active_users);
+            return Ok((active, active));
+        }
+        Ok(self
+            .inner
+            .store
+            .department_subtree_counts(dept.tenant, dept.key)
+            .await?)
+    }
+
     /// Number of active users directly in a department.
     pub async fn department_member_count(
         &self,
