@@ -406,3 +406,35 @@ def test_department_leaders_snake_case_and_int_order(client, u):
     assert raw["order"] == "100"
     assert [(x["leaderType"], x["leaderID"]) for x in raw["leaders"]] == [(1, leader.open_id)]
     assert resp.data.department.leader_user_id == leader.open_id
+
+
+def test_department_leaders_follow_the_documented_rules(client, u):
+    """The department create doc: `leaders` names exactly one main leader, who must be the
+    `leader_user_id` when both are sent; the main leader is not listed again as a deputy."""
+    import json
+
+    from lark_oapi.api.contact.v3 import CreateDepartmentRequest, Department, DepartmentLeader
+
+    home = mk_dept(client, u)
+    a = mk_user(client, u, [home.open_department_id])
+    b = mk_user(client, u, [home.open_department_id])
+
+    def leader(kind, user):
+        return DepartmentLeader.builder().leader_type(kind).leader_id(user.open_id).build()
+
+    def create(**fields):
+        body = Department.builder().name(u.name("Led")).parent_department_id("0")
+        for k, v in fields.items():
+            body = getattr(body, k)(v)
+        return client.contact.v3.department.create(
+            CreateDepartmentRequest.builder().request_body(body.build()).build())
+
+    assert create(leaders=[leader(1, a), leader(1, b)]).code == 40001, "two main leaders"
+    assert create(leaders=[leader(2, b)]).code == 40001, "deputies without a main leader"
+    assert create(leader_user_id=a.open_id, leaders=[leader(1, b)]).code == 40001, \
+        "a main leader other than leader_user_id"
+    resp = check(create(leader_user_id=a.open_id, leaders=[leader(1, a), leader(2, a), leader(2, b)]),
+                 "create with a main leader listed as a deputy too")
+    raw = json.loads(resp.raw.content)["data"]["department"]
+    assert sorted((x["leaderType"], x["leaderID"]) for x in raw["leaders"]) == sorted(
+        [(1, a.open_id), (2, b.open_id)]), raw["leaders"]

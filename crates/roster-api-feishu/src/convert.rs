@@ -432,6 +432,7 @@ fn custom_attr_out(a: &CustomAttr) -> wire::CustomAttr {
 /// types. One renderer serves a whole response so that repeated references cost one read.
 pub(crate) struct Renderer<'a> {
     dir: &'a Directory,
+    public_url: &'a str,
     tenant: roster_core::TenantId,
     ids: IdTypes,
     depts: HashMap<DeptKey, Option<Department>>,
@@ -439,9 +440,14 @@ pub(crate) struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
-    pub(crate) fn new(dir: &'a Directory, caller: &Caller, ids: IdTypes) -> Self {
+    pub(crate) fn new(
+        state: &'a crate::extract::FeishuState,
+        caller: &Caller,
+        ids: IdTypes,
+    ) -> Self {
         Self {
-            dir,
+            dir: &state.dir,
+            public_url: &state.config.public_url,
             tenant: caller.tenant,
             ids,
             depts: HashMap::new(),
@@ -555,7 +561,7 @@ impl<'a> Renderer<'a> {
                 .unwrap_or_default(),
             mobile_visible: p.mobile_visible,
             gender: p.gender.code(),
-            avatar: avatar(u),
+            avatar: avatar(self.public_url, u),
             status: status(u),
             department_ids,
             leader_user_id,
@@ -590,7 +596,7 @@ impl<'a> Renderer<'a> {
             }
         }
         Ok(wire::SearchUser {
-            avatar: avatar(u),
+            avatar: avatar(self.public_url, u),
             department_ids,
             name: u.profile.name.clone(),
             open_id: u.open_id.to_string(),
@@ -686,6 +692,7 @@ pub(crate) async fn new_department(
         .map(|s| DepartmentId::parse(&s))
         .transpose()?;
     let leaders = body.leaders.unwrap_or_default();
+    check_leaders(body.leader_user_id.as_deref(), &leaders)?;
     let leader_ref = body.leader_user_id.filter(|s| !s.is_empty()).or_else(|| {
         leaders
             .iter()
@@ -734,6 +741,42 @@ async fn active_leader(
 }
 
 /// The deputies (`leaderType` 2) of a `leaders` list, in order.
+/// Feishu's rules for a department's `leaders` (department create doc): a list that names
+/// leaders names exactly one main leader (`leaderType` 1), who is the `leader_user_id` too
+/// when both are sent. Refused with 40001 rather than one of the two quietly dropped.
+fn check_leaders(
+    leader_user_id: Option<&str>,
+    leaders: &[wire::LeaderIn],
+) -> Result<(), FeishuError> {
+    let named: Vec<&wire::LeaderIn> = leaders
+        .iter()
+        .filter(|l| l.leader_id.as_deref().is_some_and(|id| !id.is_empty()))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut mains: Vec<&str> = named
+        .iter()
+        .filter(|l| l.leader_type.unwrap_or(1) == 1)
+        .filter_map(|l| l.leader_id.as_deref())
+        .collect();
+    mains.dedup();
+    match mains.as_slice() {
+        [] => Err(FeishuError::param(
+            "leaders: a main leader (leaderType 1) is required when leaders are given",
+        )),
+        [main] => match leader_user_id.filter(|l| !l.is_empty()) {
+            Some(l) if l != *main => Err(FeishuError::param(
+                "leaders: the main leader must be the leader_user_id",
+            )),
+            _ => Ok(()),
+        },
+        _ => Err(FeishuError::param(
+            "leaders: at most one main leader (leaderType 1)",
+        )),
+    }
+}
+
 async fn deputy_leaders(
     dir: &Directory,
     caller: &Caller,
@@ -861,8 +904,8 @@ pub(crate) async fn user_patch(
 
 /// The avatar URLs of a user. Roster stores no images; the URLs are stable per user so
 /// that clients which cache them by URL behave.
-pub(crate) fn avatar(u: &User) -> wire::Avatar {
-    let base = format!("/avatars/{}", u.open_id);
+pub(crate) fn avatar(public_url: &str, u: &User) -> wire::Avatar {
+    let base = format!("{}/avatars/{}", public_url.trim_end_matches('/'), u.open_id);
     wire::Avatar {
         avatar_72: format!("{base}/72"),
         avatar_240: format!("{base}/240"),
@@ -903,6 +946,9 @@ pub(crate) async fn department_patch(
         None => None,
         Some(p) => Some(dir.get_department(caller, &ids.dept_lookup(&p)).await?.key),
     };
+    if let Some(ls) = &body.leaders {
+        check_leaders(body.leader_user_id.as_deref(), ls)?;
+    }
     let leader_ref = body.leader_user_id.or_else(|| {
         body.leaders.as_ref().map(|ls| {
             ls.iter()

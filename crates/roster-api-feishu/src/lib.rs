@@ -38,6 +38,9 @@ pub struct FeishuConfig {
     pub batch_add_max_users: usize,
     /// Largest request body, bytes (the server's `body_limit`).
     pub body_limit: usize,
+    /// The server's public base URL (`public_url`, else the bound address), which the
+    /// avatar URLs of users start with: Feishu's are absolute, and clients fetch them.
+    pub public_url: std::sync::Arc<str>,
 }
 
 impl Default for FeishuConfig {
@@ -45,6 +48,7 @@ impl Default for FeishuConfig {
         Self {
             batch_add_max_users: 50,
             body_limit: 8 * 1024 * 1024,
+            public_url: std::sync::Arc::from(""),
         }
     }
 }

@@ -83,6 +83,8 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             post(tasks::batch_add),
         )
         .route("/open-apis/contact/v2/task/get", get(tasks::get))
+        // The pictures the users' `avatar` URLs name.
+        .route("/avatars/{open_id}/{size}", get(users::avatar))
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }

@@ -27,6 +27,7 @@ pub(crate) fn app(
     let feishu = roster_api_feishu::FeishuConfig {
         batch_add_max_users: config.feishu_batch_add_max_users,
         body_limit: config.body_limit,
+        public_url: std::sync::Arc::from(invitations.base_url.as_str()),
     };
     let app = Router::new()
         .merge(ops)

@@ -71,7 +71,9 @@ async fn create_to_the_end(
     } else {
         dir.get_department(&caller, &lookup).await?
     };
-    let department = Renderer::new(dir, &caller, ids).department(&dept).await?;
+    let department = Renderer::new(&state, &caller, ids)
+        .department(&dept)
+        .await?;
     Ok(Envelope(wire::DepartmentData { department }))
 }
 
@@ -87,7 +89,7 @@ pub(crate) async fn get(
         .dir
         .get_department(&caller, &ids.dept_lookup(&department_id))
         .await?;
-    let department = Renderer::new(&state.dir, &caller, ids)
+    let department = Renderer::new(&state, &caller, ids)
         .department(&dept)
         .await?;
     Ok(Envelope(wire::DepartmentData { department }))
@@ -108,7 +110,7 @@ pub(crate) async fn patch(
         .dir
         .update_department(&caller, &ids.dept_lookup(&department_id), patch)
         .await?;
-    let department = Renderer::new(&state.dir, &caller, ids)
+    let department = Renderer::new(&state, &caller, ids)
         .department(&dept)
         .await?;
     Ok(Envelope(wire::DepartmentData { department }))
@@ -177,7 +179,7 @@ async fn render_page(
     size: usize,
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let (items, page_token) = page::slice(all, |d| d.key.0, after, size)?;
-    let mut renderer = Renderer::new(&state.dir, caller, ids);
+    let mut renderer = Renderer::new(state, caller, ids);
     let mut out = Vec::with_capacity(items.len());
     for d in &items {
         out.push(renderer.department(d).await?);

@@ -84,7 +84,7 @@ async fn create_to_the_end(
         }
     };
     let user = dir.get_user(&caller, &UserLookup::OpenId(open_id)).await?;
-    let user = Renderer::new(dir, &caller, ids).user(&user).await?;
+    let user = Renderer::new(&state, &caller, ids).user(&user).await?;
     Ok(Envelope(wire::UserData { user }))
 }
 
@@ -115,7 +115,7 @@ pub(crate) async fn get(
         .dir
         .get_user_with_departments(&caller, &ids.user_lookup(&user_id))
         .await?;
-    let user = Renderer::new(&state.dir, &caller, ids)
+    let user = Renderer::new(&state, &caller, ids)
         .knowing(departments)
         .user(&user)
         .await?;
@@ -137,7 +137,7 @@ pub(crate) async fn patch(
         .dir
         .patch_user(&caller, &ids.user_lookup(&user_id), patch)
         .await?;
-    let user = Renderer::new(&state.dir, &caller, ids).user(&user).await?;
+    let user = Renderer::new(&state, &caller, ids).user(&user).await?;
     Ok(Envelope(wire::UserData { user }))
 }
 
@@ -246,7 +246,7 @@ pub(crate) async fn batch(
     // An id asked twice (or a user named by two of its ids) is one user in the answer.
     let mut seen = std::collections::HashSet::new();
     users.retain(|u| seen.insert(u.key));
-    let mut renderer = Renderer::new(&state.dir, &caller, ids);
+    let mut renderer = Renderer::new(&state, &caller, ids);
     let mut items = Vec::with_capacity(users.len());
     for u in &users {
         items.push(renderer.user(u).await?);
@@ -276,7 +276,7 @@ pub(crate) async fn find_by_department(
     } else {
         None
     };
-    let mut renderer = Renderer::new(&state.dir, &caller, ids);
+    let mut renderer = Renderer::new(&state, &caller, ids);
     let mut items = Vec::with_capacity(users.len());
     for u in &users {
         items.push(renderer.user(u).await?);
@@ -303,7 +303,7 @@ pub(crate) async fn search(
     let page_token = next.as_ref().map(page::search_token);
     let users: Vec<_> = found.into_iter().map(|(u, _)| u).collect();
     let mut renderer = Renderer::new(
-        &state.dir,
+        &state,
         &caller,
         IdTypes::from_query(&FeishuQuery::default())?,
     );
@@ -505,3 +505,33 @@ pub(crate) async fn jsapi_ticket(
     let (ticket, expire_in) = state.dir.jsapi_ticket(&caller).await?;
     Ok(OkEnvelope(wire::TicketData { expire_in, ticket }))
 }
+
+/// `GET /avatars/:open_id/:size`: the picture a user's `avatar` URLs name. Roster keeps no
+/// pictures (`avatar_key` refers to Feishu's image store), so every user has the same
+/// neutral silhouette, in every size; it names nobody, so it needs no token, as Feishu's
+/// CDN URLs need none.
+pub(crate) async fn avatar(
+    FeishuPath((_open_id, size)): FeishuPath<(String, String)>,
+) -> Result<axum::response::Response, FeishuError> {
+    use axum::response::IntoResponse as _;
+    if !matches!(size.as_str(), "72" | "240" | "640" | "origin") {
+        return Err(FeishuError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND));
+    }
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, "image/svg+xml"),
+            (http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        AVATAR_SVG,
+    )
+        .into_response())
+}
+
+/// A grey head and shoulders on a light disc.
+const AVATAR_SVG: &str = concat!(
+    r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="640" height="640">"##,
+    r##"<circle cx="32" cy="32" r="32" fill="#e4e7ec"/>"##,
+    r##"<circle cx="32" cy="25" r="11" fill="#9aa3b2"/>"##,
+    r##"<path d="M12 54c2-11 11-17 20-17s18 6 20 17" fill="#9aa3b2"/>"##,
+    "</svg>"
+);

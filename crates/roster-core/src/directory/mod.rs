@@ -661,6 +661,8 @@ impl Directory {
             .await?;
         }
         let mut fields = new.fields;
+        let main = fields.leader.clone();
+        fields.deputies.retain(|d| Some(d) != main.as_ref());
         if new.order_after_siblings {
             fields.order = siblings
                 .iter()
@@ -774,6 +776,9 @@ impl Directory {
         if let Some(order) = patch.order {
             dept.fields.order = order;
         }
+        // The main leader is not also a deputy (a new leader may have been one).
+        let main = dept.fields.leader.clone();
+        dept.fields.deputies.retain(|d| Some(d) != main.as_ref());
         self.save_read(
             caller.tenant,
             &mut [],

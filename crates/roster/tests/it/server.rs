@@ -173,3 +173,33 @@ async fn data_and_tokens_survive_a_restart() {
     assert_eq!(body["data"]["department"]["name"], "Sales");
     let _ = second.token_for(&app_id, &secret).await;
 }
+
+/// A user's avatar URLs are absolute, at the server's address, and answer with a picture;
+/// a size Feishu does not name is a 404 in the envelope.
+#[tokio::test]
+async fn avatar_urls_are_absolute_and_answer_with_a_picture() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let (status, body) = s
+        .post_json(
+            "/open-apis/contact/v3/users",
+            Some(&token),
+            &json!({"name": "Avatar", "mobile": "+8613000000077", "department_ids": ["0"]}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    let url = body["data"]["user"]["avatar"]["avatar_72"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with(&s.url("/avatars/ou_")), "{url}");
+    let resp = s.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()[reqwest::header::CONTENT_TYPE],
+        "image/svg+xml"
+    );
+    assert!(resp.text().await.unwrap().starts_with("<svg"));
+    let (status, body) = read(s.http.get(url.replace("/72", "/73")).send().await.unwrap()).await;
+    assert_eq!((status, body["code"].as_i64()), (404, Some(99_991_201)));
+}
