@@ -219,6 +219,57 @@ pub async fn check_a_move_closing_a_cycle_is_refused_in_the_transaction(store: A
         .expect("a rename");
 }
 
+/// The store re-checks inside its transactions what the core checked on an earlier read:
+/// a department deleted with a live child or an active member, or a department created or
+/// moved under a deleted parent, is `Stale` and writes nothing (the core then reads again
+/// and answers properly).
+pub async fn check_deleted_departments_never_keep_children_or_members(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let r = root(store.as_ref(), t.id).await;
+    let s = store.as_ref();
+    let a = insert_department(s, t.id, r.key, "A", "A", 0).await;
+    let child = insert_department(s, t.id, a.key, "A1", "A1", 0).await;
+    let mut a_deleted = a.clone();
+    a_deleted.is_deleted = true;
+    let r1 = s.update_department(&a_deleted, &cli()).await;
+    assert!(matches!(r1, Err(StoreError::Stale)), "a live child: {r1:?}");
+
+    let mut child_deleted = child.clone();
+    child_deleted.is_deleted = true;
+    s.update_department(&child_deleted, &cli())
+        .await
+        .expect("an empty department is deleted");
+    insert_ok(s, &plain_user(t.id, a.key, "member")).await;
+    let r2 = s.update_department(&a_deleted, &cli()).await;
+    assert!(
+        matches!(r2, Err(StoreError::Stale)),
+        "an active member: {r2:?}"
+    );
+    let stored = get(s, &a, DeptLookup::Key(a.key)).await.expect("A");
+    assert!(!stored.is_deleted, "A stays");
+
+    let b = insert_department(s, t.id, r.key, "B", "B", 0).await;
+    let mut b_deleted = b.clone();
+    b_deleted.is_deleted = true;
+    s.update_department(&b_deleted, &cli())
+        .await
+        .expect("delete B");
+    let under_deleted = s
+        .insert_department(&department(t.id, b.key, "B1", "B1", 0), &cli())
+        .await;
+    assert!(
+        matches!(under_deleted, Err(StoreError::Stale)),
+        "a child of a deleted department: {under_deleted:?}"
+    );
+    let mut moved = get(s, &a, DeptLookup::Key(a.key)).await.expect("A");
+    moved.parent = Some(b.key);
+    let r3 = s.update_department(&moved, &cli()).await;
+    assert!(
+        matches!(r3, Err(StoreError::Stale)),
+        "a move under a deleted department: {r3:?}"
+    );
+}
+
 /// `update_department` writes the parent (a move), every field and `updated_at`.
 pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "Acme", None).await;

@@ -64,6 +64,12 @@ pub(crate) async fn insert_department(
     change: &Change,
 ) -> Result<Department, StoreError> {
     let mut tx = pool.begin().await.context("begin department insert")?;
+    if let Some(parent) = dept.parent {
+        // Under the tree lock, a delete of the parent either committed (and is seen here)
+        // or waits for this insert (and then sees the child).
+        lock_department_tree(&mut tx, dept.tenant).await?;
+        parent_is_live(&mut tx, parent).await?;
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO departments (tenant_id, open_department_id, department_id, \
          department_id_fold, parent_id, name, sort_order, doc, leader_open_id, is_deleted, \
@@ -277,6 +283,41 @@ pub(crate) async fn lock_department_tree(
         .execute(&mut *conn)
         .await
         .context("lock the department tree")?;
+    Ok(())
+}
+
+/// `Stale` unless the parent department is live (a delete committed since the core read it).
+pub(crate) async fn parent_is_live(
+    conn: &mut PgConnection,
+    parent: DeptKey,
+) -> Result<(), StoreError> {
+    let deleted: Option<bool> =
+        sqlx::query_scalar("SELECT is_deleted FROM departments WHERE id = $1")
+            .bind(parent.0)
+            .fetch_optional(&mut *conn)
+            .await
+            .context("check the parent department")?;
+    match deleted {
+        Some(false) => Ok(()),
+        _ => Err(StoreError::Stale),
+    }
+}
+
+/// `Stale` if a department has live children or active members (a child or member added
+/// since the delete's check; the core reads again and refuses the delete).
+pub(crate) async fn still_empty(conn: &mut PgConnection, dept: DeptKey) -> Result<(), StoreError> {
+    let busy: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM departments WHERE parent_id = $1 AND NOT is_deleted) \
+         OR EXISTS (SELECT 1 FROM user_departments ud JOIN users u ON u.id = ud.user_id \
+                    WHERE ud.department_id = $1 AND NOT u.is_resigned)",
+    )
+    .bind(dept.0)
+    .fetch_one(&mut *conn)
+    .await
+    .context("check the department is empty")?;
+    if busy {
+        return Err(StoreError::Stale);
+    }
     Ok(())
 }
 

@@ -18,7 +18,10 @@ use roster_core::{
 use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
-use crate::departments::{closes_cycle, lock_department_tree, lock_departments, write_departments};
+use crate::departments::{
+    closes_cycle, lock_department_tree, lock_departments, parent_is_live, still_empty,
+    write_departments,
+};
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
 use crate::groups::{lock_groups, write_groups};
@@ -182,6 +185,19 @@ async fn try_save(
     // Any error from here on drops the transaction, which rolls everything back. A
     // resurrection past the cap trips the tenants CHECK in add_active (LicenceExceeded).
     write_saved_users(&mut tx, tenant, users).await?;
+    for d in departments {
+        let Some(stored) = stored_depts.get(&d.key.0) else {
+            continue;
+        };
+        if d.is_deleted && !stored.is_deleted {
+            still_empty(&mut tx, d.key).await?;
+        }
+        if !d.is_deleted && d.parent != stored.parent {
+            if let Some(parent) = d.parent {
+                parent_is_live(&mut tx, parent).await?;
+            }
+        }
+    }
     write_departments(&mut tx, tenant, departments).await?;
     for d in departments {
         let moved = stored_depts

@@ -145,6 +145,9 @@ pub(crate) fn insert_department(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin insert department")?;
+    if let Some(parent) = dept.parent {
+        parent_is_live(&tx, parent)?;
+    }
     let id = tx
         .prepare_cached(
             "INSERT INTO departments (tenant_id, open_department_id, department_id, \
@@ -253,6 +256,36 @@ pub(crate) fn count_departments(conn: &Connection, tenant: TenantId) -> Result<u
 /// Writes every column of an existing department and records its event, inside the
 /// caller's transaction (`users::save`). The event's action is inferred from the stored
 /// row: the deleted flag being set is `deleted`, anything else `updated`.
+/// `Stale` unless the parent department is live: a delete committed since the core read
+/// it (the core reads again and answers that the parent does not exist).
+fn parent_is_live(tx: &Connection, parent: DeptKey) -> Result<(), StoreError> {
+    let deleted: Option<bool> = tx
+        .prepare_cached("SELECT is_deleted FROM departments WHERE id = ?1")
+        .and_then(|mut s| s.query_row([parent.0], |r| r.get(0)).optional())
+        .context("check the parent department")?;
+    match deleted {
+        Some(false) => Ok(()),
+        _ => Err(StoreError::Stale),
+    }
+}
+
+/// `Stale` if a department has live children or active members: a delete checked that on
+/// an earlier read, and a child or member added since must not end up under a deleted
+/// department (the core reads again and refuses the delete).
+fn still_empty(tx: &Connection, dept: DeptKey) -> Result<(), StoreError> {
+    let busy: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM departments WHERE parent_id = ?1 AND NOT is_deleted) \
+             OR (SELECT member_count FROM departments WHERE id = ?1) > 0",
+        )
+        .and_then(|mut s| s.query_row([dept.0], |r| r.get(0)))
+        .context("check the department is empty")?;
+    if busy {
+        return Err(StoreError::Stale);
+    }
+    Ok(())
+}
+
 /// Whether a department is its own ancestor: the walk up from it through `parent_id` comes
 /// back to it (bounded, so that it ends on any table). Checked in the transaction that moves
 /// a department, after the write: the core's check ran on an earlier read, and a move
@@ -290,6 +323,14 @@ pub(crate) fn save_department(
         .into_department()?;
     if read_version.is_some_and(|v| v != stored.updated_at) {
         return Err(StoreError::Stale);
+    }
+    if dept.is_deleted && !stored.is_deleted {
+        still_empty(conn, dept.key)?;
+    }
+    if !dept.is_deleted && dept.parent != stored.parent {
+        if let Some(parent) = dept.parent {
+            parent_is_live(conn, parent)?;
+        }
     }
     let action = if dept.is_deleted && !stored.is_deleted {
         ChangeAction::Deleted

@@ -620,6 +620,15 @@ impl Directory {
         caller: &Caller,
         new: NewDepartment,
     ) -> Result<Department, CoreError> {
+        // `Stale`: the parent was deleted after this read it; the next round says so.
+        retry_stale(|| self.create_department_once(caller, new.clone())).await
+    }
+
+    async fn create_department_once(
+        &self,
+        caller: &Caller,
+        new: NewDepartment,
+    ) -> Result<Department, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let parent = self
             .department(caller.tenant, &DeptLookup::Key(new.parent))
