@@ -154,6 +154,69 @@ pub async fn check_racing_patches_of_different_fields_lose_none(store: Arc<dyn S
     );
 }
 
+/// The store re-checks leader rules after a save's writes: a leader change that closes a
+/// cycle with one committed since the caller read, a leader who resigned meanwhile, and a
+/// resignation that leaves someone reporting to the resigned user are `Stale`.
+pub async fn check_saves_never_leave_leader_cycles_or_resigned_leaders(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let s = env.store.as_ref();
+    let a = env
+        .dir
+        .create_user(&env.caller, new_user("lead-a"))
+        .await
+        .expect("a");
+    let b = env
+        .dir
+        .create_user(&env.caller, new_user("lead-b"))
+        .await
+        .expect("b");
+    let mut a_under_b = a.clone();
+    a_under_b.profile.leader = Some(b.open_id.clone());
+    a_under_b.updated_at += 1;
+    s.update_user(&a_under_b, &cli())
+        .await
+        .expect("A reports to B");
+
+    // B, as read before that write, is made to report to A: a cycle.
+    let mut b_under_a = b.clone();
+    b_under_a.profile.leader = Some(a.open_id.clone());
+    b_under_a.updated_at += 1;
+    let r = s.update_user(&b_under_a, &cli()).await;
+    assert!(matches!(r, Err(StoreError::Stale)), "a leader cycle: {r:?}");
+
+    // B resigns while A still reports to B.
+    let mut b_gone = b.clone();
+    b_gone.status.is_resigned = true;
+    b_gone.resigned_at = Some(b.updated_at + 1);
+    b_gone.updated_at += 1;
+    let r = s.update_user(&b_gone, &cli()).await;
+    assert!(
+        matches!(r, Err(StoreError::Stale)),
+        "a report left behind: {r:?}"
+    );
+    let stored_b = get_user(s, env.tenant.id, UserLookup::Key(b.key))
+        .await
+        .expect("b");
+    assert!(!stored_b.status.is_resigned, "B stays active");
+
+    // With the report handed over in the same save, B may resign; then nobody may take B
+    // as a leader.
+    let mut a_free = a_under_b.clone();
+    a_free.profile.leader = None;
+    a_free.updated_at += 1;
+    s.save(env.tenant.id, &[b_gone, a_free.clone()], &[], &[], &cli())
+        .await
+        .expect("resign B, handing A over");
+    let mut a_again = a_free.clone();
+    a_again.profile.leader = Some(b.open_id.clone());
+    a_again.updated_at += 1;
+    let r = s.update_user(&a_again, &cli()).await;
+    assert!(
+        matches!(r, Err(StoreError::Stale)),
+        "a resigned leader: {r:?}"
+    );
+}
+
 /// `save_checked` writes nothing, and answers `Stale`, when an entity changed since the
 /// version the caller read; with the current version it writes.
 pub async fn check_save_checked_refuses_a_stale_read(store: Arc<dyn Store>) {

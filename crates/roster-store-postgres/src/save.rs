@@ -207,6 +207,7 @@ async fn try_save(
             return Err(StoreError::Conflict(ConflictKind::Cycle));
         }
     }
+    check_leaders(&mut tx, tenant, users, &stored_users).await?;
     write_groups(&mut tx, tenant, groups).await?;
     add_active(&mut tx, tenant, delta).await?;
     write_events(
@@ -222,4 +223,81 @@ async fn try_save(
 
 fn missing(what: &str, key: i64) -> StoreError {
     StoreError::Backend(format!("{what} {key} was locked but not read back"))
+}
+
+/// The advisory-lock class of a tenant's leader relations (the second key is the tenant).
+const LEADERS_LOCK_CLASS: i32 = 0x6c65_6164; // "lead"
+
+/// Re-checks, after the save's writes, the leader rules the core checked on an earlier read:
+/// a new leader is active and does not report to the user, and a user who resigns leads
+/// nobody active and no live department any more. `Stale` otherwise (the core reads again
+/// and answers with the rule's error). Saves that change leaders take turns on an advisory
+/// lock taken here, after their own writes, so that the second one's check sees the
+/// first's rows: two changes that each pass the core's check cannot close a cycle or hand
+/// reports to a user who resigns meanwhile.
+async fn check_leaders(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+    stored: &HashMap<i64, User>,
+) -> Result<(), StoreError> {
+    let mut checks: Vec<(&str, Option<&str>)> = Vec::new();
+    for u in users {
+        let Some(before) = stored.get(&u.key.0) else {
+            continue;
+        };
+        if !before.status.is_resigned && u.status.is_resigned {
+            checks.push((u.open_id.as_str(), None));
+        } else if !u.status.is_resigned && u.profile.leader != before.profile.leader {
+            if let Some(leader) = &u.profile.leader {
+                checks.push((u.open_id.as_str(), Some(leader.as_str())));
+            }
+        }
+    }
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let key = i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or_default();
+    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind(LEADERS_LOCK_CLASS)
+        .bind(key)
+        .execute(&mut *tx)
+        .await
+        .context("lock the leader relations")?;
+    for (user, leader) in checks {
+        let broken: bool = match leader {
+            Some(leader) => sqlx::query_scalar(
+                "WITH RECURSIVE up(oid, n) AS ( \
+                     SELECT $2::text, 0 \
+                     UNION ALL \
+                     SELECT u.leader_open_id, up.n + 1 FROM users u JOIN up \
+                     ON u.tenant_id = $1 AND u.open_id = up.oid \
+                     WHERE up.oid <> $3 AND up.n < 64) \
+                 SELECT NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND open_id = $2 \
+                                    AND NOT is_resigned) \
+                     OR EXISTS (SELECT 1 FROM up WHERE oid = $3)",
+            )
+            .bind(tenant.0)
+            .bind(leader)
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await
+            .context("check a new leader")?,
+            None => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND leader_open_id = $2 \
+                                AND NOT is_resigned) \
+                     OR EXISTS (SELECT 1 FROM departments WHERE tenant_id = $1 \
+                                AND leader_open_id = $2 AND NOT is_deleted)",
+            )
+            .bind(tenant.0)
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await
+            .context("check a resigned user leads nobody")?,
+        };
+        if broken {
+            return Err(StoreError::Stale);
+        }
+    }
+    Ok(())
 }

@@ -1029,7 +1029,7 @@ fn save_user(
     row: &UserRow,
     read_version: Option<i64>,
     ctx: &ChangeCtx,
-    counts: &mut MemberCounts,
+    tally: &mut SaveTally,
 ) -> Result<i64, StoreError> {
     let stored = conn
         .prepare_cached(user_select!("WHERE u.tenant_id = ?1 AND u.id = ?2"))
@@ -1046,6 +1046,19 @@ fn save_user(
         return Err(StoreError::Stale);
     }
     let stored = stored.into_user(memberships(conn, key.0)?)?;
+    let new_leader = row.columns.leader_open_id.as_deref();
+    let leader_changed = stored.profile.leader.as_ref().map(OpenId::as_str) != new_leader;
+    let resigns = !stored.status.is_resigned && row.status.is_resigned;
+    if resigns {
+        tally
+            .leader_checks
+            .push(LeaderCheck::Resigned(row.open_id.clone()));
+    } else if let Some(leader) = new_leader.filter(|_| leader_changed && !row.status.is_resigned) {
+        tally.leader_checks.push(LeaderCheck::Leads {
+            user: row.open_id.clone(),
+            leader: leader.to_owned(),
+        });
+    }
     let (action, delta) = match (stored.status.is_resigned, row.status.is_resigned) {
         (false, true) => (ChangeAction::Deleted, -1),
         (true, false) => (ChangeAction::Resurrected, 1),
@@ -1075,8 +1088,12 @@ fn save_user(
             .context("prepare insert user department")?;
         insert_memberships(&mut insert, tenant, key.0, &row.memberships)?;
     }
-    counts.add(&stored.profile.departments, !stored.status.is_resigned, -1);
-    counts.add(&row.memberships, !row.status.is_resigned, 1);
+    tally
+        .counts
+        .add(&stored.profile.departments, !stored.status.is_resigned, -1);
+    tally
+        .counts
+        .add(&row.memberships, !row.status.is_resigned, 1);
     let before = user_snapshot(&stored);
     events::record(
         &mut events::prepare(conn)?,
@@ -1092,6 +1109,59 @@ fn save_user(
         },
     )?;
     Ok(delta)
+}
+
+/// What a save gathers while it writes users: member count changes, and the leader rules to
+/// check once every row is written.
+#[derive(Debug, Default)]
+pub(crate) struct SaveTally {
+    counts: MemberCounts,
+    leader_checks: Vec<LeaderCheck>,
+}
+
+/// A leader rule a save re-checks once all its rows are written, because the core checked
+/// it on an earlier read that a write committed since may have changed.
+#[derive(Debug)]
+pub(crate) enum LeaderCheck {
+    /// `user` got `leader`, who must be active and must not report to `user`.
+    Leads { user: String, leader: String },
+    /// The user resigned: nobody active may still report to them, and no live department
+    /// may still be led by them (a delete hands both over).
+    Resigned(String),
+}
+
+/// `Stale` when a leader rule does not hold after the save's writes (the core reads again
+/// and answers with the rule's error).
+fn check_leader(tx: &Connection, tenant: TenantId, check: &LeaderCheck) -> Result<(), StoreError> {
+    let broken: bool = match check {
+        LeaderCheck::Leads { user, leader } => tx
+            .prepare_cached(
+                "WITH RECURSIVE up(oid, n) AS ( \
+                     SELECT ?2, 0 \
+                     UNION ALL \
+                     SELECT u.leader_open_id, up.n + 1 FROM users u JOIN up \
+                     ON u.tenant_id = ?1 AND u.open_id = up.oid \
+                     WHERE up.oid <> ?3 AND up.n < 64) \
+                 SELECT NOT EXISTS (SELECT 1 FROM users WHERE tenant_id = ?1 AND open_id = ?2 \
+                                    AND NOT is_resigned) \
+                     OR EXISTS (SELECT 1 FROM up WHERE oid = ?3)",
+            )
+            .and_then(|mut s| s.query_row(params![tenant.0, leader, user], |r| r.get(0)))
+            .context("check a new leader")?,
+        LeaderCheck::Resigned(user) => tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ?1 AND leader_open_id = ?2 \
+                                AND NOT is_resigned) \
+                     OR EXISTS (SELECT 1 FROM departments WHERE tenant_id = ?1 \
+                                AND leader_open_id = ?2 AND NOT is_deleted)",
+            )
+            .and_then(|mut s| s.query_row(params![tenant.0, user], |r| r.get(0)))
+            .context("check a resigned user leads nobody")?,
+    };
+    if broken {
+        return Err(StoreError::Stale);
+    }
+    Ok(())
 }
 
 /// A department to save with the `department_snapshot` of it as written.
@@ -1113,14 +1183,21 @@ pub(crate) fn save(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin save")?;
     let mut delta: i64 = 0;
-    let mut counts = MemberCounts::default();
+    let mut tally = SaveTally::default();
     for (key, row) in users {
-        delta += save_user(&tx, tenant, *key, row, read.user(*key), ctx, &mut counts)?;
+        delta += save_user(&tx, tenant, *key, row, read.user(*key), ctx, &mut tally)?;
     }
+    let SaveTally {
+        counts,
+        leader_checks,
+    } = tally;
     counts.write(&tx)?;
     for (dept, after) in depts {
         let expected = read.department(dept.key);
         departments::save_department(&tx, tenant, dept, after, expected, ctx)?;
+    }
+    for check in &leader_checks {
+        check_leader(&tx, tenant, check)?;
     }
     if !groups.is_empty() {
         // A group has no update time of its own; its events are dated by the wall clock.
