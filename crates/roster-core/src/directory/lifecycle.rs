@@ -277,14 +277,7 @@ impl Directory {
             .filter(|kv| !before.contains(kv))
             .collect();
         self.check_unique_against_others(&user, &changed).await?;
-        self.save_read(
-            caller.tenant,
-            std::slice::from_mut(&mut user),
-            &mut [],
-            &[],
-            &change_of(caller),
-        )
-        .await?;
+        self.save_read_user(caller, &mut user).await?;
         Ok(user)
     }
 
@@ -320,14 +313,7 @@ impl Directory {
                 .await?;
         }
         user.user_id = new_id;
-        self.save_read(
-            caller.tenant,
-            std::slice::from_mut(&mut user),
-            &mut [],
-            &[],
-            &change_of(caller),
-        )
-        .await?;
+        self.save_read_user(caller, &mut user).await?;
         Ok(user)
     }
 
@@ -696,14 +682,7 @@ impl Directory {
         self.check_unique_against_others(&user, &values).await?;
         user.status.is_resigned = false;
         user.resigned_at = None;
-        self.save_read(
-            caller.tenant,
-            std::slice::from_mut(&mut user),
-            &mut [],
-            &[],
-            &change_of(caller),
-        )
-        .await?;
+        self.save_read_user(caller, &mut user).await?;
         Ok(user)
     }
 
@@ -713,14 +692,7 @@ impl Directory {
         retry_stale(|| async {
             let mut user = self.user_for_change(caller, lookup).await?;
             user.logout_at = Some(self.inner.clock.now_ms());
-            self.save_read(
-                caller.tenant,
-                std::slice::from_mut(&mut user),
-                &mut [],
-                &[],
-                &change_of(caller),
-            )
-            .await
+            self.save_read_user(caller, &mut user).await
         })
         .await
     }

@@ -788,14 +788,7 @@ impl Directory {
         // The main leader is not also a deputy (a new leader may have been one).
         let main = dept.fields.leader.clone();
         dept.fields.deputies.retain(|d| Some(d) != main.as_ref());
-        self.save_read(
-            caller.tenant,
-            &mut [],
-            std::slice::from_mut(&mut dept),
-            &[],
-            &change_of(caller),
-        )
-        .await?;
+        self.save_read_department(caller, &mut dept).await?;
         Ok(dept)
     }
 
@@ -873,14 +866,7 @@ impl Directory {
             ));
         }
         dept.is_deleted = true;
-        self.save_read(
-            caller.tenant,
-            &mut [],
-            std::slice::from_mut(&mut dept),
-            &[],
-            &change_of(caller),
-        )
-        .await?;
+        self.save_read_department(caller, &mut dept).await?;
         Ok(())
     }
 
@@ -912,6 +898,38 @@ impl Directory {
             .save_checked(tenant, users, departments, groups, &read, change)
             .await?;
         Ok(())
+    }
+
+    /// `save_read` of one user the caller changed.
+    pub(crate) async fn save_read_user(
+        &self,
+        caller: &Caller,
+        user: &mut User,
+    ) -> Result<(), CoreError> {
+        self.save_read(
+            caller.tenant,
+            std::slice::from_mut(user),
+            &mut [],
+            &[],
+            &change_of(caller),
+        )
+        .await
+    }
+
+    /// `save_read` of one department the caller changed.
+    pub(crate) async fn save_read_department(
+        &self,
+        caller: &Caller,
+        dept: &mut Department,
+    ) -> Result<(), CoreError> {
+        self.save_read(
+            caller.tenant,
+            &mut [],
+            std::slice::from_mut(dept),
+            &[],
+            &change_of(caller),
+        )
+        .await
     }
 
     /// Reads a department by key for rendering references (ids in responses); no scope
