@@ -23,8 +23,11 @@ impl SmtpSender {
             return Err(bad("only smtp:// is supported (TLS relays are not yet)"));
         }
         let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+        // One delivery attempt must end well within the outbox claim's lease (60 s), or
+        // another node could claim the message and send it again.
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(parsed.port().unwrap_or(25));
+            .port(parsed.port().unwrap_or(25))
+            .timeout(Some(std::time::Duration::from_secs(30)));
         if !parsed.username().is_empty() {
             let user = percent_decode(parsed.username());
             let pass = percent_decode(parsed.password().unwrap_or_default());

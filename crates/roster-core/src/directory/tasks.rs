@@ -23,6 +23,8 @@ pub const TASK_CHUNK: usize = 1000;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How long a claimed outbox message is reserved for one delivery attempt.
 const MAIL_LEASE_MS: i64 = 60_000;
+/// Most messages one `deliver_outbox` round sends.
+const MAIL_ROUND: usize = 20;
 
 /// A batch to run in the background: each item a parsed user (or its error) with the
 /// dialect's echo.
@@ -334,14 +336,22 @@ impl Directory {
     /// Delivers due e-mails from the outbox through `sender`; failures are retried with
     /// exponential backoff (5 s doubling, at most an hour). Returns how many were sent.
     pub async fn deliver_outbox(&self, sender: &dyn MailSender) -> Result<usize, CoreError> {
-        let now = self.inner.clock.now_ms();
-        let due = self
-            .inner
-            .store
-            .claim_outbox(now, 20, MAIL_LEASE_MS)
-            .await?;
         let mut sent = 0;
-        for m in due {
+        // One message claimed at a time, each sent right after its claim: a claim of many
+        // sent one by one outlives its lease behind a slow relay, and another node then
+        // claims and sends the tail again (the sender's timeout is below the lease).
+        for _ in 0..MAIL_ROUND {
+            let now = self.inner.clock.now_ms();
+            let Some(m) = self
+                .inner
+                .store
+                .claim_outbox(now, 1, MAIL_LEASE_MS)
+                .await?
+                .into_iter()
+                .next()
+            else {
+                break;
+            };
             match sender.send(&m.recipient, &m.subject, &m.body).await {
                 Ok(()) => {
                     self.inner
