@@ -230,6 +230,7 @@ macro_rules! conformance_tests {
             check_racing_activations_of_one_link_succeed_once,
             check_a_submitted_task_runs_to_done_with_outcomes_in_request_order,
             check_a_dead_workers_task_is_taken_over_and_writes_each_user_once,
+            check_a_stopping_worker_hands_its_task_over_at_once,
             check_deliver_outbox_sends_invitations_and_retries_failures_later,
             check_activation_link_of_a_delivered_invitation_works_once,
             check_bi_members_round_trip_and_a_user_joins_once,

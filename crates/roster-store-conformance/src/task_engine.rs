@@ -582,6 +582,56 @@ pub async fn check_a_dead_workers_task_is_taken_over_and_writes_each_user_once(
     assert_eq!(after, done);
 }
 
+/// A worker told to stop finishes the chunk in hand and ends its lease at once, so that
+/// another worker takes the rest of the task over now, not when the lease would run out.
+pub async fn check_a_stopping_worker_hands_its_task_over_at_once(store: Arc<dyn Store>) {
+    let (env, clock) = task_env(store, "Acme").await;
+    let s = env.store.as_ref();
+    let inputs: Vec<Result<NewUser, ItemError>> = (0..10_000)
+        .map(|i| Ok(new_user(&format!("stop-{i}"))))
+        .collect();
+    let queued = submit(&env, &inputs, false).await;
+    let worker = Worker::start(&env.dir, "stopping");
+    let start = Instant::now();
+    loop {
+        let (task, _) = env
+            .dir
+            .get_task(&env.caller, &queued.id)
+            .await
+            .expect("the task reads back");
+        if task.succeeded > 0 {
+            break;
+        }
+        assert!(start.elapsed() < PATIENCE, "no chunk committed: {task:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.stop().await;
+    let (task, _) = env
+        .dir
+        .get_task(&env.caller, &queued.id)
+        .await
+        .expect("the task reads back");
+    assert_eq!(
+        task.status,
+        TaskStatus::Running,
+        "the worker stopped after a chunk, before the end: {task:?}"
+    );
+    assert!(
+        task.succeeded % 1000 == 0 && task.succeeded < 10_000,
+        "{task:?}"
+    );
+    // The clock has not moved: only a lease that was ended lets another worker in.
+    let next = s
+        .claim_task("next", clock.now_ms(), 30_000)
+        .await
+        .expect("claim_task");
+    assert_eq!(
+        next.map(|t| t.id),
+        Some(queued.id.clone()),
+        "the stopped worker's task is claimable at once"
+    );
+}
+
 /// `deliver_outbox` sends the due invitation e-mails (never the SMS notices) with the stored
 /// subject and body and marks them sent; a failed attempt is counted, its error kept, and
 /// the message is not sent again before its retry time (5 s later), then it is; a sent

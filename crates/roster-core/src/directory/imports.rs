@@ -320,6 +320,7 @@ impl Directory {
         task: Task,
         worker: &str,
         invitations: &Invitations,
+        stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), CoreError> {
         let Some(app) = self.inner.store.get_app(&task.app_id).await? else {
             self.inner
@@ -388,6 +389,9 @@ impl Directory {
                 }
                 other => other,
             };
+            if self.hand_over_if_stopping(&task.id, worker, stop).await? {
+                return Ok(());
+            }
             let until = self.inner.clock.now_ms() + invitations.lease_ms;
             if !self
                 .inner

@@ -141,7 +141,7 @@ impl Directory {
             {
                 Ok(Some(task)) => {
                     let id = task.id.clone();
-                    if let Err(err) = self.process_task(task, &worker, &invitations).await {
+                    if let Err(err) = self.process_task(task, &worker, &invitations, &stop).await {
                         tracing::error!(task = %id, "failed to process task: {err}");
                         // The lease runs out and the task is retried; a task that cannot
                         // succeed at all is marked failed so that it stops being retried.
@@ -178,9 +178,10 @@ impl Directory {
         task: Task,
         worker: &str,
         invitations: &Invitations,
+        stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<(), CoreError> {
         if task.kind == crate::import::IMPORT_KIND {
-            return self.process_import(task, worker, invitations).await;
+            return self.process_import(task, worker, invitations, stop).await;
         }
         // The task acts with the submitting app's current rights; an app deleted meanwhile
         // leaves its task failed.
@@ -274,6 +275,9 @@ impl Directory {
                 tracing::warn!(task = %task.id, "lost the task's lease; another worker has it");
                 return Ok(());
             }
+            if self.hand_over_if_stopping(&task.id, worker, stop).await? {
+                return Ok(());
+            }
             let until = self.inner.clock.now_ms() + invitations.lease_ms;
             if !self
                 .inner
@@ -284,6 +288,23 @@ impl Directory {
                 return Ok(());
             }
         }
+    }
+
+    /// When the process is stopping, ends the worker's lease at once (after a committed
+    /// chunk), so that another node takes the task over now rather than when the lease
+    /// would have run out; returns whether the worker should stop.
+    pub(super) async fn hand_over_if_stopping(
+        &self,
+        task: &crate::task::TaskId,
+        worker: &str,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<bool, CoreError> {
+        if !*stop.borrow() {
+            return Ok(false);
+        }
+        tracing::info!(task = %task, "stopping: the task is left to the next worker");
+        self.inner.store.renew_task_lease(task, worker, 0).await?;
+        Ok(true)
     }
 
     /// The invitation of a new user: an e-mail with an activation link, or, with only a
