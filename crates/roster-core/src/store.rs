@@ -486,13 +486,16 @@ pub trait Store: Send + Sync + 'static {
     /// The current JSAPI ticket of an app and its expiry (ms), if any.
     async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError>;
 
-    /// Stores (replaces) an app's JSAPI ticket.
+    /// Stores an app's JSAPI ticket unless it has one that expires at or after
+    /// `replace_before`, and returns the ticket stored now with its expiry: of several
+    /// processes asking for a new ticket at once, all hand out the one that was stored.
     async fn put_jsapi_ticket(
         &self,
         app_id: &AppId,
         ticket: &str,
         expires_at: i64,
-    ) -> Result<(), StoreError>;
+        replace_before: i64,
+    ) -> Result<(String, i64), StoreError>;
 
     // ----- change events -----
 

@@ -217,6 +217,23 @@ pub async fn check_saves_never_leave_leader_cycles_or_resigned_leaders(store: Ar
     );
 }
 
+/// 16 concurrent first requests for an app's JSAPI ticket all get the same ticket (the one
+/// stored), as Feishu hands out one ticket while it is valid.
+pub async fn check_racing_first_jsapi_ticket_requests_get_one_ticket(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let results = race(|_| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        async move { dir.jsapi_ticket(&caller).await }
+    })
+    .await;
+    let tickets: HashSet<String> = results
+        .into_iter()
+        .map(|r| r.expect("a ticket").0)
+        .collect();
+    assert_eq!(tickets.len(), 1, "one ticket for every caller: {tickets:?}");
+}
+
 /// `save_checked` writes nothing, and answers `Stale`, when an entity changed since the
 /// version the caller read; with the current version it writes.
 pub async fn check_save_checked_refuses_a_stale_read(store: Arc<dyn Store>) {

@@ -214,7 +214,7 @@ pub async fn check_jsapi_tickets_are_stored_per_app_and_replaced(store: Arc<dyn 
     );
 
     let exp = now_ms() + 7_200_000;
-    s.put_jsapi_ticket(&a.app_id, "ticket-1", exp)
+    s.put_jsapi_ticket(&a.app_id, "ticket-1", exp, i64::MAX)
         .await
         .expect("put");
     assert_eq!(
@@ -223,7 +223,7 @@ pub async fn check_jsapi_tickets_are_stored_per_app_and_replaced(store: Arc<dyn 
     );
     assert_eq!(get(b.app_id.clone()).await, None);
 
-    s.put_jsapi_ticket(&a.app_id, "ticket-2", exp + 1_000)
+    s.put_jsapi_ticket(&a.app_id, "ticket-2", exp + 1_000, i64::MAX)
         .await
         .expect("replace");
     assert_eq!(
@@ -231,7 +231,14 @@ pub async fn check_jsapi_tickets_are_stored_per_app_and_replaced(store: Arc<dyn 
         Some(("ticket-2".to_owned(), exp + 1_000)),
         "a put replaces the ticket and its expiry"
     );
-    s.put_jsapi_ticket(&b.app_id, "ticket-b", exp - 5)
+    assert_eq!(
+        s.put_jsapi_ticket(&a.app_id, "ticket-3", exp + 9_000, exp)
+            .await
+            .expect("a put while the stored ticket is good"),
+        ("ticket-2".to_owned(), exp + 1_000),
+        "a ticket that expires after `replace_before` stays, and is what the put returns"
+    );
+    s.put_jsapi_ticket(&b.app_id, "ticket-b", exp - 5, i64::MAX)
         .await
         .expect("put");
     assert_eq!(

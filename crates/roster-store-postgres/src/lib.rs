@@ -525,8 +525,9 @@ impl Store for PgStore {
         app_id: &AppId,
         ticket: &str,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
-        tenants::put_jsapi_ticket(&self.pool, app_id, ticket, expires_at).await
+        replace_before: i64,
+    ) -> Result<(String, i64), StoreError> {
+        tenants::put_jsapi_ticket(&self.pool, app_id, ticket, expires_at, replace_before).await
     }
 
     async fn list_events(

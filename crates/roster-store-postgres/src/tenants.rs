@@ -316,22 +316,29 @@ pub(crate) async fn jsapi_ticket(
         .context("load JSAPI ticket")
 }
 
+/// Stores the app's JSAPI ticket unless the stored one expires at or after
+/// `replace_before`; returns the ticket stored now. The upsert waits for a racing one on
+/// the same row, so the read after it sees whichever was stored.
 pub(crate) async fn put_jsapi_ticket(
     pool: &PgPool,
     app_id: &AppId,
     ticket: &str,
     expires_at: i64,
-) -> Result<(), StoreError> {
+    replace_before: i64,
+) -> Result<(String, i64), StoreError> {
     sqlx::query(
         "INSERT INTO jsapi_tickets (app_id, ticket, expires_at) VALUES ($1, $2, $3) \
          ON CONFLICT (app_id) DO UPDATE SET ticket = EXCLUDED.ticket, \
-         expires_at = EXCLUDED.expires_at",
+         expires_at = EXCLUDED.expires_at WHERE jsapi_tickets.expires_at < $4",
     )
     .bind(app_id.as_str())
     .bind(ticket)
     .bind(expires_at)
+    .bind(replace_before)
     .execute(pool)
     .await
     .context("store JSAPI ticket")?;
-    Ok(())
+    jsapi_ticket(pool, app_id)
+        .await?
+        .ok_or_else(|| StoreError::Backend("the stored JSAPI ticket vanished".into()))
 }

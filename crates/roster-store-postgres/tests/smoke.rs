@@ -1050,13 +1050,19 @@ async fn jsapi_tickets_are_upserted_per_app() {
     db.insert_app(&a).await.unwrap();
     db.insert_app(&b).await.unwrap();
     assert_eq!(db.jsapi_ticket(&a.app_id).await.unwrap(), None);
-    db.put_jsapi_ticket(&a.app_id, "t-1", 1_000).await.unwrap();
+    db.put_jsapi_ticket(&a.app_id, "t-1", 1_000, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(
         db.jsapi_ticket(&a.app_id).await.unwrap(),
         Some(("t-1".to_owned(), 1_000))
     );
-    db.put_jsapi_ticket(&a.app_id, "t-2", 2_000).await.unwrap();
-    db.put_jsapi_ticket(&b.app_id, "t-b", 3_000).await.unwrap();
+    db.put_jsapi_ticket(&a.app_id, "t-2", 2_000, i64::MAX)
+        .await
+        .unwrap();
+    db.put_jsapi_ticket(&b.app_id, "t-b", 3_000, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(
         db.jsapi_ticket(&a.app_id).await.unwrap(),
         Some(("t-2".to_owned(), 2_000)),
@@ -1068,7 +1074,7 @@ async fn jsapi_tickets_are_upserted_per_app() {
     );
     // A ticket goes with its app.
     assert!(db
-        .put_jsapi_ticket(&RandomIds.app_id(), "t", 1)
+        .put_jsapi_ticket(&RandomIds.app_id(), "t", 1, i64::MAX)
         .await
         .is_err());
 }

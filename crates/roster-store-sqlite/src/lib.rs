@@ -807,11 +807,12 @@ impl Store for SqliteStore {
         app_id: &AppId,
         ticket: &str,
         expires_at: i64,
-    ) -> Result<(), StoreError> {
+        replace_before: i64,
+    ) -> Result<(String, i64), StoreError> {
         let app_id = app_id.clone();
         let ticket = ticket.to_owned();
         self.write("store JSAPI ticket", move |conn| {
-            tenants::put_jsapi_ticket(conn, &app_id, &ticket, expires_at)
+            tenants::put_jsapi_ticket(conn, &app_id, &ticket, expires_at, replace_before)
         })
         .await
     }

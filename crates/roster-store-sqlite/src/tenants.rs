@@ -285,19 +285,22 @@ pub(crate) fn jsapi_ticket(
         .context("load JSAPI ticket")
 }
 
-/// Stores the app's JSAPI ticket, replacing the previous one.
+/// Stores the app's JSAPI ticket unless the stored one expires at or after
+/// `replace_before`; returns the ticket stored now.
 pub(crate) fn put_jsapi_ticket(
     conn: &Connection,
     app_id: &AppId,
     ticket: &str,
     expires_at: i64,
-) -> Result<(), StoreError> {
+    replace_before: i64,
+) -> Result<(String, i64), StoreError> {
     conn.prepare_cached(
         "INSERT INTO jsapi_tickets (app_id, ticket, expires_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (app_id) DO UPDATE SET ticket = excluded.ticket, \
-         expires_at = excluded.expires_at",
+         expires_at = excluded.expires_at WHERE jsapi_tickets.expires_at < ?4",
     )
-    .and_then(|mut s| s.execute(params![app_id.as_str(), ticket, expires_at]))
+    .and_then(|mut s| s.execute(params![app_id.as_str(), ticket, expires_at, replace_before]))
     .context("store JSAPI ticket")?;
-    Ok(())
+    jsapi_ticket(conn, app_id)?
+        .ok_or_else(|| StoreError::Backend("the stored JSAPI ticket vanished".into()))
 }

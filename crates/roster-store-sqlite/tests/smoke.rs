@@ -1225,14 +1225,14 @@ async fn a_jsapi_ticket_is_stored_and_replaced() {
     };
     s.insert_app(&app).await.unwrap();
     assert_eq!(s.jsapi_ticket(&app.app_id).await.unwrap(), None);
-    s.put_jsapi_ticket(&app.app_id, "first", 1_000)
+    s.put_jsapi_ticket(&app.app_id, "first", 1_000, i64::MAX)
         .await
         .unwrap();
     assert_eq!(
         s.jsapi_ticket(&app.app_id).await.unwrap(),
         Some(("first".into(), 1_000))
     );
-    s.put_jsapi_ticket(&app.app_id, "second", 2_000)
+    s.put_jsapi_ticket(&app.app_id, "second", 2_000, i64::MAX)
         .await
         .unwrap();
     assert_eq!(
@@ -1242,7 +1242,8 @@ async fn a_jsapi_ticket_is_stored_and_replaced() {
     assert_eq!(s.jsapi_ticket(&RandomIds.app_id()).await.unwrap(), None);
     // A ticket belongs to an existing app.
     assert!(matches!(
-        s.put_jsapi_ticket(&RandomIds.app_id(), "orphan", 1).await,
+        s.put_jsapi_ticket(&RandomIds.app_id(), "orphan", 1, i64::MAX)
+            .await,
         Err(StoreError::Backend(_))
     ));
 }

@@ -710,11 +710,14 @@ impl Directory {
         }
         let ticket = self.inner.ids.hex(20);
         let expires_at = now + JSAPI_TICKET_TTL_S * 1000;
-        self.inner
+        // A request that raced this one may have stored its ticket first: that one is
+        // handed out, so that every caller gets the same ticket while it is valid.
+        let (ticket, expires_at) = self
+            .inner
             .store
-            .put_jsapi_ticket(&caller.app_id, &ticket, expires_at)
+            .put_jsapi_ticket(&caller.app_id, &ticket, expires_at, now + 60_000)
             .await?;
-        Ok((ticket, JSAPI_TICKET_TTL_S))
+        Ok((ticket, (expires_at - now) / 1000))
     }
 
     /// Runs `op` at most once per idempotency key: a repeat with the same fingerprint gets
