@@ -67,7 +67,7 @@ pub(crate) async fn insert_department(
     if let Some(parent) = dept.parent {
         // Under the tree lock, a delete of the parent either committed (and is seen here)
         // or waits for this insert (and then sees the child).
-        lock_department_tree(&mut tx, dept.tenant).await?;
+        lock_tenant_for(&mut tx, dept.tenant, TenantLock::DepartmentTree).await?;
         parent_is_live(&mut tx, parent).await?;
     }
     let id: i64 = sqlx::query_scalar(
@@ -263,26 +263,34 @@ pub(crate) async fn departments_led_by(
 
 // ----- save (see save.rs) -----
 
-/// Reads and locks the stored rows of the given departments, in key order (the one lock
-/// order of every writer), for the rest of the caller's transaction. A key that is not a
-/// department of the tenant is a backend error: the core saves only what it has just read.
-/// The advisory-lock class of a tenant's department tree (the second key is the tenant).
-const TREE_LOCK_CLASS: i32 = 0x7472_6565; // "tree"
+/// A tenant-wide advisory lock, held until the transaction ends: writes that must see each
+/// other's rows for a check made inside them take turns on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TenantLock {
+    /// Department writes (moves, creates, deletes).
+    DepartmentTree,
+    /// Saves that change a leader or resign a user.
+    Leaders,
+}
 
-/// Takes the tenant's department-tree lock until the transaction ends: department writes of
-/// one tenant take turns, so that the checks made inside them see each other's moves.
-pub(crate) async fn lock_department_tree(
+/// Takes one of the tenant's advisory locks until the transaction ends.
+pub(crate) async fn lock_tenant_for(
     conn: &mut PgConnection,
     tenant: TenantId,
+    lock: TenantLock,
 ) -> Result<(), StoreError> {
+    let (class, what) = match lock {
+        TenantLock::DepartmentTree => (0x7472_6565, "lock the department tree"), // "tree"
+        TenantLock::Leaders => (0x6c65_6164, "lock the leader relations"),       // "lead"
+    };
     // The two-key form takes 32-bit keys; tenants are numbered from 1, far below that.
     let key = i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or_default();
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(TREE_LOCK_CLASS)
+        .bind(class)
         .bind(key)
         .execute(&mut *conn)
         .await
-        .context("lock the department tree")?;
+        .context(what)?;
     Ok(())
 }
 
@@ -341,6 +349,9 @@ pub(crate) async fn closes_cycle(
     .context("check the department tree for a cycle")
 }
 
+/// Reads and locks the stored rows of the given departments, in key order (the one lock
+/// order of every writer), for the rest of the caller's transaction. A key that is not a
+/// department of the tenant is a backend error: the core saves only what it has just read.
 pub(crate) async fn lock_departments(
     conn: &mut PgConnection,
     tenant: TenantId,

@@ -19,8 +19,8 @@ use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
 use crate::departments::{
-    closes_cycle, lock_department_tree, lock_departments, parent_is_live, still_empty,
-    write_departments,
+    closes_cycle, lock_departments, lock_tenant_for, parent_is_live, still_empty,
+    write_departments, TenantLock,
 };
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
@@ -82,7 +82,7 @@ async fn try_save(
         // Department writes of one tenant take turns, so that the cycle check below sees
         // every move committed before this one (two moves that each pass the core's check
         // on an earlier read would otherwise close a cycle together).
-        lock_department_tree(&mut tx, tenant).await?;
+        lock_tenant_for(&mut tx, tenant, TenantLock::DepartmentTree).await?;
     }
     let stored_depts: HashMap<i64, Department> = lock_departments(&mut tx, tenant, &dept_keys)
         .await?
@@ -225,9 +225,6 @@ fn missing(what: &str, key: i64) -> StoreError {
     StoreError::Backend(format!("{what} {key} was locked but not read back"))
 }
 
-/// The advisory-lock class of a tenant's leader relations (the second key is the tenant).
-const LEADERS_LOCK_CLASS: i32 = 0x6c65_6164; // "lead"
-
 /// Re-checks, after the save's writes, the leader rules the core checked on an earlier read:
 /// a new leader is active and does not report to the user, and a user who resigns leads
 /// nobody active and no live department any more. `Stale` otherwise (the core reads again
@@ -257,13 +254,7 @@ async fn check_leaders(
     if checks.is_empty() {
         return Ok(());
     }
-    let key = i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or_default();
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind(LEADERS_LOCK_CLASS)
-        .bind(key)
-        .execute(&mut *tx)
-        .await
-        .context("lock the leader relations")?;
+    lock_tenant_for(tx, tenant, TenantLock::Leaders).await?;
     for (user, leader) in checks {
         let broken: bool = match leader {
             Some(leader) => sqlx::query_scalar(
