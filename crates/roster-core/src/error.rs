@@ -108,6 +108,12 @@ pub enum StoreError {
     /// written. The core reads again and reapplies its change.
     #[error("changed by another write since it was read")]
     Stale,
+    /// An inserted user names a department that was deleted, or a leader who resigned,
+    /// after the core checked it: only the write transaction sees this for certain. The
+    /// field names which (`department_ids` or `leader_user_id`). The row is refused; the
+    /// others of a non-atomic insert are written.
+    #[error("{0} names something deleted since it was checked")]
+    Gone(&'static str),
     /// Anything else: connection lost, disk full, a bug. Never shown to clients.
     #[error("storage backend failure: {0}")]
     Backend(String),
@@ -254,6 +260,15 @@ impl From<StoreError> for CoreError {
                     _ => "the write conflicts with a change committed meanwhile",
                 },
             ),
+            StoreError::Gone(field) => CoreError::BadReference {
+                field,
+                reason: if field == "leader_user_id" {
+                    "the user has resigned"
+                } else {
+                    "the department does not exist"
+                }
+                .into(),
+            },
             other @ (StoreError::Backend(_) | StoreError::Stale) => CoreError::Storage(other),
         }
     }

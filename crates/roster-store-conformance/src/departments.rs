@@ -270,6 +270,103 @@ pub async fn check_deleted_departments_never_keep_children_or_members(store: Arc
     );
 }
 
+/// Users never end up in a department deleted after the core checked it, nor under a leader
+/// who resigned meanwhile: an insert refuses such a row with `Gone` (the rest of a
+/// best-effort batch is written, an atomic batch writes nothing), and a save that moves a
+/// user into a deleted department is `Stale`. A leader inserted earlier in the same batch
+/// counts as active.
+pub async fn check_users_never_join_a_deleted_department_or_a_resigned_leader(
+    store: Arc<dyn Store>,
+) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let r = root(store.as_ref(), t.id).await;
+    let s = store.as_ref();
+    let gone = insert_department(s, t.id, r.key, "Gone", "Gone", 0).await;
+    let mut deleted = gone.clone();
+    deleted.is_deleted = true;
+    s.update_department(&deleted, &cli())
+        .await
+        .expect("delete an empty department");
+    let boss = insert_ok(s, &plain_user(t.id, r.key, "boss")).await;
+    resign(s, &boss, now_ms()).await;
+
+    let into_gone = plain_user(t.id, gone.key, "into-gone");
+    let mut under_resigned = plain_user(t.id, r.key, "under-resigned");
+    under_resigned.profile.leader = Some(boss.open_id.clone());
+    let fine = plain_user(t.id, r.key, "fine");
+    let mut under_fine = plain_user(t.id, r.key, "under-fine");
+    under_fine.profile.leader = Some(fine.open_id.clone());
+    let batch = [into_gone, under_resigned, fine, under_fine];
+
+    let atomic = s
+        .insert_users(t.id, &batch, true, &cli())
+        .await
+        .expect("an atomic insert answers per user");
+    assert!(
+        matches!(atomic[0], Err(StoreError::Gone("department_ids"))),
+        "a deleted department: {:?}",
+        atomic[0]
+    );
+    assert!(
+        matches!(atomic[1], Err(StoreError::Gone("leader_user_id"))),
+        "a resigned leader: {:?}",
+        atomic[1]
+    );
+    let lookup = |u: &roster_core::User| roster_core::UserLookup::OpenId(u.open_id.to_string());
+    assert!(
+        s.get_user(t.id, &lookup(&batch[2]))
+            .await
+            .expect("read")
+            .is_none(),
+        "an atomic batch with a refused row writes nothing"
+    );
+
+    let results = s
+        .insert_users(t.id, &batch, false, &cli())
+        .await
+        .expect("a best-effort insert answers per user");
+    assert!(matches!(
+        results[0],
+        Err(StoreError::Gone("department_ids"))
+    ));
+    assert!(matches!(
+        results[1],
+        Err(StoreError::Gone("leader_user_id"))
+    ));
+    assert!(
+        results[2].is_ok() && results[3].is_ok(),
+        "the good rows are written, a leader of the same batch included: {results:?}"
+    );
+    assert!(s
+        .get_user(t.id, &lookup(&batch[0]))
+        .await
+        .expect("read")
+        .is_none());
+    let members = s
+        .department_member_count(t.id, gone.key)
+        .await
+        .expect("department_member_count");
+    assert_eq!(members, 0, "nobody joined the deleted department");
+
+    let mut mover = s
+        .get_user(t.id, &lookup(&batch[2]))
+        .await
+        .expect("read")
+        .expect("fine was written");
+    mover.profile.departments.push(Membership {
+        department: gone.key,
+        user_order: 0,
+        department_order: 0,
+        is_primary: false,
+    });
+    mover.updated_at += 1;
+    let joined = s.update_user(&mover, &cli()).await;
+    assert!(
+        matches!(joined, Err(StoreError::Stale)),
+        "a move into a deleted department: {joined:?}"
+    );
+}
+
 /// `update_department` writes the parent (a move), every field and `updated_at`.
 pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "Acme", None).await;

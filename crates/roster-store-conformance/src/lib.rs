@@ -131,6 +131,7 @@ macro_rules! conformance_tests {
             check_updating_a_department_moves_it_and_changes_its_fields,
             check_a_move_closing_a_cycle_is_refused_in_the_transaction,
             check_deleted_departments_never_keep_children_or_members,
+            check_users_never_join_a_deleted_department_or_a_resigned_leader,
             check_soft_deleting_a_department_frees_its_custom_id_and_name,
             check_department_member_count_counts_only_active_direct_members,
             check_user_round_trips_every_field,

@@ -301,7 +301,13 @@ pub async fn check_users_and_departments_led_by_a_user(store: Arc<dyn Store>) {
     let gone = insert_ok(s, &led("gone", &boss)).await;
     resign(s, &gone, now_ms()).await;
     insert_ok(s, &led("p1", &peer)).await;
-    let mut far = plain_user(other.id, root(s, other.id).await.key, "far");
+    // A user of another tenant led by a user there whose open id is the same string as the
+    // boss's: no listing of this tenant may show it.
+    let other_root = root(s, other.id).await.key;
+    let mut twin = plain_user(other.id, other_root, "twin");
+    twin.open_id = boss.open_id.clone();
+    insert_ok(s, &twin).await;
+    let mut far = plain_user(other.id, other_root, "far");
     far.profile.leader = Some(boss.open_id.clone());
     insert_ok(s, &far).await;
 

@@ -58,7 +58,12 @@ async fn full_user(store: &dyn Store, tenant: TenantId) -> User {
             ..CustomAttr::default()
         },
     ];
-    p.leader = Some(RandomIds.open_id());
+    // The store checks, inside its transaction, that a new user's leader is active.
+    p.leader = Some(
+        insert_ok(store, &plain_user(tenant, r.key, "Zhang.Boss"))
+            .await
+            .open_id,
+    );
     p.departments = vec![
         Membership {
             department: a.key,
@@ -231,8 +236,8 @@ pub async fn check_user_round_trips_every_field(store: Arc<dyn Store>) {
     );
     assert_eq!(
         active_users(s, t.id).await,
-        2,
-        "updates do not change the active count"
+        3,
+        "updates do not change the active count (the two users and the full user's leader)"
     );
 }
 

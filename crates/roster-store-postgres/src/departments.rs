@@ -279,13 +279,39 @@ pub(crate) async fn lock_tenant_for(
     tenant: TenantId,
     lock: TenantLock,
 ) -> Result<(), StoreError> {
+    tenant_advisory_lock(conn, tenant, lock, false).await
+}
+
+/// Takes one of the tenant's advisory locks in shared mode until the transaction ends.
+/// User inserts take these: they only need the departments and leaders they name to stay
+/// as their check found them until they commit, so they do not wait for each other, only
+/// for (and hold off) the department writes and leader changes that take the lock itself.
+pub(crate) async fn share_tenant_lock(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    lock: TenantLock,
+) -> Result<(), StoreError> {
+    tenant_advisory_lock(conn, tenant, lock, true).await
+}
+
+async fn tenant_advisory_lock(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    lock: TenantLock,
+    shared: bool,
+) -> Result<(), StoreError> {
     let (class, what) = match lock {
         TenantLock::DepartmentTree => (0x7472_6565, "lock the department tree"), // "tree"
         TenantLock::Leaders => (0x6c65_6164, "lock the leader relations"),       // "lead"
     };
     // The two-key form takes 32-bit keys; tenants are numbered from 1, far below that.
     let key = i32::try_from(tenant.0 % i64::from(i32::MAX)).unwrap_or_default();
-    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+    let sql = if shared {
+        "SELECT pg_advisory_xact_lock_shared($1, $2)"
+    } else {
+        "SELECT pg_advisory_xact_lock($1, $2)"
+    };
+    sqlx::query(sql)
         .bind(class)
         .bind(key)
         .execute(&mut *conn)

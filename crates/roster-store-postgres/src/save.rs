@@ -19,8 +19,8 @@ use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
 use crate::departments::{
-    closes_cycle, lock_departments, lock_tenant_for, parent_is_live, still_empty,
-    write_departments, TenantLock,
+    closes_cycle, lock_departments, lock_tenant_for, parent_is_live, share_tenant_lock,
+    still_empty, write_departments, TenantLock,
 };
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
@@ -107,6 +107,7 @@ async fn try_save(
     if stale_user || stale_dept {
         return Err(StoreError::Stale);
     }
+    joined_departments_live(&mut tx, tenant, users, &stored_users).await?;
     let mut events = Vec::with_capacity(users.len() + departments.len() + groups.len());
     let mut delta = 0i64;
     for u in users {
@@ -223,6 +224,51 @@ async fn try_save(
 
 fn missing(what: &str, key: i64) -> StoreError {
     StoreError::Backend(format!("{what} {key} was locked but not read back"))
+}
+
+/// `Stale` when a user joins a department that was deleted since the core checked it (the
+/// core reads again and refuses the move). The shared tree lock makes the answer hold until
+/// the commit: a department delete takes it exclusively, so one committed before is seen
+/// here, and one that starts later waits and then finds the new member.
+async fn joined_departments_live(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+    stored: &HashMap<i64, User>,
+) -> Result<(), StoreError> {
+    let mut joined: Vec<i64> = Vec::new();
+    for u in users {
+        let before = stored.get(&u.key.0);
+        for m in &u.profile.departments {
+            let member_before = before.is_some_and(|b| {
+                b.profile
+                    .departments
+                    .iter()
+                    .any(|old| old.department == m.department)
+            });
+            if !member_before {
+                joined.push(m.department.0);
+            }
+        }
+    }
+    if joined.is_empty() {
+        return Ok(());
+    }
+    joined.sort_unstable();
+    joined.dedup();
+    share_tenant_lock(tx, tenant, TenantLock::DepartmentTree).await?;
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM departments WHERE tenant_id = $1 AND id = ANY($2) AND NOT is_deleted",
+    )
+    .bind(tenant.0)
+    .bind(&joined)
+    .fetch_one(&mut *tx)
+    .await
+    .context("check joined departments are live")?;
+    if usize::try_from(live).ok() != Some(joined.len()) {
+        return Err(StoreError::Stale);
+    }
+    Ok(())
 }
 
 /// Re-checks, after the save's writes, the leader rules the core checked on an earlier read:

@@ -8,7 +8,7 @@
 //! Every user written or deleted gets its change event in the same transaction (`events.rs`);
 //! `save` (see `save.rs`) builds on the locking and writing helpers here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use roster_core::{
@@ -18,6 +18,7 @@ use roster_core::{
 use roster_store_common::{decode_profile, encode_profile, user_snapshot, UserColumns};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
+use crate::departments::{share_tenant_lock, TenantLock};
 use crate::errors::{corrupt, Context};
 use crate::events::{write_events, NewEvent};
 
@@ -585,6 +586,10 @@ pub(crate) async fn insert_users_in_tx(
     // Taken before the savepoint, because rolling back to a savepoint also gives up the row
     // locks taken after it: the tenant stays locked until the caller's transaction ends.
     let room = lock_room(conn, tenant).await?;
+    let gone = gone_references(conn, tenant, users).await?;
+    if gone.iter().any(Option::is_some) {
+        return insert_all_but_gone(conn, tenant, users, &gone, atomic, change).await;
+    }
     exec(conn, "SAVEPOINT roster_insert").await?;
     if let Some(results) = insert_in_bulk(conn, tenant, users, atomic, room, change).await? {
         exec(conn, "RELEASE SAVEPOINT roster_insert").await?;
@@ -605,6 +610,116 @@ pub(crate) async fn insert_users_in_tx(
     }
     exec(conn, "RELEASE SAVEPOINT roster_insert").await?;
     Ok(results)
+}
+
+/// For each user, the field of a reference that is gone (`department_ids`: a department
+/// it names is deleted; `leader_user_id`: its leader resigned), or `None`. The core checked
+/// both before this transaction began, and a department delete or a resignation may have
+/// committed since. The shared tenant locks taken first make the answer hold until the
+/// caller commits: department writes and leader changes take the same locks exclusively,
+/// so one that committed before is seen here, and one that starts after waits for this
+/// transaction and then sees its users (a delete finds the department not empty, a
+/// resignation finds the reports).
+async fn gone_references(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+) -> Result<Vec<Option<&'static str>>, StoreError> {
+    let mut dept_keys: Vec<i64> = users
+        .iter()
+        .flat_map(|u| u.profile.departments.iter().map(|m| m.department.0))
+        .collect();
+    dept_keys.sort_unstable();
+    dept_keys.dedup();
+    let leaders: Vec<&str> = users
+        .iter()
+        .filter_map(|u| u.profile.leader.as_ref().map(OpenId::as_str))
+        .collect();
+    share_tenant_lock(conn, tenant, TenantLock::DepartmentTree).await?;
+    let live: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM departments WHERE tenant_id = $1 AND id = ANY($2) AND NOT is_deleted",
+    )
+    .bind(tenant.0)
+    .bind(&dept_keys)
+    .fetch_all(&mut *conn)
+    .await
+    .context("check the departments are live")?;
+    let live: HashSet<i64> = live.into_iter().collect();
+    let mut active: HashSet<String> = HashSet::new();
+    if !leaders.is_empty() {
+        share_tenant_lock(conn, tenant, TenantLock::Leaders).await?;
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT open_id FROM users WHERE tenant_id = $1 AND open_id = ANY($2) \
+             AND NOT is_resigned",
+        )
+        .bind(tenant.0)
+        .bind(&leaders)
+        .fetch_all(&mut *conn)
+        .await
+        .context("check the leaders are active")?;
+        active.extend(found);
+    }
+    // A leader may be an earlier user of the same batch (the core orders leaders first),
+    // which counts once it is admitted itself.
+    let mut verdicts = Vec::with_capacity(users.len());
+    for u in users {
+        let verdict = if u
+            .profile
+            .departments
+            .iter()
+            .any(|m| !live.contains(&m.department.0))
+        {
+            Some("department_ids")
+        } else if u
+            .profile
+            .leader
+            .as_ref()
+            .is_some_and(|l| !active.contains(l.as_str()))
+        {
+            Some("leader_user_id")
+        } else {
+            active.insert(u.open_id.as_str().to_owned());
+            None
+        };
+        verdicts.push(verdict);
+    }
+    Ok(verdicts)
+}
+
+/// `insert_users_in_tx` when some users name a reference that is gone: those are refused
+/// with `Gone`; with `atomic` nothing is written (the `Ok` keys of the others are void, as
+/// for any refused atomic batch), otherwise the others are written as usual.
+async fn insert_all_but_gone(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    users: &[&User],
+    gone: &[Option<&'static str>],
+    atomic: bool,
+    change: &Change,
+) -> Result<Vec<Result<UserKey, StoreError>>, StoreError> {
+    if atomic {
+        return Ok(gone
+            .iter()
+            .map(|g| g.map_or(Ok(UserKey(0)), |field| Err(StoreError::Gone(field))))
+            .collect());
+    }
+    let admitted: Vec<&User> = users
+        .iter()
+        .zip(gone)
+        .filter(|(_, g)| g.is_none())
+        .map(|(u, _)| *u)
+        .collect();
+    let mut written = Box::pin(insert_users_in_tx(conn, tenant, &admitted, false, change))
+        .await?
+        .into_iter();
+    gone.iter()
+        .map(|g| match g {
+            Some(field) => Ok(Err(StoreError::Gone(field))),
+            None => written
+                .next()
+                .ok_or_else(|| StoreError::Backend("fewer results than admitted users".into())),
+        })
+        .collect()
 }
 
 /// The hot path: three multi-row inserts (users, memberships, events) and one count update,

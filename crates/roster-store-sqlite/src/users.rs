@@ -289,6 +289,84 @@ pub(crate) fn insert_rows_plain(
     Ok(())
 }
 
+/// The references of inserted users checked again inside the write transaction: every
+/// department a row names must still be live, and its leader (if any) still active. The
+/// core checked both before the transaction began; a department delete or a resignation
+/// may have committed since, and without this check a user would be written into a deleted
+/// department or under a resigned leader. The writer is the only one, so what this reads
+/// holds until the commit. Department verdicts are remembered for the whole call; leaders
+/// are not, because a leader may be a row of the same batch written a moment before.
+#[derive(Default)]
+pub(crate) struct LiveRefs {
+    departments: HashMap<i64, bool>,
+}
+
+impl LiveRefs {
+    /// The field of the first reference of `row` that is gone (`department_ids`,
+    /// `leader_user_id`), if any.
+    pub(crate) fn gone(
+        &mut self,
+        tx: &Connection,
+        tenant: TenantId,
+        row: &UserRow,
+    ) -> Result<Option<&'static str>, StoreError> {
+        self.gone_but_leaders_in(tx, tenant, row, &HashSet::new())
+    }
+
+    /// `gone`, counting the leaders in `written_with` as active: the users of a bulk insert
+    /// are all written or none, so a leader among them is there when its reports are.
+    pub(crate) fn gone_but_leaders_in(
+        &mut self,
+        tx: &Connection,
+        tenant: TenantId,
+        row: &UserRow,
+        written_with: &HashSet<&str>,
+    ) -> Result<Option<&'static str>, StoreError> {
+        for m in &row.memberships {
+            let live = if let Some(&live) = self.departments.get(&m.department.0) {
+                live
+            } else {
+                let live = department_live(tx, tenant, m.department.0)?;
+                self.departments.insert(m.department.0, live);
+                live
+            };
+            if !live {
+                return Ok(Some("department_ids"));
+            }
+        }
+        if let Some(leader) = row
+            .columns
+            .leader_open_id
+            .as_deref()
+            .filter(|l| !written_with.contains(l))
+        {
+            let active: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = ?1 AND open_id = ?2 \
+                     AND NOT is_resigned)",
+                )
+                .and_then(|mut s| s.query_row(params![tenant.0, leader], |r| r.get(0)))
+                .context("check the leader is active")?;
+            if !active {
+                return Ok(Some("leader_user_id"));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Whether a department of the tenant exists and is not deleted.
+fn department_live(tx: &Connection, tenant: TenantId, dept: i64) -> Result<bool, StoreError> {
+    let deleted: Option<bool> = tx
+        .prepare_cached("SELECT is_deleted FROM departments WHERE tenant_id = ?1 AND id = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.0, dept], |r| r.get(0))
+                .optional()
+        })
+        .context("check a department is live")?;
+    Ok(deleted == Some(false))
+}
+
 /// The best-effort insert of a batch inside the caller's write transaction (which must have
 /// been begun IMMEDIATE, so that the licence room read here holds until it commits): each
 /// row is written with its memberships and a `created` event, or refused with `Duplicate`
@@ -320,8 +398,13 @@ pub(crate) fn insert_rows(
             .prepare_cached(INSERT_MEMBERSHIP)
             .context("prepare insert user department")?;
         let mut insert_event = events::prepare(tx)?;
+        let mut refs = LiveRefs::default();
         for row in rows {
             let active = !row.status.is_resigned;
+            if let Some(field) = refs.gone(tx, tenant, row)? {
+                results.push(Err(StoreError::Gone(field)));
+                continue;
+            }
             if active && room == Some(0) {
                 results.push(Err(StoreError::LicenceExceeded));
                 continue;
@@ -385,6 +468,16 @@ pub(crate) fn insert_rows_bulk(
     }
     if any_taken(tx, tenant, rows)? {
         return Ok(None);
+    }
+    let mut refs = LiveRefs::default();
+    let written_with: HashSet<&str> = rows.iter().map(|r| r.open_id.as_str()).collect();
+    for row in rows {
+        if refs
+            .gone_but_leaders_in(tx, tenant, row, &written_with)?
+            .is_some()
+        {
+            return Ok(None);
+        }
     }
     // The probe ran inside this write transaction, so nothing can take a value before the
     // inserts: they cannot be refused, and any error is a fault that rolls back the whole
@@ -1046,6 +1139,18 @@ fn save_user(
         return Err(StoreError::Stale);
     }
     let stored = stored.into_user(memberships(conn, key.0)?)?;
+    // A department the user joins may have been deleted since the core checked it; the
+    // core then reads again and refuses the move with the department's own error.
+    for m in &row.memberships {
+        let joins = !stored
+            .profile
+            .departments
+            .iter()
+            .any(|old| old.department == m.department);
+        if joins && !department_live(conn, tenant, m.department.0)? {
+            return Err(StoreError::Stale);
+        }
+    }
     let new_leader = row.columns.leader_open_id.as_deref();
     let leader_changed = stored.profile.leader.as_ref().map(OpenId::as_str) != new_leader;
     let resigns = !stored.status.is_resigned && row.status.is_resigned;
