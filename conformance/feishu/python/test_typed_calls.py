@@ -438,3 +438,77 @@ def test_department_leaders_follow_the_documented_rules(client, u):
     raw = json.loads(resp.raw.content)["data"]["department"]
     assert sorted((x["leaderType"], x["leaderID"]) for x in raw["leaders"]) == sorted(
         [(1, a.open_id), (2, b.open_id)]), raw["leaders"]
+
+
+def test_delete_hands_reports_to_the_leader_and_leaves_deputy_posts(client, u):
+    """U5: an acceptor of documents takes the documents, not the reports (they go to the
+    deleted user's own leader, the documented default); a deleted deputy leaves the
+    department's `leaders`, and a deputy who takes over is listed once."""
+    import json
+
+    from lark_oapi.api.contact.v3 import (
+        CreateDepartmentRequest,
+        Department,
+        DepartmentLeader,
+    )
+
+    home = mk_dept(client, u)
+    top = mk_user(client, u, [home.open_department_id])
+    boss = mk_user(client, u, [home.open_department_id], leader_user_id=top.open_id)
+    report = mk_user(client, u, [home.open_department_id], leader_user_id=boss.open_id)
+    docs = mk_user(client, u, [home.open_department_id])
+    dep = mk_user(client, u, [home.open_department_id])
+    dep2 = mk_user(client, u, [home.open_department_id])
+
+    def leader(kind, user):
+        return DepartmentLeader.builder().leader_type(kind).leader_id(user.open_id).build()
+
+    body = (
+        Department.builder()
+        .name(u.name("Led"))
+        .parent_department_id("0")
+        .leader_user_id(boss.open_id)
+        .leaders([leader(1, boss), leader(2, dep), leader(2, dep2)])
+        .build()
+    )
+    led = check(
+        client.contact.v3.department.create(
+            CreateDepartmentRequest.builder().request_body(body).build()
+        ),
+        "create a led department",
+    ).data.department
+
+    def delete(user, **acceptors):
+        b = DeleteUserRequestBody.builder()
+        for k, v in acceptors.items():
+            b = getattr(b, k)(v)
+        check(
+            client.contact.v3.user.delete(
+                DeleteUserRequest.builder().user_id(user.open_id).request_body(b.build()).build()
+            ),
+            "delete",
+        )
+
+    def leaders():
+        resp = client.contact.v3.department.get(
+            GetDepartmentRequest.builder().department_id(led.open_department_id).build()
+        )
+        raw = json.loads(check(resp, "get department").raw.content)["data"]["department"]
+        return sorted((x["leaderType"], x["leaderID"]) for x in raw["leaders"])
+
+    delete(dep2)
+    assert leaders() == sorted([(1, boss.open_id), (2, dep.open_id)])
+
+    delete(boss, docs_acceptor_user_id=docs.open_id, department_chat_acceptor_user_id=dep.open_id)
+    assert get_user(client, report.open_id).leader_user_id == dep.open_id
+    assert leaders() == [(1, dep.open_id)], "the deputy took over and is listed once"
+
+    delete(dep, docs_acceptor_user_id=docs.open_id)
+    assert get_user(client, report.open_id).leader_user_id == "" or get_user(
+        client, report.open_id
+    ).leader_user_id is None, "dep had no leader: the report is left without one"
+    again = mk_user(client, u, [home.open_department_id], leader_user_id=top.open_id)
+    r2 = mk_user(client, u, [home.open_department_id], leader_user_id=again.open_id)
+    delete(again, docs_acceptor_user_id=docs.open_id)
+    assert get_user(client, r2.open_id).leader_user_id == top.open_id, \
+        "without a department-chat acceptor the reports go to the deleted user's leader"

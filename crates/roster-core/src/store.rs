@@ -283,7 +283,7 @@ pub trait Store: Send + Sync + 'static {
             .await
     }
 
-    /// Active departments whose leader is this user.
+    /// Live departments this user leads, as the main leader or as a deputy.
     async fn departments_led_by(
         &self,
         tenant: TenantId,

@@ -536,6 +536,54 @@ pub async fn check_delete_user_hands_over_to_an_explicit_successor(store: Arc<dy
     );
 }
 
+/// A deleted user is nobody's deputy any more, and a deputy who takes over a department as
+/// its main leader is listed once.
+pub async fn check_delete_user_leaves_deputy_posts(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let boss = create(&env, new_user("boss")).await;
+    let dep = create(&env, new_user("dep")).await;
+    let dep2 = create(&env, new_user("dep2")).await;
+    let d = create_department(&env, env.root.key, "D", "D", 0).await;
+    env.dir
+        .update_department(
+            &env.caller,
+            &DeptLookup::Key(d.key),
+            DepartmentPatch {
+                leader: Some(Some(boss.open_id.clone())),
+                deputies: Some(vec![dep.open_id.clone(), dep2.open_id.clone()]),
+                ..DepartmentPatch::default()
+            },
+        )
+        .await
+        .expect("set the leaders");
+    delete(&env, &dep2).await;
+    let now = dept_now(&env, &d).await;
+    assert_eq!(now.fields.leader, Some(boss.open_id.clone()));
+    assert_eq!(
+        now.fields.deputies,
+        vec![dep.open_id.clone()],
+        "a deleted deputy is no deputy"
+    );
+    env.dir
+        .delete_user(
+            &env.caller,
+            &open(&boss),
+            Handover {
+                successor: Some(open(&dep)),
+                transfers: vec![],
+            },
+        )
+        .await
+        .expect("delete the main leader");
+    let now = dept_now(&env, &d).await;
+    assert_eq!(now.fields.leader, Some(dep.open_id.clone()));
+    assert!(
+        now.fields.deputies.is_empty(),
+        "the new main leader is not also a deputy: {:?}",
+        now.fields.deputies
+    );
+}
+
 /// Without a successor, the deleted user's own leader takes over; a user with no leader
 /// leaves reports and departments leaderless; a successor who is one of the reports leads
 /// the others but not themselves.

@@ -248,8 +248,8 @@ pub(crate) async fn departments_led_by(
     sqlx::query_as::<_, DeptRow>(concat!(
         "SELECT ",
         dept_columns!(),
-        " FROM departments WHERE tenant_id = $1 AND leader_open_id = $2 AND NOT is_deleted \
-         ORDER BY id"
+        " FROM departments WHERE tenant_id = $1 AND NOT is_deleted AND (leader_open_id = $2 \
+         OR (strpos(doc, $2) > 0 AND jsonb_exists(doc::jsonb -> 'deputies', $2))) ORDER BY id"
     ))
     .bind(tenant.0)
     .bind(leader.as_str())

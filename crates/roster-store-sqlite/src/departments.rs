@@ -423,7 +423,9 @@ pub(crate) fn departments_led_by(
 ) -> Result<Vec<Department>, StoreError> {
     let rows = conn
         .prepare_cached(dept_select!(
-            "WHERE tenant_id = ?1 AND leader_open_id = ?2 AND NOT is_deleted ORDER BY id"
+            "WHERE tenant_id = ?1 AND NOT is_deleted AND (leader_open_id = ?2 \
+             OR (instr(doc, ?2) > 0 AND EXISTS (SELECT 1 FROM json_each(doc, '$.deputies') \
+                                                WHERE value = ?2))) ORDER BY id"
         ))
         .and_then(|mut s| {
             s.query_map(params![tenant.0, leader.as_str()], DeptRow::read)?

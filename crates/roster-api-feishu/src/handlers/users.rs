@@ -363,12 +363,12 @@ pub(crate) async fn delete(
         }
     }
     // Reports and led departments go to the department-chat acceptor when one is named
-    // (it is the organisational hand-over in Feishu's list), else to the first acceptor,
-    // else to the deleted user's own leader.
+    // (it is the organisational hand-over in Feishu's list), else to the deleted user's own
+    // leader, the default Feishu documents. An acceptor of documents, calendars or mail
+    // takes those only: it does not become anyone's manager.
     let successor = transfers
         .iter()
         .find(|(k, _)| k == "department_chat")
-        .or_else(|| transfers.first())
         .map(|(_, l)| l.clone());
     state
         .dir

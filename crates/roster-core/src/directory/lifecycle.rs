@@ -579,7 +579,15 @@ impl Directory {
             .departments_led_by(caller.tenant, &user.open_id)
             .await?;
         for d in &mut depts {
-            d.fields.leader.clone_from(&successor_id);
+            if d.fields.leader.as_ref() == Some(&user.open_id) {
+                d.fields.leader.clone_from(&successor_id);
+            }
+            // A resigned user is nobody's deputy either, and a deputy who takes over as
+            // the main leader is listed once.
+            let main = d.fields.leader.clone();
+            d.fields
+                .deputies
+                .retain(|x| *x != user.open_id && Some(x) != main.as_ref());
         }
         let mut groups = self
             .inner
