@@ -19,8 +19,26 @@ pub enum Record {
 pub struct Splitter {
     csv: bool,
     buf: Vec<u8>,
-    in_quotes: bool,
+    quote: Quote,
     oversize: bool,
+}
+
+/// Where a CSV record's bytes are with respect to quoting, as the `csv` crate that parses
+/// each record reads them: a quote opens a quoted cell only as the cell's first byte (a
+/// quote inside an unquoted cell, as in `O"Brien`, is an ordinary character), and inside a
+/// quoted cell `""` is an escaped quote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    /// At the first byte of a cell.
+    #[default]
+    CellStart,
+    /// Inside an unquoted cell.
+    Unquoted,
+    /// Inside a quoted cell.
+    Quoted,
+    /// Just after a quote inside a quoted cell: it closed the cell, unless another quote
+    /// follows (an escaped quote).
+    Closing,
 }
 
 impl Splitter {
@@ -56,16 +74,23 @@ impl Splitter {
         self.emit(out);
     }
 
-    /// The position of the newline ending the current CSV record in `data`, tracking
-    /// quotes across calls (an escaped quote `""` toggles twice, so it needs no special
-    /// case).
+    /// The position of the line end ending the current CSV record in `data`, tracking quotes
+    /// across calls. A line end is `\n`, `\r\n` or a bare `\r` (old Mac line ends), as the
+    /// `csv` crate reads them: `\r\n` ends the record at the `\r` and leaves an empty record
+    /// behind, which `emit` drops like any blank line.
     fn csv_record_end(&mut self, data: &[u8]) -> Option<usize> {
         for (i, &b) in data.iter().enumerate() {
-            match b {
-                b'"' => self.in_quotes = !self.in_quotes,
-                b'\n' if !self.in_quotes => return Some(i),
-                _ => {}
-            }
+            let line_end = b == b'\n' || b == b'\r';
+            self.quote = match (self.quote, b) {
+                (Quote::Quoted, b'"') => Quote::Closing,
+                (Quote::Quoted, _) | (Quote::Closing | Quote::CellStart, b'"') => Quote::Quoted,
+                (_, b',') => Quote::CellStart,
+                (_, _) if line_end => {
+                    self.quote = Quote::CellStart;
+                    return Some(i);
+                }
+                (_, _) => Quote::Unquoted,
+            };
         }
         None
     }
@@ -84,7 +109,7 @@ impl Splitter {
 
     fn emit(&mut self, out: &mut Vec<Record>) {
         if std::mem::take(&mut self.oversize) {
-            self.in_quotes = false;
+            self.quote = Quote::CellStart;
             out.push(Record::TooLong);
             return;
         }
@@ -135,6 +160,33 @@ mod tests {
                 Record::Data(b"name,city".to_vec()),
                 Record::Data(b"\"A\nB\",\"x\"\"y\"".to_vec()),
                 Record::Data(b"C,z".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bare_carriage_returns_end_csv_records_as_the_csv_crate_reads_them() {
+        let out = split(true, &[b"name,city\rA,x\r", b"\nB,\"y\rz\"\rC,w"]);
+        assert_eq!(
+            out,
+            vec![
+                Record::Data(b"name,city".to_vec()),
+                Record::Data(b"A,x".to_vec()),
+                Record::Data(b"B,\"y\rz\"".to_vec()),
+                Record::Data(b"C,w".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_cell_is_an_ordinary_character() {
+        let out = split(true, &[b"O\"Brien,x\nA,\"q\"\"\",", b"\"z\"\nB,y\n"]);
+        assert_eq!(
+            out,
+            vec![
+                Record::Data(b"O\"Brien,x".to_vec()),
+                Record::Data(b"A,\"q\"\"\",\"z\"".to_vec()),
+                Record::Data(b"B,y".to_vec()),
             ]
         );
     }

@@ -178,6 +178,41 @@ async fn an_ndjson_upload_reports_every_row_by_number() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_upload_with_old_mac_line_ends_and_stray_quotes_loses_no_row() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    // Bare `\r` line ends (Excel's "CSV (Macintosh)"), one CRLF, and a quote inside an
+    // unquoted cell: every record is a row of its own, in order.
+    let csv = "name,user_id\rAnn,mac-ann\rO\"Brien,mac-ob\r\nCarl,mac-carl\rDora,mac-dora";
+    let (status, resp) = upload(&s, &token, "text/csv", csv.as_bytes().to_vec(), "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (t["succeeded"].as_u64(), t["failed"].as_u64()),
+        (Some(4), Some(0)),
+        "{t}"
+    );
+    let (_, user) = s
+        .get(
+            "/open-apis/contact/v3/users/mac-ob?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(user["data"]["user"]["name"], "O\"Brien", "{user}");
+    let results = all_results(&s, &token, &id).await;
+    let ids: Vec<&str> = results
+        .iter()
+        .map(|r| r["user_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        ids,
+        ["mac-ann", "mac-ob", "mac-carl", "mac-dora"],
+        "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_csv_upload_reads_quoted_cells_and_a_bad_header_changes_nothing() {
     let s = TestServer::spawn();
     let token = s.token().await;
