@@ -438,6 +438,15 @@ def test_department_leaders_follow_the_documented_rules(client, u):
     raw = json.loads(resp.raw.content)["data"]["department"]
     assert sorted((x["leaderType"], x["leaderID"]) for x in raw["leaders"]) == sorted(
         [(1, a.open_id), (2, b.open_id)]), raw["leaders"]
+    assert create(leaders=[leader(1, a), leader(3, b)]).code == 40001, "leaderType 3"
+
+    gone = mk_user(client, u, [home.open_department_id])
+    check(client.contact.v3.user.delete(
+        DeleteUserRequest.builder().user_id(gone.open_id)
+        .request_body(DeleteUserRequestBody.builder().build()).build()), "delete")
+    assert create(leader_user_id=gone.open_id).code == 44021, "a resigned leader"
+    assert create(leaders=[leader(1, a), leader(2, gone)]).code == 44021, "a resigned deputy"
+    assert create(leader_user_id=OU_UNKNOWN).code == 44022, "nobody"
 
 
 def test_delete_hands_reports_to_the_leader_and_leaves_deputy_posts(client, u):

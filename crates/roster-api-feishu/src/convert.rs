@@ -723,21 +723,30 @@ pub(crate) async fn new_department(
     })
 }
 
-/// Resolves a department leader: an active user (44022 otherwise).
+/// Resolves a department leader: an active user; 44021 for one who resigned and 44022 for
+/// an id that names nobody, as for a user's leader.
 async fn active_leader(
     dir: &Directory,
     caller: &Caller,
     ids: IdTypes,
     id: &str,
 ) -> Result<roster_core::OpenId, FeishuError> {
-    Ok(dir
+    match dir
         .user_for_display(caller.tenant, &ids.user_lookup(id))
         .await?
-        .filter(|u| !u.status.is_resigned)
-        .ok_or_else(|| {
-            FeishuError::with_detail(StatusCode::BAD_REQUEST, codes::LEADER_INVALID, id)
-        })?
-        .open_id)
+    {
+        Some(u) if !u.status.is_resigned => Ok(u.open_id),
+        Some(_) => Err(FeishuError::with_detail(
+            StatusCode::BAD_REQUEST,
+            codes::LEADER_RESIGNED,
+            id,
+        )),
+        None => Err(FeishuError::with_detail(
+            StatusCode::BAD_REQUEST,
+            codes::LEADER_INVALID,
+            id,
+        )),
+    }
 }
 
 /// The deputies (`leaderType` 2) of a `leaders` list, in order.
@@ -754,6 +763,15 @@ fn check_leaders(
         .collect();
     if named.is_empty() {
         return Ok(());
+    }
+    if let Some(other) = named
+        .iter()
+        .filter_map(|l| l.leader_type)
+        .find(|t| !matches!(t, 1 | 2))
+    {
+        return Err(FeishuError::param(format!(
+            "leaders: leaderType {other} is neither 1 (main) nor 2 (deputy)"
+        )));
     }
     let mut mains: Vec<&str> = named
         .iter()
