@@ -521,3 +521,22 @@ def test_delete_hands_reports_to_the_leader_and_leaves_deputy_posts(client, u):
     delete(again, docs_acceptor_user_id=docs.open_id)
     assert get_user(client, r2.open_id).leader_user_id == top.open_id, \
         "without a department-chat acceptor the reports go to the deleted user's leader"
+
+
+def test_description_is_stored_patched_and_bounded(client, u):
+    """The SDK's user model carries `description`; it round-trips, a PATCH changes it, and
+    more than 255 characters is refused rather than dropped."""
+    d = mk_dept(client, u)
+    a = mk_user(client, u, [d.open_department_id], description="Keeps the lights on")
+    assert get_user(client, a.open_id).description == "Keeps the lights on"
+    check(client.contact.v3.user.patch(
+        PatchUserRequest.builder().user_id(a.open_id)
+        .request_body(User.builder().description("Now in sales").build()).build()), "patch")
+    got = get_user(client, a.open_id)
+    assert got.description == "Now in sales"
+    assert got.name == a.name, "a patch of the description leaves the rest"
+    long = client.contact.v3.user.patch(
+        PatchUserRequest.builder().user_id(a.open_id)
+        .request_body(User.builder().description("x" * 256).build()).build())
+    assert long.code != 0, "256 characters"
+    assert get_user(client, a.open_id).description == "Now in sales"

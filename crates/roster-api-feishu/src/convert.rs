@@ -258,6 +258,7 @@ pub(crate) async fn new_user(
             .transpose()?
             .unwrap_or_default(),
         job_title: opt_text("job_title", body.job_title, 100)?,
+        description: opt_text("description", body.description, 255)?,
         custom_attrs: custom_attrs(body.custom_attrs)?.unwrap_or_default(),
         departments,
         geo: opt_text("geo", body.geo, 64)?,
@@ -579,6 +580,7 @@ impl<'a> Renderer<'a> {
             orders,
             custom_attrs: p.custom_attrs.iter().map(custom_attr_out).collect(),
             job_title: p.job_title.clone().unwrap_or_default(),
+            description: p.description.clone().unwrap_or_default(),
             geo: p.geo.clone().unwrap_or_default(),
             job_level_id: p.job_level_id.clone().unwrap_or_default(),
             job_family_id: p.job_family_id.clone().unwrap_or_default(),
@@ -900,6 +902,7 @@ pub(crate) async fn user_patch(
             .map(EmployeeType::from_code)
             .transpose()?,
         job_title: patch_text("job_title", body.job_title, 100)?,
+        description: patch_text("description", body.description, 255)?,
         custom_attrs: custom_attrs(body.custom_attrs)?,
         departments,
         orders_left_out,

@@ -161,6 +161,7 @@ pub(crate) struct UserBody {
     #[serde(default, deserialize_with = "flex_i64")]
     pub employee_type: Option<i64>,
     pub job_title: Option<String>,
+    pub description: Option<String>,
     pub orders: Option<Vec<UserOrder>>,
     pub custom_attrs: Option<Vec<CustomAttr>>,
     pub geo: Option<String>,
@@ -223,6 +224,7 @@ pub(crate) struct User {
     pub orders: Vec<UserOrder>,
     pub custom_attrs: Vec<CustomAttr>,
     pub job_title: String,
+    pub description: String,
     pub geo: String,
     pub job_level_id: String,
     pub job_family_id: String,

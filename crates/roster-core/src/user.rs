@@ -235,6 +235,8 @@ pub struct UserPatch {
     pub employee_type: Option<EmployeeType>,
     /// New job title.
     pub job_title: Option<Option<String>>,
+    /// New description (free text, ≤ 255 characters).
+    pub description: Option<Option<String>>,
     /// New custom attributes (replacing all).
     pub custom_attrs: Option<Vec<CustomAttr>>,
     /// New departments (replacing all).

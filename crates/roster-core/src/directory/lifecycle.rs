@@ -225,6 +225,7 @@ impl Directory {
             work_station,
             employee_no,
             job_title,
+            description,
             custom_attrs,
             geo,
             job_level_id,
