@@ -540,3 +540,22 @@ def test_description_is_stored_patched_and_bounded(client, u):
         .request_body(User.builder().description("x" * 256).build()).build())
     assert long.code != 0, "256 characters"
     assert get_user(client, a.open_id).description == "Now in sales"
+
+
+def test_department_batch_answers_the_departments_asked_for(client, u):
+    """The SDK's `department.batch` (GET …/departments/batch): the departments in the order
+    asked, each once, unknown ids left out; more than 50 ids is 40001."""
+    from lark_oapi.api.contact.v3 import BatchDepartmentRequest
+
+    a = mk_dept(client, u)
+    b = mk_dept(client, u)
+
+    def batch(ids):
+        return client.contact.v3.department.batch(
+            BatchDepartmentRequest.builder().department_ids(ids).build())
+
+    got = check(batch([b.open_department_id, OD_UNKNOWN, a.open_department_id,
+                       b.open_department_id]), "batch").data.items
+    assert [d.open_department_id for d in got] == [b.open_department_id, a.open_department_id]
+    assert got[0].name == b.name
+    assert batch([a.open_department_id] * 51).code == 40001

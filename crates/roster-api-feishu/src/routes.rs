@@ -68,6 +68,10 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             get(departments::parent),
         )
         .route(
+            "/open-apis/contact/v3/departments/batch",
+            get(departments::batch),
+        )
+        .route(
             "/open-apis/contact/v3/departments/{department_id}",
             get(departments::get)
                 .patch(departments::patch)

@@ -1,7 +1,7 @@
 //! Contact v3 departments (contact-v3/department/*).
 
 use axum::extract::{OriginalUri, State};
-use roster_core::DeptLookup;
+use roster_core::{CoreError, DeptLookup};
 
 use crate::convert::{self, IdTypes, Renderer};
 use crate::envelope::Envelope;
@@ -93,6 +93,39 @@ pub(crate) async fn get(
         .department(&dept)
         .await?;
     Ok(Envelope(wire::DepartmentData { department }))
+}
+
+/// `GET /open-apis/contact/v3/departments/batch?department_ids=…` (the SDK's
+/// `department.batch`): up to 50 departments in the order asked, each once. An id that names
+/// no department the app may see is left out, as `users/batch` leaves out unknown users.
+pub(crate) async fn batch(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+) -> Result<Envelope<wire::ItemsData<wire::Department>>, FeishuError> {
+    let ids = IdTypes::from_query(&query)?;
+    let wanted = query.all("department_ids");
+    if wanted.is_empty() || wanted.len() > 50 {
+        return Err(FeishuError::param("department_ids must hold 1 to 50 ids"));
+    }
+    let mut renderer = Renderer::new(&state, &caller, ids);
+    let mut seen = std::collections::HashSet::new();
+    let mut items = Vec::with_capacity(wanted.len());
+    for id in wanted {
+        let dept = match state
+            .dir
+            .get_department(&caller, &ids.dept_lookup(id))
+            .await
+        {
+            Ok(d) => d,
+            Err(CoreError::NotFound { .. } | CoreError::Forbidden(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if seen.insert(dept.key) {
+            items.push(renderer.department(&dept).await?);
+        }
+    }
+    Ok(Envelope(wire::ItemsData { items }))
 }
 
 /// `PATCH /open-apis/contact/v3/departments/:department_id`: only the fields sent change;
