@@ -368,10 +368,9 @@ fn read_file(
                     Data::Float(f) => f.to_string(),
                     Data::Int(i) => i.to_string(),
                     Data::Bool(b) => b.to_string(),
-                    // A spreadsheet date: days since 1899-12-30; rows take unix seconds.
-                    Data::DateTime(d) => {
-                        format!("{}", ((d.as_f64() - 25_569.0) * 86_400.0).round() as i64)
-                    }
+                    // A spreadsheet date, read in the workbook's own date system (1900 or
+                    // 1904, which calamine knows); rows take unix seconds.
+                    Data::DateTime(d) => unix_seconds(d.to_ymd_hms_milli()).to_string(),
                 }
             };
             let header: Vec<String> = rows
@@ -919,4 +918,31 @@ fn report_of(row: u64, e: &Value) -> RowError {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix seconds of a calendar date and time (UTC), from the proleptic Gregorian day count
+/// (Howard Hinnant's `days_from_civil`).
+fn unix_seconds((y, mo, d, h, mi, s, _ms): (u16, u8, u8, u8, u8, u8, u16)) -> i64 {
+    let (y, mo, d) = (i64::from(y), i64::from(mo), i64::from(d));
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + i64::from(h) * 3_600 + i64::from(mi) * 60 + i64::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unix_seconds_of_calendar_dates() {
+        assert_eq!(super::unix_seconds((1970, 1, 1, 0, 0, 0, 0)), 0);
+        assert_eq!(super::unix_seconds((2020, 1, 1, 0, 0, 0, 0)), 1_577_836_800);
+        assert_eq!(
+            super::unix_seconds((2000, 2, 29, 12, 30, 15, 0)),
+            951_827_415
+        );
+    }
 }

@@ -838,6 +838,12 @@ fn roster_import_reads_xlsx_and_export_round_trips() {
     sheet.write_string(2, 0, "Yu").unwrap();
     sheet.write_string(2, 1, "yu").unwrap();
     sheet.write_string(2, 5, "xia").unwrap();
+    // A date cell is read as the day it shows (unix seconds at midnight UTC).
+    let date = rust_xlsxwriter::ExcelDateTime::from_ymd(2020, 1, 1).unwrap();
+    let shown = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    sheet
+        .write_datetime_with_format(2, 4, &date, &shown)
+        .unwrap();
     book.save(&file).unwrap();
     let (ok, out, err) = cli(tmp.path(), &["import", file.to_str().unwrap()]);
     assert!(ok, "{out} {err}");
@@ -880,6 +886,12 @@ fn roster_import_reads_xlsx_and_export_round_trips() {
         (Some("xia"), Some("2"))
     );
     assert_eq!(first["join_time"], "1600000000");
+    let second: Value = serde_json::from_str(nd.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(
+        (second["user_id"].as_str(), second["join_time"].as_str()),
+        (Some("yu"), Some("1577836800")),
+        "{second}"
+    );
 }
 
 /// The user ids of an export, in file order (CSV: the first column is `user_id`).
