@@ -96,6 +96,9 @@ struct Outcome {
     rows: u64,
     created: u64,
     errors: Vec<RowError>,
+    /// Refused rows whose errors were not listed (a server dry run lists the first
+    /// 100 000 errors and counts the rest).
+    unlisted: u64,
 }
 
 pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
@@ -137,14 +140,20 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
     if let Some(path) = &args.errors {
         write_report(path, &outcome.errors)?;
     }
-    let failed = outcome.errors.len();
+    let failed = outcome.errors.len() as u64 + outcome.unlisted;
     if args.dry_run {
         println!(
             "dry run: {} rows, {} valid, {} invalid; nothing was written",
             outcome.rows,
-            outcome.rows - failed as u64,
+            outcome.rows.saturating_sub(failed),
             failed
         );
+        if outcome.unlisted > 0 {
+            println!(
+                "the server listed the first {} errors; the error report holds those",
+                outcome.errors.len()
+            );
+        }
     } else {
         println!(
             "imported {} rows: {} created, {} failed",
@@ -558,6 +567,7 @@ async fn in_process(
             rows,
             created: 0,
             errors,
+            unlisted: 0,
         });
     };
     dir.seal_import(&task.id).await?;
@@ -612,6 +622,7 @@ async fn in_process(
         rows,
         created: u64::from(done.succeeded),
         errors,
+        unlisted: 0,
     })
 }
 
@@ -785,6 +796,7 @@ async fn over_http(
     let numbers = std::mem::take(&mut *lock(&numbers));
     let file_row = |row: u64| numbers.get(row as usize - 1).copied().unwrap_or(row);
     if args.dry_run {
+        let listed = answer["errors"].as_array().map_or(0, Vec::len) as u64;
         for e in answer["errors"].as_array().into_iter().flatten() {
             errors.push(report_of(file_row(e["row"].as_u64().unwrap_or(0)), e));
         }
@@ -793,6 +805,10 @@ async fn over_http(
             rows: total,
             created: 0,
             errors,
+            unlisted: answer["invalid"]
+                .as_u64()
+                .unwrap_or(listed)
+                .saturating_sub(listed),
         });
     }
     let task = answer["task_id"]
@@ -850,6 +866,7 @@ async fn over_http(
         rows: total,
         created: status["succeeded"].as_u64().unwrap_or(0),
         errors,
+        unlisted: 0,
     })
 }
 
