@@ -559,3 +559,39 @@ def test_department_batch_answers_the_departments_asked_for(client, u):
     assert [d.open_department_id for d in got] == [b.open_department_id, a.open_department_id]
     assert got[0].name == b.name
     assert batch([a.open_department_id] * 51).code == 40001
+
+
+def test_department_patch_of_one_language_keeps_the_others(client, u):
+    """PATCH changes only what it sends, inside `i18n_name` too; an empty name clears one."""
+    import json
+
+    from lark_oapi.api.contact.v3 import (
+        CreateDepartmentRequest,
+        Department,
+        DepartmentI18nName,
+        PatchDepartmentRequest,
+    )
+
+    def names(**langs):
+        b = DepartmentI18nName.builder()
+        for k, v in langs.items():
+            b = getattr(b, k)(v)
+        return b.build()
+
+    made = check(client.contact.v3.department.create(CreateDepartmentRequest.builder().request_body(
+        Department.builder().name(u.name("Intl")).parent_department_id("0")
+        .i18n_name(names(zh_cn="国际部", ja_jp="国際部", en_us="International")).build()).build()),
+        "create").data.department
+
+    def patch(**langs):
+        check(client.contact.v3.department.patch(
+            PatchDepartmentRequest.builder().department_id(made.open_department_id).request_body(
+                Department.builder().i18n_name(names(**langs)).build()).build()), "patch")
+        resp = client.contact.v3.department.get(
+            GetDepartmentRequest.builder().department_id(made.open_department_id).build())
+        return json.loads(check(resp, "get").raw.content)["data"]["department"]["i18n_name"]
+
+    got = patch(en_us="Global")
+    assert (got.get("zh_cn"), got.get("ja_jp"), got.get("en_us")) == ("国际部", "国際部", "Global")
+    got = patch(ja_jp="")
+    assert (got.get("zh_cn"), got.get("ja_jp") or "", got.get("en_us")) == ("国际部", "", "Global")

@@ -757,8 +757,19 @@ impl Directory {
         if let Some(name) = patch.name {
             dept.fields.name = name;
         }
+        // A patch changes the languages it names (an empty name clears one) and keeps
+        // the others, as a PATCH changes only what it sends.
         if let Some(i18n) = patch.i18n_name {
-            dept.fields.i18n_name = i18n;
+            let names = &mut dept.fields.i18n_name;
+            for (new, old) in [
+                (i18n.zh_cn, &mut names.zh_cn),
+                (i18n.ja_jp, &mut names.ja_jp),
+                (i18n.en_us, &mut names.en_us),
+            ] {
+                if let Some(v) = new {
+                    *old = Some(v).filter(|v| !v.is_empty());
+                }
+            }
         }
         if let Some(leader) = patch.leader {
             if let Some(l) = &leader {
