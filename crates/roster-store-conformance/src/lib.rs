@@ -197,6 +197,7 @@ macro_rules! conformance_tests {
             check_idempotent_waits_for_a_request_in_flight,
             check_users_by_contact_prefers_active_holders_and_includes_resigned_on_request,
             check_search_and_member_lists_respect_the_contact_scope,
+            check_a_scoped_app_cannot_reach_outside_its_departments,
             check_scoped_search_bounds_the_candidates_of_a_page,
             check_racing_creates_of_same_email_leave_one_user,
             check_racing_patches_of_different_fields_lose_none,

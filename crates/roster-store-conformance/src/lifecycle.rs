@@ -1402,6 +1402,67 @@ pub async fn check_users_by_contact_prefers_active_holders_and_includes_resigned
     assert_eq!(by_mobile, vec![None, Some(phone)]);
 }
 
+/// An app limited to some departments cannot take a user out of a department outside them,
+/// and cannot name a leader it cannot see (that user is "no such user" to it), on create
+/// and on patch.
+pub async fn check_a_scoped_app_cannot_reach_outside_its_departments(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let a = create_department(&env, env.root.key, "A", "A", 0).await;
+    let o = create_department(&env, env.root.key, "O", "O", 0).await;
+    let mut both = new_user_in("both", a.key);
+    both.profile.departments.push(roster_core::Membership {
+        is_primary: false,
+        ..member_of(o.key)
+    });
+    let both = create(&env, both).await;
+    let outsider = create(&env, new_user_in("outsider", o.key)).await;
+    let scoped = caller(
+        &env.dir,
+        env.tenant.id,
+        Scopes::new([Scope::ContactRead, Scope::ContactWrite]),
+        ContactScope::Departments(vec![a.key]),
+    )
+    .await;
+
+    let dropped = env
+        .dir
+        .patch_user(
+            &scoped,
+            &open(&both),
+            UserPatch {
+                departments: Some(vec![member_of(a.key)]),
+                ..UserPatch::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(dropped, Err(CoreError::Forbidden(_))),
+        "leaving a department outside the scope: {dropped:?}"
+    );
+    assert_eq!(now_of(&env, &both).await.profile.departments.len(), 2);
+
+    let led = env
+        .dir
+        .patch_user(
+            &scoped,
+            &open(&both),
+            UserPatch {
+                leader: Some(Some(open(&outsider))),
+                ..UserPatch::default()
+            },
+        )
+        .await;
+    assert_bad_reference(&led, "leader_user_id", "a leader outside the scope");
+    let mut new = new_user_in("new", a.key);
+    new.leader = Some(open(&outsider));
+    let created = env.dir.create_user(&scoped, new).await;
+    assert_bad_reference(
+        &created,
+        "leader_user_id",
+        "creating under an unseen leader",
+    );
+}
+
 /// Name search and department member lists through the directory: only users the app's
 /// contact scope covers, a page at a time with a correct "more" flag; a department outside
 /// the scope is `Forbidden`; an empty query is `Invalid`; batch reads leave out invisible

@@ -88,6 +88,39 @@ impl Directory {
         Ok(())
     }
 
+    /// An app limited to some departments may not take a user out of a department outside
+    /// them: it cannot see that department, so it cannot mean to.
+    async fn check_leaving(
+        &self,
+        caller: &Caller,
+        before: &[Membership],
+        after: &[Membership],
+    ) -> Result<(), CoreError> {
+        if matches!(caller.contact_scope, crate::app::ContactScope::All) {
+            return Ok(());
+        }
+        for m in before {
+            if after.iter().any(|n| n.department == m.department) {
+                continue;
+            }
+            let dept = self
+                .inner
+                .store
+                .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                .await?;
+            if let Some(d) = dept {
+                if !self.can_see_department(caller, &d).await? {
+                    return Err(CoreError::Forbidden(
+                        "the user is in a department outside the app's contact scope, which \
+                         this app cannot take them out of"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The root as a membership list, for users placed nowhere in particular.
     async fn root_membership(&self, caller: &Caller) -> Result<Vec<Membership>, CoreError> {
         let root = self
@@ -148,10 +181,13 @@ impl Directory {
 
     /// Resolves a new leader for `user`: active, not the user, and not led (directly or not)
     /// by the user, which would make a cycle.
-    async fn resolve_leader(&self, user: &User, lookup: &UserLookup) -> Result<User, CoreError> {
-        let leader = self
-            .active_user(user.tenant, lookup, "leader_user_id")
-            .await?;
+    async fn resolve_leader(
+        &self,
+        caller: &Caller,
+        user: &User,
+        lookup: &UserLookup,
+    ) -> Result<User, CoreError> {
+        let leader = self.visible_leader(caller, lookup).await?;
         if leader.key == user.key {
             return Err(CoreError::BadReference {
                 field: "leader_user_id",
@@ -251,6 +287,8 @@ impl Directory {
                 keep_left_out_orders(&mut deps, &user.profile.departments, &patch.orders_left_out);
             }
             self.check_memberships(caller, &deps).await?;
+            self.check_leaving(caller, &user.profile.departments, &deps)
+                .await?;
             let mut seen = HashSet::new();
             deps.retain(|m| seen.insert(m.department));
             user.profile.departments = deps;
@@ -269,7 +307,7 @@ impl Directory {
         }
         if let Some(leader) = patch.leader {
             user.profile.leader = match leader {
-                Some(l) => Some(self.resolve_leader(&user, &l).await?.open_id),
+                Some(l) => Some(self.resolve_leader(caller, &user, &l).await?.open_id),
                 None => None,
             };
         }

@@ -1044,6 +1044,25 @@ impl Directory {
 
     // ----------------------------------------------------------------------------- users
 
+    /// An active user the caller may see, as a leader: one outside the app's contact scope
+    /// is "no such user", so that naming a leader cannot probe for users the app cannot read.
+    pub(crate) async fn visible_leader(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+    ) -> Result<User, CoreError> {
+        let leader = self
+            .active_user(caller.tenant, lookup, "leader_user_id")
+            .await?;
+        if !self.can_see_user(caller, &leader).await? {
+            return Err(CoreError::BadReference {
+                field: "leader_user_id",
+                reason: "no such user".into(),
+            });
+        }
+        Ok(leader)
+    }
+
     async fn active_user(
         &self,
         tenant: TenantId,
@@ -1317,7 +1336,7 @@ impl Directory {
         check_batch_duplicates(&mut pending, &mut results);
         self.check_taken(tenant, &mut pending, &mut results).await?;
         let levels = self
-            .resolve_leaders(tenant, &mut pending, &mut results)
+            .resolve_leaders(caller, &mut pending, &mut results)
             .await?;
         Ok(PreparedBatch {
             results,
@@ -1485,7 +1504,7 @@ impl Directory {
     /// themselves or a failed item, fail on their own.
     async fn resolve_leaders(
         &self,
-        tenant: TenantId,
+        caller: &Caller,
         pending: &mut [Option<PreparedItem>],
         results: &mut [Option<Result<CreatedUser, CoreError>>],
     ) -> Result<Vec<Vec<usize>>, CoreError> {
@@ -1516,7 +1535,7 @@ impl Directory {
                     Ok(Some(j))
                 }
             } else {
-                match self.active_user(tenant, &lookup, "leader_user_id").await {
+                match self.visible_leader(caller, &lookup).await {
                     Ok(leader) => {
                         if let Some(p) = pending[i].as_mut() {
                             p.user.profile.leader = Some(leader.open_id);
