@@ -581,4 +581,34 @@ pub async fn check_a_dry_run_carries_claimed_values_and_licence_room_across_chun
         "{verdicts:?}"
     );
     assert_eq!(active_users(store.as_ref(), e.tenant.id).await, 0);
+
+    // A leader named by a row of an earlier chunk is there when the real import writes the
+    // later row, so the dry run accepts it too; one named by no row is still refused.
+    let e = env(store.clone(), "dry-run-leaders", None).await;
+    let mut dry = e.dir.begin_dry_run(&e.caller).await.expect("dry run");
+    let verdicts = e
+        .dir
+        .validate_users(&e.caller, vec![Ok(new_user("chief"))], &mut dry)
+        .await
+        .expect("validate");
+    assert!(verdicts[0].is_none(), "{verdicts:?}");
+    let led = |leader: &str| {
+        let mut u = new_user(&format!("under-{leader}"));
+        u.leader = Some(roster_core::UserLookup::UserId(leader.into()));
+        u
+    };
+    let verdicts = e
+        .dir
+        .validate_users(
+            &e.caller,
+            vec![Ok(led("Chief")), Ok(led("nobody"))],
+            &mut dry,
+        )
+        .await
+        .expect("validate");
+    let kinds: Vec<Option<&str>> = verdicts
+        .iter()
+        .map(|v| v.as_ref().map(|e| e.kind.as_str()))
+        .collect();
+    assert_eq!(kinds, [None, Some("bad_reference")], "{verdicts:?}");
 }

@@ -15,6 +15,7 @@ use crate::error::{ConflictKind, CoreError, Entity};
 use crate::import::{
     ImportChunk, ImportCommit, ImportRowResult, IMPORT_KIND, IMPORT_RECEIVE_TIMEOUT_MS,
 };
+use crate::store::UserLookup;
 use crate::task::{ItemError, Task, TaskId, TaskStatus};
 use crate::user::{NewUser, User, UserKey};
 
@@ -34,6 +35,9 @@ pub const MAX_RESULTS_PAGE: usize = 10_000;
 pub struct DryRun {
     claimed: HashSet<u64>,
     room: Option<u64>,
+    /// The user ids (folded) of earlier rows that would be written: a later row may name
+    /// one as its leader, as it may in the real import.
+    user_ids: HashSet<String>,
 }
 
 impl Directory {
@@ -192,6 +196,7 @@ impl Directory {
         let tenant = self.get_tenant(caller.tenant).await?;
         Ok(DryRun {
             claimed: HashSet::new(),
+            user_ids: HashSet::new(),
             room: tenant
                 .max_active_users
                 .map(|max| u64::from(max).saturating_sub(tenant.active_users)),
@@ -210,6 +215,22 @@ impl Directory {
         dry: &mut DryRun,
     ) -> Result<Vec<Option<ItemError>>, CoreError> {
         caller.require(Scope::ContactWrite)?;
+        // A leader named by a row of an earlier chunk would exist by the time the real
+        // import writes this row; it is in no store to resolve against, so it is taken
+        // as resolved (such a row cannot be in the store, or it would have been refused).
+        let items: Vec<Result<NewUser, ItemError>> = items
+            .into_iter()
+            .map(|item| {
+                item.map(|mut new| {
+                    if let Some(UserLookup::UserId(l)) = &new.leader {
+                        if dry.user_ids.contains(&l.to_ascii_lowercase()) {
+                            new.leader = None;
+                        }
+                    }
+                    new
+                })
+            })
+            .collect();
         let (mut refused, inputs) = super::split_refused(items);
         let PreparedBatch {
             mut results,
@@ -242,6 +263,7 @@ impl Directory {
                 continue;
             }
             dry.claimed.extend(values);
+            dry.user_ids.insert(p.user.user_id.folded());
             dry.room = dry.room.map(|r| r - 1);
         }
         Ok(results
