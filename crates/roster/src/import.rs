@@ -518,6 +518,12 @@ async fn in_process(
     // order, and `numbers[i]` is the file row of the i-th row sent.
     let mut numbers: Vec<u64> = Vec::new();
     let mut items = Vec::with_capacity(IMPORT_CHUNK_ROWS);
+    // The reader refuses a bad header (or an unreadable file) before any row: wait for its
+    // first answer, so that a refused file leaves no import task behind.
+    let mut first = rx.recv().await;
+    if let Some(Err(e)) = first {
+        return Err(e);
+    }
     let (task, mut dry) = if args.dry_run {
         (None, Some(dir.begin_dry_run(&caller).await?))
     } else {
@@ -526,8 +532,28 @@ async fn in_process(
     bar.set_message(if args.dry_run { "checking" } else { "reading" });
     let mut seq = 0;
     let mut rows = 0;
-    while let Some(batch) = rx.recv().await {
-        for (n, row) in batch? {
+    loop {
+        let batch = match first.take() {
+            Some(batch) => batch,
+            None => match rx.recv().await {
+                Some(batch) => batch,
+                None => break,
+            },
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                // The file broke off midway: give the import up rather than leave it
+                // receiving until the server's sweep fails it.
+                if let Some(t) = &task {
+                    if let Err(abort) = dir.abort_import(&t.id).await {
+                        eprintln!("could not give up import {}: {abort:#}", t.id);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for (n, row) in batch {
             rows += 1;
             bar.inc_length(1);
             let item = match row {

@@ -746,6 +746,18 @@ fn roster_import_reads_csv_with_a_mapping_and_writes_an_error_report() {
     )
     .unwrap();
     let report = tmp.path().join("errors.csv");
+    // A mapping that leaves the name unmapped is refused at the header, and leaves no
+    // import task behind.
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &["import", file.to_str().unwrap(), "--map", "name=Nope"],
+    );
+    assert!(!ok, "{out} {err}");
+    assert_eq!(
+        sqlite_count(tmp.path(), "SELECT count(*) FROM tasks"),
+        0,
+        "a file refused at its header leaves no task: {err}"
+    );
     // A dry run first: it writes nothing but reports the same rows.
     let (ok, out, err) = cli(
         tmp.path(),
