@@ -43,6 +43,7 @@ use roster_core::{
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions as _;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tracing::instrument;
 
@@ -58,6 +59,8 @@ const MAX_CONNECTIONS: u32 = 16;
 
 /// How long a caller waits for a free connection before the store reports a failure.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Statements slower than this are logged as warnings (see `connect_with`).
+const SLOW_STATEMENT: Duration = Duration::from_secs(30);
 
 /// The `PostgreSQL` store. Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -90,6 +93,10 @@ impl PgStore {
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        // sqlx warns of any statement slower than a second; a bulk import writes 20 000
+        // users per statement, which takes seconds by design, and the warnings buried the
+        // log. A statement slower than SLOW_STATEMENT is still a warning.
+        let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
