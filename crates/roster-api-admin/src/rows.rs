@@ -306,14 +306,7 @@ fn join_time(v: &str) -> Result<i64, ItemError> {
     if !(1900..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=days_in_month).contains(&d) {
         return Err(bad());
     }
-    // Days from the civil date (Howard Hinnant's algorithm), then seconds.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok((era * 146_097 + doe - 719_468) * 86_400)
+    Ok(roster_core::days_from_civil(y, m, d) * 86_400)
 }
 
 /// Converts a row into a user with the core's value parsers; `notify` users start

@@ -208,15 +208,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm), valid for the proleptic
-    // Gregorian calendar.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let shifted_month = (month + 9) % 12;
-    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
+    let days = roster_core::days_from_civil(year, month, day);
     Some(((days * 86_400) + hour * 3600 + minute * 60 + second) * 1000)
 }
 

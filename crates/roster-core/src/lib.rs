@@ -32,7 +32,7 @@ pub use app::{App, AppKind, Caller, ContactScope, Scope, Scopes, TokenRecord};
 pub use audit::{Actor, Change, ChangeAction, ChangeEvent};
 pub use batch::{BatchItem, BatchMode, BatchReport, CreatedUser};
 pub use bi::{BiBatchReport, BiEntryFailure, BiEntryOutcome, BiMember, BiMemberPatch, BiRoles};
-pub use clock::{Clock, SystemClock};
+pub use clock::{days_from_civil, Clock, SystemClock};
 pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };

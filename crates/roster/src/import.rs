@@ -963,17 +963,9 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Unix seconds of a calendar date and time (UTC), from the proleptic Gregorian day count
-/// (Howard Hinnant's `days_from_civil`).
+/// Unix seconds of a calendar date and time (UTC).
 fn unix_seconds((y, mo, d, h, mi, s, _ms): (u16, u8, u8, u8, u8, u8, u16)) -> i64 {
-    let (y, mo, d) = (i64::from(y), i64::from(mo), i64::from(d));
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = roster_core::days_from_civil(i64::from(y), i64::from(mo), i64::from(d));
     days * 86_400 + i64::from(h) * 3_600 + i64::from(mi) * 60 + i64::from(s)
 }
 
