@@ -11,11 +11,11 @@ use tracing::instrument;
 use super::{Directory, PreparedBatch};
 use crate::app::{Caller, Scope};
 use crate::audit::{Actor, Change};
-use crate::error::{ConflictKind, CoreError, Entity};
+use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
 use crate::import::{
     ImportChunk, ImportCommit, ImportRowResult, IMPORT_KIND, IMPORT_RECEIVE_TIMEOUT_MS,
 };
-use crate::store::UserLookup;
+use crate::store::{UniqueProbe, UserLookup};
 use crate::task::{ItemError, Task, TaskId, TaskStatus};
 use crate::user::{NewUser, User, UserKey};
 
@@ -333,7 +333,9 @@ impl Directory {
     /// a value that the previous chunk took is caught by the store's unique indexes (the row
     /// is refused as a duplicate, as a probe would have refused it), and a chunk in which
     /// the preparation refused a row is prepared again once the previous commit is in, because a failure
-    /// such as an unknown leader may have been caused by rows of the previous chunk. The
+    /// such as an unknown leader may have been caused by rows of the previous chunk. So is a
+    /// chunk one of whose in-chunk leaders the previous chunk took: that leader is now a
+    /// duplicate, and the rows it leads must resolve their leader to the user written. The
     /// outcome is the same as preparing each chunk after the previous commit, and a clean
     /// import (the case worth making fast) is never prepared twice.
     #[instrument(skip_all, fields(task = %task.id))]
@@ -406,7 +408,7 @@ impl Directory {
             }
             next = match following? {
                 // Prepared before `current` was committed; see the function's docs.
-                Some(p) if p.refused_here => {
+                Some(p) if p.refused_here || self.batch_leader_taken(&job, &p).await? => {
                     self.next_import_chunk(&job, p.seq.checked_sub(1)).await?
                 }
                 other => other,
@@ -424,6 +426,29 @@ impl Directory {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether a value of a user who leads others in `chunk` is now taken (by the chunk
+    /// committed while this one was prepared).
+    async fn batch_leader_taken(
+        &self,
+        job: &ImportJob<'_>,
+        chunk: &PreparedChunk,
+    ) -> Result<bool, CoreError> {
+        let probe = &chunk.batch_leaders;
+        if probe.user_ids.is_empty() {
+            return Ok(false);
+        }
+        let taken = self
+            .inner
+            .store
+            .taken_user_values(job.task.tenant, probe)
+            .await?;
+        Ok(!(taken.user_ids.is_empty()
+            && taken.emails.is_empty()
+            && taken.mobiles.is_empty()
+            && taken.usernames.is_empty()
+            && taken.employee_nos.is_empty()))
     }
 
     /// Reads the first uncommitted chunk after `after` and prepares it; `None` when there is
@@ -461,6 +486,32 @@ impl Directory {
                 failures.push((chunk.first_row + pos as u32, error));
             }
         }
+        let led: HashSet<&str> = pending
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                p.user
+                    .profile
+                    .leader
+                    .as_ref()
+                    .map(crate::ids::OpenId::as_str)
+            })
+            .collect();
+        let mut batch_leaders = UniqueProbe::default();
+        for p in pending.iter().flatten() {
+            if led.contains(p.user.open_id.as_str()) {
+                for (key, value) in super::unique_values(&p.user) {
+                    match key {
+                        UniqueKey::UserId => batch_leaders.user_ids.push(value),
+                        UniqueKey::Email => batch_leaders.emails.push(value),
+                        UniqueKey::Mobile => batch_leaders.mobiles.push(value),
+                        UniqueKey::Username => batch_leaders.usernames.push(value),
+                        UniqueKey::EmployeeNo => batch_leaders.employee_nos.push(value),
+                        _ => {}
+                    }
+                }
+            }
+        }
         let mut users: Vec<(u32, User)> = Vec::new();
         let mut mails = Vec::new();
         for pos in levels.into_iter().flatten() {
@@ -482,6 +533,7 @@ impl Directory {
             failures,
             mails,
             refused_here,
+            batch_leaders,
         }))
     }
 }
@@ -505,8 +557,13 @@ struct PreparedChunk {
     failures: Vec<(u32, ItemError)>,
     mails: Vec<(u32, crate::outbox::OutboxMessage)>,
     /// Whether the preparation itself refused a row (rows that did not parse are refused
-    /// by the upload): only such a refusal can depend on the previous chunk.
+    /// by the upload): such a refusal can depend on the previous chunk.
     refused_here: bool,
+    /// The unique values of the users that lead other users of this chunk. If the previous
+    /// chunk took one of them, that leader will be refused as a duplicate when this chunk
+    /// commits, and the rows it leads must resolve their leader again (to the user the
+    /// previous chunk wrote), so the chunk is prepared again.
+    batch_leaders: UniqueProbe,
 }
 
 impl PreparedChunk {
