@@ -11,7 +11,7 @@ use tracing::instrument;
 use super::{Directory, PreparedBatch};
 use crate::app::{Caller, Scope};
 use crate::audit::{Actor, Change};
-use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
+use crate::error::{ConflictKind, CoreError, Entity};
 use crate::import::{
     ImportChunk, ImportCommit, ImportRowResult, IMPORT_KIND, IMPORT_RECEIVE_TIMEOUT_MS,
 };
@@ -500,16 +500,7 @@ impl Directory {
         let mut batch_leaders = UniqueProbe::default();
         for p in pending.iter().flatten() {
             if led.contains(p.user.open_id.as_str()) {
-                for (key, value) in super::unique_values(&p.user) {
-                    match key {
-                        UniqueKey::UserId => batch_leaders.user_ids.push(value),
-                        UniqueKey::Email => batch_leaders.emails.push(value),
-                        UniqueKey::Mobile => batch_leaders.mobiles.push(value),
-                        UniqueKey::Username => batch_leaders.usernames.push(value),
-                        UniqueKey::EmployeeNo => batch_leaders.employee_nos.push(value),
-                        _ => {}
-                    }
-                }
+                super::probe_values_of(&mut batch_leaders, &p.user);
             }
         }
         let mut users: Vec<(u32, User)> = Vec::new();

@@ -1460,16 +1460,7 @@ impl Directory {
             let mut probe = UniqueProbe::default();
             for &i in chunk {
                 if let Some(p) = &pending[i] {
-                    for (key, value) in unique_values(&p.user) {
-                        match key {
-                            UniqueKey::UserId => probe.user_ids.push(value),
-                            UniqueKey::Email => probe.emails.push(value),
-                            UniqueKey::Mobile => probe.mobiles.push(value),
-                            UniqueKey::Username => probe.usernames.push(value),
-                            UniqueKey::EmployeeNo => probe.employee_nos.push(value),
-                            _ => {}
-                        }
-                    }
+                    probe_values_of(&mut probe, &p.user);
                 }
             }
             let taken: TakenValues = self.inner.store.taken_user_values(tenant, &probe).await?;
@@ -1691,6 +1682,20 @@ impl PreparedItem {
             open_id: self.user.open_id,
             union_id: self.user.union_id,
             user_id: self.user.user_id,
+        }
+    }
+}
+
+/// Adds a user's unique values to a probe of the store.
+pub(crate) fn probe_values_of(probe: &mut UniqueProbe, user: &User) {
+    for (key, value) in unique_values(user) {
+        match key {
+            UniqueKey::UserId => probe.user_ids.push(value),
+            UniqueKey::Email => probe.emails.push(value),
+            UniqueKey::Mobile => probe.mobiles.push(value),
+            UniqueKey::Username => probe.usernames.push(value),
+            UniqueKey::EmployeeNo => probe.employee_nos.push(value),
+            _ => {}
         }
     }
 }
