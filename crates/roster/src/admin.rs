@@ -80,8 +80,20 @@ pub(crate) enum OutboxCommand {
     },
 }
 
+/// Opens the directory for a command: one that only reads (`read_only`) opens an existing
+/// database and creates no secret key, so that listing from another working directory with
+/// `--database-url` leaves no stray `secret.key` behind (a key that a later command there
+/// would seal with, which no other node could open); one that writes may create both.
+async fn open_for(config: &Config, read_only: bool) -> anyhow::Result<roster_core::Directory> {
+    if read_only {
+        roster_app::open_existing_directory(config).await
+    } else {
+        roster_app::open_directory(config).await
+    }
+}
+
 pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Result<()> {
-    let dir = roster_app::open_directory(config).await?;
+    let dir = roster_app::open_existing_directory(config).await?;
     let OutboxCommand::List {
         tenant,
         unsent,
@@ -119,7 +131,7 @@ pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Resul
 }
 
 pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
-    let dir = roster_app::open_directory(config).await?;
+    let dir = open_for(config, matches!(cmd, TenantCommand::List)).await?;
     match cmd {
         TenantCommand::Create { name, max_users } => {
             let t = dir
@@ -150,7 +162,7 @@ pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Resul
 }
 
 pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
-    let dir = roster_app::open_directory(config).await?;
+    let dir = open_for(config, matches!(cmd, AppCommand::List { .. })).await?;
     match cmd {
         AppCommand::Create {
             tenant,
@@ -262,7 +274,7 @@ pub(crate) async fn audit(
     limit: usize,
     full: bool,
 ) -> anyhow::Result<()> {
-    let dir = roster_app::open_directory(config).await?;
+    let dir = roster_app::open_existing_directory(config).await?;
     let events = dir.list_events(tenant.map(TenantId), after, limit).await?;
     println!(
         "{:<8} {:<6} {:<25} {:<12} {:<38} {:<26} NOTE",

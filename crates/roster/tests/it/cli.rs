@@ -346,3 +346,33 @@ fn a_process_with_another_secret_key_refuses_the_database() {
     assert!(ok, "{err}");
     assert!(out.contains("hw"), "{out}");
 }
+
+/// Commands that only read (the lists, the outbox, the audit record) make no secret key: run
+/// with `--database-url` from another working directory, they must leave nothing behind
+/// there, or a later command in that directory would seal secrets under a key of its own.
+#[test]
+fn read_only_commands_make_no_secret_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let (ok, _, err) = cli(&home, &["migrate"]);
+    assert!(ok, "{err}");
+    let url = format!("sqlite://{}", home.join("data").join("roster.db").display());
+    for args in [
+        &["tenant", "list"][..],
+        &["app", "list"],
+        &["outbox", "list"],
+        &["audit"],
+    ] {
+        let mut full = vec!["--database-url", url.as_str()];
+        full.extend_from_slice(args);
+        let (ok, _, err) = cli(&elsewhere, &full);
+        assert!(ok, "{args:?}: {err}");
+        assert!(
+            !elsewhere.join("data").join("secret.key").exists(),
+            "{args:?} made a secret key"
+        );
+    }
+}
