@@ -14,6 +14,7 @@ import {
   client,
   fails,
   freshCache,
+  getUser,
   lark,
   makeClient,
   mkDept,
@@ -229,6 +230,61 @@ describe('app scopes', () => {
       40004,
       'create department under outside parent',
     );
+  });
+
+  test('a department-scoped app cannot name a user outside its subtree in any reference', async () => {
+    const inside = await mkDept(u, { name: u.name('In') });
+    const outside = await mkDept(u, { name: u.name('Out') });
+    const outsider = await mkUser(u, { depts: [outside.open_department_id] });
+    const scoped = cliApp({ departments: [inside.open_department_id] });
+    const c = makeClient({ appId: scoped.appId, appSecret: scoped.appSecret });
+    const member = await mkUser(u, { c, depts: [inside.open_department_id] });
+
+    // A department's leader, its deputies and a user's dotted-line leaders: "no such user".
+    await fails(
+      c.contact.v3.department.create({
+        data: {
+          name: u.name('Led'),
+          parent_department_id: inside.open_department_id,
+          leader_user_id: outsider.open_id,
+        },
+      }),
+      44022,
+      'department led by an unseen user',
+    );
+    await fails(
+      c.contact.v3.department.patch({
+        path: { department_id: inside.open_department_id },
+        data: { leaders: [{ leaderType: 1, leaderID: member.open_id }, { leaderType: 2, leaderID: outsider.open_id }] },
+      }),
+      44022,
+      'an unseen deputy',
+    );
+    await fails(
+      c.contact.v3.user.patch({
+        path: { user_id: member.open_id },
+        data: { dotted_line_leader_user_ids: [outsider.open_id] },
+      }),
+      44022,
+      'an unseen dotted-line leader',
+    );
+    // A hand-over to an unseen user: 41052, and the user stays.
+    await fails(
+      c.contact.v3.user.delete({
+        path: { user_id: member.open_id },
+        data: { department_chat_acceptor_user_id: outsider.open_id },
+      }),
+      41052,
+      'an unseen acceptor',
+    );
+    const still = await getUser(member.open_id);
+    assert.equal(still.status.is_resigned, false, 'not deleted');
+    assert.deepEqual(still.dotted_line_leader_user_ids ?? [], [], 'no dotted-line leader written');
+    const dept = await ok(
+      client.contact.v3.department.get({ path: { department_id: inside.open_department_id } }),
+      'department',
+    );
+    assert.ok(!JSON.stringify(dept).includes(outsider.open_id), `no unseen leader written: ${JSON.stringify(dept)}`);
   });
 });
 

@@ -726,17 +726,15 @@ pub(crate) async fn new_department(
 }
 
 /// Resolves a department leader: an active user; 44021 for one who resigned and 44022 for
-/// an id that names nobody, as for a user's leader.
+/// an id that names nobody (or a user outside a department-limited app's scope), as for a
+/// user's leader.
 async fn active_leader(
     dir: &Directory,
     caller: &Caller,
     ids: IdTypes,
     id: &str,
 ) -> Result<roster_core::OpenId, FeishuError> {
-    match dir
-        .user_for_display(caller.tenant, &ids.user_lookup(id))
-        .await?
-    {
+    match dir.user_visible_to(caller, &ids.user_lookup(id)).await? {
         Some(u) if !u.status.is_resigned => Ok(u.open_id),
         Some(_) => Err(FeishuError::with_detail(
             StatusCode::BAD_REQUEST,

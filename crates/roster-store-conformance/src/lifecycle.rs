@@ -1461,6 +1461,49 @@ pub async fn check_a_scoped_app_cannot_reach_outside_its_departments(store: Arc<
         "leader_user_id",
         "creating under an unseen leader",
     );
+
+    // Every other reference the app makes resolves only to users it may see: a dotted-line
+    // leader, a department's leader (the adapters resolve it through `user_visible_to`) and
+    // a hand-over's acceptors.
+    let dotted = env
+        .dir
+        .dotted_line_leaders(&scoped, &[open(&outsider)])
+        .await;
+    assert_bad_reference(
+        &dotted,
+        "dotted_line_leader_user_ids",
+        "an unseen dotted-line leader",
+    );
+    let seen = env
+        .dir
+        .user_visible_to(&scoped, &open(&outsider))
+        .await
+        .expect("read");
+    assert!(
+        seen.is_none(),
+        "an unseen user resolves to nobody: {seen:?}"
+    );
+    let seen = env
+        .dir
+        .user_visible_to(&scoped, &open(&both))
+        .await
+        .expect("read");
+    assert_eq!(seen.map(|u| u.key), Some(both.key));
+    let inner = create(&env, new_user_in("inner", a.key)).await;
+    for handover in [
+        Handover {
+            successor: Some(open(&outsider)),
+            transfers: vec![],
+        },
+        Handover {
+            successor: None,
+            transfers: vec![("docs".into(), open(&outsider))],
+        },
+    ] {
+        let deleted = env.dir.delete_user(&scoped, &open(&inner), handover).await;
+        assert_bad_reference(&deleted, "acceptor", "an unseen acceptor");
+        assert!(!now_of(&env, &inner).await.status.is_resigned);
+    }
 }
 
 /// Name search and department member lists through the directory: only users the app's

@@ -570,14 +570,16 @@ impl Directory {
             }
         };
         let mut notes = Vec::new();
+        // Acceptors the caller names must be users it may see (an app limited to some
+        // departments cannot hand anything to, or probe for, a user outside them); the
+        // default successor, the user's own leader, is the directory's choice, not the
+        // caller's, and is taken wherever they are.
         for (kind, l) in &handover.transfers {
-            let a = check_acceptor(self.inner.store.get_user(caller.tenant, l).await?)?;
+            let a = check_acceptor(self.user_visible_to(caller, l).await?)?;
             notes.push(format!("{kind} -> {}", a.open_id));
         }
         let successor = match &handover.successor {
-            Some(l) => Some(check_acceptor(
-                self.inner.store.get_user(caller.tenant, l).await?,
-            )?),
+            Some(l) => Some(check_acceptor(self.user_visible_to(caller, l).await?)?),
             None => match &user.profile.leader {
                 Some(l) => self
                     .inner

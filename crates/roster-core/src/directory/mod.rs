@@ -967,6 +967,22 @@ impl Directory {
         Ok(self.inner.store.get_user(tenant, lookup).await?)
     }
 
+    /// A user of the caller's tenant (resigned ones included) named by a reference the
+    /// caller makes (a department's leader, a hand-over's acceptor), or `None` when nobody
+    /// by that id is there or the caller may not see them: to an app limited to some
+    /// departments a user outside them does not exist, whichever field names them, so that
+    /// no reference reaches or probes for users outside the app's scope.
+    pub async fn user_visible_to(
+        &self,
+        caller: &Caller,
+        lookup: &UserLookup,
+    ) -> Result<Option<User>, CoreError> {
+        match self.inner.store.get_user(caller.tenant, lookup).await? {
+            Some(u) if self.can_see_user(caller, &u).await? => Ok(Some(u)),
+            _ => Ok(None),
+        }
+    }
+
     /// Feishu's `member_count` and `primary_member_count`: the active users in the
     /// department or below it, and those whose primary department is there. For the root
     /// that is every active user of the tenant (each has one primary department), which
@@ -1083,7 +1099,8 @@ impl Directory {
     }
 
     /// Resolves dotted-line leader references (Feishu `dotted_line_leader_user_ids`) to open
-    /// ids: each an active user of the caller's tenant, duplicates dropped, at most
+    /// ids: each an active user of the caller's tenant that the caller may see, duplicates
+    /// dropped, at most
     /// `MAX_DOTTED_LINE_LEADERS`. Adapters call it before `create_user`/`patch_user`.
     pub async fn dotted_line_leaders(
         &self,
@@ -1100,6 +1117,12 @@ impl Directory {
         let mut out: Vec<OpenId> = Vec::with_capacity(lookups.len());
         for lookup in lookups {
             let leader = self.active_user(caller.tenant, lookup, FIELD).await?;
+            if !self.can_see_user(caller, &leader).await? {
+                return Err(CoreError::BadReference {
+                    field: FIELD,
+                    reason: "no such user".into(),
+                });
+            }
             if !out.contains(&leader.open_id) {
                 out.push(leader.open_id);
             }
