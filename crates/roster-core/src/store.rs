@@ -693,10 +693,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<crate::bi::BiMember>, u64), StoreError>;
 
     /// Rewrites a member's nickname, roles, groups and update time, with an `Updated`
-    /// event. False (nothing written) when the user is not a member.
+    /// event, if the stored member's update time is still `read_at` (the one its writer
+    /// read; every write moves it forward): `Stale` when another write came between, so
+    /// that concurrent changes never overwrite each other. False (nothing written) when
+    /// the user is not a member.
     async fn update_bi_member(
         &self,
         member: &crate::bi::BiMember,
+        read_at: i64,
         change: &Change,
     ) -> Result<bool, StoreError>;
 

@@ -158,7 +158,17 @@ pub async fn check_bi_member_update_and_delete_record_events(store: Arc<dyn Stor
     a.is_admin = true;
     a.groups.push("g3".into());
     a.updated_at = at + 5;
-    assert!(store.update_bi_member(&a, &cli()).await.expect("update"));
+    // A writer that read an older version finds the member moved on and writes nothing.
+    let stale = store.update_bi_member(&a, at - 1, &cli()).await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    assert_eq!(
+        get(store.as_ref(), &a).await.map(|m| m.updated_at),
+        Some(at)
+    );
+    assert!(store
+        .update_bi_member(&a, at, &cli())
+        .await
+        .expect("update"));
     assert_eq!(get(store.as_ref(), &a).await.as_ref(), Some(&a));
     assert!(store
         .delete_bi_member(t.id, &a.open_id, at + 6, &cli())
@@ -170,7 +180,7 @@ pub async fn check_bi_member_update_and_delete_record_events(store: Arc<dyn Stor
         .await
         .expect("delete again"));
     assert!(!store
-        .update_bi_member(&a, &cli())
+        .update_bi_member(&a, at + 5, &cli())
         .await
         .expect("update gone"));
     let events = events_since(store.as_ref(), Some(t.id), mark).await;
@@ -518,4 +528,93 @@ pub async fn check_a_group_with_bi_members_is_not_deleted(store: Arc<dyn Store>)
         .delete_group(&e.caller, &group.group_id)
         .await
         .expect("an empty group is deleted");
+}
+
+/// Concurrent changes of one member through the directory never overwrite each other:
+/// twelve racing `AddUserGroupMembers` of different groups leave the member in all twelve,
+/// and racing `UpdateUser`s of different fields both take effect.
+pub async fn check_racing_bi_member_changes_are_all_kept(store: Arc<dyn Store>) {
+    let e = env(store.clone(), "bi-race", None).await;
+    let mut racer = crate::support::new_user("racer");
+    racer.profile.email = Some(email("racer@example.com"));
+    let user = e.dir.create_user(&e.caller, racer).await.expect("create");
+    let roles = BiRoles {
+        is_admin: false,
+        is_auth_admin: false,
+        user_type: UserType::Developer,
+    };
+    let open_id = user.open_id.as_str().to_owned();
+    let added = e
+        .dir
+        .bi_add_members(
+            e.tenant.id,
+            Actor::Cli,
+            vec![(open_id.clone(), "Racer".to_owned())],
+            roles,
+            vec![],
+            100,
+        )
+        .await
+        .expect("add");
+    assert_eq!(added.ok_count(), 1, "{added:?}");
+    let mut groups = Vec::new();
+    for i in 0..12 {
+        let g = e
+            .dir
+            .bi_create_group(e.tenant.id, &format!("g{i}"), None)
+            .await
+            .expect("group");
+        groups.push(g.group_id);
+    }
+    let mut tasks = Vec::new();
+    for g in &groups {
+        let dir = e.dir.clone();
+        let (tenant, open_id, g) = (e.tenant.id, open_id.clone(), g.clone());
+        tasks.push(tokio::spawn(async move {
+            dir.bi_add_member_groups(tenant, Actor::Cli, &open_id, vec![g])
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("add to a group");
+    }
+    let (m, _) = e
+        .dir
+        .bi_member(e.tenant.id, &open_id)
+        .await
+        .expect("member");
+    let mut kept = m.groups.clone();
+    kept.sort();
+    let mut want = groups.clone();
+    want.sort();
+    assert_eq!(kept, want, "every acknowledged group is kept");
+
+    let patches = [
+        roster_core::BiMemberPatch {
+            nickname: Some("After".into()),
+            ..Default::default()
+        },
+        roster_core::BiMemberPatch {
+            is_admin: Some(true),
+            ..Default::default()
+        },
+    ];
+    let mut tasks = Vec::new();
+    for p in patches {
+        let dir = e.dir.clone();
+        let (tenant, open_id) = (e.tenant.id, open_id.clone());
+        tasks.push(tokio::spawn(async move {
+            dir.bi_update_member(tenant, Actor::Cli, &open_id, p).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("update");
+    }
+    let (m, _) = e
+        .dir
+        .bi_member(e.tenant.id, &open_id)
+        .await
+        .expect("member");
+    assert_eq!((m.nickname.as_str(), m.is_admin), ("After", true));
+    assert_eq!(m.groups.len(), 12);
 }

@@ -250,6 +250,7 @@ macro_rules! conformance_tests {
             check_insert_users_invited_writes_users_and_mails_all_or_nothing,
             check_delete_group_removes_only_the_tenants_group,
             check_a_group_with_bi_members_is_not_deleted,
+            check_racing_bi_member_changes_are_all_kept,
             check_access_keys_sign_and_issue_tokens_through_the_directory,
             check_rotating_an_access_key_app_replaces_its_secret_and_revokes_tokens,
             check_create_accounts_is_all_or_nothing_with_invitations,

@@ -229,12 +229,17 @@ pub(crate) async fn list_members(
 pub(crate) async fn update_member(
     pool: &PgPool,
     member: &BiMember,
+    read_at: i64,
     change: &Change,
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.context("begin update bi member")?;
+    // Locked (FOR UPDATE) until the commit, so that the check below holds for the write.
     let Some(stored) = load(&mut tx, member.tenant, member.open_id.as_str(), true).await? else {
         return Ok(false);
     };
+    if stored.updated_at != read_at {
+        return Err(StoreError::Stale);
+    }
     sqlx::query(
         "UPDATE bi_members SET nickname = $3, nickname_fold = $4, is_admin = $5, \
          is_auth_admin = $6, user_type = $7, group_ids = $8, updated_at = $9 \

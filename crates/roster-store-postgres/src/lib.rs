@@ -739,9 +739,10 @@ impl Store for PgStore {
     async fn update_bi_member(
         &self,
         member: &roster_core::BiMember,
+        read_at: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
-        bi::update_member(&self.pool, member, change).await
+        bi::update_member(&self.pool, member, read_at, change).await
     }
 
     async fn delete_bi_member(

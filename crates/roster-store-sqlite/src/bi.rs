@@ -203,6 +203,7 @@ pub(crate) fn list_members(
 pub(crate) fn update_member(
     conn: &mut Connection,
     member: &BiMember,
+    read_at: i64,
     ctx: &ChangeCtx,
 ) -> Result<bool, StoreError> {
     let tx = conn
@@ -211,6 +212,9 @@ pub(crate) fn update_member(
     let Some(stored) = load(&tx, member.tenant, member.open_id.as_str())? else {
         return Ok(false);
     };
+    if stored.updated_at != read_at {
+        return Err(StoreError::Stale);
+    }
     tx.prepare_cached(
         "UPDATE bi_members SET nickname = ?3, nickname_fold = ?4, is_admin = ?5, \
          is_auth_admin = ?6, user_type = ?7, group_ids = ?8, updated_at = ?9 \

@@ -1128,12 +1128,13 @@ impl Store for SqliteStore {
     async fn update_bi_member(
         &self,
         member: &roster_core::BiMember,
+        read_at: i64,
         change: &Change,
     ) -> Result<bool, StoreError> {
         let member = member.clone();
         let ctx = ChangeCtx::of(change);
         self.write("update bi member", move |conn| {
-            bi::update_member(conn, &member, &ctx)
+            bi::update_member(conn, &member, read_at, &ctx)
         })
         .await
     }

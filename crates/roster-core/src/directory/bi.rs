@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use tracing::instrument;
 
-use super::Directory;
+use super::{retry_stale, Directory};
 use crate::audit::{Actor, Change};
 use crate::bi::{
     merge_groups, parse_nickname, BiBatchReport, BiEntryFailure, BiEntryOutcome, BiMember,
@@ -272,6 +272,8 @@ impl Directory {
     }
 
     /// Changes a member's nickname, type or roles (`UpdateUser`), under the role rules.
+    /// A change made meanwhile by another request is read again and kept: two concurrent
+    /// updates of different fields both take effect.
     #[instrument(skip_all, fields(tenant = %tenant))]
     pub async fn bi_update_member(
         &self,
@@ -280,13 +282,31 @@ impl Directory {
         user_id: &str,
         patch: BiMemberPatch,
     ) -> Result<BiMember, CoreError> {
-        let (mut member, _) = self.bi_member(tenant, user_id).await?;
-        if let Some(n) = patch.nickname {
-            let n = parse_nickname(&n)?;
-            if n.is_empty() {
-                return Err(CoreError::invalid("nickname", "must not be empty"));
+        let nickname = match patch.nickname {
+            Some(n) => {
+                let n = parse_nickname(&n)?;
+                if n.is_empty() {
+                    return Err(CoreError::invalid("nickname", "must not be empty"));
+                }
+                Some(n)
             }
-            member.nickname = n;
+            None => None,
+        };
+        let patch = BiMemberPatch { nickname, ..patch };
+        retry_stale(|| self.bi_update_member_once(tenant, actor.clone(), user_id, &patch)).await
+    }
+
+    async fn bi_update_member_once(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+        user_id: &str,
+        patch: &BiMemberPatch,
+    ) -> Result<BiMember, CoreError> {
+        let (mut member, _) = self.bi_member(tenant, user_id).await?;
+        let read_at = member.updated_at;
+        if let Some(n) = &patch.nickname {
+            member.nickname.clone_from(n);
         }
         if let Some(t) = patch.user_type {
             member.user_type = t;
@@ -303,10 +323,11 @@ impl Directory {
             user_type: member.user_type,
         }
         .check()?;
-        self.bi_save(member, actor, user_id).await
+        self.bi_save(member, read_at, actor, user_id).await
     }
 
-    /// Adds a member to more groups (`AddUserGroupMembers`).
+    /// Adds a member to more groups (`AddUserGroupMembers`); groups added meanwhile by
+    /// another request stay.
     #[instrument(skip_all, fields(tenant = %tenant))]
     pub async fn bi_add_member_groups(
         &self,
@@ -322,22 +343,30 @@ impl Directory {
                 "must name at least one group",
             ));
         }
-        let (mut member, _) = self.bi_member(tenant, user_id).await?;
-        merge_groups(&mut member.groups, &groups);
-        self.bi_save(member, actor, user_id).await
+        retry_stale(|| async {
+            let (mut member, _) = self.bi_member(tenant, user_id).await?;
+            let read_at = member.updated_at;
+            merge_groups(&mut member.groups, &groups);
+            self.bi_save(member, read_at, actor.clone(), user_id).await
+        })
+        .await
     }
 
+    /// Writes a member read at `read_at` (its update time then). The new update time is
+    /// later than that even within one millisecond, so that it works as the member's
+    /// version: a writer that read the same version finds it moved (`Stale`) and tries again.
     async fn bi_save(
         &self,
         mut member: BiMember,
+        read_at: i64,
         actor: Actor,
         user_id: &str,
     ) -> Result<BiMember, CoreError> {
-        member.updated_at = self.inner.clock.now_ms();
+        member.updated_at = self.inner.clock.now_ms().max(read_at + 1);
         if self
             .inner
             .store
-            .update_bi_member(&member, &Change::by(actor))
+            .update_bi_member(&member, read_at, &Change::by(actor))
             .await?
         {
             Ok(member)
