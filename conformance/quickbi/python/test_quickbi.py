@@ -368,6 +368,13 @@ def test_whole_request_failures_add_nobody(qb, directory):
     expect_error(
         lambda: add(qb, {u["open_id"]: "X"}, user_type=9), 400, "InvalidParameter"
     )
+    # The NUL character, escaped in the FeishuUsers JSON or raw in a plain parameter.
+    expect_error(lambda: add(qb, {u["open_id"]: "X\x00"}), 400, "InvalidParameter")
+    expect_error(
+        lambda: qb.create_user_group(m.CreateUserGroupRequest(user_group_name="g\x00")),
+        400,
+        "InvalidParameter",
+    )
     assert qb.check_organization_member(
         m.CheckOrganizationMemberRequest(user_id=u["open_id"])
     ).body.result is False

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::Router;
 use roster_core::{Caller, Directory};
@@ -37,7 +38,7 @@ pub(crate) struct AdminState {
 
 /// The admin API's routes, under `/api/v1`.
 pub fn router(dir: Directory) -> Router {
-    Router::new()
+    let routes = Router::new()
         // The upload is streamed and limited per row, never as a whole: the body-size
         // limit of the other routes does not apply here.
         .route(
@@ -62,7 +63,10 @@ pub fn router(dir: Directory) -> Router {
         // `{*rest}` does not match an empty rest, so `/api/v1/` needs its own route.
         .route("/api/v1/", any(not_found))
         .route("/api/v1/{*rest}", any(not_found))
-        .with_state(AdminState { dir })
+        .with_state(AdminState { dir });
+    roster_http::refuse_nul_in_uri(routes, |_| {
+        AdminError::bad_request(roster_http::NUL_MESSAGE).into_response()
+    })
 }
 
 /// Unknown paths under `/api/v1` answer in this API's envelope.
@@ -119,10 +123,7 @@ impl FromRequestParts<AdminState> for Auth {
             .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token>"))?
             .to_str()
             .map_err(|_| unauthenticated("malformed Authorization header"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
+        let token = roster_http::bearer_token(value)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token>"))?;
         Ok(Auth(state.dir.authenticate(token).await?))

@@ -70,6 +70,9 @@ impl RawRow {
         let pos = field_position(name)
             .ok_or_else(|| format_error(name, format!("unknown field {name:?}")))?;
         let value = value.trim();
+        if value.contains('\0') {
+            return Err(format_error(name, roster_http::NUL_MESSAGE));
+        }
         self.values[pos] = (!value.is_empty()).then(|| value.to_owned());
         Ok(())
     }

@@ -55,6 +55,9 @@ async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Fei
 }
 
 fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, FeishuError> {
+    if roster_http::json_has_nul(text) {
+        return Err(FeishuError::param(roster_http::NUL_MESSAGE));
+    }
     serde_json::from_slice(text)
         .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))
 }
@@ -173,16 +176,9 @@ where
             .to_str()
             .map_err(|_| FeishuError::new(bad, codes::TOKEN_MALFORMED))?
             .trim();
-        // "Bearer" with nothing after it is a missing token, not a malformed one.
-        let token = if value.eq_ignore_ascii_case("bearer") {
-            ""
-        } else {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .unwrap_or(value)
-                .trim()
-        };
+        // "Bearer" with nothing after it is a missing token, not a malformed one; a bare
+        // token without the scheme is taken as it is, as Feishu does.
+        let token = roster_http::bearer_token(value).unwrap_or(value);
         if token.is_empty() {
             return Err(FeishuError::new(bad, codes::NEED_TOKEN));
         }

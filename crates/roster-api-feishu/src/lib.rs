@@ -56,7 +56,14 @@ impl Default for FeishuConfig {
 /// The Feishu routes over a directory.
 pub fn router(dir: Directory, config: FeishuConfig) -> Router {
     let limit = config.body_limit;
-    roster_http::refuse_declared_over(routes::routes(FeishuState { dir, config }), limit, |_| {
-        axum::response::IntoResponse::into_response(extract::body_too_large())
+    let routes = roster_http::refuse_declared_over(
+        routes::routes(FeishuState { dir, config }),
+        limit,
+        |_| axum::response::IntoResponse::into_response(extract::body_too_large()),
+    );
+    roster_http::refuse_nul_in_uri(routes, |_| {
+        axum::response::IntoResponse::into_response(error::FeishuError::param(
+            roster_http::NUL_MESSAGE,
+        ))
     })
 }

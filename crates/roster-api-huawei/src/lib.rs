@@ -53,8 +53,14 @@ pub(crate) struct HuaweiState {
 /// The Huawei routes over a directory: `/v3/auth/tokens` and `/v2/{project_id}/…`.
 pub fn router(dir: Directory, config: HuaweiConfig) -> Router {
     let limit = config.body_limit;
-    roster_http::refuse_declared_over(routes(HuaweiState { dir, config }), limit, |_| {
-        axum::response::IntoResponse::into_response(auth::body_too_large())
+    let routes =
+        roster_http::refuse_declared_over(routes(HuaweiState { dir, config }), limit, |_| {
+            axum::response::IntoResponse::into_response(auth::body_too_large())
+        });
+    roster_http::refuse_nul_in_uri(routes, |_| {
+        axum::response::IntoResponse::into_response(error::HuaweiError::param(
+            roster_http::NUL_MESSAGE,
+        ))
     })
 }
 

@@ -60,8 +60,12 @@ pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
     let routes = Router::new()
         .route("/", any(entry))
         .with_state(QuickBiState { dir, config });
-    roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
+    let routes = roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
         body_too_large().into_response_with(&request_id_of(request))
+    });
+    roster_http::refuse_nul_in_uri(routes, |request| {
+        QuickBiError::bad(codes::INVALID_PARAMETER, roster_http::NUL_MESSAGE)
+            .into_response_with(&request_id_of(request))
     })
 }
 
@@ -170,6 +174,18 @@ async fn handle(
         Vec::new()
     };
     let params = Params::new(&query, &form);
+    // No parameter may hold the NUL character (the query's `%00` never gets here): it is
+    // refused before the signature check, whose nonce claim would carry it to the store.
+    if params
+        .all()
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(QuickBiError::bad(
+            codes::INVALID_PARAMETER,
+            roster_http::NUL_MESSAGE,
+        ));
+    }
 
     // Which of the two places naming the action (and version) is signed depends on the
     // signature: ACS3 must sign the `x-acs-*` headers, the legacy RPC signature covers only

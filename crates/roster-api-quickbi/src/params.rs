@@ -39,6 +39,11 @@ impl Params {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(None),
             Some(v) if v.len() > MAX_VALUE_LEN => Err(QuickBiError::invalid(name, "too long")),
+            // A NUL escaped in a parameter that holds JSON (`FeishuUsers`); raw ones are
+            // refused with the request.
+            Some(v) if roster_http::json_has_nul(v.as_bytes()) => {
+                Err(QuickBiError::invalid(name, roster_http::NUL_MESSAGE))
+            }
             Some(v) => Ok(Some(v.to_owned())),
         }
     }

@@ -83,6 +83,25 @@ pub fn refuse_declared_over(
     ))
 }
 
+/// Refuses a request whose path or query holds the NUL character (`%00`), answering
+/// `bad_request()` (the dialect's own 400): no id or parameter can hold it, and PostgreSQL
+/// cannot compare text with it, so it must not reach a store.
+pub fn refuse_nul_in_uri(router: Router, bad_request: fn(&Request) -> Response) -> Router {
+    router.layer(middleware::from_fn(
+        move |request: Request, next: Next| async move {
+            let has_nul = request
+                .uri()
+                .path_and_query()
+                .is_some_and(|pq| pq.as_str().contains("%00"));
+            if has_nul {
+                bad_request(&request)
+            } else {
+                next.run(request).await
+            }
+        },
+    ))
+}
+
 /// Wraps a router in the request-id, tracing, error-logging and body-timeout layers.
 pub fn with_common_layers(router: Router) -> Router {
     let header = http::HeaderName::from_static(REQUEST_ID_HEADER);

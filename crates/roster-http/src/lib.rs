@@ -6,6 +6,10 @@
 //!   shutdown.
 //! - `layers`: request ids, the request span, and the one place where hidden internal
 //!   errors are logged.
+//! - `bearer_token`: the token of an `Authorization: Bearer …` header.
+//! - `json_has_nul`, `refuse_nul_in_uri`: the NUL character is refused at every front door
+//!   (PostgreSQL cannot store it in text, and no directory value needs it), so that both
+//!   stores see the same inputs and a client's NUL is a 400, never a storage failure.
 //!
 //! It knows no dialect: envelopes and error codes live in the `roster-api-*` crates.
 
@@ -13,6 +17,69 @@ mod layers;
 mod serve;
 
 pub use layers::{
-    refuse_declared_over, with_common_layers, HiddenError, RequestId, REQUEST_ID_HEADER,
+    refuse_declared_over, refuse_nul_in_uri, with_common_layers, HiddenError, RequestId,
+    REQUEST_ID_HEADER,
 };
 pub use serve::serve;
+
+/// The token of an `Authorization` header value in the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 9110, section 11.1: `BEARER t-…` is as good as `Bearer t-…`);
+/// `None` for another scheme. The token may be empty (`Bearer` alone), which callers
+/// answer as a missing token.
+#[must_use]
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+}
+
+/// Whether a JSON text holds a string with the NUL character: an escape `\u0000` whose
+/// backslash is not itself escaped (a raw NUL byte is not valid JSON at all, and the JSON
+/// parser refuses it). Front doors refuse such bodies before parsing them.
+#[must_use]
+pub fn json_has_nul(text: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"u0000";
+    text.windows(ESCAPE.len()).enumerate().any(|(at, w)| {
+        w == ESCAPE && {
+            // The escape is real when an odd number of backslashes runs up to the `u`.
+            let backslashes = text[..at].iter().rev().take_while(|b| **b == b'\\').count();
+            backslashes % 2 == 1
+        }
+    })
+}
+
+/// The message front doors give for a NUL character.
+pub const NUL_MESSAGE: &str = "text must not contain the NUL character (U+0000)";
+
+#[cfg(test)]
+mod tests {
+    use super::{bearer_token, json_has_nul};
+
+    #[test]
+    fn a_nul_escape_is_found_only_when_it_is_one() {
+        assert!(json_has_nul(br#"{"name":"a\u0000b"}"#));
+        assert!(
+            json_has_nul(br#"["\\\u0000"]"#),
+            "an escaped backslash, then the escape"
+        );
+        assert!(
+            !json_has_nul(br#"{"name":"a\\u0000b"}"#),
+            "a backslash, then text"
+        );
+        assert!(!json_has_nul(br#"{"name":"u0000"}"#));
+        assert!(!json_has_nul(br#"{"name":"\u0001"}"#));
+        assert!(json_has_nul(br#"{"\u0000":1}"#), "in a key too");
+        assert!(!json_has_nul(b""));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_matched_whatever_its_case() {
+        assert_eq!(bearer_token("Bearer t-1"), Some("t-1"));
+        assert_eq!(bearer_token("BEARER  t-1 "), Some("t-1"));
+        assert_eq!(bearer_token("bearer\tt-1"), Some("t-1"));
+        assert_eq!(bearer_token("Bearer"), Some(""));
+        assert_eq!(bearer_token("Basic dXNlcg=="), None);
+        assert_eq!(bearer_token("t-1"), None);
+        assert_eq!(bearer_token("Bearert-1"), None);
+    }
+}

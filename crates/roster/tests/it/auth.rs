@@ -120,10 +120,41 @@ async fn missing_malformed_and_unknown_bearer_tokens_get_their_codes() {
             .is_none_or(|d| d.as_object().is_some_and(serde_json::Map::is_empty)),
         "no data with an auth error"
     );
-    // And the real token works.
+    // And the real token works, under the scheme's name in any case, or bare.
     let token = s.token().await;
     let (status, body) = s.get(path, Some(&token)).await;
     assert_eq!((status, body["code"].as_i64()), (200, Some(0)), "{body}");
+    for header in [
+        format!("BEARER {token}"),
+        format!("bearer  {token}"),
+        token.clone(),
+    ] {
+        let resp = s
+            .http
+            .get(s.url(path))
+            .header("Authorization", &header)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(resp).await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (200, Some(0)),
+            "{header}: {body}"
+        );
+    }
+    let resp = s
+        .http
+        .get(s.url(path))
+        .header("Authorization", format!("Basic {token}"))
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = read(resp).await;
+    assert_eq!(
+        body["code"], 99_991_671,
+        "another scheme is a malformed token"
+    );
 }
 
 #[tokio::test]

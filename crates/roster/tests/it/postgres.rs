@@ -93,3 +93,97 @@ async fn racing_creates_of_one_email_leave_exactly_one_user_on_postgres() {
             .unwrap();
     assert_eq!(n, 1, "exactly one row holds the e-mail");
 }
+
+/// PostgreSQL cannot store or compare text holding the NUL character: every front door
+/// refuses it with a 400 in its own envelope (a bulk-import row fails alone), so it never
+/// reaches the store as a 500, and nothing is written.
+#[tokio::test]
+async fn nul_characters_are_refused_at_the_front_doors_on_postgres() {
+    let Some(url) = fresh_database().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::spawn_with(tmp.path(), &["--database-url", &url]);
+    let token = s.token().await;
+    let users = "/open-apis/contact/v3/users";
+    for (path, body) in [
+        (
+            users,
+            json!({"name": "a\u{0}b", "mobile": "+8613011110001", "department_ids": ["0"]}),
+        ),
+        (
+            users,
+            json!({"name": "ab", "mobile": "+8613011110001", "job_title": "x\u{0}"}),
+        ),
+        (
+            "/open-apis/contact/v3/departments",
+            json!({"name": "d\u{0}", "parent_department_id": "0"}),
+        ),
+        (
+            "/open-apis/contact/v3/users/batch_get_id",
+            json!({"emails": ["a\u{0}@example.com"]}),
+        ),
+    ] {
+        let (status, body) = s.post_json(path, Some(&token), &body).await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(40001)),
+            "{path}: {body}"
+        );
+    }
+    for path in [
+        "/open-apis/contact/v3/users/a%00b?user_id_type=user_id",
+        "/open-apis/contact/v3/departments/a%00b?department_id_type=department_id",
+        "/open-apis/contact/v3/users/find_by_department?department_id=0&page_token=p%00",
+    ] {
+        let (status, body) = s.get(path, Some(&token)).await;
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(40001)),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = s.get("/api/v1/imports/a%00", Some(&token)).await;
+    assert_eq!(status, 400, "{body}");
+
+    // A bulk import: the row with a NUL fails alone, the other is written.
+    let rows = "{\"name\":\"Ok\",\"mobile\":\"+8613011110002\"}\n\
+                {\"name\":\"N\\u0000\",\"mobile\":\"+8613011110003\"}\n";
+    let resp = s
+        .http
+        .post(s.url("/api/v1/imports"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/x-ndjson")
+        .body(rows)
+        .send()
+        .await
+        .unwrap();
+    let (status, task) = crate::harness::read(resp).await;
+    assert!(status == 200 || status == 202, "{task}");
+    let id = task["task_id"].as_str().expect("task id").to_owned();
+    let start = std::time::Instant::now();
+    let done = loop {
+        let (_, t) = s.get(&format!("/api/v1/imports/{id}"), Some(&token)).await;
+        if t["status"] == "done" || t["status"] == "failed" {
+            break t;
+        }
+        assert!(start.elapsed().as_secs() < 60, "import not done: {t}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (done["succeeded"].as_u64(), done["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{done}"
+    );
+
+    // Nothing else was written: the tenant holds the one imported user.
+    let (_, body) = s
+        .get(
+            "/open-apis/contact/v3/users/find_by_department?department_id=0&page_size=50",
+            Some(&token),
+        )
+        .await;
+    let items = body["data"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["name"], "Ok");
+}
