@@ -58,10 +58,12 @@ def field(text: str, name: str) -> str:
 class Key:
     """A Huawei AK/SK pair as `roster app create --kind huawei` printed it."""
 
-    def __init__(self, tenant: int = 1, project_id: str = ""):
+    def __init__(self, tenant: int = 1, project_id: str = "", scopes: str = ""):
         args = ["app", "create", "--tenant", str(tenant), "--kind", "huawei", "--name", "conformance"]
         if project_id:
             args += ["--project-id", project_id]
+        if scopes:
+            args += ["--scopes", scopes]
         out = roster(*args)
         self.ak = field(out, "access_key_id")
         self.sk = field(out, "access_key_secret")

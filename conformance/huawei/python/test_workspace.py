@@ -237,6 +237,7 @@ def test_duplicate_of_an_existing_user_name_any_case(ws, name):
     ({"description": "d" * 256}, "WKS.00010001"),
     ({"active_type": "SOMEBODY_ACTIVATE"}, "WKS.00010001"),
     ({"user_email": None}, "WKS.00010005"),
+    ({"description": "a\x00b"}, "WKS.00010001"),
 ])
 def test_bad_fields_reject_the_whole_request(ws, name, fields, code):
     good, bad = name(), name()
@@ -338,3 +339,71 @@ def test_a_directory_user_without_a_login_is_listed_and_found_under_its_user_id(
     assert listed.total_count == 1, listed
     assert listed.users[0].user_name == uid
     assert ws.list_users(ListUsersRequest(user_name=uid[:6].upper())).total_count >= 1
+
+
+def test_group_member_lists_apply_every_filter_and_other_platforms_match_nothing(ws, name):
+    gname = name("g")
+    ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname)))
+    gid = ws.list_user_groups(ListUserGroupsRequest(keyword=gname)).user_groups[0].id
+    a, b = name(), name()
+    create(ws,
+           CreateUserRequest(user_name=a, user_email=f"{a}@example.com", group_ids=[gid], description="alpha",
+                             active_type="ADMIN_ACTIVATE", password="Pw0001!xyzAB"),
+           CreateUserRequest(user_name=b, user_email=f"{b}@example.com", group_ids=[gid], description="beta"))
+    of_group = lambda **kw: ws.list_users_of_group(ListUsersOfGroupRequest(group_id=gid, **kw))
+    assert of_group().total_count == 2
+    for kw in ({"user_names": [a]}, {"description": "alph"}, {"active_type": "ADMIN_ACTIVATE"}):
+        page = of_group(**kw)
+        assert (page.total_count, [u.user_name for u in page.users]) == (1, [a]), kw
+    fails(lambda: of_group(active_type="SOMETIMES"), 400, "WKS.00010001")
+    # Roster's users and groups are all LOCAL.
+    assert ws.list_user_groups(ListUserGroupsRequest(keyword=gname, platform_type="LOCAL")).total_count == 1
+    assert ws.list_user_groups(ListUserGroupsRequest(keyword=gname, platform_type="AD")).total_count == 0
+
+
+def test_a_group_named_twice_is_joined_once(ws, name):
+    gname = name("g")
+    ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname)))
+    gid = ws.list_user_groups(ListUserGroupsRequest(keyword=gname)).user_groups[0].id
+    u = name()
+    create(ws, CreateUserRequest(user_name=u, user_email=f"{u}@example.com", group_ids=[gid, gid, gid]))
+    assert ws.list_users(ListUsersRequest(user_names=[u])).users[0].group_names == [gname]
+
+
+def test_a_read_only_key_is_refused_before_its_request_is_checked_or_hashed(name):
+    ro = Key(scopes="contact:read")
+    c = client(ro.ak, ro.sk, ro.project_id)
+    n = name()
+    # A bad item would be a 400 for a key that may write: the permission comes first.
+    fails(lambda: create(c, CreateUserRequest(user_name="1bad", user_email="x@example.com")), 403, "APIGW.0302")
+    fails(lambda: create(c, *[CreateUserRequest(user_name=f"{n}{i}", user_phone=phone(), active_type="ADMIN_ACTIVATE",
+                                                password=f"Pw{i:04d}!xyzAB") for i in range(3)]), 403, "APIGW.0302")
+    fails(lambda: c.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=["ou_" + "0" * 32]))),
+          403, "APIGW.0302")
+    assert c.list_users(ListUsersRequest(user_names=[f"{n}0"])).total_count == 0
+
+
+def test_overlapping_batch_deletes_both_succeed_and_delete_everything(ws, name):
+    import threading
+
+    mine, theirs, shared = [name() for _ in range(10)], [name() for _ in range(10)], name()
+    everyone = mine + theirs + [shared]
+    create(ws, *[CreateUserRequest(user_name=n, user_email=f"{n}@example.com") for n in everyone])
+    ids = {u.user_name: u.id for u in ws.list_users(ListUsersRequest(user_names=everyone, limit="100")).users}
+    errors = []
+
+    def delete(names):
+        try:
+            ws.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=[ids[n] for n in names])))
+        except exceptions.ClientRequestException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=delete, args=(group + [shared],)) for group in (mine, theirs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each call found every id it named; one losing the shared user to the other must not
+    # answer 404 after deleting the rest of its own.
+    assert errors == []
+    assert ws.list_users(ListUsersRequest(user_names=everyone, limit="100")).total_count == 0

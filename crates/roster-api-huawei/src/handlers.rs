@@ -34,6 +34,9 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HuaweiError> {
             "",
         ));
     }
+    if roster_http::json_has_nul(body) {
+        return Err(HuaweiError::param(roster_http::NUL_MESSAGE));
+    }
     serde_json::from_slice(body)
         .map_err(|e| HuaweiError::param(format!("the request body is not valid JSON: {e}")))
 }
@@ -144,6 +147,9 @@ pub(crate) async fn batch_create(
     Extension(authed): Extension<Authed>,
     body: Bytes,
 ) -> Result<Response, HuaweiError> {
+    // A key that may not write is refused before its body is read, and above all before
+    // its passwords are hashed (argon2id, tens of milliseconds each).
+    authed.caller.require(roster_core::Scope::ContactWrite)?;
     let req: wire::BatchCreateUsersReq = json(&body)?;
     let users = req
         .users
@@ -294,10 +300,13 @@ fn new_user(u: wire::CreateUserRequest) -> Result<(NewUser, Option<String>), Cor
             "must hold 1 to 5 groups when sent (leave it out for none)",
         ));
     }
-    let groups = u.group_ids.unwrap_or_default();
+    let mut groups = u.group_ids.unwrap_or_default();
     if groups.len() > 5 {
         return Err(CoreError::invalid("group_ids", "may hold at most 5 groups"));
     }
+    // A group named twice is joined once (and listed once), as on the Quick BI side.
+    let mut seen = std::collections::HashSet::new();
+    groups.retain(|g| seen.insert(g.clone()));
     for g in &groups {
         bounded_text("group_ids", g, 55, true)?;
     }
@@ -416,9 +425,89 @@ async fn group_map(
         .collect())
 }
 
-/// `GET /v2/{project_id}/users`: filters `user_name` (contains, any case), `user_names`
-/// (repeated, exact, any case), `description` (contains), `active_type`, `group_name`,
-/// `disabled`; paging by `limit` (default 10, at most 1000) and `offset`.
+/// The user filters the SDK's list requests carry (`ListUsersRequest`,
+/// `ListUsersOfGroupRequest`): `user_name` (contains, any case), `user_names` (repeated,
+/// exact, any case), `description` (contains), `active_type`, `disabled`, `platform_type`.
+/// Every filter sent is applied: a filter quietly ignored would return users it excludes,
+/// and a client acting on "the users of group G named X" would act on all of G.
+struct UserFilter {
+    name: Option<String>,
+    names: Vec<String>,
+    description: Option<String>,
+    active: Option<Activation>,
+    disabled: Option<bool>,
+    /// Roster's users are all `LOCAL`: another platform type matches nobody.
+    other_platform: bool,
+}
+
+impl UserFilter {
+    fn parse(q: &[(String, String)]) -> Result<Self, HuaweiError> {
+        let active = match first(q, "active_type") {
+            None | Some("") => None,
+            Some("USER_ACTIVATE") => Some(Activation::ByUser),
+            Some("ADMIN_ACTIVATE") => Some(Activation::ByAdmin),
+            Some(_) => {
+                return Err(HuaweiError::param(
+                    "active_type must be USER_ACTIVATE or ADMIN_ACTIVATE",
+                ))
+            }
+        };
+        let disabled = match first(q, "disabled") {
+            None | Some("") => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+            Some(_) => return Err(HuaweiError::param("disabled must be true or false")),
+        };
+        Ok(Self {
+            name: first(q, "user_name")
+                .map(str::to_ascii_lowercase)
+                .filter(|s| !s.is_empty()),
+            names: q
+                .iter()
+                .filter(|(k, _)| k == "user_names")
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .collect(),
+            description: first(q, "description")
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase),
+            active,
+            disabled,
+            other_platform: other_platform(q)?,
+        })
+    }
+
+    fn matches(&self, u: &User) -> bool {
+        let p = &u.profile;
+        let login = login_folded(u);
+        !self.other_platform
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| login.contains(n.as_str()))
+            && (self.names.is_empty() || self.names.contains(&login))
+            && self.description.as_ref().is_none_or(|d| {
+                p.description
+                    .as_ref()
+                    .is_some_and(|x| x.to_lowercase().contains(d.as_str()))
+            })
+            && self.active.is_none_or(|a| p.activation == a)
+            && self.disabled.is_none_or(|d| u.status.is_frozen == d)
+    }
+}
+
+/// Whether a `platform_type` filter names a platform other than `LOCAL` (`AD`), which no
+/// user or group of Roster's is on; an unknown value is a parameter error.
+fn other_platform(q: &[(String, String)]) -> Result<bool, HuaweiError> {
+    match first(q, "platform_type") {
+        None | Some("") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("LOCAL") => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("AD") => Ok(true),
+        Some(_) => Err(HuaweiError::param("platform_type must be AD or LOCAL")),
+    }
+}
+
+/// `GET /v2/{project_id}/users`: the filters of `UserFilter` and `group_name`; paging by
+/// `limit` (default 10, at most 1000) and `offset`.
 pub(crate) async fn list_users(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
@@ -427,33 +516,7 @@ pub(crate) async fn list_users(
     let q = query_pairs(query.as_deref());
     let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = number(&q, "offset", 0, usize::MAX)?;
-    let name = first(&q, "user_name")
-        .map(str::to_ascii_lowercase)
-        .filter(|s| !s.is_empty());
-    let names: Vec<String> = q
-        .iter()
-        .filter(|(k, _)| k == "user_names")
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .collect();
-    let description = first(&q, "description")
-        .filter(|s| !s.is_empty())
-        .map(str::to_lowercase);
-    let active = match first(&q, "active_type") {
-        None | Some("") => None,
-        Some("USER_ACTIVATE") => Some(Activation::ByUser),
-        Some("ADMIN_ACTIVATE") => Some(Activation::ByAdmin),
-        Some(_) => {
-            return Err(HuaweiError::param(
-                "active_type must be USER_ACTIVATE or ADMIN_ACTIVATE",
-            ))
-        }
-    };
-    let disabled = match first(&q, "disabled") {
-        None | Some("") => None,
-        Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
-        Some(_) => return Err(HuaweiError::param("disabled must be true or false")),
-    };
+    let filter = UserFilter::parse(&q)?;
     let groups = group_map(&state, &authed).await?;
     let group_filter = first(&q, "group_name").filter(|s| !s.is_empty()).map(|g| {
         // An unknown group name matches nobody.
@@ -470,18 +533,10 @@ pub(crate) async fn list_users(
         .await?
         .into_iter()
         .filter(|u| {
-            let p = &u.profile;
-            let login = login_folded(u);
-            name.as_ref().is_none_or(|n| login.contains(n.as_str()))
-                && (names.is_empty() || names.contains(&login))
-                && description.as_ref().is_none_or(|d| {
-                    p.description
-                        .as_ref()
-                        .is_some_and(|x| x.to_lowercase().contains(d.as_str()))
-                })
-                && active.is_none_or(|a| p.activation == a)
-                && disabled.is_none_or(|d| u.status.is_frozen == d)
-                && group_filter.as_ref().is_none_or(|g| p.groups.contains(g))
+            filter.matches(u)
+                && group_filter
+                    .as_ref()
+                    .is_none_or(|g| u.profile.groups.contains(g))
         })
         .collect();
     Ok(Json(wire::ListUsersResponse {
@@ -597,6 +652,8 @@ pub(crate) async fn batch_delete(
     Extension(authed): Extension<Authed>,
     body: Bytes,
 ) -> Result<Response, HuaweiError> {
+    // A key that may not write learns nothing of which ids exist.
+    authed.caller.require(roster_core::Scope::ContactWrite)?;
     let req: wire::BatchDeleteUserReq = json(&body)?;
     let ids = req
         .user_ids
@@ -614,21 +671,36 @@ pub(crate) async fn batch_delete(
         }
     }
     for user in users {
-        state
+        let deleted = state
             .dir
             .delete_user(
                 &authed.caller,
                 &UserLookup::Key(user.key),
                 Handover::default(),
             )
-            .await?;
+            .await;
+        match deleted {
+            // Every id existed when the request was checked; one that another request
+            // deleted since is gone as this one asked. Answering 404 here would report a
+            // failure after the users before it were deleted, and the call is all or nothing.
+            Ok(())
+            | Err(
+                CoreError::NotFound { .. }
+                | CoreError::Conflict {
+                    kind: roster_core::ConflictKind::UserResigned,
+                    ..
+                },
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(StatusCode::OK.into_response())
 }
 
 // ------------------------------------------------------------------------------ groups
 
-/// `GET /v2/{project_id}/groups`: `keyword` (name contains, any case), `limit`, `offset`.
+/// `GET /v2/{project_id}/groups`: `keyword` (name contains, any case), `platform_type`
+/// (`AD` matches nothing), `limit`, `offset`.
 pub(crate) async fn list_groups(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
@@ -640,6 +712,7 @@ pub(crate) async fn list_groups(
     let keyword = first(&q, "keyword")
         .map(str::to_lowercase)
         .filter(|k| !k.is_empty());
+    let other_platform = other_platform(&q)?;
     let users = state.dir.all_users(&authed.caller).await?;
     let groups: Vec<Group> = state
         .dir
@@ -647,9 +720,10 @@ pub(crate) async fn list_groups(
         .await?
         .into_iter()
         .filter(|g| {
-            keyword
-                .as_ref()
-                .is_none_or(|k| g.name.to_lowercase().contains(k.as_str()))
+            !other_platform
+                && keyword
+                    .as_ref()
+                    .is_none_or(|k| g.name.to_lowercase().contains(k.as_str()))
         })
         .collect();
     Ok(Json(wire::ListUserGroupsResponse {
@@ -717,7 +791,8 @@ pub(crate) async fn delete_group(
     Ok(StatusCode::OK.into_response())
 }
 
-/// `GET /v2/{project_id}/groups/{group_id}/users`: `user_name` (contains), `limit`, `offset`.
+/// `GET /v2/{project_id}/groups/{group_id}/users`: the filters of `UserFilter`, `limit`,
+/// `offset`.
 pub(crate) async fn group_users(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,
@@ -727,18 +802,13 @@ pub(crate) async fn group_users(
     let q = query_pairs(query.as_deref());
     let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = number(&q, "offset", 0, usize::MAX)?;
-    let name = first(&q, "user_name")
-        .map(str::to_ascii_lowercase)
-        .filter(|s| !s.is_empty());
+    let filter = UserFilter::parse(&q)?;
     let members: Vec<User> = state
         .dir
         .group_members(&authed.caller, &id)
         .await?
         .into_iter()
-        .filter(|u| {
-            name.as_ref()
-                .is_none_or(|n| login_folded(u).contains(n.as_str()))
-        })
+        .filter(|u| filter.matches(u))
         .collect();
     Ok(Json(wire::ListUsersOfGroupResponse {
         total_count: members.len(),
