@@ -357,8 +357,11 @@ def test_group_member_lists_apply_every_filter_and_other_platforms_match_nothing
         assert (page.total_count, [u.user_name for u in page.users]) == (1, [a]), kw
     fails(lambda: of_group(active_type="SOMETIMES"), 400, "WKS.00010001")
     # Roster's users and groups are all LOCAL.
-    assert ws.list_user_groups(ListUserGroupsRequest(keyword=gname, platform_type="LOCAL")).total_count == 1
-    assert ws.list_user_groups(ListUserGroupsRequest(keyword=gname, platform_type="AD")).total_count == 0
+    groups = lambda types: ws.list_user_groups(ListUserGroupsRequest(keyword=gname, platform_type=types)).total_count
+    assert groups(["LOCAL"]) == 1
+    assert groups(["AD", "LOCAL"]) == 1
+    assert groups(["AD"]) == 0
+    fails(lambda: groups(["LDAP"]), 400, "WKS.00010001")
 
 
 def test_a_group_named_twice_is_joined_once(ws, name):

@@ -32,6 +32,16 @@ pub(crate) fn body_too_large() -> HuaweiError {
     )
 }
 
+/// The answer to a body that could not be read: over the limit (413), or stalled or
+/// broken off by the client (400, saying so).
+pub(crate) fn unreadable_body(e: &axum::Error) -> HuaweiError {
+    if roster_http::body_over_limit(e) {
+        body_too_large()
+    } else {
+        HuaweiError::param(format!("the request body could not be read: {e}"))
+    }
+}
+
 /// The project id of a `/v2/{project_id}/…` path.
 fn path_project(path: &str) -> Option<&str> {
     path.strip_prefix("/v2/")?.split('/').next()
@@ -43,8 +53,9 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    let Ok(bytes) = to_bytes(body, state.config.body_limit).await else {
-        return body_too_large().into_response();
+    let bytes = match to_bytes(body, state.config.body_limit).await {
+        Ok(bytes) => bytes,
+        Err(e) => return unreadable_body(&e).into_response(),
     };
     match verify(&state, &parts, &bytes).await {
         Ok(caller) => {

@@ -87,7 +87,7 @@ pub(crate) async fn issue_token(State(state): State<HuaweiState>, body: Body) ->
 async fn issue_token_inner(state: &HuaweiState, body: Body) -> Result<Response, HuaweiError> {
     let bytes = to_bytes(body, state.config.body_limit)
         .await
-        .map_err(|_| HuaweiError::param("the request body is too large"))?;
+        .map_err(|e| crate::auth::unreadable_body(&e))?;
     let req: wire::TokenRequest = json(&bytes)?;
     let auth = req
         .auth
@@ -495,15 +495,24 @@ impl UserFilter {
     }
 }
 
-/// Whether a `platform_type` filter names a platform other than `LOCAL` (`AD`), which no
-/// user or group of Roster's is on; an unknown value is a parameter error.
+/// Whether a `platform_type` filter (the SDK repeats the key for a list) leaves out
+/// `LOCAL`, naming only `AD`, which no user or group of Roster's is on; an unknown value is
+/// a parameter error.
 fn other_platform(q: &[(String, String)]) -> Result<bool, HuaweiError> {
-    match first(q, "platform_type") {
-        None | Some("") => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("LOCAL") => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("AD") => Ok(true),
-        Some(_) => Err(HuaweiError::param("platform_type must be AD or LOCAL")),
+    let mut named = false;
+    let mut local = false;
+    for (_, v) in q
+        .iter()
+        .filter(|(k, v)| k == "platform_type" && !v.is_empty())
+    {
+        named = true;
+        if v.eq_ignore_ascii_case("LOCAL") {
+            local = true;
+        } else if !v.eq_ignore_ascii_case("AD") {
+            return Err(HuaweiError::param("platform_type must be AD or LOCAL"));
+        }
     }
+    Ok(named && !local)
 }
 
 /// `GET /v2/{project_id}/users`: the filters of `UserFilter` and `group_name`; paging by

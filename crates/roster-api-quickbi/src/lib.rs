@@ -167,7 +167,16 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
         .await
-        .map_err(|_| body_too_large())?;
+        .map_err(|e| {
+            if roster_http::body_over_limit(&e) {
+                body_too_large()
+            } else {
+                QuickBiError::bad(
+                    codes::INVALID_PARAMETER,
+                    format!("The request body could not be read: {e}"),
+                )
+            }
+        })?;
     let form = if is_form {
         params::decode(&body)
     } else {

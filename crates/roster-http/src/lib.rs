@@ -48,6 +48,22 @@ pub fn json_has_nul(text: &[u8]) -> bool {
     })
 }
 
+/// Whether reading a request body failed because it is over the size limit, rather than
+/// because the client stalled or broke off (a timeout, a bad chunk): front doors answer the
+/// first with their 413 and the others with a 400 that says what happened, so that a client
+/// sending ten bytes and stalling is not told its body is too large.
+#[must_use]
+pub fn body_over_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// The message front doors give for a NUL character.
 pub const NUL_MESSAGE: &str = "text must not contain the NUL character (U+0000)";
 

@@ -131,6 +131,44 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     }
 }
 
+/// A body that breaks off (here a malformed chunk) is a 400 that says it could not be
+/// read, in the front door's envelope; only a body over the limit is "too large".
+#[tokio::test]
+async fn a_broken_body_is_not_called_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::spawn();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let doors = [
+        (
+            "/",
+            "application/x-www-form-urlencoded",
+            "\"Code\":\"InvalidParameter\"",
+        ),
+        ("/v3/auth/tokens", "application/json", "\"error_code\":"),
+        (
+            "/v2/0123456789abcdef0123456789abcdef/users/batch-create",
+            "application/json",
+            "\"error_code\":",
+        ),
+    ];
+    for (path, ctype, envelope) in doors {
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\nzz\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let mut raw = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut raw))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer within 5 s"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw[..n]);
+        assert!(text.starts_with("HTTP/1.1 400"), "{path}: {text}");
+        assert!(text.contains(envelope), "{path}: {text}");
+        assert!(text.contains("could not be read"), "{path}: {text}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     let mut s = TestServer::spawn();
