@@ -136,7 +136,40 @@ impl Config {
             .merge(Env::prefixed("ROSTER_").split("__").only(KNOWN_KEYS))
             .merge(Serialized::defaults(overrides))
             .extract()?;
+        config.check()?;
         Ok(config)
+    }
+
+    /// Refuses settings that would leave the server running but broken, naming the key:
+    /// a zero where a count or a duration must be positive, a log filter that does not
+    /// parse (it used to fall back to `info` without a word), and no task worker on SQLite,
+    /// where no other node would run the imports it accepts.
+    fn check(&self) -> anyhow::Result<()> {
+        let positive = [
+            (
+                "feishu_batch_add_max_users",
+                self.feishu_batch_add_max_users as u64,
+            ),
+            ("task_lease_seconds", u64::from(self.task_lease_seconds)),
+            ("invitation_ttl_hours", u64::from(self.invitation_ttl_hours)),
+            ("token_purge_interval_s", self.token_purge_interval_s),
+        ];
+        for (key, value) in positive {
+            anyhow::ensure!(value > 0, "{key} must be at least 1");
+        }
+        anyhow::ensure!(
+            self.body_limit >= 1024,
+            "body_limit must be at least 1024 bytes (it is {})",
+            self.body_limit
+        );
+        anyhow::ensure!(
+            self.task_workers > 0 || self.database_url().starts_with("postgres"),
+            "task_workers = 0 runs no background tasks, and on SQLite no other node would run \
+             them: imports and batch_add tasks would never finish"
+        );
+        tracing_subscriber::EnvFilter::try_new(&self.log)
+            .map_err(|e| anyhow::anyhow!("log filter {:?} does not parse: {e}", self.log))?;
+        Ok(())
     }
 
     /// The database URL in effect.

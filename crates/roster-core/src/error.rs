@@ -273,3 +273,28 @@ impl From<StoreError> for CoreError {
         }
     }
 }
+
+/// An error with its causes, `outer: inner: …`, for the log lines of background work,
+/// which no dialect reports: `CoreError::Storage` displays only "storage failure" (clients
+/// never see the detail), and the operator needs the store's own message.
+#[must_use]
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chain, CoreError, StoreError};
+
+    #[test]
+    fn a_chain_names_the_store_failure_behind_a_storage_error() {
+        let err = CoreError::Storage(StoreError::Backend("disk I/O error".into()));
+        assert_eq!(err.to_string(), "storage failure", "clients see no detail");
+        let logged = chain(&err);
+        assert!(logged.starts_with("storage failure: "), "{logged}");
+        assert!(logged.contains("disk I/O error"), "{logged}");
+    }
+}

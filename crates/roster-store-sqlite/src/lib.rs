@@ -178,6 +178,18 @@ impl SqliteStore {
     /// at startup or from `spawn_blocking`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = Connection::open(path).context("open database file")?;
+        // SQLite opens a file it may not write read-only without a word; every write would
+        // then fail while the server looked ready. Refuse to start instead, saying why.
+        if writer
+            .is_readonly(rusqlite::MAIN_DB)
+            .context("check that the database is writable")?
+        {
+            return Err(StoreError::Backend(format!(
+                "the database file {} is read-only: Roster must be able to write it (and \
+                 its directory, for the -wal and -shm files)",
+                path.display()
+            )));
+        }
         // WAL lets readers work on a snapshot while the writer commits, and makes a commit
         // one sequential append. It is a property of the file, so setting it once on the
         // writer covers the readers too; the pragma answers with the mode now in effect.

@@ -108,6 +108,12 @@ async fn readyz(State(dir): State<Directory>) -> impl IntoResponse {
 
 #[allow(clippy::print_stdout)] // First-start credentials and the address are for the person at the terminal.
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    // A bad smtp_url is refused before anything starts, not after "listening".
+    let mail_sender = config
+        .smtp_url
+        .as_deref()
+        .map(|url| roster_app::mail::SmtpSender::new(url, &config.mail_from))
+        .transpose()?;
     let dir = roster_app::open_directory(&config)
         .await?
         .with_memory_return(std::sync::Arc::new(crate::return_freed_memory));
@@ -190,9 +196,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             d.run_task_worker(worker, inv, stop).await;
         }));
     }
-    match &config.smtp_url {
-        Some(url) => {
-            let sender = roster_app::mail::SmtpSender::new(url, &config.mail_from)?;
+    match mail_sender {
+        Some(sender) => {
             let d = dir.clone();
             let stop = stop_rx.clone();
             background.push(tokio::spawn(async move {

@@ -142,7 +142,11 @@ impl Directory {
                 Ok(Some(task)) => {
                     let id = task.id.clone();
                     if let Err(err) = self.process_task(task, &worker, &invitations, &stop).await {
-                        tracing::error!(task = %id, "failed to process task: {err}");
+                        tracing::error!(
+                            task = %id,
+                            "failed to process task: {}",
+                            crate::error::chain(&err)
+                        );
                         // The lease runs out and the task is retried; a task that cannot
                         // succeed at all is marked failed so that it stops being retried.
                         if !matches!(err, CoreError::Storage(_)) {
@@ -161,7 +165,7 @@ impl Directory {
                     continue;
                 }
                 Ok(None) => {}
-                Err(err) => tracing::warn!("failed to claim a task: {err}"),
+                Err(err) => tracing::warn!("failed to claim a task: {}", crate::error::chain(&err)),
             }
             tokio::select! {
                 () = self.inner.task_wakeup.notified() => {}
