@@ -376,3 +376,29 @@ fn read_only_commands_make_no_secret_key() {
         );
     }
 }
+
+/// Settings that would leave a server running but broken are refused at start, naming the
+/// key, instead of accepting imports no worker runs or logging at a level nobody chose.
+#[test]
+fn settings_that_would_break_the_server_are_refused_with_their_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (toml, key) in [
+        ("task_workers = 0\n", "task_workers"),
+        ("task_lease_seconds = 0\n", "task_lease_seconds"),
+        ("body_limit = 10\n", "body_limit"),
+        (
+            "feishu_batch_add_max_users = 0\n",
+            "feishu_batch_add_max_users",
+        ),
+        ("log = \"roster=[[[\"\n", "log filter"),
+    ] {
+        std::fs::write(dir.join("roster.toml"), toml).unwrap();
+        let (ok, _, err) = cli(dir, &["migrate"]);
+        assert!(!ok && err.contains(key), "{toml}: {err}");
+    }
+    assert!(!dir.join("data").exists(), "nothing was created");
+    std::fs::remove_file(dir.join("roster.toml")).unwrap();
+    let (ok, _, err) = cli(dir, &["migrate"]);
+    assert!(ok, "{err}");
+}
