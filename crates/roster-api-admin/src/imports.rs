@@ -90,6 +90,14 @@ impl RowReader {
         depts: &mut Departments<'_>,
     ) -> Result<Option<Result<NewUser, ItemError>>, AdminError> {
         let raw = match record {
+            // A CSV header too long to read refuses the upload, as any bad header does:
+            // taking the next record for the header would shift every row's number.
+            Record::TooLong if self.csv && self.columns.is_none() => {
+                return Err(AdminError::bad_request(format!(
+                    "the CSV header is longer than {} bytes",
+                    rows::MAX_ROW_BYTES
+                )));
+            }
             Record::TooLong => Err(rows::format_error(
                 "row",
                 format!("longer than {} bytes", rows::MAX_ROW_BYTES),

@@ -97,6 +97,25 @@ impl PgStore {
         // users per statement, which takes seconds by design, and the warnings buried the
         // log. A statement slower than SLOW_STATEMENT is still a warning.
         let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
+        // One connection first, on its own: a pool that cannot connect retries until its
+        // acquire timeout and then reports only "pool timed out", while this reports why
+        // (connection refused, unknown host, authentication failed, no such database).
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Backend(format!(
+                    "failed to connect to PostgreSQL: {e}"
+                )))
+            }
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "failed to connect to PostgreSQL: no answer within {} s",
+                    ACQUIRE_TIMEOUT.as_secs()
+                )))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -402,3 +402,26 @@ fn settings_that_would_break_the_server_are_refused_with_their_key() {
     let (ok, _, err) = cli(dir, &["migrate"]);
     assert!(ok, "{err}");
 }
+
+/// A PostgreSQL server that cannot be reached is reported with the reason at once, not as
+/// "pool timed out" after the pool's 30 s.
+#[test]
+fn an_unreachable_postgres_is_reported_with_its_reason_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (ok, _, err) = cli(
+        tmp.path(),
+        &[
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/x",
+            "migrate",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -499,15 +499,24 @@ async fn a_shutdown_fails_an_upload_it_cut_off() {
     drop(sock);
 }
 
-/// An upload refused on its first record (bad CSV header, duplicate column, empty CSV)
-/// answers 400 and leaves no task behind.
+/// An upload refused on its first record (bad CSV header, duplicate column, empty CSV, a
+/// header too long to read) answers 400 and leaves no task behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_refused_at_its_header_leaves_no_task() {
     let s = TestServer::spawn();
     let token = s.token().await;
-    for body in ["nmae,email\nA,a@example.com\n", "name,name\nA,B\n", ""] {
+    let long_header = format!(
+        "name,description{}\nname,user_id\nA,a1\n",
+        " ".repeat(70_000)
+    );
+    for body in [
+        "nmae,email\nA,a@example.com\n",
+        "name,name\nA,B\n",
+        "",
+        long_header.as_str(),
+    ] {
         let (status, resp) = upload(&s, &token, "text/csv", body.as_bytes().to_vec(), "").await;
-        assert_eq!(status, 400, "{body:?}: {resp}");
+        assert_eq!(status, 400, "{:?}: {resp}", &body[..body.len().min(40)]);
     }
     assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
 }
