@@ -262,10 +262,10 @@ impl From<StoreError> for CoreError {
             ),
             StoreError::Gone(field) => CoreError::BadReference {
                 field,
-                reason: if field == "leader_user_id" {
-                    "the user has resigned"
-                } else {
-                    "the department does not exist"
+                reason: match field {
+                    "leader_user_id" => "the user has resigned",
+                    "group_ids" => "the group does not exist",
+                    _ => "the department does not exist",
                 }
                 .into(),
             },

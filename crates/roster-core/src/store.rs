@@ -228,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
     /// activations), in ONE transaction: exactly `insert_users(.., atomic = true, ..)`, and
     /// the messages are written only when every user is. Used by the synchronous vendor
     /// batch APIs (Huawei `batch-create`) whose invitations must not outlive a refused batch.
+    /// A user naming a group (`UserProfile::groups`) that no longer exists is refused with
+    /// `Gone("group_ids")` (checked inside the transaction, against a racing
+    /// `delete_group`), the others with `Conflict(NotWritten)`.
     async fn insert_users_invited(
         &self,
         tenant: TenantId,
@@ -237,7 +240,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Result<crate::user::UserKey, StoreError>>, StoreError>;
 
     /// Deletes a group of the tenant for good; false when there was none. The caller has
-    /// made sure no user still lists it (`UserProfile::groups`).
+    /// made sure no user still lists it (`UserProfile::groups`) and no BI member either;
+    /// `Stale` (nothing deleted) when one does inside the transaction, having joined since.
     async fn delete_group(&self, tenant: TenantId, group_id: &str) -> Result<bool, StoreError>;
 
     /// Access keys of one tenant, or of all tenants, oldest first.
@@ -664,7 +668,8 @@ pub trait Store: Send + Sync + 'static {
     /// who is already a member is refused by the primary key as `Duplicate(OpenId)`; the
     /// others are written. If the members written would take the organisation above
     /// `max_members`, nothing is written and the call fails with `LicenceExceeded` (the
-    /// count is a database rule, so racing batches cannot pass the cap together).
+    /// count is a database rule, so racing batches cannot pass the cap together). `Stale`
+    /// (nothing written) when a group the members join no longer exists.
     async fn insert_bi_members(
         &self,
         tenant: TenantId,
@@ -695,8 +700,8 @@ pub trait Store: Send + Sync + 'static {
     /// Rewrites a member's nickname, roles, groups and update time, with an `Updated`
     /// event, if the stored member's update time is still `read_at` (the one its writer
     /// read; every write moves it forward): `Stale` when another write came between, so
-    /// that concurrent changes never overwrite each other. False (nothing written) when
-    /// the user is not a member.
+    /// that concurrent changes never overwrite each other, and when a group the member
+    /// joins no longer exists. False (nothing written) when the user is not a member.
     async fn update_bi_member(
         &self,
         member: &crate::bi::BiMember,

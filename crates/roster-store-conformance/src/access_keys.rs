@@ -545,3 +545,103 @@ pub async fn check_create_accounts_is_all_or_nothing_with_invitations(s: Arc<dyn
         })
     ));
 }
+
+/// A group and the users joining it never part ways unseen: the store refuses a user
+/// naming a group deleted since the core checked it, a BI member joining one, and the
+/// deletion of a group a user or BI member joined since the core's check; racing
+/// batch-creates and a delete of their group leave either the group or no member of it.
+pub async fn check_a_group_is_never_deleted_under_its_members(s: Arc<dyn Store>) {
+    let e = env(s.clone(), "group-race", None).await;
+    let inv = roster_core::Invitations {
+        base_url: "http://127.0.0.1:1".into(),
+        ttl_ms: 60_000,
+        lease_ms: 30_000,
+    };
+    let account = |id: &str, groups: Vec<String>| {
+        let mut new = crate::support::new_user(id);
+        new.profile.email = Some(email(&format!("{id}@example.com")));
+        new.profile.username = Some(roster_core::values::Username::parse(id).expect("name"));
+        new.profile.activation = roster_core::values::Activation::ByAdmin;
+        new.profile.groups = groups;
+        new.activated = true;
+        new
+    };
+
+    // The store's own checks, past the core's.
+    let g = e
+        .dir
+        .create_group(&e.caller, "kept", None, None)
+        .await
+        .expect("group");
+    let mut lone = plain_user(e.tenant.id, e.root.key, "lone");
+    lone.profile.groups = vec!["gone-group".into()];
+    let written = s
+        .insert_users_invited(e.tenant.id, std::slice::from_ref(&lone), &[], &cli())
+        .await
+        .expect("insert");
+    assert!(
+        matches!(written[..], [Err(StoreError::Gone("group_ids"))]),
+        "{written:?}"
+    );
+    lone.profile.groups = vec![g.group_id.clone()];
+    let written = s
+        .insert_users_invited(e.tenant.id, std::slice::from_ref(&lone), &[], &cli())
+        .await
+        .expect("insert");
+    assert!(written[0].is_ok(), "{written:?}");
+    let refused = s.delete_group(e.tenant.id, &g.group_id).await;
+    assert!(matches!(refused, Err(StoreError::Stale)), "{refused:?}");
+    assert!(s
+        .get_group(e.tenant.id, &g.group_id)
+        .await
+        .expect("get")
+        .is_some());
+    let mut m = crate::bi::member(e.tenant.id, "Bi", now_ms());
+    m.groups = vec!["gone-group".into()];
+    let bi = s
+        .insert_bi_members(e.tenant.id, std::slice::from_ref(&m), 10, &cli())
+        .await;
+    assert!(matches!(bi, Err(StoreError::Stale)), "{bi:?}");
+
+    // Racing batch-creates and a delete of their group, through the directory.
+    for round in 0..6 {
+        let g = e
+            .dir
+            .create_group(&e.caller, &format!("race{round}"), None, None)
+            .await
+            .expect("group");
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let dir = e.dir.clone();
+            let caller = e.caller.clone();
+            let inv = inv.clone();
+            let new = account(&format!("r{round}x{i}"), vec![g.group_id.clone()]);
+            tasks.push(tokio::spawn(async move {
+                dir.create_accounts(&caller, vec![Ok(new)], &inv)
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        let deleted = e.dir.delete_group(&e.caller, &g.group_id).await;
+        for t in tasks {
+            t.await.expect("join").expect("create accounts");
+        }
+        let exists = s
+            .get_group(e.tenant.id, &g.group_id)
+            .await
+            .expect("get")
+            .is_some();
+        assert_eq!(exists, deleted.is_err(), "round {round}: {deleted:?}");
+        if !exists {
+            let members = e
+                .dir
+                .all_users(&e.caller)
+                .await
+                .expect("users")
+                .into_iter()
+                .filter(|u| u.profile.groups.contains(&g.group_id))
+                .count();
+            assert_eq!(members, 0, "round {round}: members of a deleted group");
+        }
+    }
+}

@@ -12,7 +12,26 @@ use roster_core::{
 
 use crate::support::{cli, email, env, event_mark, events_since, now_ms, tenant};
 
-fn member(tenant: TenantId, nickname: &str, at: i64) -> BiMember {
+/// Creates the groups the fixture members join (`g1`, `g2`, `g3`): the store refuses a
+/// member of a group that does not exist.
+async fn fixture_groups(store: &dyn Store, tenant: TenantId) {
+    for id in ["g1", "g2", "g3"] {
+        store
+            .insert_group(&roster_core::Group {
+                key: 0,
+                tenant,
+                group_id: id.to_owned(),
+                name: format!("group {id}"),
+                description: None,
+                owner: None,
+                created_at: now_ms(),
+            })
+            .await
+            .expect("fixture group");
+    }
+}
+
+pub(crate) fn member(tenant: TenantId, nickname: &str, at: i64) -> BiMember {
     BiMember {
         tenant,
         open_id: RandomIds.open_id(),
@@ -37,6 +56,7 @@ async fn get(store: &dyn Store, m: &BiMember) -> Option<BiMember> {
 /// while the others are written; each written member has one `Created` event.
 pub async fn check_bi_members_round_trip_and_a_user_joins_once(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "bi-rt", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let at = now_ms();
     let a = member(t.id, "Ann", at);
     let b = member(t.id, "Bob", at + 1);
@@ -75,6 +95,7 @@ pub async fn check_bi_members_round_trip_and_a_user_joins_once(store: Arc<dyn St
 /// A batch that would pass the cap writes nothing; removing a member frees a licence.
 pub async fn check_bi_licence_cap_refuses_the_whole_insert(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "bi-cap", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let at = now_ms();
     let first: Vec<BiMember> = (0..2).map(|i| member(t.id, &format!("m{i}"), at)).collect();
     store
@@ -111,6 +132,7 @@ pub async fn check_bi_licence_cap_refuses_the_whole_insert(store: Arc<dyn Store>
 /// and treats `%` and `_` as plain characters.
 pub async fn check_bi_members_page_and_filter_by_nickname(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "bi-page", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let at = now_ms();
     let names = ["Alice", "alfred", "Bob", "50%_off", "Carol"];
     let members: Vec<BiMember> = names
@@ -146,6 +168,7 @@ pub async fn check_bi_members_page_and_filter_by_nickname(store: Arc<dyn Store>)
 /// are reported, not invented.
 pub async fn check_bi_member_update_and_delete_record_events(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "bi-upd", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let at = now_ms();
     let mut a = member(t.id, "Ann", at);
     store
@@ -259,6 +282,7 @@ pub async fn check_racing_claims_of_one_signature_nonce_leave_one_winner(store: 
 /// Racing batches overlapping in users add each user once and never pass the cap.
 pub async fn check_racing_bi_batches_add_each_user_once_within_the_cap(store: Arc<dyn Store>) {
     let t = tenant(store.as_ref(), "bi-race", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let at = now_ms();
     let pool: Vec<BiMember> = (0..12)
         .map(|i| member(t.id, &format!("u{i}"), at))
@@ -292,6 +316,7 @@ pub async fn check_racing_bi_batches_add_each_user_once_within_the_cap(store: Ar
     // Disjoint batches of two racing for a cap of five: exactly two batches fit, whatever
     // the interleaving, because the counter is checked in each batch's transaction.
     let t = tenant(store.as_ref(), "bi-race-cap", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let mut tasks = Vec::new();
     for k in 0..4 {
         let s = store.clone();
@@ -319,6 +344,7 @@ pub async fn check_racing_bi_batches_add_each_user_once_within_the_cap(store: Ar
     // The same users named in opposite orders by racing batches: no batch fails (no lock
     // cycle between them), and each user is added once.
     let t = tenant(store.as_ref(), "bi-race-order", None).await;
+    fixture_groups(store.as_ref(), t.id).await;
     let same: Vec<BiMember> = (0..6).map(|i| member(t.id, &format!("o{i}"), at)).collect();
     let mut tasks = Vec::new();
     for k in 0..4 {

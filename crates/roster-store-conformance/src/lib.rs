@@ -251,6 +251,7 @@ macro_rules! conformance_tests {
             check_delete_group_removes_only_the_tenants_group,
             check_a_group_with_bi_members_is_not_deleted,
             check_racing_bi_member_changes_are_all_kept,
+            check_a_group_is_never_deleted_under_its_members,
             check_access_keys_sign_and_issue_tokens_through_the_directory,
             check_rotating_an_access_key_app_replaces_its_secret_and_revokes_tokens,
             check_create_accounts_is_all_or_nothing_with_invitations,

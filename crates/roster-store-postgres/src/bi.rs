@@ -61,6 +61,13 @@ pub(crate) async fn insert_members(
     change: &Change,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let mut tx = pool.begin().await.context("begin insert bi members")?;
+    // A group deleted since the core checked it: `Stale`, and the core reads again.
+    if !crate::accounts::missing_groups(&mut tx, tenant, members.iter().flat_map(|m| &m.groups))
+        .await?
+        .is_empty()
+    {
+        return Err(StoreError::Stale);
+    }
     // Rows are inserted in open-id order: two batches naming the same users in different
     // orders then wait on each other's rows in one direction only, never in a cycle.
     let mut order: Vec<usize> = (0..members.len()).collect();
@@ -237,7 +244,11 @@ pub(crate) async fn update_member(
     let Some(stored) = load(&mut tx, member.tenant, member.open_id.as_str(), true).await? else {
         return Ok(false);
     };
-    if stored.updated_at != read_at {
+    if stored.updated_at != read_at
+        || !crate::accounts::missing_groups(&mut tx, member.tenant, &member.groups)
+            .await?
+            .is_empty()
+    {
         return Err(StoreError::Stale);
     }
     sqlx::query(

@@ -87,6 +87,12 @@ pub(crate) fn insert_members(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin insert bi members")?;
+    // A group deleted since the core checked it: `Stale`, and the core reads again.
+    if !crate::accounts::missing_groups(&tx, tenant, members.iter().flat_map(|m| &m.groups))?
+        .is_empty()
+    {
+        return Err(StoreError::Stale);
+    }
     let mut results = Vec::with_capacity(members.len());
     let mut written: i64 = 0;
     {
@@ -212,7 +218,9 @@ pub(crate) fn update_member(
     let Some(stored) = load(&tx, member.tenant, member.open_id.as_str())? else {
         return Ok(false);
     };
-    if stored.updated_at != read_at {
+    if stored.updated_at != read_at
+        || !crate::accounts::missing_groups(&tx, member.tenant, &member.groups)?.is_empty()
+    {
         return Err(StoreError::Stale);
     }
     tx.prepare_cached(

@@ -490,10 +490,11 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let rows: Vec<users::UserRow> = users.iter().map(users::UserRow::of).collect();
+        let groups: Vec<Vec<String>> = users.iter().map(|u| u.profile.groups.clone()).collect();
         let mails = mails.to_vec();
         let ctx = ChangeCtx::of(change);
         self.write("insert invited users", move |conn| {
-            accounts::insert_users_invited(conn, tenant, &rows, &mails, &ctx)
+            accounts::insert_users_invited(conn, tenant, &rows, &groups, &mails, &ctx)
         })
         .await
     }

@@ -164,6 +164,13 @@ impl Directory {
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
     pub async fn delete_group(&self, caller: &Caller, group_id: &str) -> Result<(), CoreError> {
         caller.require(Scope::ContactWrite)?;
+        // The store checks again inside its transaction (a user or member may join between
+        // this check and the delete) and answers `Stale`; the check then runs again and
+        // refuses with its own error.
+        super::retry_stale(|| self.delete_group_once(caller, group_id)).await
+    }
+
+    async fn delete_group_once(&self, caller: &Caller, group_id: &str) -> Result<(), CoreError> {
         if !self.group_members(caller, group_id).await?.is_empty() {
             return Err(CoreError::conflict(
                 ConflictKind::DepartmentNotEmpty,

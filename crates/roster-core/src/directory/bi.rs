@@ -55,6 +55,30 @@ impl Directory {
         groups: Vec<String>,
         max_members: u64,
     ) -> Result<BiBatchReport, CoreError> {
+        // A group deleted between the check and the write makes the store answer `Stale`;
+        // the batch is then prepared again and refused with `Usergroup.Not.Exist`.
+        retry_stale(|| {
+            self.bi_add_members_once(
+                tenant,
+                actor.clone(),
+                entries.clone(),
+                roles.clone(),
+                groups.clone(),
+                max_members,
+            )
+        })
+        .await
+    }
+
+    async fn bi_add_members_once(
+        &self,
+        tenant: TenantId,
+        actor: Actor,
+        entries: Vec<(String, String)>,
+        roles: BiRoles,
+        groups: Vec<String>,
+        max_members: u64,
+    ) -> Result<BiBatchReport, CoreError> {
         if entries.is_empty() {
             return Err(CoreError::invalid(
                 "feishu_users",
@@ -336,14 +360,15 @@ impl Directory {
         user_id: &str,
         groups: Vec<String>,
     ) -> Result<BiMember, CoreError> {
-        let groups = self.bi_existing_groups(tenant, groups).await?;
-        if groups.is_empty() {
-            return Err(CoreError::invalid(
-                "user_group_ids",
-                "must name at least one group",
-            ));
-        }
         retry_stale(|| async {
+            // Checked on every attempt: a group deleted since makes the store answer `Stale`.
+            let groups = self.bi_existing_groups(tenant, groups.clone()).await?;
+            if groups.is_empty() {
+                return Err(CoreError::invalid(
+                    "user_group_ids",
+                    "must name at least one group",
+                ));
+            }
             let (mut member, _) = self.bi_member(tenant, user_id).await?;
             let read_at = member.updated_at;
             merge_groups(&mut member.groups, &groups);
