@@ -339,6 +339,19 @@ def test_a_directory_user_without_a_login_is_listed_and_found_under_its_user_id(
     assert listed.total_count == 1, listed
     assert listed.users[0].user_name == uid
     assert ws.list_users(ListUsersRequest(user_name=uid[:6].upper())).total_count >= 1
+    # That name is taken: a Workspace user may not claim it, in any case.
+    fails(lambda: create(ws, CreateUserRequest(user_name=uid.upper(), user_email=f"{uid}@example.com")),
+          400, "WKS.00010002")
+    assert ws.list_users(ListUsersRequest(user_names=[uid])).total_count == 1
+
+
+def test_a_workspace_user_s_name_is_its_user_id_too(ws, name):
+    # A Workspace user's login name is also its user id, so no user of another dialect
+    # can be listed under the same name.
+    n = name()
+    create(ws, CreateUserRequest(user_name=n, user_email=f"{n}@example.com"))
+    listed = ws.list_users(ListUsersRequest(user_names=[n])).users[0]
+    assert listed.sid == n
 
 
 def test_group_member_lists_apply_every_filter_and_other_platforms_match_nothing(ws, name):

@@ -73,13 +73,16 @@ impl From<CoreError> for HuaweiError {
                 | Entity::BiMember => Self::new(StatusCode::NOT_FOUND, codes::NO_API, &err),
             },
             CoreError::AlreadyExists { field, .. } => match field {
-                UniqueKey::Username => Self::new(bad, codes::USER_NAME_EXISTS, ""),
+                // A Workspace user's user id is its login name, and a directory user without
+                // a login name is listed under its user id: either way the name is taken.
+                UniqueKey::Username | UniqueKey::UserId => {
+                    Self::new(bad, codes::USER_NAME_EXISTS, "")
+                }
                 UniqueKey::Email => Self::new(bad, codes::EMAIL_EXISTS, ""),
                 UniqueKey::Mobile => Self::new(bad, codes::PHONE_EXISTS, ""),
                 UniqueKey::GroupName => Self::new(bad, codes::GROUP_NAME_EXISTS, ""),
                 UniqueKey::OpenId
                 | UniqueKey::UnionId
-                | UniqueKey::UserId
                 | UniqueKey::EmployeeNo
                 | UniqueKey::DepartmentId
                 | UniqueKey::OpenDepartmentId

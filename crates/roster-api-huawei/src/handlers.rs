@@ -333,9 +333,13 @@ fn new_user(u: wire::CreateUserRequest) -> Result<(NewUser, Option<String>), Cor
         groups,
         ..UserProfile::default()
     };
+    // The login name is the user id too (it passes the user id's rules): a directory user
+    // without a login name is listed under its user id, and the user id's uniqueness (any
+    // case, among active users, kept by the store) then keeps every listed name unique.
+    let user_id = roster_core::UserId::parse(&name).ok();
     Ok((
         NewUser {
-            user_id: None,
+            user_id,
             profile,
             leader: None,
             activated: activation == Activation::ByAdmin,
