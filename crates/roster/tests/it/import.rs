@@ -34,7 +34,7 @@ async fn upload(
     crate::harness::read(resp).await
 }
 
-async fn wait_import(s: &TestServer, token: &str, id: &str, limit: Duration) -> Value {
+pub(crate) async fn wait_import(s: &TestServer, token: &str, id: &str, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
         let (status, t) = s.get(&format!("/api/v1/imports/{id}"), Some(token)).await;

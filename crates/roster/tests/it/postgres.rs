@@ -161,15 +161,8 @@ async fn nul_characters_are_refused_at_the_front_doors_on_postgres() {
     let (status, task) = crate::harness::read(resp).await;
     assert!(status == 200 || status == 202, "{task}");
     let id = task["task_id"].as_str().expect("task id").to_owned();
-    let start = std::time::Instant::now();
-    let done = loop {
-        let (_, t) = s.get(&format!("/api/v1/imports/{id}"), Some(&token)).await;
-        if t["status"] == "done" || t["status"] == "failed" {
-            break t;
-        }
-        assert!(start.elapsed().as_secs() < 60, "import not done: {t}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let done =
+        crate::import::wait_import(&s, &token, &id, std::time::Duration::from_secs(60)).await;
     assert_eq!(
         (done["succeeded"].as_u64(), done["failed"].as_u64()),
         (Some(1), Some(1)),

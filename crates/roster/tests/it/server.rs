@@ -99,11 +99,24 @@ async fn bodies_over_the_limit_are_refused_with_413_in_the_envelope() {
     );
 }
 
+/// Writes `request` on a fresh connection to `addr` and returns the server's first answer
+/// (within 5 s; `what` names the request in a failure).
+async fn raw_answer(addr: &str, request: &str, what: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut raw))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 5 s"))
+        .unwrap();
+    String::from_utf8_lossy(&raw[..n]).into_owned()
+}
+
 /// A client that declares a body over the limit and sends none of it gets its 413 at once,
 /// in the envelope of the front door it called, instead of a request held open.
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::spawn();
     let addr = s.base.trim_start_matches("http://").to_owned();
     let doors = [
@@ -115,17 +128,10 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
         ),
     ];
     for (path, envelope) in doors {
-        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{{"
         );
-        sock.write_all(head.as_bytes()).await.unwrap();
-        let mut raw = vec![0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut raw))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer within 5 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&raw[..n]);
+        let text = raw_answer(&addr, &head, path).await;
         assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
         assert!(text.contains(envelope), "{path}: {text}");
     }
@@ -135,7 +141,6 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
 /// read, in the front door's envelope; only a body over the limit is "too large".
 #[tokio::test]
 async fn a_broken_body_is_not_called_too_large() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::spawn();
     let addr = s.base.trim_start_matches("http://").to_owned();
     let doors = [
@@ -152,17 +157,10 @@ async fn a_broken_body_is_not_called_too_large() {
         ),
     ];
     for (path, ctype, envelope) in doors {
-        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\nzz\r\n"
         );
-        sock.write_all(head.as_bytes()).await.unwrap();
-        let mut raw = vec![0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut raw))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no answer within 5 s"))
-            .unwrap();
-        let text = String::from_utf8_lossy(&raw[..n]);
+        let text = raw_answer(&addr, &head, path).await;
         assert!(text.starts_with("HTTP/1.1 400"), "{path}: {text}");
         assert!(text.contains(envelope), "{path}: {text}");
         assert!(text.contains("could not be read"), "{path}: {text}");
