@@ -598,3 +598,50 @@ pub async fn check_racing_idempotent_calls_run_the_operation_once(store: Arc<dyn
     .await;
     assert!(created.is_some(), "the id replayed is the created user's");
 }
+
+/// Department creations racing user inserts in one tenant all succeed. A user insert locks
+/// the tenant's row (its licence room) and then the department tree in shared mode, while a
+/// department insert holds the tree and then checks its tenant reference; with locks that
+/// exclude each other the two wait on each other and PostgreSQL kills one as a deadlock,
+/// which a client saw as an internal error.
+pub async fn check_racing_department_and_user_inserts_all_succeed(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let r = root(store.as_ref(), t.id).await;
+    for round in 0..4 {
+        let results = race(|i| {
+            let store = store.clone();
+            let d = department(
+                t.id,
+                r.key,
+                &format!("d{round}x{i}"),
+                &format!("Dept {round} {i}"),
+                0,
+            );
+            let u = plain_user(t.id, r.key, &format!("r{round}x{i}"));
+            async move {
+                if i % 2 == 0 {
+                    store
+                        .insert_department(&d, &cli())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("department: {e:?}"))
+                } else {
+                    let mut rs = store
+                        .insert_users(u.tenant, std::slice::from_ref(&u), true, &cli())
+                        .await
+                        .map_err(|e| format!("users: {e:?}"))?;
+                    rs.remove(0).map(|_| ()).map_err(|e| format!("user: {e:?}"))
+                }
+            }
+        })
+        .await;
+        let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(failed.is_empty(), "round {round}: {failed:?}");
+    }
+    let racers = u64::try_from(RACERS).expect("a small count");
+    assert_eq!(active_users(store.as_ref(), t.id).await, 4 * racers / 2);
+    assert_eq!(
+        store.count_departments(t.id).await.expect("count"),
+        1 + 4 * racers / 2
+    );
+}

@@ -10,6 +10,10 @@ use roster_core::{StoreError, UniqueKey};
 const UNIQUE_VIOLATION: &str = "23505";
 /// SQLSTATE of a CHECK violation.
 const CHECK_VIOLATION: &str = "23514";
+/// SQLSTATE of a transaction that PostgreSQL ended to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
+/// SQLSTATE of a transaction that could not be serialized with a concurrent one.
+const SERIALIZATION_FAILURE: &str = "40001";
 
 /// The unique key that a constraint or unique index enforces, by its name.
 ///
@@ -48,6 +52,14 @@ pub(crate) fn map_sqlx(context: &str, err: &sqlx::Error) -> StoreError {
             // correct store trips one is by exceeding the licence cap.
             Some(CHECK_VIOLATION) if db.table() == Some("tenants") => {
                 return StoreError::LicenceExceeded;
+            }
+            // The database rolled the whole transaction back, so nothing of it was written
+            // and running it again from a fresh read is safe: that is what `Stale` tells
+            // the core, whose read-modify-write operations retry it. The lock order of
+            // this crate is meant to make these impossible; the log keeps any that happen.
+            Some(DEADLOCK_DETECTED | SERIALIZATION_FAILURE) => {
+                tracing::warn!("PostgreSQL ended a transaction to {context}: {err}");
+                return StoreError::Stale;
             }
             _ => {}
         }

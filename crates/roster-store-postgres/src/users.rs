@@ -457,12 +457,19 @@ async fn write_memberships(
 
 /// Locks the tenant row for the rest of the transaction and returns how many more active
 /// users it may take (`None`: no cap).
+///
+/// The lock is `FOR NO KEY UPDATE`, the lock an update of the count takes anyway, and not
+/// `FOR UPDATE`: every insert into a table that references `tenants` (a department, say)
+/// checks its reference with `FOR KEY SHARE` on this row, which `FOR UPDATE` excludes. A
+/// user insert holds this row and then waits for the department tree in shared mode, while
+/// a department insert holds the tree and then checked its tenant reference: with
+/// `FOR UPDATE` the two waited on each other and PostgreSQL failed one as a deadlock.
 pub(crate) async fn lock_room(
     conn: &mut PgConnection,
     tenant: TenantId,
 ) -> Result<Option<u64>, StoreError> {
     let row: Option<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT max_active_users, active_users FROM tenants WHERE id = $1 FOR UPDATE",
+        "SELECT max_active_users, active_users FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
     )
     .bind(tenant.0)
     .fetch_optional(&mut *conn)
