@@ -1,6 +1,7 @@
 //! The task engine: durable background batches (Feishu v2 `batch_add` today; file imports
 //! and SCIM bulk later). See `crate::task` for the guarantees.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,10 @@ use crate::user::{NewUser, User};
 pub const TASK_CHUNK: usize = 1000;
 /// How often an idle worker looks for tasks submitted on other nodes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Attempts in a row, each ending in a storage error with no item processed, after which
+/// a worker gives a task up as failed rather than retry it every lease forever. Each
+/// attempt waits for the lease to run out first, so this is minutes, not a burst.
+const STORAGE_STRIKES: u32 = 5;
 /// How long a claimed outbox message is reserved for one delivery attempt.
 const MAIL_LEASE_MS: i64 = 60_000;
 /// Most messages one `deliver_outbox` round sends.
@@ -128,6 +133,7 @@ impl Directory {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut last_expiry = None;
+        let mut strikes = HashMap::new();
         loop {
             if *stop.borrow() {
                 return;
@@ -140,16 +146,26 @@ impl Directory {
                 .await
             {
                 Ok(Some(task)) => {
-                    let id = task.id.clone();
+                    let (id, task_tenant) = (task.id.clone(), task.tenant);
                     if let Err(err) = self.process_task(task, &worker, &invitations, &stop).await {
                         tracing::error!(
                             task = %id,
                             "failed to process task: {}",
                             crate::error::chain(&err)
                         );
-                        // The lease runs out and the task is retried; a task that cannot
-                        // succeed at all is marked failed so that it stops being retried.
-                        if !matches!(err, CoreError::Storage(_)) {
+                        // A storage error may pass (a restarting database, a full disk):
+                        // the lease runs out and the task is retried. One that comes back
+                        // on every attempt without any progress is a fault in the task's
+                        // own data, and a task that cannot succeed at all ends as well,
+                        // marked failed so that it stops being retried.
+                        let give_up = match err {
+                            CoreError::Storage(_) => {
+                                self.storage_strike(&mut strikes, &id, task_tenant).await
+                            }
+                            _ => true,
+                        };
+                        if give_up {
+                            strikes.remove(&id);
                             let _ = self
                                 .inner
                                 .store
@@ -161,6 +177,8 @@ impl Directory {
                                 )
                                 .await;
                         }
+                    } else {
+                        strikes.remove(&id);
                     }
                     continue;
                 }
@@ -172,6 +190,39 @@ impl Directory {
                 () = tokio::time::sleep(IDLE_POLL) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+
+    /// Counts a storage error of a task against it; true when the task has now failed
+    /// [`STORAGE_STRIKES`] attempts in a row without processing a single item in between,
+    /// so that it should end as failed. A task whose count of processed items moved since
+    /// its last error starts counting again, so a long import through a flaky database is
+    /// never given up on while it advances. When the task cannot even be read, the
+    /// database is the trouble rather than the task, and nothing is counted.
+    async fn storage_strike(
+        &self,
+        strikes: &mut HashMap<TaskId, (u32, u32)>,
+        id: &TaskId,
+        tenant: crate::ids::TenantId,
+    ) -> bool {
+        let Ok(Some(task)) = self.inner.store.get_task(tenant, id).await else {
+            return false;
+        };
+        let processed = task.processed();
+        let entry = strikes.entry(id.clone()).or_insert((processed, 0));
+        if entry.0 != processed {
+            *entry = (processed, 0);
+        }
+        entry.1 += 1;
+        if entry.1 >= STORAGE_STRIKES {
+            tracing::error!(
+                task = %id,
+                attempts = entry.1,
+                "giving the task up as failed: every attempt failed on storage without progress"
+            );
+            true
+        } else {
+            false
         }
     }
 

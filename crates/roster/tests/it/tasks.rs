@@ -256,6 +256,49 @@ async fn the_licence_cap_fails_users_past_it_with_the_seat_code() {
     assert_eq!(codes, vec![0, 0, 0, 41008, 41008]);
 }
 
+/// A task whose every attempt fails in the store (here a trigger refuses one of its users,
+/// as a value the database cannot hold would) ends as failed after a few leases instead of
+/// being claimed again every lease forever, while the rest of the directory goes on.
+#[tokio::test]
+async fn a_task_failing_on_storage_every_attempt_ends_as_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_config(tmp.path());
+    let s = TestServer::spawn_with(tmp.path(), &[]);
+    let token = s.token().await;
+    let conn = rusqlite::Connection::open(tmp.path().join("data").join("roster.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER poison BEFORE INSERT ON users WHEN NEW.name = 'Poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
+    )
+    .unwrap();
+    let mut batch = users(3);
+    batch[1]["name"] = json!("Poison");
+    let (_, resp) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": batch}))
+        .await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    // Five attempts, each after a two-second lease ran out.
+    let t = wait_done(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(t["status"].as_i64(), Some(10), "{t}");
+    assert_eq!(t["success_num"].as_i64(), Some(0), "{t}");
+    assert_eq!(
+        sqlite_counts(tmp.path()).0,
+        0,
+        "nothing of the chunk was written"
+    );
+    // The worker is free again: the next task runs to its end.
+    let (_, resp) = s
+        .post_json(BATCH_ADD, Some(&token), &json!({"users": users(2)}))
+        .await;
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(
+        (t["status"].as_i64(), t["success_num"].as_i64()),
+        (Some(9), Some(2)),
+        "{t}"
+    );
+}
+
 fn sqlite_counts(dir: &Path) -> (i64, i64) {
     let conn = rusqlite::Connection::open(dir.join("data").join("roster.db")).unwrap();
     conn.query_row(
