@@ -706,6 +706,76 @@ pub async fn check_batch_leader_may_be_a_later_item_of_the_same_batch(store: Arc
     }
 }
 
+/// An item refused for its own reasons keeps no later item of the batch from the values it
+/// named: not one whose e-mail an active user holds, nor one whose leader does not exist,
+/// nor one that fails on its leader inside the batch (a cycle, itself). The later item
+/// with the same mobile or user id is written, and takes its place as a leader too.
+pub async fn check_a_refused_batch_item_keeps_no_value_from_later_items(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let mut holder = new_user("holder");
+    holder.profile.email = Some(email("taken@example.com"));
+    env.dir
+        .create_user(&env.caller, holder)
+        .await
+        .expect("create holder");
+    let with = |id: &str, m: u32, leader: Option<&str>| {
+        let mut u = new_user(id);
+        u.profile.mobile = Some(mobile(m));
+        u.leader = leader.map(|l| UserLookup::UserId(l.into()));
+        u
+    };
+    let mut taken = with("row0", 1, None);
+    taken.profile.email = Some(email("Taken@Example.com"));
+    let items = vec![
+        Ok(taken),                           // 0: e-mail held by an active user
+        Ok(with("row1", 1, None)),           // 1: mobile of item 0
+        Ok(with("fx_3", 2, Some("nobody"))), // 2: no such leader
+        Ok(with("FX_3", 3, None)),           // 3: user id of item 2
+        Ok(with("cyc-a", 4, Some("cyc-b"))), // 4: cycle with item 5
+        Ok(with("cyc-b", 5, Some("cyc-a"))), // 5
+        Ok(with("row6", 4, None)),           // 6: mobile of item 4
+        Ok(with("me", 7, Some("me"))),       // 7: leads themselves
+        Ok(with("ME", 8, None)),             // 8: user id of item 7
+        Ok(with("row9", 9, Some("me"))),     // 9: led by item 8 now
+    ];
+    let report = env
+        .dir
+        .create_users(&env.caller, items, BatchMode::BestEffort)
+        .await
+        .expect("answer");
+    let r = &report.items;
+    assert_user_exists_err(&r[0], UniqueKey::Email, "the e-mail an active user holds");
+    for (i, what) in [
+        (2, "missing leader"),
+        (4, "cycle a"),
+        (5, "cycle b"),
+        (7, "self"),
+    ] {
+        assert!(
+            matches!(
+                &r[i],
+                Err(CoreError::BadReference {
+                    field: "leader_user_id",
+                    ..
+                })
+            ),
+            "{what}: {:?}",
+            r[i]
+        );
+    }
+    for i in [1, 3, 6, 8, 9] {
+        assert!(r[i].is_ok(), "item {i} must be written: {:?}", r[i]);
+    }
+    let me = r[8].as_ref().expect("item 8");
+    let row9 = env
+        .dir
+        .get_user(&env.caller, &UserLookup::UserId("row9".into()))
+        .await
+        .expect("row9 reads back");
+    assert_eq!(row9.profile.leader, Some(me.open_id.clone()));
+    assert_eq!(active_users(env.store.as_ref(), env.tenant.id).await, 6);
+}
+
 /// Within one batch the first item keeps a unique value; a later item repeating it (in any
 /// case) fails alone.
 pub async fn check_duplicate_within_a_batch_fails_only_the_later_item(store: Arc<dyn Store>) {

@@ -178,6 +178,7 @@ macro_rules! conformance_tests {
             check_atomic_batch_with_a_bad_item_writes_nothing,
             check_batch_leader_may_be_a_later_item_of_the_same_batch,
             check_duplicate_within_a_batch_fails_only_the_later_item,
+            check_a_refused_batch_item_keeps_no_value_from_later_items,
             check_licence_cap_applies_to_directory_batches,
             check_department_cannot_move_under_its_own_subtree,
             check_department_with_a_member_or_a_child_cannot_be_deleted,

@@ -1356,11 +1356,49 @@ impl Directory {
         }
         self.check_departments(caller, &mut pending, &mut results)
             .await?;
-        check_batch_duplicates(&mut pending, &mut results);
+        // Every check that does not depend on the other items runs before the duplicates
+        // within the batch are settled, so that an item refused for its own reasons (a
+        // value an active user holds, a leader who does not exist) keeps no later item
+        // from the values it named.
         self.check_taken(tenant, &mut pending, &mut results).await?;
-        let levels = self
-            .resolve_leaders(caller, &mut pending, &mut results)
+        self.resolve_outside_leaders(caller, &mut pending, &mut results)
             .await?;
+        // Within the batch the first item to claim a value keeps it, but only if it is
+        // written: an item that then fails on its leader inside the batch (a cycle, a
+        // leader that failed) gives its values back to the items that lost them to it, and
+        // the duplicates and leaders are settled again without it. Each round drops at
+        // least one item for good, and a round is only a pass over the batch in memory.
+        let snapshot = has_batch_duplicates(&pending).then(|| pending.clone());
+        let mut dropped: Vec<(usize, Option<Result<CreatedUser, CoreError>>)> = Vec::new();
+        let levels = loop {
+            let winners = check_batch_duplicates(&mut pending, &mut results);
+            let levels = link_batch_leaders(&mut pending, &mut results);
+            let Some(snapshot) = &snapshot else {
+                break levels;
+            };
+            let failed: Vec<usize> = winners
+                .into_iter()
+                .filter(|&w| pending[w].is_none())
+                .collect();
+            if failed.is_empty() {
+                break levels;
+            }
+            for w in failed {
+                dropped.push((w, results[w].take()));
+            }
+            for (i, item) in snapshot.iter().enumerate() {
+                if item.is_some() {
+                    results[i] = None;
+                }
+            }
+            pending.clone_from(snapshot);
+            for (i, _) in &dropped {
+                pending[*i] = None;
+            }
+        };
+        for (i, result) in dropped {
+            results[i] = result;
+        }
         Ok(PreparedBatch {
             results,
             pending,
@@ -1511,145 +1549,154 @@ impl Directory {
         Ok(())
     }
 
-    /// Resolves each item's leader reference to an open id, looking first among the other
-    /// items of the batch (by user id or open id) and then in the store. Returns the items
-    /// grouped in dependency levels: level 0 has no leader inside the batch, level k+1 has
-    /// its leader in level k. Items in a leader cycle, or whose leader is missing, resigned,
-    /// themselves or a failed item, fail on their own.
-    async fn resolve_leaders(
+    /// Resolves in the store the leader references that name no item of the batch (an
+    /// item names another by its user id): each must be an active user the caller may see,
+    /// or the item fails on its own. References to items of the batch are left for
+    /// [`link_batch_leaders`], as the user ids that items of the batch claim are never those
+    /// of active users (`check_taken` ran first).
+    async fn resolve_outside_leaders(
         &self,
         caller: &Caller,
         pending: &mut [Option<PreparedItem>],
         results: &mut [Option<Result<CreatedUser, CoreError>>],
-    ) -> Result<Vec<Vec<usize>>, CoreError> {
-        let mut by_user_id: HashMap<String, usize> = HashMap::new();
-        for (i, p) in pending.iter().enumerate() {
-            if let Some(p) = p {
-                by_user_id.insert(p.user.user_id.folded(), i);
-            }
-        }
-        // parent[i] = Some(j) when item i's leader is item j of this batch.
-        let mut parent: Vec<Option<usize>> = vec![None; pending.len()];
+    ) -> Result<(), CoreError> {
+        let batch_ids: HashSet<String> = pending
+            .iter()
+            .flatten()
+            .map(|p| p.user.user_id.folded())
+            .collect();
         for i in 0..pending.len() {
             let Some(p) = &pending[i] else { continue };
             let Some(lookup) = p.leader_ref.clone() else {
                 continue;
             };
-            let in_batch = match &lookup {
-                UserLookup::UserId(u) => by_user_id.get(&u.to_ascii_lowercase()).copied(),
-                _ => None,
-            };
-            let outcome: Result<Option<usize>, CoreError> = if let Some(j) = in_batch {
-                if j == i {
-                    Err(CoreError::BadReference {
-                        field: "leader_user_id",
-                        reason: "a user cannot lead themselves".into(),
-                    })
-                } else {
-                    Ok(Some(j))
+            if let UserLookup::UserId(u) = &lookup {
+                if batch_ids.contains(&u.to_ascii_lowercase()) {
+                    continue;
                 }
-            } else {
-                match self.visible_leader(caller, &lookup).await {
-                    Ok(leader) => {
-                        if let Some(p) = pending[i].as_mut() {
-                            p.user.profile.leader = Some(leader.open_id);
-                        }
-                        Ok(None)
+            }
+            match self.visible_leader(caller, &lookup).await {
+                Ok(leader) => {
+                    if let Some(p) = pending[i].as_mut() {
+                        p.user.profile.leader = Some(leader.open_id);
+                        p.leader_ref = None;
                     }
-                    Err(e) => Err(e),
                 }
-            };
-            match outcome {
-                Ok(j) => parent[i] = j,
                 Err(e) => {
                     results[i] = Some(Err(e));
                     pending[i] = None;
                 }
             }
         }
-        // Level assignment by walking up; a walk that revisits an item is a cycle.
-        let mut level: Vec<Option<usize>> = vec![None; pending.len()];
-        for start in 0..pending.len() {
-            if pending[start].is_none() || level[start].is_some() {
-                continue;
-            }
-            let mut path = vec![start];
-            let mut seen: HashSet<usize> = HashSet::from([start]);
-            let mut cur = start;
-            let base: Result<usize, CoreError> = loop {
-                match parent[cur] {
-                    None => break Ok(0),
-                    Some(j) => {
-                        if pending[j].is_none() {
-                            break Err(CoreError::BadReference {
-                                field: "leader_user_id",
-                                reason: "the leader could not be created".into(),
-                            });
-                        }
-                        if let Some(l) = level[j] {
-                            break Ok(l + 1);
-                        }
-                        if !seen.insert(j) {
-                            break Err(CoreError::BadReference {
-                                field: "leader_user_id",
-                                reason: "leaders form a cycle".into(),
-                            });
-                        }
-                        path.push(j);
-                        cur = j;
-                    }
-                }
-            };
-            match base {
-                Ok(mut l) => {
-                    // The walk ended at the item nearest the top, which sits at level `l`;
-                    // each item below it on the path is one level deeper.
-                    for &k in path.iter().rev() {
-                        level[k] = Some(l);
-                        l += 1;
-                    }
-                }
-                Err(e) => {
-                    for &k in &path {
-                        let reason = match &e {
-                            CoreError::BadReference { reason, .. } => reason.clone(),
-                            _ => "invalid leader".into(),
-                        };
-                        results[k] = Some(Err(CoreError::BadReference {
-                            field: "leader_user_id",
-                            reason,
-                        }));
-                        pending[k] = None;
-                    }
-                }
-            }
-        }
-        // Items whose leader sits in the batch take the leader's generated open id.
-        for i in 0..pending.len() {
-            if let (Some(j), true) = (parent[i], pending[i].is_some()) {
-                let leader_open = pending[j].as_ref().map(|p| p.user.open_id.clone());
-                match (leader_open, pending[i].as_mut()) {
-                    (Some(open), Some(p)) => p.user.profile.leader = Some(open),
-                    (None, Some(_)) => {
-                        results[i] = Some(Err(CoreError::BadReference {
-                            field: "leader_user_id",
-                            reason: "the leader could not be created".into(),
-                        }));
-                        pending[i] = None;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let depth = level.iter().flatten().max().map_or(0, |m| m + 1);
-        let mut levels: Vec<Vec<usize>> = vec![Vec::new(); depth];
-        for (i, l) in level.iter().enumerate() {
-            if let (Some(l), true) = (l, pending[i].is_some()) {
-                levels[*l].push(i);
-            }
-        }
-        Ok(levels)
+        Ok(())
     }
+}
+
+/// Links each item whose leader is another item of the batch (named by user id) to it, and
+/// returns the items grouped in dependency levels: level 0 has no leader inside the batch,
+/// level k+1 has its leader in level k. Items in a leader cycle, or whose leader is
+/// themselves or a failed item, fail on their own. Leaders outside the batch were resolved
+/// by `resolve_outside_leaders`, which left `leader_ref` set only on the others.
+fn link_batch_leaders(
+    pending: &mut [Option<PreparedItem>],
+    results: &mut [Option<Result<CreatedUser, CoreError>>],
+) -> Vec<Vec<usize>> {
+    let leader_failed = |reason: &'static str| CoreError::BadReference {
+        field: "leader_user_id",
+        reason: reason.into(),
+    };
+    let mut by_user_id: HashMap<String, usize> = HashMap::new();
+    for (i, p) in pending.iter().enumerate() {
+        if let Some(p) = p {
+            by_user_id.insert(p.user.user_id.folded(), i);
+        }
+    }
+    // parent[i] = Some(j) when item i's leader is item j of this batch.
+    let mut parent: Vec<Option<usize>> = vec![None; pending.len()];
+    for i in 0..pending.len() {
+        let Some(p) = &pending[i] else { continue };
+        let Some(UserLookup::UserId(u)) = &p.leader_ref else {
+            continue;
+        };
+        match by_user_id.get(&u.to_ascii_lowercase()).copied() {
+            Some(j) if j == i => {
+                results[i] = Some(Err(leader_failed("a user cannot lead themselves")));
+                pending[i] = None;
+            }
+            Some(j) => parent[i] = Some(j),
+            // Every item claiming that user id failed.
+            None => {
+                results[i] = Some(Err(leader_failed("the leader could not be created")));
+                pending[i] = None;
+            }
+        }
+    }
+    // Level assignment by walking up; a walk that revisits an item is a cycle.
+    let mut level: Vec<Option<usize>> = vec![None; pending.len()];
+    for start in 0..pending.len() {
+        if pending[start].is_none() || level[start].is_some() {
+            continue;
+        }
+        let mut path = vec![start];
+        let mut seen: HashSet<usize> = HashSet::from([start]);
+        let mut cur = start;
+        let base: Result<usize, &'static str> = loop {
+            match parent[cur] {
+                None => break Ok(0),
+                Some(j) => {
+                    if pending[j].is_none() {
+                        break Err("the leader could not be created");
+                    }
+                    if let Some(l) = level[j] {
+                        break Ok(l + 1);
+                    }
+                    if !seen.insert(j) {
+                        break Err("leaders form a cycle");
+                    }
+                    path.push(j);
+                    cur = j;
+                }
+            }
+        };
+        match base {
+            Ok(mut l) => {
+                // The walk ended at the item nearest the top, which sits at level `l`;
+                // each item below it on the path is one level deeper.
+                for &k in path.iter().rev() {
+                    level[k] = Some(l);
+                    l += 1;
+                }
+            }
+            Err(reason) => {
+                for &k in &path {
+                    results[k] = Some(Err(leader_failed(reason)));
+                    pending[k] = None;
+                }
+            }
+        }
+    }
+    // Items whose leader sits in the batch take the leader's generated open id.
+    for i in 0..pending.len() {
+        if let (Some(j), true) = (parent[i], pending[i].is_some()) {
+            let leader_open = pending[j].as_ref().map(|p| p.user.open_id.clone());
+            match (leader_open, pending[i].as_mut()) {
+                (Some(open), Some(p)) => p.user.profile.leader = Some(open),
+                (None, Some(_)) => {
+                    results[i] = Some(Err(leader_failed("the leader could not be created")));
+                    pending[i] = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    let depth = level.iter().flatten().max().map_or(0, |m| m + 1);
+    let mut levels: Vec<Vec<usize>> = vec![Vec::new(); depth];
+    for (i, l) in level.iter().enumerate() {
+        if let (Some(l), true) = (l, pending[i].is_some()) {
+            levels[*l].push(i);
+        }
+    }
+    levels
 }
 
 /// The change context of a caller's write.
@@ -1693,6 +1740,7 @@ pub(crate) struct PreparedBatch {
 }
 
 /// An item on its way into the store.
+#[derive(Clone)]
 pub(crate) struct PreparedItem {
     pub(crate) user: User,
     leader_ref: Option<UserLookup>,
@@ -1743,24 +1791,41 @@ pub(crate) fn unique_values(user: &User) -> Vec<(UniqueKey, String)> {
 }
 
 /// Within one batch, the first item to claim a unique value keeps it; later ones fail.
+/// Returns the items that kept a value another item lost.
 fn check_batch_duplicates(
     pending: &mut [Option<PreparedItem>],
     results: &mut [Option<Result<CreatedUser, CoreError>>],
-) {
-    let mut seen: HashSet<(UniqueKey, String)> = HashSet::new();
+) -> HashSet<usize> {
+    let mut seen: HashMap<(UniqueKey, String), usize> = HashMap::new();
+    let mut winners = HashSet::new();
     for i in 0..pending.len() {
         let Some(p) = &pending[i] else { continue };
         let values = unique_values(&p.user);
-        if let Some((field, _)) = values.iter().find(|kv| seen.contains(*kv)) {
+        if let Some((kv, &holder)) = values
+            .iter()
+            .find_map(|kv| seen.get(kv).map(|holder| (kv, holder)))
+        {
             results[i] = Some(Err(CoreError::AlreadyExists {
                 entity: Entity::User,
-                field: *field,
+                field: kv.0,
             }));
             pending[i] = None;
+            winners.insert(holder);
         } else {
-            seen.extend(values);
+            seen.extend(values.into_iter().map(|kv| (kv, i)));
         }
     }
+    winners
+}
+
+/// Whether two items of the batch claim one unique value.
+fn has_batch_duplicates(pending: &[Option<PreparedItem>]) -> bool {
+    let mut seen: HashSet<(UniqueKey, String)> = HashSet::new();
+    pending
+        .iter()
+        .flatten()
+        .flat_map(|p| unique_values(&p.user))
+        .any(|kv| !seen.insert(kv))
 }
 
 /// An atomic batch with any bad item: the bad items keep their errors, every other item is
