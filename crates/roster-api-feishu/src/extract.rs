@@ -209,9 +209,15 @@ where
         // Parsed into the wire struct from the text, not from a `Value`, so that a key sent
         // twice is refused here as by every other body (a `Value` keeps the last one).
         let value = parse(&text)?;
-        // serde_json's default map is ordered by key, so this text is canonical.
-        let canonical = parse::<serde_json::Value>(&text)?.to_string();
-        Ok(Self { value, canonical })
+        // serde_json's default map is ordered by key, so this text is canonical. A member
+        // whose value is `null` is the same as one left out (spec §2), so it is dropped:
+        // a client that sends `"city": null` on its retry sends the same request.
+        let mut canonical = parse::<serde_json::Value>(&text)?;
+        drop_nulls(&mut canonical);
+        Ok(Self {
+            value,
+            canonical: canonical.to_string(),
+        })
     }
 }
 
@@ -235,6 +241,19 @@ impl FeishuQuery {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("&")
+    }
+}
+
+/// Removes every object member whose value is `null`, at any depth (array elements stay,
+/// as a `null` there holds a place).
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 

@@ -358,3 +358,41 @@ async fn a_user_has_one_primary_department_and_orders_name_only_its_departments(
     let (st, b) = crate::harness::read(resp).await;
     assert_eq!((st, b["code"].as_i64()), (400, Some(41017)), "{b}");
 }
+
+/// A `null` member is the same as one left out (spec §2), so a retry that sends one where
+/// the first request left it out replays the first answer; a body that really differs is
+/// still 40021.
+#[tokio::test]
+async fn a_client_token_retry_with_null_members_is_the_same_request() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let path = "/open-apis/contact/v3/users?client_token=null-retry";
+    let first = json!({"name": "Null", "mobile": "+8613900000011", "department_ids": ["0"],
+                       "employee_type": 1});
+    let (st, a) = s.post_json(path, Some(&token), &first).await;
+    assert_eq!((st, a["code"].as_i64()), (200, Some(0)), "{a}");
+    let retry = json!({"name": "Null", "mobile": "+8613900000011", "department_ids": ["0"],
+                       "employee_type": 1, "city": null, "orders": null});
+    let (st, b) = s.post_json(path, Some(&token), &retry).await;
+    assert_eq!((st, b["code"].as_i64()), (200, Some(0)), "{b}");
+    assert_eq!(a["data"]["user"]["open_id"], b["data"]["user"]["open_id"]);
+    let other = json!({"name": "Null", "mobile": "+8613900000011", "department_ids": ["0"],
+                       "employee_type": 1, "city": "Beijing"});
+    let (st, c) = s.post_json(path, Some(&token), &other).await;
+    assert_eq!((st, c["code"].as_i64()), (400, Some(40021)), "{c}");
+}
+
+/// Logout answers an unknown `user_id_type` with 40001, as every other endpoint does.
+#[tokio::test]
+async fn logout_refuses_an_unknown_user_id_type_with_40001() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let (st, b) = s
+        .post_json(
+            "/open-apis/passport/v1/sessions/logout?user_id_type=bogus",
+            Some(&token),
+            &json!({"logout_type": 1, "user_id": "ou_x"}),
+        )
+        .await;
+    assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{b}");
+}
