@@ -447,7 +447,9 @@ pub(crate) async fn logout(
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let bad = StatusCode::BAD_REQUEST;
     let invalid = |detail: &str| FeishuError::with_detail(bad, codes::LOGOUT_PARAM_INVALID, detail);
-    let ids = IdTypes::from_query(&query).map_err(|_| invalid("user_id_type"))?;
+    // An unknown id type is 40001 here as on every other endpoint (spec §2); 1080001 is
+    // for the body's own fields.
+    let ids = IdTypes::from_query(&query)?;
     if let Some(reason) = body.logout_reason {
         if !(34..=36).contains(&reason) {
             return Err(FeishuError::new(bad, codes::LOGOUT_REASON_INVALID));
