@@ -8,6 +8,7 @@ use roster_core::values::{bounded_text, Country, Email, EmployeeType, Gender, Mo
 use roster_core::{
     ItemError, ItemOutcome, Membership, NewUser, TaskId, TaskStatus, TaskSubmission, UserLookup,
 };
+use serde::Deserialize;
 
 use crate::codes::{self, Code};
 use crate::convert::{DeptIdType, DeptResolver, IdTypes, UserIdType};
@@ -44,7 +45,7 @@ pub(crate) async fn batch_add(
     let mut custom_depts = DeptResolver::new(&state.dir, &caller, custom);
     let mut items = Vec::with_capacity(users.len());
     for raw in users {
-        let (input, echo) = match serde_json::from_value::<V2User>(raw) {
+        let (input, echo) = match V2User::deserialize(&raw) {
             Ok(u) => {
                 let echo = Echo {
                     name: u.name.clone(),
@@ -63,7 +64,17 @@ pub(crate) async fn batch_add(
                     codes::PARAM_ERROR.0,
                     format!("malformed user: {e}"),
                 )),
-                Echo::default(),
+                // The fields that did arrive well-formed are echoed all the same, so that
+                // the client can tell which of its users this result is about.
+                Echo {
+                    name: echo_text(&raw, "name"),
+                    email: echo_text(&raw, "email"),
+                    mobile: echo_text(&raw, "mobile"),
+                    departments: raw
+                        .get("departments")
+                        .and_then(|d| Vec::<String>::deserialize(d).ok()),
+                    user_id: echo_text(&raw, "user_id"),
+                },
             ),
         };
         let echo = serde_json::to_string(&echo).map_err(FeishuError::internal)?;
@@ -290,4 +301,9 @@ fn task_info(item: &roster_core::TaskItem) -> TaskInfo {
         }
     }
     info
+}
+
+/// A member of a malformed v2 user that is text, for its echo.
+fn echo_text(raw: &serde_json::Value, key: &str) -> Option<String> {
+    raw.get(key).and_then(|v| v.as_str()).map(str::to_owned)
 }

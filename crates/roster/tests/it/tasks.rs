@@ -147,7 +147,9 @@ async fn batch_add_applies_the_field_limits_of_every_other_write() {
         {"name": "Long number", "departments": ["0"], "mobile": "+8613900000002",
          "employee_no": "e".repeat(65)},
         {"name": "Fits", "departments": ["0"], "mobile": "+8613900000003",
-         "work_station": "w".repeat(255), "employee_no": "e".repeat(64)}
+         "work_station": "w".repeat(255), "employee_no": "e".repeat(64)},
+        {"name": "Bad time", "departments": ["0"], "mobile": "+8613900000004",
+         "join_time": "x"}
     ], "need_send_notification": false});
     let (status, resp) = s.post_json(BATCH_ADD, Some(&token), &body).await;
     assert_eq!((status, resp["code"].as_i64()), (200, Some(0)), "{resp}");
@@ -158,6 +160,18 @@ async fn batch_add_applies_the_field_limits_of_every_other_write() {
     assert_ne!(codes[0], 0, "{t}");
     assert_ne!(codes[1], 0, "{t}");
     assert_eq!(codes[2], 0, "{t}");
+    // A row that does not parse is still echoed with the fields that did, so that the
+    // client can tell which of its users failed.
+    assert_eq!(codes[3], 40001, "{t}");
+    assert_eq!(
+        (
+            &info[3]["name"],
+            &info[3]["mobile"],
+            &info[3]["departments"]
+        ),
+        (&json!("Bad time"), &json!("+8613900000004"), &json!(["0"])),
+        "{t}"
+    );
     assert!(
         info[0]["msg"]
             .as_str()
