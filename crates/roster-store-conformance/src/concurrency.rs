@@ -645,3 +645,32 @@ pub async fn check_racing_department_and_user_inserts_all_succeed(store: Arc<dyn
         1 + 4 * racers / 2
     );
 }
+
+/// Concurrent first token calls of one app get one token, as Feishu hands out one current
+/// token per app, not one per racing call.
+pub async fn check_racing_first_token_calls_get_one_token(store: Arc<dyn Store>) {
+    let dir = crate::support::directory(store.clone());
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let (app, secret) = dir
+        .create_app(
+            t.id,
+            "racer",
+            roster_core::Scopes::new([roster_core::Scope::ContactRead]),
+            roster_core::ContactScope::All,
+        )
+        .await
+        .expect("create app");
+    let tokens = race(|_| {
+        let dir = dir.clone();
+        let (app_id, secret) = (app.app_id.as_str().to_owned(), secret.clone());
+        async move {
+            dir.issue_tenant_token(&app_id, &secret)
+                .await
+                .expect("issue token")
+                .token
+        }
+    })
+    .await;
+    let distinct: HashSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 1, "{distinct:?}");
+}

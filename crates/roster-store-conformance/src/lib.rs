@@ -204,6 +204,7 @@ macro_rules! conformance_tests {
             check_racing_patches_of_different_fields_lose_none,
             check_save_checked_refuses_a_stale_read,
             check_racing_first_jsapi_ticket_requests_get_one_ticket,
+            check_racing_first_token_calls_get_one_token,
             check_saves_never_leave_leader_cycles_or_resigned_leaders,
             check_racing_raw_inserts_of_same_email_write_one_row,
             check_racing_best_effort_batches_overlapping_in_mobiles_write_each_mobile_once,

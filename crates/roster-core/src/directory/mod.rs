@@ -77,6 +77,10 @@ struct Shared {
     /// left, as Feishu does. After a restart (or on another node) a fresh token is issued;
     /// earlier ones stay valid until they expire, which is also Feishu's behaviour.
     recent_tokens: Arc<Mutex<HashMap<AppId, (String, i64)>>>,
+    /// Held from the look into `recent_tokens` to the insert of a new token, so that
+    /// concurrent first calls of one app get one token, not one each. Token calls are rare
+    /// (one per app per two hours), so one lock for all apps costs nothing.
+    token_issue: Arc<tokio::sync::Mutex<()>>,
     /// Wakes this process's task workers when a task is submitted here, so that they need
     /// not poll fast; workers still poll slowly for tasks submitted on other nodes.
     task_wakeup: Arc<tokio::sync::Notify>,
@@ -140,6 +144,7 @@ impl Directory {
                 clock,
                 ids,
                 recent_tokens: Arc::default(),
+                token_issue: Arc::default(),
                 task_wakeup: Arc::default(),
                 open_uploads: Arc::default(),
                 sealer: None,
@@ -342,6 +347,7 @@ impl Directory {
         if !secret_matches(secret, &app.secret_hash) {
             return Err(CoreError::Unauthenticated("app secret invalid".into()));
         }
+        let _issuing = self.inner.token_issue.lock().await;
         let now = self.inner.clock.now_ms();
         let cached = {
             let cache = self
