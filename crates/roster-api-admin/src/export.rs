@@ -383,7 +383,7 @@ pub(crate) async fn export(
     uri: Uri,
 ) -> Result<Response, AdminError> {
     caller.require(roster_core::Scope::ContactRead)?;
-    let q = query(&uri)?;
+    let q = query(&uri, &["format"])?;
     let csv = match q.get("format").map(String::as_str) {
         None | Some("ndjson") => false,
         Some("csv") => true,

@@ -41,15 +41,6 @@ fn is_csv(
             format!("Content-Encoding {enc:?} is not accepted: send the rows uncompressed"),
         ));
     }
-    if let Some(f) = q.get("format") {
-        return match f.as_str() {
-            "csv" => Ok(true),
-            "ndjson" | "jsonl" => Ok(false),
-            other => Err(AdminError::bad_request(format!(
-                "format must be ndjson or csv, not {other:?}"
-            ))),
-        };
-    }
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -60,6 +51,31 @@ fn is_csv(
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    // Rows are read as UTF-8; a declared other charset (a spreadsheet's GBK export, say)
+    // would fail every row that is not plain ASCII, so it is refused up front.
+    if let Some(charset) = ctype.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| v.trim().trim_matches('"'))
+    }) {
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+            return Err(AdminError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("charset {charset:?} is not accepted: send the rows as UTF-8"),
+            ));
+        }
+    }
+    if let Some(f) = q.get("format") {
+        return match f.as_str() {
+            "csv" => Ok(true),
+            "ndjson" | "jsonl" => Ok(false),
+            other => Err(AdminError::bad_request(format!(
+                "format must be ndjson or csv, not {other:?}"
+            ))),
+        };
+    }
     match essence.as_str() {
         "text/csv" => Ok(true),
         "application/x-ndjson"
@@ -98,6 +114,17 @@ impl RowReader {
                     rows::MAX_ROW_BYTES
                 )));
             }
+            // In CSV the usual cause is a quote that opens a cell and never closes, which
+            // makes every later line part of this record: say so, as the lines it swallowed
+            // are not reported as rows of their own.
+            Record::TooLong if self.csv => Err(rows::format_error(
+                "row",
+                format!(
+                    "longer than {} bytes; if a cell of this row opens a quote (\") that \
+                     never closes, every later line was read as part of this row",
+                    rows::MAX_ROW_BYTES
+                ),
+            )),
             Record::TooLong => Err(rows::format_error(
                 "row",
                 format!("longer than {} bytes", rows::MAX_ROW_BYTES),
@@ -116,7 +143,7 @@ impl RowReader {
                         )))
                     }
                     (Some(columns), Ok(r)) => rows::from_csv(columns, &r),
-                    (Some(_), Err(e)) => Err(rows::format_error("row", format!("bad CSV: {e}"))),
+                    (Some(_), Err(e)) => Err(rows::format_error("row", csv_error_text(&e))),
                 }
             }
             Record::Data(bytes) => RawRow::from_json(&bytes),
@@ -129,6 +156,19 @@ impl RowReader {
 }
 
 /// Parses one CSV record (the splitter has already cut it out of the stream).
+/// A CSV error of one record, without the position the csv crate adds: each record is
+/// parsed on its own, so that position is always "record 0, line 1" whatever the row, and
+/// the row number beside the message is the true one.
+fn csv_error_text(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => format!(
+            "cell {} is not valid UTF-8; send the file as UTF-8",
+            err.field() + 1
+        ),
+        _ => format!("bad CSV: {e}"),
+    }
+}
+
 fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, csv::Error> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -172,7 +212,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), AdminError> {
     caller.require(roster_core::Scope::ContactWrite)?;
-    let q = query(&uri)?;
+    let q = query(&uri, &["format", "mode", "notify", "dry_run"])?;
     let csv = is_csv(&headers, &q)?;
     match q.get("mode").map(String::as_str) {
         None | Some("best_effort") => {}
@@ -458,7 +498,7 @@ pub(crate) async fn results(
     crate::AdminPath(raw): crate::AdminPath<String>,
     uri: Uri,
 ) -> Result<Json<Value>, AdminError> {
-    let q = query(&uri)?;
+    let q = query(&uri, &["after", "limit"])?;
     let number = |name: &str, default: u32| -> Result<u32, AdminError> {
         q.get(name).map_or(Ok(default), |v| {
             v.parse()

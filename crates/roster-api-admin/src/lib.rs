@@ -130,18 +130,40 @@ impl FromRequestParts<AdminState> for Auth {
     }
 }
 
-/// The query string as a map; a malformed one fails in this API's envelope.
-pub(crate) fn query(uri: &Uri) -> Result<HashMap<String, String>, AdminError> {
-    Query::<HashMap<String, String>>::try_from_uri(uri)
+/// The query string as a map, holding only the parameters `known`; a malformed query, or
+/// one naming any other parameter, fails in this API's envelope. A misspelt option
+/// (`dry-run=true`) must not be ignored: the upload would then write what its sender
+/// meant only to check.
+pub(crate) fn query(uri: &Uri, known: &[&str]) -> Result<HashMap<String, String>, AdminError> {
+    let q = Query::<HashMap<String, String>>::try_from_uri(uri)
         .map(|q| q.0)
-        .map_err(|e| AdminError::bad_request(format!("malformed query string: {e}")))
+        .map_err(|e| AdminError::bad_request(format!("malformed query string: {e}")))?;
+    let mut unknown: Vec<&str> = q
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !known.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        return Err(AdminError::bad_request(format!(
+            "unknown query parameter {}; this endpoint takes: {}",
+            unknown
+                .iter()
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known.join(", ")
+        )));
+    }
+    Ok(q)
 }
 
-/// A boolean query option (`true`/`false`/`1`/`0`), default false.
+/// A boolean query option (`true`/`false`/`1`/`0`), default false; named without a value
+/// (`?dry_run`), it is on.
 pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, AdminError> {
     match q.get(name).map(String::as_str) {
-        None | Some("false" | "0" | "") => Ok(false),
-        Some("true" | "1") => Ok(true),
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
         Some(other) => Err(AdminError::bad_request(format!(
             "{name} must be true or false, not {other:?}"
         ))),

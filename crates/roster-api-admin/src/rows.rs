@@ -98,14 +98,14 @@ impl RawRow {
             let text = match v {
                 serde_json::Value::Null => String::new(),
                 serde_json::Value::String(s) => s,
-                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Number(n) => whole_number(&k, &n)?,
                 serde_json::Value::Bool(b) => b.to_string(),
                 serde_json::Value::Array(items) if k == "department_ids" => {
                     let mut parts = Vec::with_capacity(items.len());
                     for item in items {
                         match item {
                             serde_json::Value::String(s) => parts.push(s),
-                            serde_json::Value::Number(n) => parts.push(n.to_string()),
+                            serde_json::Value::Number(n) => parts.push(whole_number(&k, &n)?),
                             _ => {
                                 return Err(format_error(
                                     "department_ids",
@@ -137,6 +137,21 @@ impl RawRow {
     /// The values in `FIELDS` order, absent ones empty (for CSV).
     pub fn cells(&self) -> impl Iterator<Item = &str> {
         self.values.iter().map(|v| v.as_deref().unwrap_or(""))
+    }
+}
+
+/// A JSON number as the text of a field: only a whole number that JSON parsing kept
+/// exactly. A fraction, an exponent or a number past 64 bits arrives as a float, whose
+/// text (`1000.0`, `9.876543210987654e+19`) is not what the sender wrote, so it is refused
+/// rather than stored altered; such a value is sent as a string.
+fn whole_number(field: &str, n: &serde_json::Number) -> Result<String, ItemError> {
+    if n.is_f64() {
+        Err(format_error(
+            field,
+            format!("the number {n} is not a whole number that fits 64 bits; send it as a string"),
+        ))
+    } else {
+        Ok(n.to_string())
     }
 }
 
@@ -188,6 +203,11 @@ pub fn from_csv(columns: &[usize], record: &csv::StringRecord) -> Result<RawRow,
     let mut row = RawRow::default();
     for (&pos, cell) in columns.iter().zip(record.iter()) {
         let cell = cell.trim();
+        // The same refusal as `set` makes for NDJSON rows: no store keeps a NUL, and
+        // PostgreSQL refuses one outright, which would fail the whole chunk.
+        if cell.contains('\0') {
+            return Err(format_error(FIELDS[pos], roster_http::NUL_MESSAGE));
+        }
         row.values[pos] = (!cell.is_empty()).then(|| cell.to_owned());
     }
     Ok(row)
@@ -477,6 +497,24 @@ mod tests {
             RawRow::from_json(br#"{"name":"A","gender":1,"department_ids":["d1","d2"]}"#).unwrap();
         assert_eq!(row.get("gender"), Some("1"));
         assert_eq!(row.get("department_ids"), Some("d1;d2"));
+    }
+
+    #[test]
+    fn json_numbers_that_would_change_their_digits_are_refused() {
+        let row = RawRow::from_json(br#"{"name":"A","employee_no":-1234567890123}"#).unwrap();
+        assert_eq!(row.get("employee_no"), Some("-1234567890123"));
+        for n in ["1e3", "12.50", "98765432109876543210"] {
+            let line = format!(r#"{{"name":"A","employee_no":{n}}}"#);
+            let e = RawRow::from_json(line.as_bytes()).unwrap_err();
+            assert!(e.detail.starts_with("employee_no:"), "{n}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_csv_cell_holding_a_nul_fails_its_row() {
+        let columns = csv_header(&csv::StringRecord::from(vec!["name", "city"])).unwrap();
+        let e = from_csv(&columns, &csv::StringRecord::from(vec!["A", "x\0y"])).unwrap_err();
+        assert!(e.detail.starts_with("city:"), "{e:?}");
     }
 
     #[test]

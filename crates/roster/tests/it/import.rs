@@ -373,6 +373,73 @@ async fn a_dry_run_validates_every_row_and_writes_nothing() {
     assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
 }
 
+/// A misspelt option is refused rather than ignored (an ignored `dry-run=true` would write
+/// what its sender meant only to check), and `?dry_run` alone is a dry run; a charset other
+/// than UTF-8 is refused up front; a CSV cell holding a NUL fails its row alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_options_are_checked_and_a_nul_in_a_csv_cell_fails_its_row() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let nd = "application/x-ndjson";
+    for query in ["?dry-run=true", "?dryRun=true", "?dry_run=true&notfy=false"] {
+        let (status, resp) = upload(&s, &token, nd, generated(2), query).await;
+        assert_eq!(status, 400, "{query}: {resp}");
+        assert_eq!(resp["error"]["code"], "invalid_request", "{resp}");
+        assert!(
+            resp["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown query parameter"),
+            "{resp}"
+        );
+    }
+    let (status, resp) = upload(&s, &token, nd, generated(2), "?dry_run").await;
+    assert_eq!(
+        (status, resp["dry_run"].as_bool()),
+        (200, Some(true)),
+        "{resp}"
+    );
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "text/csv; charset=gbk",
+        b"name,user_id\nA,a\n".to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!(status, 415, "{resp}");
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        0,
+        "nothing was written"
+    );
+    assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
+
+    let csv = b"name,user_id\nFirst,p1\nNul\0Here,p2\nThird,p3\n".to_vec();
+    let (status, resp) = upload(&s, &token, "text/csv", csv.clone(), "?dry_run=true").await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        (resp["valid"].as_u64(), resp["invalid"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        (&resp["errors"][0]["row"], &resp["errors"][0]["field"]),
+        (&json!(2), &json!("name"))
+    );
+    let (status, resp) = upload(&s, &token, "text/csv; charset=UTF-8", csv, "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(
+        (t["succeeded"].as_u64(), t["failed"].as_u64()),
+        (Some(2), Some(1)),
+        "{t}"
+    );
+}
+
 /// An import's per-row results name the users it created: a department-scoped app of the
 /// same tenant cannot read another app's import (404), the submitting app can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
