@@ -263,7 +263,12 @@ impl From<StoreError> for CoreError {
             StoreError::Gone(field) => CoreError::BadReference {
                 field,
                 reason: match field {
-                    "leader_user_id" => "the user has resigned",
+                    // Checked inside the write: the leader resigned meanwhile, or was an
+                    // item of the same write that a concurrent writer beat to one of its
+                    // values, so that it was never written.
+                    "leader_user_id" => {
+                        "the leader is not an active user: resigned meanwhile, or not written"
+                    }
                     "group_ids" => "the group does not exist",
                     _ => "the department does not exist",
                 }
