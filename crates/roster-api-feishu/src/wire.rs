@@ -449,3 +449,14 @@ pub(crate) struct SearchData {
 pub(crate) struct ItemsData<T> {
     pub items: Vec<T>,
 }
+
+/// The data of a create with a `client_token`: rendered now, or the first request's data
+/// replayed as it was stored.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Answer<T> {
+    /// Rendered for this request.
+    Fresh(T),
+    /// The first request's data, replayed.
+    Replayed(serde_json::Value),
+}

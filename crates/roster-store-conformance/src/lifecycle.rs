@@ -1190,6 +1190,22 @@ pub async fn check_idempotent_replays_the_first_result_without_running_again(
         again.entity_id, first.entity_id,
         "the first run's id is replayed"
     );
+    assert_eq!(again.answer, None, "no answer was recorded");
+    // The dialect records the answer it gave; replays get it back beside the id.
+    dir.record_idempotent_answer(c, CREATE, "key-1", &first.entity_id, "{\"first\":\n1}")
+        .await;
+    let third = dir
+        .idempotent(c, CREATE, "key-1", "fp-1", op("second"))
+        .await
+        .expect("replay");
+    assert_eq!(
+        (
+            third.entity_id.as_str(),
+            third.answer.as_deref(),
+            third.replayed
+        ),
+        (first.entity_id.as_str(), Some("{\"first\":\n1}"), true)
+    );
     assert_eq!(
         runs.load(Ordering::SeqCst),
         1,

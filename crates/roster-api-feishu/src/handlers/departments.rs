@@ -19,7 +19,7 @@ pub(crate) async fn create(
     OriginalUri(uri): OriginalUri,
     query: FeishuQuery,
     body: FeishuBody<wire::DepartmentBody>,
-) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
+) -> Result<Envelope<wire::Answer<wire::DepartmentData>>, FeishuError> {
     // As for users: a client that hangs up must not cancel the create between its commit
     // and the record of its `client_token` result.
     tokio::spawn(create_to_the_end(state, caller, uri, query, body))
@@ -33,39 +33,48 @@ async fn create_to_the_end(
     uri: http::Uri,
     query: FeishuQuery,
     body: FeishuBody<wire::DepartmentBody>,
-) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
+) -> Result<Envelope<wire::Answer<wire::DepartmentData>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dir = &state.dir;
     // Wire-level checks run before the key is claimed, so a malformed body never holds it.
     let new = convert::new_department(dir, &caller, ids, body.value).await?;
-    let (open_id, replayed) = match query.str("client_token") {
+    let (open_id, replayed, keyed) = match query.str("client_token") {
         None => (
             dir.create_department(&caller, new)
                 .await?
                 .open_department_id
                 .to_string(),
             false,
+            None,
         ),
         Some(token) => {
             let print = fingerprint(uri.path(), &query, &body.canonical);
-            dir.idempotent(
-                &caller,
-                "feishu.departments.create",
-                token,
-                &print,
-                || async {
-                    Ok(dir
-                        .create_department(&caller, new)
-                        .await?
-                        .open_department_id
-                        .to_string())
-                },
-            )
-            .await
-            .map(|o| (o.entity_id, o.replayed))?
+            let o = dir
+                .idempotent(
+                    &caller,
+                    CREATE_DEPARTMENT_OPERATION,
+                    token,
+                    &print,
+                    || async {
+                        Ok(dir
+                            .create_department(&caller, new)
+                            .await?
+                            .open_department_id
+                            .to_string())
+                    },
+                )
+                .await?;
+            // A replay answers what the first request was answered (spec §2); a key
+            // recorded before answers were kept renders the department as it is.
+            if let Some(first) = o.answer.as_deref().filter(|_| o.replayed) {
+                if let Ok(first) = serde_json::from_str(first) {
+                    return Ok(Envelope(wire::Answer::Replayed(first)));
+                }
+            }
+            (o.entity_id, o.replayed, (!o.replayed).then_some(token))
         }
     };
-    let lookup = DeptLookup::OpenId(open_id);
+    let lookup = DeptLookup::OpenId(open_id.clone());
     let dept = if replayed {
         dir.replayed_department(&caller, &lookup).await?
     } else {
@@ -74,8 +83,23 @@ async fn create_to_the_end(
     let department = Renderer::new(&state, &caller, ids)
         .department(&dept)
         .await?;
-    Ok(Envelope(wire::DepartmentData { department }))
+    let data = wire::DepartmentData { department };
+    if let Some(token) = keyed {
+        let answer = serde_json::to_string(&data).map_err(FeishuError::internal)?;
+        dir.record_idempotent_answer(
+            &caller,
+            CREATE_DEPARTMENT_OPERATION,
+            token,
+            &open_id,
+            &answer,
+        )
+        .await;
+    }
+    Ok(Envelope(wire::Answer::Fresh(data)))
 }
+
+/// The idempotency operation of D1's `client_token`.
+const CREATE_DEPARTMENT_OPERATION: &str = "feishu.departments.create";
 
 /// D2 `GET /open-apis/contact/v3/departments/:department_id`.
 pub(crate) async fn get(

@@ -22,7 +22,7 @@ pub(crate) async fn create(
     OriginalUri(uri): OriginalUri,
     query: FeishuQuery,
     body: FeishuBody<wire::UserBody>,
-) -> Result<Envelope<wire::UserData>, FeishuError> {
+) -> Result<Envelope<wire::Answer<wire::UserData>>, FeishuError> {
     // A client that hangs up drops this handler's future; the create runs in a task of its
     // own so that it still ends by recording its `client_token` result (or releasing the
     // key), instead of leaving the key claimed with no result behind a committed user.
@@ -37,7 +37,7 @@ async fn create_to_the_end(
     uri: http::Uri,
     query: FeishuQuery,
     body: FeishuBody<wire::UserBody>,
-) -> Result<Envelope<wire::UserData>, FeishuError> {
+) -> Result<Envelope<wire::Answer<wire::UserData>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dir = &state.dir;
     let run = || async {
@@ -57,15 +57,15 @@ async fn create_to_the_end(
             .map_err(Rejected::Core)?;
         Ok::<_, Rejected>(created.open_id.to_string())
     };
-    let open_id = match query.str("client_token") {
-        None => run().await?,
+    let (open_id, keyed) = match query.str("client_token") {
+        None => (run().await?, None),
         Some(token) => {
             let print = fingerprint(uri.path(), &query, &body.canonical);
             // The closure's own Feishu errors travel through the core as a stand-in and are
             // restored below, so that a failed create releases the key either way.
             let mut feishu_err = None;
             let outcome = dir
-                .idempotent(&caller, "feishu.users.create", token, &print, || async {
+                .idempotent(&caller, CREATE_USER_OPERATION, token, &print, || async {
                     match run().await {
                         Ok(id) => Ok(id),
                         Err(Rejected::Core(e)) => Err(e),
@@ -77,16 +77,37 @@ async fn create_to_the_end(
                 })
                 .await;
             match (outcome, feishu_err) {
-                (Ok(o), _) => o.entity_id,
+                (Ok(o), _) => {
+                    // A replay answers what the first request was answered (spec §2), not
+                    // the user as later changes left it; a key recorded before answers were
+                    // kept, or whose answer could not be stored, renders the user.
+                    if let Some(first) = o.answer.as_deref().filter(|_| o.replayed) {
+                        if let Ok(first) = serde_json::from_str(first) {
+                            return Ok(Envelope(wire::Answer::Replayed(first)));
+                        }
+                    }
+                    (o.entity_id, (!o.replayed).then_some(token))
+                }
                 (Err(_), Some(e)) => return Err(e),
                 (Err(e), None) => return Err(e.into()),
             }
         }
     };
-    let user = dir.get_user(&caller, &UserLookup::OpenId(open_id)).await?;
+    let user = dir
+        .get_user(&caller, &UserLookup::OpenId(open_id.clone()))
+        .await?;
     let user = Renderer::new(&state, &caller, ids).user(&user).await?;
-    Ok(Envelope(wire::UserData { user }))
+    let data = wire::UserData { user };
+    if let Some(token) = keyed {
+        let answer = serde_json::to_string(&data).map_err(FeishuError::internal)?;
+        dir.record_idempotent_answer(&caller, CREATE_USER_OPERATION, token, &open_id, &answer)
+            .await;
+    }
+    Ok(Envelope(wire::Answer::Fresh(data)))
 }
+
+/// The idempotency operation of U1's `client_token`.
+const CREATE_USER_OPERATION: &str = "feishu.users.create";
 
 /// A failure inside a create: already a Feishu error (a wire-level check) or a domain one.
 enum Rejected {

@@ -48,6 +48,18 @@ pub struct IdempotentOutcome {
     pub entity_id: String,
     /// Whether it was produced by an earlier request with the same key.
     pub replayed: bool,
+    /// On a replay, the answer the first request got, when its dialect recorded one with
+    /// [`Directory::record_idempotent_answer`] (opaque to the core).
+    pub answer: Option<String>,
+}
+
+/// Splits a stored idempotency result: the entity id, then after a newline the first
+/// answer, if one was recorded (ids never hold a newline).
+fn split_result(stored: String) -> (String, Option<String>) {
+    match stored.split_once('\n') {
+        Some((id, answer)) => (id.to_owned(), Some(answer.to_owned())),
+        None => (stored, None),
+    }
 }
 
 impl Directory {
@@ -809,12 +821,15 @@ impl Directory {
                     return Err(CoreError::IdempotencyMismatch)
                 }
                 IdempotencyClaim::Existing {
-                    result: Some(id), ..
+                    result: Some(stored),
+                    ..
                 } => {
+                    let (entity_id, answer) = split_result(stored);
                     return Ok(IdempotentOutcome {
-                        entity_id: id,
+                        entity_id,
                         replayed: true,
-                    })
+                        answer,
+                    });
                 }
                 IdempotencyClaim::Existing { result: None, .. } => {
                     if tokio::time::Instant::now() >= deadline {
@@ -833,12 +848,46 @@ impl Directory {
                 Ok(IdempotentOutcome {
                     entity_id: id,
                     replayed: false,
+                    answer: None,
                 })
             }
             Err(e) => {
                 self.inner.store.release_idempotency_key(&key).await?;
                 Err(e)
             }
+        }
+    }
+
+    /// Records the answer the first request of an idempotency key got, so that its
+    /// replays answer the same (Feishu: "replay the original response"), not the entity as
+    /// it is by then. Called by the dialect after it rendered that answer; the answer is
+    /// opaque here. Best effort: when it cannot be stored, replays render the entity as it
+    /// is, as they did before, and the first request still gets its answer.
+    pub async fn record_idempotent_answer(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        key: &str,
+        entity_id: &str,
+        answer: &str,
+    ) {
+        let key = IdempotencyKey {
+            tenant: caller.tenant,
+            app_id: caller.app_id.clone(),
+            operation: operation.to_owned(),
+            key: key.to_owned(),
+        };
+        let stored = format!("{entity_id}\n{answer}");
+        if let Err(err) = self
+            .inner
+            .store
+            .complete_idempotency_key(&key, &stored)
+            .await
+        {
+            tracing::warn!(
+                operation,
+                "failed to record the first answer of a client_token: {err}"
+            );
         }
     }
 

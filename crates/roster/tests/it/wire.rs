@@ -396,3 +396,63 @@ async fn logout_refuses_an_unknown_user_id_type_with_40001() {
         .await;
     assert_eq!((st, b["code"].as_i64()), (400, Some(40001)), "{b}");
 }
+
+/// A `client_token` replay answers what the first request was answered (spec §2), even
+/// after the user or department was changed or deleted: the same ids and the first data.
+#[tokio::test]
+async fn a_client_token_replay_answers_the_first_response() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let t = Some(token.as_str());
+    let path = "/open-apis/contact/v3/users?client_token=replay-1";
+    let body = json!({"name": "Idem", "mobile": "+8613900000010", "department_ids": ["0"],
+                      "employee_type": 1});
+    let (st, first) = s.post_json(path, t, &body).await;
+    assert_eq!((st, first["code"].as_i64()), (200, Some(0)), "{first}");
+    let open_id = first["data"]["user"]["open_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = s
+        .http
+        .patch(s.url(&format!("/open-apis/contact/v3/users/{open_id}")))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let (_, replay) = s.post_json(path, t, &body).await;
+    assert_eq!(replay, first, "the replay is the first answer");
+    let resp = s
+        .http
+        .delete(s.url(&format!("/open-apis/contact/v3/users/{open_id}")))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let (_, replay) = s.post_json(path, t, &body).await;
+    assert_eq!(replay, first, "a replay after the delete too");
+
+    let path = "/open-apis/contact/v3/departments?client_token=replay-2";
+    let body = json!({"name": "Eng", "parent_department_id": "0"});
+    let (st, first) = s.post_json(path, t, &body).await;
+    assert_eq!((st, first["code"].as_i64()), (200, Some(0)), "{first}");
+    let od = first["data"]["department"]["open_department_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = s
+        .http
+        .patch(s.url(&format!("/open-apis/contact/v3/departments/{od}")))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Engineering"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let (_, replay) = s.post_json(path, t, &body).await;
+    assert_eq!(replay, first, "the department's replay is the first answer");
+}
