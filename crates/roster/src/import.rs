@@ -7,7 +7,7 @@
 #![allow(clippy::doc_markdown)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_api_admin::error::{row_error_code, row_error_field, row_error_message};
-use roster_api_admin::rows::{self, format_error, Departments, RawRow, FIELDS};
+use roster_api_admin::rows::{self, format_error, Departments, RawRow, FIELDS, MAX_ROW_BYTES};
+use roster_api_admin::split::{Record, Splitter};
 use roster_app::Config;
 use roster_core::{
     Caller, ContactScope, Directory, ImportChunk, ItemError, ItemOutcome, Scope, Scopes,
@@ -121,6 +122,20 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
     if !args.file.is_file() {
         bail!("{} is not a readable file", args.file.display());
     }
+    // Invitations written here carry links to the server, which this process does not
+    // know: the server's `--listen` is its own flag, and a guessed default would send
+    // every invited user a link that leads nowhere.
+    if args.url.is_none() && args.notify && !args.dry_run && config.public_url.is_none() {
+        bail!(
+            "--notify straight to the database needs public_url (in roster.toml or \
+             ROSTER_PUBLIC_URL), the address users reach the server at, for the invitation \
+             links; or import through the server with --url"
+        );
+    }
+    // The report is opened before anything is imported: a path it cannot be written to
+    // then fails the command while nothing has been written, instead of after the import,
+    // when running it again would meet every row it created as a duplicate.
+    let report = args.errors.as_deref().map(Report::open).transpose()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<ReadRow>>>(8);
     let file = args.file.clone();
     let sheet = args.sheet.clone();
@@ -136,10 +151,16 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
     };
     let _ = reader.join();
     bar.finish_and_clear();
-    let outcome = outcome?;
-    if let Some(path) = &args.errors {
-        write_report(path, &outcome.errors)?;
-    }
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(report) = report {
+                report.discard();
+            }
+            return Err(e);
+        }
+    };
+    let written = report.map(|r| r.write(&outcome.errors));
     let failed = outcome.errors.len() as u64 + outcome.unlisted;
     if args.dry_run {
         println!(
@@ -165,6 +186,11 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
     }
     if failed > 10 {
         println!("  … and {} more", failed - 10);
+    }
+    // A report that could not be written is told after the summary: the import has
+    // happened, and the operator must still learn what it did.
+    if let Some(Err(e)) = written {
+        return Err(e);
     }
     if failed > 0 {
         bail!(
@@ -276,6 +302,20 @@ fn header_fields(
             bail!("--map names column {column:?}, which the file does not have");
         }
     }
+    // Two columns for one field (`Mobile` and `Phone`) would have the later cell overwrite
+    // the earlier, even with nothing: the file is refused, as the upload API refuses a
+    // repeated column, and --map says which column is meant.
+    for (i, field) in fields.iter().enumerate() {
+        let Some(field) = field else { continue };
+        if let Some(first) = fields[..i].iter().position(|f| *f == Some(*field)) {
+            bail!(
+                "columns {:?} and {:?} both map to the field {field}; keep one, or say which \
+                 with --map {field}=<column>",
+                header[first],
+                header[i]
+            );
+        }
+    }
     if !fields.contains(&Some("name")) {
         bail!("no column maps to the required field name (use --map name=<column>)");
     }
@@ -311,43 +351,54 @@ fn read_file(
     };
     match format {
         Format::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_path(path)
-                .with_context(|| format!("open {}", path.display()))?;
-            let header: Vec<String> = reader
-                .headers()
-                .context("read the CSV header")?
-                .iter()
-                .map(str::to_owned)
-                .collect();
-            let fields = header_fields(mapping, &header)?;
+            // The fields of the header's columns, once it has been read.
+            let mut fields: Option<Vec<Option<&'static str>>> = None;
             let mut n = 0;
-            for record in reader.records() {
-                // A line of white space only is blank, as the upload API reads it: not a
-                // row, so that both number the rows of one file alike.
-                if let Ok(r) = &record {
-                    if r.len() == 1 && r.iter().all(|c| c.trim().is_empty()) {
-                        continue;
-                    }
-                }
+            split_file(path, true, |record| {
+                let Some(fields) = &fields else {
+                    let header = match record {
+                        // A header too long to read refuses the file, as the upload API
+                        // refuses it: taking the next record for the header would shift
+                        // every row's number.
+                        Record::TooLong => {
+                            bail!("the CSV header is longer than {MAX_ROW_BYTES} bytes")
+                        }
+                        Record::Data(bytes) => csv_cells(&bytes)
+                            .map_err(|e| anyhow::anyhow!("unreadable CSV header: {e}"))?,
+                    };
+                    fields = Some(header_fields(mapping, &header)?);
+                    return Ok(());
+                };
                 n += 1;
                 let row = match record {
-                    Ok(r) if r.len() != header.len() => Err(format_error(
+                    // The usual cause is a quote that opens a cell and never closes, which
+                    // makes every later line part of this record: say so, as the upload
+                    // API does, since the lines it swallowed are not rows of their own.
+                    Record::TooLong => Err(format_error(
                         "row",
                         format!(
-                            "has {} cells where the header has {}",
-                            r.len(),
-                            header.len()
+                            "longer than {MAX_ROW_BYTES} bytes; if a cell of this row opens a \
+                             quote (\") that never closes, every later line was read as part \
+                             of this row"
                         ),
                     )),
-                    Ok(r) => {
-                        let cells: Vec<String> = r.iter().map(str::to_owned).collect();
-                        row_of(&fields, &cells)
-                    }
-                    Err(e) => Err(format_error("row", format!("bad CSV: {e}"))),
+                    Record::Data(bytes) => match csv_cells(&bytes) {
+                        Ok(cells) if cells.len() != fields.len() => Err(format_error(
+                            "row",
+                            format!(
+                                "has {} cells where the header has {}",
+                                cells.len(),
+                                fields.len()
+                            ),
+                        )),
+                        Ok(cells) => row_of(fields, &cells),
+                        Err(e) => Err(format_error("row", e)),
+                    },
                 };
-                emit((n, row))?;
+                emit((n, row))
+            })?;
+            if fields.is_none() {
+                bail!("the file is empty: it needs a header row");
             }
         }
         Format::Xlsx => {
@@ -366,9 +417,11 @@ fn read_file(
                 .worksheet_range(&name)
                 .with_context(|| format!("read sheet {name:?}"))?;
             let mut rows = range.rows();
-            let cell = |c: &Data| -> String {
-                match c {
-                    Data::Empty | Data::Error(_) => String::new(),
+            // A cell's text, or the error value (#N/A, #REF!, …) a formula left in it.
+            let cell = |c: &Data| -> Result<String, calamine::CellErrorType> {
+                Ok(match c {
+                    Data::Empty => String::new(),
+                    Data::Error(e) => return Err(e.clone()),
                     Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
                     // Whole numbers (mobiles, ids, unix times) must not gain a ".0".
                     Data::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
@@ -380,37 +433,62 @@ fn read_file(
                     // A spreadsheet date, read in the workbook's own date system (1900 or
                     // 1904, which calamine knows); rows take unix seconds.
                     Data::DateTime(d) => unix_seconds(d.to_ymd_hms_milli()).to_string(),
-                }
+                })
             };
+            // An error in the header is a column name like any other: it maps to no field.
             let header: Vec<String> = rows
                 .next()
                 .context("the sheet is empty: it needs a header row")?
                 .iter()
-                .map(cell)
+                .map(|c| cell(c).unwrap_or_else(|e| e.to_string()))
                 .collect();
             let fields = header_fields(mapping, &header)?;
             let mut n = 0;
             for r in rows {
-                let cells: Vec<String> = r.iter().map(cell).collect();
-                if cells.iter().all(|c| c.trim().is_empty()) {
+                let mut cells = Vec::with_capacity(r.len());
+                let mut error = None;
+                for (c, field) in r.iter().zip(fields.iter().chain(std::iter::repeat(&None))) {
+                    match cell(c) {
+                        Ok(text) => cells.push(text),
+                        Err(e) => {
+                            // An error value is not an empty cell: read as one, it would
+                            // import the user without the field (or fail the row as if the
+                            // field were missing). In a column the import reads it fails
+                            // the row; in an ignored column it is ignored with the column.
+                            if let (None, Some(field)) = (&error, field) {
+                                error = Some(format_error(
+                                    field,
+                                    format!("the spreadsheet cell holds the error {e}"),
+                                ));
+                            }
+                            cells.push(String::new());
+                        }
+                    }
+                }
+                if error.is_none() && cells.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
                 n += 1;
-                emit((n, row_of(&fields, &cells)))?;
+                let row = match error {
+                    Some(e) => Err(e),
+                    None => row_of(&fields, &cells),
+                };
+                emit((n, row))?;
             }
         }
         Format::Ndjson => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
             let mut n = 0;
-            for line in BufReader::new(file).split(b'\n') {
-                let line = line.context("read the file")?;
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
+            split_file(path, false, |record| {
                 n += 1;
-                emit((n, ndjson_row(mapping, &line)))?;
-            }
+                let row = match record {
+                    Record::TooLong => Err(format_error(
+                        "row",
+                        format!("longer than {MAX_ROW_BYTES} bytes"),
+                    )),
+                    Record::Data(line) => ndjson_row(mapping, &line),
+                };
+                emit((n, row))
+            })?;
         }
     }
     if !batch.is_empty() {
@@ -420,17 +498,83 @@ fn read_file(
     Ok(())
 }
 
+/// Reads the records of a CSV (`csv`) or NDJSON file as the upload API splits its body:
+/// blank lines are not records, and no more than one record of at most `MAX_ROW_BYTES` is
+/// held at a time; a longer one is skipped to its end and handed on as too long, so that a
+/// file without line ends (or a CSV quote that never closes) cannot exhaust the memory.
+fn split_file(
+    path: &Path,
+    csv: bool,
+    mut each: impl FnMut(Record) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut splitter = Splitter::new(csv);
+    let mut buf = vec![0_u8; 64 * 1024];
+    let mut records = Vec::new();
+    loop {
+        let read = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow::Error::new(e).context("read the file")),
+        };
+        splitter.feed(&buf[..read], &mut records);
+        for record in records.drain(..) {
+            each(record)?;
+        }
+    }
+    splitter.finish(&mut records);
+    for record in records.drain(..) {
+        each(record)?;
+    }
+    Ok(())
+}
+
+/// The cells of one CSV record cut out of the file, parsed on its own as the upload API
+/// parses it. The error says which cell, without the csv crate's position, which would
+/// always be "record 0, line 1" here.
+fn csv_cells(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(_) => Ok(record.iter().map(str::to_owned).collect()),
+        Err(e) => Err(match e.kind() {
+            csv::ErrorKind::Utf8 { err, .. } => format!(
+                "cell {} is not valid UTF-8; save the file as UTF-8",
+                err.field() + 1
+            ),
+            _ => format!("bad CSV: {e}"),
+        }),
+    }
+}
+
 /// An NDJSON line, its keys mapped like CSV columns.
 fn ndjson_row(mapping: &HashMap<String, &'static str>, line: &[u8]) -> Result<RawRow, ItemError> {
+    // A UTF-8 byte-order mark (editors write one at the start of a file) is not JSON: it
+    // is dropped, as the upload API drops it (`RawRow::from_json`).
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let value: Value =
         serde_json::from_slice(line).map_err(|e| format_error("row", format!("not JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(format_error("row", "a row must be a JSON object"));
     };
     let mut renamed = serde_json::Map::with_capacity(map.len());
+    // The key each field came from: two keys for one field (`mobile` and `phone`) would
+    // have one value silently replace the other, so the row is refused instead.
+    let mut keys: HashMap<&'static str, String> = HashMap::new();
     for (k, v) in map {
         match column_field(mapping, &k) {
             Some(f) => {
+                if let Some(first) = keys.get(f) {
+                    return Err(format_error(
+                        f,
+                        format!("the keys {first:?} and {k:?} both give this field; keep one"),
+                    ));
+                }
+                keys.insert(f, k.clone());
                 renamed.insert(f.to_owned(), v);
             }
             None => return Err(format_error(&k, format!("unknown field {k:?} (see --map)"))),
@@ -439,20 +583,71 @@ fn ndjson_row(mapping: &HashMap<String, &'static str>, line: &[u8]) -> Result<Ra
     RawRow::from_json(Value::Object(renamed).to_string().as_bytes())
 }
 
-fn write_report(path: &Path, errors: &[RowError]) -> anyhow::Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("create {}", path.display()))?;
-    w.write_record(["row", "field", "code", "message"])?;
-    for e in errors {
-        w.write_record([
-            e.row.to_string(),
-            e.field.clone(),
-            e.code.clone(),
-            e.message.clone(),
-        ])?;
+/// The `--errors` report file, opened before the import and written after it.
+struct Report {
+    file: std::fs::File,
+    path: PathBuf,
+    /// Whether this run made the file (so that a run that writes no report removes it).
+    made: bool,
+}
+
+impl Report {
+    /// Opens (or makes) the file for writing. An existing file is not emptied yet: a run
+    /// refused before its report (a bad header, say) leaves it as it was.
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let create = |new: bool| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .create_new(new)
+                .truncate(false)
+                .open(path)
+        };
+        let (file, made) = match create(true) {
+            Ok(file) => (Ok(file), true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (create(false), false),
+            Err(e) => (Err(e), false),
+        };
+        let file = file.with_context(|| format!("create {}", path.display()))?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+            made,
+        })
     }
-    w.flush()?;
-    Ok(())
+
+    /// Gives the report up: a run that failed before its end writes none, and an empty
+    /// file it made would read as a report of no refused rows.
+    fn discard(self) {
+        if self.made {
+            drop(self.file);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Writes the refused rows, replacing what the file held.
+    fn write(self, errors: &[RowError]) -> anyhow::Result<()> {
+        let Self { file, path, .. } = self;
+        let write = || -> anyhow::Result<()> {
+            // Only a regular file can be cut short (not a pipe or a device).
+            if file.metadata()?.is_file() {
+                file.set_len(0)?;
+            }
+            let mut w = csv::Writer::from_writer(&file);
+            w.write_record(["row", "field", "code", "message"])?;
+            for e in errors {
+                w.write_record([
+                    e.row.to_string(),
+                    e.field.clone(),
+                    e.code.clone(),
+                    e.message.clone(),
+                ])?;
+            }
+            w.flush()?;
+            Ok(())
+        };
+        write().with_context(|| format!("write the error report {}", path.display()))
+    }
 }
 
 // ----- straight to the database -----

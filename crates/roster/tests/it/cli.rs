@@ -425,3 +425,395 @@ fn an_unreachable_postgres_is_reported_with_its_reason_at_once() {
         started.elapsed()
     );
 }
+
+// ----- `roster import`: what it reads -----
+
+/// A data directory with a tenant and an app, for imports straight to the database.
+fn directory() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli(tmp.path(), &["tenant", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(
+        tmp.path(),
+        &["app", "create", "--tenant", "1", "--name", "hr"],
+    );
+    assert!(ok, "{err}");
+    tmp
+}
+
+/// One number from the directory's SQLite database.
+fn sqlite_count(dir: &std::path::Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(dir.join("data").join("roster.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Writes `name` in `dir` and runs `roster import` on it with `args` after the file.
+fn import(dir: &std::path::Path, name: &str, body: &[u8], args: &[&str]) -> (bool, String, String) {
+    let file = dir.join(name);
+    std::fs::write(&file, body).unwrap();
+    let mut full = vec!["import", file.to_str().unwrap()];
+    full.extend_from_slice(args);
+    cli(dir, &full)
+}
+
+/// Two columns that map to one field (`Mobile` and `Phone`, `Email` and `Mail`) refuse the
+/// file before anything is imported, naming both; a later empty cell must never wipe the
+/// earlier value. --map says which column is meant.
+#[test]
+fn roster_import_refuses_two_columns_for_one_field() {
+    let tmp = directory();
+    let dir = tmp.path();
+    for (body, columns, field) in [
+        (
+            "Name,Mobile,Phone,User ID\nDup Phone,+8613800004441,,dupph1\n",
+            ["\"Mobile\"", "\"Phone\""],
+            "mobile",
+        ),
+        (
+            "Name,Email,Mail\nDup Col,dupcol@example.com,\n",
+            ["\"Email\"", "\"Mail\""],
+            "email",
+        ),
+    ] {
+        for extra in [&["--dry-run"][..], &[][..]] {
+            let (ok, out, err) = import(dir, "dup.csv", body.as_bytes(), extra);
+            assert!(!ok, "{out} {err}");
+            assert!(
+                columns.iter().all(|c| err.contains(c))
+                    && err.contains(&format!("field {field}"))
+                    && err.contains("--map"),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM users WHERE name LIKE 'Dup%'"),
+        0
+    );
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM tasks"),
+        0,
+        "no task either"
+    );
+
+    // Saying which column is meant imports the row with its value.
+    let (ok, out, err) = import(
+        dir,
+        "dup.csv",
+        b"Name,Mobile,Phone,User ID\nDup Phone,+8613800004441,,dupph1\n",
+        &["--map", "mobile=Mobile"],
+    );
+    assert!(ok, "{out} {err}");
+    assert_eq!(
+        sqlite_count(
+            dir,
+            "SELECT count(*) FROM users WHERE mobile = '+8613800004441'"
+        ),
+        1
+    );
+
+    // NDJSON keys vary by line: a line giving one field twice fails alone.
+    let (ok, out, err) = import(
+        dir,
+        "dup.ndjson",
+        b"{\"name\":\"N1\",\"mobile\":\"+8613800004442\",\"phone\":\"\"}\n{\"name\":\"N2\"}\n",
+        &["--dry-run"],
+    );
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("dry run: 2 rows, 1 valid, 1 invalid"),
+        "{out} {err}"
+    );
+    assert!(
+        out.contains("row 1: format mobile:")
+            && out.contains("\"mobile\"")
+            && out.contains("\"phone\""),
+        "{out}"
+    );
+}
+
+/// An XLSX error cell (#N/A, #DIV/0!, …) is not an empty cell: its row fails as a format
+/// error naming the column and the error, in a dry run too; in a column the import does
+/// not read, it is ignored with the column.
+#[test]
+fn roster_import_fails_a_row_holding_a_spreadsheet_error() {
+    use rust_xlsxwriter::Formula;
+
+    let tmp = directory();
+    let dir = tmp.path();
+    let file = dir.join("errors.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in ["name", "user_id", "email", "mobile", "Notes"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let rows: [[&str; 5]; 4] = [
+        ["Z1", "zr1", "#N/A", "+8613800003331", ""],
+        ["Z2", "zr2", "zr2@example.com", "#VALUE!", ""],
+        ["#DIV/0!", "zr3", "", "", ""],
+        ["Z4", "zr4", "zr4@example.com", "", "#REF!"],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            let (r, c) = (r as u32 + 1, c as u16);
+            if v.starts_with('#') {
+                // A formula whose cached result is the error, as Excel stores one.
+                sheet
+                    .write_formula(r, c, Formula::new("=1/0").set_result(*v))
+                    .unwrap();
+            } else if !v.is_empty() {
+                sheet.write_string(r, c, *v).unwrap();
+            }
+        }
+    }
+    book.save(&file).unwrap();
+    let report = dir.join("report.csv");
+    let path = file.to_str().unwrap();
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["import", path, "--errors", report.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = cli(dir, &args);
+        assert!(!ok, "{out} {err}");
+        let summary = if extra.is_empty() {
+            "imported 4 rows: 1 created, 3 failed"
+        } else {
+            "dry run: 4 rows, 1 valid, 3 invalid"
+        };
+        assert!(out.contains(summary), "{out} {err}");
+        let text = std::fs::read_to_string(&report).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1..],
+            [
+                "1,email,format,the spreadsheet cell holds the error #N/A",
+                "2,mobile,format,the spreadsheet cell holds the error #VALUE!",
+                "3,name,format,the spreadsheet cell holds the error #DIV/0!",
+            ],
+            "{extra:?}: {text}"
+        );
+    }
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM users WHERE user_id LIKE 'zr%'"),
+        1,
+        "only the row without an error in a read column"
+    );
+}
+
+/// An NDJSON file that starts with a UTF-8 byte-order mark is read as the upload API reads
+/// it, straight to the database and through a server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_import_reads_ndjson_after_a_byte_order_mark() {
+    let body = b"\xEF\xBB\xBF{\"name\":\"Bom\",\"user_id\":\"cbom1\"}\n{\"name\":\"Two\",\"user_id\":\"cbom2\"}\n";
+    let tmp = directory();
+    let (ok, out, err) = import(tmp.path(), "bom.ndjson", body, &["--dry-run"]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("dry run: 2 rows, 2 valid, 0 invalid"), "{out}");
+
+    let s = crate::harness::TestServer::spawn();
+    let dir = s.data_dir.clone();
+    let args = [
+        "--url".to_owned(),
+        s.base.clone(),
+        "--app-id".to_owned(),
+        s.app_id.clone(),
+        "--app-secret".to_owned(),
+        s.app_secret.clone(),
+    ];
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        import(&dir, "bom.ndjson", body, &args)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains("imported 2 rows: 2 created, 0 failed"),
+        "{out}"
+    );
+}
+
+/// `--errors`: a report path that cannot be written fails the command before anything is
+/// imported (and leaves no file behind); a report that still fails to write at the end is
+/// told after the summary of what was imported.
+#[test]
+fn roster_import_checks_its_error_report_path_before_importing() {
+    let tmp = directory();
+    let dir = tmp.path();
+    let body = b"name,user_id,email\nErrPath1,ep1,ep1@example.com\nErrPath2,ep2,bad\n";
+    let nowhere = dir.join("nonexistent").join("e.csv");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let mut args = vec!["--errors", nowhere.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = import(dir, "ep.csv", body, &args);
+        assert!(!ok, "{out} {err}");
+        assert!(err.contains("e.csv"), "{err}");
+    }
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM users WHERE user_id LIKE 'ep%'"),
+        0
+    );
+    assert_eq!(sqlite_count(dir, "SELECT count(*) FROM tasks"), 0);
+
+    // A file refused at its header writes no report: none is made, an old one is kept.
+    let report = dir.join("report.csv");
+    let (ok, _, err) = import(
+        dir,
+        "ep.csv",
+        body,
+        &["--errors", report.to_str().unwrap(), "--map", "name=Nope"],
+    );
+    assert!(!ok && err.contains("Nope"), "{err}");
+    assert!(!report.exists(), "no empty report is left behind");
+    std::fs::write(&report, "old").unwrap();
+    let (ok, _, err) = import(
+        dir,
+        "ep.csv",
+        body,
+        &["--errors", report.to_str().unwrap(), "--map", "name=Nope"],
+    );
+    assert!(!ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "old");
+
+    // A longer old report is replaced whole.
+    std::fs::write(&report, "x".repeat(10_000)).unwrap();
+    let (ok, _, _) = import(
+        dir,
+        "ep.csv",
+        body,
+        &["--errors", report.to_str().unwrap(), "--dry-run"],
+    );
+    assert!(!ok);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.starts_with("row,field,code,message\n2,email,invalid,") && !text.contains('x'),
+        "{text}"
+    );
+
+    // A report that opens but cannot be written (a full disk): the summary comes first.
+    if std::path::Path::new("/dev/full").exists() {
+        let (ok, out, err) = import(dir, "ep.csv", body, &["--errors", "/dev/full"]);
+        assert!(!ok, "{out} {err}");
+        assert!(
+            out.contains("imported 2 rows: 1 created, 1 failed"),
+            "{out} {err}"
+        );
+        assert!(out.contains("row 2: invalid email"), "{out}");
+        assert!(err.contains("write the error report /dev/full"), "{err}");
+        assert_eq!(
+            sqlite_count(dir, "SELECT count(*) FROM users WHERE user_id = 'ep1'"),
+            1
+        );
+    }
+}
+
+/// The upload API's 64 KiB row limit holds in the CLI too: a longer NDJSON line or CSV
+/// record is that row's format error (and is never held whole), the rows after it are read
+/// as usual, and a CSV header that long refuses the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_import_refuses_a_row_over_the_api_row_limit() {
+    let long = "x".repeat(70 * 1024);
+    let ndjson = format!(
+        "{{\"name\":\"L1\"}}\n{{\"name\":\"L2\",\"description\":\"{long}\"}}\n{{\"name\":\"L3\"}}\n"
+    );
+    let csv = format!("name,description\nL1,a\nL2,\"{long}\"\nL3,b\n");
+    // A quote that never closes swallows the rest of the file into one over-long row.
+    let mut unclosed = String::from("name,user_id\nAlice,uc1\n\"Bob (Robert,uc2\n");
+    for i in 0..5000 {
+        unclosed.push_str(&format!("User {i},uq{i}\n"));
+    }
+    let tmp = directory();
+    let dir = tmp.path();
+    for (name, body, rows) in [
+        ("long.ndjson", ndjson.as_bytes(), 3),
+        ("long.csv", csv.as_bytes(), 3),
+        ("unclosed.csv", unclosed.as_bytes(), 2),
+    ] {
+        let (ok, out, err) = import(dir, name, body, &["--dry-run"]);
+        assert!(!ok, "{out} {err}");
+        assert!(
+            out.contains(&format!(
+                "dry run: {rows} rows, {} valid, 1 invalid",
+                rows - 1
+            )),
+            "{name}: {out} {err}"
+        );
+        assert!(
+            out.contains("row 2: format row: longer than 65536 bytes"),
+            "{name}: {out}"
+        );
+    }
+    let (ok, out, err) = import(dir, "unclosed.csv", unclosed.as_bytes(), &["--dry-run"]);
+    assert!(!ok && out.contains("never closes"), "{out} {err}");
+    let header = format!("name,{long}\nA\n");
+    let (ok, out, err) = import(dir, "header.csv", header.as_bytes(), &["--dry-run"]);
+    assert!(!ok, "{out} {err}");
+    assert!(
+        err.contains("the CSV header is longer than 65536 bytes"),
+        "{err}"
+    );
+
+    // Through a server, the refused row is reported under its file row as well.
+    let s = crate::harness::TestServer::spawn();
+    let data = s.data_dir.clone();
+    let args = [
+        "--url".to_owned(),
+        s.base.clone(),
+        "--app-id".to_owned(),
+        s.app_id.clone(),
+        "--app-secret".to_owned(),
+        s.app_secret.clone(),
+    ];
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        import(&data, "long.ndjson", ndjson.as_bytes(), &args)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("imported 3 rows: 2 created, 1 failed"),
+        "{out} {err}"
+    );
+    assert!(
+        out.contains("row 2: format row: longer than 65536 bytes"),
+        "{out}"
+    );
+}
+
+/// A direct import that sends invitations needs `public_url`: the links must lead to the
+/// server, whose address this process cannot know. Without it nothing is written; with it
+/// the invitations carry its links.
+#[test]
+fn a_direct_import_with_notify_needs_the_public_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ok, _, err) = cli(dir, &["tenant", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(dir, &["app", "create", "--tenant", "1"]);
+    assert!(ok, "{err}");
+    let csv = dir.join("people.csv");
+    std::fs::write(&csv, "name,email\nAda,ada@example.com\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let (ok, _, err) = cli(dir, &["import", csv, "--notify"]);
+    assert!(!ok && err.contains("public_url"), "{err}");
+    let (ok, out, _) = cli(dir, &["export", "--format", "csv"]);
+    assert!(ok && !out.contains("Ada"), "nothing was written: {out}");
+
+    std::fs::write(
+        dir.join("roster.toml"),
+        "public_url = \"https://roster.example.com\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = cli(dir, &["import", csv, "--notify"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(dir, &["outbox", "list", "--full"]);
+    assert!(
+        ok && out.contains("https://roster.example.com/activate/"),
+        "{out}{err}"
+    );
+}
