@@ -25,6 +25,12 @@
 # conformance/huawei/python runs against the same server (it creates its AK/SK pairs with
 # `roster app create --kind huawei` on ROSTER_DATA_DIR).
 #
+# PostgreSQL: with SDK_CONFORMANCE_POSTGRES_URL=postgres://USER@HOST:PORT/DB (any database the
+# user may create databases from), the server and every CLI call and server a test starts use
+# PostgreSQL instead: the script (re)creates four databases roster_sdk_{main,restart,batch,
+# qbicap} beside DB and passes their URLs to the suites as SDK_PG_MAIN, SDK_PG_RESTART,
+# SDK_PG_BATCH and SDK_PG_QBICAP.
+#
 # Environment knobs: SDK_CONFORMANCE_ONLY=node|python|quickbi|huawei runs one suite; SDK_CONFORMANCE_KEEP=1
 # keeps the temporary data dir and server log; ROSTER_SDK_LOG=error|info|debug turns the Node
 # SDK's logger on; extra pytest arguments go in PYTEST_ADDOPTS, node test name filters in
@@ -157,7 +163,22 @@ if [ -z "${SDK_CONFORMANCE_ONLY:-}" ] || [ "${SDK_CONFORMANCE_ONLY:-}" = "huawei
 fi
 
 # ---------------------------------------------------------------------------------------------
-section "Starting roster (SQLite, 127.0.0.1:0)"
+STORE_ARGS=()
+STORE_NAME="SQLite"
+if [ -n "${SDK_CONFORMANCE_POSTGRES_URL:-}" ]; then
+    command -v psql >/dev/null 2>&1 || die "SDK_CONFORMANCE_POSTGRES_URL is set but psql is missing"
+    PG_BASE="${SDK_CONFORMANCE_POSTGRES_URL%/*}"
+    for name in main restart batch qbicap; do
+        psql "$SDK_CONFORMANCE_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS roster_sdk_$name" >/dev/null \
+            && psql "$SDK_CONFORMANCE_POSTGRES_URL" -qc "CREATE DATABASE roster_sdk_$name" >/dev/null \
+            || die "could not create the database roster_sdk_$name"
+    done
+    export SDK_PG_MAIN="$PG_BASE/roster_sdk_main" SDK_PG_RESTART="$PG_BASE/roster_sdk_restart"
+    export SDK_PG_BATCH="$PG_BASE/roster_sdk_batch" SDK_PG_QBICAP="$PG_BASE/roster_sdk_qbicap"
+    STORE_ARGS=(--database-url "$SDK_PG_MAIN")
+    STORE_NAME="PostgreSQL $SDK_PG_MAIN"
+fi
+section "Starting roster ($STORE_NAME, 127.0.0.1:0)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/roster-sdk-conformance.XXXXXX")"
 DATA_DIR="$WORK/data"
 SERVER_OUT="$WORK/server.stdout"
@@ -193,7 +214,7 @@ trap 'exit 130' INT TERM
 # The binary refuses unknown ROSTER_* settings: keep this suite's own variables away from it.
 (cd "$WORK" && exec env -u ROSTER_BASE -u ROSTER_APP_ID -u ROSTER_APP_SECRET -u ROSTER_BIN \
     -u ROSTER_DATA_DIR -u ROSTER_NODE_SDK_DIR -u ROSTER_SDK_LOG ROSTER_LOG="${ROSTER_LOG:-warn}" RUST_LOG="${RUST_LOG:-warn}" \
-    "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA_DIR") >"$SERVER_OUT" 2>"$SERVER_ERR" &
+    "$BIN" "${STORE_ARGS[@]}" serve --listen 127.0.0.1:0 --data-dir "$DATA_DIR") >"$SERVER_OUT" 2>"$SERVER_ERR" &
 SERVER_PID=$!
 
 BASE=""

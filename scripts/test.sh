@@ -3,7 +3,8 @@
 #   formatting, clippy (warnings are errors), unit tests, the store conformance suite on
 #   SQLite and on PostgreSQL, the end-to-end tests against the real binary, and the official
 #   Feishu, Quick BI and Huawei Workspace SDKs (pinned, installed under target/sdk) driving
-#   that binary, and a small run of the benchmark (roster-bench) checking its JSON report.
+#   that binary (on SQLite, then on PostgreSQL), and a small run of the benchmark
+#   (roster-bench) checking its JSON report.
 # PostgreSQL: uses ROSTER_TEST_POSTGRES_URL when set; otherwise starts the local cluster if
 # it is installed and down, and uses postgres://postgres@127.0.0.1:5432/test. Where no
 # PostgreSQL exists, the PostgreSQL tests print SKIPPED and this script says so loudly.
@@ -56,6 +57,13 @@ step "official SDK conformance (Feishu Node + Python, Quick BI Python, Huawei Wo
 sdk_log="$(mktemp)"
 trap 'rm -f "$log" "$sdk_log"' EXIT
 bash scripts/sdk-conformance.sh target/debug/roster 2>&1 | tee "$sdk_log"
+if [ -n "${ROSTER_TEST_POSTGRES_URL:-}" ]; then
+  step "official SDK conformance again, the server on PostgreSQL"
+  # The same four suites with the server, the CLI and every server a test starts on
+  # PostgreSQL: both stores must look alike through the wire, races included.
+  SDK_CONFORMANCE_POSTGRES_URL="$ROSTER_TEST_POSTGRES_URL" \
+    bash scripts/sdk-conformance.sh target/debug/roster 2>&1 | tee -a "$sdk_log"
+fi
 
 step "benchmark smoke run (roster-bench, 2 000 users, debug build)"
 # Not a measurement: it proves the one-command benchmark runs end to end on both stores and

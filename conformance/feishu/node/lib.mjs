@@ -241,6 +241,8 @@ function cliEnv() {
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('ROSTER_')) env[k] = v;
   }
+  // On a PostgreSQL run the CLI shares the server's database.
+  if (process.env.SDK_PG_MAIN) env.ROSTER_DATABASE_URL = process.env.SDK_PG_MAIN;
   return { ...env, RUST_LOG: 'warn', ROSTER_LOG: 'warn' };
 }
 

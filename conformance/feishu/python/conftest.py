@@ -123,10 +123,14 @@ def mk_user(client: lark.Client, u: Uniq, depts, **fields):
     return resp.data.user
 
 
-def _cli_env() -> dict:
+def _cli_env(database: str = "SDK_PG_MAIN") -> dict:
     # The roster CLI refuses unknown ROSTER_* settings; keep the suite's own variables away.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
     env.update({"RUST_LOG": "warn", "ROSTER_LOG": "warn"})
+    # On a PostgreSQL run (scripts/sdk-conformance.sh with SDK_CONFORMANCE_POSTGRES_URL) the
+    # CLI and the servers a test starts use the database the script made for them.
+    if os.environ.get(database):
+        env["ROSTER_DATABASE_URL"] = os.environ[database]
     return env
 
 

@@ -60,7 +60,7 @@ def test_batch_add_task_with_invitations_over_smtp():
     data = tempfile.mkdtemp(prefix="roster-smtp-")
     with open(os.path.join(data, "roster.toml"), "w") as f:
         f.write(f'smtp_url = "smtp://127.0.0.1:{port}"\nmail_from = "Roster <noreply@roster.test>"\n')
-    roster = Roster(data)
+    roster = Roster(data, "SDK_PG_BATCH")
     try:
         client = (
             lark.Client.builder()
@@ -131,7 +131,7 @@ def test_batch_add_task_with_invitations_over_smtp():
         # The SMS notice is recorded in the outbox, and the e-mails are marked sent.
         out = subprocess.run(
             [os.environ["ROSTER_BIN"], "--data-dir", data, "outbox", "list"],
-            capture_output=True, text=True, env=_cli_env(), cwd=data, check=True,
+            capture_output=True, text=True, env=_cli_env("SDK_PG_BATCH"), cwd=data, check=True,
         ).stdout
         assert re.search(r"sms\s+\+8613911110003\s+recorded", out), out
         assert len(re.findall(r"email\s+\S+\s+sent", out)) == 2, out

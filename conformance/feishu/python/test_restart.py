@@ -22,13 +22,13 @@ from conftest import _cli_env, check
 
 
 class Roster:
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, database: str = "SDK_PG_RESTART"):
         self.proc = subprocess.Popen(
             [os.environ["ROSTER_BIN"], "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            env=_cli_env(),
+            env=_cli_env(database),
             cwd=data_dir,
         )
         lines: "queue.Queue[str]" = queue.Queue()

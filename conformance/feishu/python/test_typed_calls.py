@@ -107,7 +107,7 @@ def test_children_pages_go_on_after_the_last_item_of_a_page_is_deleted(client, u
 
 def test_department_create_replay_after_delete_answers_as_the_first_time(client, u):
     """Spec §2: the same client_token and body replay the original response (code 0, the same
-    ids), even after the department was deleted."""
+    ids and data), even after the department was deleted."""
     import uuid as _uuid
 
     from lark_oapi.api.contact.v3 import CreateDepartmentRequest, Department
@@ -120,7 +120,9 @@ def test_department_create_replay_after_delete_answers_as_the_first_time(client,
         DeleteDepartmentRequest.builder().department_id(first.open_department_id).build()), "delete")
     again = check(client.contact.v3.department.create(req()), "replay").data.department
     assert again.open_department_id == first.open_department_id
-    assert again.status.is_deleted is True
+    # The original response, as it was: not the department as the delete left it.
+    assert again.status.is_deleted is False
+    assert again.name == first.name
 
 
 def test_en_name_and_nickname_too_long_are_41071_and_41072(client, u):

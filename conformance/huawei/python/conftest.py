@@ -38,6 +38,9 @@ def roster(*args: str) -> str:
     """Runs the roster CLI on the server's data dir and returns its standard output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
     env["ROSTER_LOG"] = "error"
+    # On a PostgreSQL run the CLI shares the server's database.
+    if os.environ.get("SDK_PG_MAIN"):
+        env["ROSTER_DATABASE_URL"] = os.environ["SDK_PG_MAIN"]
     out = subprocess.run(
         [BIN, *args, "--data-dir", DATA_DIR],
         check=True,

@@ -43,6 +43,11 @@ def roster(*args: str) -> str:
     """Runs the roster CLI on the server's data dir and returns its standard output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
     env["ROSTER_LOG"] = "error"
+    # On a PostgreSQL run the CLI shares the server's database: the main server's, or the
+    # capped server's own while test_licence_cap_refuses_the_whole_batch has swapped DATA_DIR.
+    database = "SDK_PG_MAIN" if DATA_DIR == os.environ["ROSTER_DATA_DIR"] else "SDK_PG_QBICAP"
+    if os.environ.get(database):
+        env["ROSTER_DATABASE_URL"] = os.environ[database]
     out = subprocess.run(
         [BIN, *args, "--data-dir", DATA_DIR],
         check=True,

@@ -386,6 +386,8 @@ def capped_server():
     work = tempfile.mkdtemp(prefix="roster-quickbi-cap.")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
     env.update(ROSTER_QUICKBI_MAX_MEMBERS="2", ROSTER_LOG="warn")
+    if os.environ.get("SDK_PG_QBICAP"):  # a PostgreSQL run: this server's own database
+        env["ROSTER_DATABASE_URL"] = os.environ["SDK_PG_QBICAP"]
     out = open(os.path.join(work, "stdout"), "w+")
     proc = subprocess.Popen(
         [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(work, "data")],
