@@ -458,6 +458,30 @@ fn import(dir: &std::path::Path, name: &str, body: &[u8], args: &[&str]) -> (boo
     cli(dir, &full)
 }
 
+/// Runs `roster import` of `body` (written as `name`) through the server `s` with its
+/// first app's credentials, off the async runtime that serves the test.
+async fn import_through(
+    s: &crate::harness::TestServer,
+    name: &'static str,
+    body: Vec<u8>,
+) -> (bool, String, String) {
+    let dir = s.data_dir.clone();
+    let args = [
+        "--url".to_owned(),
+        s.base.clone(),
+        "--app-id".to_owned(),
+        s.app_id.clone(),
+        "--app-secret".to_owned(),
+        s.app_secret.clone(),
+    ];
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        import(&dir, name, &body, &args)
+    })
+    .await
+    .unwrap()
+}
+
 /// Two columns that map to one field (`Mobile` and `Phone`, `Email` and `Mail`) refuse the
 /// file before anything is imported, naming both; a later empty cell must never wipe the
 /// earlier value. --map says which column is meant.
@@ -615,21 +639,7 @@ async fn roster_import_reads_ndjson_after_a_byte_order_mark() {
     assert!(out.contains("dry run: 2 rows, 2 valid, 0 invalid"), "{out}");
 
     let s = crate::harness::TestServer::spawn();
-    let dir = s.data_dir.clone();
-    let args = [
-        "--url".to_owned(),
-        s.base.clone(),
-        "--app-id".to_owned(),
-        s.app_id.clone(),
-        "--app-secret".to_owned(),
-        s.app_secret.clone(),
-    ];
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        import(&dir, "bom.ndjson", body, &args)
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = import_through(&s, "bom.ndjson", body.to_vec()).await;
     assert!(ok, "{out} {err}");
     assert!(
         out.contains("imported 2 rows: 2 created, 0 failed"),
@@ -759,21 +769,7 @@ async fn roster_import_refuses_a_row_over_the_api_row_limit() {
 
     // Through a server, the refused row is reported under its file row as well.
     let s = crate::harness::TestServer::spawn();
-    let data = s.data_dir.clone();
-    let args = [
-        "--url".to_owned(),
-        s.base.clone(),
-        "--app-id".to_owned(),
-        s.app_id.clone(),
-        "--app-secret".to_owned(),
-        s.app_secret.clone(),
-    ];
-    let (ok, out, err) = tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        import(&data, "long.ndjson", ndjson.as_bytes(), &args)
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = import_through(&s, "long.ndjson", ndjson.into_bytes()).await;
     assert!(!ok, "{out} {err}");
     assert!(
         out.contains("imported 3 rows: 2 created, 1 failed"),

@@ -119,6 +119,22 @@ impl TestServer {
         read(req.send().await.expect("request")).await
     }
 
+    /// A request of any method with a JSON body and a bearer token.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(body);
+        read(req.send().await.expect("request")).await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(self.url(path));
         if let Some(t) = token {

@@ -3,6 +3,7 @@
 //! placeholders that keep their shape visible (`ou_<32 hex>`), so a change of shape or of a
 //! field name shows up as a snapshot diff.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::TestServer;
@@ -413,26 +414,22 @@ async fn a_client_token_replay_answers_the_first_response() {
         .as_str()
         .unwrap()
         .to_owned();
-    let resp = s
-        .http
-        .patch(s.url(&format!("/open-apis/contact/v3/users/{open_id}")))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Renamed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let user_path = format!("/open-apis/contact/v3/users/{open_id}");
+    let (_, b) = s
+        .send_json(
+            Method::PATCH,
+            &user_path,
+            &token,
+            &json!({"name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(b["code"], 0, "{b}");
     let (_, replay) = s.post_json(path, t, &body).await;
     assert_eq!(replay, first, "the replay is the first answer");
-    let resp = s
-        .http
-        .delete(s.url(&format!("/open-apis/contact/v3/users/{open_id}")))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let (_, b) = s
+        .send_json(Method::DELETE, &user_path, &token, &json!({}))
+        .await;
+    assert_eq!(b["code"], 0, "{b}");
     let (_, replay) = s.post_json(path, t, &body).await;
     assert_eq!(replay, first, "a replay after the delete too");
 
@@ -444,15 +441,16 @@ async fn a_client_token_replay_answers_the_first_response() {
         .as_str()
         .unwrap()
         .to_owned();
-    let resp = s
-        .http
-        .patch(s.url(&format!("/open-apis/contact/v3/departments/{od}")))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Engineering"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(crate::harness::read(resp).await.1["code"], 0);
+    let dept_path = format!("/open-apis/contact/v3/departments/{od}");
+    let (_, b) = s
+        .send_json(
+            Method::PATCH,
+            &dept_path,
+            &token,
+            &json!({"name": "Engineering"}),
+        )
+        .await;
+    assert_eq!(b["code"], 0, "{b}");
     let (_, replay) = s.post_json(path, t, &body).await;
     assert_eq!(replay, first, "the department's replay is the first answer");
 }
