@@ -114,23 +114,9 @@ impl RowReader {
                     rows::MAX_ROW_BYTES
                 )));
             }
-            // In CSV the usual cause is a quote that opens a cell and never closes, which
-            // makes every later line part of this record: say so, as the lines it swallowed
-            // are not reported as rows of their own.
-            Record::TooLong if self.csv => Err(rows::format_error(
-                "row",
-                format!(
-                    "longer than {} bytes; if a cell of this row opens a quote (\") that \
-                     never closes, every later line was read as part of this row",
-                    rows::MAX_ROW_BYTES
-                ),
-            )),
-            Record::TooLong => Err(rows::format_error(
-                "row",
-                format!("longer than {} bytes", rows::MAX_ROW_BYTES),
-            )),
+            Record::TooLong => Err(rows::too_long_row(self.csv)),
             Record::Data(bytes) if self.csv => {
-                let record = csv_record(&bytes);
+                let record = rows::csv_record(&bytes);
                 match (&self.columns, record) {
                     (None, Ok(header)) => {
                         self.columns =
@@ -143,7 +129,7 @@ impl RowReader {
                         )))
                     }
                     (Some(columns), Ok(r)) => rows::from_csv(columns, &r),
-                    (Some(_), Err(e)) => Err(rows::format_error("row", csv_error_text(&e))),
+                    (Some(_), Err(e)) => Err(rows::format_error("row", e)),
                 }
             }
             Record::Data(bytes) => RawRow::from_json(&bytes),
@@ -153,30 +139,6 @@ impl RowReader {
             Err(e) => Err(e),
         }))
     }
-}
-
-/// Parses one CSV record (the splitter has already cut it out of the stream).
-/// A CSV error of one record, without the position the csv crate adds: each record is
-/// parsed on its own, so that position is always "record 0, line 1" whatever the row, and
-/// the row number beside the message is the true one.
-fn csv_error_text(e: &csv::Error) -> String {
-    match e.kind() {
-        csv::ErrorKind::Utf8 { err, .. } => format!(
-            "cell {} is not valid UTF-8; send the file as UTF-8",
-            err.field() + 1
-        ),
-        _ => format!("bad CSV: {e}"),
-    }
-}
-
-fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, csv::Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut record = csv::StringRecord::new();
-    reader.read_record(&mut record)?;
-    Ok(record)
 }
 
 /// Gives up an unsealed import when the upload handler ends without sealing it (an error,

@@ -188,6 +188,41 @@ pub fn csv_header(record: &csv::StringRecord) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
+/// Parses one CSV record that the splitter cut out of a stream or file. The error says
+/// which cell, without the position the csv crate adds: each record is parsed on its own,
+/// so that position is always "record 0, line 1" whatever the row, and the row number
+/// beside the message is the true one.
+pub fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(_) => Ok(record),
+        Err(e) => Err(match e.kind() {
+            csv::ErrorKind::Utf8 { err, .. } => format!(
+                "cell {} is not valid UTF-8; send the file as UTF-8",
+                err.field() + 1
+            ),
+            _ => format!("bad CSV: {e}"),
+        }),
+    }
+}
+
+/// The error of a row longer than `MAX_ROW_BYTES`. In CSV the usual cause is a quote that
+/// opens a cell and never closes, which makes every later line part of this record: the
+/// message says so, as the lines it swallowed are not reported as rows of their own.
+pub fn too_long_row(csv: bool) -> ItemError {
+    let hint = if csv {
+        "; if a cell of this row opens a quote (\") that never closes, every later line was \
+         read as part of this row"
+    } else {
+        ""
+    };
+    format_error("row", format!("longer than {MAX_ROW_BYTES} bytes{hint}"))
+}
+
 /// A CSV record under a checked header.
 pub fn from_csv(columns: &[usize], record: &csv::StringRecord) -> Result<RawRow, ItemError> {
     if record.len() != columns.len() {

@@ -363,26 +363,18 @@ fn read_file(
                         Record::TooLong => {
                             bail!("the CSV header is longer than {MAX_ROW_BYTES} bytes")
                         }
-                        Record::Data(bytes) => csv_cells(&bytes)
-                            .map_err(|e| anyhow::anyhow!("unreadable CSV header: {e}"))?,
+                        Record::Data(bytes) => cells_of(
+                            &rows::csv_record(&bytes)
+                                .map_err(|e| anyhow::anyhow!("unreadable CSV header: {e}"))?,
+                        ),
                     };
                     fields = Some(header_fields(mapping, &header)?);
                     return Ok(());
                 };
                 n += 1;
                 let row = match record {
-                    // The usual cause is a quote that opens a cell and never closes, which
-                    // makes every later line part of this record: say so, as the upload
-                    // API does, since the lines it swallowed are not rows of their own.
-                    Record::TooLong => Err(format_error(
-                        "row",
-                        format!(
-                            "longer than {MAX_ROW_BYTES} bytes; if a cell of this row opens a \
-                             quote (\") that never closes, every later line was read as part \
-                             of this row"
-                        ),
-                    )),
-                    Record::Data(bytes) => match csv_cells(&bytes) {
+                    Record::TooLong => Err(rows::too_long_row(true)),
+                    Record::Data(bytes) => match rows::csv_record(&bytes).map(|r| cells_of(&r)) {
                         Ok(cells) if cells.len() != fields.len() => Err(format_error(
                             "row",
                             format!(
@@ -481,10 +473,7 @@ fn read_file(
             split_file(path, false, |record| {
                 n += 1;
                 let row = match record {
-                    Record::TooLong => Err(format_error(
-                        "row",
-                        format!("longer than {MAX_ROW_BYTES} bytes"),
-                    )),
+                    Record::TooLong => Err(rows::too_long_row(false)),
                     Record::Data(line) => ndjson_row(mapping, &line),
                 };
                 emit((n, row))
@@ -530,25 +519,9 @@ fn split_file(
     Ok(())
 }
 
-/// The cells of one CSV record cut out of the file, parsed on its own as the upload API
-/// parses it. The error says which cell, without the csv crate's position, which would
-/// always be "record 0, line 1" here.
-fn csv_cells(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut record = csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(_) => Ok(record.iter().map(str::to_owned).collect()),
-        Err(e) => Err(match e.kind() {
-            csv::ErrorKind::Utf8 { err, .. } => format!(
-                "cell {} is not valid UTF-8; save the file as UTF-8",
-                err.field() + 1
-            ),
-            _ => format!("bad CSV: {e}"),
-        }),
-    }
+/// The cells of one CSV record, as owned text.
+fn cells_of(record: &csv::StringRecord) -> Vec<String> {
+    record.iter().map(str::to_owned).collect()
 }
 
 /// An NDJSON line, its keys mapped like CSV columns.
