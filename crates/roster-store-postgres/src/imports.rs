@@ -196,14 +196,7 @@ pub(crate) async fn commit_chunk(
     let users: Vec<&User> = c.users.iter().map(|(_, u)| u).collect();
     check_tenant(c.tenant, &users)?;
     let mut tx = pool.begin().await.context("begin import chunk")?;
-    let owner: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT lease_owner FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
-    )
-    .bind(c.task_id.as_str())
-    .bind(c.tenant.0)
-    .fetch_optional(&mut *tx)
-    .await
-    .context("lock task")?;
+    let held = crate::tasks::lock_lease(&mut tx, c.task_id, c.tenant, c.worker).await?;
     // A chunk that already has its outcomes was committed (with its users) before: writing
     // its users again would create them twice.
     let pending: Option<bool> = sqlx::query_scalar(
@@ -214,7 +207,7 @@ pub(crate) async fn commit_chunk(
     .fetch_optional(&mut *tx)
     .await
     .context("check import chunk")?;
-    if owner.flatten().as_deref() != Some(c.worker) || pending != Some(true) {
+    if !held || pending != Some(true) {
         tx.rollback().await.context("end import chunk")?;
         return Ok(None);
     }

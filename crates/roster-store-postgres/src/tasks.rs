@@ -324,7 +324,7 @@ pub(crate) async fn commit_task_chunk(
     let users: Vec<&User> = chunk.users.iter().map(|(_, u)| u).collect();
     check_tenant(chunk.tenant, &users)?;
     let mut tx = pool.begin().await.context("begin task chunk")?;
-    if !lock_lease(&mut tx, chunk).await? {
+    if !lock_lease(&mut tx, chunk.task_id, chunk.tenant, chunk.worker).await? {
         tx.rollback().await.context("end task chunk")?;
         return Ok(None);
     }
@@ -376,14 +376,19 @@ pub(crate) async fn commit_task_chunk(
 
 /// Locks the chunk's task row for the rest of the transaction and tells whether the worker
 /// still holds its lease (a task of another tenant, or none, is not held).
-async fn lock_lease(conn: &mut PgConnection, chunk: &TaskChunk<'_>) -> Result<bool, StoreError> {
+pub(crate) async fn lock_lease(
+    conn: &mut PgConnection,
+    task_id: &TaskId,
+    tenant: TenantId,
+    worker: &str,
+) -> Result<bool, StoreError> {
     let owner: Option<Option<String>> = sqlx::query_scalar(
         "SELECT lease_owner FROM tasks WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
     )
-    .bind(chunk.task_id.as_str())
-    .bind(chunk.tenant.0)
+    .bind(task_id.as_str())
+    .bind(tenant.0)
     .fetch_optional(&mut *conn)
     .await
     .context("lock task")?;
-    Ok(owner.flatten().as_deref() == Some(chunk.worker))
+    Ok(owner.flatten().as_deref() == Some(worker))
 }

@@ -256,23 +256,8 @@ pub(crate) fn commit_chunk(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin commit import chunk")?;
-    let lease: Option<(i64, Option<String>)> = tx
-        .prepare_cached("SELECT tenant_id, lease_owner FROM tasks WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([&c.task_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .context("check task lease")?;
-    match lease {
-        Some((tenant, Some(owner))) if owner == c.worker => {
-            if tenant != c.tenant.0 {
-                return Err(StoreError::Backend(format!(
-                    "commit import chunk: task {} belongs to tenant {tenant}, not {}",
-                    c.task_id, c.tenant
-                )));
-            }
-        }
-        _ => return Ok(None),
+    if !crate::tasks::lease_held(&tx, &c.task_id, &c.worker, c.tenant, "commit import chunk")? {
+        return Ok(None);
     }
     // A chunk that already has its outcomes was committed (with its users) before: writing
     // its users again would create them twice.

@@ -307,6 +307,37 @@ impl ChunkRows {
     }
 }
 
+/// Whether `worker` still holds the lease of task `task_id`, read inside the caller's
+/// IMMEDIATE transaction so that no other worker can take the task over before it commits.
+/// A task of another tenant than the chunk's is a bug in the caller, not a lost lease, and
+/// fails loudly rather than writing one tenant's users under another's task.
+pub(crate) fn lease_held(
+    tx: &Connection,
+    task_id: &str,
+    worker: &str,
+    tenant: TenantId,
+    what: &str,
+) -> Result<bool, StoreError> {
+    let lease: Option<(i64, Option<String>)> = tx
+        .prepare_cached("SELECT tenant_id, lease_owner FROM tasks WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([task_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .context("check task lease")?;
+    match lease {
+        Some((owner_tenant, Some(owner))) if owner == worker => {
+            if owner_tenant != tenant.0 {
+                return Err(StoreError::Backend(format!(
+                    "{what}: task {task_id} belongs to tenant {owner_tenant}, not {tenant}"
+                )));
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Commits one chunk in ONE transaction: the lease check, the users (through the same
 /// best-effort insert as `insert_users`), every item's outcome where it is still NULL, the
 /// task's counters, and the outbox and activation rows of the users written. `None` when
@@ -321,23 +352,14 @@ pub(crate) fn commit_chunk(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context("begin commit task chunk")?;
-    let lease: Option<(i64, Option<String>)> = tx
-        .prepare_cached("SELECT tenant_id, lease_owner FROM tasks WHERE id = ?1")
-        .and_then(|mut s| {
-            s.query_row([&chunk.task_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .context("check task lease")?;
-    match lease {
-        Some((tenant, Some(owner))) if owner == chunk.worker => {
-            if tenant != chunk.tenant.0 {
-                return Err(StoreError::Backend(format!(
-                    "commit task chunk: task {} belongs to tenant {tenant}, not {}",
-                    chunk.task_id, chunk.tenant
-                )));
-            }
-        }
-        _ => return Ok(None),
+    if !lease_held(
+        &tx,
+        &chunk.task_id,
+        &chunk.worker,
+        chunk.tenant,
+        "commit task chunk",
+    )? {
+        return Ok(None);
     }
 
     let results = users::insert_rows(&tx, chunk.tenant, &chunk.rows, &chunk.ctx)?;
