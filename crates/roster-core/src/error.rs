@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::department::{MAX_CHILDREN, MAX_DEPARTMENTS, MAX_DEPTH};
+
 /// The kinds of thing the directory holds, used to name what was not found or clashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -255,9 +257,18 @@ impl From<StoreError> for CoreError {
                 kind,
                 match kind {
                     ConflictKind::Cycle => {
-                        "a department cannot move under itself or its own subtree"
+                        "a department cannot move under itself or its own subtree".to_owned()
                     }
-                    _ => "the write conflicts with a change committed meanwhile",
+                    ConflictKind::TooManyChildren => {
+                        format!("a department may have at most {MAX_CHILDREN} children")
+                    }
+                    ConflictKind::TreeTooDeep => {
+                        format!("departments may be at most {MAX_DEPTH} levels deep")
+                    }
+                    ConflictKind::TooManyDepartments => {
+                        format!("a tenant may have at most {MAX_DEPARTMENTS} departments")
+                    }
+                    _ => "the write conflicts with a change committed meanwhile".to_owned(),
                 },
             ),
             StoreError::Gone(field) => CoreError::BadReference {

@@ -140,7 +140,8 @@ impl fmt::Display for UserId {
 }
 
 /// A department's custom `department_id`: same alphabet as a user id, but never `0` (the
-/// root) and never starting with `od-` (which would be confused with an open id).
+/// root) or `1` (reserved too: the department create doc forbids both), and never starting
+/// with `od-` (which would be confused with an open id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DepartmentId(String);
 
@@ -148,10 +149,10 @@ impl DepartmentId {
     /// Parses a caller-chosen department id.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
         check_custom_id(s, "department_id")?;
-        if s == "0" || s.starts_with("od-") {
+        if s == "0" || s == "1" || s.starts_with("od-") {
             return Err(CoreError::invalid(
                 "department_id",
-                "must not be 0 and must not start with od-",
+                "must not be 0 or 1 and must not start with od-",
             ));
         }
         Ok(Self(s.to_owned()))

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use roster_core::{
-    BatchMode, CoreError, DeptLookup, IdempotencyClaim, NewTenant, ReadVersions, Store, StoreError,
-    UniqueKey, User, UserLookup, UserPatch,
+    BatchMode, ConflictKind, CoreError, DeptLookup, IdempotencyClaim, NewTenant, ReadVersions,
+    Store, StoreError, UniqueKey, User, UserLookup, UserPatch,
 };
 use tokio::sync::Barrier;
 
@@ -673,4 +673,109 @@ pub async fn check_racing_first_token_calls_get_one_token(store: Arc<dyn Store>)
     .await;
     let distinct: HashSet<&String> = tokens.iter().collect();
     assert_eq!(distinct.len(), 1, "{distinct:?}");
+}
+
+/// Feishu's tree limits hold inside the store's write, not only in the core's check on an
+/// earlier read (which two racing writes can each pass): on the raw store, with the core out
+/// of the way, the 1 001st child of a department, a 26th level below the root and a move
+/// that would make a subtree reach that deep are refused with their conflict, and write
+/// nothing.
+pub async fn check_tree_limits_hold_inside_the_write(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let s = env.store.as_ref();
+    let t = env.tenant.id;
+
+    let full = insert_department(s, t, env.root.key, "full", "Full", 0).await;
+    for i in 0..1000 {
+        insert_department(s, t, full.key, &format!("c{i}"), &format!("C{i}"), 0).await;
+    }
+    let one_more = s
+        .insert_department(&department(t, full.key, "c1000", "C1000", 0), &cli())
+        .await;
+    assert!(
+        matches!(
+            one_more,
+            Err(StoreError::Conflict(ConflictKind::TooManyChildren))
+        ),
+        "the 1 001st child: {one_more:?}"
+    );
+    assert_eq!(
+        s.child_departments(t, full.key)
+            .await
+            .expect("children")
+            .len(),
+        1000
+    );
+
+    // A chain of 25 levels below the root is the deepest allowed.
+    let mut parent = env.root.key;
+    for level in 1..=25 {
+        parent = insert_department(s, t, parent, &format!("l{level}"), &format!("L{level}"), 0)
+            .await
+            .key;
+    }
+    let too_deep = s
+        .insert_department(&department(t, parent, "l26", "L26", 0), &cli())
+        .await;
+    assert!(
+        matches!(
+            too_deep,
+            Err(StoreError::Conflict(ConflictKind::TreeTooDeep))
+        ),
+        "a 26th level: {too_deep:?}"
+    );
+
+    // Two chains of 13 levels: hanging one under the other's bottom makes 26.
+    let mut chains = Vec::new();
+    for name in ["x", "y"] {
+        let mut chain = Vec::new();
+        let mut parent = env.root.key;
+        for level in 1..=13 {
+            let d = insert_department(
+                s,
+                t,
+                parent,
+                &format!("{name}{level}"),
+                &format!("{name}{level}"),
+                0,
+            )
+            .await;
+            parent = d.key;
+            chain.push(d);
+        }
+        chains.push(chain);
+    }
+    let mut moved = chains[0][0].clone();
+    let read = ReadVersions {
+        users: Vec::new(),
+        departments: vec![(moved.key, moved.updated_at)],
+    };
+    moved.parent = Some(chains[1][12].key);
+    moved.updated_at += 1;
+    let deep_move = s
+        .save_checked(t, &[], &[moved.clone()], &[], &read, &cli())
+        .await;
+    assert!(
+        matches!(
+            deep_move,
+            Err(StoreError::Conflict(ConflictKind::TreeTooDeep))
+        ),
+        "a move that makes the tree 26 deep: {deep_move:?}"
+    );
+    let stored = s
+        .get_department(t, &DeptLookup::Key(moved.key))
+        .await
+        .expect("read")
+        .expect("the department");
+    assert_eq!(
+        stored.parent,
+        Some(env.root.key),
+        "the refused move wrote nothing"
+    );
+
+    // One level less is allowed: under the 12th level it reaches exactly 25.
+    moved.parent = Some(chains[1][11].key);
+    s.save_checked(t, &[], &[moved], &[], &read, &cli())
+        .await
+        .expect("a move to 25 levels");
 }

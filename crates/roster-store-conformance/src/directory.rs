@@ -935,7 +935,27 @@ pub async fn check_department_cannot_move_under_its_own_subtree(store: Arc<dyn S
         .iter()
         .map(|d| d.key)
         .collect();
-    assert_eq!(parents, vec![a.key, c.key, env.root.key]);
+    // Feishu's parent list never holds the root.
+    assert_eq!(parents, vec![a.key, c.key]);
+
+    // An app scoped to A sees the parents from A down: C is above its scope.
+    let scoped = caller(
+        &env.dir,
+        env.tenant.id,
+        Scopes::new([Scope::ContactRead]),
+        ContactScope::Departments(vec![a.key]),
+    )
+    .await;
+    let d = create_department(&env, b.key, "D", "D", 0).await;
+    let parents: Vec<DeptKey> = env
+        .dir
+        .department_parents(&scoped, &DeptLookup::Key(d.key))
+        .await
+        .expect("parents within the scope")
+        .iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(parents, vec![b.key, a.key]);
 }
 
 /// A department with a child or an active member cannot be deleted (`Conflict`); once empty

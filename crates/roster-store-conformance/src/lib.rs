@@ -211,6 +211,7 @@ macro_rules! conformance_tests {
             check_racing_creates_never_exceed_the_licence_cap,
             check_racing_tenant_and_department_creations_leave_one_row,
             check_racing_department_and_user_inserts_all_succeed,
+            check_tree_limits_hold_inside_the_write,
             check_racing_bootstraps_create_one_tenant_and_fail_none,
             check_racing_claims_of_one_idempotency_key_leave_one_claimant,
             check_racing_idempotent_calls_run_the_operation_once,

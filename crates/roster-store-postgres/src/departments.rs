@@ -1,9 +1,10 @@
 //! Departments: one tree per tenant, soft-deleted rather than removed.
 
+use roster_core::department::{MAX_CHILDREN, MAX_DEPARTMENTS, MAX_DEPTH};
 use roster_core::ids::DepartmentId;
 use roster_core::{
-    Change, ChangeAction, Department, DeptKey, DeptLookup, Entity, OpenDepartmentId, OpenId,
-    StoreError, TenantId,
+    Change, ChangeAction, ConflictKind, Department, DeptKey, DeptLookup, Entity, OpenDepartmentId,
+    OpenId, StoreError, TenantId,
 };
 use roster_store_common::{
     decode_department, department_snapshot, encode_department, fold_department_id,
@@ -95,6 +96,9 @@ pub(crate) async fn insert_department(
         key: DeptKey(id),
         ..dept.clone()
     };
+    if dept.parent.is_some() {
+        within_tree_limits(&mut tx, dept.tenant, stored.key, true).await?;
+    }
     write_events(
         &mut tx,
         &change.actor.to_string(),
@@ -351,6 +355,57 @@ pub(crate) async fn still_empty(conn: &mut PgConnection, dept: DeptKey) -> Resul
     .context("check the department is empty")?;
     if busy {
         return Err(StoreError::Stale);
+    }
+    Ok(())
+}
+
+/// Feishu's limits on the tree (1 000 children, 25 levels, 30 000 departments per tenant),
+/// checked again after a department was inserted or moved, inside the writing transaction:
+/// the core checked them on an earlier read, and two writes that each passed that check
+/// could together exceed a limit (two creates under a parent with 999 children, a move and
+/// a create deepening the same chain). The caller holds the tenant's department-tree lock,
+/// so every department write committed before this one is seen here.
+pub(crate) async fn within_tree_limits(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    dept: DeptKey,
+    inserted: bool,
+) -> Result<(), StoreError> {
+    // The levels from the root down to the deepest department of the subtree: the
+    // subtree root's ancestors (root included) and the subtree's own height (1 for a leaf).
+    let (siblings, levels, departments): (i64, i64, i64) = sqlx::query_as(
+        "WITH RECURSIVE \
+             up(id, n) AS ( \
+                SELECT parent_id, 1 FROM departments WHERE id = $1 \
+                UNION ALL \
+                SELECT d.parent_id, up.n + 1 FROM departments d JOIN up ON d.id = up.id \
+                WHERE up.n < 64), \
+             down(id, n) AS ( \
+                SELECT $1::bigint, 1 \
+                UNION ALL \
+                SELECT d.id, down.n + 1 FROM departments d JOIN down ON d.parent_id = down.id \
+                WHERE NOT d.is_deleted AND down.n < 64) \
+         SELECT \
+             (SELECT count(*) FROM departments WHERE NOT is_deleted \
+              AND parent_id = (SELECT parent_id FROM departments WHERE id = $1)), \
+             (SELECT count(id) FROM up) + (SELECT coalesce(max(n), 1) FROM down)::bigint, \
+             CASE WHEN $3 THEN (SELECT count(*) FROM departments \
+                                WHERE tenant_id = $2 AND NOT is_deleted) ELSE 0 END",
+    )
+    .bind(dept.0)
+    .bind(tenant.0)
+    .bind(inserted)
+    .fetch_one(&mut *conn)
+    .await
+    .context("check the department tree's limits")?;
+    if u64::try_from(siblings).unwrap_or(0) > MAX_CHILDREN {
+        return Err(StoreError::Conflict(ConflictKind::TooManyChildren));
+    }
+    if usize::try_from(levels).unwrap_or(0) > MAX_DEPTH + 1 {
+        return Err(StoreError::Conflict(ConflictKind::TreeTooDeep));
+    }
+    if u64::try_from(departments).unwrap_or(0) > MAX_DEPARTMENTS {
+        return Err(StoreError::Conflict(ConflictKind::TooManyDepartments));
     }
     Ok(())
 }

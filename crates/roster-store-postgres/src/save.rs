@@ -20,7 +20,7 @@ use sqlx::PgPool;
 
 use crate::departments::{
     closes_cycle, lock_departments, lock_tenant_for, parent_is_live, share_tenant_lock,
-    still_empty, write_departments, TenantLock,
+    still_empty, within_tree_limits, write_departments, TenantLock,
 };
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
@@ -204,8 +204,11 @@ async fn try_save(
         let moved = stored_depts
             .get(&d.key.0)
             .is_some_and(|stored| stored.parent != d.parent);
-        if moved && !d.is_deleted && closes_cycle(&mut tx, d.key).await? {
-            return Err(StoreError::Conflict(ConflictKind::Cycle));
+        if moved && !d.is_deleted {
+            if closes_cycle(&mut tx, d.key).await? {
+                return Err(StoreError::Conflict(ConflictKind::Cycle));
+            }
+            within_tree_limits(&mut tx, tenant, d.key, false).await?;
         }
     }
     check_leaders(&mut tx, tenant, users, &stored_users).await?;

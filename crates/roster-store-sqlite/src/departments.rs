@@ -1,6 +1,6 @@
 //! Departments: the tree of each tenant, rooted at the department whose ids are both `"0"`.
 
-use roster_core::department::ROOT_ID;
+use roster_core::department::{MAX_CHILDREN, MAX_DEPARTMENTS, MAX_DEPTH, ROOT_ID};
 use roster_core::ids::DepartmentId;
 use roster_core::{
     ChangeAction, ConflictKind, Department, DepartmentFields, DeptKey, DeptLookup,
@@ -173,6 +173,9 @@ pub(crate) fn insert_department(
         })
         .context("insert department")?;
     dept.key = DeptKey(id);
+    if dept.parent.is_some() {
+        within_tree_limits(&tx, dept.tenant, dept.key, true)?;
+    }
     let after = department_snapshot(&dept);
     events::record(
         &mut events::prepare(&tx)?,
@@ -297,6 +300,57 @@ pub(crate) const CLOSES_CYCLE: &str = "WITH RECURSIVE up(id, n) AS ( \
         WHERE up.id <> ?1 AND up.n < 64) \
      SELECT EXISTS (SELECT 1 FROM up WHERE id = ?1)";
 
+/// Levels from the root down to the deepest department of a subtree: the subtree root's
+/// ancestors (root included) and the subtree's own height (1 for a leaf). Bounded, so that
+/// it ends on any table.
+const TREE_LEVELS: &str = "WITH RECURSIVE \
+     up(id, n) AS ( \
+        SELECT parent_id, 1 FROM departments WHERE id = ?1 \
+        UNION ALL \
+        SELECT d.parent_id, up.n + 1 FROM departments d JOIN up ON d.id = up.id \
+        WHERE up.n < 64), \
+     down(id, n) AS ( \
+        SELECT ?1, 1 \
+        UNION ALL \
+        SELECT d.id, down.n + 1 FROM departments d JOIN down ON d.parent_id = down.id \
+        WHERE NOT d.is_deleted AND down.n < 64) \
+     SELECT (SELECT count(id) FROM up) + (SELECT max(n) FROM down)";
+
+/// Feishu's limits on the tree (1 000 children, 25 levels, 30 000 departments per tenant),
+/// checked again after a department was inserted or moved, inside the writing transaction:
+/// the core checked them on an earlier read, and two writes that each passed that check
+/// could together exceed a limit (two creates under a parent with 999 children, a move and
+/// a create deepening the same chain). Writes of one file are serial, so this sees every
+/// write committed before it.
+fn within_tree_limits(
+    tx: &Connection,
+    tenant: TenantId,
+    dept: DeptKey,
+    inserted: bool,
+) -> Result<(), StoreError> {
+    let siblings: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM departments WHERE NOT is_deleted \
+             AND parent_id = (SELECT parent_id FROM departments WHERE id = ?1)",
+        )
+        .and_then(|mut s| s.query_row([dept.0], |r| r.get(0)))
+        .context("count the parent's children")?;
+    if u64::try_from(siblings).unwrap_or(0) > MAX_CHILDREN {
+        return Err(StoreError::Conflict(ConflictKind::TooManyChildren));
+    }
+    let levels: i64 = tx
+        .prepare_cached(TREE_LEVELS)
+        .and_then(|mut s| s.query_row([dept.0], |r| r.get(0)))
+        .context("measure the department tree's depth")?;
+    if usize::try_from(levels).unwrap_or(0) > MAX_DEPTH + 1 {
+        return Err(StoreError::Conflict(ConflictKind::TreeTooDeep));
+    }
+    if inserted && count_departments(tx, tenant)? > MAX_DEPARTMENTS {
+        return Err(StoreError::Conflict(ConflictKind::TooManyDepartments));
+    }
+    Ok(())
+}
+
 pub(crate) fn save_department(
     conn: &Connection,
     tenant: TenantId,
@@ -369,6 +423,7 @@ pub(crate) fn save_department(
         if cycle {
             return Err(StoreError::Conflict(ConflictKind::Cycle));
         }
+        within_tree_limits(conn, tenant, dept.key, false)?;
     }
     let before = department_snapshot(&stored);
     events::record(

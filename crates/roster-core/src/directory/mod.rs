@@ -585,6 +585,14 @@ impl Directory {
         let dept = self.get_department(caller, lookup).await?;
         let mut chain = self.ancestry(&dept).await?;
         chain.remove(0);
+        // Feishu's parent list never holds the root, and holds only the parents within the
+        // app's contact scope: those at or below the highest one the scope names (the chain
+        // is nearest first, so everything before it hangs from it).
+        chain.retain(|d| !d.is_root());
+        if let ContactScope::Departments(keys) = &caller.contact_scope {
+            let top = chain.iter().rposition(|d| keys.contains(&d.key));
+            chain.truncate(top.map_or(0, |i| i + 1));
+        }
         Ok(chain)
     }
 
@@ -727,13 +735,15 @@ impl Directory {
         caller.require(Scope::ContactWrite)?;
         let mut dept = self.department(caller.tenant, lookup).await?;
         self.ensure_visible(caller, &dept).await?;
+        // The root stands for the tenant itself; Feishu refuses every operation on it
+        // ("process root dept error"), a rename or a new leader as much as a move.
+        if dept.is_root() {
+            return Err(CoreError::conflict(
+                ConflictKind::RootImmutable,
+                "the root department cannot be changed",
+            ));
+        }
         if let Some(new_parent) = patch.parent {
-            if dept.is_root() {
-                return Err(CoreError::conflict(
-                    ConflictKind::RootImmutable,
-                    "the root department cannot be moved",
-                ));
-            }
             if Some(new_parent) != dept.parent {
                 let parent = self
                     .department(caller.tenant, &DeptLookup::Key(new_parent))
@@ -755,6 +765,17 @@ impl Directory {
                     return Err(CoreError::conflict(
                         ConflictKind::TreeTooDeep,
                         format!("departments may be at most {MAX_DEPTH} levels deep"),
+                    ));
+                }
+                let siblings = self
+                    .inner
+                    .store
+                    .child_departments(caller.tenant, parent.key)
+                    .await?;
+                if siblings.len() as u64 >= MAX_CHILDREN {
+                    return Err(CoreError::conflict(
+                        ConflictKind::TooManyChildren,
+                        format!("a department may have at most {MAX_CHILDREN} children"),
                     ));
                 }
                 dept.parent = Some(parent.key);
