@@ -228,6 +228,27 @@ describe('D1 create + D2 get', () => {
     assert.equal(new Set(all.map((d) => d.open_department_id)).size, 1000);
   });
 
+  test('D1 validation codes of the create doc: 44101 no parent, 40016 no name, 43008 id "1", 43029 "/" in i18n_name', async () => {
+    await fails(dept.create({ data: { name: u.name() } }), 44101, 'no parent_department_id', { status: 400 });
+    await fails(dept.create({ data: { name: '', parent_department_id: '0' } }), 40016, 'empty name', { status: 400 });
+    await fails(
+      dept.create({ data: { name: u.name(), parent_department_id: '0', department_id: '1' } }),
+      43008,
+      'custom id 1',
+    );
+    await fails(
+      dept.create({ data: { name: u.name(), parent_department_id: '0', i18n_name: { en_us: 'a/b' } } }),
+      43029,
+      'a slash in i18n_name',
+    );
+    await fails(
+      dept.create({ data: { name: u.name(), parent_department_id: '0', i18n_name: { zh_cn: 'x'.repeat(101) } } }),
+      40001,
+      'an i18n_name longer than a name may be',
+    );
+    await fails(dept.create({ data: { name: u.name(), parent_department_id: '0', order: '-1' } }), 40001, 'negative order');
+  });
+
   test('D2: unknown department is 40015; unknown department_id_type is 40001', async () => {
     await fails(dept.get({ path: { department_id: OD_UNKNOWN } }), 40015, 'unknown department', {
       status: 400,
@@ -432,7 +453,7 @@ describe('department patch / delete / parent', () => {
     assert.equal((await getDept(low.open_department_id)).parent_department_id, mid.open_department_id);
   });
 
-  test('delete removes an empty department; a non-empty one is refused (43009)', async () => {
+  test('delete removes an empty department; one with members is 43011, with children 43012, the root 40002', async () => {
     const parent = await mkDept(u);
     const empty = await mkDept(u, { parent: parent.open_department_id });
     await ok(dept.delete({ path: { department_id: empty.open_department_id } }), 'delete empty department');
@@ -456,12 +477,65 @@ describe('department patch / delete / parent', () => {
     // with a member
     const withMember = await mkDept(u, { parent: parent.open_department_id });
     await mkUser(u, { depts: [withMember.open_department_id] });
-    await fails(dept.delete({ path: { department_id: withMember.open_department_id } }), 43009, 'delete with member');
+    await fails(dept.delete({ path: { department_id: withMember.open_department_id } }), 43011, 'delete with member', {
+      status: 400,
+    });
     // with a child
     const withChild = await mkDept(u, { parent: parent.open_department_id });
     await mkDept(u, { parent: withChild.open_department_id });
-    await fails(dept.delete({ path: { department_id: withChild.open_department_id } }), 43009, 'delete with child');
+    await fails(dept.delete({ path: { department_id: withChild.open_department_id } }), 43012, 'delete with child', {
+      status: 400,
+    });
     await ok(dept.get({ path: { department_id: withChild.open_department_id } }), 'still there');
+    // The delete doc: no operation on the root; the patch of it is refused the same way.
+    await fails(dept.delete({ path: { department_id: '0' } }), 40002, 'delete the root', { status: 400 });
+    await fails(dept.patch({ path: { department_id: '0' }, data: { name: u.name('Root') } }), 40002, 'rename the root');
+  });
+
+  test('a move into a parent that already has 1000 children is refused (43013)', async () => {
+    const full = await mkDept(u);
+    for (let i = 0; i < 1000; i += 1) {
+      await ok(dept.create({ data: { name: `m${i}`, parent_department_id: full.open_department_id } }), `child ${i}`);
+    }
+    const mover = await mkDept(u);
+    await fails(
+      dept.patch({ path: { department_id: mover.open_department_id }, data: { parent_department_id: full.open_department_id } }),
+      43013,
+      'move into a full parent',
+    );
+    assert.equal((await getDept(mover.open_department_id)).parent_department_id, '0', 'not moved');
+  });
+
+  test('children pages return every department that stays put once, whatever is reordered or deleted meanwhile', async () => {
+    const top = await mkDept(u);
+    const kids = [];
+    for (let i = 0; i < 6; i += 1) {
+      kids.push(
+        await ok(
+          dept.create({ data: { name: u.name(`K${i}`), parent_department_id: top.open_department_id, order: String((i + 1) * 10) } }),
+          'child',
+        ),
+      );
+    }
+    const ids6 = kids.map((k) => k.department.open_department_id);
+    const page = (page_token) =>
+      ok(dept.children({ path: { department_id: top.open_department_id }, params: { page_size: 2, page_token } }), 'page');
+    const first = await page();
+    assert.deepEqual(first.items.map((d) => d.open_department_id), ids6.slice(0, 2));
+    // The last item returned moves to the end and the first one is deleted: the rest still
+    // follows, each once.
+    await ok(dept.patch({ path: { department_id: ids6[1] }, data: { order: '1000' } }), 'reorder');
+    await ok(dept.delete({ path: { department_id: ids6[0] } }), 'delete');
+    const rest = await allPages(async (t) => page(t ?? first.page_token));
+    const got = rest.map((d) => d.open_department_id);
+    assert.deepEqual(got.slice(0, 4), ids6.slice(2), `the departments that stayed put follow: ${got}`);
+    // A token works on its own list only.
+    const other = await mkDept(u);
+    await fails(
+      dept.children({ path: { department_id: other.open_department_id }, params: { page_token: first.page_token } }),
+      40012,
+      'a token of another list',
+    );
   });
 
   test('parent lists the ancestors, nearest first; parentWithIterator terminates', async () => {
@@ -469,7 +543,8 @@ describe('department patch / delete / parent', () => {
     const p = await mkDept(u, { parent: g.open_department_id });
     const c = await mkDept(u, { parent: p.open_department_id });
     const data = await ok(dept.parent({ params: { department_id: c.open_department_id } }), 'parent');
-    const chain = data.items.map((d) => d.open_department_id).filter((id) => id !== '0');
+    // The parent doc: the root is never listed.
+    const chain = data.items.map((d) => d.open_department_id);
     assert.deepEqual(chain, [p.open_department_id, g.open_department_id]);
     const it = await dept.parentWithIterator({ params: { department_id: c.open_department_id, page_size: 1 } });
     const got = [];
@@ -480,7 +555,8 @@ describe('department patch / delete / parent', () => {
       assert.ok(page, 'parent page');
       got.push(...(page.items ?? []).map((d) => d.open_department_id));
     }
-    assert.deepEqual(got.filter((id) => id !== '0'), [p.open_department_id, g.open_department_id]);
+    assert.deepEqual(got, [p.open_department_id, g.open_department_id]);
     await fails(dept.parent({ params: { department_id: OD_UNKNOWN } }), 40015, 'parent of unknown');
+    await fails(dept.parent({ params: {} }), 44102, 'parent without department_id');
   });
 });

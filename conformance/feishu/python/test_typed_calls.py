@@ -387,7 +387,8 @@ def test_unknown_department_errors(client):
 
 def test_department_leaders_snake_case_and_int_order(client, u):
     """lark-oapi models `leaders` as {leader_type, leader_id} and `order` as int; the docs use
-    camelCase and a string. Roster accepts both and answers in the documented form."""
+    camelCase and a string. Roster accepts both and answers in both spellings, so that the
+    SDK's typed model carries the leaders too."""
     import json
 
     from lark_oapi.api.contact.v3 import DepartmentLeader
@@ -408,6 +409,8 @@ def test_department_leaders_snake_case_and_int_order(client, u):
     assert raw["order"] == "100"
     assert [(x["leaderType"], x["leaderID"]) for x in raw["leaders"]] == [(1, leader.open_id)]
     assert resp.data.department.leader_user_id == leader.open_id
+    typed = [(x.leader_type, x.leader_id) for x in resp.data.department.leaders]
+    assert typed == [(1, leader.open_id)], typed
 
 
 def test_department_leaders_follow_the_documented_rules(client, u):

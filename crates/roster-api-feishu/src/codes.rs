@@ -112,8 +112,18 @@ pub(crate) const NO_EMAIL_OR_MOBILE: Code = Code(41009, "no email or mobile erro
 pub(crate) const DEPT_ID_EXISTS: Code = Code(43007, "duplicated custom department id");
 /// Custom department id malformed.
 pub(crate) const DEPT_ID_INVALID: Code = Code(43008, "invalid custom department id");
-/// Department has members or children (department delete doc).
-pub(crate) const DEPT_NOT_EMPTY: Code = Code(43009, "department has members or sub-departments");
+/// Deleting a department that still has members (department delete doc).
+pub(crate) const DEPT_HAS_MEMBERS: Code = Code(43011, "delete has member dept error");
+/// Deleting a department that still has child departments (department delete doc).
+pub(crate) const DEPT_HAS_CHILDREN: Code = Code(43012, "delete has sub dept department error");
+/// Deleting, moving or changing the root department (department delete and patch docs).
+pub(crate) const ROOT_DEPT: Code = Code(40002, "process root dept error");
+/// D1 without a name (department create doc).
+pub(crate) const DEPT_NAME_EMPTY: Code = Code(40016, "dept name can not be nul error");
+/// D1 without `parent_department_id` (department create doc).
+pub(crate) const MISSING_PARENT_ID: Code = Code(44101, "miss parent department id error");
+/// `GET /departments/parent` without `department_id` (department parent doc).
+pub(crate) const MISSING_DEPARTMENT_ID: Code = Code(44102, "miss department_id error");
 /// Too many children under one department.
 pub(crate) const DEPT_TOO_MANY_CHILDREN: Code = Code(43013, "department children exceed limit");
 /// Tree too deep.

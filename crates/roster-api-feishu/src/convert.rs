@@ -308,7 +308,15 @@ async fn memberships(
     // primary department, which `primary_member_count` and the profile's order rely on.
     let mut primaries = 0;
     let mut ordered = Vec::new();
-    for o in orders.unwrap_or_default() {
+    let orders = orders.unwrap_or_default();
+    // One entry per department at most, so never more entries than departments: checked
+    // before any lookup, so that a body of thousands of entries costs nothing.
+    if orders.len() > department_ids.len() {
+        return Err(FeishuError::param(
+            "orders: more entries than department_ids (one per department at most)",
+        ));
+    }
+    for o in orders {
         let Some(id) = o.department_id.as_deref().filter(|d| !d.is_empty()) else {
             return Err(FeishuError::param(
                 "orders: every entry needs a department_id",
@@ -320,6 +328,11 @@ async fn memberships(
                 "orders: department {id} is not one of department_ids"
             )));
         };
+        if ordered.contains(&key) {
+            return Err(FeishuError::param(format!(
+                "orders: department {id} has more than one entry"
+            )));
+        }
         m.user_order = o.user_order.unwrap_or(0);
         m.department_order = o.department_order.unwrap_or(0);
         ordered.push(key);
@@ -674,16 +687,15 @@ pub(crate) async fn new_department(
     ids: IdTypes,
     body: wire::DepartmentBody,
 ) -> Result<roster_core::NewDepartment, FeishuError> {
-    let bad = StatusCode::BAD_REQUEST;
-    let name = body.name.unwrap_or_default();
-    let name = parse_department_name(&name).map_err(|e| match e {
-        roster_core::CoreError::Invalid { reason, .. } if reason.contains('/') => {
-            FeishuError::new(bad, codes::DEPT_NAME_INVALID)
-        }
-        other => FeishuError::param(other.to_string()),
-    })?;
+    let name = department_name(&body.name.unwrap_or_default())?;
+    let i18n = i18n_names(body.i18n_name.unwrap_or_default())?;
+    let order = department_order(body.order)?;
     let Some(parent_id) = body.parent_department_id.filter(|s| !s.is_empty()) else {
-        return Err(FeishuError::param("parent_department_id is required"));
+        return Err(FeishuError::with_detail(
+            StatusCode::BAD_REQUEST,
+            codes::MISSING_PARENT_ID,
+            "parent_department_id is required",
+        ));
     };
     let parent = dir
         .get_department(caller, &ids.dept_lookup(&parent_id))
@@ -706,23 +718,62 @@ pub(crate) async fn new_department(
         None => None,
     };
     let deputies = deputy_leaders(dir, caller, ids, &leaders).await?;
-    let i18n = body.i18n_name.unwrap_or_default();
+    // On a create an empty translation is no translation.
+    let none_if_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
     Ok(roster_core::NewDepartment {
         parent: parent.key,
         department_id,
         fields: DepartmentFields {
             name,
             i18n_name: roster_core::I18nName {
-                zh_cn: i18n.zh_cn,
-                ja_jp: i18n.ja_jp,
-                en_us: i18n.en_us,
+                zh_cn: none_if_empty(i18n.zh_cn),
+                ja_jp: none_if_empty(i18n.ja_jp),
+                en_us: none_if_empty(i18n.en_us),
             },
             leader,
             deputies,
-            order: body.order.unwrap_or(0),
+            order: order.unwrap_or(0),
         },
-        order_after_siblings: body.order.is_none(),
+        order_after_siblings: order.is_none(),
     })
+}
+
+/// A department's name (D1 and patch): 40016 when empty, 43029 with a `/` (the create
+/// doc's codes), 40001 when too long.
+fn department_name(name: &str) -> Result<String, FeishuError> {
+    let bad = StatusCode::BAD_REQUEST;
+    parse_department_name(name).map_err(|e| match e {
+        roster_core::CoreError::Invalid { reason, .. } if reason.contains('/') => {
+            FeishuError::new(bad, codes::DEPT_NAME_INVALID)
+        }
+        roster_core::CoreError::Invalid { reason, .. } if reason.contains("empty") => {
+            FeishuError::new(bad, codes::DEPT_NAME_EMPTY)
+        }
+        other => FeishuError::param(other.to_string()),
+    })
+}
+
+/// A department's translated names, each held to the rules of the name itself (the create
+/// doc forbids the `/` in them too, and a translation is displayed where the name would
+/// be, so it gets the same length). An empty one is kept empty: a patch clears it with that.
+fn i18n_names(i18n: wire::I18nName) -> Result<roster_core::I18nName, FeishuError> {
+    let one = |v: Option<String>| match v {
+        Some(v) if !v.is_empty() => department_name(&v).map(Some),
+        other => Ok(other),
+    };
+    Ok(roster_core::I18nName {
+        zh_cn: one(i18n.zh_cn)?,
+        ja_jp: one(i18n.ja_jp)?,
+        en_us: one(i18n.en_us)?,
+    })
+}
+
+/// A department's `order`: the create doc makes it a non-negative integer.
+fn department_order(order: Option<i64>) -> Result<Option<i64>, FeishuError> {
+    match order {
+        Some(o) if o < 0 => Err(FeishuError::param("order: must not be negative")),
+        other => Ok(other),
+    }
 }
 
 /// Resolves a department leader: an active user; 44021 for one who resigned and 44022 for
@@ -951,16 +1002,9 @@ pub(crate) async fn department_patch(
     ids: IdTypes,
     body: wire::DepartmentBody,
 ) -> Result<roster_core::DepartmentPatch, FeishuError> {
-    let bad = StatusCode::BAD_REQUEST;
-    let name = match body.name {
-        None => None,
-        Some(n) => Some(parse_department_name(&n).map_err(|e| match e {
-            roster_core::CoreError::Invalid { reason, .. } if reason.contains('/') => {
-                FeishuError::new(bad, codes::DEPT_NAME_INVALID)
-            }
-            other => FeishuError::param(other.to_string()),
-        })?),
-    };
+    let name = body.name.as_deref().map(department_name).transpose()?;
+    let i18n_name = body.i18n_name.map(i18n_names).transpose()?;
+    let order = department_order(body.order)?;
     let parent = match body.parent_department_id.filter(|s| !s.is_empty()) {
         None => None,
         Some(p) => Some(dir.get_department(caller, &ids.dept_lookup(&p)).await?.key),
@@ -988,13 +1032,9 @@ pub(crate) async fn department_patch(
     Ok(roster_core::DepartmentPatch {
         parent,
         name,
-        i18n_name: body.i18n_name.map(|i| roster_core::I18nName {
-            zh_cn: i.zh_cn,
-            ja_jp: i.ja_jp,
-            en_us: i.en_us,
-        }),
+        i18n_name,
         leader,
         deputies,
-        order: body.order,
+        order,
     })
 }

@@ -140,11 +140,15 @@ impl From<CoreError> for FeishuError {
                     ConflictKind::UserNotResigned => codes::USER_NOT_RESIGNED,
                     ConflictKind::TreeTooDeep => codes::DEPT_TOO_DEEP,
                     ConflictKind::TooManyChildren => codes::DEPT_TOO_MANY_CHILDREN,
-                    ConflictKind::DepartmentNotEmpty => codes::DEPT_NOT_EMPTY,
+                    // The core says which of the two it is; Feishu has a code for each.
+                    ConflictKind::DepartmentNotEmpty if reason.contains("members") => {
+                        codes::DEPT_HAS_MEMBERS
+                    }
+                    ConflictKind::DepartmentNotEmpty => codes::DEPT_HAS_CHILDREN,
+                    ConflictKind::RootImmutable => codes::ROOT_DEPT,
                     ConflictKind::InFlight => codes::NOT_SAME_REQUEST,
                     ConflictKind::TooManyDepartments
                     | ConflictKind::Cycle
-                    | ConflictKind::RootImmutable
                     | ConflictKind::NotWritten => return Self::param(reason),
                 };
                 Self::with_detail(bad, code, reason)

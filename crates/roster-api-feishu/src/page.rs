@@ -24,23 +24,42 @@ pub(crate) fn page_size(q: &FeishuQuery, default: usize, max: usize) -> Result<u
     }
 }
 
-/// Reads `page_token`: the key of the last item already returned. A token this server did
-/// not issue is 40012.
-pub(crate) fn page_after(q: &FeishuQuery) -> Result<Option<i64>, FeishuError> {
+/// Reads the `page_token` of a list keyed by user key (U12): the key of the last item
+/// already returned and the check of the list it came from (see [`check`]). A token this
+/// server did not issue for `list` is 40012.
+pub(crate) fn page_after(q: &FeishuQuery, list: &str) -> Result<Option<i64>, FeishuError> {
     let Some(token) = q.str("page_token") else {
         return Ok(None);
     };
     token
         .strip_prefix('p')
-        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .and_then(|rest| rest.split_once('.'))
+        .filter(|(hex, sum)| hex.len() <= 16 && *sum == check(list, hex))
+        .and_then(|(hex, _)| i64::from_str_radix(hex, 16).ok())
         .filter(|k| *k >= 0)
         .map(Some)
         .ok_or_else(|| FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID))
 }
 
-/// The token that resumes after the item with `key`.
-pub(crate) fn token_after(key: i64) -> String {
-    format!("p{key:x}")
+/// The token of `list` that resumes after the item with `key`.
+pub(crate) fn token_after(list: &str, key: i64) -> String {
+    let hex = format!("{key:x}");
+    let sum = check(list, &hex);
+    format!("p{hex}.{sum}")
+}
+
+/// Ties a token to the list it was issued for: the first 8 hex digits of the SHA-256 of the
+/// list's name and the token's place. This is no secret and no access control (every page
+/// is checked against the caller as the first one was); it makes a token used on another
+/// list, or typed in, a clear 40012 instead of a page that starts somewhere unexpected, as
+/// the spec asks of tokens the server did not issue.
+fn check(list: &str, place: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(list.as_bytes());
+    h.update(b"\n");
+    h.update(place.as_bytes());
+    hex::encode(&h.finalize()[..4])
 }
 
 /// The longest matching term a search token may carry, in bytes (normalised queries are at
@@ -82,153 +101,207 @@ pub(crate) fn search_token(place: &SearchCursor) -> String {
     )
 }
 
-/// Where a page of a list computed whole (a department's children, its parents) resumes:
-/// the last item returned, by key, and its position then. The position is the fallback for
-/// when that item is gone by the next request (deleted or moved away): the items that
-/// followed it have moved up by one, so the next page starts where it stood instead of at
-/// the top, and a client walking the pages sees no item twice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The most numbers a list place may hold: a place in a whole subtree is the depth and an
+/// `(order, key)` pair per level, and departments nest at most 25 deep.
+const MAX_PLACE_LEN: usize = 64;
+
+/// Where a page of a list computed whole (a department's children or subtree, its parents)
+/// resumes: the sort place of the last item returned. The list is in ascending order of
+/// places, and the next page starts at the first item whose place is greater, so an item
+/// that was there for the whole walk is returned exactly once whatever was added, deleted
+/// or moved meanwhile (an item that itself moves may show twice or not at all, as in any
+/// keyset walk). A position would not do: deleting an item before it, or reordering the
+/// last one returned, shifts every later item.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ListCursor {
-    key: i64,
-    index: Option<usize>,
+    place: Vec<i64>,
 }
 
-/// Reads the `page_token` of a list: `p`, the last key in hex, then `_` and its position in
-/// hex (tokens without the position, as issued before it was added, still resume while
-/// their item exists). Anything else, or a position-less token whose item is gone, is 40012.
-pub(crate) fn list_after(q: &FeishuQuery) -> Result<Option<ListCursor>, FeishuError> {
+/// Reads the `page_token` of a list: `k`, the place's numbers in hex (two's complement, as
+/// an order may be negative) separated by `.`, then `.` and the list's check. Anything
+/// else, including a token of another list, is 40012.
+pub(crate) fn list_after(q: &FeishuQuery, list: &str) -> Result<Option<ListCursor>, FeishuError> {
     let Some(token) = q.str("page_token") else {
         return Ok(None);
     };
-    decode_list_token(token)
+    decode_list_token(token, list)
         .map(Some)
         .ok_or_else(|| FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID))
 }
 
-fn decode_list_token(token: &str) -> Option<ListCursor> {
-    let rest = token.strip_prefix('p')?;
-    let (key, index) = match rest.split_once('_') {
-        Some((k, i)) => (k, Some(i)),
-        None => (rest, None),
-    };
-    let fits = |s: &str| !s.is_empty() && s.len() <= 16;
-    if !fits(key) || index.is_some_and(|i| !fits(i)) {
+fn decode_list_token(token: &str, list: &str) -> Option<ListCursor> {
+    let (place, sum) = token.strip_prefix('k')?.rsplit_once('.')?;
+    if place.is_empty() || sum != check(list, place) {
         return None;
     }
-    let key = i64::from_str_radix(key, 16).ok().filter(|k| *k >= 0)?;
-    let index = match index {
-        Some(i) => Some(usize::from_str_radix(i, 16).ok()?),
-        None => None,
-    };
-    Some(ListCursor { key, index })
+    let place = place
+        .split('.')
+        .map(|n| {
+            (!n.is_empty() && n.len() <= 16)
+                .then(|| u64::from_str_radix(n, 16).ok())
+                .flatten()
+                // The hex is the number's two's complement, so the cast gives it back.
+                .map(|v| v as i64)
+        })
+        .collect::<Option<Vec<i64>>>()?;
+    (place.len() <= MAX_PLACE_LEN).then_some(ListCursor { place })
 }
 
-/// Cuts one page out of an ordered list: the items after the cursor's, at most `size` of
-/// them. A cursor whose item is gone resumes at its recorded position; one without a
-/// position is a token this server never issued for this list (40012).
+fn list_token(list: &str, place: &[i64]) -> String {
+    let place = place
+        .iter()
+        .map(|n| format!("{n:x}"))
+        .collect::<Vec<_>>()
+        .join(".");
+    let sum = check(list, &place);
+    format!("k{place}.{sum}")
+}
+
+/// Cuts one page out of a list: the items whose place (`place`) comes after the cursor's,
+/// in ascending order of place, at most `size` of them, and the token of the next page when
+/// more follow. `list` names the list, so that its tokens work on it alone.
 pub(crate) fn slice<T>(
-    items: Vec<T>,
-    key: impl Fn(&T) -> i64,
+    mut items: Vec<T>,
+    place: impl Fn(&T) -> Vec<i64>,
+    list: &str,
     after: Option<ListCursor>,
     size: usize,
-) -> Result<(Vec<T>, Option<String>), FeishuError> {
-    let start = match after {
-        None => 0,
-        Some(c) => match items.iter().position(|i| key(i) == c.key) {
-            Some(p) => p + 1,
-            None => c.index.ok_or_else(|| {
-                FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID)
-            })?,
-        },
-    };
-    let total = items.len();
-    let start = start.min(total);
-    let page: Vec<T> = items.into_iter().skip(start).take(size).collect();
+) -> (Vec<T>, Option<String>) {
+    let mut placed: Vec<(Vec<i64>, T)> = items.drain(..).map(|i| (place(&i), i)).collect();
+    // Stable, so that callers' lists already in order keep it for equal places.
+    placed.sort_by(|a, b| a.0.cmp(&b.0));
+    let start = after.map_or(0, |c| placed.partition_point(|(p, _)| *p <= c.place));
+    let total = placed.len();
+    let mut page: Vec<(Vec<i64>, T)> = placed.into_iter().skip(start).take(size).collect();
     let more = start + page.len() < total;
     let token = if more {
-        page.last()
-            .map(|i| format!("p{:x}_{:x}", key(i), start + page.len() - 1))
+        page.last().map(|(p, _)| list_token(list, p))
     } else {
         None
     };
-    Ok((page, token))
+    (page.drain(..).map(|(_, i)| i).collect(), token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Walks every page; `between` may change the list after each page, knowing the last
-    /// item that page returned.
-    fn walk(items: &[i64], size: usize, mut between: impl FnMut(&mut Vec<i64>, i64)) -> Vec<i64> {
+    const LIST: &str = "children\nD\nfalse";
+
+    /// Walks every page of a list of `(order, key)` siblings; `between` may change the list
+    /// after each page.
+    fn walk(
+        items: &[(i64, i64)],
+        size: usize,
+        mut between: impl FnMut(&mut Vec<(i64, i64)>, usize),
+    ) -> Vec<i64> {
         let mut items = items.to_vec();
         let mut seen = Vec::new();
         let mut after = None;
-        loop {
-            let (page, token) = slice(items.clone(), |i| *i, after, size).unwrap();
-            let last = page.last().copied();
-            seen.extend(page);
+        for page_no in 0.. {
+            let (page, token) = slice(items.clone(), |(o, k)| vec![*o, *k], LIST, after, size);
+            seen.extend(page.iter().map(|(_, k)| *k));
             match token {
-                Some(t) => after = Some(decode_list_token(&t).unwrap()),
+                Some(t) => after = Some(decode_list_token(&t, LIST).unwrap()),
                 None => break,
             }
-            if let Some(last) = last {
-                between(&mut items, last);
-            }
+            between(&mut items, page_no);
         }
         seen
     }
 
+    fn siblings(n: i64) -> Vec<(i64, i64)> {
+        (1..=n).map(|k| (k * 10, k)).collect()
+    }
+
     #[test]
     fn pages_cover_everything_once() {
-        let items: Vec<i64> = (1..=25).collect();
-        assert_eq!(walk(&items, 10, |_, _| {}), items);
+        let items = siblings(25);
+        assert_eq!(walk(&items, 10, |_, _| {}), (1..=25).collect::<Vec<_>>());
     }
 
-    /// The audit's case: the last item of a page is deleted before the next page is asked
-    /// for. The walk goes on after it instead of starting again from the top.
+    /// The audit's cases: between two pages, the items already returned are deleted, the
+    /// last one returned moves to the end or to the front, or a sibling is added before the
+    /// cursor. Every item that stayed put is returned exactly once.
     #[test]
-    fn a_page_whose_last_item_is_gone_resumes_where_it_stood() {
-        let items: Vec<i64> = (1..=10).collect();
-        let seen = walk(&items, 2, |items, last| items.retain(|i| *i != last));
-        assert_eq!(seen, items, "no item twice, none skipped");
+    fn items_that_stay_put_are_returned_once_whatever_moves_around_them() {
+        let items = siblings(6);
+        let deleted = walk(&items, 2, |items, p| {
+            if p == 0 {
+                items.retain(|(_, k)| *k > 2);
+            }
+        });
+        assert_eq!(
+            deleted,
+            vec![1, 2, 3, 4, 5, 6],
+            "deleting page 1 skips nothing"
+        );
+
+        let to_the_end = walk(&items, 2, |items, p| {
+            if p == 0 {
+                items[1].0 = 1000;
+            }
+        });
+        assert_eq!(
+            to_the_end,
+            vec![1, 2, 3, 4, 5, 6, 2],
+            "the moved item may show again"
+        );
+
+        let to_the_front = walk(&items, 3, |items, p| {
+            if p == 0 {
+                items[2].0 = 1;
+            }
+        });
+        assert_eq!(to_the_front, vec![1, 2, 3, 4, 5, 6], "nothing is repeated");
+
+        let added_before = walk(&items, 2, |items, p| {
+            if p == 0 {
+                items.push((5, 99));
+                items.retain(|(_, k)| *k != 2);
+            }
+        });
+        assert_eq!(added_before, vec![1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
-    fn list_tokens_reject_forgeries_and_positionless_tokens_of_gone_items() {
-        assert_eq!(
-            decode_list_token("p1f_3"),
-            Some(ListCursor {
-                key: 0x1f,
-                index: Some(3)
-            })
-        );
-        assert_eq!(
-            decode_list_token("p1f"),
-            Some(ListCursor {
-                key: 0x1f,
-                index: None
-            })
-        );
+    fn negative_orders_round_trip() {
+        let items = vec![(-5, 3), (-1, 1), (0, 2), (7, 4)];
+        assert_eq!(walk(&items, 1, |_, _| {}), vec![3, 1, 2, 4]);
+    }
+
+    #[test]
+    fn list_tokens_work_on_their_own_list_only() {
+        let (_, token) = slice(siblings(3), |(o, k)| vec![*o, *k], LIST, None, 1);
+        let token = token.unwrap();
+        assert!(decode_list_token(&token, LIST).is_some());
+        assert_eq!(decode_list_token(&token, "children\nE\nfalse"), None);
         for bad in [
             "",
-            "p",
-            "p_",
-            "p1_",
-            "p_1",
-            "pzz",
-            "p1_zz",
-            "s1",
-            "p-1",
-            "p11111111111111111",
+            "k",
+            "k.",
+            "ka.b.c",
+            "kzz.00000000",
+            "p1f_3",
+            "k1f",
+            "k11111111111111111.00000000",
         ] {
-            assert_eq!(decode_list_token(bad), None, "{bad}");
+            assert_eq!(decode_list_token(bad, LIST), None, "{bad}");
         }
-        let gone = decode_list_token("p99").unwrap();
-        assert!(slice(vec![1i64, 2, 3], |i| *i, Some(gone), 2).is_err());
-        let past_the_end = decode_list_token("p99_40").unwrap();
-        let (page, token) = slice(vec![1i64, 2, 3], |i| *i, Some(past_the_end), 2).unwrap();
-        assert!(page.is_empty() && token.is_none());
+        let long = vec![1_i64; MAX_PLACE_LEN + 1];
+        assert_eq!(decode_list_token(&list_token(LIST, &long), LIST), None);
+    }
+
+    #[test]
+    fn member_tokens_work_on_their_own_list_only() {
+        let token = token_after("members\nD", 0x1f);
+        let query = |t: &str| FeishuQuery::from_pairs(&[("page_token", t)]);
+        assert_eq!(
+            page_after(&query(&token), "members\nD").ok(),
+            Some(Some(0x1f))
+        );
+        assert!(page_after(&query(&token), "members\nE").is_err());
+        assert!(page_after(&query("p7fffffff"), "members\nD").is_err());
     }
 
     #[test]

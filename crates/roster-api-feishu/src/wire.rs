@@ -264,13 +264,26 @@ pub(crate) struct DepartmentBody {
     pub leaders: Option<Vec<LeaderIn>>,
 }
 
-/// `leaders[]` in responses, in the docs' spelling.
-#[derive(Debug, Serialize)]
+/// `leaders[]` in responses, in both spellings: the docs' `{leaderType, leaderID}`, which
+/// the Node SDK and raw clients read, and lark-oapi's `{leader_type, leader_id}`, the only
+/// keys its `DepartmentLeader` model reads (with the docs' spelling alone it parses every
+/// leader as empty).
+#[derive(Debug)]
 pub(crate) struct LeaderOut {
-    #[serde(rename = "leaderType")]
     pub leader_type: i64,
-    #[serde(rename = "leaderID")]
     pub leader_id: String,
+}
+
+impl Serialize for LeaderOut {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("leaderType", &self.leader_type)?;
+        map.serialize_entry("leaderID", &self.leader_id)?;
+        map.serialize_entry("leader_type", &self.leader_type)?;
+        map.serialize_entry("leader_id", &self.leader_id)?;
+        map.end()
+    }
 }
 
 /// `status` of a department.

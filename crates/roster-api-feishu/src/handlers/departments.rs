@@ -1,8 +1,10 @@
 //! Contact v3 departments (contact-v3/department/*).
 
 use axum::extract::{OriginalUri, State};
+use http::StatusCode;
 use roster_core::{CoreError, DeptLookup};
 
+use crate::codes;
 use crate::convert::{self, IdTypes, Renderer};
 use crate::envelope::Envelope;
 use crate::error::FeishuError;
@@ -198,13 +200,55 @@ pub(crate) async fn children(
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let size = page::page_size(&query, 10, 50)?;
-    let after = page::list_after(&query)?;
     let recursive = query.bool("fetch_child")?.unwrap_or(false);
+    let list = format!("children\n{department_id}\n{recursive}");
+    let after = page::list_after(&query, &list)?;
     let all = state
         .dir
         .child_departments(&caller, &ids.dept_lookup(&department_id), recursive)
         .await?;
-    render_page(&state, &caller, ids, all, after, size).await
+    let (items, page_token) = page::slice(all_placed(all), |(p, _)| p.clone(), &list, after, size);
+    render_page(
+        &state,
+        &caller,
+        ids,
+        items.into_iter().map(|(_, d)| d),
+        page_token,
+    )
+    .await
+}
+
+/// Each department of a child listing with its place in it: its `(order, key)` under its
+/// parent, after the places of the departments above it up to the listed one, and after its
+/// depth. Ascending places are the store's order of siblings (`order`, then creation) and,
+/// for a whole subtree, breadth-first order: all of one level before the next, each level
+/// in the order of the parents it hangs from.
+fn all_placed(all: Vec<roster_core::Department>) -> Vec<(Vec<i64>, roster_core::Department)> {
+    let by_key: std::collections::HashMap<i64, (Option<i64>, i64)> = all
+        .iter()
+        .map(|d| (d.key.0, (d.parent.map(|p| p.0), d.fields.order)))
+        .collect();
+    all.into_iter()
+        .map(|d| {
+            let mut path = vec![(d.fields.order, d.key.0)];
+            let mut next = d.parent.map(|p| p.0);
+            // The listed department is not in the list, so the walk ends at it; the bound
+            // keeps a damaged table from making it endless.
+            while let Some(key) = next {
+                let Some(&(above, order)) = by_key.get(&key) else {
+                    break;
+                };
+                if path.len() > roster_core::department::MAX_DEPTH {
+                    break;
+                }
+                path.push((order, key));
+                next = above;
+            }
+            let mut place = vec![path.len() as i64];
+            place.extend(path.iter().rev().flat_map(|(o, k)| [*o, *k]));
+            (place, d)
+        })
+        .collect()
 }
 
 /// `GET /open-apis/contact/v3/departments/parent?department_id=`: the parent chain,
@@ -216,30 +260,44 @@ pub(crate) async fn parent(
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let Some(department_id) = query.str("department_id") else {
-        return Err(FeishuError::param("department_id is required"));
+        return Err(FeishuError::with_detail(
+            StatusCode::BAD_REQUEST,
+            codes::MISSING_DEPARTMENT_ID,
+            "department_id is required",
+        ));
     };
-    let size = page::page_size(&query, 10, 50)?;
-    let after = page::list_after(&query)?;
+    // The parent doc's default page size is 20 (children's is 10).
+    let size = page::page_size(&query, 20, 50)?;
+    let list = format!("parent\n{department_id}");
+    let after = page::list_after(&query, &list)?;
     let chain = state
         .dir
         .department_parents(&caller, &ids.dept_lookup(department_id))
         .await?;
-    render_page(&state, &caller, ids, chain, after, size).await
+    // The chain is nearest first; a parent's place is its distance.
+    let placed = chain.into_iter().enumerate().map(|(i, d)| (i as i64, d));
+    let (items, page_token) = page::slice(placed.collect(), |(i, _)| vec![*i], &list, after, size);
+    render_page(
+        &state,
+        &caller,
+        ids,
+        items.into_iter().map(|(_, d)| d),
+        page_token,
+    )
+    .await
 }
 
 async fn render_page(
     state: &FeishuState,
     caller: &roster_core::Caller,
     ids: IdTypes,
-    all: Vec<roster_core::Department>,
-    after: Option<page::ListCursor>,
-    size: usize,
+    items: impl Iterator<Item = roster_core::Department>,
+    page_token: Option<String>,
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
-    let (items, page_token) = page::slice(all, |d| d.key.0, after, size)?;
     let mut renderer = Renderer::new(state, caller, ids);
-    let mut out = Vec::with_capacity(items.len());
-    for d in &items {
-        out.push(renderer.department(d).await?);
+    let mut out = Vec::new();
+    for d in items {
+        out.push(renderer.department(&d).await?);
     }
     Ok(Envelope(wire::Page {
         has_more: page_token.is_some(),

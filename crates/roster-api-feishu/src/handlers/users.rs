@@ -287,13 +287,14 @@ pub(crate) async fn find_by_department(
         return Err(FeishuError::param("department_id is required"));
     };
     let size = page::page_size(&query, 10, 50)?;
-    let after = page::page_after(&query)?.map(UserKey);
+    let list = format!("members\n{dept_id}");
+    let after = page::page_after(&query, &list)?.map(UserKey);
     let (users, more) = state
         .dir
         .department_users(&caller, &ids.dept_lookup(dept_id), after, size)
         .await?;
     let page_token = if more {
-        users.last().map(|u| page::token_after(u.key.0))
+        users.last().map(|u| page::token_after(&list, u.key.0))
     } else {
         None
     };
