@@ -19,10 +19,14 @@ pub(crate) fn app(
     config: &Config,
     invitations: roster_core::Invitations,
 ) -> Router {
+    // Another method on these paths answers 405 in JSON, as every other route does.
     let ops = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/activate/{token}", get(activate))
+        .route("/healthz", get(healthz).fallback(ops_method_not_allowed))
+        .route("/readyz", get(readyz).fallback(ops_method_not_allowed))
+        .route(
+            "/activate/{token}",
+            get(activate).fallback(ops_method_not_allowed),
+        )
         .with_state(dir.clone());
     let feishu = roster_api_feishu::FeishuConfig {
         batch_add_max_users: config.feishu_batch_add_max_users,
@@ -62,11 +66,31 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+async fn ops_method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(serde_json::json!({ "status": "error", "message": "method not allowed" })),
+    )
+}
+
 /// The invitation link: activates the account once.
 async fn activate(
     State(dir): State<Directory>,
-    axum::extract::Path(token): axum::extract::Path<String>,
+    token: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
 ) -> impl IntoResponse {
+    // A token that does not decode to UTF-8, or holds a NUL, is no token Roster issued:
+    // answered in this route's JSON like any other bad link, never axum's plain text.
+    let token = match token {
+        Ok(axum::extract::Path(t)) if !t.contains('\0') => t,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    serde_json::json!({ "status": "invalid", "message": "this link is malformed" }),
+                ),
+            )
+        }
+    };
     match dir.activate_invitation(&token).await {
         Ok(user) => (
             StatusCode::OK,
@@ -136,6 +160,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             first.app.app_id, first.secret
         );
     }
+    let shutdown = shutdown_signal();
     println!(
         "roster listening on http://{addr} (store: {})",
         dir.store().backend()
@@ -209,13 +234,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    roster_http::serve(
-        listener,
-        app(dir.clone(), &config, invitations),
-        shutdown_signal(),
-    )
-    .await
-    .context("serve HTTP")?;
+    roster_http::serve(listener, app(dir.clone(), &config, invitations), shutdown)
+        .await
+        .context("serve HTTP")?;
     // An upload still open after the drain will never be sealed: fail it now, not when its
     // receive timeout runs out.
     let aborted = dir.abort_open_uploads().await;
@@ -233,31 +254,46 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on SIGTERM (what service managers send) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Completes on SIGTERM (what service managers send) or Ctrl-C. The handlers are installed
+/// when this is called, not when the future is first polled: `run` calls it before it says
+/// it is listening, so that a SIGTERM sent as soon as the server answers is always a drain,
+/// never the default action that ends the process on the spot.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let listen = |kind: tokio::signal::unix::SignalKind, name: &str| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|err| tracing::warn!("failed to listen for {name}: {err}"))
+            .ok()
+    };
+    #[cfg(unix)]
+    let (mut term, mut int) = (
+        listen(tokio::signal::unix::SignalKind::terminate(), "SIGTERM"),
+        listen(tokio::signal::unix::SignalKind::interrupt(), "Ctrl-C"),
+    );
+    async move {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                () = delivered(term.as_mut()) => {},
+                () = delivered(int.as_mut()) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::warn!("failed to listen for Ctrl-C: {err}");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!("failed to listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutdown requested; draining connections");
     }
-    tracing::info!("shutdown requested; draining connections");
+}
+
+/// Completes when the signal arrives; never, when it could not be listened for.
+#[cfg(unix)]
+async fn delivered(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
 }

@@ -37,7 +37,16 @@ async fn issue(
     app_token: bool,
 ) -> Result<Response, FeishuError> {
     let invalid = || FeishuError::new(StatusCode::BAD_REQUEST, codes::INVALID_PARAM);
-    let FeishuJson(body) = body.map_err(|_| invalid())?;
+    // A body over the size limit keeps its 413, however it was framed (with a
+    // Content-Length the limit layer answers before this handler runs; a chunked body is
+    // cut here), so that the two cannot answer differently.
+    let FeishuJson(body) = body.map_err(|e| {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            e
+        } else {
+            invalid()
+        }
+    })?;
     let (Some(app_id), Some(secret)) = (body.app_id, body.app_secret) else {
         return Err(invalid());
     };

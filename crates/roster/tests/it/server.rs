@@ -29,6 +29,58 @@ async fn unknown_paths_and_wrong_methods_answer_in_the_feishu_envelope() {
     assert_eq!((status, body["code"].as_i64()), (405, Some(99_991_301)));
 }
 
+/// The plain routes beside the dialects answer in JSON too: another method on them is a
+/// JSON 405, and an activation link that does not decode (bad UTF-8, a NUL) a JSON 400.
+#[tokio::test]
+async fn the_plain_routes_answer_bad_requests_in_json() {
+    let s = TestServer::spawn();
+    for path in ["/healthz", "/readyz", "/activate/abc"] {
+        let (status, body) = read(s.http.post(s.url(path)).send().await.unwrap()).await;
+        assert_eq!(status, 405, "POST {path}");
+        assert_eq!(body["status"], "error", "POST {path}: {body}");
+    }
+    for path in ["/activate/%ff", "/activate/a%00b"] {
+        let (status, body) = s.get(path, None).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (400, Some("invalid")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = s.get("/activate/no-such-link", None).await;
+    assert_eq!((status, body["status"].as_str()), (404, Some("invalid")));
+}
+
+/// A chunked token request over the body limit is 413, as one with a Content-Length is
+/// (`bodies_over_the_limit_are_refused_with_413_in_the_envelope`), not the token
+/// endpoint's 10003 for a malformed body.
+#[tokio::test]
+async fn a_chunked_oversize_token_request_is_413() {
+    let s = TestServer::spawn();
+    let path = s.url("/open-apis/auth/v3/tenant_access_token/internal");
+    // Just over the 8 MiB limit, so that the server has read nearly all of it when it
+    // answers and the client is not cut off while still sending.
+    let big = vec![b' '; 8 * 1024 * 1024 + 1];
+    let chunks = futures::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = s
+        .http
+        .post(&path)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    assert_eq!(
+        (status, body["code"].as_i64()),
+        (413, Some(40001)),
+        "chunked: {body}"
+    );
+}
+
 #[tokio::test]
 async fn responses_use_title_case_header_names() {
     // lark-oapi looks up "Content-Type" in a plain dict, so the exact case matters on the
