@@ -52,6 +52,13 @@ async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Fei
     if roster_http::json_has_nul(&bytes) {
         return Err(FeishuError::param(roster_http::NUL_MESSAGE));
     }
+    // serde_json checks the UTF-8 of the strings it reads, not of the members it skips, so
+    // a body with invalid bytes in an unknown member would be applied; JSON is UTF-8 text.
+    if std::str::from_utf8(&bytes).is_err() {
+        return Err(FeishuError::param(
+            "malformed JSON body: the body is not UTF-8",
+        ));
+    }
     Ok(bytes)
 }
 

@@ -128,10 +128,54 @@ async fn malformed_json_is_a_40001_envelope_and_changes_nothing() {
         (400, Some(40001)),
         "{body}"
     );
+    // An array is no body object, though serde would read one field by field; bytes that
+    // are not UTF-8 are no JSON text, even in a member that nothing reads.
+    let bodies: [(&str, Vec<u8>); 3] = [
+        ("an array", br#"["Arr",null,"0","arr"]"#.to_vec()),
+        (
+            "a token request as an array",
+            br#"["cli_x","secret"]"#.to_vec(),
+        ),
+        (
+            "invalid UTF-8 in an unknown member",
+            b"{\"name\":\"U\",\"parent_department_id\":\"0\",\"x\":\"\xff\"}".to_vec(),
+        ),
+    ];
+    for (what, body) in bodies {
+        let path = if what.starts_with("a token") {
+            "/open-apis/auth/v3/tenant_access_token/internal"
+        } else {
+            "/open-apis/contact/v3/departments"
+        };
+        let resp = s
+            .http
+            .post(s.url(path))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(resp).await;
+        let expected = if what.starts_with("a token") {
+            10003
+        } else {
+            40001
+        };
+        assert_eq!(
+            (status, body["code"].as_i64()),
+            (400, Some(expected)),
+            "{what}: {body}"
+        );
+    }
     let (_, root) = s
-        .get("/open-apis/contact/v3/departments/0", Some(&token))
+        .get("/open-apis/contact/v3/departments/0/children", Some(&token))
         .await;
     assert_eq!(root["code"], 0);
+    assert_eq!(
+        root["data"]["items"],
+        json!([]),
+        "nothing was created: {root}"
+    );
 }
 
 #[tokio::test]
