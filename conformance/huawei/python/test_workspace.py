@@ -27,6 +27,9 @@ from huaweicloudsdkworkspace.v2 import (
 )
 
 import requests
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdkworkspace.v2 import WorkspaceClient
 
 from conftest import BASE, Key, client, issue_token, roster, token_client
 
@@ -193,6 +196,66 @@ def test_credentials_are_checked_before_the_project_header(key, name):
     h["x-project-id"] = "a" * 32
     r = requests.get(BASE + path, headers=h, timeout=30)
     assert r.status_code == 401 and r.json()["error_code"] == "APIGW.0301", r.text
+
+
+def test_a_non_json_content_type_on_a_bodyless_call_verifies(ws):
+    """With a Content-Type that is not JSON the SDK adds a signed `X-Sdk-Content-Sha256:
+    UNSIGNED-PAYLOAD` and, the body being empty, signs the empty hash all the same."""
+    r = ws.list_users_invoker(ListUsersRequest(limit="1")).add_header("Content-Type", "text/plain").invoke()
+    assert r.status_code == 200
+
+
+def test_a_body_the_sdk_signs_as_unsigned_payload_is_refused_and_writes_nothing(ws, name):
+    """The same marker on a call with a body leaves the body unsigned: it is not acted on."""
+    n = name()
+    req = BatchCreateUsersRequest(body=BatchCreateUsersReq(users=[CreateUserRequest(user_name=n, user_email=f"{n}@example.com")]))
+    err = fails(lambda: ws.batch_create_users_invoker(req).add_header("Content-Type", "text/plain").invoke(),
+                401, "APIGW.0301")
+    assert "UNSIGNED-PAYLOAD" in err.error_msg
+    assert count_named(ws, n) == 0
+
+
+@pytest.mark.parametrize("user_agent", ["café", "客户端"])
+def test_a_non_ascii_user_agent_is_signed_and_verified_as_its_utf8_bytes(key, name, user_agent):
+    """The SDK signs `HttpConfig.user_agent` as text and sends its UTF-8 bytes."""
+    cfg = HttpConfig.get_default_config()
+    cfg.user_agent = user_agent
+    c = (WorkspaceClient.new_builder().with_http_config(cfg)
+         .with_credentials(BasicCredentials(key.ak, key.sk, key.project_id)).with_endpoint(BASE).build())
+    assert c.list_users(ListUsersRequest(limit="1")).status_code == 200
+    n = name()
+    create(c, CreateUserRequest(user_name=n, user_email=f"{n}@example.com"))
+    assert count_named(c, n) == 1
+
+
+def test_a_json_array_in_place_of_the_body_object_is_refused_and_writes_nothing(key, ws, name):
+    """serde would fill the request from an array by position; Workspace's bodies are objects."""
+    path = f"/v2/{key.project_id}/users/batch-create"
+    n = name()
+    user = {"user_name": n, "active_type": "USER_ACTIVATE", "user_email": f"{n}@example.com"}
+    for body in ([[user]], {"users": [[n, f"{n}@example.com", None, "USER_ACTIVATE"]]}):
+        raw = json.dumps(body).encode()
+        r = requests.post(BASE + path, data=raw, headers=signed_headers("POST", path, raw, key), timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "WKS.00010001", (body, r.text)
+    assert count_named(ws, n) == 0
+    path = f"/v2/{key.project_id}/groups"
+    g = name("g")
+    raw = json.dumps([g, "LOCAL", "array group"]).encode()
+    r = requests.post(BASE + path, data=raw, headers=signed_headers("POST", path, raw, key), timeout=30)
+    assert r.status_code == 400 and r.json()["error_code"] == "WKS.00010001", r.text
+    assert ws.list_user_groups(ListUserGroupsRequest(keyword=g)).total_count == 0
+
+
+def test_a_token_request_that_is_an_array_is_refused(key):
+    identity = {"methods": ["hw_ak_sk"], "hw_ak_sk": {"access": {"key": key.ak}, "secret": {"key": key.sk}}}
+    scope = {"project": {"id": key.project_id}}
+    for body in ([{"identity": identity, "scope": scope}], {"auth": [identity, scope]}):
+        r = requests.post(f"{BASE}/v3/auth/tokens", data=json.dumps(body), timeout=30)
+        assert r.status_code == 400 and r.json()["error_code"] == "WKS.00010001", (body, r.text)
+        assert "X-Subject-Token" not in r.headers
+    r = requests.post(f"{BASE}/v3/auth/tokens", data=json.dumps({"auth": {"identity": identity, "scope": scope}}),
+                      timeout=30)
+    assert r.status_code == 201, r.text
 
 
 # ------------------------------------------------------------------------- batch-create

@@ -64,14 +64,9 @@ async fn body_text<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Fei
 
 fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, FeishuError> {
     // serde reads a struct from a JSON array too, taking its items as the fields in order,
-    // so `["name", null, "0"]` would pass for a body. Every body of this dialect is an
-    // object; anything else is malformed.
-    if text.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(FeishuError::param(
-            "malformed JSON body: the body must be a JSON object",
-        ));
-    }
-    serde_json::from_slice(text)
+    // so `["name", null, "0"]` would pass for a body (or an `orders` entry); every object
+    // of this dialect must be one (`roster_http::strict`).
+    roster_http::strict::from_slice(text)
         .map_err(|e| FeishuError::param(format!("malformed JSON body: {e}")))
 }
 
@@ -104,22 +99,8 @@ impl<S: Send + Sync> FromRequestParts<S> for FeishuQuery {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        // `form_urlencoded` decodes bytes that are not UTF-8 to U+FFFD, so `%ff` and `%fe`
-        // would read as the same value (the same `client_token`, say). A replacement
-        // character the client really sent arrives percent-encoded as `%EF%BF%BD`; any
-        // more of them in the decoded pairs than that were invalid bytes, refused here.
-        let decoded = pairs
-            .iter()
-            .map(|(k, v)| k.matches('\u{fffd}').count() + v.matches('\u{fffd}').count())
-            .sum::<usize>();
-        if decoded > raw.to_ascii_uppercase().matches("%EF%BF%BD").count() {
-            return Err(FeishuError::param(
-                "the query string is not valid percent-encoded UTF-8",
-            ));
-        }
+        let pairs = roster_http::query_pairs(raw)
+            .ok_or_else(|| FeishuError::param(roster_http::QUERY_UTF8_MESSAGE))?;
         Ok(Self(pairs))
     }
 }

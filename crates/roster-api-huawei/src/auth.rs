@@ -67,12 +67,26 @@ pub(crate) async fn authenticate(
     }
 }
 
+/// A header's value as text. The bytes are decoded leniently (as the Quick BI verifier
+/// does) rather than with `to_str`, which fails on any byte that is not visible ASCII and
+/// would make a header that is there look absent. The values read this way (the
+/// credentials, the date, the project) must be ASCII to be valid, so a replaced byte can
+/// only make them fail their own checks.
 fn header(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+}
+
+/// A header's value as the bytes received, trimmed, for the canonical request: the SDK signs
+/// a header's text and sends its UTF-8 bytes (`Signer._process_canonical_headers`), so a
+/// signed `User-Agent` of "café" must be read byte for byte, neither refused nor altered.
+fn header_bytes(parts: &Parts, name: &str) -> Option<Vec<u8>> {
+    parts
+        .headers
+        .get(name)
+        .map(|v| v.as_bytes().trim_ascii().to_vec())
 }
 
 async fn verify(state: &HuaweiState, parts: &Parts, body: &[u8]) -> Result<Caller, HuaweiError> {
@@ -142,7 +156,20 @@ async fn verify_signature(
         .signing_key(&auth.access, AppKind::Huawei)
         .await?
         .ok_or_else(|| HuaweiError::auth("Get secretKey failed, ak not exist"))?;
-    let lookup = |name: &str| header(parts, name);
+    check_signature(parts, body, &auth, &date, &key.secret)?;
+    Ok((key.key.project_id, key.caller))
+}
+
+/// Rebuilds the canonical request from what was received, compares the HMAC, and then makes
+/// sure the signature covers the body the handlers will act on.
+fn check_signature(
+    parts: &Parts,
+    body: &[u8],
+    auth: &signing::Authorization,
+    date: &str,
+    secret: &str,
+) -> Result<(), HuaweiError> {
+    let lookup = |name: &str| header_bytes(parts, name);
     let received = Received {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -151,10 +178,182 @@ async fn verify_signature(
         body,
     };
     let canonical = signing::canonical_request(&received, &auth.signed_headers)
-        .ok_or_else(|| HuaweiError::auth("a signed header is missing"))?;
-    let expected = signing::sign(&key.secret, &signing::string_to_sign(&date, &canonical));
+        .map_err(|name| HuaweiError::auth(format!("the signed header {name} is missing")))?;
+    let expected = signing::sign(secret, &signing::string_to_sign(date, &canonical));
     if !signing::signatures_match(&expected, &auth.signature) {
         return Err(HuaweiError::auth("verify aksk signature fail"));
     }
-    Ok((key.key.project_id, key.caller))
+    match signing::body_cover(&received) {
+        signing::BodyCover::Signed => Ok(()),
+        // The SDK's signer does sign this (a body with a non-JSON Content-Type), and the
+        // signature verified, but it vouches for no particular body: acting on it would let
+        // anyone who saw the request send another body under its signature. Every body
+        // Roster takes is JSON, which the SDK signs in full.
+        signing::BodyCover::Unsigned => Err(HuaweiError::auth(
+            "the body is not signed (X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD); \
+             send it as application/json so that its hash is signed",
+        )),
+        signing::BodyCover::Mismatch => Err(HuaweiError::auth(
+            "X-Sdk-Content-Sha256 is not the SHA-256 of the body",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SK: &str = "hwTestSecretKey0000000000000000000000001";
+    const PROJECT: &str = "0123456789abcdef0123456789abcdef";
+    const DATE: &str = "20250101T000000Z";
+
+    /// A request as it arrives, header values given as raw bytes.
+    fn parts(method: &str, uri: &str, headers: &[(&str, &[u8])]) -> Parts {
+        let mut builder = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(
+                *name,
+                http::HeaderValue::from_bytes(value).expect("a valid header value"),
+            );
+        }
+        builder.body(()).expect("a valid request").into_parts().0
+    }
+
+    fn authorization(signed: &str, signature: &str) -> signing::Authorization {
+        signing::parse_authorization(&format!(
+            "SDK-HMAC-SHA256 Access=HWTESTAK0000000000001, SignedHeaders={signed}, Signature={signature}"
+        ))
+        .expect("a well-formed Authorization")
+    }
+
+    /// The official SDK with `HttpConfig.user_agent = "café"` sends the UTF-8 bytes and signs
+    /// the text (signature printed by huaweicloudsdkcore 3.1.219). The verifier used to read
+    /// headers with `to_str`, which refused the value, and answered "a signed header is
+    /// missing".
+    #[test]
+    fn a_signed_header_with_non_ascii_bytes_verifies() {
+        let p = parts(
+            "GET",
+            &format!("/v2/{PROJECT}/users?limit=1"),
+            &[
+                ("content-type", b"application/json"),
+                ("host", b"127.0.0.1:18080"),
+                ("user-agent", "café".as_bytes()),
+                ("x-sdk-date", DATE.as_bytes()),
+            ],
+        );
+        let auth = authorization(
+            "content-type;host;user-agent;x-sdk-date",
+            "7e018872574325424da7a4239361871c5eac5d0c39a39e8b5cf6ccadaca1ed66",
+        );
+        check_signature(&p, b"", &auth, DATE, SK).expect("the SDK's signature verifies");
+        // Another byte in the value is another signature.
+        let other = parts(
+            "GET",
+            &format!("/v2/{PROJECT}/users?limit=1"),
+            &[
+                ("content-type", b"application/json"),
+                ("host", b"127.0.0.1:18080"),
+                ("user-agent", "cafè".as_bytes()),
+                ("x-sdk-date", DATE.as_bytes()),
+            ],
+        );
+        let err = check_signature(&other, b"", &auth, DATE, SK).unwrap_err();
+        assert!(
+            err.msg.contains("verify aksk signature fail"),
+            "{}",
+            err.msg
+        );
+    }
+
+    /// A GET that the SDK signs with a non-JSON Content-Type carries a signed
+    /// `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` and signs the empty hash (signature printed
+    /// by the SDK); it used to get 401.
+    #[test]
+    fn a_bodyless_request_with_unsigned_payload_verifies() {
+        let p = parts(
+            "GET",
+            &format!("/v2/{PROJECT}/users?limit=1"),
+            &[
+                ("content-type", b"text/plain"),
+                ("host", b"127.0.0.1:18080"),
+                ("user-agent", b"huaweicloud-usdk-python/3.0"),
+                ("x-sdk-content-sha256", b"UNSIGNED-PAYLOAD"),
+                ("x-sdk-date", DATE.as_bytes()),
+            ],
+        );
+        let auth = authorization(
+            "content-type;host;user-agent;x-sdk-content-sha256;x-sdk-date",
+            "8e12d4e7d00705c9bb241131c8a1efa406e01682fa70f57b9acb8b85dcd01b2f",
+        );
+        check_signature(&p, b"", &auth, DATE, SK).expect("the SDK's signature verifies");
+    }
+
+    /// A body the SDK signed as `UNSIGNED-PAYLOAD` verifies as the SDK signed it, but is not
+    /// acted on, with an answer that says why.
+    #[test]
+    fn a_body_signed_as_unsigned_payload_is_refused_with_its_reason() {
+        let p = parts(
+            "POST",
+            &format!("/v2/{PROJECT}/users/batch-create"),
+            &[
+                ("content-type", b"text/plain"),
+                ("host", b"127.0.0.1:18080"),
+                ("user-agent", b"huaweicloud-usdk-python/3.0"),
+                ("x-sdk-content-sha256", b"UNSIGNED-PAYLOAD"),
+                ("x-sdk-date", DATE.as_bytes()),
+            ],
+        );
+        let auth = authorization(
+            "content-type;host;user-agent;x-sdk-content-sha256;x-sdk-date",
+            "61f15ecf979dafb753fca84b3652b65689483fca7b63c2a7f3dea6a4c282c1c7",
+        );
+        let err = check_signature(&p, br#"{"users": []}"#, &auth, DATE, SK).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::UNAUTHORIZED, "APIGW.0301")
+        );
+        assert!(err.msg.contains("not signed"), "{}", err.msg);
+    }
+
+    /// The body-swap: a request signed over one body, sent with another and an added,
+    /// unsigned `X-Sdk-Content-Sha256` naming the first body's hash. Under the SDK's rule the
+    /// HMAC matches, so the hash must be checked against the body received.
+    #[test]
+    fn a_swapped_body_under_the_original_hash_is_refused() {
+        let body = br#"{"users": []}"#;
+        let headers: [(&str, &[u8]); 4] = [
+            ("content-type", b"application/json"),
+            ("host", b"127.0.0.1:18080"),
+            ("user-agent", b"huaweicloud-usdk-python/3.0"),
+            ("x-sdk-date", DATE.as_bytes()),
+        ];
+        let uri = format!("/v2/{PROJECT}/users/batch-create");
+        let signed = "content-type;host;user-agent;x-sdk-date";
+        let original = parts("POST", &uri, &headers);
+        let lookup = |name: &str| header_bytes(&original, name);
+        let received = Received {
+            method: "POST",
+            path: &uri,
+            query: "",
+            header: &lookup,
+            body,
+        };
+        let names: Vec<String> = signed.split(';').map(str::to_owned).collect();
+        let canonical = signing::canonical_request(&received, &names).unwrap();
+        let signature = signing::sign(SK, &signing::string_to_sign(DATE, &canonical));
+        let auth = authorization(signed, &signature);
+        check_signature(&original, body, &auth, DATE, SK).expect("the original verifies");
+
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+        let mut swapped_headers = headers.to_vec();
+        swapped_headers.push(("x-sdk-content-sha256", hash.as_bytes()));
+        let swapped = parts("POST", &uri, &swapped_headers);
+        let err = check_signature(&swapped, br#"{"users": [{}]}"#, &auth, DATE, SK).unwrap_err();
+        assert!(
+            err.msg.contains("not the SHA-256 of the body"),
+            "{}",
+            err.msg
+        );
+    }
 }

@@ -25,7 +25,10 @@ const BATCH_DELETE_MAX: usize = 100;
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 1000;
 
-/// Decodes a JSON body; an empty body is Workspace's `WKS.0001`.
+/// Decodes a JSON body, the one way every handler does: an empty body is Workspace's
+/// `WKS.0001`; anything else that is not the request's JSON object, including an array
+/// where an object is expected at any depth (`strict`), is `WKS.00010001`, before the
+/// handler reads a field, so nothing is written.
 fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HuaweiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(HuaweiError::new(
@@ -37,8 +40,8 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HuaweiError> {
     if roster_http::json_has_nul(body) {
         return Err(HuaweiError::param(roster_http::NUL_MESSAGE));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| HuaweiError::param(format!("the request body is not valid JSON: {e}")))
+    roster_http::strict::from_slice(body)
+        .map_err(|e| HuaweiError::param(format!("the request body is malformed: {e}")))
 }
 
 /// Query pairs, repeated keys kept in order.
@@ -855,4 +858,80 @@ pub(crate) async fn method_not_allowed() -> HuaweiError {
         codes::METHOD_NOT_ALLOWED,
         "",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> HuaweiError {
+        json::<T>(body.as_bytes()).expect_err(body)
+    }
+
+    /// The robustness audit's bodies: serde fills a struct from an array by position, so
+    /// these created a user and issued a token. Every body goes through `json`, so every
+    /// handler refuses them before it reads a field.
+    #[test]
+    fn an_array_in_place_of_an_object_is_refused_at_any_depth() {
+        let user =
+            r#"{"user_name":"arrayuser","active_type":"USER_ACTIVATE","user_email":"a@x.com"}"#;
+        for body in [
+            format!("[[{user}]]"),
+            r#"{"users":[["arrayuser",null,null,"USER_ACTIVATE"]]}"#.to_owned(),
+            format!(r#"{{"users":[{user},["b"]]}}"#),
+            "[]".to_owned(),
+        ] {
+            let e = refused::<wire::BatchCreateUsersReq>(&body);
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "WKS.00010001")
+            );
+            assert!(
+                e.msg.contains("expected a JSON object"),
+                "{body}: {}",
+                e.msg
+            );
+        }
+        let identity =
+            r#"{"methods":["hw_ak_sk"],"hw_ak_sk":{"access":{"key":"AK"},"secret":{"key":"SK"}}}"#;
+        for body in [
+            format!(r#"[{{"identity":{identity},"scope":{{"project":{{"id":"p"}}}}}}]"#),
+            format!(r#"{{"auth":[{identity}]}}"#),
+            r#"{"auth":{"identity":{"methods":["password"],"password":[["AK","SK"]]}}}"#.to_owned(),
+            r#"{"auth":{"scope":{"project":["p"]}}}"#.to_owned(),
+        ] {
+            let e = refused::<wire::TokenRequest>(&body);
+            assert_eq!(e.code, "WKS.00010001", "{body}");
+        }
+        assert_eq!(
+            refused::<wire::BatchDeleteUserReq>(r#"[["ou_1"]]"#).code,
+            "WKS.00010001"
+        );
+        assert_eq!(
+            refused::<wire::CreateUserGroupReq>(r#"["g"]"#).code,
+            "WKS.00010001"
+        );
+    }
+
+    #[test]
+    fn objects_still_parse_and_other_faults_keep_their_codes() {
+        let req: wire::BatchCreateUsersReq =
+            json(br#" {"users":[{"user_name":"a1","group_ids":["g"]}]} "#).unwrap();
+        let users = req.users.unwrap();
+        assert_eq!(users[0].user_name.as_deref(), Some("a1"));
+        assert_eq!(users[0].group_ids.as_deref(), Some(&["g".to_owned()][..]));
+        assert_eq!(refused::<wire::BatchCreateUsersReq>("  ").code, "WKS.0001");
+        for body in [
+            r#"{"users":[],"users":[]}"#,
+            r#"{"users":"x"}"#,
+            r#"{"users":[]} {}"#,
+            r#"{"users":"#,
+        ] {
+            assert_eq!(
+                refused::<wire::BatchCreateUsersReq>(body).code,
+                "WKS.00010001",
+                "{body}"
+            );
+        }
+    }
 }

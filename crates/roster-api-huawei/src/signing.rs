@@ -1,7 +1,9 @@
 //! SDK-HMAC-SHA256, exactly as `huaweicloudsdkcore/signer/signer.py` signs (spec 2.5): the
 //! canonical request is rebuilt from what was received (raw path, raw query decoded and
-//! re-encoded, the listed headers' received values, SHA-256 of the raw body bytes) and the
-//! HMAC compared in constant time. Pure functions, so the spec's vectors test them directly.
+//! re-encoded, the listed headers' received bytes, the payload hash as the SDK's
+//! `_process_hash_payload` makes it) and the HMAC compared in constant time; `body_cover`
+//! then says whether that signature covers the body. Pure functions, so the spec's vectors
+//! and vectors made with the SDK's own signer test them directly.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -126,58 +128,110 @@ pub(crate) struct Received<'a> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
     pub(crate) query: &'a str,
-    /// Lowercase header name → received value (first occurrence), already trimmed.
-    pub(crate) header: &'a dyn Fn(&str) -> Option<String>,
+    /// Lowercase header name → the received value's bytes (first occurrence), with the
+    /// surrounding whitespace trimmed. Bytes, not text: the SDK signs a header's text and
+    /// sends its UTF-8 bytes, so a value such as a `User-Agent` of "café" must reach the
+    /// canonical request byte for byte.
+    pub(crate) header: &'a dyn Fn(&str) -> Option<Vec<u8>>,
     pub(crate) body: &'a [u8],
 }
 
-/// The canonical request for the listed headers; `None` when a listed header is missing.
-pub(crate) fn canonical_request(req: &Received<'_>, signed: &[String]) -> Option<String> {
-    let mut headers = String::new();
+/// The canonical request for the listed headers, as bytes (header values may hold any
+/// UTF-8). `Err` names a listed header the request does not carry.
+pub(crate) fn canonical_request(req: &Received<'_>, signed: &[String]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(256 + 64 * signed.len());
+    out.extend_from_slice(req.method.to_ascii_uppercase().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(canonical_uri(req.path).as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(canonical_query(req.query).as_bytes());
+    out.push(b'\n');
     for name in signed {
-        let value = (req.header)(name)?;
-        headers.push_str(name);
-        headers.push(':');
-        headers.push_str(value.trim());
-        headers.push('\n');
+        let value = (req.header)(name).ok_or_else(|| name.clone())?;
+        out.extend_from_slice(name.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(value.trim_ascii());
+        out.push(b'\n');
     }
-    let payload = payload_hash(req, signed);
-    Some(format!(
-        "{}\n{}\n{}\n{}\n{}\n{}",
-        req.method.to_ascii_uppercase(),
-        canonical_uri(req.path),
-        canonical_query(req.query),
-        headers,
-        signed.join(";"),
-        payload
-    ))
+    out.push(b'\n');
+    out.extend_from_slice(signed.join(";").as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&payload_hash(req.body, content_sha256(req).as_deref()));
+    Ok(out)
 }
 
-/// The canonical request's payload hash: the SHA-256 of the bytes received. The SDK puts
-/// `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` on requests whose Content-Type is not JSON (its
-/// body-less GETs and DELETEs) and signs that literal instead of a hash; it is honoured only
-/// when the header is itself signed and the body is empty. Taking any other value of that
-/// header (or an unsigned one) as the hash would let whoever holds one signed request swap
-/// its body.
-fn payload_hash(req: &Received<'_>, signed: &[String]) -> String {
-    let header_signed = signed.iter().any(|h| h == "x-sdk-content-sha256");
-    if header_signed
-        && req.body.is_empty()
-        && (req.header)("x-sdk-content-sha256").as_deref() == Some(UNSIGNED_PAYLOAD)
-    {
-        return UNSIGNED_PAYLOAD.to_owned();
-    }
-    hex::encode(Sha256::digest(req.body))
+/// The header through which a client names the payload hash it signed.
+const CONTENT_SHA256: &str = "x-sdk-content-sha256";
+
+/// The payload marker the SDK puts in `X-Sdk-Content-Sha256` when the Content-Type is
+/// neither JSON nor BSON (`Signer._process_content_header`).
+const UNSIGNED_PAYLOAD: &[u8] = b"UNSIGNED-PAYLOAD";
+
+/// The value of `X-Sdk-Content-Sha256`, trimmed, when the request carries a non-empty one.
+/// The SDK reads it whether or not it is signed (it always signs it, as it signs every header
+/// without `_` in its name); `body_cover` makes sure that an unsigned one gains nothing.
+fn content_sha256(req: &Received<'_>) -> Option<Vec<u8>> {
+    (req.header)(CONTENT_SHA256)
+        .map(|v| v.trim_ascii().to_vec())
+        .filter(|v| !v.is_empty())
 }
 
-/// The payload marker the SDK signs for requests whose body it does not hash.
-const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The canonical request's payload hash, exactly as the SDK's
+/// `Signer._process_hash_payload` computes it: an empty body is always the hash of nothing
+/// (so a GET with `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`, which the SDK sends for any
+/// non-JSON Content-Type, signs the empty hash); a non-empty body is the header's value when
+/// the header is there (the literal `UNSIGNED-PAYLOAD`, or a hash the client computed), and
+/// the SHA-256 of the body otherwise. Whether such a body may then be acted on is
+/// `body_cover`'s question.
+fn payload_hash(body: &[u8], content_sha256: Option<&[u8]>) -> Vec<u8> {
+    if body.is_empty() {
+        return hex::encode(Sha256::digest(b"")).into_bytes();
+    }
+    match content_sha256 {
+        Some(value) => value.to_vec(),
+        None => hex::encode(Sha256::digest(body)).into_bytes(),
+    }
+}
+
+/// Whether a signature over the canonical request also vouches for the body received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyCover {
+    /// The payload hash signed is the body's own: the body is what the signer sent.
+    Signed,
+    /// The payload hash signed is the literal `UNSIGNED-PAYLOAD` and there is a body, which
+    /// the signature therefore does not cover.
+    Unsigned,
+    /// `X-Sdk-Content-Sha256` names a hash that is not the body's.
+    Mismatch,
+}
+
+/// How the payload hash of `canonical_request` relates to the body received. Only
+/// `Signed` may be acted on: with `Unsigned` anyone who saw one signed request could send
+/// another body under its signature for 15 minutes, and with `Mismatch` (an added, unsigned
+/// header naming the hash of the body originally signed) exactly that body-swap would verify.
+pub(crate) fn body_cover(req: &Received<'_>) -> BodyCover {
+    if req.body.is_empty() {
+        return BodyCover::Signed;
+    }
+    match content_sha256(req) {
+        None => BodyCover::Signed,
+        Some(value) if value == UNSIGNED_PAYLOAD => BodyCover::Unsigned,
+        Some(value) => {
+            let actual = hex::encode(Sha256::digest(req.body));
+            if value.eq_ignore_ascii_case(actual.as_bytes()) {
+                BodyCover::Signed
+            } else {
+                BodyCover::Mismatch
+            }
+        }
+    }
+}
 
 /// `SDK-HMAC-SHA256\n<date>\n<hex sha256 of the canonical request>`.
-pub(crate) fn string_to_sign(date: &str, canonical: &str) -> String {
+pub(crate) fn string_to_sign(date: &str, canonical: &[u8]) -> String {
     format!(
         "{ALGORITHM}\n{date}\n{}",
-        hex::encode(Sha256::digest(canonical.as_bytes()))
+        hex::encode(Sha256::digest(canonical))
     )
 }
 
@@ -228,15 +282,16 @@ mod tests {
     const H1_BODY: &str = r#"{"users": [{"user_name": "alice01", "user_email": "alice@example.com", "active_type": "USER_ACTIVATE", "description": "first user"}]}"#;
     const SIGNED: &str = "content-type;host;user-agent;x-project-id;x-sdk-date";
 
-    fn headers(name: &str) -> Option<String> {
-        match name {
+    fn headers(name: &str) -> Option<Vec<u8>> {
+        let text: Option<String> = match name {
             "content-type" => Some("application/json".into()),
             "host" => Some("127.0.0.1:18080".into()),
             "user-agent" => Some("huaweicloud-usdk-python/3.0; roster-test".into()),
             "x-project-id" => Some(PROJECT.into()),
             "x-sdk-date" => Some("20250101T000000Z".into()),
             _ => None,
-        }
+        };
+        text.map(String::into_bytes)
     }
 
     fn signature_of(
@@ -245,7 +300,7 @@ mod tests {
         query: &str,
         body: &[u8],
         sk: &str,
-        hdr: &dyn Fn(&str) -> Option<String>,
+        hdr: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> String {
         let signed: Vec<String> = SIGNED.split(';').map(str::to_owned).collect();
         let req = Received {
@@ -272,7 +327,7 @@ mod tests {
         };
         let creq = canonical_request(&req, &signed).unwrap();
         assert_eq!(
-            creq,
+            String::from_utf8(creq.clone()).unwrap(),
             format!(
                 "POST\n/v2/{PROJECT}/users/batch-create/\n\ncontent-type:application/json\nhost:127.0.0.1:18080\nuser-agent:huaweicloud-usdk-python/3.0; roster-test\nx-project-id:{PROJECT}\nx-sdk-date:20250101T000000Z\n\n{SIGNED}\nbdf00b51c47f702a0c3d77ad7b7fd67377a7637488e4a97fd2267a034fb38485"
             )
@@ -354,7 +409,7 @@ mod tests {
         );
         let other_host = |n: &str| {
             if n == "host" {
-                Some("evil:1".to_owned())
+                Some(b"evil:1".to_vec())
             } else {
                 headers(n)
             }
@@ -365,7 +420,7 @@ mod tests {
         );
         let other_date = |n: &str| {
             if n == "x-sdk-date" {
-                Some("20250101T000001Z".to_owned())
+                Some(b"20250101T000001Z".to_vec())
             } else {
                 headers(n)
             }
@@ -391,54 +446,208 @@ mod tests {
         assert!(!signatures_match(good, &good.replace('5', "6")));
     }
 
-    /// A signature over one body must not verify another body, whatever payload header the
-    /// request carries: an unsigned `X-Sdk-Content-Sha256` holding the original body's hash
-    /// (the body-swap attack), or a signed `UNSIGNED-PAYLOAD` on a request with a body.
+    /// Headers as `headers` gives them, with some replaced or added.
+    fn with(extra: &[(&str, &[u8])]) -> impl Fn(&str) -> Option<Vec<u8>> {
+        let extra: Vec<(String, Vec<u8>)> = extra
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+            .collect();
+        move |name: &str| {
+            extra
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| headers(name))
+        }
+    }
+
+    /// The canonical request of a request signed with `signed` (names joined by `;`).
+    fn creq(
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &[u8],
+        hdr: &dyn Fn(&str) -> Option<Vec<u8>>,
+        signed: &str,
+    ) -> Vec<u8> {
+        let signed: Vec<String> = signed.split(';').map(str::to_owned).collect();
+        let req = Received {
+            method,
+            path,
+            query,
+            header: hdr,
+            body,
+        };
+        canonical_request(&req, &signed).unwrap()
+    }
+
+    /// The signature the SDK's own signer made (vectors below printed by
+    /// `huaweicloudsdkcore` 3.1.219's `Signer.sign` with `X-Sdk-Date` fixed).
+    fn sdk_signature(canonical: &[u8]) -> String {
+        sign(SK, &string_to_sign("20250101T000000Z", canonical))
+    }
+
+    const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const SMALL_BODY: &[u8] = br#"{"users": []}"#;
+    const UA: &[u8] = b"huaweicloud-usdk-python/3.0";
+
+    /// The SDK adds a signed `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD` whenever the
+    /// Content-Type is not JSON, and for an empty body signs the empty hash all the same
+    /// (`_process_hash_payload`). The server used to sign the literal there, so such a GET
+    /// failed with 401.
     #[test]
-    fn the_payload_hash_is_always_of_the_body_received_unless_signed_unsigned_and_empty() {
-        let path = format!("/v2/{PROJECT}/users/batch-create");
-        let signed: Vec<String> = SIGNED.split(';').map(str::to_owned).collect();
-        let original_hash = hex::encode(Sha256::digest(H1_BODY.as_bytes()));
-        let with_hash = |n: &str| {
-            if n == "x-sdk-content-sha256" {
-                Some(original_hash.clone())
-            } else {
-                headers(n)
-            }
-        };
-        let swapped = H1_BODY.replace("alice01", "mallory");
-        let creq = |body: &[u8], hdr: &dyn Fn(&str) -> Option<String>, signed: &[String]| {
-            canonical_request(
-                &Received {
-                    method: "POST",
-                    path: &path,
-                    query: "",
-                    header: hdr,
-                    body,
-                },
-                signed,
-            )
-            .unwrap()
-        };
-        assert_ne!(
-            creq(swapped.as_bytes(), &with_hash, &signed),
-            creq(H1_BODY.as_bytes(), &headers, &signed),
-            "an unsigned payload header must not stand in for the body"
+    fn an_empty_body_signs_the_empty_hash_whatever_x_sdk_content_sha256_says() {
+        let path = format!("/v2/{PROJECT}/users");
+        let plain = with(&[
+            ("content-type", b"text/plain"),
+            ("user-agent", UA),
+            ("x-sdk-content-sha256", b"UNSIGNED-PAYLOAD"),
+        ]);
+        let c = creq(
+            "GET",
+            &path,
+            "limit=1",
+            b"",
+            &plain,
+            "content-type;host;user-agent;x-sdk-content-sha256;x-sdk-date",
         );
-        let unsigned = |n: &str| {
-            if n == "x-sdk-content-sha256" {
-                Some(UNSIGNED_PAYLOAD.to_owned())
-            } else {
-                headers(n)
-            }
+        assert!(c.ends_with(format!("\n{EMPTY_HASH}").as_bytes()));
+        assert_eq!(
+            sdk_signature(&c),
+            "8e12d4e7d00705c9bb241131c8a1efa406e01682fa70f57b9acb8b85dcd01b2f"
+        );
+        // Any other value is ignored for an empty body as well.
+        let abc = with(&[("x-sdk-content-sha256", b"abc")]);
+        let c = creq(
+            "GET",
+            &path,
+            "",
+            b"",
+            &abc,
+            "content-type;host;x-sdk-content-sha256;x-sdk-date",
+        );
+        assert_eq!(
+            sdk_signature(&c),
+            "4c0098904141552d822d024f6b776a964c64892382c69b702d8866d811fe59ca"
+        );
+    }
+
+    /// For a non-empty body the SDK signs the header's value when there is one: the literal
+    /// `UNSIGNED-PAYLOAD` (non-JSON Content-Type), or a hash the caller put there, verbatim
+    /// (here in upper case).
+    #[test]
+    fn a_body_signs_the_value_of_x_sdk_content_sha256_when_it_is_sent() {
+        let path = format!("/v2/{PROJECT}/users/batch-create");
+        let plain = with(&[
+            ("content-type", b"text/plain"),
+            ("user-agent", UA),
+            ("x-sdk-content-sha256", b"UNSIGNED-PAYLOAD"),
+        ]);
+        let c = creq(
+            "POST",
+            &path,
+            "",
+            SMALL_BODY,
+            &plain,
+            "content-type;host;user-agent;x-sdk-content-sha256;x-sdk-date",
+        );
+        assert!(c.ends_with(b"\nUNSIGNED-PAYLOAD"));
+        assert_eq!(
+            sdk_signature(&c),
+            "61f15ecf979dafb753fca84b3652b65689483fca7b63c2a7f3dea6a4c282c1c7"
+        );
+        let upper = hex::encode_upper(Sha256::digest(SMALL_BODY));
+        let hashed = with(&[("x-sdk-content-sha256", upper.as_bytes())]);
+        let c = creq(
+            "POST",
+            &path,
+            "",
+            SMALL_BODY,
+            &hashed,
+            "content-type;host;x-sdk-content-sha256;x-sdk-date",
+        );
+        assert!(c.ends_with(format!("\n{upper}").as_bytes()));
+        assert_eq!(
+            sdk_signature(&c),
+            "b8acc9d634b7876d829319f983616dd6d93b25a5457a2a87da0efe520d12e34d"
+        );
+    }
+
+    /// The SDK signs a header's text and sends its UTF-8 bytes; the canonical request holds
+    /// those bytes, trimmed.
+    #[test]
+    fn non_ascii_header_values_are_signed_as_their_utf8_bytes() {
+        let path = format!("/v2/{PROJECT}/users");
+        let signed = "content-type;host;user-agent;x-sdk-date";
+        let cafe = with(&[("user-agent", "café".as_bytes())]);
+        let c = creq("GET", &path, "limit=1", b"", &cafe, signed);
+        assert_eq!(
+            sdk_signature(&c),
+            "7e018872574325424da7a4239361871c5eac5d0c39a39e8b5cf6ccadaca1ed66"
+        );
+        let cjk = with(&[("user-agent", " 客户端 ".as_bytes())]);
+        let c = creq("GET", &path, "limit=1", b"", &cjk, signed);
+        assert_eq!(
+            sdk_signature(&c),
+            "993078d97440d8465a2278605722b285a34bd000690cc3158e7d38201379be75"
+        );
+    }
+
+    #[test]
+    fn a_missing_signed_header_is_named() {
+        let signed: Vec<String> = ["host", "x-custom", "x-sdk-date"]
+            .map(str::to_owned)
+            .to_vec();
+        let req = Received {
+            method: "GET",
+            path: "/v2/p/users",
+            query: "",
+            header: &headers,
+            body: b"",
         };
-        let mut with_header = signed.clone();
-        with_header.push("x-sdk-content-sha256".into());
-        with_header.sort();
-        assert!(creq(b"", &unsigned, &with_header).ends_with("\nUNSIGNED-PAYLOAD"));
-        assert!(creq(b"", &unsigned, &signed).ends_with(&hex::encode(Sha256::digest(b""))));
-        assert!(creq(swapped.as_bytes(), &unsigned, &with_header)
-            .ends_with(&hex::encode(Sha256::digest(swapped.as_bytes()))));
+        assert_eq!(canonical_request(&req, &signed), Err("x-custom".to_owned()));
+    }
+
+    /// A signature over one body must not vouch for another body, whatever payload header the
+    /// request carries: an added, unsigned `X-Sdk-Content-Sha256` naming the original body's
+    /// hash makes the canonical request the original's (the SDK's rule), so the body is
+    /// checked against that hash; and a body signed as `UNSIGNED-PAYLOAD` is not covered.
+    #[test]
+    fn only_a_body_whose_own_hash_was_signed_is_covered() {
+        let path = format!("/v2/{PROJECT}/users/batch-create");
+        let original_hash = hex::encode(Sha256::digest(H1_BODY.as_bytes()));
+        let swapped = H1_BODY.replace("alice01", "mallory");
+        let cover = |body: &[u8], hdr: &dyn Fn(&str) -> Option<Vec<u8>>| {
+            body_cover(&Received {
+                method: "POST",
+                path: &path,
+                query: "",
+                header: hdr,
+                body,
+            })
+        };
+        let named_hash = with(&[("x-sdk-content-sha256", original_hash.as_bytes())]);
+        assert_eq!(
+            creq("POST", &path, "", swapped.as_bytes(), &named_hash, SIGNED),
+            creq("POST", &path, "", H1_BODY.as_bytes(), &headers, SIGNED),
+            "the SDK's rule makes the swapped request's canonical form the original's"
+        );
+        assert_eq!(cover(swapped.as_bytes(), &named_hash), BodyCover::Mismatch);
+        assert_eq!(cover(H1_BODY.as_bytes(), &named_hash), BodyCover::Signed);
+        let upper = original_hash.to_ascii_uppercase();
+        let named_upper = with(&[("x-sdk-content-sha256", upper.as_bytes())]);
+        assert_eq!(cover(H1_BODY.as_bytes(), &named_upper), BodyCover::Signed);
+        assert_eq!(cover(H1_BODY.as_bytes(), &headers), BodyCover::Signed);
+        let unsigned = with(&[("x-sdk-content-sha256", b"UNSIGNED-PAYLOAD")]);
+        assert_eq!(cover(H1_BODY.as_bytes(), &unsigned), BodyCover::Unsigned);
+        assert_eq!(cover(b"", &unsigned), BodyCover::Signed);
+        let blank = with(&[("x-sdk-content-sha256", b"  ")]);
+        assert_eq!(cover(H1_BODY.as_bytes(), &blank), BodyCover::Signed);
+        assert!(
+            creq("POST", &path, "", H1_BODY.as_bytes(), &blank, SIGNED)
+                .ends_with(original_hash.as_bytes()),
+            "a blank header is no header (the SDK tests its truth)"
+        );
     }
 
     #[test]

@@ -10,11 +10,14 @@
 //! - `json_has_nul`, `refuse_nul_in_uri`: the NUL character is refused at every front door
 //!   (PostgreSQL cannot store it in text, and no directory value needs it), so that both
 //!   stores see the same inputs and a client's NUL is a 400, never a storage failure.
+//! - `strict`: JSON bodies whose structs must come from objects, never from arrays read by
+//!   position.
 //!
 //! It knows no dialect: envelopes and error codes live in the `roster-api-*` crates.
 
 mod layers;
 mod serve;
+pub mod strict;
 
 pub use layers::{
     refuse_declared_over, refuse_nul_in_uri, with_common_layers, HiddenError, RequestId,
@@ -64,11 +67,50 @@ pub fn body_over_limit(err: &axum::Error) -> bool {
     false
 }
 
+/// The pairs of a query string, decoded (`+` as a space, percent escapes as bytes), in the
+/// order sent, repeated keys kept. `None` when an escape decodes to bytes that are not UTF-8:
+/// `form_urlencoded` would read them as U+FFFD, so that `%ff` and `%fe` became the same
+/// value (one `client_token` for two requests, say). A U+FFFD the client really sent comes
+/// escaped as `%EF%BF%BD`, so any more of them in the decoded pairs were invalid bytes.
+#[must_use]
+pub fn query_pairs(raw: &str) -> Option<Vec<(String, String)>> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let decoded: usize = pairs
+        .iter()
+        .map(|(k, v)| k.matches('\u{fffd}').count() + v.matches('\u{fffd}').count())
+        .sum();
+    (decoded <= raw.to_ascii_uppercase().matches("%EF%BF%BD").count()).then_some(pairs)
+}
+
+/// The message front doors give for a query string that is not percent-encoded UTF-8.
+pub const QUERY_UTF8_MESSAGE: &str = "the query string is not valid percent-encoded UTF-8";
+
 /// The message front doors give for a NUL character.
 pub const NUL_MESSAGE: &str = "text must not contain the NUL character (U+0000)";
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn query_pairs_refuse_escapes_that_are_not_utf8() {
+        assert_eq!(
+            super::query_pairs("a=1&a=%E5%BC%A0+x&b"),
+            Some(vec![
+                ("a".into(), "1".into()),
+                ("a".into(), "张 x".into()),
+                ("b".into(), String::new()),
+            ])
+        );
+        assert_eq!(
+            super::query_pairs("t=%ef%bf%bd"),
+            Some(vec![("t".into(), "\u{fffd}".into())])
+        );
+        for bad in ["t=%ff", "t=%fe", "%ff=1", "t=%ef%bf%bd%ff", "t=%E5%BC"] {
+            assert_eq!(super::query_pairs(bad), None, "{bad}");
+        }
+    }
+
     use super::{bearer_token, json_has_nul};
 
     #[test]

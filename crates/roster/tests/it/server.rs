@@ -130,8 +130,12 @@ async fn malformed_json_is_a_40001_envelope_and_changes_nothing() {
     );
     // An array is no body object, though serde would read one field by field; bytes that
     // are not UTF-8 are no JSON text, even in a member that nothing reads.
-    let bodies: [(&str, Vec<u8>); 3] = [
+    let bodies: [(&str, Vec<u8>); 4] = [
         ("an array", br#"["Arr",null,"0","arr"]"#.to_vec()),
+        (
+            "an array for a nested object",
+            br#"{"name":"N","parent_department_id":"0","i18n_name":["a","b","c"]}"#.to_vec(),
+        ),
         (
             "a token request as an array",
             br#"["cli_x","secret"]"#.to_vec(),
