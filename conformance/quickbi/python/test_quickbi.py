@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
 import requests
@@ -256,6 +256,41 @@ def test_form_body_parameters_are_read_and_covered_by_the_payload_hash(qb, key, 
     h = acs3_headers(key, "AddUserGroupMembers", query, host, body)
     r = requests.post(f"{BASE}/?{query}", headers=h, data=b"UserGroupIds=other", timeout=30)
     assert r.status_code == 400 and r.json()["Code"] == "SignatureDoesNotMatch"
+
+
+def test_a_full_batch_of_the_longest_legal_entries_is_accepted_as_a_form_body(key, qb, directory):
+    """1 000 entries (the most allowed), each a 64-character id (the longest user id) and a
+    100-character nickname (the longest), escaped by json.dumps as \\uXXXX (an emoji as two),
+    as a signed form body: about 1.8 MB. It used to be refused at 256 KiB per parameter."""
+    host = BASE.split("//", 1)[1]
+    real = [directory.user() for _ in range(3)]
+    cjk = "".join(chr(0x4E00 + i) for i in range(100))
+    users = {u["open_id"]: cjk for u in real}
+    for i in range(1000 - len(real)):
+        users[f"{i:04d}" + "@" * 60] = "\U0001F600" * 100
+    body = urlencode({"FeishuUsers": json.dumps(users), "IsAdmin": "False", "IsAuthAdmin": "False",
+                      "UserType": "1"}).encode()
+    assert len(body) > 1024 * 1024
+    h = acs3_headers(key, "BatchAddFeishuUsers", "", host, body)
+    r = requests.post(f"{BASE}/", headers=h, data=body, timeout=120)
+    assert r.status_code == 200, r.text[:500]
+    result = r.json()["Result"]
+    assert (result["OkCount"], result["FailCount"]) == (3, 997)
+    codes = {fr["FailInfos"][0]["Code"] for fr in result["FailResults"]}
+    assert codes == {"Feishu.User.Need.Sync.Contact"}
+    info = qb.query_user_info_by_user_id(m.QueryUserInfoByUserIdRequest(user_id=real[0]["open_id"]))
+    assert info.body.result.nick_name == cjk
+
+
+def test_a_parameter_longer_than_any_legal_one_is_parameter_length_exceed(key):
+    host = BASE.split("//", 1)[1]
+    # Whitespace is legal JSON, but no legal FeishuUsers is this long (1 280 016 bytes at most).
+    padded = '{"ou_x": "x"' + " " * 1_280_010 + "}"
+    body = urlencode({"FeishuUsers": padded, "UserType": "1"}).encode()
+    h = acs3_headers(key, "BatchAddFeishuUsers", "", host, body)
+    r = requests.post(f"{BASE}/", headers=h, data=body, timeout=120)
+    assert r.status_code == 400 and r.json()["Code"] == "Parameter.Length.Exceed", r.text[:500]
+    assert "FeishuUsers" in r.json()["Message"]
 
 
 def test_unsigned_and_malformed_requests_answer_in_the_json_envelope():

@@ -410,6 +410,78 @@ mod tests {
         assert!(serde_json::from_str::<OrderedEntries>("nope").is_err());
     }
 
+    /// `FeishuUsers` as Python's `json.dumps` writes it: `": "` and `", "` between items,
+    /// and with `ascii` every non-ASCII character escaped as `\uXXXX` (two for a character
+    /// beyond the Basic Multilingual Plane).
+    fn dumps(entries: &[(String, String)], ascii: bool) -> String {
+        use std::fmt::Write as _;
+        let quote = |s: &str| {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                if ascii && !c.is_ascii() {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        write!(out, "\\u{unit:04x}").expect("writing to a String cannot fail");
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            out.push('"');
+            out
+        };
+        let items: Vec<String> = entries
+            .iter()
+            .map(|(id, nick)| format!("{}: {}", quote(id), quote(nick)))
+            .collect();
+        format!("{{{}}}", items.join(", "))
+    }
+
+    /// The audit's refused request, at its worst: 1 000 entries (the most allowed), each the
+    /// longest user id (with `@`, which form encoding triples) and a nickname of the most
+    /// characters allowed, sent as a form body. With 256 KiB per parameter even 40-character
+    /// CJK nicknames were refused; with a 1 MiB body, 100 CJK characters unescaped were.
+    #[test]
+    fn the_longest_legal_feishu_users_fits_the_body_and_the_parameter_cap() {
+        use roster_core::bi::{parse_nickname, MAX_BATCH_ENTRIES, MAX_NICKNAME_CHARS};
+
+        for (nick_char, ascii) in [('😀', true), ('😀', false), ('中', true), ('中', false)] {
+            let entries: Vec<(String, String)> = (0..MAX_BATCH_ENTRIES)
+                .map(|i| {
+                    let id = format!("{i:04}{}", "@".repeat(crate::params::LONGEST_USER_ID - 4));
+                    (id, nick_char.to_string().repeat(MAX_NICKNAME_CHARS))
+                })
+                .collect();
+            let json = dumps(&entries, ascii);
+            let body = format!(
+                "FeishuUsers={}&IsAdmin=False&IsAuthAdmin=False&UserType=1&UserGroupIds={}",
+                form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>(),
+                vec!["g".repeat(64); roster_core::bi::MAX_GROUPS_PER_CALL].join("%2C"),
+            );
+            assert!(
+                body.len() <= crate::MAX_BODY,
+                "{nick_char} ascii={ascii}: {} bytes",
+                body.len()
+            );
+            let params = Params::new(&[], &crate::params::decode(body.as_bytes()));
+            let raw = params
+                .text("FeishuUsers")
+                .expect("the longest legal FeishuUsers is accepted")
+                .expect("present");
+            let OrderedEntries(parsed) = serde_json::from_str(&raw).unwrap();
+            assert_eq!(parsed.len(), MAX_BATCH_ENTRIES);
+            for (id, nick) in parsed {
+                roster_core::UserId::parse(&id).expect("a legal user id");
+                let Value::String(nick) = nick else {
+                    panic!("a string nickname")
+                };
+                assert_eq!(
+                    parse_nickname(&nick).unwrap().chars().count(),
+                    MAX_NICKNAME_CHARS
+                );
+            }
+        }
+    }
+
     #[test]
     fn role_ids_follow_the_flags_and_the_type() {
         let m = BiMember {

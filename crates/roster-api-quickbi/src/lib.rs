@@ -37,9 +37,16 @@ use crate::params::Params;
 
 /// The API version every action belongs to.
 pub const API_VERSION: &str = "2022-01-01";
-/// Largest request body read. Quick BI puts parameters in the query; bodies are small
-/// form-encoded lists such as `RoleIds`.
-const MAX_BODY: usize = 1024 * 1024;
+/// Largest request body read. The SDK puts parameters in the query, but a client may send
+/// them as a form body, and the longest legal one is a full `BatchAddFeishuUsers`: the
+/// longest `FeishuUsers` (`params::MAX_VALUE_LEN`, 1.28 MB of JSON) percent-encoded as
+/// Python's `urlencode` does (`\uXXXX` becomes `%5CuXXXX`, an `@` in an id `%40`) is about
+/// 1.81 MB. 1 MiB refused full batches of long CJK nicknames sent unescaped, let alone
+/// emoji; 2 MiB takes the longest with room for the other parameters.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+// A parameter at its longest must fit in a body.
+const _: () = assert!(params::MAX_VALUE_LEN < MAX_BODY);
 
 /// Settings of the Quick BI front door.
 #[derive(Debug, Clone, Copy)]

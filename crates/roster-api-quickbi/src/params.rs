@@ -2,10 +2,29 @@
 //! parameters, an `application/x-www-form-urlencoded` body (spec 3.2), with typed getters
 //! that fail in Quick BI's envelope.
 
+use roster_core::bi::{MAX_BATCH_ENTRIES, MAX_NICKNAME_CHARS};
+
+use crate::codes;
 use crate::error::QuickBiError;
 
-/// Longest value of any one parameter; `FeishuUsers` of a full batch fits easily.
-const MAX_VALUE_LEN: usize = 256 * 1024;
+/// Longest id that can name a directory user in `FeishuUsers`: a custom user id has 1 to 64
+/// characters (`roster_core::UserId`); open and union ids have 35.
+pub(crate) const LONGEST_USER_ID: usize = 64;
+/// Most bytes one nickname character takes in JSON: a character beyond the Basic
+/// Multilingual Plane (an emoji) escaped as a surrogate pair, `\uD83D\uDE00`. Python's
+/// `json.dumps` escapes every non-ASCII character by default; a CJK character takes 6.
+const ESCAPED_CHAR_MAX: usize = 12;
+/// Bytes around one entry: `"id": "nick", ` has 6 of quotes, colon and comma and 2 of
+/// spaces; the rest leaves room for a pretty-printer's newline and indent.
+const ENTRY_FRAMING: usize = 16;
+/// Longest value of any one parameter: the longest legal `FeishuUsers`, which is the largest
+/// parameter of any action: 1 000 entries, each the longest id and a nickname of the most
+/// characters allowed, every one escaped at its longest, plus the braces (1 280 016 bytes).
+/// A value longer than that cannot be a legal request, so it is refused before it is parsed.
+/// It stays below the body limit (`MAX_BODY`), which the form-encoded request must fit in.
+pub(crate) const MAX_VALUE_LEN: usize = MAX_BATCH_ENTRIES
+    * (LONGEST_USER_ID + MAX_NICKNAME_CHARS * ESCAPED_CHAR_MAX + ENTRY_FRAMING)
+    + ENTRY_FRAMING;
 
 /// Decoded parameters, query first, then the form body.
 #[derive(Debug, Default)]
@@ -38,7 +57,12 @@ impl Params {
     pub(crate) fn text(&self, name: &str) -> Result<Option<String>, QuickBiError> {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(None),
-            Some(v) if v.len() > MAX_VALUE_LEN => Err(QuickBiError::invalid(name, "too long")),
+            Some(v) if v.len() > MAX_VALUE_LEN => Err(QuickBiError::bad(
+                codes::PARAMETER_LENGTH_EXCEED,
+                format!(
+                    "The specified parameter \"{name}\" is too long: at most {MAX_VALUE_LEN} bytes."
+                ),
+            )),
             // A NUL escaped in a parameter that holds JSON (`FeishuUsers`); raw ones are
             // refused with the request.
             Some(v) if roster_http::json_has_nul(v.as_bytes()) => {
@@ -107,6 +131,29 @@ mod tests {
         assert_eq!(p.bool("B").unwrap(), Some(false));
         assert!(p.bool("C").is_err());
         assert_eq!(p.bool("D").unwrap(), None);
+    }
+
+    /// A parameter over the cap is `Parameter.Length.Exceed` (documented by Quick BI for a
+    /// parameter that is too long), not a generic `InvalidParameter`; one at the cap is read.
+    #[test]
+    fn a_parameter_over_the_cap_is_parameter_length_exceed() {
+        let at = Params::new(&[("V".into(), "x".repeat(MAX_VALUE_LEN))], &[]);
+        assert_eq!(at.text("V").unwrap().map(|v| v.len()), Some(MAX_VALUE_LEN));
+        let over = Params::new(&[("V".into(), "x".repeat(MAX_VALUE_LEN + 1))], &[]);
+        let err = over.text("V").unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (http::StatusCode::BAD_REQUEST, "Parameter.Length.Exceed")
+        );
+        assert!(err.message.contains("\"V\""), "{}", err.message);
+    }
+
+    /// `LONGEST_USER_ID` is the core's rule for user ids, the longest ids that name a user.
+    #[test]
+    fn the_longest_user_id_is_the_core_s() {
+        assert!(roster_core::UserId::parse(&"a".repeat(LONGEST_USER_ID)).is_ok());
+        assert!(roster_core::UserId::parse(&"a".repeat(LONGEST_USER_ID + 1)).is_err());
+        assert!(LONGEST_USER_ID >= roster_core::OpenId::PREFIX.len() + 32);
     }
 
     #[test]
