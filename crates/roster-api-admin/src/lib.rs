@@ -18,9 +18,9 @@ mod imports;
 pub mod rows;
 pub mod split;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query};
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
@@ -64,6 +64,17 @@ pub fn router(dir: Directory) -> Router {
         .route("/api/v1/", any(not_found))
         .route("/api/v1/{*rest}", any(not_found))
         .with_state(AdminState { dir });
+    // Every route, those that read no query parameter included, refuses a repeated one
+    // before its handler runs: which of two values a handler would see is not for the
+    // client to guess, and a request that says `dry_run=true` anywhere must never write.
+    let routes = routes.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match query_pairs(request.uri()) {
+                Ok(_) => next.run(request).await,
+                Err(e) => e.into_response(),
+            }
+        },
+    ));
     roster_http::refuse_nul_in_uri(routes, |_| {
         AdminError::bad_request(roster_http::NUL_MESSAGE).into_response()
     })
@@ -130,14 +141,30 @@ impl FromRequestParts<AdminState> for Auth {
     }
 }
 
-/// The query string as a map, holding only the parameters `known`; a malformed query, or
-/// one naming any other parameter, fails in this API's envelope. A misspelt option
-/// (`dry-run=true`) must not be ignored: the upload would then write what its sender
-/// meant only to check.
+/// The query string's parameters in the order sent, each name at most once. A malformed
+/// query, or one that names a parameter twice, fails in this API's envelope: collected
+/// into a map, `?dry_run=true&dry_run=false` would silently keep the last value and write
+/// what its sender may have meant only to check.
+pub(crate) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, AdminError> {
+    let pairs = roster_http::query_pairs(uri.query().unwrap_or_default())
+        .ok_or_else(|| AdminError::bad_request(roster_http::QUERY_UTF8_MESSAGE))?;
+    let mut seen = HashSet::with_capacity(pairs.len());
+    for (name, _) in &pairs {
+        if !seen.insert(name.as_str()) {
+            return Err(AdminError::bad_request(format!(
+                "query parameter {name:?} is given more than once; give it once"
+            )));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The query string as a map, holding only the parameters `known`, each at most once; a
+/// malformed query, a repeated parameter or one naming any other parameter fails in this
+/// API's envelope. A misspelt option (`dry-run=true`) must not be ignored: the upload
+/// would then write what its sender meant only to check.
 pub(crate) fn query(uri: &Uri, known: &[&str]) -> Result<HashMap<String, String>, AdminError> {
-    let q = Query::<HashMap<String, String>>::try_from_uri(uri)
-        .map(|q| q.0)
-        .map_err(|e| AdminError::bad_request(format!("malformed query string: {e}")))?;
+    let q: HashMap<String, String> = query_pairs(uri)?.into_iter().collect();
     let mut unknown: Vec<&str> = q
         .keys()
         .map(String::as_str)
@@ -167,5 +194,61 @@ pub(crate) fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, Admi
         Some(other) => Err(AdminError::bad_request(format!(
             "{name} must be true or false, not {other:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().expect("a valid test URI")
+    }
+
+    #[test]
+    fn a_repeated_query_parameter_is_refused_by_name() {
+        for (q, name) in [
+            ("/api/v1/imports?dry_run=true&dry_run=false", "dry_run"),
+            ("/api/v1/imports?dry_run&dry_run=0", "dry_run"),
+            (
+                "/api/v1/imports?format=csv&notify=1&format=ndjson",
+                "format",
+            ),
+            // The name is compared after decoding, so an encoded spelling is no way round.
+            ("/api/v1/imports?dry_run=true&dry%5Frun=false", "dry_run"),
+            ("/api/v1/imports/x/results?after=1&limit=5&after=2", "after"),
+        ] {
+            let e = query(
+                &uri(q),
+                &["format", "mode", "notify", "dry_run", "after", "limit"],
+            )
+            .expect_err(q);
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "invalid_request")
+            );
+            assert!(
+                e.message.contains(&format!("{name:?}")) && e.message.contains("more than once"),
+                "{q}: {}",
+                e.message
+            );
+            assert!(query_pairs(&uri(q)).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn distinct_query_parameters_still_read() {
+        let q = query(&uri("/x?dry_run&notify=true"), &["dry_run", "notify"]).unwrap();
+        assert_eq!(
+            (flag(&q, "dry_run").unwrap(), flag(&q, "notify").unwrap()),
+            (true, true)
+        );
+        assert!(query_pairs(&uri("/x")).unwrap().is_empty());
+        let e = query(&uri("/x?dry-run=true"), &["dry_run"]).unwrap_err();
+        assert!(
+            e.message.contains("unknown query parameter"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -82,30 +82,75 @@ impl RawRow {
         field_position(name).and_then(|p| self.values[p].as_deref())
     }
 
-    /// Reads one NDJSON line: a JSON object whose values are strings, numbers, booleans,
-    /// null, or (for `department_ids`) an array of strings.
+    /// Reads one NDJSON line: a JSON object whose keys are field names, each once, and
+    /// whose values are strings, whole numbers, null, or (for `department_ids`) an array
+    /// of strings.
     pub fn from_json(line: &[u8]) -> Result<Self, ItemError> {
+        Self::from_json_with(line, |key| {
+            field_position(key)
+                .map(|p| FIELDS[p])
+                .ok_or_else(|| format_error(key, format!("unknown field {key:?}")))
+        })
+    }
+
+    /// Reads one NDJSON line whose keys `field_of` turns into fields (`roster import` maps
+    /// a file's own key names as it maps CSV columns). A key sent twice, or two keys that
+    /// give one field, fail the row: either way one value would silently replace the
+    /// other. A boolean fails too: the fields are text, and storing `true` as the text
+    /// "true" would keep a value its sender most likely never meant as a name or a city.
+    pub fn from_json_with(
+        line: &[u8],
+        mut field_of: impl FnMut(&str) -> Result<&'static str, ItemError>,
+    ) -> Result<Self, ItemError> {
         // A UTF-8 byte order mark (which editors put at the start of a file) is not JSON;
         // it cannot start a valid line either, so it is dropped wherever it appears.
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-        let value: serde_json::Value = serde_json::from_slice(line)
-            .map_err(|e| format_error("row", format!("not JSON: {e}")))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(format_error("row", "a row must be a JSON object"));
-        };
+        let members: Members = serde_json::from_slice(line).map_err(|e| match e.classify() {
+            // The only data error reading `Members` can meet is a line that is valid
+            // JSON but no object (its members are read as any JSON value).
+            serde_json::error::Category::Data => format_error("row", "a row must be a JSON object"),
+            _ => format_error("row", format!("not JSON: {e}")),
+        })?;
+        if let Some(key) = members.repeated {
+            return Err(format_error(
+                &key,
+                format!("the key {key:?} appears more than once in this row; send it once"),
+            ));
+        }
         let mut row = RawRow::default();
-        for (k, v) in map {
+        // The key each field came from, to name both in the error of a second one.
+        let mut given: [Option<String>; FIELDS.len()] = Default::default();
+        for (k, v) in members.pairs {
+            let field = field_of(&k)?;
+            let pos = field_position(field)
+                .ok_or_else(|| format_error(field, format!("unknown field {field:?}")))?;
+            if let Some(first) = &given[pos] {
+                return Err(format_error(
+                    field,
+                    format!("the keys {first:?} and {k:?} both give this field; keep one"),
+                ));
+            }
             let text = match v {
                 serde_json::Value::Null => String::new(),
                 serde_json::Value::String(s) => s,
-                serde_json::Value::Number(n) => whole_number(&k, &n)?,
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Array(items) if k == "department_ids" => {
+                serde_json::Value::Number(n) => whole_number(field, &n)?,
+                serde_json::Value::Bool(b) => {
+                    return Err(format_error(
+                        field,
+                        format!(
+                            "must be a string or a number, not the boolean {b}; \
+                             send text as a JSON string"
+                        ),
+                    ))
+                }
+                serde_json::Value::Array(items) if field == "department_ids" => {
                     let mut parts = Vec::with_capacity(items.len());
                     for item in items {
                         match item {
                             serde_json::Value::String(s) => parts.push(s),
-                            serde_json::Value::Number(n) => parts.push(whole_number(&k, &n)?),
+                            serde_json::Value::Number(n) => {
+                                parts.push(whole_number(field, &n)?);
+                            }
                             _ => {
                                 return Err(format_error(
                                     "department_ids",
@@ -116,9 +161,10 @@ impl RawRow {
                     }
                     parts.join(";")
                 }
-                _ => return Err(format_error(&k, "must be a string or a number")),
+                _ => return Err(format_error(field, "must be a string or a number")),
             };
-            row.set(&k, &text)?;
+            row.set(field, &text)?;
+            given[pos] = Some(k);
         }
         Ok(row)
     }
@@ -137,6 +183,48 @@ impl RawRow {
     /// The values in `FIELDS` order, absent ones empty (for CSV).
     pub fn cells(&self) -> impl Iterator<Item = &str> {
         self.values.iter().map(|v| v.as_deref().unwrap_or(""))
+    }
+}
+
+/// The members of one NDJSON row, in the order sent. serde_json's own map keeps only the
+/// last of two members with one name, which would hide a repeated key; read member by
+/// member, the first name that comes again is kept here for `from_json_with` to refuse.
+struct Members {
+    pairs: Vec<(String, serde_json::Value)>,
+    repeated: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut pairs: Vec<(String, serde_json::Value)> = Vec::new();
+                let mut names = std::collections::HashSet::new();
+                let mut repeated = None;
+                // Every member is read, a repeated one too, so that a syntax error later
+                // in the line is still reported as one.
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value::<serde_json::Value>()?;
+                    if !names.insert(key.clone()) {
+                        repeated.get_or_insert(key);
+                        continue;
+                    }
+                    pairs.push((key, value));
+                }
+                Ok(Members { pairs, repeated })
+            }
+        }
+        deserializer.deserialize_map(Visit)
     }
 }
 
@@ -199,7 +287,14 @@ pub fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, String> {
         .from_reader(bytes);
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
-        Ok(_) => Ok(record),
+        Ok(_) => match badly_quoted_cell(bytes, &record) {
+            None => Ok(record),
+            Some(cell) => Err(format!(
+                "cell {cell} is badly quoted: a quote inside a quoted cell must be doubled \
+                 (\"\"), and nothing but spaces may come between a cell's closing quote and \
+                 the next comma or the line end"
+            )),
+        },
         Err(e) => Err(match e.kind() {
             csv::ErrorKind::Utf8 { err, .. } => format!(
                 "cell {} is not valid UTF-8; send the file as UTF-8",
@@ -208,6 +303,77 @@ pub fn csv_record(bytes: &[u8]) -> Result<csv::StringRecord, String> {
             _ => format!("bad CSV: {e}"),
         }),
     }
+}
+
+/// The first cell (counted from 1) of a record whose raw bytes are not the cells the `csv`
+/// crate read from them, written the one way RFC 4180 allows; `None` when every cell is.
+///
+/// The crate has no strict mode: in `"ab"c"` it takes the quote after `ab` as the end of
+/// the quoted cell, then reads `c"` on as plain text, and gives `abc"`, which is not what
+/// the sender meant (most likely `ab"c`); a quote that never closes before the record ends
+/// is taken as closed. Neither is an error it reports, and nothing in its record tells
+/// them apart from a well-formed cell. So each cell is written back as it must appear: a
+/// cell that starts with a quote as `"` + the text with each quote doubled + `"` (spaces
+/// after the closing quote are let be, see `spelled`), any other as its text unchanged (a quote inside an unquoted cell, as in `O"Brien`, is an
+/// ordinary character that the crate keeps as it is). Cells are separated by a comma, and
+/// the crate's reading is faithful exactly when these spellings, joined, are the record's
+/// bytes. This is no second parser: the crate decides where cells start and what they
+/// hold, and this only checks that its answer needed none of its lenient guesses.
+fn badly_quoted_cell(raw: &[u8], record: &csv::StringRecord) -> Option<usize> {
+    // The crate drops a UTF-8 byte order mark at the start of what it reads (each record is
+    // read on its own, so at the start of any record) before it reads the first cell.
+    let mut rest = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    for (i, cell) in record.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix(b",") {
+                Some(r) => rest = r,
+                // Cell `i` (counted from 1) ran on past where the crate ended it.
+                None => return Some(i),
+            }
+        }
+        match spelled(rest, cell.as_bytes()) {
+            Some(r) => rest = r,
+            None => return Some(i + 1),
+        }
+    }
+    // The splitter leaves no line end on a record, but a caller may: only line-end bytes
+    // may follow the last cell.
+    if rest.iter().all(|&b| b == b'\r' || b == b'\n') {
+        None
+    } else {
+        Some(record.len().max(1))
+    }
+}
+
+/// What follows `cell` in `raw` when `raw` starts with the one spelling RFC 4180 allows
+/// for it (quoted when `raw` starts with a quote); `None` when it does not.
+fn spelled<'r>(raw: &'r [u8], cell: &[u8]) -> Option<&'r [u8]> {
+    let Some(mut rest) = raw.strip_prefix(b"\"") else {
+        return raw.strip_prefix(cell);
+    };
+    // Inside the quotes every byte of the cell is written as itself, a quote doubled;
+    // the first place where the record holds a lone quote instead is the closing quote.
+    let mut inside = 0;
+    for &b in cell {
+        let next = if b == b'"' {
+            rest.strip_prefix(b"\"\"")?
+        } else if let Some(next) = rest.strip_prefix(&[b]) {
+            next
+        } else {
+            break;
+        };
+        rest = next;
+        inside += 1;
+    }
+    rest = rest.strip_prefix(b"\"")?;
+    // The crate appends what follows the closing quote to the cell. Spaces or tabs there
+    // (`"Ann" ,`) change nothing that is stored, since values are trimmed when a row is
+    // read, so they are let be; anything else (`"ab"c"`) would be stored altered.
+    let after = &cell[inside..];
+    if !after.iter().all(|&b| b == b' ' || b == b'\t') {
+        return None;
+    }
+    rest.strip_prefix(after)
 }
 
 /// The error of a row longer than `MAX_ROW_BYTES`. In CSV the usual cause is a quote that
@@ -542,6 +708,112 @@ mod tests {
             let line = format!(r#"{{"name":"A","employee_no":{n}}}"#);
             let e = RawRow::from_json(line.as_bytes()).unwrap_err();
             assert!(e.detail.starts_with("employee_no:"), "{n}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn json_booleans_do_not_stand_for_text() {
+        for line in [
+            r#"{"name":true,"user_id":"b1"}"#,
+            r#"{"name":"A","city":false}"#,
+            r#"{"name":"A","department_ids":[true]}"#,
+        ] {
+            let e = RawRow::from_json(line.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, "dialect", "{line}: {e:?}");
+            assert!(
+                e.detail.starts_with("name:")
+                    || e.detail.starts_with("city:")
+                    || e.detail.starts_with("department_ids:"),
+                "{line}: {e:?}"
+            );
+        }
+        let e = RawRow::from_json(br#"{"name":true}"#).unwrap_err();
+        assert!(e.detail.contains("boolean true"), "{e:?}");
+        // Numbers and null still read as before.
+        let row = RawRow::from_json(br#"{"name":"A","employee_no":42,"city":null}"#).unwrap();
+        assert_eq!(
+            (row.get("employee_no"), row.get("city")),
+            (Some("42"), None)
+        );
+    }
+
+    #[test]
+    fn a_json_key_sent_twice_fails_the_row() {
+        for line in [
+            r#"{"name":"first","name":"second","user_id":"dupkey1"}"#,
+            r#"{"name":"first","user_id":"d","name":null}"#,
+            // The same name once escaped is the same key.
+            r#"{"name":"first","n\u0061me":"second"}"#,
+        ] {
+            let e = RawRow::from_json(line.as_bytes()).unwrap_err();
+            assert!(
+                e.detail.starts_with("name:") && e.detail.contains("more than once"),
+                "{line}: {e:?}"
+            );
+        }
+        // A repeated unknown key is still a refused row, whichever error names it.
+        assert!(RawRow::from_json(br#"{"name":"A","x":1,"x":2}"#).is_err());
+        // Non-objects and broken JSON keep their own errors.
+        let e = RawRow::from_json(b"[1,2]").unwrap_err();
+        assert!(e.detail.contains("must be a JSON object"), "{e:?}");
+        let e = RawRow::from_json(br#"{"name":"A","name":"B""#).unwrap_err();
+        assert!(e.detail.contains("not JSON"), "{e:?}");
+        let e = RawRow::from_json(br#"{"name":"A"} x"#).unwrap_err();
+        assert!(e.detail.contains("not JSON"), "{e:?}");
+    }
+
+    #[test]
+    fn two_json_keys_for_one_field_fail_the_row() {
+        let field_of = |k: &str| match k {
+            "phone" | "mobile" => Ok("mobile"),
+            "name" => Ok("name"),
+            other => Err(format_error(other, "unknown")),
+        };
+        let line = br#"{"name":"A","mobile":"+8613800000000","phone":"+8613800000001"}"#;
+        let e = RawRow::from_json_with(line, field_of).unwrap_err();
+        assert!(e.detail.starts_with("mobile:"), "{e:?}");
+        let row = RawRow::from_json_with(br#"{"name":"A","phone":"+86138"}"#, field_of).unwrap();
+        assert_eq!(row.get("mobile"), Some("+86138"));
+    }
+
+    #[test]
+    fn badly_quoted_csv_cells_fail_instead_of_being_altered() {
+        for (raw, cell) in [
+            (r#""ab"c",q1x,"x""y""#, 1),
+            (r#"q1x,"ab"c""#, 2),
+            (r#"a,"b"x"#, 2),
+            (r#"a,"never closed"#, 2),
+            (r#""a""b,c"#, 1),
+            (r#"a,"b" x,c"#, 2),
+            (r#"a,"b"  "c",d"#, 2),
+        ] {
+            let e = csv_record(raw.as_bytes()).unwrap_err();
+            assert!(
+                e.starts_with(&format!("cell {cell} is badly quoted")),
+                "{raw}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn well_formed_csv_records_read_as_before() {
+        for (raw, cells) in [
+            (r#""ab""c",q1x,"x""y""#, vec![r#"ab"c"#, "q1x", r#"x"y"#]),
+            (r#"O"Brien,x,"#, vec![r#"O"Brien"#, "x", ""]),
+            (
+                "\"Smith, Ann\",\"New\nYork\",\"\"",
+                vec!["Smith, Ann", "New\nYork", ""],
+            ),
+            (r#""""""#, vec![r#"""#]),
+            (" \"a\" ,b", vec![r#" "a" "#, "b"]),
+            ("\u{feff}name,city", vec!["name", "city"]),
+            ("\u{feff}\"na\"\"me\",city", vec!["na\"me", "city"]),
+            ("a,b\r", vec!["a", "b"]),
+            // Spaces after a closing quote are trimmed away with the value's own.
+            ("a,\"b \" \t,c", vec!["a", "b  \t", "c"]),
+        ] {
+            let record = csv_record(raw.as_bytes()).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+            assert_eq!(record.iter().collect::<Vec<_>>(), cells, "{raw:?}");
         }
     }
 

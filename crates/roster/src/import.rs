@@ -524,36 +524,15 @@ fn cells_of(record: &csv::StringRecord) -> Vec<String> {
     record.iter().map(str::to_owned).collect()
 }
 
-/// An NDJSON line, its keys mapped like CSV columns.
+/// An NDJSON line, its keys mapped like CSV columns, read by the upload API's own row
+/// parser so that a row the server would refuse (a boolean for text, a key sent twice) is
+/// refused here too; two keys that map to one field (`mobile` and `phone`) fail the row
+/// there as well.
 fn ndjson_row(mapping: &HashMap<String, &'static str>, line: &[u8]) -> Result<RawRow, ItemError> {
-    // A UTF-8 byte-order mark (editors write one at the start of a file) is not JSON: it
-    // is dropped, as the upload API drops it (`RawRow::from_json`).
-    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-    let value: Value =
-        serde_json::from_slice(line).map_err(|e| format_error("row", format!("not JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(format_error("row", "a row must be a JSON object"));
-    };
-    let mut renamed = serde_json::Map::with_capacity(map.len());
-    // The key each field came from: two keys for one field (`mobile` and `phone`) would
-    // have one value silently replace the other, so the row is refused instead.
-    let mut keys: HashMap<&'static str, String> = HashMap::new();
-    for (k, v) in map {
-        match column_field(mapping, &k) {
-            Some(f) => {
-                if let Some(first) = keys.get(f) {
-                    return Err(format_error(
-                        f,
-                        format!("the keys {first:?} and {k:?} both give this field; keep one"),
-                    ));
-                }
-                keys.insert(f, k.clone());
-                renamed.insert(f.to_owned(), v);
-            }
-            None => return Err(format_error(&k, format!("unknown field {k:?} (see --map)"))),
-        }
-    }
-    RawRow::from_json(Value::Object(renamed).to_string().as_bytes())
+    RawRow::from_json_with(line, |key| {
+        column_field(mapping, key)
+            .ok_or_else(|| format_error(key, format!("unknown field {key:?} (see --map)")))
+    })
 }
 
 /// The `--errors` report file, opened before the import and written after it.

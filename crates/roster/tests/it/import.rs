@@ -408,6 +408,10 @@ async fn upload_options_are_checked_and_a_nul_in_a_csv_cell_fails_its_row() {
     )
     .await;
     assert_eq!(status, 415, "{resp}");
+    // A value whose escapes are not UTF-8 is refused too, not read as U+FFFD.
+    let (status, resp) = upload(&s, &token, nd, generated(2), "?dry_run=%ff").await;
+    assert_eq!(status, 400, "{resp}");
+    assert_eq!(resp["error"]["code"], "invalid_request", "{resp}");
     assert_eq!(
         sqlite_count(
             &s.data_dir,
@@ -1196,4 +1200,311 @@ async fn a_wrong_method_or_an_undecodable_task_id_answers_in_the_envelope() {
     let (status, body) = s.get("/api/v1/imports/%FF", Some(&token)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+}
+
+/// A query parameter given twice is refused on every admin route, naming it, before
+/// anything is written: `?dry_run=true&dry_run=false` used to keep the last value and
+/// import for real.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_query_parameter_is_refused_on_every_admin_route() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let nd = "application/x-ndjson";
+    for (query, name) in [
+        ("?dry_run=true&dry_run=false", "dry_run"),
+        ("?dry_run&dry_run=0", "dry_run"),
+        ("?dry_run=true&dry%5Frun=false", "dry_run"),
+        ("?format=csv&format=ndjson", "format"),
+        ("?notify=false&notify=true", "notify"),
+        ("?mode=best_effort&mode=best_effort", "mode"),
+    ] {
+        let (status, resp) = upload(&s, &token, nd, generated(2), query).await;
+        assert_eq!(status, 400, "{query}: {resp}");
+        assert_eq!(resp["error"]["code"], "invalid_request", "{query}: {resp}");
+        let message = resp["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("\"{name}\"")) && message.contains("more than once"),
+            "{query}: {resp}"
+        );
+    }
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id LIKE 'u%'"
+        ),
+        0,
+        "nothing was written"
+    );
+    assert_eq!(sqlite_count(&s.data_dir, "SELECT count(*) FROM tasks"), 0);
+
+    // The read routes too, the status route included although it reads no parameter.
+    let (status, resp) = upload(&s, &token, nd, generated(1), "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    for (path, name) in [
+        (
+            format!("/api/v1/imports/{id}/results?after=0&after=1"),
+            "after",
+        ),
+        (
+            format!("/api/v1/imports/{id}/results?limit=1&limit=2"),
+            "limit",
+        ),
+        (format!("/api/v1/imports/{id}?x=1&x=2"), "x"),
+        (
+            "/api/v1/users/export?format=csv&format=ndjson".to_owned(),
+            "format",
+        ),
+    ] {
+        let (status, resp) = s.get(&path, Some(&token)).await;
+        assert_eq!(status, 400, "{path}: {resp}");
+        assert_eq!(resp["error"]["code"], "invalid_request", "{path}: {resp}");
+        assert!(
+            resp["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("\"{name}\"")),
+            "{path}: {resp}"
+        );
+    }
+    let (status, page) = s
+        .get(
+            &format!("/api/v1/imports/{id}/results?after=0&limit=1"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 200, "distinct parameters still read: {page}");
+}
+
+/// NDJSON rows: a boolean does not stand for text and a key sent twice is not settled by
+/// keeping the last; each fails its own row, the others go on. A whole number still
+/// stands for its digits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_booleans_and_repeated_keys_fail_their_rows() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let body = concat!(
+        "{\"name\":true,\"user_id\":\"boolname1\",\"city\":false}\n",
+        "{\"name\":\"Ann\",\"user_id\":\"boolcity1\",\"city\":false}\n",
+        "{\"name\":\"first\",\"name\":\"second\",\"user_id\":\"dupkey1\"}\n",
+        "{\"name\":\"Fine\",\"user_id\":\"fine1\",\"employee_no\":1234}\n",
+    );
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "application/x-ndjson",
+        body.as_bytes().to_vec(),
+        "?dry_run=true",
+    )
+    .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        (resp["valid"].as_u64(), resp["invalid"].as_u64()),
+        (Some(1), Some(3)),
+        "{resp}"
+    );
+    let (status, resp) = upload(
+        &s,
+        &token,
+        "application/x-ndjson",
+        body.as_bytes().to_vec(),
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (t["succeeded"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(3)),
+        "{t}"
+    );
+    let results = all_results(&s, &token, &id).await;
+    for (i, field, words) in [
+        (0, "name", "boolean"),
+        (1, "city", "boolean"),
+        (2, "name", "more than once"),
+    ] {
+        let e = &results[i]["error"];
+        assert_eq!(
+            (e["code"].as_str(), e["field"].as_str()),
+            (Some("format"), Some(field)),
+            "{e}"
+        );
+        assert!(e["message"].as_str().unwrap().contains(words), "{e}");
+    }
+    assert_eq!(results[3]["user_id"], "fine1", "{}", results[3]);
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id IN ('boolname1', 'boolcity1', 'dupkey1')"
+        ),
+        0
+    );
+    let (_, user) = s
+        .get(
+            "/open-apis/contact/v3/users/fine1?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(user["data"]["user"]["employee_no"], "1234", "{user}");
+}
+
+/// A quote inside a quoted CSV cell that is not doubled (`"ab"c"`) fails its row instead
+/// of being stored altered (the csv crate alone reads it as `abc"`); well-formed quoting
+/// and a quote inside an unquoted cell still read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_badly_quoted_csv_cell_fails_its_row_instead_of_being_altered() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let csv = "name,user_id,city\n\
+               \"ab\"c\",q1x,\"x\"\"y\"\n\
+               \"ab\"\"c\",q2x,\"x\"\"y\"\n\
+               O\"Brien,q3x,\"Paris\" \n\
+               Dora,q4x,\"never closed";
+    let (status, resp) = upload(&s, &token, "text/csv", csv.as_bytes().to_vec(), "").await;
+    assert_eq!(status, 202, "{resp}");
+    let id = resp["task_id"].as_str().unwrap().to_owned();
+    let t = wait_import(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        (t["succeeded"].as_u64(), t["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{t}"
+    );
+    let results = all_results(&s, &token, &id).await;
+    for (i, cell) in [(0, "cell 1"), (3, "cell 3")] {
+        let e = &results[i]["error"];
+        assert_eq!(
+            (e["code"].as_str(), e["field"].as_str()),
+            (Some("format"), Some("row")),
+            "{e}"
+        );
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(cell) && message.contains("badly quoted"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        sqlite_count(
+            &s.data_dir,
+            "SELECT count(*) FROM users WHERE user_id IN ('q1x', 'q4x')"
+        ),
+        0
+    );
+    for (user_id, name, city) in [("q2x", "ab\"c", "x\"y"), ("q3x", "O\"Brien", "Paris")] {
+        let (_, user) = s
+            .get(
+                &format!("/open-apis/contact/v3/users/{user_id}?user_id_type=user_id"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (&user["data"]["user"]["name"], &user["data"]["user"]["city"]),
+            (&json!(name), &json!(city)),
+            "{user}"
+        );
+    }
+}
+
+/// `roster import` refuses the same NDJSON and CSV rows as the upload API: a boolean for
+/// text, a key sent twice, and a badly quoted CSV cell each fail their row in the report.
+#[test]
+fn roster_import_refuses_booleans_repeated_keys_and_bad_quoting_as_the_api_does() {
+    let (tmp, _, _) = bootstrapped();
+    let file = tmp.path().join("people.ndjson");
+    std::fs::write(
+        &file,
+        concat!(
+            "{\"name\":true,\"user_id\":\"cli_bool\"}\n",
+            "{\"name\":\"first\",\"name\":\"second\",\"user_id\":\"cli_dup\"}\n",
+            "{\"Name\":\"first\",\"name\":\"second\",\"user_id\":\"cli_dup2\"}\n",
+            "{\"name\":\"Fine\",\"user_id\":\"cli_fine\",\"employee_no\":77}\n",
+        ),
+    )
+    .unwrap();
+    let report = tmp.path().join("errors.csv");
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("imported 4 rows: 1 created, 3 failed"),
+        "{out} {err}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("1,name,format,") && lines[1].contains("boolean"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("2,name,format,") && lines[2].contains("more than once"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("3,name,format,"), "{text}");
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE user_id LIKE 'cli\\_%' ESCAPE '\\'"
+        ),
+        1
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE user_id = 'cli_fine' AND employee_no = '77'"
+        ),
+        1
+    );
+
+    let file = tmp.path().join("people.csv");
+    std::fs::write(
+        &file,
+        "name,user_id\n\"ab\"c\",cli_q1\n\"ab\"\"c\",cli_q2\n",
+    )
+    .unwrap();
+    let (ok, out, err) = cli(
+        tmp.path(),
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "{out} {err}");
+    assert!(
+        out.contains("imported 2 rows: 1 created, 1 failed"),
+        "{out} {err}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("1,row,format,") && l.contains("badly quoted")),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE user_id = 'cli_q2' AND name = 'ab\"c'"
+        ),
+        1
+    );
+    assert_eq!(
+        sqlite_count(
+            tmp.path(),
+            "SELECT count(*) FROM users WHERE user_id = 'cli_q1'"
+        ),
+        0
+    );
 }
