@@ -506,6 +506,33 @@ describe('department patch / delete / parent', () => {
     assert.equal((await getDept(mover.open_department_id)).parent_department_id, '0', 'not moved');
   });
 
+  test('fetch_child pages keep every descendant once when a parent is reordered between pages', async () => {
+    const top = await mkDept(u);
+    const mk = async (parent, order) =>
+      (await ok(dept.create({ data: { name: u.name('F'), parent_department_id: parent, order: String(order) } }), 'create'))
+        .department.open_department_id;
+    const a = await mk(top.open_department_id, 10);
+    const b = await mk(top.open_department_id, 20);
+    const kids = [];
+    for (let i = 0; i < 3; i += 1) kids.push(await mk(a, i + 1), await mk(b, i + 1));
+    const page = (page_token) =>
+      ok(
+        dept.children({
+          path: { department_id: top.open_department_id },
+          params: { page_size: 2, page_token, fetch_child: true },
+        }),
+        'page',
+      );
+    const first = await page();
+    assert.deepEqual(first.items.map((d) => d.open_department_id), [a, b]);
+    // B goes ahead of A: the walk below must neither lose nor repeat B's children.
+    await ok(dept.patch({ path: { department_id: b }, data: { order: '5' } }), 'reorder');
+    const rest = await allPages(async (t) => page(t ?? first.page_token));
+    const got = rest.map((d) => d.open_department_id);
+    assert.equal(new Set(got).size, got.length, `no repeats: ${got}`);
+    assert.deepEqual([...got].sort(), [...kids].sort(), 'every child of A and B once');
+  });
+
   test('children pages return every department that stays put once, whatever is reordered or deleted meanwhile', async () => {
     const top = await mkDept(u);
     const kids = [];

@@ -8,6 +8,7 @@ import {
   OU_UNKNOWN,
   allPages,
   client,
+  envelope,
   fails,
   getUser,
   mkDept,
@@ -153,6 +154,27 @@ describe('U6 resurrect', () => {
       ok(user.findByDepartment({ params: { department_id: '0', page_size: 50, page_token } }), 'root members'),
     );
     assert.ok(rootMembers.some((x) => x.open_id === b.open_id), 'listed under the root department');
+  });
+
+  test('resurrect with the seed interface\'s bare department_ids', async () => {
+    const d = await mkDept(u);
+    const a = await mkUser(u, { depts: [d.open_department_id] });
+    await ok(user.delete({ path: { user_id: a.open_id }, data: {} }), 'delete');
+    await ok(
+      user.resurrect({ path: { user_id: a.open_id }, data: { department_ids: [d.open_department_id] } }),
+      'resurrect with department_ids',
+    );
+    assert.deepEqual((await getUser(a.open_id)).department_ids, [d.open_department_id]);
+  });
+
+  test('racing resurrects of one user: one succeeds, the others are 44033', async () => {
+    const a = await mkUser(u, { depts: ['0'] });
+    await ok(user.delete({ path: { user_id: a.open_id }, data: {} }), 'delete');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => envelope(user.resurrect({ path: { user_id: a.open_id }, data: {} }))),
+    );
+    const codes = results.map((r) => r.body?.code).sort();
+    assert.deepEqual(codes, [0, 44033, 44033, 44033, 44033, 44033, 44033, 44033], JSON.stringify(codes));
   });
 
   test('resurrect with department_id_type=department_id', async () => {

@@ -372,6 +372,11 @@ const MAX_CUSTOM_ATTRS: usize = 100;
 /// Longest value of a custom attribute field, characters (ids: 64).
 const MAX_CUSTOM_ATTR_VALUE: usize = 1024;
 
+/// Whether a custom attribute id may be stored: 1 to 64 characters, not blank.
+pub(crate) fn custom_attr_id_is_legal(id: &str) -> bool {
+    bounded_text("custom_attrs", id, 64, true).is_ok()
+}
+
 /// `custom_attrs` of a request, within `MAX_CUSTOM_ATTRS` and the field lengths.
 pub(crate) fn custom_attrs(
     v: Option<Vec<wire::CustomAttr>>,

@@ -70,11 +70,17 @@ const MAX_SEARCH_TERM_BYTES: usize = 1024;
 /// hex, `_`, and the matching term's UTF-8 bytes in hex. It names the place of the last user
 /// already returned (see `roster_core::search`), so the next page resumes right after it
 /// even when users are added meanwhile. Anything else is 40012, never an internal error.
-pub(crate) fn search_after(q: &FeishuQuery) -> Result<Option<SearchCursor>, FeishuError> {
+pub(crate) fn search_after(
+    q: &FeishuQuery,
+    list: &str,
+) -> Result<Option<SearchCursor>, FeishuError> {
     let Some(token) = q.str("page_token") else {
         return Ok(None);
     };
-    decode_search_token(token)
+    token
+        .rsplit_once('.')
+        .filter(|(place, sum)| *sum == check(list, place))
+        .and_then(|(place, _)| decode_search_token(place))
         .map(Some)
         .ok_or_else(|| FeishuError::new(StatusCode::BAD_REQUEST, codes::PAGE_TOKEN_INVALID))
 }
@@ -91,8 +97,15 @@ fn decode_search_token(token: &str) -> Option<SearchCursor> {
     SearchCursor::new(tier, term, UserKey(key))
 }
 
-/// The search token that resumes after `place`.
-pub(crate) fn search_token(place: &SearchCursor) -> String {
+/// The search token of the search `list` (its query) that resumes after `place`, with the
+/// check that ties it to that query (see [`check`]).
+pub(crate) fn search_token(list: &str, place: &SearchCursor) -> String {
+    let place = search_place(place);
+    let sum = check(list, &place);
+    format!("{place}.{sum}")
+}
+
+fn search_place(place: &SearchCursor) -> String {
     format!(
         "s{}{:x}_{}",
         place.tier.index(),
@@ -312,7 +325,17 @@ mod tests {
             SearchCursor::new(SearchTier::Substring, String::new(), UserKey(123_456)),
         ] {
             let place = place.unwrap();
-            assert_eq!(decode_search_token(&search_token(&place)), Some(place));
+            assert_eq!(
+                decode_search_token(&search_place(&place)),
+                Some(place.clone())
+            );
+            let query = |t: &str| FeishuQuery::from_pairs(&[("page_token", t)]);
+            let token = search_token("search\nzs", &place);
+            assert_eq!(
+                search_after(&query(&token), "search\nzs").ok(),
+                Some(Some(place))
+            );
+            assert!(search_after(&query(&token), "search\nzhang").is_err());
         }
         for bad in [
             "",

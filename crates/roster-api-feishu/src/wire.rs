@@ -412,6 +412,9 @@ pub(crate) struct ResurrectDepartment {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ResurrectBody {
     pub departments: Option<Vec<ResurrectDepartment>>,
+    /// The departments as bare ids, as the seed interface's example sends them
+    /// (`department_ids: ["od-…"]`); `departments` wins when both are sent.
+    pub department_ids: Option<Vec<String>>,
     // Accepted and ignored: Roster sells no seats by subscription.
     #[allow(dead_code)]
     pub subscription_ids: Option<Vec<serde_json::Value>>,

@@ -207,46 +207,35 @@ pub(crate) async fn children(
         .dir
         .child_departments(&caller, &ids.dept_lookup(&department_id), recursive)
         .await?;
-    let (items, page_token) = page::slice(all_placed(all), |(p, _)| p.clone(), &list, after, size);
-    render_page(
-        &state,
-        &caller,
-        ids,
-        items.into_iter().map(|(_, d)| d),
-        page_token,
-    )
-    .await
+    render_page(&state, &caller, ids, all_placed(all), (&list, after, size)).await
 }
 
-/// Each department of a child listing with its place in it: its `(order, key)` under its
-/// parent, after the places of the departments above it up to the listed one, and after its
-/// depth. Ascending places are the store's order of siblings (`order`, then creation) and,
-/// for a whole subtree, breadth-first order: all of one level before the next, each level
-/// in the order of the parents it hangs from.
+/// Each department of a child listing with its place in it: its depth below the listed
+/// department, then its own `order` and key. Ascending places are the store's order of
+/// siblings (`order`, then creation) and, for a whole subtree, breadth-first order: all of
+/// one level before the next, each level by `order` and creation. A place holds nothing of
+/// the departments above, so that reordering a parent between two pages moves none of its
+/// descendants in the walk (grouping each level by parent would: a parent moved ahead would
+/// take its children past the cursor, unseen).
 fn all_placed(all: Vec<roster_core::Department>) -> Vec<(Vec<i64>, roster_core::Department)> {
-    let by_key: std::collections::HashMap<i64, (Option<i64>, i64)> = all
+    let parents: std::collections::HashMap<i64, Option<i64>> = all
         .iter()
-        .map(|d| (d.key.0, (d.parent.map(|p| p.0), d.fields.order)))
+        .map(|d| (d.key.0, d.parent.map(|p| p.0)))
         .collect();
     all.into_iter()
         .map(|d| {
-            let mut path = vec![(d.fields.order, d.key.0)];
+            let mut depth = 1_i64;
             let mut next = d.parent.map(|p| p.0);
             // The listed department is not in the list, so the walk ends at it; the bound
             // keeps a damaged table from making it endless.
-            while let Some(key) = next {
-                let Some(&(above, order)) = by_key.get(&key) else {
-                    break;
-                };
-                if path.len() > roster_core::department::MAX_DEPTH {
+            while let Some(Some(above)) = next.and_then(|k| parents.get(&k)).copied() {
+                if depth > roster_core::department::MAX_DEPTH as i64 {
                     break;
                 }
-                path.push((order, key));
-                next = above;
+                depth += 1;
+                next = Some(above);
             }
-            let mut place = vec![path.len() as i64];
-            place.extend(path.iter().rev().flat_map(|(o, k)| [*o, *k]));
-            (place, d)
+            (vec![depth, d.fields.order, d.key.0], d)
         })
         .collect()
 }
@@ -275,29 +264,28 @@ pub(crate) async fn parent(
         .department_parents(&caller, &ids.dept_lookup(department_id))
         .await?;
     // The chain is nearest first; a parent's place is its distance.
-    let placed = chain.into_iter().enumerate().map(|(i, d)| (i as i64, d));
-    let (items, page_token) = page::slice(placed.collect(), |(i, _)| vec![*i], &list, after, size);
-    render_page(
-        &state,
-        &caller,
-        ids,
-        items.into_iter().map(|(_, d)| d),
-        page_token,
-    )
-    .await
+    let placed = chain
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| (vec![i as i64], d))
+        .collect();
+    render_page(&state, &caller, ids, placed, (&list, after, size)).await
 }
 
+/// Renders the page of `placed` (each department with its place in the list) that follows
+/// the cursor of the list named `list`.
 async fn render_page(
     state: &FeishuState,
     caller: &roster_core::Caller,
     ids: IdTypes,
-    items: impl Iterator<Item = roster_core::Department>,
-    page_token: Option<String>,
+    placed: Vec<(Vec<i64>, roster_core::Department)>,
+    (list, after, size): (&str, Option<page::ListCursor>, usize),
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
+    let (items, page_token) = page::slice(placed, |(p, _)| p.clone(), list, after, size);
     let mut renderer = Renderer::new(state, caller, ids);
-    let mut out = Vec::new();
-    for d in items {
-        out.push(renderer.department(&d).await?);
+    let mut out = Vec::with_capacity(items.len());
+    for (_, d) in &items {
+        out.push(renderer.department(d).await?);
     }
     Ok(Envelope(wire::Page {
         has_more: page_token.is_some(),

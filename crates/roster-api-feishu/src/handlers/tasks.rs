@@ -45,7 +45,7 @@ pub(crate) async fn batch_add(
     let mut custom_depts = DeptResolver::new(&state.dir, &caller, custom);
     let mut items = Vec::with_capacity(users.len());
     for raw in users {
-        let (input, echo) = match V2User::deserialize(&raw) {
+        let (input, echo) = match roster_http::strict::deserialize::<V2User, _>(&raw) {
             Ok(u) => {
                 let echo = Echo {
                     name: u.name.clone(),
@@ -186,9 +186,16 @@ async fn v2_user<'a>(
         employee_no: crate::convert::opt_text("employee_no", u.employee_no, 64).map_err(core)?,
         work_station: crate::convert::opt_text("work_station", u.work_station, 255)
             .map_err(core)?,
-        custom_attrs: crate::convert::custom_attrs(u.custom_attrs)
-            .map_err(core)?
-            .unwrap_or_default(),
+        // The v2 document: an attribute whose id "does not exist or is illegal" is ignored,
+        // not a reason to refuse the user (v3 refuses it, as its own document does).
+        custom_attrs: crate::convert::custom_attrs(u.custom_attrs.map(|attrs| {
+            attrs
+                .into_iter()
+                .filter(|a| crate::convert::custom_attr_id_is_legal(&a.id))
+                .collect()
+        }))
+        .map_err(core)?
+        .unwrap_or_default(),
         departments: vec![Membership {
             department: key,
             user_order: 0,

@@ -320,9 +320,10 @@ pub(crate) async fn search(
         return Err(FeishuError::param("query must not be empty"));
     };
     let size = page::page_size(&query, 20, 200)?;
-    let after = page::search_after(&query)?;
+    let list = format!("search\n{text}");
+    let after = page::search_after(&query, &list)?;
     let (found, next) = state.dir.search_users(&caller, text, after, size).await?;
-    let page_token = next.as_ref().map(page::search_token);
+    let page_token = next.as_ref().map(|place| page::search_token(&list, place));
     let users: Vec<_> = found.into_iter().map(|(u, _)| u).collect();
     let mut renderer = Renderer::new(
         &state,
@@ -415,7 +416,18 @@ pub(crate) async fn resurrect(
     FeishuJson(body): FeishuJson<wire::ResurrectBody>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
-    let departments = match body.departments {
+    let listed = body.departments.or_else(|| {
+        body.department_ids.map(|ids| {
+            ids.into_iter()
+                .map(|id| wire::ResurrectDepartment {
+                    department_id: Some(id),
+                    user_order: None,
+                    department_order: None,
+                })
+                .collect()
+        })
+    });
+    let departments = match listed {
         None => None,
         Some(list) if list.len() > 50 => return Err(FeishuError::param("at most 50 departments")),
         Some(list) => {

@@ -740,11 +740,31 @@ impl Directory {
             .filter(|m| seen.insert(m.department))
             .collect();
         let values = unique_values(&user);
-        self.check_unique_against_others(&user, &values).await?;
-        user.status.is_resigned = false;
-        user.resigned_at = None;
-        self.save_read_user(caller, &mut user).await?;
-        Ok(user)
+        let key = user.key;
+        let written = async {
+            self.check_unique_against_others(&user, &values).await?;
+            user.status.is_resigned = false;
+            user.resigned_at = None;
+            self.save_read_user(caller, &mut user).await
+        }
+        .await;
+        if let Err(CoreError::AlreadyExists { .. }) = &written {
+            // A racing resurrect of this very user may have committed after this one read
+            // it: the value is then held by the user itself, and the answer is that it is
+            // no longer resigned, as a later request would be told.
+            let now = self
+                .inner
+                .store
+                .get_user(caller.tenant, &UserLookup::Key(key))
+                .await?;
+            if now.is_some_and(|u| !u.status.is_resigned) {
+                return Err(CoreError::conflict(
+                    ConflictKind::UserNotResigned,
+                    "the user has not resigned",
+                ));
+            }
+        }
+        written.map(|()| user)
     }
 
     /// Signs a user out everywhere: sessions and user tokens issued before now are invalid

@@ -658,17 +658,7 @@ impl Directory {
                 format!("departments may be at most {MAX_DEPTH} levels deep"),
             ));
         }
-        let siblings = self
-            .inner
-            .store
-            .child_departments(caller.tenant, parent.key)
-            .await?;
-        if siblings.len() as u64 >= MAX_CHILDREN {
-            return Err(CoreError::conflict(
-                ConflictKind::TooManyChildren,
-                format!("a department may have at most {MAX_CHILDREN} children"),
-            ));
-        }
+        let siblings = self.children_with_room(caller.tenant, parent.key).await?;
         if self.inner.store.count_departments(caller.tenant).await? >= MAX_DEPARTMENTS {
             return Err(CoreError::conflict(
                 ConflictKind::TooManyDepartments,
@@ -767,17 +757,7 @@ impl Directory {
                         format!("departments may be at most {MAX_DEPTH} levels deep"),
                     ));
                 }
-                let siblings = self
-                    .inner
-                    .store
-                    .child_departments(caller.tenant, parent.key)
-                    .await?;
-                if siblings.len() as u64 >= MAX_CHILDREN {
-                    return Err(CoreError::conflict(
-                        ConflictKind::TooManyChildren,
-                        format!("a department may have at most {MAX_CHILDREN} children"),
-                    ));
-                }
+                self.children_with_room(caller.tenant, parent.key).await?;
                 dept.parent = Some(parent.key);
             }
         }
@@ -828,6 +808,23 @@ impl Directory {
         dept.fields.deputies.retain(|d| Some(d) != main.as_ref());
         self.save_read_department(caller, &mut dept).await?;
         Ok(dept)
+    }
+
+    /// The live children of `parent`, or `TooManyChildren` when it has no room for one more
+    /// (the store checks again inside the write, where a racing create is seen).
+    async fn children_with_room(
+        &self,
+        tenant: TenantId,
+        parent: DeptKey,
+    ) -> Result<Vec<Department>, CoreError> {
+        let children = self.inner.store.child_departments(tenant, parent).await?;
+        if children.len() as u64 >= MAX_CHILDREN {
+            return Err(CoreError::conflict(
+                ConflictKind::TooManyChildren,
+                format!("a department may have at most {MAX_CHILDREN} children"),
+            ));
+        }
+        Ok(children)
     }
 
     /// Levels below and including a department (1 for a leaf).

@@ -188,6 +188,51 @@ async fn batch_add_applies_the_field_limits_of_every_other_write() {
     );
 }
 
+/// The v2 document: a custom attribute whose id "does not exist or is illegal" is ignored,
+/// and the user is created with the others. A user sent as an array is no user object, even
+/// though serde would read its items as the fields in order.
+#[tokio::test]
+async fn batch_add_ignores_illegal_attribute_ids_and_refuses_array_users() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let body = json!({"users": [
+        {"name": "Attrs", "user_id": "attrs1", "departments": ["0"], "mobile": "+8613900000011",
+         "custom_attrs": [
+            {"id": "", "value": {"text": "no id"}},
+            {"value": {"text": "missing id"}},
+            {"id": "x".repeat(65), "value": {"text": "long id"}},
+            {"id": "C-1", "value": {"text": "kept"}}
+         ]},
+        ["Array", ["0"], "array1", null, "+8613900000012"]
+    ], "need_send_notification": false});
+    let (status, resp) = s.post_json(BATCH_ADD, Some(&token), &body).await;
+    assert_eq!((status, resp["code"].as_i64()), (200, Some(0)), "{resp}");
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(60)).await;
+    let info = t["task_info"].as_array().unwrap();
+    assert_eq!(info[0]["code"], 0, "{t}");
+    assert_eq!(info[1]["code"], 40001, "{t}");
+    let (_, user) = s
+        .get(
+            "/open-apis/contact/v3/users/attrs1?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    let attrs = user["data"]["user"]["custom_attrs"].as_array().unwrap();
+    assert_eq!(attrs.len(), 1, "{user}");
+    assert_eq!(attrs[0]["id"], "C-1", "{user}");
+    let (_, missing) = s
+        .get(
+            "/open-apis/contact/v3/users/array1?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        missing["code"], 41012,
+        "the array user was not created: {missing}"
+    );
+}
+
 #[tokio::test]
 async fn batch_add_rejects_request_level_problems_at_once() {
     let s = TestServer::spawn();
