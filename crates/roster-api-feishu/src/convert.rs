@@ -110,7 +110,9 @@ pub(crate) fn opt_text(
 const MAX_SUBSCRIPTION_IDS: usize = 50;
 
 /// `subscription_ids`: opaque seat references, kept as given, each 1 to 64 characters.
-fn subscription_ids(v: Option<Vec<String>>) -> Result<Option<Vec<String>>, roster_core::CoreError> {
+pub(crate) fn subscription_ids(
+    v: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, roster_core::CoreError> {
     let Some(v) = v else { return Ok(None) };
     if v.len() > MAX_SUBSCRIPTION_IDS {
         return Err(roster_core::CoreError::invalid(

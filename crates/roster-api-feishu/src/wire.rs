@@ -415,9 +415,9 @@ pub(crate) struct ResurrectBody {
     /// The departments as bare ids, as the seed interface's example sends them
     /// (`department_ids: ["od-…"]`); `departments` wins when both are sent.
     pub department_ids: Option<Vec<String>>,
-    // Accepted and ignored: Roster sells no seats by subscription.
-    #[allow(dead_code)]
-    pub subscription_ids: Option<Vec<serde_json::Value>>,
+    /// Seats for the returning user; they replace the user's when sent (as on create).
+    #[serde(default, deserialize_with = "flex_strings")]
+    pub subscription_ids: Option<Vec<String>>,
 }
 
 /// U7 body.

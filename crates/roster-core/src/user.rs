@@ -156,6 +156,10 @@ pub struct UserProfile {
     pub subscription_ids: Vec<String>,
     /// Dotted-line leaders, by open id: active users of the tenant when they were set.
     pub dotted_line_leaders: Vec<OpenId>,
+    /// The departments a resigned user left when deleted (empty while active). A resigned
+    /// user belongs to no department, so these alone decide whether an app limited to some
+    /// departments still sees (and may resurrect) the user it deleted.
+    pub former_departments: Vec<crate::department::DeptKey>,
 }
 
 /// A user as stored.

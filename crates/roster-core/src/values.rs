@@ -108,6 +108,17 @@ impl Mobile {
         if trimmed.is_empty() || trimmed.len() > 32 {
             return Err(bad());
         }
+        // libphonenumber reads leniently: it turns letters into keypad digits, drops an
+        // extension and trailing junk, and skips a `tel:` prefix, so a mistyped number
+        // ("138-0013-8OO4", "1380013800A") would become somebody else's valid one. Only
+        // digits, a leading `+` and the usual separators are a number as written.
+        let (_, rest) = trimmed.split_at(usize::from(trimmed.starts_with('+')));
+        if !rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        {
+            return Err(bad());
+        }
         let region = if trimmed.starts_with('+') {
             None
         } else {
@@ -412,6 +423,30 @@ mod tests {
         assert!(Mobile::parse("mobile", "12").is_err());
         assert!(Mobile::parse("mobile", "abc").is_err());
         assert!(Mobile::parse("mobile", "").is_err());
+    }
+
+    #[test]
+    fn mobile_with_letters_or_an_extension_is_rejected_not_rewritten() {
+        for s in [
+            "138-0013-8OO4",
+            "1380013800A",
+            "+8613800138002 ext. 99",
+            "+8613800138001x",
+            "tel:+86-138-0013-8005",
+            "+86(138)00138006!!",
+            "++8613800138006",
+        ] {
+            assert!(Mobile::parse("mobile", s).is_err(), "{s} must be refused");
+        }
+        for s in ["+86 138-0013-8004", "(138) 0013.8004", "0086 13800138004"] {
+            assert_eq!(
+                Mobile::parse("mobile", s)
+                    .map(|m| m.as_str().to_owned())
+                    .ok(),
+                Some("+8613800138004".to_owned()),
+                "{s} is a number as written"
+            );
+        }
     }
 
     #[test]

@@ -1127,6 +1127,93 @@ pub async fn check_contact_scope_hides_users_outside_it(store: Arc<dyn Store>) {
         "creating in A: {:?}",
         report.items[1]
     );
+
+    // A user the app deleted stays in its view (resigned, with no department), and the app
+    // may bring it back; the departments it left decide, so an app scoped elsewhere still
+    // does not see it, nor does this app see a user deleted from B.
+    let a1_lookup = UserLookup::OpenId(in_a1.open_id.to_string());
+    env.dir
+        .delete_user(
+            &scoped,
+            &a1_lookup,
+            roster_core::directory::Handover::default(),
+        )
+        .await
+        .expect("the scoped app deletes a user in its scope");
+    let gone = env
+        .dir
+        .get_user(&scoped, &a1_lookup)
+        .await
+        .expect("the deleted user is still visible to the app that deleted it");
+    assert!(gone.status.is_resigned);
+    assert!(gone.profile.departments.is_empty());
+    let scoped_to_b = caller(
+        &env.dir,
+        env.tenant.id,
+        Scopes::new([Scope::ContactWrite]),
+        ContactScope::Departments(vec![b.key]),
+    )
+    .await;
+    let r = env.dir.get_user(&scoped_to_b, &a1_lookup).await;
+    assert!(
+        matches!(
+            r,
+            Err(CoreError::NotFound {
+                entity: Entity::User,
+                ..
+            })
+        ),
+        "a resigned user of A is outside B's scope, got {r:?}"
+    );
+    let b_lookup = UserLookup::OpenId(in_b.open_id.to_string());
+    env.dir
+        .delete_user(
+            &env.caller,
+            &b_lookup,
+            roster_core::directory::Handover::default(),
+        )
+        .await
+        .expect("delete the user in B");
+    let r = env.dir.get_user(&scoped, &b_lookup).await;
+    assert!(
+        matches!(
+            r,
+            Err(CoreError::NotFound {
+                entity: Entity::User,
+                ..
+            })
+        ),
+        "a user who left B stays outside A's scope, got {r:?}"
+    );
+    let back = env
+        .dir
+        .resurrect_user(
+            &scoped,
+            &a1_lookup,
+            Some(vec![member_of(a1.key)]),
+            Some(vec!["seat-1".into()]),
+        )
+        .await
+        .expect("the scoped app resurrects the user it deleted");
+    assert!(!back.status.is_resigned);
+    assert_eq!(
+        back.profile
+            .departments
+            .iter()
+            .map(|m| m.department)
+            .collect::<Vec<_>>(),
+        vec![a1.key]
+    );
+    assert!(back.profile.former_departments.is_empty());
+    assert_eq!(back.profile.subscription_ids, vec!["seat-1".to_owned()]);
+    assert_eq!(
+        &env.dir
+            .get_user(&scoped, &a1_lookup)
+            .await
+            .expect("read back"),
+        &back,
+        "the resurrection is stored as returned"
+    );
 }
 
 /// A recursive child listing returns the whole subtree breadth-first (the order

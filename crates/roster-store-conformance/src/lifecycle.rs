@@ -951,7 +951,7 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
     let mark = event_mark(s).await;
     let back = env
         .dir
-        .resurrect_user(&env.caller, &open(&u), Some(vec![member_of(b.key)]))
+        .resurrect_user(&env.caller, &open(&u), Some(vec![member_of(b.key)]), None)
         .await
         .expect("resurrect into B");
     assert!(!back.status.is_resigned);
@@ -979,7 +979,10 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
     assert_eq!(ev[0].action, ChangeAction::Resurrected);
     assert_eq!(ev[0].entity_id, u.open_id.as_str());
 
-    let r = env.dir.resurrect_user(&env.caller, &open(&u), None).await;
+    let r = env
+        .dir
+        .resurrect_user(&env.caller, &open(&u), None, None)
+        .await;
     assert_conflict(&r, ConflictKind::UserNotResigned, "an active user");
 
     // No departments: the root.
@@ -987,7 +990,7 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
     delete(&env, &w).await;
     let w = env
         .dir
-        .resurrect_user(&env.caller, &open(&w), None)
+        .resurrect_user(&env.caller, &open(&w), None, None)
         .await
         .expect("resurrect into the root");
     assert_eq!(w.profile.departments, vec![member_of(env.root.key)]);
@@ -1001,6 +1004,7 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
             &env.caller,
             &open(&v),
             Some(vec![member_of(DeptKey(b.key.0 + 10_000))]),
+            None,
         )
         .await;
     assert_bad_reference(&r, "department_ids", "a missing department");
@@ -1015,7 +1019,10 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
     taker.profile.email = Some(email("X@Example.com"));
     create(&env, taker).await;
     let mark = event_mark(s).await;
-    let r = env.dir.resurrect_user(&env.caller, &open(&x), None).await;
+    let r = env
+        .dir
+        .resurrect_user(&env.caller, &open(&x), None, None)
+        .await;
     assert_user_exists_err(&r, UniqueKey::Email, "the e-mail was taken meanwhile");
     assert!(
         now_of(&env, &x).await.status.is_resigned,
@@ -1025,7 +1032,12 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
 
     let r = env
         .dir
-        .resurrect_user(&env.caller, &UserLookup::UserId("nobody".into()), None)
+        .resurrect_user(
+            &env.caller,
+            &UserLookup::UserId("nobody".into()),
+            None,
+            None,
+        )
         .await;
     assert!(
         matches!(
@@ -1045,7 +1057,7 @@ pub async fn check_resurrect_user_restores_a_resigned_user(store: Arc<dyn Store>
     create(&capped, new_user("q")).await;
     let r = capped
         .dir
-        .resurrect_user(&capped.caller, &open(&p), None)
+        .resurrect_user(&capped.caller, &open(&p), None, None)
         .await;
     assert!(
         matches!(r, Err(CoreError::LicenceExceeded)),

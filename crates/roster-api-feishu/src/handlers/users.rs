@@ -416,7 +416,9 @@ pub(crate) async fn resurrect(
     FeishuJson(body): FeishuJson<wire::ResurrectBody>,
 ) -> Result<Envelope<wire::Empty>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
-    let listed = body.departments.or_else(|| {
+    // An empty `departments` is what a client model with a list default sends beside the
+    // bare `department_ids` it means (the seed interface's `ResurrectUserRequest`).
+    let listed = body.departments.filter(|d| !d.is_empty()).or_else(|| {
         body.department_ids.map(|ids| {
             ids.into_iter()
                 .map(|id| wire::ResurrectDepartment {
@@ -449,10 +451,16 @@ pub(crate) async fn resurrect(
             Some(out)
         }
     };
+    let subscription_ids = crate::convert::subscription_ids(body.subscription_ids)?;
     let bad = StatusCode::BAD_REQUEST;
     state
         .dir
-        .resurrect_user(&caller, &ids.user_lookup(&user_id), departments)
+        .resurrect_user(
+            &caller,
+            &ids.user_lookup(&user_id),
+            departments,
+            subscription_ids,
+        )
         .await
         .map_err(|e| match e {
             CoreError::AlreadyExists {

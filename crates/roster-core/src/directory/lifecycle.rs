@@ -652,6 +652,12 @@ impl Directory {
         }
         user.status.is_resigned = true;
         user.resigned_at = Some(now);
+        user.profile.former_departments = user
+            .profile
+            .departments
+            .iter()
+            .map(|m| m.department)
+            .collect();
         user.profile.departments.clear();
         user.profile.leader = None;
         let mut users = vec![user];
@@ -693,15 +699,25 @@ impl Directory {
         Ok(None)
     }
 
-    /// Brings a resigned user back, into `departments` or the root (Feishu U6).
+    /// Brings a resigned user back, into `departments` or the root (Feishu U6), with
+    /// `subscription_ids` replacing the seats the user had when they are given.
     #[instrument(skip_all, fields(tenant = %caller.tenant))]
     pub async fn resurrect_user(
         &self,
         caller: &Caller,
         lookup: &UserLookup,
         departments: Option<Vec<Membership>>,
+        subscription_ids: Option<Vec<String>>,
     ) -> Result<User, CoreError> {
-        retry_stale(|| self.resurrect_user_once(caller, lookup, departments.clone())).await
+        retry_stale(|| {
+            self.resurrect_user_once(
+                caller,
+                lookup,
+                departments.clone(),
+                subscription_ids.clone(),
+            )
+        })
+        .await
     }
 
     async fn resurrect_user_once(
@@ -709,6 +725,7 @@ impl Directory {
         caller: &Caller,
         lookup: &UserLookup,
         departments: Option<Vec<Membership>>,
+        subscription_ids: Option<Vec<String>>,
     ) -> Result<User, CoreError> {
         caller.require(Scope::ContactWrite)?;
         let mut user = self
@@ -739,12 +756,16 @@ impl Directory {
             .into_iter()
             .filter(|m| seen.insert(m.department))
             .collect();
+        if let Some(ids) = subscription_ids {
+            user.profile.subscription_ids = ids;
+        }
         let values = unique_values(&user);
         let key = user.key;
         let written = async {
             self.check_unique_against_others(&user, &values).await?;
             user.status.is_resigned = false;
             user.resigned_at = None;
+            user.profile.former_departments.clear();
             self.save_read_user(caller, &mut user).await
         }
         .await;

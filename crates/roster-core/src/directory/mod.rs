@@ -1194,7 +1194,8 @@ impl Directory {
         Ok(found)
     }
 
-    /// Whether any of the user's departments (the root if none) is in the caller's scope.
+    /// Whether any of the user's departments is in the caller's scope; for a resigned user,
+    /// any of the departments it left when deleted.
     pub async fn can_see_user(&self, caller: &Caller, user: &User) -> Result<bool, CoreError> {
         self.can_see_user_memo(caller, user, &mut HashMap::new())
             .await
@@ -1210,20 +1211,27 @@ impl Directory {
         if matches!(caller.contact_scope, ContactScope::All) {
             return Ok(true);
         }
-        for m in &user.profile.departments {
-            let visible = if let Some(v) = memo.get(&m.department) {
+        let former = user.profile.former_departments.iter();
+        for key in user
+            .profile
+            .departments
+            .iter()
+            .map(|m| &m.department)
+            .chain(former)
+        {
+            let visible = if let Some(v) = memo.get(key) {
                 *v
             } else {
                 let v = match self
                     .inner
                     .store
-                    .get_department(caller.tenant, &DeptLookup::Key(m.department))
+                    .get_department(caller.tenant, &DeptLookup::Key(*key))
                     .await?
                 {
                     Some(d) => self.can_see_department(caller, &d).await?,
                     None => false,
                 };
-                memo.insert(m.department, v);
+                memo.insert(*key, v);
                 v
             };
             if visible {
