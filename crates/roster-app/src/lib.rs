@@ -19,13 +19,31 @@ use roster_core::{Directory, RandomIds, Store, SystemClock};
 
 pub use config::Config;
 
+/// Creates a data directory (and missing parents) that only its owner may enter: the store
+/// holds unsent invitation links and the sealing key lives beside it. A directory that
+/// already exists keeps the mode its owner gave it.
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 /// Opens (and migrates) the store that `config` names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
+            create_private_dir(parent)
                 .with_context(|| format!("create the data directory {}", parent.display()))?;
         }
         let store = roster_store_sqlite::SqliteStore::open(path)

@@ -2,9 +2,9 @@
 //! through. Plain SMTP (with optional AUTH from the URL); TLS relays are not supported yet.
 
 use async_trait::async_trait;
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use roster_core::MailSender;
+use roster_core::{MailError, MailSender};
 
 /// Sends through one SMTP relay.
 pub struct SmtpSender {
@@ -45,21 +45,30 @@ impl SmtpSender {
 
 #[async_trait]
 impl MailSender for SmtpSender {
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError> {
+        // An address the directory took but SMTP cannot carry (`a..b@example.com`) will
+        // never become sendable: that is final, not a reason to retry for ever.
         let to: Mailbox = to
             .parse()
-            .map_err(|e| format!("invalid recipient {to:?}: {e}"))?;
+            .map_err(|e| MailError::permanent(format!("invalid recipient {to:?}: {e}")))?;
+        // A single text/plain part declares MIME-Version and charset=utf-8 (without them a
+        // reader takes the body for US-ASCII and garbles a Chinese name); the Message-ID
+        // lets receivers tell one invitation from another.
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
-            .body(body.to_owned())
-            .map_err(|e| format!("failed to build the message: {e}"))?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("SMTP delivery failed: {e}"))
+            .message_id(None)
+            .singlepart(SinglePart::plain(body.to_owned()))
+            .map_err(|e| MailError::permanent(format!("failed to build the message: {e}")))?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            let message = format!("SMTP delivery failed: {e}");
+            if e.is_permanent() {
+                MailError::permanent(message)
+            } else {
+                MailError::transient(message)
+            }
+        })
     }
 }
 

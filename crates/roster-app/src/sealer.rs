@@ -63,7 +63,7 @@ impl ChaChaSealer {
         }
         let path = data_dir.join(KEY_FILE);
         if !path.exists() {
-            std::fs::create_dir_all(data_dir)
+            crate::create_private_dir(data_dir)
                 .with_context(|| format!("create the data directory {}", data_dir.display()))?;
             let key: [u8; 32] = rand::random();
             let text = base64::engine::general_purpose::STANDARD.encode(key);

@@ -46,7 +46,7 @@ pub use ids::{AppId, IdGen, OpenDepartmentId, OpenId, RandomIds, TenantId, Union
 pub use import::{
     ImportChunk, ImportCommit, ImportOutcomes, ImportRowResult, IMPORT_CHUNK_ROWS, IMPORT_KIND,
 };
-pub use outbox::{Channel, MailSender, OutboxMessage};
+pub use outbox::{Channel, MailError, MailSender, OutboxMessage};
 pub use search::{SearchCursor, SearchQuery, SearchTier};
 pub use store::{
     IdempotencyClaim, IdempotencyKey, ReadVersions, Store, TakenValues, TaskChunk, UniqueProbe,

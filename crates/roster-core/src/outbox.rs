@@ -78,6 +78,34 @@ pub struct OutboxMessage {
 /// the core knows no mail protocol.
 #[async_trait]
 pub trait MailSender: Send + Sync {
-    /// Delivers one message; an error is retried later.
-    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String>;
+    /// Delivers one message; a transient error is retried later, a permanent one is not.
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError>;
+}
+
+/// Why a delivery failed, and whether trying again could help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailError {
+    /// What went wrong, for the outbox's `last_error` and the log.
+    pub message: String,
+    /// The relay refused the message for good (an SMTP 5xx reply) or the recipient cannot
+    /// be addressed: the message is not tried again.
+    pub permanent: bool,
+}
+
+impl MailError {
+    /// A failure that a later attempt may not meet (the relay down, a 4xx reply).
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that every later attempt would meet too.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
 }

@@ -72,11 +72,21 @@ pub fn verify_blocking(password: &str, phc: &str) -> bool {
     })
 }
 
-/// Hashes every password on the blocking pool, at most one per core at a time, and returns
-/// the hashes in order.
+/// The process's hashing permits: one per core, shared by every request, so that concurrent
+/// batches queue for the cores instead of each taking all of them (each argon2id hash holds
+/// 19 MiB while it runs).
+fn hashing_permits() -> Arc<tokio::sync::Semaphore> {
+    static PERMITS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    Arc::clone(PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Arc::new(tokio::sync::Semaphore::new(cores))
+    }))
+}
+
+/// Hashes every password on the blocking pool, at most one per core at a time in the whole
+/// process, and returns the hashes in order.
 pub async fn hash_all(passwords: Vec<String>) -> Result<Vec<String>, CoreError> {
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-    let permits = Arc::new(tokio::sync::Semaphore::new(cores));
+    let permits = hashing_permits();
     let mut jobs = Vec::with_capacity(passwords.len());
     for password in passwords {
         let permits = Arc::clone(&permits);

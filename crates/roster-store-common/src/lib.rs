@@ -153,7 +153,14 @@ struct ProfileDoc {
     subscription_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     dotted_line_leaders: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    former_departments: Vec<i64>,
 }
+
+/// What a delivered outbox message keeps of its body. The body held the activation link,
+/// whose token must not outlive the delivery at rest (the activation keeps only its hash).
+pub const DELIVERED_BODY: &str =
+    "(delivered; the body, which held the activation link, is not kept)";
 
 fn one() -> i64 {
     1
@@ -222,6 +229,7 @@ pub fn encode_profile(p: &UserProfile) -> String {
             .iter()
             .map(|l| l.as_str().to_owned())
             .collect(),
+        former_departments: p.former_departments.iter().map(|d| d.0).collect(),
     };
     // Serialising a struct of strings, numbers and bools cannot fail.
     serde_json::to_string(&doc).expect("profile document serialises")
@@ -297,6 +305,11 @@ pub fn decode_profile(doc: &str) -> Result<UserProfile, StoreError> {
             .dotted_line_leaders
             .into_iter()
             .map(OpenId::from_trusted)
+            .collect(),
+        former_departments: d
+            .former_departments
+            .into_iter()
+            .map(roster_core::DeptKey)
             .collect(),
     })
 }
@@ -377,6 +390,9 @@ pub fn decode_contact_scope(s: &str) -> Result<roster_core::ContactScope, StoreE
         .map(roster_core::ContactScope::Departments)
 }
 
+/// What a change event's snapshot holds in place of a password hash.
+pub const REDACTED: &str = "(redacted)";
+
 /// The snapshot of a user recorded in change events: ids, status, departments (by key) and
 /// the profile document, as one JSON object. The profile goes in as the already-encoded
 /// document (a raw JSON value), because re-parsing it cost more than the rest of an insert.
@@ -400,7 +416,16 @@ pub fn user_snapshot(u: &User) -> String {
         logout_at: Option<i64>,
         profile: &'a serde_json::value::RawValue,
     }
-    let profile = encode_profile(&u.profile);
+    // The audit trail is read by people and outlives passwords: it records that a password
+    // is set, never its hash.
+    let profile = if u.profile.password_hash.is_some() {
+        encode_profile(&UserProfile {
+            password_hash: Some(REDACTED.to_owned()),
+            ..u.profile.clone()
+        })
+    } else {
+        encode_profile(&u.profile)
+    };
     // The document is JSON that this crate just wrote, so it is always valid raw JSON.
     let raw = serde_json::value::RawValue::from_string(profile).expect("profile document is JSON");
     serde_json::to_string(&Snapshot {
@@ -818,10 +843,36 @@ mod tests {
             job_family_id: Some("jf-1".into()),
             subscription_ids: vec!["s1".into(), "s2".into()],
             dotted_line_leaders: vec![OpenId::from_trusted("ou_1".into())],
+            former_departments: vec![roster_core::DeptKey(7)],
             ..UserProfile::default()
         };
         let back = decode_profile(&encode_profile(&p)).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn a_user_snapshot_records_that_a_password_is_set_never_its_hash() {
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        let u = User {
+            key: roster_core::UserKey(1),
+            tenant: roster_core::TenantId(1),
+            open_id: OpenId::from_trusted("ou_1".into()),
+            union_id: roster_core::UnionId::from_trusted("on_1".into()),
+            user_id: roster_core::UserId::from_trusted("u1".into()),
+            profile: UserProfile {
+                name: "a".into(),
+                password_hash: Some(hash.into()),
+                ..UserProfile::default()
+            },
+            status: roster_core::UserStatus::default(),
+            created_at: 0,
+            updated_at: 0,
+            resigned_at: None,
+            logout_at: None,
+        };
+        let snap = user_snapshot(&u);
+        assert!(!snap.contains("argon2id"), "{snap}");
+        assert!(snap.contains(REDACTED), "{snap}");
     }
 
     #[test]

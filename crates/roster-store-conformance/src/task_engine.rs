@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use roster_core::{
     Actor, Change, ChangeAction, Channel, Clock, ContactScope, CoreError, Directory, Entity,
-    Invitations, ItemError, ItemOutcome, MailSender, NewTenant, NewUser, OutboxMessage, RandomIds,
-    Scope, Scopes, Store, Task, TaskChunk, TaskId, TaskItem, TaskStatus, TaskSubmission,
+    Invitations, ItemError, ItemOutcome, MailError, MailSender, NewTenant, NewUser, OutboxMessage,
+    RandomIds, Scope, Scopes, Store, Task, TaskChunk, TaskId, TaskItem, TaskStatus, TaskSubmission,
     UserLookup,
 };
 use tokio::sync::watch;
@@ -170,13 +170,14 @@ fn assert_not_found<T: std::fmt::Debug>(r: &Result<T, CoreError>, entity: Entity
     );
 }
 
-/// A mail sender that records what it is asked to send and refuses the first attempt to each
-/// recipient listed in `fail_once`.
+/// A mail sender that records what it is asked to send, refuses the first attempt to each
+/// recipient listed in `fail_once` and every attempt to those in `refuse` (for good).
 #[derive(Default)]
 struct Mailbox {
     calls: AtomicUsize,
     sent: Mutex<Vec<(String, String, String)>>,
     fail_once: Mutex<HashSet<String>>,
+    refuse: Mutex<HashSet<String>>,
 }
 
 impl Mailbox {
@@ -199,10 +200,13 @@ impl Mailbox {
         self.sent.lock().expect("mailbox lock").clone()
     }
 
-    fn deliver(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+    fn deliver(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.fail_once.lock().expect("mailbox lock").remove(to) {
-            return Err("smtp down".to_owned());
+            return Err(MailError::transient("smtp down"));
+        }
+        if self.refuse.lock().expect("mailbox lock").contains(to) {
+            return Err(MailError::permanent("550 no such mailbox"));
         }
         self.sent.lock().expect("mailbox lock").push((
             to.to_owned(),
@@ -221,7 +225,7 @@ impl MailSender for Mailbox {
         to: &'life1 str,
         subject: &'life2 str,
         body: &'life3 str,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'async_trait>>
+    ) -> Pin<Box<dyn Future<Output = Result<(), MailError>> + Send + 'async_trait>>
     where
         'life0: 'async_trait,
         'life1: 'async_trait,
@@ -651,17 +655,20 @@ pub async fn check_deliver_outbox_sends_invitations_and_retries_failures_later(
         "both e-mails are attempted, the SMS is not"
     );
     let ben = message_to(&env, "ben@example.com").await;
+    let delivered = mailbox.sent();
+    assert_eq!(delivered.len(), 1);
     assert_eq!(
-        mailbox.sent(),
-        vec![(
-            "ben@example.com".to_owned(),
-            ben.subject.clone(),
-            ben.body.clone()
-        )]
+        (delivered[0].0.as_str(), delivered[0].1.as_str()),
+        ("ben@example.com", ben.subject.as_str())
+    );
+    token_in(&delivered[0].2);
+    assert!(
+        !ben.body.contains("/activate/"),
+        "a delivered message keeps no activation link at rest: {:?}",
+        ben.body
     );
     assert_eq!(ben.sent_at, Some(t1));
     assert_eq!(ben.last_error, None);
-    token_in(&ben.body);
     let ann = message_to(&env, "ann@example.com").await;
     assert_eq!(ann.attempts, 1, "the failed attempt is counted");
     assert_eq!(ann.last_error.as_deref(), Some("smtp down"));
@@ -692,14 +699,13 @@ pub async fn check_deliver_outbox_sends_invitations_and_retries_failures_later(
     assert_eq!(mailbox.calls(), 3);
     let ann = message_to(&env, "ann@example.com").await;
     assert_eq!(ann.sent_at, Some(t1 + 5_000));
+    assert_eq!(ann.last_error, None, "a delivery clears the earlier error");
+    let delivered = mailbox.sent();
     assert_eq!(
-        mailbox.sent()[1],
-        (
-            "ann@example.com".to_owned(),
-            ann.subject.clone(),
-            ann.body.clone()
-        )
+        (delivered[1].0.as_str(), delivered[1].1.as_str()),
+        ("ann@example.com", ann.subject.as_str())
     );
+    token_in(&delivered[1].2);
     clock.0.fetch_add(3_600_000, Ordering::SeqCst);
     assert_eq!(env.dir.deliver_outbox(&mailbox).await.expect("deliver"), 0);
     assert_eq!(mailbox.calls(), 3, "a sent message is never sent again");
@@ -710,6 +716,76 @@ pub async fn check_deliver_outbox_sends_invitations_and_retries_failures_later(
         .expect("list the outbox")
         .iter()
         .all(|m| m.channel == Channel::Sms));
+}
+
+/// A permanent refusal (an SMTP 5xx) is recorded and never retried; an invitation to a user
+/// deleted before its delivery is not sent at all, and neither is tried again.
+pub async fn check_deliver_outbox_gives_up_on_refusals_and_deleted_users(store: Arc<dyn Store>) {
+    let (env, clock) = task_env(store, "Acme").await;
+    let items = invited(&env).await;
+    let (ben_open, _, _) = created(&items[1]);
+    env.dir
+        .delete_user(
+            &env.caller,
+            &UserLookup::OpenId(ben_open.into()),
+            roster_core::Handover::default(),
+        )
+        .await
+        .expect("delete ben before his invitation goes out");
+    let mailbox = Mailbox::default();
+    mailbox
+        .refuse
+        .lock()
+        .expect("mailbox lock")
+        .insert("ann@example.com".to_owned());
+    assert_eq!(env.dir.deliver_outbox(&mailbox).await.expect("deliver"), 0);
+    assert_eq!(mailbox.calls(), 1, "ben's invitation is not attempted");
+    let ann = message_to(&env, "ann@example.com").await;
+    assert_eq!((ann.attempts, ann.sent_at), (1, None));
+    assert!(
+        ann.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("permanent failure") && e.contains("550")),
+        "the refusal is recorded as final: {:?}",
+        ann.last_error
+    );
+    let ben = message_to(&env, "ben@example.com").await;
+    assert_eq!(ben.sent_at, None);
+    assert_eq!(
+        ben.last_error.as_deref(),
+        Some("not sent: the user was deleted")
+    );
+    clock.0.fetch_add(10 * 3_600_000, Ordering::SeqCst);
+    assert_eq!(env.dir.deliver_outbox(&mailbox).await.expect("deliver"), 0);
+    assert_eq!(mailbox.calls(), 1, "neither is tried again, hours later");
+
+    // The link of a user deleted since the invitation (cat's recorded SMS) is dead.
+    let (cat_open, _, _) = created(&items[2]);
+    let cat_sms = message_to(&env, "+8613000000007").await;
+    env.dir
+        .delete_user(
+            &env.caller,
+            &UserLookup::OpenId(cat_open.into()),
+            roster_core::Handover::default(),
+        )
+        .await
+        .expect("delete cat");
+    assert_not_found(
+        &env.dir.activate_invitation(&token_in(&cat_sms.body)).await,
+        Entity::User,
+        "the link of a deleted user",
+    );
+    let cat = get_user(
+        env.store.as_ref(),
+        env.tenant.id,
+        UserLookup::OpenId(cat_open.into()),
+    )
+    .await
+    .expect("cat");
+    assert!(
+        !cat.status.is_activated,
+        "the deleted user stays unactivated"
+    );
 }
 
 /// The token in a delivered invitation's link activates its user once (`is_activated`,

@@ -198,9 +198,10 @@ pub(crate) async fn claim_outbox(
 }
 
 pub(crate) async fn mark_outbox_sent(pool: &PgPool, id: i64, now: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET sent_at = $2 WHERE id = $1")
+    sqlx::query("UPDATE outbox SET sent_at = $2, last_error = NULL, body = $3 WHERE id = $1")
         .bind(id)
         .bind(now)
+        .bind(roster_store_common::DELIVERED_BODY)
         .execute(pool)
         .await
         .context("mark outbox message sent")?;
@@ -290,6 +291,11 @@ pub(crate) async fn activate(
             "user {key} was locked but not read back"
         )));
     };
+    // A user deleted since the invitation cannot be activated by it: the link is dead.
+    if before.status.is_resigned {
+        tx.rollback().await.context("end activation")?;
+        return Ok(None);
+    }
     let mut after = before.clone();
     after.status.is_activated = true;
     after.status.is_unjoin = false;

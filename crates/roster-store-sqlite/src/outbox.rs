@@ -190,9 +190,11 @@ fn with_activations(
 
 /// Records a delivery.
 pub(crate) fn mark_sent(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE outbox SET sent_at = ?2 WHERE id = ?1")
-        .and_then(|mut s| s.execute(params![id, now]))
-        .context("mark outbox message sent")?;
+    conn.prepare_cached(
+        "UPDATE outbox SET sent_at = ?2, last_error = NULL, body = ?3 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![id, now, roster_store_common::DELIVERED_BODY]))
+    .context("mark outbox message sent")?;
     Ok(())
 }
 
@@ -273,6 +275,10 @@ pub(crate) fn activate(
     let Some(before) = users::read_user(&tx, tenant, &UserLookup::OpenId(open_id))? else {
         return Ok(None);
     };
+    // A user deleted since the invitation cannot be activated by it: the link is dead.
+    if before.status.is_resigned {
+        return Ok(None);
+    }
     tx.prepare_cached("UPDATE activations SET used_at = ?2 WHERE token_hash = ?1")
         .and_then(|mut s| s.execute(params![token_hash, now]))
         .context("mark activation used")?;

@@ -12,8 +12,9 @@ use super::{Directory, PreparedBatch};
 use crate::app::{Caller, Scope};
 use crate::audit::{Actor, Change};
 use crate::error::{CoreError, Entity};
-use crate::outbox::{Activation, Channel, MailSender, OutboxMessage};
+use crate::outbox::{Activation, Channel, MailError, MailSender, OutboxMessage};
 use crate::store::TaskChunk;
+use crate::store::UserLookup;
 use crate::task::{ItemError, Task, TaskId, TaskItem, TaskStatus};
 use crate::user::{NewUser, User};
 
@@ -30,6 +31,11 @@ const STORAGE_STRIKES: u32 = 5;
 const MAIL_LEASE_MS: i64 = 60_000;
 /// Most messages one `deliver_outbox` round sends.
 const MAIL_ROUND: usize = 20;
+/// The longest one delivery attempt may take: well within `MAIL_LEASE_MS`, so that no other
+/// node claims a message while it is being sent.
+const MAIL_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// `next_attempt_at` of a message that is never to be tried again.
+const NEVER: i64 = i64::MAX;
 
 /// A batch to run in the background: each item a parsed user (or its error) with the
 /// dialect's echo.
@@ -130,7 +136,29 @@ impl Directory {
         &self,
         worker: String,
         invitations: Invitations,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        self.run_worker(worker, invitations, stop, None).await;
+    }
+
+    /// `run_task_worker` for the task `only` and no other: what a command-line import runs,
+    /// so that it never takes a server's task (whose invitation links it could not know).
+    pub async fn run_task_worker_for(
+        &self,
+        worker: String,
+        invitations: Invitations,
+        stop: tokio::sync::watch::Receiver<bool>,
+        only: TaskId,
+    ) {
+        self.run_worker(worker, invitations, stop, Some(only)).await;
+    }
+
+    async fn run_worker(
+        &self,
+        worker: String,
+        invitations: Invitations,
         mut stop: tokio::sync::watch::Receiver<bool>,
+        only: Option<TaskId>,
     ) {
         let mut last_expiry = None;
         let mut strikes = HashMap::new();
@@ -139,12 +167,17 @@ impl Directory {
                 return;
             }
             self.expire_imports_now_and_then(&mut last_expiry).await;
-            match self
-                .inner
-                .store
-                .claim_task(&worker, self.inner.clock.now_ms(), invitations.lease_ms)
-                .await
-            {
+            let (now, lease) = (self.inner.clock.now_ms(), invitations.lease_ms);
+            let claimed = match &only {
+                Some(id) => {
+                    self.inner
+                        .store
+                        .claim_this_task(&worker, now, lease, id)
+                        .await
+                }
+                None => self.inner.store.claim_task(&worker, now, lease).await,
+            };
+            match claimed {
                 Ok(Some(task)) => {
                     let (id, task_tenant) = (task.id.clone(), task.tenant);
                     if let Err(err) = self.process_task(task, &worker, &invitations, &stop).await {
@@ -381,9 +414,9 @@ impl Directory {
             recipient,
             subject: "You are invited to join your organisation's directory".to_owned(),
             body: format!(
-                "Hello {},\n\nan account has been created for you. Activate it here:\n\n{link}\n\nThe link works for {} days.\n",
+                "Hello {},\n\nan account has been created for you. Activate it here:\n\n{link}\n\nThe link works for {}.\n",
                 user.profile.name,
-                inv.ttl_ms / 86_400_000
+                link_lifetime(inv.ttl_ms)
             ),
             activation: Some(Activation {
                 token_hash: hex::encode(Sha256::digest(token.as_bytes())),
@@ -428,13 +461,56 @@ impl Directory {
             else {
                 break;
             };
-            match sender.send(&m.recipient, &m.subject, &m.body).await {
+            // An invitation to a user deleted (or purged) since is not sent: its link could
+            // no longer activate anything.
+            if let Some(a) = &m.activation {
+                let user = self
+                    .inner
+                    .store
+                    .get_user(m.tenant, &UserLookup::OpenId(a.user_open_id.clone()))
+                    .await?;
+                if user.is_none_or(|u| u.status.is_resigned) {
+                    self.inner
+                        .store
+                        .mark_outbox_failed(m.id, "not sent: the user was deleted", NEVER)
+                        .await?;
+                    continue;
+                }
+            }
+            // lettre's timeout bounds the connect only; a relay that accepts the connection
+            // and then says nothing would hold the mailer (and every later invitation) for
+            // good, and outlive the claim's lease so that another node sends it again.
+            let sent_or = tokio::time::timeout(
+                MAIL_SEND_TIMEOUT,
+                sender.send(&m.recipient, &m.subject, &m.body),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(MailError::transient(format!(
+                    "the relay did not finish within {} s",
+                    MAIL_SEND_TIMEOUT.as_secs()
+                )))
+            });
+            match sent_or {
                 Ok(()) => {
                     self.inner
                         .store
                         .mark_outbox_sent(m.id, self.inner.clock.now_ms())
                         .await?;
                     sent += 1;
+                }
+                Err(err) if err.permanent => {
+                    tracing::warn!(
+                        outbox = m.id,
+                        attempts = m.attempts + 1,
+                        "mail refused for good, not retried: {}",
+                        err.message
+                    );
+                    let why = format!("permanent failure, not retried: {}", err.message);
+                    self.inner
+                        .store
+                        .mark_outbox_failed(m.id, &why, NEVER)
+                        .await?;
                 }
                 Err(err) => {
                     let backoff = 5_000_i64
@@ -443,11 +519,12 @@ impl Directory {
                     tracing::warn!(
                         outbox = m.id,
                         attempts = m.attempts + 1,
-                        "failed to deliver mail: {err}"
+                        "failed to deliver mail: {}",
+                        err.message
                     );
                     self.inner
                         .store
-                        .mark_outbox_failed(m.id, &err, self.inner.clock.now_ms() + backoff)
+                        .mark_outbox_failed(m.id, &err.message, self.inner.clock.now_ms() + backoff)
                         .await?;
                 }
             }
@@ -489,5 +566,29 @@ impl Directory {
             .store
             .list_outbox(tenant, unsent_only, limit)
             .await?)
+    }
+}
+
+/// How long an invitation link works, as the mail says it: whole days from two days up,
+/// hours below (a 12-hour link is not "0 days").
+fn link_lifetime(ttl_ms: i64) -> String {
+    match (ttl_ms / 3_600_000).max(1) {
+        h if h >= 48 => format!("{} days", h / 24),
+        1 => "1 hour".to_owned(),
+        h => format!("{h} hours"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_lifetime;
+
+    #[test]
+    fn link_lifetime_is_said_in_days_or_hours() {
+        assert_eq!(link_lifetime(7 * 86_400_000), "7 days");
+        assert_eq!(link_lifetime(48 * 3_600_000), "2 days");
+        assert_eq!(link_lifetime(12 * 3_600_000), "12 hours");
+        assert_eq!(link_lifetime(3_600_000), "1 hour");
+        assert_eq!(link_lifetime(60_000), "1 hour");
     }
 }
