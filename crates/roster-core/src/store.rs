@@ -568,6 +568,16 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
     ) -> Result<Option<crate::task::Task>, StoreError>;
 
+    /// `claim_task` of the task `id` alone: `None` when it is not claimable (done, or
+    /// leased to a live worker). For a process that runs its own task and no other's.
+    async fn claim_this_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        id: &crate::task::TaskId,
+    ) -> Result<Option<crate::task::Task>, StoreError>;
+
     /// Extends a lease the worker still holds; false when it lost it.
     async fn renew_task_lease(
         &self,

@@ -1350,6 +1350,46 @@ pub async fn check_racing_claims_of_one_task_leave_one_owner(store: Arc<dyn Stor
     assert_eq!(stored.status, TaskStatus::Running);
 }
 
+/// `claim_this_task` takes the named task and no other: not an older queued one, not one
+/// leased to a live worker, and once its lease runs out, again.
+pub async fn check_claim_this_task_takes_that_task_alone(store: Arc<dyn Store>) {
+    let t = tenant(store.as_ref(), "Acme", None).await;
+    let older = new_task(t.id, 1, T0, 1, false);
+    let mine = new_task(t.id, 2, T0 + 1, 1, false);
+    for task in [&older, &mine] {
+        store
+            .create_task(task, &items(1, &[]))
+            .await
+            .expect("create");
+    }
+    let got = store
+        .claim_this_task("cli", T0 + 10, LEASE, &mine.id)
+        .await
+        .expect("claim")
+        .expect("the named task is claimable");
+    assert_eq!(got.id, mine.id, "the named task, not the older one");
+    assert_eq!(got.lease_owner.as_deref(), Some("cli"));
+    assert_eq!(
+        read_task(store.as_ref(), t.id, &older.id).await.status,
+        TaskStatus::Queued,
+        "the older task is left to the server's workers"
+    );
+    assert!(
+        store
+            .claim_this_task("other", T0 + 20, LEASE, &mine.id)
+            .await
+            .expect("claim")
+            .is_none(),
+        "a live lease keeps the task"
+    );
+    let again = store
+        .claim_this_task("other", T0 + 20 + LEASE, LEASE, &mine.id)
+        .await
+        .expect("claim")
+        .expect("an expired lease frees the task");
+    assert_eq!(again.lease_owner.as_deref(), Some("other"));
+}
+
 /// 8 mailers claim the outbox at once, a few messages at a time, until nothing is left:
 /// every due e-mail is handed out exactly once and no SMS at all.
 pub async fn check_racing_outbox_claims_never_share_a_message(store: Arc<dyn Store>) {

@@ -623,7 +623,17 @@ impl Store for PgStore {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<roster_core::Task>, StoreError> {
-        tasks::claim_task(&self.pool, worker, now, lease_ms).await
+        tasks::claim_task(&self.pool, worker, now, lease_ms, None).await
+    }
+
+    async fn claim_this_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        id: &roster_core::TaskId,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        tasks::claim_task(&self.pool, worker, now, lease_ms, Some(&id.to_string())).await
     }
 
     async fn renew_task_lease(

@@ -206,11 +206,13 @@ pub(crate) async fn task_items(
 
 // ----- leases -----
 
+/// With `only`, claims that task alone, on the same terms.
 pub(crate) async fn claim_task(
     pool: &PgPool,
     worker: &str,
     now: i64,
     lease_ms: i64,
+    only: Option<&str>,
 ) -> Result<Option<Task>, StoreError> {
     let mut tx = pool.begin().await.context("begin task claim")?;
     // SKIP LOCKED passes over a task that another process is claiming (or committing a chunk
@@ -218,10 +220,12 @@ pub(crate) async fn claim_task(
     // checked again once locked, so a task claimed and committed meanwhile is passed over.
     let id: Option<String> = sqlx::query_scalar(
         "SELECT id FROM tasks \
-         WHERE status = 'queued' OR (status = 'running' AND lease_until < $1) \
+         WHERE (status = 'queued' OR (status = 'running' AND lease_until < $1)) \
+         AND ($2::text IS NULL OR id = $2) \
          ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .bind(now)
+    .bind(only)
     .fetch_optional(&mut *tx)
     .await
     .context("find a task to claim")?;

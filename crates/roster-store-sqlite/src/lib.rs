@@ -934,7 +934,21 @@ impl Store for SqliteStore {
     ) -> Result<Option<roster_core::Task>, StoreError> {
         let worker = worker.to_owned();
         self.write("claim task", move |conn| {
-            tasks::claim_task(conn, &worker, now, lease_ms)
+            tasks::claim_task(conn, &worker, now, lease_ms, None)
+        })
+        .await
+    }
+
+    async fn claim_this_task(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        id: &roster_core::TaskId,
+    ) -> Result<Option<roster_core::Task>, StoreError> {
+        let (worker, id) = (worker.to_owned(), id.to_string());
+        self.write("claim task", move |conn| {
+            tasks::claim_task(conn, &worker, now, lease_ms, Some(&id))
         })
         .await
     }

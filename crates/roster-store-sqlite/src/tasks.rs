@@ -201,24 +201,28 @@ pub(crate) fn task_items(
 
 /// Claims the oldest queued task, or the oldest running one whose lease ran out, in one
 /// statement on the writer (so no two claims can pick the same task).
+/// With `only`, claims that task alone, on the same terms.
 pub(crate) fn claim_task(
     conn: &Connection,
     worker: &str,
     now: i64,
     lease_ms: i64,
+    only: Option<&str>,
 ) -> Result<Option<Task>, StoreError> {
+    let this_one = if only.is_some() { "AND id = ?4" } else { "" };
     conn.prepare_cached(&format!(
         "UPDATE tasks SET status = 'running', lease_owner = ?1, lease_until = ?3 \
          WHERE id = (SELECT id FROM tasks \
-                     WHERE status = 'queued' OR (status = 'running' AND lease_until < ?2) \
-                     ORDER BY created_at, id LIMIT 1) \
+                     WHERE (status = 'queued' OR (status = 'running' AND lease_until < ?2)) \
+                     {this_one} ORDER BY created_at, id LIMIT 1) \
          RETURNING {TASK_COLS}"
     ))
     .and_then(|mut s| {
-        s.query_row(
-            params![worker, now, now.saturating_add(lease_ms)],
-            TaskRow::read,
-        )
+        let until = now.saturating_add(lease_ms);
+        match only {
+            Some(id) => s.query_row(params![worker, now, until, id], TaskRow::read),
+            None => s.query_row(params![worker, now, until], TaskRow::read),
+        }
         .optional()
     })
     .context("claim task")?

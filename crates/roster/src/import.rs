@@ -135,6 +135,15 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
     // The report is opened before anything is imported: a path it cannot be written to
     // then fails the command while nothing has been written, instead of after the import,
     // when running it again would meet every row it created as a duplicate.
+    if let Some(errors) = args.errors.as_deref() {
+        // The report overwrites its file: naming the input there would destroy the input.
+        if same_file(errors, &args.file) {
+            bail!(
+                "--errors {} names the file being imported; the report would overwrite it",
+                errors.display()
+            );
+        }
+    }
     let report = args.errors.as_deref().map(Report::open).transpose()?;
     let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Vec<ReadRow>>>(8);
     let file = args.file.clone();
@@ -543,6 +552,15 @@ struct Report {
     made: bool,
 }
 
+/// Whether two paths name one file (after links and `..`); a path that does not exist yet
+/// names no existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 impl Report {
     /// Opens (or makes) the file for writing. An existing file is not emptied yet: a run
     /// refused before its report (a bad header, say) leaves it as it was.
@@ -755,9 +773,12 @@ async fn in_process(
         ttl_ms: i64::from(config.invitation_ttl_hours) * 3_600_000,
         lease_ms: i64::from(config.task_lease_seconds.max(1)) * 1000,
     };
+    let worker_task = task.id.clone();
     let worker = tokio::spawn(async move {
         let name = format!("import-{}", std::process::id());
-        worker_dir.run_task_worker(name, invitations, stop_rx).await;
+        worker_dir
+            .run_task_worker_for(name, invitations, stop_rx, worker_task)
+            .await;
     });
     bar.set_message("writing");
     bar.set_position(0);

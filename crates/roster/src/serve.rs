@@ -212,7 +212,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    for n in 0..config.task_workers.max(1) {
+    // Zero workers (allowed on PostgreSQL only) makes an API-only node: other nodes run the
+    // tasks it accepts.
+    for n in 0..config.task_workers {
         let d = dir.clone();
         let inv = invitations.clone();
         let stop = stop_rx.clone();

@@ -679,6 +679,20 @@ fn roster_import_checks_its_error_report_path_before_importing() {
     );
     assert!(!ok && err.contains("Nope"), "{err}");
     assert!(!report.exists(), "no empty report is left behind");
+
+    // The report cannot be the input itself: that would overwrite what is being imported.
+    let input = dir.join("ep.csv");
+    let (ok, _, err) = import(dir, "ep.csv", body, &["--errors", input.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("names the file being imported"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), body, "the input is intact");
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM users WHERE user_id LIKE 'ep%'"),
+        0
+    );
+
     std::fs::write(&report, "old").unwrap();
     let (ok, _, err) = import(
         dir,
