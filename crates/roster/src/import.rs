@@ -403,7 +403,7 @@ fn read_file(
             }
         }
         Format::Xlsx => {
-            use calamine::{open_workbook_auto, Data, Reader};
+            use calamine::{open_workbook_auto, Reader, Sheets};
             let mut book =
                 open_workbook_auto(path).with_context(|| format!("open {}", path.display()))?;
             let name = match sheet {
@@ -414,34 +414,26 @@ fn read_file(
                     .cloned()
                     .context("the workbook has no sheet")?,
             };
-            let range = book
+            let mut range = book
                 .worksheet_range(&name)
                 .with_context(|| format!("read sheet {name:?}"))?;
-            let mut rows = range.rows();
-            // A cell's text, or the error value (#N/A, #REF!, …) a formula left in it.
-            let cell = |c: &Data| -> Result<String, calamine::CellErrorType> {
-                Ok(match c {
-                    Data::Empty => String::new(),
-                    Data::Error(e) => return Err(e.clone()),
-                    Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-                    // Whole numbers (mobiles, ids, unix times) must not gain a ".0".
-                    Data::Float(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
-                        format!("{}", *f as i64)
-                    }
-                    Data::Float(f) => f.to_string(),
-                    Data::Int(i) => i.to_string(),
-                    Data::Bool(b) => b.to_string(),
-                    // A spreadsheet date, read in the workbook's own date system (1900 or
-                    // 1904, which calamine knows); rows take unix seconds.
-                    Data::DateTime(d) => unix_seconds(d.to_ymd_hms_milli()).to_string(),
-                })
+            // HR sheets merge a department cell over the rows of its people; read as it is
+            // stored, only the first row would hold the value and the others would land in
+            // the root department without a word. Every cell of a merged region reads as its
+            // top-left cell, as the sheet shows it.
+            let merged = match &mut book {
+                Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(&name).unwrap_or_default(),
+                Sheets::Xls(x) => x.merge_cells_by_sheet_name(&name).unwrap_or_default(),
+                _ => Vec::new(),
             };
+            fill_merged(&mut range, &merged);
+            let mut rows = range.rows();
             // An error in the header is a column name like any other: it maps to no field.
             let header: Vec<String> = rows
                 .next()
                 .context("the sheet is empty: it needs a header row")?
                 .iter()
-                .map(|c| cell(c).unwrap_or_else(|e| e.to_string()))
+                .map(|c| xlsx_cell(c, None).unwrap_or_else(|e| e))
                 .collect();
             let fields = header_fields(mapping, &header)?;
             let mut n = 0;
@@ -449,18 +441,15 @@ fn read_file(
                 let mut cells = Vec::with_capacity(r.len());
                 let mut error = None;
                 for (c, field) in r.iter().zip(fields.iter().chain(std::iter::repeat(&None))) {
-                    match cell(c) {
+                    match xlsx_cell(c, *field) {
                         Ok(text) => cells.push(text),
                         Err(e) => {
-                            // An error value is not an empty cell: read as one, it would
-                            // import the user without the field (or fail the row as if the
-                            // field were missing). In a column the import reads it fails
+                            // A cell that cannot be read as the user typed it is not an empty
+                            // cell: read as one, it would import the user without the field
+                            // (or with another value). In a column the import reads it fails
                             // the row; in an ignored column it is ignored with the column.
                             if let (None, Some(field)) = (&error, field) {
-                                error = Some(format_error(
-                                    field,
-                                    format!("the spreadsheet cell holds the error {e}"),
-                                ));
+                                error = Some(format_error(field, e));
                             }
                             cells.push(String::new());
                         }
@@ -1129,6 +1118,68 @@ fn report_of(row: u64, e: &Value) -> RowError {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The text of a spreadsheet cell for `field`, or why it cannot be read exactly.
+fn xlsx_cell(c: &calamine::Data, field: Option<&str>) -> Result<String, String> {
+    use calamine::Data;
+    /// The largest whole number a spreadsheet's double keeps exactly (2^53).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    Ok(match c {
+        Data::Empty => String::new(),
+        Data::Error(e) => return Err(format!("the spreadsheet cell holds the error {e}")),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        // Whole numbers (mobiles, ids, unix times) must not gain a ".0".
+        #[allow(clippy::cast_possible_truncation)] // Whole and within ±2^53: exact.
+        Data::Float(f) if f.fract() == 0.0 && f.abs() <= EXACT => format!("{}", *f as i64),
+        // A longer number typed into a number cell (an 18-digit id) has already lost its
+        // last digits in the file: importing what is left would store another value.
+        Data::Float(f) if f.abs() > EXACT => {
+            return Err(format!(
+                "the number {f} is longer than a spreadsheet number keeps exactly; \
+                 format the column as text and type it again"
+            ))
+        }
+        Data::Float(f) => f.to_string(),
+        Data::Int(i) => i.to_string(),
+        Data::Bool(b) => b.to_string(),
+        // A spreadsheet date, read in the workbook's own date system (1900 or 1904, which
+        // calamine knows): `join_time` takes unix seconds; in any other column the date is
+        // kept as the calendar date (and time) it shows, not as a number nobody typed.
+        Data::DateTime(d) => {
+            let (y, mo, day, h, mi, sec, ms) = d.to_ymd_hms_milli();
+            if field == Some("join_time") {
+                unix_seconds((y, mo, day, h, mi, sec, ms)).to_string()
+            } else if d.is_datetime() && (h, mi, sec) != (0, 0, 0) {
+                format!("{y:04}-{mo:02}-{day:02} {h:02}:{mi:02}:{sec:02}")
+            } else {
+                format!("{y:04}-{mo:02}-{day:02}")
+            }
+        }
+    })
+}
+
+/// Copies the value of each merged region's top-left cell into the region's other cells
+/// (within the range read; a region whose top-left cell is empty has nothing to copy).
+fn fill_merged(range: &mut calamine::Range<calamine::Data>, merged: &[calamine::Dimensions]) {
+    let (Some(start), Some(end)) = (range.start(), range.end()) else {
+        return;
+    };
+    for region in merged {
+        let Some(value) = range.get_value(region.start).cloned() else {
+            continue;
+        };
+        if value == calamine::Data::Empty {
+            continue;
+        }
+        for r in region.start.0.max(start.0)..=region.end.0.min(end.0) {
+            for c in region.start.1.max(start.1)..=region.end.1.min(end.1) {
+                if (r, c) != region.start {
+                    range.set_value((r, c), value.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Unix seconds of a calendar date and time (UTC).

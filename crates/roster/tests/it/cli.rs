@@ -628,6 +628,85 @@ fn roster_import_fails_a_row_holding_a_spreadsheet_error() {
     );
 }
 
+/// An XLSX sheet is read as it shows: a merged cell gives its value to every row of the
+/// region, a date outside `join_time` stays the date it shows (`join_time` takes unix
+/// seconds), and a number longer than a spreadsheet keeps exactly fails its row instead of
+/// importing the rounded value.
+#[test]
+fn roster_import_reads_merged_cells_dates_and_long_numbers_as_the_sheet_shows_them() {
+    use rust_xlsxwriter::{ExcelDateTime, Format};
+
+    let tmp = directory();
+    let dir = tmp.path();
+    let file = dir.join("shown.xlsx");
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, h) in [
+        "name",
+        "user_id",
+        "city",
+        "description",
+        "join_time",
+        "employee_no",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let day = ExcelDateTime::from_ymd(2020, 1, 1).unwrap();
+    for (r, (name, id)) in [("M1", "xm1"), ("M2", "xm2"), ("M3", "xm3"), ("M4", "xm4")]
+        .iter()
+        .enumerate()
+    {
+        let r = r as u32 + 1;
+        sheet.write_string(r, 0, *name).unwrap();
+        sheet.write_string(r, 1, *id).unwrap();
+        sheet.write_datetime_with_format(r, 3, &day, &date).unwrap();
+        sheet.write_datetime_with_format(r, 4, &day, &date).unwrap();
+    }
+    sheet
+        .merge_range(1, 2, 3, 2, "Shanghai", &Format::new())
+        .unwrap();
+    sheet
+        .write_number(4, 5, 1_234_567_890_123_456_789.0)
+        .unwrap();
+    book.save(&file).unwrap();
+    let report = dir.join("report.csv");
+    let (ok, out, err) = cli(
+        dir,
+        &[
+            "import",
+            file.to_str().unwrap(),
+            "--errors",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "one row fails: {out} {err}");
+    assert!(
+        out.contains("imported 4 rows: 3 created, 1 failed"),
+        "{out} {err}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.contains("4,employee_no,format,the number")
+            && text.contains("format the column as text"),
+        "{text}"
+    );
+    assert_eq!(
+        sqlite_count(
+            dir,
+            "SELECT count(*) FROM users WHERE user_id IN ('xm1','xm2','xm3') \
+             AND json_extract(doc, '$.city') = 'Shanghai' \
+             AND json_extract(doc, '$.description') = '2020-01-01' \
+             AND json_extract(doc, '$.join_time') = 1577836800"
+        ),
+        3,
+        "every row of the merged region has the city; dates read as the sheet shows them"
+    );
+}
+
 /// An NDJSON file that starts with a UTF-8 byte-order mark is read as the upload API reads
 /// it, straight to the database and through a server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
