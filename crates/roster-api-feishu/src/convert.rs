@@ -552,8 +552,8 @@ impl<'a> Renderer<'a> {
         };
         let mut dotted_line_leader_user_ids = Vec::with_capacity(p.dotted_line_leaders.len());
         for l in &p.dotted_line_leaders {
-            // A dotted-line leader who resigned since is no longer shown (their record stays
-            // in the profile until it is next written).
+            // A user's delete takes it off every dotted-line list (migration 0016); lists
+            // written before that rule may still name a resigned leader, who is not shown.
             if let Some(id) = self.active_leader_ref(l.as_str()).await? {
                 dotted_line_leader_user_ids.push(id);
             }

@@ -457,6 +457,13 @@ pub trait Store: Send + Sync + 'static {
         leader: &OpenId,
     ) -> Result<Vec<User>, StoreError>;
 
+    /// Active users who name this user among their dotted-line leaders.
+    async fn users_with_dotted_leader(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError>;
+
     /// Deletes for good the users that resigned before `before` (ms), with a `Deleted`
     /// event (no `after`) each; returns how many.
     async fn purge_resigned(&self, before: i64) -> Result<u64, StoreError>;

@@ -189,6 +189,7 @@ macro_rules! conformance_tests {
             check_delete_user_hands_over_to_an_explicit_successor,
             check_delete_user_defaults_the_successor_to_the_leader,
             check_delete_user_leaves_deputy_posts,
+            check_delete_user_leaves_dotted_line_posts,
             check_delete_user_hands_owned_groups_to_the_successor,
             check_delete_user_with_a_bad_acceptor_changes_nothing,
             check_resurrect_user_restores_a_resigned_user,

@@ -584,6 +584,83 @@ pub async fn check_delete_user_leaves_deputy_posts(store: Arc<dyn Store>) {
     );
 }
 
+/// A deleted user leaves every dotted-line leader list it was on (a user who also reports
+/// to it directly is rewritten once, both ways), keeps none of its own, and resurrecting it
+/// brings none of those links back. Resigned users are left alone.
+pub async fn check_delete_user_leaves_dotted_line_posts(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let v = create(&env, new_user("v")).await;
+    let w = create(&env, new_user("w")).await;
+    let mut with_v = new_user("vr");
+    with_v.profile.dotted_line_leaders = vec![w.open_id.clone()];
+    let mut own = create(&env, with_v).await;
+    let dotted = |id: &str, leaders: Vec<&User>| {
+        let mut n = new_user(id);
+        n.profile.dotted_line_leaders = leaders.iter().map(|u| u.open_id.clone()).collect();
+        n
+    };
+    let r = create(&env, dotted("r", vec![&v])).await;
+    let rw = create(&env, dotted("rw", vec![&w, &v])).await;
+    let mut both = dotted("both", vec![&v]);
+    both.leader = Some(open(&v));
+    let both = create(&env, both).await;
+    let gone = create(&env, dotted("gone", vec![&v])).await;
+    delete(&env, &gone).await;
+    let gone = now_of(&env, &gone).await;
+    // v's own dotted-line leader, set after creation.
+    env.dir
+        .patch_user(
+            &env.caller,
+            &open(&v),
+            roster_core::UserPatch {
+                dotted_line_leaders: Some(vec![w.open_id.clone()]),
+                ..roster_core::UserPatch::default()
+            },
+        )
+        .await
+        .expect("give v a dotted-line leader");
+    delete(&env, &v).await;
+    assert!(now_of(&env, &r)
+        .await
+        .profile
+        .dotted_line_leaders
+        .is_empty());
+    assert_eq!(
+        now_of(&env, &rw).await.profile.dotted_line_leaders,
+        vec![w.open_id.clone()],
+        "only the deleted user leaves the list"
+    );
+    let b = now_of(&env, &both).await;
+    assert!(b.profile.dotted_line_leaders.is_empty());
+    assert_eq!(
+        b.profile.leader, None,
+        "v had no leader to hand its reports to"
+    );
+    assert!(now_of(&env, &v)
+        .await
+        .profile
+        .dotted_line_leaders
+        .is_empty());
+    assert_eq!(
+        now_of(&env, &gone).await,
+        gone,
+        "a resigned user is left alone"
+    );
+    own = now_of(&env, &own).await;
+    assert_eq!(own.profile.dotted_line_leaders, vec![w.open_id.clone()]);
+
+    env.dir
+        .resurrect_user(&env.caller, &open(&v), None, None)
+        .await
+        .expect("resurrect v");
+    for u in [&r, &both] {
+        assert!(
+            now_of(&env, u).await.profile.dotted_line_leaders.is_empty(),
+            "resurrecting v brings no dotted-line link back"
+        );
+    }
+}
+
 /// Without a successor, the deleted user's own leader takes over; a user with no leader
 /// leaves reports and departments leaderless; a successor who is one of the reports leads
 /// the others but not themselves.

@@ -512,6 +512,14 @@ impl Store for PgStore {
         users::users_led_by(&self.pool, tenant, leader).await
     }
 
+    async fn users_with_dotted_leader(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError> {
+        users::users_with_dotted_leader(&self.pool, tenant, leader).await
+    }
+
     #[instrument(skip_all, fields(before))]
     async fn purge_resigned(&self, before: i64) -> Result<u64, StoreError> {
         users::purge_resigned(&self.pool, before).await

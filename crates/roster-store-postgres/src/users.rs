@@ -1100,6 +1100,30 @@ pub(crate) async fn users_led_by(
     into_users(pool, rows).await
 }
 
+/// Active users whose dotted-line leaders include `leader`, by key: the users with any
+/// dotted-line leader come from `users_dotted_idx`, the document's text narrows them, and
+/// the decoded list decides.
+pub(crate) async fn users_with_dotted_leader(
+    pool: &PgPool,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<User>, StoreError> {
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND strpos(doc, '\"dotted_line_leaders\"') > 0 \
+         AND strpos(doc, $2) > 0 AND NOT is_resigned ORDER BY id"
+    ))
+    .bind(tenant.0)
+    .bind(format!("\"{}\"", leader.as_str()))
+    .fetch_all(pool)
+    .await
+    .context("list users by dotted-line leader")?;
+    let mut users = into_users(pool, rows).await?;
+    users.retain(|u| u.profile.dotted_line_leaders.contains(leader));
+    Ok(users)
+}
+
 // ----- retention -----
 
 /// Users purged per transaction, so that a large backlog neither holds locks for long nor

@@ -86,6 +86,7 @@ pub(crate) fn migrations() -> Migrations<'static> {
             include_str!("../migrations/0015_search_terms_reindex.sql"),
             search::reindex_non_ascii,
         ),
+        M::up(include_str!("../migrations/0016_dotted_leaders_index.sql")),
     ])
 }
 
@@ -733,6 +734,18 @@ impl Store for SqliteStore {
         let leader = leader.clone();
         self.read("list users by leader", move |conn| {
             users::users_led_by(conn, tenant, &leader)
+        })
+        .await
+    }
+
+    async fn users_with_dotted_leader(
+        &self,
+        tenant: TenantId,
+        leader: &OpenId,
+    ) -> Result<Vec<User>, StoreError> {
+        let leader = leader.clone();
+        self.read("list users by dotted-line leader", move |conn| {
+            users::users_with_dotted_leader(conn, tenant, &leader)
         })
         .await
     }

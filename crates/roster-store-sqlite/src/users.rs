@@ -1112,6 +1112,35 @@ pub(crate) fn users_led_by(
     assemble(&tx, rows)
 }
 
+/// Active users whose dotted-line leaders include `leader`, by key: the users with any
+/// dotted-line leader come from `users_dotted_idx`, the document's text narrows them, and
+/// the decoded list decides.
+pub(crate) fn users_with_dotted_leader(
+    conn: &mut Connection,
+    tenant: TenantId,
+    leader: &OpenId,
+) -> Result<Vec<User>, StoreError> {
+    let tx = ReadSnapshot::begin(conn, "begin read dotted reports")?;
+    let rows = query_rows(
+        &tx,
+        // The planner would rather walk the tenant through another index on `tenant_id`
+        // (every user of a million); the partial index holds only users with dotted-line
+        // leaders, and naming it makes a query that cannot use it an error, not a scan.
+        concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u INDEXED BY users_dotted_idx \
+             WHERE u.tenant_id = ?1 AND instr(u.doc, '\"dotted_line_leaders\"') > 0 \
+             AND instr(u.doc, ?2) > 0 AND NOT u.is_resigned ORDER BY u.id"
+        ),
+        params![tenant.0, format!("\"{}\"", leader.as_str())],
+        "list users by dotted-line leader",
+    )?;
+    let mut users = assemble(&tx, rows)?;
+    users.retain(|u| u.profile.dotted_line_leaders.contains(leader));
+    Ok(users)
+}
+
 /// Rewrites every column, the document and the memberships of an existing user and records
 /// its event, inside the caller's transaction. Returns the change of the tenant's active
 /// count (-1, 0 or +1), which the caller applies once for the whole save.

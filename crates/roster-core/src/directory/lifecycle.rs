@@ -626,6 +626,25 @@ impl Directory {
                 successor_id.clone()
             };
         }
+        // A resigned user is nobody's dotted-line leader any more either, so that bringing
+        // the user back later does not bring these links back with them.
+        for mut d in self
+            .inner
+            .store
+            .users_with_dotted_leader(caller.tenant, &user.open_id)
+            .await?
+        {
+            if d.key == user.key {
+                continue;
+            }
+            // A direct report may name the user as a dotted-line leader too: it is saved once.
+            if let Some(r) = reports.iter_mut().find(|r| r.key == d.key) {
+                r.profile.dotted_line_leaders.retain(|l| *l != user.open_id);
+            } else {
+                d.profile.dotted_line_leaders.retain(|l| *l != user.open_id);
+                reports.push(d);
+            }
+        }
         let mut depts: Vec<Department> = self
             .inner
             .store
@@ -660,6 +679,7 @@ impl Directory {
             .collect();
         user.profile.departments.clear();
         user.profile.leader = None;
+        user.profile.dotted_line_leaders.clear();
         let mut users = vec![user];
         users.extend(reports);
         let mut change = change_of(caller);
