@@ -121,8 +121,9 @@ fn check_key_opens(sealer: &sealer::ChaChaSealer, sample: Option<&[u8]>) -> anyh
 }
 
 /// `open_directory` for commands that work on an existing directory (`import` straight to
-/// the database, `export`): a SQLite file that does not exist is an error rather than a new,
-/// empty database, so that a mistyped path creates nothing, and no secret key is created
+/// the database, `export`): a SQLite file that does not exist, or a database (SQLite or
+/// PostgreSQL) without Roster's tables, is an error rather than a new, empty directory, so
+/// that a mistyped path or URL creates nothing, and no secret key is created
 /// (with `--database-url` the data directory may be wherever the command runs; these
 /// commands seal nothing, so they use the key only if there is one).
 pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Directory> {
@@ -133,6 +134,23 @@ pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Director
             path.is_file(),
             "no database at {} (`roster serve` or `roster migrate` creates one)",
             path.display()
+        );
+        let roster = roster_store_sqlite::SqliteStore::is_roster_database(path)
+            .with_context(|| format!("open the SQLite database {}", path.display()))?;
+        anyhow::ensure!(
+            roster,
+            "{} is not a Roster database (`roster serve` or `roster migrate` makes one)",
+            path.display()
+        );
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let roster = roster_store_postgres::PgStore::is_roster_database(&url)
+            .await
+            .with_context(|| format!("connect to PostgreSQL at {}", config::redact_url(&url)))?;
+        anyhow::ensure!(
+            roster,
+            "the database at {} holds no Roster tables (`roster serve` or `roster migrate` \
+             makes them)",
+            config::redact_url(&url)
         );
     }
     let store = open_store(config).await?;

@@ -85,6 +85,36 @@ impl PgStore {
     /// Several Roster processes may start at once against one database: sqlx's migrator
     /// holds a session-level advisory lock while it checks and applies migrations, so exactly
     /// one of them applies each migration and the others wait, then find nothing to do.
+    /// Whether the database at `url` already holds Roster's tables (its `tenants` table on
+    /// the search path), read without writing anything: commands that only read a directory
+    /// must not create Roster's schema in some other database.
+    pub async fn is_roster_database(url: &str) -> Result<bool, StoreError> {
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("failed to parse the database URL: {e}")))?;
+        let mut conn =
+            match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    return Err(StoreError::Backend(format!(
+                        "failed to connect to PostgreSQL: {e}"
+                    )))
+                }
+                Err(_) => {
+                    return Err(StoreError::Backend(
+                        "failed to connect to PostgreSQL: no answer in time".into(),
+                    ))
+                }
+            };
+        let found: bool = sqlx::query_scalar("SELECT to_regclass('tenants') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await
+            .context("look for Roster's tables")?;
+        let _ = conn.close().await;
+        Ok(found)
+    }
+
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options: PgConnectOptions = url
             .parse()

@@ -177,6 +177,21 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applies pending migrations
     /// and starts the reader pool. The parent directory must exist. This blocks; call it
     /// at startup or from `spawn_blocking`.
+    /// Whether the file at `path` already holds a Roster database (its `tenants` table),
+    /// read without writing anything: commands that only read a directory must not turn
+    /// some other SQLite file into one.
+    pub fn is_roster_database(path: &Path) -> Result<bool, StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .context("open database file")?;
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenants'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .context("look for Roster's tables")
+        .map(|n| n > 0)
+    }
+
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut writer = Connection::open(path).context("open database file")?;
         // SQLite opens a file it may not write read-only without a word; every write would

@@ -297,6 +297,37 @@ fn roster_export_of_a_directory_that_does_not_exist_creates_nothing() {
     let (ok, _, err) = cli(dir, &["export", "--format", "csv"]);
     assert!(!ok && err.contains("no database"), "{err}");
     assert!(!dir.join("data").exists(), "no data directory was made");
+
+    // A SQLite file that is not a Roster database is refused by every reading command, and
+    // left as it was (no Roster table is created in it).
+    let other = dir.join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE foo (x INTEGER)")
+        .unwrap();
+    let url = format!("sqlite://{}", other.display());
+    for args in [
+        &["export", "--format", "csv"][..],
+        &["tenant", "list"][..],
+        &["outbox", "list"][..],
+    ] {
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--database-url", &url]);
+        let (ok, _, err) = cli(dir, &full);
+        assert!(
+            !ok && err.contains("is not a Roster database"),
+            "{args:?}: {err}"
+        );
+    }
+    let tables: i64 = rusqlite::Connection::open(&other)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 1, "only foo: nothing was migrated into the file");
 }
 
 /// A process whose secret key does not open the access-key secrets a database holds refuses
