@@ -33,8 +33,10 @@ pub struct Config {
     /// Base URL of this server as users reach it, for invitation links; defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
-    /// SMTP relay for invitations, e.g. `smtp://127.0.0.1:2525` or
-    /// `smtp://user:pass@mail.example.com:587`; without it mails stay in the outbox.
+    /// SMTP relay for invitations, e.g. `smtp://127.0.0.1:2525`, or with AUTH
+    /// `smtp://user:pass@127.0.0.1:2525` (a local relay only: Roster speaks plain SMTP, and
+    /// credentials to another host would cross the network in clear text); without it mails
+    /// stay in the outbox.
     pub smtp_url: Option<String>,
     /// Sender address of invitations.
     pub mail_from: String,

@@ -29,6 +29,27 @@ impl SmtpSender {
             .port(parsed.port().unwrap_or(25))
             .timeout(Some(std::time::Duration::from_secs(30)));
         if !parsed.username().is_empty() {
+            // Plain SMTP sends AUTH in clear text: acceptable to a relay on this machine,
+            // not across a network. Until TLS relays are supported, refuse rather than leak.
+            let local = match parsed.host() {
+                // `smtp:` is not a scheme the URL standard knows, so an IPv4 host comes
+                // back as a name.
+                Some(url::Host::Domain(d)) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                }
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !local {
+                return Err(bad(
+                    "credentials go in clear text over plain SMTP, so they are accepted for a \
+                     relay on this machine (localhost, 127.0.0.1, ::1) only; TLS relays are \
+                     not supported yet",
+                ));
+            }
             let user = percent_decode(parsed.username());
             let pass = percent_decode(parsed.password().unwrap_or_default());
             builder = builder.credentials(
@@ -78,4 +99,31 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SmtpSender;
+
+    #[test]
+    fn credentials_are_refused_for_a_relay_across_the_network() {
+        let err = SmtpSender::new("smtp://u:secret@mail.example.com:587", "roster@example.com")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("clear text"), "{err}");
+        assert!(
+            !err.contains("secret"),
+            "the password is not repeated: {err}"
+        );
+        for url in [
+            "smtp://u:p@127.0.0.1:2525",
+            "smtp://u:p@localhost:2525",
+            "smtp://u:p@[::1]:2525",
+            "smtp://mail.example.com:25",
+        ] {
+            let made = SmtpSender::new(url, "roster@example.com");
+            assert!(made.is_ok(), "{url} is accepted: {:?}", made.err());
+        }
+    }
 }
