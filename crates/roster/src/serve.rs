@@ -23,9 +23,13 @@ pub(crate) fn app(
     let ops = Router::new()
         .route("/healthz", get(healthz).fallback(ops_method_not_allowed))
         .route("/readyz", get(readyz).fallback(ops_method_not_allowed))
+        // A HEAD would run the GET handler and use the link up: mail scanners and link
+        // previews check links with HEAD, and an account must not activate behind its owner.
         .route(
             "/activate/{token}",
-            get(activate).fallback(ops_method_not_allowed),
+            get(activate)
+                .head(ops_method_not_allowed)
+                .fallback(ops_method_not_allowed),
         )
         .with_state(dir.clone());
     let feishu = roster_api_feishu::FeishuConfig {

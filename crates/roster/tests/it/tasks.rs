@@ -539,6 +539,36 @@ async fn without_smtp_invitations_wait_in_the_outbox() {
         .await;
     assert_eq!(u["data"]["user"]["status"]["is_activated"], false);
     assert_eq!(u["data"]["user"]["status"]["is_unjoin"], true);
+
+    // A HEAD of the link (a mail scanner checking it) activates nothing; the GET does.
+    let at = out.find("/activate/").unwrap();
+    let link: String = out[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let head = s.http.head(s.url(&link)).send().await.unwrap();
+    assert_eq!(head.status(), 405);
+    let (_, u) = s
+        .get(
+            "/open-apis/contact/v3/users/m1?user_id_type=user_id",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(u["data"]["user"]["status"]["is_activated"], false, "{u}");
+    let mut activated = 0;
+    for line in out.lines().filter(|l| l.contains("/activate/")) {
+        let at = line.find("/activate/").unwrap();
+        let link: String = line[at..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
+        let (status, body) = s.get(&link, None).await;
+        if status == 200 {
+            assert_eq!(body["status"], "activated", "{body}");
+            activated += 1;
+        }
+    }
+    assert!(activated >= 1, "a GET of a link activates: {out}");
 }
 
 #[tokio::test]
