@@ -82,6 +82,10 @@ pub trait MailSender: Send + Sync {
     async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError>;
 }
 
+/// `next_attempt_at` of a message that is never to be tried again (refused for good, or
+/// its user deleted before it went out).
+pub const GIVEN_UP: i64 = i64::MAX;
+
 /// Why a delivery failed, and whether trying again could help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailError {

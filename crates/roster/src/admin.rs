@@ -107,6 +107,7 @@ pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Resul
     for m in dir.list_outbox(tenant.map(TenantId), unsent, limit).await? {
         let state = match (m.sent_at, m.channel) {
             (Some(_), _) => "sent",
+            (None, _) if m.next_attempt_at == roster_core::outbox::GIVEN_UP => "failed",
             (None, roster_core::Channel::Sms) => "recorded",
             (None, roster_core::Channel::Email) => "pending",
         };

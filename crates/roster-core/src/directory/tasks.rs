@@ -35,7 +35,7 @@ const MAIL_ROUND: usize = 20;
 /// node claims a message while it is being sent.
 const MAIL_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// `next_attempt_at` of a message that is never to be tried again.
-const NEVER: i64 = i64::MAX;
+const NEVER: i64 = crate::outbox::GIVEN_UP;
 
 /// A batch to run in the background: each item a parsed user (or its error) with the
 /// dialect's echo.
