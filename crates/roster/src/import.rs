@@ -202,16 +202,36 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
         return Err(e);
     }
     if failed > 0 {
-        bail!(
+        return Err(RowsFailed(format!(
             "{failed} rows failed{}",
             args.errors
                 .as_ref()
                 .map(|p| format!(" (see {})", p.display()))
                 .unwrap_or_default()
-        );
+        ))
+        .into());
     }
     Ok(())
 }
+
+/// An import (or dry run) that ran to its end with some rows refused: the command exits
+/// with [`RowsFailed::EXIT_CODE`], so that a script can tell it from an import that did not
+/// run (exit 1).
+#[derive(Debug)]
+pub(crate) struct RowsFailed(String);
+
+impl RowsFailed {
+    /// The exit code of an import that ran with some rows refused.
+    pub(crate) const EXIT_CODE: u8 = 2;
+}
+
+impl std::fmt::Display for RowsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RowsFailed {}
 
 #[derive(Clone, Copy)]
 enum Format {

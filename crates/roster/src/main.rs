@@ -79,6 +79,8 @@ enum Command {
     #[command(subcommand)]
     Outbox(admin::OutboxCommand),
     /// Import users from a CSV, XLSX or NDJSON file (to a server or straight to the database).
+    /// Exits 0 when every row is imported (or valid, with --dry-run), 2 when the import ran
+    /// with some rows refused, 1 when it could not run.
     Import(import::ImportArgs),
     /// Export users as CSV or NDJSON (the import row format).
     Export(export::ExportArgs),
@@ -115,7 +117,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("roster: {err:#}");
-            std::process::ExitCode::FAILURE
+            if err.downcast_ref::<import::RowsFailed>().is_some() {
+                std::process::ExitCode::from(import::RowsFailed::EXIT_CODE)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

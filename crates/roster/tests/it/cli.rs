@@ -937,3 +937,37 @@ fn a_direct_import_with_notify_needs_the_public_url() {
         "{out}{err}"
     );
 }
+
+/// `roster import` exits 0 when every row is imported, 2 when it ran with some rows refused
+/// (a dry run too), and 1 when it could not run at all.
+#[test]
+fn roster_import_exit_codes_tell_refused_rows_from_a_failed_run() {
+    let tmp = directory();
+    let dir = tmp.path();
+    let code = |args: &[&str]| {
+        std::process::Command::new(crate::harness::BIN)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run roster")
+            .status
+            .code()
+    };
+    std::fs::write(dir.join("good.csv"), "name,user_id\nGood,xc1\n").unwrap();
+    std::fs::write(
+        dir.join("some.csv"),
+        "name,user_id,email\nFine,xc2,xc2@example.com\nBad,xc3,bad\n",
+    )
+    .unwrap();
+    assert_eq!(code(&["import", "good.csv"]), Some(0));
+    assert_eq!(code(&["import", "some.csv", "--dry-run"]), Some(2));
+    assert_eq!(code(&["import", "some.csv"]), Some(2));
+    assert_eq!(code(&["import", "missing.csv"]), Some(1));
+    assert_eq!(
+        sqlite_count(dir, "SELECT count(*) FROM users WHERE user_id LIKE 'xc%'"),
+        2
+    );
+}
