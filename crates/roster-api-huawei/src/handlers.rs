@@ -285,9 +285,9 @@ fn new_user(u: wire::CreateUserRequest) -> Result<(NewUser, Option<String>), Cor
             Some(p)
         }
         // The seed and the API definition require a password only for ADMIN_ACTIVATE and
-        // forbid it nowhere. With USER_ACTIVATE the user chooses one on activation, so a
-        // password sent along is not stored: keeping it would let the account be used
-        // before its owner activated it.
+        // forbid it nowhere. With USER_ACTIVATE the owner activates the account through the
+        // invitation link, so a password sent along is not stored: keeping it would let the
+        // account be used before its owner activated it (Roster sets none on activation).
         (Activation::ByUser, _) => None,
     };
     if activation == Activation::ByUser && email.is_none() && mobile.is_none() {
