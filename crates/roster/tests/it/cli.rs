@@ -944,18 +944,7 @@ fn a_direct_import_with_notify_needs_the_public_url() {
 fn roster_import_exit_codes_tell_refused_rows_from_a_failed_run() {
     let tmp = directory();
     let dir = tmp.path();
-    let code = |args: &[&str]| {
-        std::process::Command::new(crate::harness::BIN)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run roster")
-            .status
-            .code()
-    };
+    let code = |args: &[&str]| crate::harness::cli_output(dir, args).status.code();
     std::fs::write(dir.join("good.csv"), "name,user_id\nGood,xc1\n").unwrap();
     std::fs::write(
         dir.join("some.csv"),

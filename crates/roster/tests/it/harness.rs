@@ -184,16 +184,22 @@ pub async fn read(resp: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
-/// Runs the CLI with the given data directory and arguments; returns (success, stdout).
-pub fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
+/// Runs the CLI with the given data directory and arguments; returns its whole output.
+pub fn cli_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(args)
         .current_dir(dir)
         .env("RUST_LOG", "warn")
         .output()
-        .expect("run roster");
+        .expect("run roster")
+}
+
+/// Runs the CLI with the given data directory and arguments; returns (success, stdout,
+/// stderr).
+pub fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = cli_output(dir, args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
