@@ -78,35 +78,33 @@ impl fmt::Debug for PgStore {
     }
 }
 
+/// The connection options a database URL names.
+fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    url.parse()
+        .map_err(|e| StoreError::Backend(format!("failed to parse the database URL: {e}")))
+}
+
+/// One connection, with the reason it could not be made (refused, unknown host,
+/// authentication, no such database) or a timeout after `ACQUIRE_TIMEOUT`.
+async fn connect_one(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
+    match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(StoreError::Backend(format!(
+            "failed to connect to PostgreSQL: {e}"
+        ))),
+        Err(_) => Err(StoreError::Backend(format!(
+            "failed to connect to PostgreSQL: no answer within {} s",
+            ACQUIRE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 impl PgStore {
-    /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
-    /// schema up to date.
-    ///
-    /// Several Roster processes may start at once against one database: sqlx's migrator
-    /// holds a session-level advisory lock while it checks and applies migrations, so exactly
-    /// one of them applies each migration and the others wait, then find nothing to do.
     /// Whether the database at `url` already holds Roster's tables (its `tenants` table on
     /// the search path), read without writing anything: commands that only read a directory
     /// must not create Roster's schema in some other database.
     pub async fn is_roster_database(url: &str) -> Result<bool, StoreError> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("failed to parse the database URL: {e}")))?;
-        let mut conn =
-            match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    return Err(StoreError::Backend(format!(
-                        "failed to connect to PostgreSQL: {e}"
-                    )))
-                }
-                Err(_) => {
-                    return Err(StoreError::Backend(
-                        "failed to connect to PostgreSQL: no answer in time".into(),
-                    ))
-                }
-            };
+        let mut conn = connect_one(&parse_url(url)?).await?;
         let found: bool = sqlx::query_scalar("SELECT to_regclass('tenants') IS NOT NULL")
             .fetch_one(&mut conn)
             .await
@@ -115,11 +113,14 @@ impl PgStore {
         Ok(found)
     }
 
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
+    /// schema up to date.
+    ///
+    /// Several Roster processes may start at once against one database: sqlx's migrator
+    /// holds a session-level advisory lock while it checks and applies migrations, so exactly
+    /// one of them applies each migration and the others wait, then find nothing to do.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("failed to parse the database URL: {e}")))?;
-        Self::connect_with(options).await
+        Self::connect_with(parse_url(url)?).await
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
@@ -130,22 +131,7 @@ impl PgStore {
         // One connection first, on its own: a pool that cannot connect retries until its
         // acquire timeout and then reports only "pool timed out", while this reports why
         // (connection refused, unknown host, authentication failed, no such database).
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options)).await {
-            Ok(Ok(probe)) => {
-                let _ = probe.close().await;
-            }
-            Ok(Err(e)) => {
-                return Err(StoreError::Backend(format!(
-                    "failed to connect to PostgreSQL: {e}"
-                )))
-            }
-            Err(_) => {
-                return Err(StoreError::Backend(format!(
-                    "failed to connect to PostgreSQL: no answer within {} s",
-                    ACQUIRE_TIMEOUT.as_secs()
-                )))
-            }
-        }
+        let _ = connect_one(&options).await?.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
