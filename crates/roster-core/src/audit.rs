@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::error::Entity;
 use crate::ids::{AppId, TenantId};
+use crate::store::IdempotencyKey;
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +38,22 @@ pub struct Change {
     pub actor: Actor,
     /// Extra detail for the record.
     pub note: Option<String>,
+    /// An idempotency key (Feishu's `client_token`) claimed for this write, with the id of
+    /// the entity it creates: the store records that result in the write's own transaction,
+    /// so that a process dying between the commit and the key's completion cannot leave the
+    /// key claimed with no result behind an entity that exists (a retry would then create
+    /// it again, or be refused as a duplicate of itself).
+    pub completes: Option<(IdempotencyKey, String)>,
 }
 
 impl Change {
     /// A change by `actor` with no note.
     pub fn by(actor: Actor) -> Self {
-        Self { actor, note: None }
+        Self {
+            actor,
+            note: None,
+            completes: None,
+        }
     }
 }
 

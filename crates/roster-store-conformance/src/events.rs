@@ -81,6 +81,7 @@ pub async fn check_inserts_record_one_created_event_per_written_row(store: Arc<d
     let load = Change {
         actor: Actor::Cli,
         note: Some("initial load".into()),
+        completes: None,
     };
     let d = s
         .insert_department(&department(t.id, r.key, "D1", "Delta Dept", 0), &load)
@@ -232,6 +233,7 @@ pub async fn check_save_records_one_event_per_entity_with_the_inferred_action(
     let change = Change {
         actor: Actor::App(app_id.clone()),
         note: Some("quarterly review".into()),
+        completes: None,
     };
     s.save(
         t.id,

@@ -260,6 +260,7 @@ pub async fn check_save_rewrites_groups_with_an_updated_event_each(store: Arc<dy
     let change = Change {
         actor: Actor::App(app_id.clone()),
         note: Some("reorganisation".into()),
+        completes: None,
     };
     s.save(t.id, &[], &[], &[g2_new.clone(), g1_new.clone()], &change)
         .await

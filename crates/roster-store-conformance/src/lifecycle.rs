@@ -1379,6 +1379,86 @@ pub async fn check_idempotent_replays_the_first_result_without_running_again(
     assert_eq!(runs.load(Ordering::SeqCst), 5);
 }
 
+/// A keyed create whose process dies right after its write committed (here: the operation
+/// panics before `idempotent` can complete the key) has still completed its key, because the
+/// store records the key's result in the create's own transaction: the client's retry is
+/// answered with the entity that was created, instead of waiting out the claim and then
+/// creating it a second time (or being refused as a duplicate of itself).
+pub async fn check_a_keyed_create_that_dies_after_its_commit_is_replayed(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let created = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+
+    // Each create runs in a task of its own, as the Feishu handlers run them; the panic
+    // after the write stands for the process dying there.
+    let dies_after = |what: &'static str| {
+        let dir = env.dir.clone();
+        let caller = env.caller.clone();
+        let root = env.root.key;
+        let runs = runs.clone();
+        let created = created.clone();
+        tokio::spawn(async move {
+            let c = caller.clone();
+            let d = dir.clone();
+            dir.idempotent(&caller, CREATE, what, "fp", move || async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let id = if what == "user" {
+                    d.create_user(&c, new_user("keyed-user"))
+                        .await?
+                        .open_id
+                        .to_string()
+                } else {
+                    d.create_department(
+                        &c,
+                        roster_core::NewDepartment {
+                            parent: root,
+                            department_id: None,
+                            fields: roster_core::DepartmentFields {
+                                name: "Keyed".into(),
+                                ..roster_core::DepartmentFields::default()
+                            },
+                            order_after_siblings: true,
+                        },
+                    )
+                    .await?
+                    .open_department_id
+                    .to_string()
+                };
+                created.lock().expect("ids").push(id);
+                panic!("the process dies after the {what} was written");
+            })
+            .await
+        })
+    };
+    for what in ["user", "department"] {
+        let died = dies_after(what).await;
+        assert!(
+            died.is_err_and(|e| e.is_panic()),
+            "the {what} create panicked"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let ids = created.lock().expect("ids").clone();
+    assert_eq!(ids.len(), 2, "both creates wrote their entity");
+
+    for (what, id) in ["user", "department"].into_iter().zip(&ids) {
+        // The retry must not run the operation: it would create the entity again.
+        let retry = env
+            .dir
+            .idempotent(&env.caller, CREATE, what, "fp", || async {
+                Err::<String, _>(CoreError::invalid("retry", "must not run"))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("the {what} retry: {e:?}"));
+        assert_eq!(
+            (retry.entity_id.as_str(), retry.replayed),
+            (id.as_str(), true),
+            "the {what} retry answers with the entity the first request created"
+        );
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
 /// A request whose key is claimed by a request still running waits for it and replays its
 /// result; with another fingerprint it is refused at once; if the first never finishes, it
 /// gives up with `Conflict(InFlight)`; in no case does it run the operation.

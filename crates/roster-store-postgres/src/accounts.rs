@@ -55,6 +55,7 @@ pub(crate) async fn insert_users_invited(
     }
     let mails: Vec<&OutboxMessage> = mails.iter().collect();
     outbox::insert_messages(&mut tx, &mails).await?;
+    crate::idempotency::complete_pending(&mut tx, change).await?;
     tx.commit().await.context("commit insert invited users")?;
     Ok(results)
 }

@@ -114,6 +114,7 @@ pub(crate) async fn insert_department(
         }],
     )
     .await?;
+    crate::idempotency::complete_pending(&mut tx, change).await?;
     tx.commit().await.context("commit department insert")?;
     Ok(stored)
 }

@@ -2,8 +2,8 @@
 //! rule: of several requests racing with one key, exactly one inserts the row.
 
 use roster_core::store::IDEMPOTENCY_CLAIM_LEASE_MS;
-use roster_core::{IdempotencyClaim, IdempotencyKey, StoreError};
-use sqlx::PgPool;
+use roster_core::{Change, IdempotencyClaim, IdempotencyKey, StoreError};
+use sqlx::{PgConnection, PgPool};
 
 use crate::errors::Context;
 
@@ -90,6 +90,31 @@ pub(crate) async fn complete(
             "completed an idempotency key that no longer exists"
         );
     }
+    Ok(())
+}
+
+/// Completes the key a write carries (`Change::completes`) inside that write's transaction,
+/// unless the key has a result already (a later request took the claim over and finished).
+pub(crate) async fn complete_pending(
+    conn: &mut PgConnection,
+    change: &Change,
+) -> Result<(), StoreError> {
+    let Some((key, result)) = &change.completes else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE idempotency_keys SET result = $5 \
+         WHERE tenant_id = $1 AND app_id = $2 AND operation = $3 AND key = $4 \
+         AND result IS NULL",
+    )
+    .bind(key.tenant.0)
+    .bind(key.app_id.as_str())
+    .bind(&key.operation)
+    .bind(&key.key)
+    .bind(result)
+    .execute(conn)
+    .await
+    .context("complete idempotency key with its write")?;
     Ok(())
 }
 

@@ -553,6 +553,9 @@ pub(crate) async fn insert_users(
         // Nothing of the batch is left in the transaction; end it without a commit.
         tx.rollback().await.context("roll back user insert")?;
     } else {
+        if results.iter().all(Result::is_ok) {
+            crate::idempotency::complete_pending(&mut tx, change).await?;
+        }
         tx.commit().await.context("commit user insert")?;
     }
     Ok(results)

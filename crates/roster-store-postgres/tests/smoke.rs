@@ -483,6 +483,7 @@ async fn inserts_saves_and_purges_record_their_events() {
     let load = Change {
         actor: Actor::Cli,
         note: Some("initial load".into()),
+        completes: None,
     };
     let mut new_dept = Department {
         key: DeptKey(0),
@@ -581,6 +582,7 @@ async fn inserts_saves_and_purges_record_their_events() {
     let review = Change {
         actor: Actor::Cli,
         note: Some("quarterly review".into()),
+        completes: None,
     };
     db.save(
         t.id,

@@ -44,6 +44,7 @@ pub(crate) fn insert_users_invited(
         return Ok(results);
     }
     outbox::insert_messages(&tx, mails)?;
+    crate::idempotency::complete_pending(&tx, ctx)?;
     tx.commit().context("commit insert invited users")?;
     Ok(results)
 }

@@ -190,6 +190,7 @@ pub(crate) fn insert_department(
             after: Some(&after),
         },
     )?;
+    crate::idempotency::complete_pending(&tx, ctx)?;
     tx.commit().context("commit insert department")?;
     Ok(dept)
 }

@@ -19,6 +19,8 @@ pub(crate) const INSERT_EVENT: &str = "INSERT INTO change_events (tenant_id, ent
 pub(crate) struct ChangeCtx {
     actor: String,
     note: Option<String>,
+    /// The idempotency key this write completes, with its result (`Change::completes`).
+    pub(crate) completes: Option<(roster_core::IdempotencyKey, String)>,
 }
 
 impl ChangeCtx {
@@ -26,6 +28,7 @@ impl ChangeCtx {
         Self {
             actor: change.actor.to_string(),
             note: change.note.clone(),
+            completes: change.completes.clone(),
         }
     }
 }

@@ -5,6 +5,7 @@ use roster_core::{IdempotencyClaim, IdempotencyKey, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::errors::SqlContext;
+use crate::events::ChangeCtx;
 
 /// Claims the key (taking over a claim without a result older than the lease), or returns
 /// the claim already stored. The insert and the read are one transaction, so the claim read
@@ -92,6 +93,30 @@ pub(crate) fn complete(
     if n == 0 {
         tracing::warn!(operation = %key.operation, "completed an idempotency key that is gone");
     }
+    Ok(())
+}
+
+/// Completes the key a write carries (`Change::completes`) inside that write's transaction,
+/// unless the key has a result already (a later request took the claim over and finished).
+pub(crate) fn complete_pending(conn: &Connection, ctx: &ChangeCtx) -> Result<(), StoreError> {
+    let Some((key, result)) = &ctx.completes else {
+        return Ok(());
+    };
+    conn.prepare_cached(
+        "UPDATE idempotency_keys SET result = ?5 \
+         WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4 \
+         AND result IS NULL",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            key.tenant.0,
+            key.app_id.as_str(),
+            key.operation,
+            key.key,
+            result
+        ])
+    })
+    .context("complete idempotency key with its write")?;
     Ok(())
 }
 

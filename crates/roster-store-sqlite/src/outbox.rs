@@ -295,6 +295,7 @@ pub(crate) fn activate(
     let ctx = ChangeCtx::of(&Change {
         actor: Actor::System,
         note: Some(ACTIVATION_NOTE.to_owned()),
+        completes: None,
     });
     let (before_snap, after_snap) = (user_snapshot(&before), user_snapshot(&after));
     events::record(

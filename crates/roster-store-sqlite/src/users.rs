@@ -221,6 +221,9 @@ pub(crate) fn insert_users(
         tracing::debug!("atomic batch refused; rolled back");
         return Ok(results);
     }
+    if results.iter().all(Result::is_ok) {
+        crate::idempotency::complete_pending(&tx, ctx)?;
+    }
     tx.commit().context("commit insert users")?;
     Ok(results)
 }
@@ -1383,6 +1386,7 @@ pub(crate) fn purge_resigned(
     let ctx = ChangeCtx::of(&Change {
         actor: Actor::System,
         note: Some(PURGE_NOTE.to_owned()),
+        completes: None,
     });
     // A purge is not a change of the entity, so it has no entity time to take; it happens now.
     let at = SystemClock.now_ms();

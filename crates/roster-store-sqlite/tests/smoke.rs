@@ -607,6 +607,7 @@ async fn inserts_saves_and_purges_record_their_events() {
     let noted = Change {
         actor: Actor::Cli,
         note: Some("initial load".into()),
+        completes: None,
     };
     let d = s
         .insert_department(
@@ -708,6 +709,7 @@ async fn inserts_saves_and_purges_record_their_events() {
     let handover = Change {
         actor: Actor::App(app.clone()),
         note: Some("handover: docs -> x".into()),
+        completes: None,
     };
     s.save(
         t.id,

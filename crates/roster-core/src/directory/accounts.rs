@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use tracing::instrument;
 
-use super::{change_of, finish_atomic_failure, Directory, Invitations, PreparedBatch};
+use super::{change_creating, finish_atomic_failure, Directory, Invitations, PreparedBatch};
 use crate::app::{Caller, Scope};
 use crate::batch::{BatchItem, BatchReport};
 use crate::error::{ConflictKind, CoreError, Entity};
@@ -76,7 +76,12 @@ impl Directory {
         let written = self
             .inner
             .store
-            .insert_users_invited(caller.tenant, &users, &mails, &change_of(caller))
+            .insert_users_invited(
+                caller.tenant,
+                &users,
+                &mails,
+                &change_creating(caller, &users),
+            )
             .await?;
         if written.iter().any(Result::is_err) {
             for (&i, r) in order.iter().zip(written) {

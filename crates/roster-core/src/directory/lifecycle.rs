@@ -9,12 +9,31 @@ use tracing::instrument;
 
 use super::{change_of, retry_stale, unique_values, Directory};
 use crate::app::{Caller, ContactScope, Scope};
+use crate::audit::Change;
 use crate::department::{Department, DeptLookup, ROOT_ID};
 use crate::error::{ConflictKind, CoreError, Entity, UniqueKey};
 use crate::ids::UserId;
 use crate::search::{SearchCursor, SearchQuery};
 use crate::store::{IdempotencyClaim, IdempotencyKey, UniqueProbe, UserLookup};
 use crate::user::{Membership, OrdersLeftOut, User, UserKey, UserPatch};
+
+tokio::task_local! {
+    /// The idempotency key that the [`Directory::idempotent`] run this task is inside has
+    /// claimed, so that the create it runs can record the key's result in its own write.
+    static CLAIMED_KEY: IdempotencyKey;
+}
+
+/// The change record of a write that creates the entity `entity_id` for `caller`: when the
+/// write runs inside [`Directory::idempotent`], it completes the claimed key with that id in
+/// the same transaction.
+pub(crate) fn change_completing(caller: &Caller, entity_id: &str) -> Change {
+    let mut change = change_of(caller);
+    change.completes = CLAIMED_KEY
+        .try_with(Clone::clone)
+        .ok()
+        .map(|key| (key, entity_id.to_owned()));
+    change
+}
 
 /// Search candidates read per store call for an app limited to some departments, where
 /// many candidates may be skipped.
@@ -903,7 +922,10 @@ impl Directory {
                 }
             }
         }
-        match op().await {
+        // The create inside `op` records the key's result in its own transaction (see
+        // `change_completing`); completing it again here covers an `op` that wrote nothing
+        // new, and is harmless otherwise.
+        match CLAIMED_KEY.scope(key.clone(), op()).await {
             Ok(id) => {
                 self.inner.store.complete_idempotency_key(&key, &id).await?;
                 Ok(IdempotentOutcome {

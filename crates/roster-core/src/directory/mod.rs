@@ -700,7 +700,10 @@ impl Directory {
         Ok(self
             .inner
             .store
-            .insert_department(&dept, &change_of(caller))
+            .insert_department(
+                &dept,
+                &lifecycle::change_completing(caller, dept.open_department_id.as_str()),
+            )
             .await?)
     }
 
@@ -1289,7 +1292,7 @@ impl Directory {
             let written = self
                 .inner
                 .store
-                .insert_users(tenant, &users, true, &change_of(caller))
+                .insert_users(tenant, &users, true, &change_creating(caller, &users))
                 .await?;
             if written.iter().any(Result::is_err) {
                 for (&i, r) in order.iter().zip(written) {
@@ -1734,6 +1737,16 @@ fn link_batch_leaders(
 /// The change context of a caller's write.
 pub(crate) fn change_of(caller: &Caller) -> Change {
     Change::by(Actor::App(caller.app_id.clone()))
+}
+
+/// The change record of a write that creates `users`: a single user created inside
+/// [`Directory::idempotent`] completes its key in the same transaction (a batch has no one
+/// entity to answer with, so it is never keyed that way).
+pub(crate) fn change_creating(caller: &Caller, users: &[User]) -> Change {
+    match users {
+        [one] => lifecycle::change_completing(caller, one.open_id.as_str()),
+        _ => change_of(caller),
+    }
 }
 
 /// How often a read-modify-write is tried while other writes keep changing its entities
