@@ -600,3 +600,68 @@ def test_department_patch_of_one_language_keeps_the_others(client, u):
     assert (got.get("zh_cn"), got.get("ja_jp"), got.get("en_us")) == ("国际部", "国際部", "Global")
     got = patch(ja_jp="")
     assert (got.get("zh_cn"), got.get("ja_jp") or "", got.get("en_us")) == ("国际部", "", "Global")
+
+
+def test_department_hrbps_units_and_chat_types_round_trip(client, u):
+    """D1 and the patch keep `department_hrbps` (in the request's user_id_type), `unit_ids`
+    and `group_chat_employee_types`, and the typed model reads them back. Deleting a user
+    takes it off every department's HRBPs, so that resurrecting it does not bring it back."""
+    from lark_oapi.api.contact.v3 import CreateDepartmentRequest, Department, PatchDepartmentRequest
+
+    home = mk_dept(client, u)
+    a = mk_user(client, u, [home.open_department_id])
+    b = mk_user(client, u, [home.open_department_id])
+
+    made = check(client.contact.v3.department.create(
+        CreateDepartmentRequest.builder().user_id_type("user_id").request_body(
+            Department.builder().name(u.name("HR")).parent_department_id("0")
+            .department_hrbps([a.user_id, b.user_id, a.user_id])
+            .unit_ids(["unit-1", "unit-2"])
+            .group_chat_employee_types([1, 2, 7]).build()).build()), "create").data.department
+    assert made.department_hrbps == [a.user_id, b.user_id], "in user_id_type, repeats dropped"
+    assert made.unit_ids == ["unit-1", "unit-2"]
+    assert made.group_chat_employee_types == [1, 2, 7]
+
+    def get(user_id_type=None):
+        req = GetDepartmentRequest.builder().department_id(made.open_department_id)
+        if user_id_type:
+            req = req.user_id_type(user_id_type)
+        return check(client.contact.v3.department.get(req.build()), "get").data.department
+
+    got = get("open_id")
+    assert got.department_hrbps == [a.open_id, b.open_id]
+    assert got.unit_ids == ["unit-1", "unit-2"]
+
+    def patch(**fields):
+        body = Department.builder()
+        for k, v in fields.items():
+            body = getattr(body, k)(v)
+        return client.contact.v3.department.patch(
+            PatchDepartmentRequest.builder().department_id(made.open_department_id)
+            .request_body(body.build()).build())
+
+    check(patch(group_chat_employee_types=[3]), "patch types")
+    got = get()
+    assert got.group_chat_employee_types == [3]
+    assert got.department_hrbps == [a.open_id, b.open_id], "a patch keeps what it does not send"
+    assert got.unit_ids == ["unit-1", "unit-2"]
+
+    assert patch(department_hrbps=[OU_UNKNOWN]).code == 40001, "an unknown user"
+    assert patch(group_chat_employee_types=[0]).code == 40001, "not an employee type"
+    assert patch(unit_ids=[""]).code == 40001, "an empty unit id"
+    assert patch(unit_ids=[f"u{i}" for i in range(101)]).code == 40001, "over 100 units"
+    got = get()
+    assert got.department_hrbps == [a.open_id, b.open_id], "refused patches change nothing"
+    assert got.group_chat_employee_types == [3]
+
+    check(client.contact.v3.user.delete(
+        DeleteUserRequest.builder().user_id(a.open_id)
+        .request_body(DeleteUserRequestBody.builder().build()).build()), "delete a")
+    assert get().department_hrbps == [b.open_id]
+    check(client.contact.v3.user.resurrect(
+        ResurrectUserRequest.builder().user_id(a.open_id).build()), "resurrect a")
+    assert get().department_hrbps == [b.open_id], "resurrect brings no HRBP role back"
+
+    check(patch(department_hrbps=[], unit_ids=[]), "clear")
+    got = get()
+    assert (got.department_hrbps or []) == [] and (got.unit_ids or []) == []

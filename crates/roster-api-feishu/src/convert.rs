@@ -661,6 +661,10 @@ impl<'a> Renderer<'a> {
         }
         let (count, primary_count) = self.dir.department_counts(d).await?;
         let f: &DepartmentFields = &d.fields;
+        let mut department_hrbps = Vec::with_capacity(f.hrbps.len());
+        for h in &f.hrbps {
+            department_hrbps.push(self.leader_ref(h.as_str()).await?);
+        }
         Ok(wire::Department {
             name: f.name.clone(),
             i18n_name: wire::I18nName {
@@ -675,14 +679,14 @@ impl<'a> Renderer<'a> {
             leader_user_id: leader,
             chat_id: String::new(),
             order: f.order.to_string(),
-            unit_ids: Vec::new(),
+            unit_ids: f.unit_ids.clone(),
             member_count: count,
             primary_member_count: primary_count,
             status: wire::DepartmentStatus {
                 is_deleted: d.is_deleted,
             },
-            group_chat_employee_types: Vec::new(),
-            department_hrbps: Vec::new(),
+            group_chat_employee_types: f.group_chat_employee_types.clone(),
+            department_hrbps,
         })
     }
 }
@@ -725,6 +729,7 @@ pub(crate) async fn new_department(
         None => None,
     };
     let deputies = deputy_leaders(dir, caller, ids, &leaders).await?;
+    let hrbps = hrbp_users(dir, caller, ids, body.department_hrbps.unwrap_or_default()).await?;
     // On a create an empty translation is no translation.
     let none_if_empty = |v: Option<String>| v.filter(|v| !v.is_empty());
     Ok(roster_core::NewDepartment {
@@ -739,6 +744,9 @@ pub(crate) async fn new_department(
             },
             leader,
             deputies,
+            hrbps,
+            unit_ids: body.unit_ids.unwrap_or_default(),
+            group_chat_employee_types: body.group_chat_employee_types.unwrap_or_default(),
             order: order.unwrap_or(0),
         },
         order_after_siblings: order.is_none(),
@@ -805,6 +813,40 @@ async fn active_leader(
             id,
         )),
     }
+}
+
+/// A department's `department_hrbps`, each an active user the caller may see, named in the
+/// request's `user_id_type`; an unknown or resigned one is 40001 naming it. Empty entries
+/// are skipped, as an empty leader id is.
+async fn hrbp_users(
+    dir: &Directory,
+    caller: &Caller,
+    ids: IdTypes,
+    list: Vec<String>,
+) -> Result<Vec<roster_core::OpenId>, FeishuError> {
+    if list.len() > roster_core::directory::MAX_DEPARTMENT_LIST {
+        return Err(FeishuError::param(format!(
+            "department_hrbps: at most {} users",
+            roster_core::directory::MAX_DEPARTMENT_LIST
+        )));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for id in list.iter().filter(|s| !s.is_empty()) {
+        match dir.user_visible_to(caller, &ids.user_lookup(id)).await? {
+            Some(u) if !u.status.is_resigned => out.push(u.open_id),
+            Some(_) => {
+                return Err(FeishuError::param(format!(
+                    "department_hrbps: user {id} has resigned"
+                )))
+            }
+            None => {
+                return Err(FeishuError::param(format!(
+                    "department_hrbps: no user {id}"
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The deputies (`leaderType` 2) of a `leaders` list, in order.
@@ -1036,6 +1078,10 @@ pub(crate) async fn department_patch(
         None => None,
         Some(ls) => Some(deputy_leaders(dir, caller, ids, ls).await?),
     };
+    let hrbps = match body.department_hrbps {
+        None => None,
+        Some(list) => Some(hrbp_users(dir, caller, ids, list).await?),
+    };
     Ok(roster_core::DepartmentPatch {
         parent,
         name,
@@ -1043,5 +1089,8 @@ pub(crate) async fn department_patch(
         leader,
         deputies,
         order,
+        hrbps,
+        unit_ids: body.unit_ids,
+        group_chat_employee_types: body.group_chat_employee_types,
     })
 }

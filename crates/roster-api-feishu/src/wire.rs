@@ -70,6 +70,21 @@ pub(crate) fn flex_strings<'de, D: Deserializer<'de>>(
     }))
 }
 
+/// Integer lists that a client may send as numeric strings (`group_chat_employee_types`,
+/// which the docs type as ints and some clients build from strings): each entry as
+/// [`flex_i64`] reads one, and a null or empty entry is an error, not a zero.
+pub(crate) fn flex_i64s<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<i64>>, D::Error> {
+    #[derive(Deserialize)]
+    struct One(#[serde(deserialize_with = "flex_i64")] Option<i64>);
+    Option::<Vec<One>>::deserialize(d)?
+        .map(|v| {
+            v.into_iter()
+                .map(|One(i)| i.ok_or_else(|| serde::de::Error::custom("expected an integer")))
+                .collect()
+        })
+        .transpose()
+}
+
 /// `i18n_name` of departments.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct I18nName {
@@ -262,6 +277,11 @@ pub(crate) struct DepartmentBody {
     #[allow(dead_code)]
     pub create_group_chat: Option<bool>,
     pub leaders: Option<Vec<LeaderIn>>,
+    /// HR business partners, in the request's `user_id_type`.
+    pub department_hrbps: Option<Vec<String>>,
+    pub unit_ids: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "flex_i64s")]
+    pub group_chat_employee_types: Option<Vec<i64>>,
 }
 
 /// `leaders[]` in responses, in both spellings: the docs' `{leaderType, leaderID}`, which

@@ -70,6 +70,16 @@ pub struct DepartmentFields {
     pub leader: Option<OpenId>,
     /// Deputy leaders, in order.
     pub deputies: Vec<OpenId>,
+    /// The department's HR business partners (Feishu `department_hrbps`), active users, in
+    /// order. A deleted user is taken off every list it is on, as it is off leaders'.
+    pub hrbps: Vec<OpenId>,
+    /// Units the department belongs to (Feishu `unit_ids`). Roster has no units of its own;
+    /// the ids are the client's, kept and returned as given.
+    pub unit_ids: Vec<String>,
+    /// Employee types allowed in the department's group chat (Feishu
+    /// `group_chat_employee_types`): 1-5 are Feishu's built-in types, larger numbers a
+    /// tenant's own.
+    pub group_chat_employee_types: Vec<i64>,
     /// Sort order among siblings: smaller first, as Feishu's department `order` documents
     /// ("数值越小，排序越靠前"); ties keep creation order.
     pub order: i64,
@@ -113,6 +123,12 @@ pub struct DepartmentPatch {
     pub leader: Option<Option<OpenId>>,
     /// New deputy leaders (replacing all).
     pub deputies: Option<Vec<OpenId>>,
+    /// New HR business partners (replacing all).
+    pub hrbps: Option<Vec<OpenId>>,
+    /// New unit ids (replacing all).
+    pub unit_ids: Option<Vec<String>>,
+    /// New group chat employee types (replacing all).
+    pub group_chat_employee_types: Option<Vec<i64>>,
     /// New order.
     pub order: Option<i64>,
 }

@@ -287,7 +287,8 @@ pub trait Store: Send + Sync + 'static {
             .await
     }
 
-    /// Live departments this user leads, as the main leader or as a deputy.
+    /// Live departments that name this user: as the main leader, a deputy or an HR
+    /// business partner (everything a deleted user must be taken off).
     async fn departments_led_by(
         &self,
         tenant: TenantId,

@@ -326,10 +326,17 @@ struct DeptDoc {
     leader: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     deputies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    hrbps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unit_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    group_chat_employee_types: Vec<i64>,
 }
 
-/// Encodes the parts of a department that have no column (i18n names, leader). The name
-/// and order are columns because they are constrained and sorted on.
+/// Encodes the parts of a department that have no column (i18n names, leaders, HRBPs,
+/// units and group chat types). The name and order are columns because they are
+/// constrained and sorted on.
 pub fn encode_department(f: &DepartmentFields) -> String {
     let doc = DeptDoc {
         zh_cn: f.i18n_name.zh_cn.clone(),
@@ -337,6 +344,9 @@ pub fn encode_department(f: &DepartmentFields) -> String {
         en_us: f.i18n_name.en_us.clone(),
         leader: f.leader.as_ref().map(|l| l.as_str().to_owned()),
         deputies: f.deputies.iter().map(|d| d.as_str().to_owned()).collect(),
+        hrbps: f.hrbps.iter().map(|d| d.as_str().to_owned()).collect(),
+        unit_ids: f.unit_ids.clone(),
+        group_chat_employee_types: f.group_chat_employee_types.clone(),
     };
     serde_json::to_string(&doc).expect("department document serialises")
 }
@@ -357,6 +367,9 @@ pub fn decode_department(
         },
         leader: d.leader.map(OpenId::from_trusted),
         deputies: d.deputies.into_iter().map(OpenId::from_trusted).collect(),
+        hrbps: d.hrbps.into_iter().map(OpenId::from_trusted).collect(),
+        unit_ids: d.unit_ids,
+        group_chat_employee_types: d.group_chat_employee_types,
         order,
     })
 }

@@ -254,7 +254,8 @@ pub(crate) async fn departments_led_by(
         "SELECT ",
         dept_columns!(),
         " FROM departments WHERE tenant_id = $1 AND NOT is_deleted AND (leader_open_id = $2 \
-         OR (strpos(doc, $2) > 0 AND jsonb_exists(doc::jsonb -> 'deputies', $2))) ORDER BY id"
+         OR (strpos(doc, $2) > 0 AND (jsonb_exists(doc::jsonb -> 'deputies', $2) \
+                                      OR jsonb_exists(doc::jsonb -> 'hrbps', $2)))) ORDER BY id"
     ))
     .bind(tenant.0)
     .bind(leader.as_str())

@@ -471,7 +471,8 @@ pub(crate) fn subtree_counts(
     ))
 }
 
-/// Live departments led by `leader`, by key, through `departments_leader_idx`.
+/// Live departments that name `leader` as leader, deputy or HRBP, by key. The document's
+/// lists are only parsed where `instr` finds the id in it at all.
 pub(crate) fn departments_led_by(
     conn: &Connection,
     tenant: TenantId,
@@ -480,8 +481,10 @@ pub(crate) fn departments_led_by(
     let rows = conn
         .prepare_cached(dept_select!(
             "WHERE tenant_id = ?1 AND NOT is_deleted AND (leader_open_id = ?2 \
-             OR (instr(doc, ?2) > 0 AND EXISTS (SELECT 1 FROM json_each(doc, '$.deputies') \
-                                                WHERE value = ?2))) ORDER BY id"
+             OR (instr(doc, ?2) > 0 AND (EXISTS (SELECT 1 FROM json_each(doc, '$.deputies') \
+                                                 WHERE value = ?2) \
+                                         OR EXISTS (SELECT 1 FROM json_each(doc, '$.hrbps') \
+                                                    WHERE value = ?2)))) ORDER BY id"
         ))
         .and_then(|mut s| {
             s.query_map(params![tenant.0, leader.as_str()], DeptRow::read)?

@@ -679,6 +679,9 @@ impl Directory {
             d.fields
                 .deputies
                 .retain(|x| *x != user.open_id && Some(x) != main.as_ref());
+            // Nor anybody's HR business partner: the successor does not take that over,
+            // because an HRBP is chosen by HR, not inherited down a reporting line.
+            d.fields.hrbps.retain(|x| *x != user.open_id);
         }
         let mut groups = self
             .inner

@@ -47,6 +47,10 @@ pub const BATCH_CHUNK: usize = 1000;
 /// Most dotted-line leaders one user may have. Feishu documents no number; ten keeps a
 /// user's rendering to a bounded number of reads.
 pub const MAX_DOTTED_LINE_LEADERS: usize = 10;
+/// At most this many entries in each of a department's lists of HRBPs, unit ids and group
+/// chat employee types. Feishu documents no limit; without one a single request could make a
+/// department document of any size, which every read of the department then carries.
+pub const MAX_DEPARTMENT_LIST: usize = 100;
 
 /// A token handed to a client.
 #[derive(Debug, Clone)]
@@ -674,6 +678,13 @@ impl Directory {
             .await?;
         }
         let mut fields = new.fields;
+        self.check_department_lists(
+            caller.tenant,
+            &mut fields.hrbps,
+            &mut fields.unit_ids,
+            &mut fields.group_chat_employee_types,
+        )
+        .await?;
         let main = fields.leader.clone();
         fields.deputies.retain(|d| Some(d) != main.as_ref());
         if new.order_after_siblings {
@@ -806,11 +817,85 @@ impl Directory {
         if let Some(order) = patch.order {
             dept.fields.order = order;
         }
+        // The lists are checked only when the patch sends one: the stored ones were checked
+        // when they were written, and a deleted user is taken off them.
+        let lists_sent = patch.hrbps.is_some()
+            || patch.unit_ids.is_some()
+            || patch.group_chat_employee_types.is_some();
+        if let Some(hrbps) = patch.hrbps {
+            dept.fields.hrbps = hrbps;
+        }
+        if let Some(units) = patch.unit_ids {
+            dept.fields.unit_ids = units;
+        }
+        if let Some(types) = patch.group_chat_employee_types {
+            dept.fields.group_chat_employee_types = types;
+        }
+        if lists_sent {
+            let f = &mut dept.fields;
+            self.check_department_lists(
+                caller.tenant,
+                &mut f.hrbps,
+                &mut f.unit_ids,
+                &mut f.group_chat_employee_types,
+            )
+            .await?;
+        }
         // The main leader is not also a deputy (a new leader may have been one).
         let main = dept.fields.leader.clone();
         dept.fields.deputies.retain(|d| Some(d) != main.as_ref());
         self.save_read_department(caller, &mut dept).await?;
         Ok(dept)
+    }
+
+    /// Checks a department's HRBPs (each an active user of the tenant), unit ids and group
+    /// chat employee types, and drops repeats, keeping the first of each. Each list holds
+    /// at most [`MAX_DEPARTMENT_LIST`] entries.
+    async fn check_department_lists(
+        &self,
+        tenant: TenantId,
+        hrbps: &mut Vec<OpenId>,
+        unit_ids: &mut Vec<String>,
+        types: &mut Vec<i64>,
+    ) -> Result<(), CoreError> {
+        for (field, len) in [
+            ("department_hrbps", hrbps.len()),
+            ("unit_ids", unit_ids.len()),
+            ("group_chat_employee_types", types.len()),
+        ] {
+            if len > MAX_DEPARTMENT_LIST {
+                return Err(CoreError::invalid(
+                    field,
+                    format!("at most {MAX_DEPARTMENT_LIST} entries"),
+                ));
+            }
+        }
+        for h in hrbps.iter() {
+            self.active_user(
+                tenant,
+                &UserLookup::OpenId(h.to_string()),
+                "department_hrbps",
+            )
+            .await?;
+        }
+        for u in unit_ids.iter() {
+            if u.is_empty() || u.chars().count() > 64 {
+                return Err(CoreError::invalid(
+                    "unit_ids",
+                    "each unit id must be 1 to 64 characters",
+                ));
+            }
+        }
+        if let Some(t) = types.iter().find(|t| **t < 1) {
+            return Err(CoreError::invalid(
+                "group_chat_employee_types",
+                format!("{t} is not an employee type (1 or more)"),
+            ));
+        }
+        dedup_keep_first(hrbps);
+        dedup_keep_first(unit_ids);
+        dedup_keep_first(types);
+        Ok(())
     }
 
     /// The live children of `parent`, or `TooManyChildren` when it has no room for one more
@@ -1625,6 +1710,12 @@ impl Directory {
         }
         Ok(())
     }
+}
+
+/// Drops the repeats of a list, keeping each value's first place.
+fn dedup_keep_first<T: Eq + std::hash::Hash + Clone>(list: &mut Vec<T>) {
+    let mut seen = HashSet::with_capacity(list.len());
+    list.retain(|x| seen.insert(x.clone()));
 }
 
 /// Links each item whose leader is another item of the batch (named by user id) to it, and
