@@ -155,6 +155,13 @@ impl Config {
             ("task_lease_seconds", u64::from(self.task_lease_seconds)),
             ("invitation_ttl_hours", u64::from(self.invitation_ttl_hours)),
             ("token_purge_interval_s", self.token_purge_interval_s),
+            // A zero would forget every `client_token` at the next sweep, so that a retry
+            // minutes later created a second user, and would make every Quick BI add fail.
+            (
+                "idempotency_retention_hours",
+                u64::from(self.idempotency_retention_hours),
+            ),
+            ("quickbi_max_members", self.quickbi_max_members),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value > 0, "{key} must be at least 1");
@@ -171,6 +178,12 @@ impl Config {
         );
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| anyhow::anyhow!("log filter {:?} does not parse: {e}", self.log))?;
+        // `RUST_LOG`, when set, wins over `log` (`init_tracing`); one that does not parse
+        // would otherwise be dropped without a word.
+        if let Ok(env) = std::env::var("RUST_LOG") {
+            tracing_subscriber::EnvFilter::try_new(&env)
+                .map_err(|e| anyhow::anyhow!("RUST_LOG log filter {env:?} does not parse: {e}"))?;
+        }
         Ok(())
     }
 

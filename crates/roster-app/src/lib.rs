@@ -127,6 +127,53 @@ fn check_key_opens(sealer: &sealer::ChaChaSealer, sample: Option<&[u8]>) -> anyh
 /// (with `--database-url` the data directory may be wherever the command runs; these
 /// commands seal nothing, so they use the key only if there is one).
 pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Directory> {
+    ensure_roster_database(config).await?;
+    with_existing_key(open_store(config).await?, config).await
+}
+
+/// The directory over `store`, sealing with the configured or the data directory's key if
+/// there is one (checked against the database's sealed secrets), and without a sealer if not.
+async fn with_existing_key(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<Directory> {
+    let sample = sealed_sample(store.as_ref()).await?;
+    let dir = Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
+    let sealer =
+        sealer::ChaChaSealer::load_existing(config.secret_key.as_deref(), &config.data_dir)
+            .context("load the key that seals access-key secrets")?;
+    if let Some(s) = &sealer {
+        check_key_opens(s, sample.as_deref())?;
+    }
+    Ok(match sealer {
+        Some(s) => dir.with_sealer(Arc::new(s)),
+        None => dir,
+    })
+}
+
+/// Opens the directory for an administration command that writes (`tenant create`,
+/// `app create`, `app rotate-secret`). `may_create_store`: the command may start a new
+/// directory (`tenant create` on a fresh data directory); otherwise a missing or foreign
+/// database is an error, as for the reading commands, so that a mistyped path leaves nothing
+/// behind. The sealing key is the configured one or the data directory's; a new one is made
+/// only where `roster serve` would keep it, beside the data directory's own SQLite file. With
+/// `--database-url` the data directory is wherever the command runs, and a key made there
+/// would seal secrets that no server could open, so the directory then has no sealer and a
+/// command that must seal says what to configure ([`Directory::can_seal`]).
+pub async fn open_admin_directory(
+    config: &Config,
+    may_create_store: bool,
+) -> anyhow::Result<Directory> {
+    if !may_create_store {
+        ensure_roster_database(config).await?;
+    }
+    if config.database_url.is_none() {
+        open_directory(config).await
+    } else {
+        with_existing_key(open_store(config).await?, config).await
+    }
+}
+
+/// Refuses a SQLite file that does not exist, or a database (SQLite or PostgreSQL) without
+/// Roster's tables, creating nothing.
+async fn ensure_roster_database(config: &Config) -> anyhow::Result<()> {
     let url = config.database_url();
     if let Some(path) = url.strip_prefix("sqlite://") {
         let path = std::path::Path::new(path);
@@ -153,19 +200,7 @@ pub async fn open_existing_directory(config: &Config) -> anyhow::Result<Director
             config::redact_url(&url)
         );
     }
-    let store = open_store(config).await?;
-    let sample = sealed_sample(store.as_ref()).await?;
-    let dir = Directory::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
-    let sealer =
-        sealer::ChaChaSealer::load_existing(config.secret_key.as_deref(), &config.data_dir)
-            .context("load the key that seals access-key secrets")?;
-    if let Some(s) = &sealer {
-        check_key_opens(s, sample.as_deref())?;
-    }
-    Ok(match sealer {
-        Some(s) => dir.with_sealer(Arc::new(s)),
-        None => dir,
-    })
+    Ok(())
 }
 
 /// Sends logs to standard error, filtered by `RUST_LOG` or else the configured level.

@@ -80,16 +80,40 @@ pub(crate) enum OutboxCommand {
     },
 }
 
-/// Opens the directory for a command: one that only reads (`read_only`) opens an existing
-/// database and creates no secret key, so that listing from another working directory with
-/// `--database-url` leaves no stray `secret.key` behind (a key that a later command there
-/// would seal with, which no other node could open); one that writes may create both.
-async fn open_for(config: &Config, read_only: bool) -> anyhow::Result<roster_core::Directory> {
-    if read_only {
-        roster_app::open_existing_directory(config).await
-    } else {
-        roster_app::open_directory(config).await
+/// How an administration command opens the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// It only reads: an existing database, and no secret key is created, so that listing
+    /// from another working directory with `--database-url` leaves no stray `secret.key`
+    /// behind (a key that a later command there would seal with, which no server could open).
+    Read,
+    /// It writes to an existing directory (`app create`, `app rotate-secret`): a mistyped
+    /// path is an error, not a new empty database.
+    Write,
+    /// It may start a new directory (`tenant create`).
+    Create,
+}
+
+/// Opens the directory for a command (see [`Open`] and `roster_app::open_admin_directory`).
+async fn open_for(config: &Config, how: Open) -> anyhow::Result<roster_core::Directory> {
+    match how {
+        Open::Read => roster_app::open_existing_directory(config).await,
+        Open::Write => roster_app::open_admin_directory(config, false).await,
+        Open::Create => roster_app::open_admin_directory(config, true).await,
     }
+}
+
+/// Refuses, before anything is written, a command that must seal an access-key secret in a
+/// directory opened without a key: with `--database-url` no key is made up, because the
+/// servers on that database would not have it.
+fn ensure_can_seal(dir: &roster_core::Directory) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        dir.can_seal(),
+        "no secret key to seal the access-key secret with: with --database-url, set \
+         `secret_key` (ROSTER_SECRET_KEY) to the key the servers on this database use, or \
+         point --data-dir at a server's data directory (its secret.key)"
+    );
+    Ok(())
 }
 
 pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Result<()> {
@@ -132,7 +156,11 @@ pub(crate) async fn outbox(config: &Config, cmd: OutboxCommand) -> anyhow::Resul
 }
 
 pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<()> {
-    let dir = open_for(config, matches!(cmd, TenantCommand::List)).await?;
+    let how = match cmd {
+        TenantCommand::List => Open::Read,
+        TenantCommand::Create { .. } => Open::Create,
+    };
+    let dir = open_for(config, how).await?;
     match cmd {
         TenantCommand::Create { name, max_users } => {
             let t = dir
@@ -163,7 +191,11 @@ pub(crate) async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Resul
 }
 
 pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> {
-    let dir = open_for(config, matches!(cmd, AppCommand::List { .. })).await?;
+    let how = match cmd {
+        AppCommand::List { .. } => Open::Read,
+        _ => Open::Write,
+    };
+    let dir = open_for(config, how).await?;
     match cmd {
         AppCommand::Create {
             tenant,
@@ -183,6 +215,7 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
                     departments.is_none(),
                     "--departments applies to feishu apps only"
                 );
+                ensure_can_seal(&dir)?;
                 let created = dir
                     .create_access_key(tenant, kind, &name, project_id.as_deref(), scopes)
                     .await?;
@@ -247,6 +280,14 @@ pub(crate) async fn app(config: &Config, cmd: AppCommand) -> anyhow::Result<()> 
         }
         AppCommand::RotateSecret { app_id } => {
             let app_id = AppId::parse(&app_id)?;
+            let uses_access_key = dir
+                .list_access_keys(None)
+                .await?
+                .iter()
+                .any(|k| k.app_id == app_id);
+            if uses_access_key {
+                ensure_can_seal(&dir)?;
+            }
             let secret = dir.rotate_secret(&app_id).await?;
             // An Alibaba or Huawei app's secret is its access key's: the key id stays.
             let key = dir

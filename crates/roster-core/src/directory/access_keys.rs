@@ -41,6 +41,11 @@ fn no_sealer() -> CoreError {
 }
 
 impl Directory {
+    /// Whether this directory can seal access-key secrets (it was given a key).
+    pub fn can_seal(&self) -> bool {
+        self.inner.sealer.is_some()
+    }
+
     pub(super) fn sealer(&self) -> Result<&Arc<dyn crate::access_key::SecretSealer>, CoreError> {
         self.inner.sealer.as_ref().ok_or_else(no_sealer)
     }

@@ -408,6 +408,69 @@ fn read_only_commands_make_no_secret_key() {
     }
 }
 
+/// Commands that write keep to the directory they were pointed at: `app create` and
+/// `app rotate-secret` on a mistyped path create no database there, and with `--database-url`
+/// from another working directory no command makes up a secret key there (one that the
+/// servers on the database would not have). A command that must seal a secret then refuses,
+/// naming what to set, and writes nothing; one that seals nothing works.
+#[test]
+fn write_commands_need_their_directory_and_make_no_key_away_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let elsewhere = tmp.path().join("elsewhere");
+    let typo = tmp.path().join("typo");
+    for d in [&home, &elsewhere, &typo] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (ok, _, err) = cli(&home, &["tenant", "create", "--name", "Acme"]);
+    assert!(ok, "{err}");
+
+    for args in [
+        &["app", "create", "--tenant", "1", "--name", "hr"][..],
+        &["app", "rotate-secret", "cli_0123456789abcdef"],
+    ] {
+        let (ok, _, err) = cli(&typo, args);
+        assert!(!ok, "{args:?} on a mistyped path must fail");
+        assert!(err.contains("no database"), "{args:?}: {err}");
+        assert!(!typo.join("data").exists(), "{args:?} created a directory");
+    }
+
+    let url = format!("sqlite://{}", home.join("data").join("roster.db").display());
+    let run = |args: &[&str]| {
+        let mut full = vec!["--database-url", url.as_str()];
+        full.extend_from_slice(args);
+        cli(&elsewhere, &full)
+    };
+    let (ok, _, err) = run(&["tenant", "create", "--name", "Beta"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["app", "create", "--tenant", "1", "--name", "hr"]);
+    assert!(ok, "a Feishu app seals nothing: {err}");
+    let (ok, _, err) = run(&["app", "create", "--tenant", "1", "--kind", "alibaba"]);
+    assert!(
+        !ok,
+        "an access key cannot be sealed without the servers' key"
+    );
+    assert!(err.contains("secret_key"), "{err}");
+    assert!(
+        !elsewhere.join("data").exists(),
+        "nothing was made in the working directory"
+    );
+    let (ok, out, err) = cli(&home, &["app", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("alibaba"),
+        "the refused key was not written: {out}"
+    );
+
+    // Beside its database the key is made where `roster serve` keeps it.
+    let (ok, _, err) = cli(
+        &home,
+        &["app", "create", "--tenant", "1", "--kind", "alibaba"],
+    );
+    assert!(ok, "{err}");
+    assert!(home.join("data").join("secret.key").is_file());
+}
+
 /// Settings that would leave a server running but broken are refused at start, naming the
 /// key, instead of accepting imports no worker runs or logging at a level nobody chose.
 #[test]
@@ -423,6 +486,11 @@ fn settings_that_would_break_the_server_are_refused_with_their_key() {
             "feishu_batch_add_max_users",
         ),
         ("log = \"roster=[[[\"\n", "log filter"),
+        (
+            "idempotency_retention_hours = 0\n",
+            "idempotency_retention_hours",
+        ),
+        ("quickbi_max_members = 0\n", "quickbi_max_members"),
     ] {
         std::fs::write(dir.join("roster.toml"), toml).unwrap();
         let (ok, _, err) = cli(dir, &["migrate"]);
@@ -430,6 +498,16 @@ fn settings_that_would_break_the_server_are_refused_with_their_key() {
     }
     assert!(!dir.join("data").exists(), "nothing was created");
     std::fs::remove_file(dir.join("roster.toml")).unwrap();
+    // `RUST_LOG` wins over `log` when set, so it is held to the same rule.
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["--data-dir", "data", "migrate"])
+        .current_dir(dir)
+        .env("RUST_LOG", "roster=[[[")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("RUST_LOG"), "{err}");
+    assert!(!dir.join("data").exists(), "nothing was created");
     let (ok, _, err) = cli(dir, &["migrate"]);
     assert!(ok, "{err}");
 }
