@@ -191,7 +191,12 @@ pub(crate) async fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()>
         );
     }
     for e in outcome.errors.iter().take(10) {
-        println!("  row {}: {} {}: {}", e.row, e.code, e.field, e.message);
+        // An error of the whole row (the licence cap) names no field.
+        if e.field.is_empty() {
+            println!("  row {}: {}: {}", e.row, e.code, e.message);
+        } else {
+            println!("  row {}: {} {}: {}", e.row, e.code, e.field, e.message);
+        }
     }
     if failed > 10 {
         println!("  … and {} more", failed - 10);
