@@ -665,3 +665,66 @@ def test_department_hrbps_units_and_chat_types_round_trip(client, u):
     check(patch(department_hrbps=[], unit_ids=[]), "clear")
     got = get()
     assert (got.department_hrbps or []) == [] and (got.unit_ids or []) == []
+
+
+def test_update_with_put_and_update_department_id(client, u):
+    """`user.update` and `department.update` (PUT) need the documented required fields and
+    set what they send; `department.update_department_id` renames the custom id, refusing a
+    malformed one (43008), one another department holds (43007) and the root (40002)."""
+    from lark_oapi.api.contact.v3 import (
+        Department,
+        UpdateDepartmentIdDepartmentRequest,
+        UpdateDepartmentIdDepartmentRequestBody,
+        UpdateDepartmentRequest,
+        UpdateUserRequest,
+    )
+
+    home = mk_dept(client, u)
+    other = mk_dept(client, u)
+    user = mk_user(client, u, [home.open_department_id], city="Hangzhou")
+
+    def put_user(body):
+        return client.contact.v3.user.update(
+            UpdateUserRequest.builder().user_id(user.open_id).request_body(body).build())
+
+    new_name = u.name("Put")
+    got = check(put_user(User.builder().name(new_name).department_ids([other.open_department_id])
+                         .employee_type(2).build()), "put user").data.user
+    assert (got.name, got.department_ids, got.employee_type) == (
+        new_name, [other.open_department_id], 2)
+    assert got.city == "Hangzhou", "a field left out keeps its value"
+    assert put_user(User.builder().department_ids([home.open_department_id]).build()).code == 41006
+    assert put_user(User.builder().name("No departments").build()).code == 41017
+    assert get_user(client, user.open_id).name == new_name, "refused updates change nothing"
+
+    def put_dept(dept_id, body):
+        return client.contact.v3.department.update(
+            UpdateDepartmentRequest.builder().department_id(dept_id).request_body(body).build())
+
+    moved_name = u.name("Moved")
+    got = check(put_dept(other.open_department_id, Department.builder().name(moved_name)
+                         .parent_department_id(home.open_department_id).build()), "put department")
+    assert (got.data.department.name, got.data.department.parent_department_id) == (
+        moved_name, home.open_department_id)
+    assert put_dept(other.open_department_id,
+                    Department.builder().parent_department_id("0").build()).code == 40016
+    assert put_dept(other.open_department_id, Department.builder().name("X").build()).code == 44101
+
+    def new_id(dept_id, value, id_type=None):
+        req = UpdateDepartmentIdDepartmentRequest.builder().department_id(dept_id).request_body(
+            UpdateDepartmentIdDepartmentRequestBody.builder().new_department_id(value).build())
+        if id_type:
+            req = req.department_id_type(id_type)
+        return client.contact.v3.department.update_department_id(req.build())
+
+    fresh = "D" + u.name("id")[-12:].replace(" ", "")
+    check(new_id(other.open_department_id, fresh), "update_department_id")
+    by_custom = check(client.contact.v3.department.get(
+        GetDepartmentRequest.builder().department_id(fresh).department_id_type("department_id").build()),
+        "get by the new id").data.department
+    assert by_custom.open_department_id == other.open_department_id
+    assert new_id(fresh, "bad/id", "department_id").code == 43008
+    assert new_id(other.open_department_id, home.department_id).code == 43007
+    assert new_id("0", "anything").code == 40002
+    assert get_user(client, user.open_id).department_ids == [other.open_department_id], \
+        "members stay with the department"

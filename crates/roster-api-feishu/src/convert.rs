@@ -1084,6 +1084,7 @@ pub(crate) async fn department_patch(
     };
     Ok(roster_core::DepartmentPatch {
         parent,
+        department_id: None,
         name,
         i18n_name,
         leader,

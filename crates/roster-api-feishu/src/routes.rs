@@ -40,7 +40,10 @@ pub(crate) fn routes(state: FeishuState) -> Router {
         // U10, U9, U5
         .route(
             "/open-apis/contact/v3/users/{user_id}",
-            get(users::get).patch(users::patch).delete(users::delete),
+            get(users::get)
+                .patch(users::patch)
+                .put(users::update)
+                .delete(users::delete),
         )
         // U2, U6
         .route(
@@ -75,7 +78,12 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             "/open-apis/contact/v3/departments/{department_id}",
             get(departments::get)
                 .patch(departments::patch)
+                .put(departments::update)
                 .delete(departments::delete),
+        )
+        .route(
+            "/open-apis/contact/v3/departments/{department_id}/update_department_id",
+            patch(departments::update_department_id),
         )
         .route(
             "/open-apis/contact/v3/departments/{department_id}/children",

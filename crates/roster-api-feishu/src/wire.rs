@@ -359,6 +359,13 @@ pub(crate) struct UpdateUserIdBody {
     pub new_user_id: Option<String>,
 }
 
+/// The body of `PATCH …/departments/:department_id/update_department_id`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UpdateDepartmentIdBody {
+    #[serde(default, deserialize_with = "flex_string")]
+    pub new_department_id: Option<String>,
+}
+
 /// U3 body.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct BatchGetIdBody {

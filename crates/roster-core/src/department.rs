@@ -114,6 +114,8 @@ pub struct NewDepartment {
 pub struct DepartmentPatch {
     /// New parent (a move).
     pub parent: Option<DeptKey>,
+    /// New custom id (Feishu `update_department_id`); unique in the tenant, as on create.
+    pub department_id: Option<DepartmentId>,
     /// New name.
     pub name: Option<String>,
     /// New i18n names.

@@ -175,6 +175,67 @@ pub(crate) async fn patch(
     Ok(Envelope(wire::DepartmentData { department }))
 }
 
+/// `PUT /open-apis/contact/v3/departments/:department_id` (the SDK's `department.update`):
+/// the update document's required `name` and `parent_department_id` must be sent (40016,
+/// 44101); every field sent is then set as the PATCH sets it, and a field left out keeps
+/// its value, so that a client sending the whole department and one sending part of it
+/// both get what they sent.
+pub(crate) async fn update(
+    state: State<FeishuState>,
+    caller: TenantAuth,
+    query: FeishuQuery,
+    path: FeishuPath<String>,
+    FeishuJson(body): FeishuJson<wire::DepartmentBody>,
+) -> Result<Envelope<wire::DepartmentData>, FeishuError> {
+    if body.name.as_deref().is_none_or(str::is_empty) {
+        return Err(FeishuError::new(
+            StatusCode::BAD_REQUEST,
+            codes::DEPT_NAME_EMPTY,
+        ));
+    }
+    if body
+        .parent_department_id
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        return Err(FeishuError::with_detail(
+            StatusCode::BAD_REQUEST,
+            codes::MISSING_PARENT_ID,
+            "parent_department_id is required",
+        ));
+    }
+    patch(state, caller, query, path, FeishuJson(body)).await
+}
+
+/// `PATCH /open-apis/contact/v3/departments/:department_id/update_department_id`: gives a
+/// department another custom `department_id` (43008 when malformed, 43007 when another
+/// department holds it; the root's cannot change, 40002).
+pub(crate) async fn update_department_id(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+    FeishuPath(department_id): FeishuPath<String>,
+    FeishuJson(body): FeishuJson<wire::UpdateDepartmentIdBody>,
+) -> Result<Envelope<wire::Empty>, FeishuError> {
+    let ids = IdTypes::from_query(&query)?;
+    let Some(new_id) = body.new_department_id.filter(|s| !s.is_empty()) else {
+        return Err(FeishuError::param("new_department_id is required"));
+    };
+    let new_id = roster_core::ids::DepartmentId::parse(&new_id)?;
+    state
+        .dir
+        .update_department(
+            &caller,
+            &ids.dept_lookup(&department_id),
+            roster_core::DepartmentPatch {
+                department_id: Some(new_id),
+                ..roster_core::DepartmentPatch::default()
+            },
+        )
+        .await?;
+    Ok(Envelope(wire::Empty {}))
+}
+
 /// `DELETE /open-apis/contact/v3/departments/:department_id`: refused while the
 /// department has members or children.
 pub(crate) async fn delete(

@@ -162,6 +162,32 @@ pub(crate) async fn patch(
     Ok(Envelope(wire::UserData { user }))
 }
 
+/// `PUT /open-apis/contact/v3/users/:user_id` (the SDK's `user.update`): the update
+/// document's required `name` and `department_ids` must be sent (41006, 41017); every field
+/// sent is then set as U9 (PATCH) sets it, and a field left out keeps its value, so that a
+/// client sending the whole user and one sending part of it both get what they sent.
+pub(crate) async fn update(
+    state: State<FeishuState>,
+    caller: TenantAuth,
+    query: FeishuQuery,
+    path: FeishuPath<String>,
+    FeishuJson(body): FeishuJson<wire::UserBody>,
+) -> Result<Envelope<wire::UserData>, FeishuError> {
+    if body.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        return Err(FeishuError::new(
+            StatusCode::BAD_REQUEST,
+            codes::NO_USER_NAME,
+        ));
+    }
+    if body.department_ids.as_ref().is_none_or(Vec::is_empty) {
+        return Err(FeishuError::new(
+            StatusCode::BAD_REQUEST,
+            codes::DEPARTMENT_REQUIRED,
+        ));
+    }
+    patch(state, caller, query, path, FeishuJson(body)).await
+}
+
 /// U2 `PATCH /open-apis/contact/v3/users/:user_id/update_user_id`.
 pub(crate) async fn update_user_id(
     State(state): State<FeishuState>,

@@ -775,6 +775,10 @@ impl Directory {
                 dept.parent = Some(parent.key);
             }
         }
+        if let Some(id) = patch.department_id {
+            // The store's unique index refuses an id another department holds.
+            dept.department_id = id;
+        }
         if let Some(name) = patch.name {
             dept.fields.name = name;
         }
