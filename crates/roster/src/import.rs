@@ -901,6 +901,15 @@ async fn over_http(
     mut rx: tokio::sync::mpsc::Receiver<anyhow::Result<Vec<ReadRow>>>,
     bar: &ProgressBar,
 ) -> anyhow::Result<Outcome> {
+    // The client is built without TLS, as the server serves plain HTTP behind whatever
+    // proxy terminates TLS; say so rather than fail deep in the first request.
+    if !url.starts_with("http://") {
+        bail!(
+            "--url must be a plain http:// address of the server (roster import does not speak \
+             TLS): run it where the server is reachable without the TLS proxy, or write \
+             straight to the store with --database-url"
+        );
+    }
     let base = url.trim_end_matches('/').to_owned();
     let http = reqwest::Client::new();
     let token = match (&args.token, &args.app_id, &args.app_secret) {

@@ -1038,3 +1038,28 @@ fn roster_import_exit_codes_tell_refused_rows_from_a_failed_run() {
         2
     );
 }
+
+/// `roster import --url` speaks plain HTTP; an `https://` (or any other) address is refused
+/// with that reason before anything is sent, not with a connection error from deep inside.
+#[test]
+fn roster_import_refuses_an_address_it_cannot_speak_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let csv = dir.join("people.csv");
+    std::fs::write(&csv, "name\nAda\n").unwrap();
+    for url in ["https://roster.example.com", "ftp://127.0.0.1:9"] {
+        let (ok, _, err) = cli(
+            dir,
+            &[
+                "import",
+                csv.to_str().unwrap(),
+                "--url",
+                url,
+                "--token",
+                "t-x",
+            ],
+        );
+        assert!(!ok, "{url}");
+        assert!(err.contains("plain http://"), "{url}: {err}");
+    }
+}
