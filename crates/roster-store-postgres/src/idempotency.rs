@@ -70,19 +70,10 @@ pub(crate) async fn complete(
     key: &IdempotencyKey,
     result: &str,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query(
-        "UPDATE idempotency_keys SET result = $5 \
-         WHERE tenant_id = $1 AND app_id = $2 AND operation = $3 AND key = $4",
-    )
-    .bind(key.tenant.0)
-    .bind(key.app_id.as_str())
-    .bind(&key.operation)
-    .bind(&key.key)
-    .bind(result)
-    .execute(pool)
-    .await
-    .context("complete idempotency key")?;
-    if done.rows_affected() == 0 {
+    let done = set_result(pool, key, result, false)
+        .await
+        .context("complete idempotency key")?;
+    if done == 0 {
         // Only a purge can remove a claim under a running request. The operation itself
         // succeeded, so failing now would report an error for a change that was made.
         tracing::warn!(
@@ -99,23 +90,36 @@ pub(crate) async fn complete_pending(
     conn: &mut PgConnection,
     change: &Change,
 ) -> Result<(), StoreError> {
-    let Some((key, result)) = &change.completes else {
-        return Ok(());
-    };
-    sqlx::query(
+    if let Some((key, result)) = &change.completes {
+        set_result(conn, key, result, true)
+            .await
+            .context("complete idempotency key with its write")?;
+    }
+    Ok(())
+}
+
+/// Sets a key's result (only while it has none, with `unfinished_only`); returns the rows
+/// changed.
+async fn set_result<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    key: &IdempotencyKey,
+    result: &str,
+    unfinished_only: bool,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
         "UPDATE idempotency_keys SET result = $5 \
          WHERE tenant_id = $1 AND app_id = $2 AND operation = $3 AND key = $4 \
-         AND result IS NULL",
+         AND (NOT $6 OR result IS NULL)",
     )
     .bind(key.tenant.0)
     .bind(key.app_id.as_str())
     .bind(&key.operation)
     .bind(&key.key)
     .bind(result)
-    .execute(conn)
-    .await
-    .context("complete idempotency key with its write")?;
-    Ok(())
+    .bind(unfinished_only)
+    .execute(db)
+    .await?
+    .rows_affected())
 }
 
 pub(crate) async fn release(pool: &PgPool, key: &IdempotencyKey) -> Result<(), StoreError> {

@@ -75,22 +75,7 @@ pub(crate) fn complete(
     key: &IdempotencyKey,
     result: &str,
 ) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE idempotency_keys SET result = ?5 \
-             WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                key.tenant.0,
-                key.app_id.as_str(),
-                key.operation,
-                key.key,
-                result
-            ])
-        })
-        .context("complete idempotency key")?;
-    if n == 0 {
+    if set_result(conn, key, result, false).context("complete idempotency key")? == 0 {
         tracing::warn!(operation = %key.operation, "completed an idempotency key that is gone");
     }
     Ok(())
@@ -99,25 +84,33 @@ pub(crate) fn complete(
 /// Completes the key a write carries (`Change::completes`) inside that write's transaction,
 /// unless the key has a result already (a later request took the claim over and finished).
 pub(crate) fn complete_pending(conn: &Connection, ctx: &ChangeCtx) -> Result<(), StoreError> {
-    let Some((key, result)) = &ctx.completes else {
-        return Ok(());
-    };
+    if let Some((key, result)) = &ctx.completes {
+        set_result(conn, key, result, true).context("complete idempotency key with its write")?;
+    }
+    Ok(())
+}
+
+/// Sets a key's result (only while it has none, with `unfinished_only`); returns the rows
+/// changed.
+fn set_result(
+    conn: &Connection,
+    key: &IdempotencyKey,
+    result: &str,
+    unfinished_only: bool,
+) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "UPDATE idempotency_keys SET result = ?5 \
          WHERE tenant_id = ?1 AND app_id = ?2 AND operation = ?3 AND key = ?4 \
-         AND result IS NULL",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            key.tenant.0,
-            key.app_id.as_str(),
-            key.operation,
-            key.key,
-            result
-        ])
-    })
-    .context("complete idempotency key with its write")?;
-    Ok(())
+         AND (NOT ?6 OR result IS NULL)",
+    )?
+    .execute(params![
+        key.tenant.0,
+        key.app_id.as_str(),
+        key.operation,
+        key.key,
+        result,
+        unfinished_only
+    ])
 }
 
 /// Forgets a key, whatever its state.
