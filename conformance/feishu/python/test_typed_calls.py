@@ -125,6 +125,46 @@ def test_department_create_replay_after_delete_answers_as_the_first_time(client,
     assert again.name == first.name
 
 
+def test_department_create_replay_after_what_it_named_changed(client, u):
+    """A retry of a create that succeeded is answered with its first answer even after the
+    leader and HRBP it named were deleted and its parent (named by custom id) was renamed:
+    the retry must not be judged against the directory as it is now."""
+    import uuid as _uuid
+
+    from lark_oapi.api.contact.v3 import (
+        CreateDepartmentRequest,
+        Department,
+        UpdateDepartmentIdDepartmentRequest,
+        UpdateDepartmentIdDepartmentRequestBody,
+    )
+
+    parent = mk_dept(client, u, department_id="P" + _uuid.uuid4().hex[:10])
+    home = mk_dept(client, u)
+    boss = mk_user(client, u, [home.open_department_id])
+    hrbp = mk_user(client, u, [home.open_department_id])
+    token = _uuid.uuid4().hex
+    body = (Department.builder().name(u.name("Kept")).parent_department_id(parent.department_id)
+            .leader_user_id(boss.open_id).department_hrbps([hrbp.open_id]).build())
+
+    def create():
+        return client.contact.v3.department.create(
+            CreateDepartmentRequest.builder().client_token(token)
+            .department_id_type("department_id").request_body(body).build())
+
+    first = check(create(), "create").data.department
+    for who in (boss, hrbp):
+        check(client.contact.v3.user.delete(
+            DeleteUserRequest.builder().user_id(who.open_id)
+            .request_body(DeleteUserRequestBody.builder().build()).build()), "delete")
+    check(client.contact.v3.department.update_department_id(
+        UpdateDepartmentIdDepartmentRequest.builder().department_id(parent.open_department_id)
+        .request_body(UpdateDepartmentIdDepartmentRequestBody.builder()
+                      .new_department_id("R" + _uuid.uuid4().hex[:10]).build()).build()), "rename")
+    again = check(create(), "replay").data.department
+    assert again.open_department_id == first.open_department_id
+    assert (again.leader_user_id, again.department_hrbps) == (boss.open_id, [hrbp.open_id])
+
+
 def test_en_name_and_nickname_too_long_are_41071_and_41072(client, u):
     d = mk_dept(client, u)
     created = mk_user(client, u, [d.open_department_id])
@@ -648,6 +688,7 @@ def test_department_hrbps_units_and_chat_types_round_trip(client, u):
 
     assert patch(department_hrbps=[OU_UNKNOWN]).code == 40001, "an unknown user"
     assert patch(group_chat_employee_types=[0]).code == 40001, "not an employee type"
+    assert patch(group_chat_employee_types=[2**31]).code == 40001, "beyond any employee type"
     assert patch(unit_ids=[""]).code == 40001, "an empty unit id"
     assert patch(unit_ids=[f"u{i}" for i in range(101)]).code == 40001, "over 100 units"
     got = get()

@@ -4,6 +4,7 @@ use axum::extract::{OriginalUri, State};
 use http::StatusCode;
 use roster_core::{CoreError, DeptLookup};
 
+use super::users::Rejected;
 use crate::codes;
 use crate::convert::{self, IdTypes, Renderer};
 use crate::envelope::Envelope;
@@ -38,34 +39,52 @@ async fn create_to_the_end(
 ) -> Result<Envelope<wire::Answer<wire::DepartmentData>>, FeishuError> {
     let ids = IdTypes::from_query(&query)?;
     let dir = &state.dir;
-    // Wire-level checks run before the key is claimed, so a malformed body never holds it.
-    let new = convert::new_department(dir, &caller, ids, body.value).await?;
-    let (open_id, replayed, keyed) = match query.str("client_token") {
-        None => (
+    let canonical = body.canonical;
+    let value = body.value;
+    let run = || async {
+        let new = convert::new_department(dir, &caller, ids, value)
+            .await
+            .map_err(Rejected::Feishu)?;
+        Ok::<_, Rejected>(
             dir.create_department(&caller, new)
-                .await?
+                .await
+                .map_err(Rejected::Core)?
                 .open_department_id
                 .to_string(),
-            false,
-            None,
-        ),
+        )
+    };
+    let (open_id, replayed, keyed) = match query.str("client_token") {
+        None => (run().await?, false, None),
         Some(token) => {
-            let print = fingerprint(uri.path(), &query, &body.canonical);
-            let o = dir
+            let print = fingerprint(uri.path(), &query, &canonical);
+            // The body's references (parent, leaders, HRBPs) are resolved inside the keyed
+            // run, as U1 does: a retry of a create that succeeded is answered with its first
+            // answer even after something it named was deleted or renamed. A Feishu error of
+            // the run travels through the core as a stand-in, which releases the key.
+            let mut feishu_err = None;
+            let outcome = dir
                 .idempotent(
                     &caller,
                     CREATE_DEPARTMENT_OPERATION,
                     token,
                     &print,
                     || async {
-                        Ok(dir
-                            .create_department(&caller, new)
-                            .await?
-                            .open_department_id
-                            .to_string())
+                        match run().await {
+                            Ok(id) => Ok(id),
+                            Err(Rejected::Core(e)) => Err(e),
+                            Err(Rejected::Feishu(e)) => {
+                                feishu_err = Some(e);
+                                Err(CoreError::invalid("request", "rejected"))
+                            }
+                        }
                     },
                 )
-                .await?;
+                .await;
+            let o = match (outcome, feishu_err) {
+                (Ok(o), _) => o,
+                (Err(_), Some(e)) => return Err(e),
+                (Err(e), None) => return Err(e.into()),
+            };
             // A replay answers what the first request was answered (spec §2); a key
             // recorded before answers were kept renders the department as it is.
             if let Some(first) = o.answer.as_deref().filter(|_| o.replayed) {

@@ -110,7 +110,7 @@ async fn create_to_the_end(
 const CREATE_USER_OPERATION: &str = "feishu.users.create";
 
 /// A failure inside a create: already a Feishu error (a wire-level check) or a domain one.
-enum Rejected {
+pub(crate) enum Rejected {
     Feishu(FeishuError),
     Core(CoreError),
 }

@@ -890,10 +890,15 @@ impl Directory {
                 ));
             }
         }
-        if let Some(t) = types.iter().find(|t| **t < 1) {
+        // Employee type ids are small; the bound keeps every value exact in clients that
+        // read JSON numbers as doubles (JavaScript), which a read-modify-write relies on.
+        if let Some(t) = types
+            .iter()
+            .find(|t| !(1..=i64::from(i32::MAX)).contains(*t))
+        {
             return Err(CoreError::invalid(
                 "group_chat_employee_types",
-                format!("{t} is not an employee type (1 or more)"),
+                format!("{t} is not an employee type (1 to {})", i32::MAX),
             ));
         }
         dedup_keep_first(hrbps);
