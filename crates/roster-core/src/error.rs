@@ -281,6 +281,7 @@ impl From<StoreError> for CoreError {
                         "the leader is not an active user: resigned meanwhile, or not written"
                     }
                     "group_ids" => "the group does not exist",
+                    "department_hrbps" => "the user is not an active user: resigned meanwhile",
                     _ => "the department does not exist",
                 }
                 .into(),

@@ -351,6 +351,29 @@ pub fn encode_department(f: &DepartmentFields) -> String {
     serde_json::to_string(&doc).expect("department document serialises")
 }
 
+/// The users a department's fields name that `stored` (its fields before the write, if
+/// any) did not, each with the field a client names it in: the main leader and deputies
+/// under `leader_user_id`, HRBPs under `department_hrbps`. The users a write must find
+/// active inside its transaction.
+pub fn newly_named<'a>(
+    fields: &'a DepartmentFields,
+    stored: Option<&DepartmentFields>,
+) -> Vec<(&'static str, &'a OpenId)> {
+    let had = |id: &OpenId| {
+        stored.is_some_and(|s| {
+            s.leader.as_ref() == Some(id) || s.deputies.contains(id) || s.hrbps.contains(id)
+        })
+    };
+    fields
+        .leader
+        .iter()
+        .chain(&fields.deputies)
+        .map(|u| ("leader_user_id", u))
+        .chain(fields.hrbps.iter().map(|u| ("department_hrbps", u)))
+        .filter(|(_, u)| !had(u))
+        .collect()
+}
+
 /// Decodes a department document, given the name and order columns.
 pub fn decode_department(
     doc: &str,
@@ -473,6 +496,15 @@ pub fn department_snapshot(d: &roster_core::Department) -> String {
         "name": d.fields.name,
         "order": d.fields.order,
         "leader": d.fields.leader.as_ref().map(OpenId::as_str),
+        "deputies": d.fields.deputies.iter().map(OpenId::as_str).collect::<Vec<_>>(),
+        "hrbps": d.fields.hrbps.iter().map(OpenId::as_str).collect::<Vec<_>>(),
+        "unit_ids": d.fields.unit_ids,
+        "group_chat_employee_types": d.fields.group_chat_employee_types,
+        "i18n_name": {
+            "zh_cn": d.fields.i18n_name.zh_cn,
+            "ja_jp": d.fields.i18n_name.ja_jp,
+            "en_us": d.fields.i18n_name.en_us,
+        },
         "is_deleted": d.is_deleted,
     })
     .to_string()
@@ -834,6 +866,42 @@ pub fn bi_member_snapshot(m: &roster_core::BiMember) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The change log shows every field a client may change on a department, so that a
+    /// change of any of them is visible in `roster audit` (before and after differ).
+    #[test]
+    fn a_department_snapshot_carries_every_client_field() {
+        let d = roster_core::Department {
+            key: roster_core::DeptKey(7),
+            tenant: roster_core::TenantId(1),
+            open_department_id: roster_core::OpenDepartmentId::from_trusted("od-1".into()),
+            department_id: roster_core::ids::DepartmentId::from_trusted("D1".into()),
+            parent: Some(roster_core::DeptKey(1)),
+            fields: DepartmentFields {
+                name: "Eng".into(),
+                i18n_name: I18nName {
+                    en_us: Some("Engineering".into()),
+                    ..I18nName::default()
+                },
+                leader: Some(OpenId::from_trusted("ou_l".into())),
+                deputies: vec![OpenId::from_trusted("ou_d".into())],
+                hrbps: vec![OpenId::from_trusted("ou_h".into())],
+                unit_ids: vec!["unit-1".into()],
+                group_chat_employee_types: vec![1, 6],
+                order: 3,
+            },
+            is_deleted: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let snap: serde_json::Value =
+            serde_json::from_str(&department_snapshot(&d)).expect("a JSON snapshot");
+        assert_eq!(snap["deputies"], serde_json::json!(["ou_d"]));
+        assert_eq!(snap["hrbps"], serde_json::json!(["ou_h"]));
+        assert_eq!(snap["unit_ids"], serde_json::json!(["unit-1"]));
+        assert_eq!(snap["group_chat_employee_types"], serde_json::json!([1, 6]));
+        assert_eq!(snap["i18n_name"]["en_us"], "Engineering");
+    }
 
     #[test]
     fn profile_round_trips_through_the_document() {

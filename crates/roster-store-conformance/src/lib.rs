@@ -198,6 +198,7 @@ macro_rules! conformance_tests {
             check_idempotent_replays_the_first_result_without_running_again,
             check_idempotent_waits_for_a_request_in_flight,
             check_a_keyed_create_that_dies_after_its_commit_is_replayed,
+            check_department_writes_and_deletes_agree_on_who_is_active,
             check_users_by_contact_prefers_active_holders_and_includes_resigned_on_request,
             check_search_and_member_lists_respect_the_contact_scope,
             check_a_scoped_app_cannot_reach_outside_its_departments,

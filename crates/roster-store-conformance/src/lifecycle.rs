@@ -9,7 +9,7 @@ use roster_core::directory::JSAPI_TICKET_TTL_S;
 use roster_core::{
     ChangeAction, ConflictKind, ContactScope, CoreError, Department, DepartmentPatch, DeptKey,
     DeptLookup, Directory, Entity, Group, Handover, IdGen, IdempotencyClaim, NewTenant, NewUser,
-    RandomIds, Scope, Scopes, Store, UniqueKey, User, UserLookup, UserPatch,
+    RandomIds, Scope, Scopes, Store, StoreError, UniqueKey, User, UserLookup, UserPatch,
 };
 
 use crate::directory::{assert_bad_reference, assert_conflict, create_department, new_user_in};
@@ -1457,6 +1457,76 @@ pub async fn check_a_keyed_create_that_dies_after_its_commit_is_replayed(store: 
         );
     }
     assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+/// Inside the write, a department may not start naming a resigned user (as leader, deputy
+/// or HRBP: `Gone`), and resigning a user that a department outside the same save still
+/// names is `Stale` (the core reads again and takes the user off that department too).
+/// Together they close the race of a department write and a delete of a user it names,
+/// which the core's checks before the write cannot see. Users a department named before the
+/// write are not checked again.
+pub async fn check_department_writes_and_deletes_agree_on_who_is_active(store: Arc<dyn Store>) {
+    let env = env(store, "Acme", None).await;
+    let s = env.store.as_ref();
+    let gone = create(&env, new_user("gone")).await;
+    let kept = create(&env, new_user("kept")).await;
+    delete(&env, &gone).await;
+
+    for (field, set) in [
+        ("leader_user_id", 0),
+        ("leader_user_id", 1),
+        ("department_hrbps", 2),
+    ] {
+        let mut d = crate::support::department(env.tenant.id, env.root.key, "NEW", "New", 0);
+        match set {
+            0 => d.fields.leader = Some(gone.open_id.clone()),
+            1 => d.fields.deputies = vec![gone.open_id.clone()],
+            _ => d.fields.hrbps = vec![kept.open_id.clone(), gone.open_id.clone()],
+        }
+        let r = s.insert_department(&d, &crate::support::cli()).await;
+        assert!(
+            matches!(r, Err(StoreError::Gone(f)) if f == field),
+            "insert naming a resigned user ({set}): {r:?}"
+        );
+    }
+
+    let d = create_department(&env, env.root.key, "HR", "HR", 0).await;
+    let mut named = d.clone();
+    named.fields.hrbps = vec![kept.open_id.clone(), gone.open_id.clone()];
+    let r = s.update_department(&named, &crate::support::cli()).await;
+    assert!(
+        matches!(r, Err(StoreError::Gone("department_hrbps"))),
+        "a save adding a resigned HRBP: {r:?}"
+    );
+    named.fields.hrbps = vec![kept.open_id.clone()];
+    s.update_department(&named, &crate::support::cli())
+        .await
+        .expect("an active HRBP is fine");
+
+    // `kept` is named by HR; a save resigning it without HR is refused as Stale...
+    let mut resigned = now_of(&env, &kept).await;
+    resigned.status.is_resigned = true;
+    resigned.resigned_at = Some(now_ms());
+    let r = s
+        .save(
+            env.tenant.id,
+            std::slice::from_ref(&resigned),
+            &[],
+            &[],
+            &crate::support::cli(),
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::Stale)),
+        "resigning a named HRBP: {r:?}"
+    );
+    assert!(
+        !now_of(&env, &kept).await.status.is_resigned,
+        "nothing was written"
+    );
+    // ...and the directory's delete, which takes it off HR in the same save, goes through.
+    delete(&env, &kept).await;
+    assert!(dept_now(&env, &d).await.fields.hrbps.is_empty());
 }
 
 /// A request whose key is claimed by a request still running waits for it and replays its

@@ -71,6 +71,7 @@ pub(crate) async fn insert_department(
         lock_tenant_for(&mut tx, dept.tenant, TenantLock::DepartmentTree).await?;
         parent_is_live(&mut tx, parent).await?;
     }
+    named_users_active(&mut tx, dept.tenant, &dept.fields, None).await?;
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO departments (tenant_id, open_department_id, department_id, \
          department_id_fold, parent_id, name, sort_order, doc, leader_open_id, is_deleted, \
@@ -245,8 +246,48 @@ pub(crate) async fn department_member_count(
     u64::try_from(n).map_err(|_| corrupt("member count"))
 }
 
-pub(crate) async fn departments_led_by(
-    pool: &PgPool,
+/// Refuses (`Gone`) a department write that names a user, as leader, deputy or HRBP, who
+/// is not an active user of the tenant. Checked inside the write, because the core's check
+/// before it cannot see a delete committed in between, which would leave the department
+/// naming a resigned user for good. The rows are read `FOR SHARE`: a delete of one of them
+/// running now has it locked, so this waits for it and then sees it resigned, and a delete
+/// that starts later waits for this write and then finds the department naming its user
+/// (`save` refuses it as `Stale`, and the core takes the user off this department too).
+/// Only the users the write adds (against `stored`) are checked: the others were checked
+/// when they were named, and a delete takes them off.
+pub(crate) async fn named_users_active(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    fields: &roster_core::DepartmentFields,
+    stored: Option<&roster_core::DepartmentFields>,
+) -> Result<(), StoreError> {
+    let named = roster_store_common::newly_named(fields, stored);
+    if named.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = named.iter().map(|(_, u)| u.as_str()).collect();
+    let active: Vec<String> = sqlx::query_scalar(
+        "SELECT open_id FROM users WHERE tenant_id = $1 AND open_id = ANY($2) \
+         AND NOT is_resigned ORDER BY id FOR SHARE",
+    )
+    .bind(tenant.0)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .context("check a department's users")?;
+    match named
+        .iter()
+        .find(|(_, u)| !active.iter().any(|a| a == u.as_str()))
+    {
+        Some((field, _)) => Err(StoreError::Gone(field)),
+        None => Ok(()),
+    }
+}
+
+/// Live departments that name `leader` as leader, deputy or HRBP, by key; on the pool or
+/// inside a transaction (`save` checks a resigned user is on none).
+pub(crate) async fn departments_led_by<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     tenant: TenantId,
     leader: &OpenId,
 ) -> Result<Vec<Department>, StoreError> {
@@ -259,7 +300,7 @@ pub(crate) async fn departments_led_by(
     ))
     .bind(tenant.0)
     .bind(leader.as_str())
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
     .context("list departments led by a user")?
     .into_iter()

@@ -19,8 +19,9 @@ use roster_store_common::{department_snapshot, group_snapshot, user_snapshot};
 use sqlx::PgPool;
 
 use crate::departments::{
-    closes_cycle, lock_departments, lock_tenant_for, parent_is_live, share_tenant_lock,
-    still_empty, within_tree_limits, write_departments, TenantLock,
+    closes_cycle, departments_led_by, lock_departments, lock_tenant_for, named_users_active,
+    parent_is_live, share_tenant_lock, still_empty, within_tree_limits, write_departments,
+    TenantLock,
 };
 use crate::errors::Context;
 use crate::events::{write_events, NewEvent};
@@ -198,8 +199,27 @@ async fn try_save(
                 parent_is_live(&mut tx, parent).await?;
             }
         }
+        if !d.is_deleted {
+            named_users_active(&mut tx, tenant, &d.fields, Some(&stored.fields)).await?;
+        }
     }
     write_departments(&mut tx, tenant, departments).await?;
+    // A user resigned by this save must be off every department: the core took it off the
+    // departments it read, and one that named the user in a write committed since (its
+    // `FOR SHARE` of the user row made it commit before this save locked the row) is still
+    // here. Stale makes the core read them again and take it off that one too.
+    for u in users {
+        let resigns = stored_users
+            .get(&u.key.0)
+            .is_some_and(|s| !s.status.is_resigned && u.status.is_resigned);
+        if resigns
+            && !departments_led_by(&mut *tx, tenant, &u.open_id)
+                .await?
+                .is_empty()
+        {
+            return Err(StoreError::Stale);
+        }
+    }
     for d in departments {
         let moved = stored_depts
             .get(&d.key.0)

@@ -148,6 +148,7 @@ pub(crate) fn insert_department(
     if let Some(parent) = dept.parent {
         parent_is_live(&tx, parent)?;
     }
+    named_users_active(&tx, dept.tenant, &dept.fields, None)?;
     let id = tx
         .prepare_cached(
             "INSERT INTO departments (tenant_id, open_department_id, department_id, \
@@ -193,6 +194,35 @@ pub(crate) fn insert_department(
     crate::idempotency::complete_pending(&tx, ctx)?;
     tx.commit().context("commit insert department")?;
     Ok(dept)
+}
+
+/// Refuses (`Gone`) a department write that names a user, as leader, deputy or HRBP, who
+/// is not an active user of the tenant. Checked inside the write, because the core's check
+/// before it cannot see a delete committed in between, which would leave the department
+/// naming a resigned user for good (the delete takes the user off the departments it read).
+/// Only the users the write adds (against `stored`) are checked: the others were checked
+/// when they were named, and a delete takes them off.
+fn named_users_active(
+    conn: &Connection,
+    tenant: TenantId,
+    fields: &DepartmentFields,
+    stored: Option<&DepartmentFields>,
+) -> Result<(), StoreError> {
+    for (field, user) in roster_store_common::newly_named(fields, stored) {
+        let active: Option<bool> = conn
+            .prepare_cached(
+                "SELECT NOT is_resigned FROM users WHERE tenant_id = ?1 AND open_id = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.0, user.as_str()], |r| r.get(0))
+                    .optional()
+            })
+            .context("check a department's users")?;
+        if active != Some(true) {
+            return Err(StoreError::Gone(field));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn get_department(
@@ -386,6 +416,9 @@ pub(crate) fn save_department(
         if let Some(parent) = dept.parent {
             parent_is_live(conn, parent)?;
         }
+    }
+    if !dept.is_deleted {
+        named_users_active(conn, tenant, &dept.fields, Some(&stored.fields))?;
     }
     let action = if dept.is_deleted && !stored.is_deleted {
         ChangeAction::Deleted

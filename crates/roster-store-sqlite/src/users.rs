@@ -1321,8 +1321,13 @@ pub(crate) fn save(
         .context("begin save")?;
     let mut delta: i64 = 0;
     let mut tally = SaveTally::default();
+    let mut resigned_now = Vec::new();
     for (key, row) in users {
-        delta += save_user(&tx, tenant, *key, row, read.user(*key), ctx, &mut tally)?;
+        let moved = save_user(&tx, tenant, *key, row, read.user(*key), ctx, &mut tally)?;
+        if moved < 0 {
+            resigned_now.push(row.open_id.as_str());
+        }
+        delta += moved;
     }
     let SaveTally {
         counts,
@@ -1335,6 +1340,19 @@ pub(crate) fn save(
     }
     for check in &leader_checks {
         check_leader(&tx, tenant, check)?;
+    }
+    // A user resigned by this save must be off every department: the core took it off the
+    // departments it read, and one that named the user in a write committed since is
+    // still here. Stale makes the core read them again and take it off that one too.
+    for open_id in resigned_now {
+        let named = departments::departments_led_by(
+            &tx,
+            tenant,
+            &OpenId::from_trusted(open_id.to_owned()),
+        )?;
+        if !named.is_empty() {
+            return Err(StoreError::Stale);
+        }
     }
     if !groups.is_empty() {
         // A group has no update time of its own; its events are dated by the wall clock.
