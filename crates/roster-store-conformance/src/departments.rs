@@ -38,7 +38,9 @@ pub async fn check_departments_are_found_by_key_open_id_and_custom_id(store: Arc
         ja_jp: Some("営業".into()),
         en_us: Some("Sales".into()),
     };
-    d.fields.leader = Some(RandomIds.open_id());
+    // A department may only name an active user of its tenant (checked inside the write).
+    let lead = insert_ok(store.as_ref(), &plain_user(t.id, r.key, "lead")).await;
+    d.fields.leader = Some(lead.open_id.clone());
     d.created_at = 1_000;
     d.updated_at = 2_000;
     let stored = store
@@ -380,7 +382,7 @@ pub async fn check_updating_a_department_moves_it_and_changes_its_fields(store: 
     moved.fields.name = "B renamed".into();
     moved.fields.order = 9;
     moved.fields.i18n_name.en_us = Some("Bee".into());
-    moved.fields.leader = Some(RandomIds.open_id());
+    moved.fields.leader = Some(insert_ok(s, &plain_user(t.id, r.key, "lead")).await.open_id);
     moved.updated_at = b.updated_at + 5_000;
     s.update_department(&moved, &cli()).await.expect("update");
 
