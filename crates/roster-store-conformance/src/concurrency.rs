@@ -559,20 +559,34 @@ pub async fn check_racing_idempotent_calls_run_the_operation_once(store: Arc<dyn
         async move {
             let op_dir = dir.clone();
             let op_caller = caller.clone();
-            dir.idempotent(
-                &caller,
-                "feishu.users.create",
-                "one-request",
-                "fp",
-                move || async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    op_dir
-                        .create_user(&op_caller, new_user(&format!("idem{i}")))
-                        .await
-                        .map(|u| u.open_id.to_string())
-                },
-            )
-            .await
+            let outcome = dir
+                .idempotent(
+                    &caller,
+                    "feishu.users.create",
+                    "one-request",
+                    "fp",
+                    move || async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        op_dir
+                            .create_user(&op_caller, new_user(&format!("idem{i}")))
+                            .await
+                            .map(|u| u.open_id.to_string())
+                    },
+                )
+                .await;
+            // The first request records its answer, as a dialect does; the others wait
+            // for it.
+            if let Some(o) = outcome.as_ref().ok().filter(|o| !o.replayed) {
+                dir.record_idempotent_answer(
+                    &caller,
+                    "feishu.users.create",
+                    "one-request",
+                    &o.entity_id,
+                    "the first answer",
+                )
+                .await;
+            }
+            outcome
         }
     })
     .await;
@@ -586,6 +600,13 @@ pub async fn check_racing_idempotent_calls_run_the_operation_once(store: Arc<dyn
         .map(|r| r.as_ref().expect("every racer gets the result"))
         .collect();
     assert_eq!(outcomes.iter().filter(|o| !o.replayed).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.replayed)
+            .all(|o| o.answer.as_deref() == Some("the first answer")),
+        "every replay answers what the first request answered: {outcomes:?}"
+    );
     assert!(outcomes
         .iter()
         .all(|o| o.entity_id == outcomes[0].entity_id));

@@ -1270,19 +1270,27 @@ pub async fn check_idempotent_replays_the_first_result_without_running_again(
     .expect("the operation ran");
     assert_eq!(first.entity_id, created.open_id.as_str());
 
+    // The dialect records the answer it gave; a replay that comes after the create but
+    // before that answer waits for it rather than answering from the user as it is by then.
+    let record = {
+        let (dir, c, id) = (dir.clone(), c.clone(), first.entity_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            dir.record_idempotent_answer(&c, CREATE, "key-1", &id, "{\"first\":\n1}")
+                .await;
+        })
+    };
     let again = dir
         .idempotent(c, CREATE, "key-1", "fp-1", op("second"))
         .await
         .expect("replay");
     assert!(again.replayed);
     assert_eq!(
-        again.entity_id, first.entity_id,
-        "the first run's id is replayed"
+        (again.entity_id.as_str(), again.answer.as_deref()),
+        (first.entity_id.as_str(), Some("{\"first\":\n1}")),
+        "the first run's id and answer are replayed, once the answer is recorded"
     );
-    assert_eq!(again.answer, None, "no answer was recorded");
-    // The dialect records the answer it gave; replays get it back beside the id.
-    dir.record_idempotent_answer(c, CREATE, "key-1", &first.entity_id, "{\"first\":\n1}")
-        .await;
+    record.await.expect("record the answer");
     let third = dir
         .idempotent(c, CREATE, "key-1", "fp-1", op("second"))
         .await
@@ -1332,6 +1340,8 @@ pub async fn check_idempotent_replays_the_first_result_without_running_again(
         .expect("the retry runs");
     assert!(!retried.replayed);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
+    dir.record_idempotent_answer(c, CREATE, "key-2", &retried.entity_id, "{}")
+        .await;
     let replayed = dir
         .idempotent(c, CREATE, "key-2", "fp", op("never"))
         .await
@@ -1450,9 +1460,11 @@ pub async fn check_a_keyed_create_that_dies_after_its_commit_is_replayed(store: 
             })
             .await
             .unwrap_or_else(|e| panic!("the {what} retry: {e:?}"));
+        // No answer was recorded: after waiting for one, the retry is told to render the
+        // entity.
         assert_eq!(
-            (retry.entity_id.as_str(), retry.replayed),
-            (id.as_str(), true),
+            (retry.entity_id.as_str(), retry.replayed, retry.answer),
+            (id.as_str(), true, None),
             "the {what} retry answers with the entity the first request created"
         );
     }

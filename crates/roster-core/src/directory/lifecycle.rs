@@ -25,14 +25,20 @@ tokio::task_local! {
 
 /// The change record of a write that creates the entity `entity_id` for `caller`: when the
 /// write runs inside [`Directory::idempotent`], it completes the claimed key with that id in
-/// the same transaction.
+/// the same transaction, marked as waiting for its first answer (see [`split_result`]).
 pub(crate) fn change_completing(caller: &Caller, entity_id: &str) -> Change {
     let mut change = change_of(caller);
     change.completes = CLAIMED_KEY
         .try_with(Clone::clone)
         .ok()
-        .map(|key| (key, entity_id.to_owned()));
+        .map(|key| (key, answer_pending(entity_id)));
     change
+}
+
+/// A key's stored result while its entity exists and the first request is still rendering
+/// the answer it will record: the id and an empty answer.
+fn answer_pending(entity_id: &str) -> String {
+    format!("{entity_id}\n")
 }
 
 /// Search candidates read per store call for an app limited to some departments, where
@@ -72,12 +78,25 @@ pub struct IdempotentOutcome {
     pub answer: Option<String>,
 }
 
+/// What a stored idempotency result says of the first request's answer.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstAnswer {
+    /// Recorded: replays answer it.
+    Recorded(String),
+    /// Not recorded yet: the first request committed its entity and is still rendering the
+    /// answer (or died before it recorded one).
+    Pending,
+    /// None will come (a key stored before answers were kept): replays render the entity.
+    Never,
+}
+
 /// Splits a stored idempotency result: the entity id, then after a newline the first
-/// answer, if one was recorded (ids never hold a newline).
-fn split_result(stored: String) -> (String, Option<String>) {
+/// answer, empty while it is pending (ids never hold a newline, answers are never empty).
+fn split_result(stored: String) -> (String, FirstAnswer) {
     match stored.split_once('\n') {
-        Some((id, answer)) => (id.to_owned(), Some(answer.to_owned())),
-        None => (stored, None),
+        Some((id, "")) => (id.to_owned(), FirstAnswer::Pending),
+        Some((id, answer)) => (id.to_owned(), FirstAnswer::Recorded(answer.to_owned())),
+        None => (stored, FirstAnswer::Never),
     }
 }
 
@@ -908,6 +927,18 @@ impl Directory {
                     ..
                 } => {
                     let (entity_id, answer) = split_result(stored);
+                    let answer = match answer {
+                        FirstAnswer::Recorded(answer) => Some(answer),
+                        // The first request committed but has not recorded its answer yet;
+                        // answering from the entity now could show changes made since. Wait
+                        // for the answer, and render the entity only once the first request
+                        // has had time to record one (it may have died after its commit).
+                        FirstAnswer::Pending if tokio::time::Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                        FirstAnswer::Pending | FirstAnswer::Never => None,
+                    };
                     return Ok(IdempotentOutcome {
                         entity_id,
                         replayed: true,
@@ -930,7 +961,10 @@ impl Directory {
         // new, and is harmless otherwise.
         match CLAIMED_KEY.scope(key.clone(), op()).await {
             Ok(id) => {
-                self.inner.store.complete_idempotency_key(&key, &id).await?;
+                self.inner
+                    .store
+                    .complete_idempotency_key(&key, &answer_pending(&id))
+                    .await?;
                 Ok(IdempotentOutcome {
                     entity_id: id,
                     replayed: false,
