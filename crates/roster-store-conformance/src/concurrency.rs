@@ -154,6 +154,64 @@ pub async fn check_racing_patches_of_different_fields_lose_none(store: Arc<dyn S
     );
 }
 
+/// A pile-up on one user: 48 writers each patching it 5 times in a row, with no pause.
+/// Every patch succeeds. Each round of racing read-modify-writes lets only one through, so
+/// a retry bounded by a count of attempts (64 rounds before) left the unluckiest writers
+/// failing on PostgreSQL, whose reads and writes take longer and widen the race.
+pub async fn check_a_pile_up_of_patches_on_one_user_fails_none(store: Arc<dyn Store>) {
+    const WRITERS: usize = 48;
+    const ROUNDS: usize = 5;
+    let env = env(store, "Acme", None).await;
+    let created = env
+        .dir
+        .create_user(&env.caller, new_user("piled"))
+        .await
+        .expect("create the user");
+    let lookup = UserLookup::Key(created.key);
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let mut handles = Vec::with_capacity(WRITERS);
+    for i in 0..WRITERS {
+        let (dir, caller, lookup, barrier) = (
+            env.dir.clone(),
+            env.caller.clone(),
+            lookup.clone(),
+            barrier.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut failed = Vec::new();
+            for round in 0..ROUNDS {
+                let patch = UserPatch {
+                    job_title: Some(Some(format!("w{i}r{round}"))),
+                    ..UserPatch::default()
+                };
+                if let Err(e) = dir.patch_user(&caller, &lookup, patch).await {
+                    failed.push(format!("writer {i} round {round}: {e:?}"));
+                }
+            }
+            failed
+        }));
+    }
+    let mut failed = Vec::new();
+    for h in handles {
+        failed.extend(h.await.expect("a writer panicked"));
+    }
+    assert!(
+        failed.is_empty(),
+        "{} patches failed: {failed:?}",
+        failed.len()
+    );
+    let user = get_user(env.store.as_ref(), env.tenant.id, lookup)
+        .await
+        .expect("the user");
+    assert!(
+        user.updated_at >= created.updated_at + (WRITERS * ROUNDS) as i64,
+        "every write moved updated_at: {} then {}",
+        created.updated_at,
+        user.updated_at
+    );
+}
+
 /// The store re-checks leader rules after a save's writes: a leader change that closes a
 /// cycle with one committed since the caller read, a leader who resigned meanwhile, and a
 /// resignation that leaves someone reporting to the resigned user are `Stale`.
@@ -547,8 +605,8 @@ pub async fn check_racing_claims_of_one_idempotency_key_leave_one_claimant(store
 }
 
 /// 16 concurrent `Directory::idempotent` calls with one key and fingerprint: the operation
-/// runs once, every call answers with its entity id, exactly one as the original, and one
-/// user is created.
+/// runs once, every call answers with its entity id, exactly one as the original, the
+/// replays with the answer the original recorded, and one user is created.
 pub async fn check_racing_idempotent_calls_run_the_operation_once(store: Arc<dyn Store>) {
     let env = env(store, "Acme", None).await;
     let runs = Arc::new(AtomicUsize::new(0));

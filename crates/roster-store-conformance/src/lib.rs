@@ -205,6 +205,7 @@ macro_rules! conformance_tests {
             check_scoped_search_bounds_the_candidates_of_a_page,
             check_racing_creates_of_same_email_leave_one_user,
             check_racing_patches_of_different_fields_lose_none,
+            check_a_pile_up_of_patches_on_one_user_fails_none,
             check_save_checked_refuses_a_stale_read,
             check_racing_first_jsapi_ticket_requests_get_one_ticket,
             check_racing_first_token_calls_get_one_token,

@@ -1849,26 +1849,36 @@ pub(crate) fn change_creating(caller: &Caller, users: &[User]) -> Change {
     }
 }
 
-/// How often a read-modify-write is tried while other writes keep changing its entities
+/// How long a read-modify-write keeps trying while other writes keep changing its entities
 /// between its read and its write. Each round of racing writers lets one of them through,
-/// so this bounds the writers that can pile up on one entity at once, not a failure rate.
-const STALE_ATTEMPTS: u32 = 64;
+/// but which one is luck: a count of attempts (64 before) let the unluckiest of 40 clients
+/// patching one user on PostgreSQL run out and fail. A time bound lets every writer of a
+/// pile-up through while still ending a write that can never succeed.
+const STALE_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest pause between two attempts.
+const STALE_MAX_PAUSE_US: u64 = 20_000;
 
 /// Runs a read-modify-write until it writes without finding its entities changed since
-/// its read (`StoreError::Stale`), each attempt reading afresh after a pause that grows
-/// with the attempts (to 10 ms), so that racing writers spread out; after
-/// `STALE_ATTEMPTS` the last error stands.
+/// its read (`StoreError::Stale`), each attempt reading afresh after a random pause whose
+/// bound doubles with the attempts (to 20 ms: "full jitter", so that racing writers spread
+/// out instead of meeting again in lockstep); after [`STALE_RETRY_FOR`] the last error
+/// stands.
 pub(crate) async fn retry_stale<T, F, Fut>(mut attempt: F) -> Result<T, CoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, CoreError>>,
 {
-    let mut n = 1;
+    use rand::Rng;
+    let deadline = tokio::time::Instant::now() + STALE_RETRY_FOR;
+    let mut n: u32 = 0;
     loop {
         match attempt().await {
-            Err(CoreError::Storage(StoreError::Stale)) if n < STALE_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_micros(u64::from(n.min(20)) * 500))
-                    .await;
+            Err(CoreError::Storage(StoreError::Stale))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                let bound = (250_u64 << n.min(7)).min(STALE_MAX_PAUSE_US);
+                let pause = rand::thread_rng().gen_range(0..=bound);
+                tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
                 n += 1;
             }
             other => return other,
