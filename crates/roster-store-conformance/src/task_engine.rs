@@ -457,6 +457,27 @@ pub async fn check_a_submitted_task_runs_to_done_with_outcomes_in_request_order(
         Entity::Task,
         "another tenant's task",
     );
+    // Nor does another app of the tenant limited to some departments: the items name users
+    // it may not see. Another app that sees the whole directory does.
+    let scoped = caller(
+        &env.dir,
+        env.tenant.id,
+        all_scopes(),
+        ContactScope::Departments(vec![env.root.key]),
+    )
+    .await;
+    assert_not_found(
+        &env.dir.get_task(&scoped, &queued.id).await,
+        Entity::Task,
+        "another app's task, for an app limited to some departments",
+    );
+    let colleague = caller(&env.dir, env.tenant.id, all_scopes(), ContactScope::All).await;
+    let (seen, _) = env
+        .dir
+        .get_task(&colleague, &queued.id)
+        .await
+        .expect("an app that sees everything reads another app's task");
+    assert_eq!(seen.id, queued.id);
     let unknown = TaskId::parse(&"0".repeat(32)).expect("valid id");
     assert_not_found(
         &env.dir.get_task(&env.caller, &unknown).await,

@@ -102,7 +102,10 @@ impl Directory {
         Ok(task)
     }
 
-    /// A task of the caller's tenant with all its items, in request order.
+    /// A task of the caller's tenant with all its items, in request order. Its items name
+    /// the users they created, which an app limited to some departments may not see: as an
+    /// import, a task is readable by the app that submitted it, or by one that sees the
+    /// whole directory.
     pub async fn get_task(
         &self,
         caller: &Caller,
@@ -114,6 +117,10 @@ impl Directory {
             .store
             .get_task(caller.tenant, id)
             .await?
+            .filter(|t| {
+                t.app_id == caller.app_id
+                    || matches!(caller.contact_scope, crate::app::ContactScope::All)
+            })
             .ok_or_else(|| CoreError::not_found(Entity::Task, id.as_str()))?;
         let mut items = Vec::with_capacity(task.total as usize);
         let mut after = None;
