@@ -127,6 +127,48 @@ describe('D1 create + D2 get', () => {
     assert.ok(asUnion.leaders.some((l) => l.leaderID === deputy.union_id), 'leaders follow user_id_type');
   });
 
+  test('leaders read back (both spellings) can be sent back as they are; spellings that disagree are 40001', async () => {
+    const home = await mkDept(u);
+    const main = await mkUser(u, { depts: [home.open_department_id] });
+    const deputy = await mkUser(u, { depts: [home.open_department_id] });
+    const d = await mkDept(u, { parent: home.open_department_id });
+    await ok(
+      dept.patch({
+        path: { department_id: d.open_department_id },
+        data: { leaders: [{ leaderType: 1, leaderID: main.open_id }, { leaderType: 2, leaderID: deputy.open_id }] },
+      }),
+      'set leaders',
+    );
+    // The obvious read-then-update: every field as read, leaders with all four keys.
+    const read = await getDept(d.open_department_id);
+    assert.ok(read.leaders.every((l) => 'leaderType' in l && 'leader_type' in l), 'both spellings are answered');
+    const updated = await ok(
+      dept.update({
+        path: { department_id: d.open_department_id },
+        data: {
+          name: read.name,
+          parent_department_id: read.parent_department_id,
+          leaders: read.leaders,
+          order: read.order,
+        },
+      }),
+      'update with the leaders as read',
+    );
+    assert.deepEqual(
+      updated.department.leaders.map((l) => [l.leaderType, l.leaderID]).sort(),
+      [[1, main.open_id], [2, deputy.open_id]].sort(),
+    );
+    await fails(
+      dept.patch({
+        path: { department_id: d.open_department_id },
+        data: { leaders: [{ leaderType: 1, leader_type: 2, leaderID: main.open_id, leader_id: main.open_id }] },
+      }),
+      40001,
+      'leaderType and leader_type that disagree',
+    );
+    assert.equal((await getDept(d.open_department_id)).leaders.length, 2, 'the refused patch changed nothing');
+  });
+
   test('client_token: same request replays, different request is 40021', async () => {
     const parent = await mkDept(u);
     const token = `ct-${u.id()}`;

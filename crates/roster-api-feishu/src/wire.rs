@@ -254,13 +254,46 @@ pub(crate) struct UserData {
 }
 
 /// A department leader in either spelling: the docs' `{leaderType, leaderID}` or
-/// lark-oapi's `{leader_type, leader_id}`.
+/// lark-oapi's `{leader_type, leader_id}`, or both at once, as Roster answers them (a
+/// client that sends back the leaders it read sends both). Both spellings of one field
+/// must agree.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "LeaderInWire")]
 pub(crate) struct LeaderIn {
-    #[serde(alias = "leaderType", default, deserialize_with = "flex_i64")]
     pub leader_type: Option<i64>,
-    #[serde(alias = "leaderID", default)]
     pub leader_id: Option<String>,
+}
+
+/// [`LeaderIn`] as sent, each spelling on its own.
+#[derive(Deserialize)]
+struct LeaderInWire {
+    #[serde(default, deserialize_with = "flex_i64")]
+    leader_type: Option<i64>,
+    #[serde(rename = "leaderType", default, deserialize_with = "flex_i64")]
+    leader_type_docs: Option<i64>,
+    #[serde(default)]
+    leader_id: Option<String>,
+    #[serde(rename = "leaderID", default)]
+    leader_id_docs: Option<String>,
+}
+
+impl TryFrom<LeaderInWire> for LeaderIn {
+    type Error = String;
+
+    fn try_from(w: LeaderInWire) -> Result<Self, Self::Error> {
+        fn one<T: PartialEq>(a: Option<T>, b: Option<T>, what: &str) -> Result<Option<T>, String> {
+            match (a, b) {
+                (Some(a), Some(b)) if a != b => Err(format!(
+                    "leaders: {what} is given in both spellings with different values"
+                )),
+                (a, b) => Ok(a.or(b)),
+            }
+        }
+        Ok(Self {
+            leader_type: one(w.leader_type, w.leader_type_docs, "leader_type/leaderType")?,
+            leader_id: one(w.leader_id, w.leader_id_docs, "leader_id/leaderID")?,
+        })
+    }
 }
 
 /// The body of D1 (create) and the department patch.
