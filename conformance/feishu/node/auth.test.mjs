@@ -193,6 +193,28 @@ describe('app scopes', () => {
     );
     const user = await mkUser(u, { c, depts: [insideChild.open_department_id] });
     assert.deepEqual(user.department_ids, [insideChild.open_department_id]);
+    // The whole department sent back (PUT) names its parent, which this app does not see:
+    // not a move, so not refused. A real move under an unseen parent still is.
+    const read = (await ok(c.contact.v3.department.get({ path: { department_id: inside.open_department_id } }), 'read inside')).department;
+    assert.equal(read.parent_department_id, '0');
+    const renamed = u.name('InsideRenamed');
+    const put = await ok(
+      c.contact.v3.department.update({
+        path: { department_id: inside.open_department_id },
+        data: { name: renamed, parent_department_id: read.parent_department_id },
+      }),
+      'PUT of its own department, parent unchanged',
+    );
+    assert.equal(put.department.name, renamed);
+    await fails(
+      c.contact.v3.department.update({
+        path: { department_id: insideChild.open_department_id },
+        data: { name: u.name('Moved'), parent_department_id: outside.open_department_id },
+      }),
+      40004,
+      'a move under an unseen parent',
+      { status: 403 },
+    );
 
     // outside: 40004 (HTTP 403)
     await fails(

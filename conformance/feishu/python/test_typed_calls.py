@@ -691,6 +691,13 @@ def test_department_hrbps_units_and_chat_types_round_trip(client, u):
     assert patch(group_chat_employee_types=[2**31]).code == 40001, "beyond any employee type"
     assert patch(unit_ids=[""]).code == 40001, "an empty unit id"
     assert patch(unit_ids=[f"u{i}" for i in range(101)]).code == 40001, "over 100 units"
+    from lark_oapi.api.contact.v3 import DepartmentLeader
+
+    def leader(kind, who):
+        return DepartmentLeader.builder().leader_type(kind).leader_id(who.open_id).build()
+
+    assert patch(leaders=[leader(1, a)] + [leader(2, b)] * 101).code == 40001, \
+        "over 100 deputies"
     got = get()
     assert got.department_hrbps == [a.open_id, b.open_id], "refused patches change nothing"
     assert got.group_chat_employee_types == [3]

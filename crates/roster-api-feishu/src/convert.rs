@@ -864,6 +864,15 @@ fn check_leaders(
     if named.is_empty() {
         return Ok(());
     }
+    // One main leader and at most the core's bound of deputies; refused here before each
+    // of them costs a user lookup.
+    let most = roster_core::directory::MAX_DEPARTMENT_LIST + 1;
+    if named.len() > most {
+        return Err(FeishuError::param(format!(
+            "leaders: at most {most} (one main leader and {} deputies)",
+            most - 1
+        )));
+    }
     if let Some(other) = named
         .iter()
         .filter_map(|l| l.leader_type)
@@ -1056,7 +1065,7 @@ pub(crate) async fn department_patch(
     let order = department_order(body.order)?;
     let parent = match body.parent_department_id.filter(|s| !s.is_empty()) {
         None => None,
-        Some(p) => Some(dir.get_department(caller, &ids.dept_lookup(&p)).await?.key),
+        Some(p) => Some(dir.parent_for_patch(caller, &ids.dept_lookup(&p)).await?),
     };
     if let Some(ls) = &body.leaders {
         check_leaders(body.leader_user_id.as_deref(), ls)?;

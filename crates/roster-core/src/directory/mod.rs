@@ -568,6 +568,21 @@ impl Directory {
         }
     }
 
+    /// The key of a department of the caller's tenant named as the new parent of a
+    /// department patch, whether or not the caller may see it: [`Self::update_department`]
+    /// checks the parent's visibility itself, and only when the patch moves the department.
+    /// A client that sends the whole department back (Feishu's PUT) names the parent it has
+    /// now, which an app limited to that department does not see, and must not be refused
+    /// for a move it does not make.
+    pub async fn parent_for_patch(
+        &self,
+        caller: &Caller,
+        lookup: &DeptLookup,
+    ) -> Result<DeptKey, CoreError> {
+        caller.require(Scope::ContactWrite)?;
+        Ok(self.department(caller.tenant, lookup).await?.key)
+    }
+
     /// Finds a department the caller may see.
     pub async fn get_department(
         &self,
@@ -678,6 +693,7 @@ impl Directory {
             .await?;
         }
         let mut fields = new.fields;
+        check_deputies(&fields.deputies)?;
         self.check_department_lists(
             caller.tenant,
             &mut fields.hrbps,
@@ -808,6 +824,7 @@ impl Directory {
             dept.fields.leader = leader;
         }
         if let Some(deputies) = patch.deputies {
+            check_deputies(&deputies)?;
             for d in &deputies {
                 self.active_user(
                     caller.tenant,
@@ -1847,6 +1864,18 @@ pub(crate) fn change_creating(caller: &Caller, users: &[User]) -> Change {
         [one] => lifecycle::change_completing(caller, one.open_id.as_str()),
         _ => change_of(caller),
     }
+}
+
+/// A department's deputies are bounded like its other lists: each costs a user lookup on
+/// every write and every answer.
+fn check_deputies(deputies: &[OpenId]) -> Result<(), CoreError> {
+    if deputies.len() > MAX_DEPARTMENT_LIST {
+        return Err(CoreError::invalid(
+            "leaders",
+            format!("at most {MAX_DEPARTMENT_LIST} deputies"),
+        ));
+    }
+    Ok(())
 }
 
 /// How long a read-modify-write keeps trying while other writes keep changing its entities
