@@ -333,6 +333,21 @@ describe('tenant isolation', () => {
       'the same mobile is free in another tenant',
     );
     assert.notEqual(twin.user.open_id, user.open_id);
+    // A page token works only in the tenant that issued it, even on the "same" list.
+    await mkDept(u);
+    const first = await ok(
+      client.contact.v3.department.children({ path: { department_id: '0' }, params: { page_size: 1 } }),
+      'first page of the root children',
+    );
+    assert.ok(first.has_more && first.page_token, 'this tenant has more than one top department');
+    await fails(
+      c.contact.v3.department.children({
+        path: { department_id: '0' },
+        params: { page_size: 1, page_token: first.page_token },
+      }),
+      40012,
+      "another tenant's page token",
+    );
     await fails(
       c.contact.v3.department.get({ path: { department_id: OD_UNKNOWN } }),
       40015,

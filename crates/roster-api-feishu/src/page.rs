@@ -24,6 +24,13 @@ pub(crate) fn page_size(q: &FeishuQuery, default: usize, max: usize) -> Result<u
     }
 }
 
+/// The name a list's tokens are checked against (see [`check`]): the caller's tenant and
+/// the list. A token works only in the tenant it was issued in: in another, the "same" list
+/// (the root's children, say) is another list, and its token is 40012.
+pub(crate) fn list_of(caller: &roster_core::Caller, list: &str) -> String {
+    format!("{}\n{list}", caller.tenant.0)
+}
+
 /// Reads the `page_token` of a list keyed by user key (U12): the key of the last item
 /// already returned and the check of the list it came from (see [`check`]). A token this
 /// server did not issue for `list` is 40012.

@@ -281,7 +281,7 @@ pub(crate) async fn children(
     let ids = IdTypes::from_query(&query)?;
     let size = page::page_size(&query, 10, 50)?;
     let recursive = query.bool("fetch_child")?.unwrap_or(false);
-    let list = format!("children\n{department_id}\n{recursive}");
+    let list = page::list_of(&caller, &format!("children\n{department_id}\n{recursive}"));
     let after = page::list_after(&query, &list)?;
     let all = state
         .dir
@@ -337,7 +337,7 @@ pub(crate) async fn parent(
     };
     // The parent doc's default page size is 20 (children's is 10).
     let size = page::page_size(&query, 20, 50)?;
-    let list = format!("parent\n{department_id}");
+    let list = page::list_of(&caller, &format!("parent\n{department_id}"));
     let after = page::list_after(&query, &list)?;
     let chain = state
         .dir

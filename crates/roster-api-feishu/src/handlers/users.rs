@@ -313,7 +313,7 @@ pub(crate) async fn find_by_department(
         return Err(FeishuError::param("department_id is required"));
     };
     let size = page::page_size(&query, 10, 50)?;
-    let list = format!("members\n{dept_id}");
+    let list = page::list_of(&caller, &format!("members\n{dept_id}"));
     let after = page::page_after(&query, &list)?.map(UserKey);
     let (users, more) = state
         .dir
@@ -346,7 +346,7 @@ pub(crate) async fn search(
         return Err(FeishuError::param("query must not be empty"));
     };
     let size = page::page_size(&query, 20, 200)?;
-    let list = format!("search\n{text}");
+    let list = page::list_of(&caller, &format!("search\n{text}"));
     let after = page::search_after(&query, &list)?;
     let (found, next) = state.dir.search_users(&caller, text, after, size).await?;
     let page_token = next.as_ref().map(|place| page::search_token(&list, place));
