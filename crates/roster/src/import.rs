@@ -903,7 +903,11 @@ async fn over_http(
 ) -> anyhow::Result<Outcome> {
     // The client is built without TLS, as the server serves plain HTTP behind whatever
     // proxy terminates TLS; say so rather than fail deep in the first request.
-    if !url.starts_with("http://") {
+    // Schemes are case-insensitive (RFC 3986), so `HTTP://` is as plain as `http://`.
+    if !url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
         bail!(
             "--url must be a plain http:// address of the server (roster import does not speak \
              TLS): run it where the server is reachable without the TLS proxy, or write \

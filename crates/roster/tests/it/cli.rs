@@ -1062,4 +1062,22 @@ fn roster_import_refuses_an_address_it_cannot_speak_to() {
         assert!(!ok, "{url}");
         assert!(err.contains("plain http://"), "{url}: {err}");
     }
+    // The scheme is case-insensitive: an upper-case one is plain HTTP too, and goes as far
+    // as the (closed) port.
+    let (ok, _, err) = cli(
+        dir,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--url",
+            "HTTP://127.0.0.1:9",
+            "--token",
+            "t-x",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        !err.contains("plain http://") && err.contains("Connection refused"),
+        "{err}"
+    );
 }
