@@ -228,8 +228,20 @@ async fn create_test_database(base_url: &str) -> Result<PgConnectOptions, StoreE
 /// # }
 /// ```
 pub async fn test_store(test: &str) -> Result<Option<PgStore>, StoreError> {
+    Ok(test_store_and_options(test).await?.map(|(store, _)| store))
+}
+
+/// Like [`test_store`], with the options that reach the fresh database, for tests that
+/// write rows under the store with SQL of their own (as older versions left them, say).
+pub async fn test_store_and_options(
+    test: &str,
+) -> Result<Option<(PgStore, PgConnectOptions)>, StoreError> {
     match std::env::var(TEST_URL_ENV) {
-        Ok(url) if !url.trim().is_empty() => fresh_test_store(&url).await.map(Some),
+        Ok(url) if !url.trim().is_empty() => {
+            let options = create_test_database(&url).await?;
+            let store = PgStore::connect_with(options.clone()).await?;
+            Ok(Some((store, options)))
+        }
         _ => {
             // Written to the stderr handle rather than through `eprintln!`, which the test
             // harness captures and hides for passing tests: a skip must be seen.

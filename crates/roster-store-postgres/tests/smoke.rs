@@ -1235,3 +1235,99 @@ async fn groups_keep_their_owner_and_a_save_rewrites_them_with_one_event_each() 
     assert_eq!(db.get_group(other.id, "g1").await.unwrap(), Some(foreign));
     assert!(events_after(&db, mark).await.is_empty());
 }
+
+/// Migration 0013 brings data written before three fixes in line with what the fixed code
+/// writes: a delivered invitation keeps no body, change events hold no password hash, and a
+/// resigned user is on no active user's dotted-line leaders. The rows are written here the
+/// way older versions left them (raw SQL under the store), then the migration's SQL runs
+/// again (each statement touches only rows still written the old way) and the store reads
+/// the result.
+#[tokio::test]
+#[allow(clippy::many_single_char_names)] // As the SQLite twin: `s` store, `t` tenant, `r` root, users by letter.
+async fn migration_0013_scrubs_data_written_before_the_fixes() {
+    use sqlx::Connection as _;
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    let Some((s, options)) = roster_store_postgres::test_store_and_options("migration_0013")
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let t = tenant(&s, "Acme", None).await;
+    let r = root(&s, t.id).await;
+    let x = insert_ok(&s, &user(t.id, r.key, "x", None)).await;
+    let gone = insert_ok(&s, &user(t.id, r.key, "gone", None)).await;
+    let y = insert_ok(&s, &user(t.id, r.key, "y", None)).await;
+    let mut a = user(t.id, r.key, "a", None);
+    a.profile.dotted_line_leaders =
+        vec![x.open_id.clone(), gone.open_id.clone(), y.open_id.clone()];
+    a.profile.password_hash = Some(HASH.into());
+    let a = insert_ok(&s, &a).await;
+    let mut only = user(t.id, r.key, "only", None);
+    only.profile.dotted_line_leaders = vec![gone.open_id.clone()];
+    let only = insert_ok(&s, &only).await;
+
+    let mut db = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    // An older delete resigned the user and left it on the dotted-line lists.
+    sqlx::query("UPDATE users SET is_resigned = true, resigned_at = 2000 WHERE open_id = $1")
+        .bind(gone.open_id.as_str())
+        .execute(&mut db)
+        .await
+        .unwrap();
+    // An older version recorded the hash itself in the creation's event.
+    let n = sqlx::query(
+        "UPDATE change_events SET after = replace(after, '(redacted)', $1) WHERE entity_id = $2",
+    )
+    .bind(HASH)
+    .bind(a.open_id.as_str())
+    .execute(&mut db)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(n, 1, "the creation event of the user with a password");
+    // And kept the body of a delivered invitation.
+    sqlx::query(
+        "INSERT INTO outbox (tenant_id, channel, recipient, subject, body, created_at, \
+         next_attempt_at, sent_at) VALUES ($1, 'email', 'a@example.com', 'Welcome', \
+         'Activate: https://roster.example.com/activate/secret-token', 1000, 1000, 1500)",
+    )
+    .bind(t.id.0)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!(
+        "../migrations/0013_scrub_data_written_before_fixes.sql"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+
+    assert_eq!(
+        reread(&s, &a).await.profile.dotted_line_leaders,
+        vec![x.open_id.clone(), y.open_id.clone()],
+        "the resigned user left the list, which kept its order"
+    );
+    assert!(reread(&s, &only)
+        .await
+        .profile
+        .dotted_line_leaders
+        .is_empty());
+    assert_eq!(
+        reread(&s, &a).await.profile.password_hash.as_deref(),
+        Some(HASH),
+        "the user's own password hash is kept"
+    );
+    let events = s.list_events(Some(t.id), 0, 1000).await.unwrap();
+    assert!(events.iter().all(|e| {
+        !e.after.as_deref().unwrap_or("").contains("argon2id")
+            && !e.before.as_deref().unwrap_or("").contains("argon2id")
+    }));
+    assert!(events.iter().any(|e| e.entity_id == a.open_id.as_str()
+        && e.after
+            .as_deref()
+            .is_some_and(|after| after.contains("(redacted)"))));
+    let outbox = s.list_outbox(Some(t.id), false, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].body, roster_store_common::DELIVERED_BODY);
+}

@@ -87,6 +87,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
             search::reindex_non_ascii,
         ),
         M::up(include_str!("../migrations/0016_dotted_leaders_index.sql")),
+        M::up(include_str!(
+            "../migrations/0017_scrub_data_written_before_fixes.sql"
+        )),
     ])
 }
 

@@ -1385,3 +1385,104 @@ async fn groups_keep_their_owner_and_a_save_rewrites_them_with_one_event_each() 
     assert_eq!(s.get_group(other.id, "g1").await.unwrap(), Some(foreign));
     assert!(events_after(&s, None, m).await.is_empty());
 }
+
+/// Migration 0017 brings data written before three fixes in line with what the fixed code
+/// writes: a delivered invitation keeps no body, change events hold no password hash, and a
+/// resigned user is on no active user's dotted-line leaders. The rows are written here the
+/// way older versions left them (raw SQL under the store), then the migration's SQL runs
+/// again (each statement touches only rows still written the old way) and the store reads
+/// the result.
+#[tokio::test]
+async fn migration_0017_scrubs_data_written_before_the_fixes() {
+    let (s, dir) = store();
+    let t = tenant(&s, "Acme", None).await;
+    let r = root(&s, t.id).await;
+    let in_root = |mut u: User| {
+        u.profile.departments = vec![member(r.key)];
+        u
+    };
+    let x = insert_one(&s, in_root(user(t.id, "x", None))).await;
+    let gone = insert_one(&s, in_root(user(t.id, "gone", None))).await;
+    let y = insert_one(&s, in_root(user(t.id, "y", None))).await;
+    let mut a = in_root(user(t.id, "a", None));
+    a.profile.dotted_line_leaders =
+        vec![x.open_id.clone(), gone.open_id.clone(), y.open_id.clone()];
+    a.profile.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+    let a = insert_one(&s, a).await;
+    let mut only = in_root(user(t.id, "only", None));
+    only.profile.dotted_line_leaders = vec![gone.open_id.clone()];
+    let only = insert_one(&s, only).await;
+    let mark = mark(&s).await;
+
+    let db = rusqlite::Connection::open(dir.path().join("roster.db")).unwrap();
+    // An older delete resigned the user and left it on the dotted-line lists.
+    db.execute(
+        "UPDATE users SET is_resigned = 1, resigned_at = 2000 WHERE open_id = ?1",
+        [gone.open_id.as_str()],
+    )
+    .unwrap();
+    // An older version recorded the hash itself in the creation's event.
+    let n = db
+        .execute(
+            "UPDATE change_events SET after = replace(after, '(redacted)', ?1) \
+             WHERE entity_id = ?2",
+            [
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                a.open_id.as_str(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "the creation event of the user with a password");
+    // And kept the body of a delivered invitation.
+    db.execute(
+        "INSERT INTO outbox (tenant_id, channel, recipient, subject, body, created_at, \
+         next_attempt_at, sent_at) VALUES (?1, 'email', 'a@example.com', 'Welcome', \
+         'Activate: https://roster.example.com/activate/secret-token', 1000, 1000, 1500)",
+        [t.id.0],
+    )
+    .unwrap();
+    db.execute_batch(include_str!(
+        "../migrations/0017_scrub_data_written_before_fixes.sql"
+    ))
+    .unwrap();
+    drop(db);
+
+    let read = |u: &User| {
+        let s = &s;
+        let key = u.key;
+        async move {
+            s.get_user(t.id, &UserLookup::Key(key))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        read(&a).await.profile.dotted_line_leaders,
+        vec![x.open_id.clone(), y.open_id.clone()],
+        "the resigned user left the list, which kept its order"
+    );
+    assert!(read(&only).await.profile.dotted_line_leaders.is_empty());
+    assert_eq!(
+        read(&a).await.profile.password_hash.as_deref(),
+        Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+        "the user's own password hash is kept"
+    );
+    let events = s.list_events(Some(t.id), 0, 1000).await.unwrap();
+    assert!(events.iter().all(|e| {
+        !e.after.as_deref().unwrap_or("").contains("argon2id")
+            && !e.before.as_deref().unwrap_or("").contains("argon2id")
+    }));
+    let created = events
+        .iter()
+        .find(|e| e.entity_id == a.open_id.as_str() && e.id <= mark)
+        .unwrap();
+    assert!(created
+        .after
+        .as_deref()
+        .unwrap()
+        .contains("\"password_hash\":\"(redacted)\""));
+    let outbox = s.list_outbox(Some(t.id), false, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].body, roster_store_common::DELIVERED_BODY);
+}
