@@ -37,6 +37,31 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// The permission bits that let users other than the owner into `path`, if any: a data
+/// directory Roster creates is private (0700), but one an older version (or a person)
+/// created keeps whatever mode it has, and its database holds token hashes, the outbox and
+/// the change log.
+#[cfg(unix)]
+pub(crate) fn open_to_others(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Warns once at start when the data directory lets other users in; Roster does not
+/// change the mode of a directory it did not create, which may be shared on purpose.
+fn warn_if_open_to_others(dir: &std::path::Path) {
+    #[cfg(unix)]
+    if let Some(mode) = open_to_others(dir) {
+        tracing::warn!(
+            "the data directory {} has mode {mode:o}: other users of this machine can read              the database (token hashes, the outbox, the change log); `chmod 700` it",
+            dir.display()
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
 /// Opens (and migrates) the store that `config` names.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
@@ -45,6 +70,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent)
                 .with_context(|| format!("create the data directory {}", parent.display()))?;
+            warn_if_open_to_others(parent);
         }
         let store = roster_store_sqlite::SqliteStore::open(path)
             .with_context(|| format!("open the SQLite database {}", path.display()))?;
@@ -213,4 +239,25 @@ pub fn init_tracing(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_directory_others_can_enter_is_noticed_and_a_private_one_is_not() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let made = tmp.path().join("made");
+        super::create_private_dir(&made).expect("create");
+        assert_eq!(
+            super::open_to_others(&made),
+            None,
+            "Roster's own is private"
+        );
+        let old = tmp.path().join("old");
+        std::fs::create_dir(&old).expect("create");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(super::open_to_others(&old), Some(0o755));
+    }
 }
