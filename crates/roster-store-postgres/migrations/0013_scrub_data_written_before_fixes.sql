@@ -1,4 +1,4 @@
--- Data written before three fixes, brought in line with what the fixed code writes, so that
+-- Data written before four fixes, brought in line with what the fixed code writes, so that
 -- an upgraded directory keeps the promises a new one does (docs/schema.md "Migration 0017
 -- (SQLite; PostgreSQL 0013)"). Each statement touches only rows the fix would have written
 -- differently, and is a no-op on a new database.
@@ -48,3 +48,21 @@ UPDATE users
   FROM cleaned
  WHERE users.id = cleaned.id
    AND jsonb_array_length(cleaned.kept) < jsonb_array_length(users.doc::jsonb -> 'dotted_line_leaders');
+
+-- 4. A resigned user remembers the departments it left (`former_departments`), so that an
+--    app limited to some departments still sees the user it deleted. A user deleted before
+--    that fix gets them from its latest deletion's change event (the `before` snapshot names
+--    the departments by key); the change log is read once, not once per user.
+UPDATE users
+   SET doc = jsonb_set(users.doc::jsonb, '{former_departments}', d.departments)::text
+  FROM (SELECT DISTINCT ON (tenant_id, entity_id)
+               tenant_id, entity_id, before::jsonb -> 'departments' AS departments
+          FROM change_events
+         WHERE entity = 'user' AND action = 'deleted' AND before IS NOT NULL
+         ORDER BY tenant_id, entity_id, id DESC) AS d
+ WHERE users.tenant_id = d.tenant_id
+   AND users.open_id = d.entity_id
+   AND users.is_resigned
+   AND strpos(users.doc, '"former_departments"') = 0
+   AND jsonb_typeof(d.departments) = 'array'
+   AND jsonb_array_length(d.departments) > 0;

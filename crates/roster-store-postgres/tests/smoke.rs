@@ -1268,12 +1268,29 @@ async fn migration_0013_scrubs_data_written_before_the_fixes() {
     let only = insert_ok(&s, &only).await;
 
     let mut db = sqlx::PgConnection::connect_with(&options).await.unwrap();
-    // An older delete resigned the user and left it on the dotted-line lists.
+    // An older delete resigned the user and left it on the dotted-line lists, without
+    // remembering the departments it left but in the change log (an earlier deletion, since
+    // undone, left other departments).
     sqlx::query("UPDATE users SET is_resigned = true, resigned_at = 2000 WHERE open_id = $1")
         .bind(gone.open_id.as_str())
         .execute(&mut db)
         .await
         .unwrap();
+    for departments in ["[999]".to_owned(), format!("[{}]", r.key.0)] {
+        sqlx::query(
+            "INSERT INTO change_events (tenant_id, entity, entity_id, action, actor, at, before) \
+             VALUES ($1, 'user', $2, 'deleted', 'cli', 2000, $3)",
+        )
+        .bind(t.id.0)
+        .bind(gone.open_id.as_str())
+        .bind(format!(
+            "{{\"open_id\":\"{}\",\"departments\":{departments}}}",
+            gone.open_id
+        ))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
     // An older version recorded the hash itself in the creation's event.
     let n = sqlx::query(
         "UPDATE change_events SET after = replace(after, '(redacted)', $1) WHERE entity_id = $2",
@@ -1313,6 +1330,12 @@ async fn migration_0013_scrubs_data_written_before_the_fixes() {
         .profile
         .dotted_line_leaders
         .is_empty());
+    assert_eq!(
+        reread(&s, &gone).await.profile.former_departments,
+        vec![r.key],
+        "the departments its latest deletion left"
+    );
+    assert!(reread(&s, &x).await.profile.former_departments.is_empty());
     assert_eq!(
         reread(&s, &a).await.profile.password_hash.as_deref(),
         Some(HASH),

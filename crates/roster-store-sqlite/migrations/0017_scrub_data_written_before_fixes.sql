@@ -1,4 +1,4 @@
--- Data written before three fixes, brought in line with what the fixed code writes, so that
+-- Data written before four fixes, brought in line with what the fixed code writes, so that
 -- an upgraded directory keeps the promises a new one does (docs/schema.md "Migration 0017
 -- (SQLite; PostgreSQL 0013)"). Each statement touches only rows the fix would have written
 -- differently, and is a no-op on a new database.
@@ -51,3 +51,21 @@ UPDATE users
        SELECT 1 FROM json_each(users.doc, '$.dotted_line_leaders') AS j
          JOIN users AS r ON r.tenant_id = users.tenant_id AND r.open_id = j.value
         WHERE r.is_resigned);
+
+-- 4. A resigned user remembers the departments it left (`former_departments`), so that an
+--    app limited to some departments still sees the user it deleted. A user deleted before
+--    that fix gets them from its latest deletion's change event (the `before` snapshot names
+--    the departments by key); the change log is read once, not once per user.
+UPDATE users
+   SET doc = json_set(users.doc, '$.former_departments', json(d.departments))
+  FROM (SELECT tenant_id, entity_id, json_extract(before, '$.departments') AS departments,
+               max(id) AS latest
+          FROM change_events
+         WHERE entity = 'user' AND action = 'deleted' AND json_valid(before)
+         GROUP BY tenant_id, entity_id) AS d
+ WHERE users.tenant_id = d.tenant_id
+   AND users.open_id = d.entity_id
+   AND users.is_resigned
+   AND instr(users.doc, '"former_departments"') = 0
+   AND json_type(d.departments) = 'array'
+   AND json_array_length(d.departments) > 0;

@@ -1415,12 +1415,29 @@ async fn migration_0017_scrubs_data_written_before_the_fixes() {
     let mark = mark(&s).await;
 
     let db = rusqlite::Connection::open(dir.path().join("roster.db")).unwrap();
-    // An older delete resigned the user and left it on the dotted-line lists.
+    // An older delete resigned the user and left it on the dotted-line lists, without
+    // remembering the departments it left but in the change log (an earlier deletion, since
+    // undone, left other departments).
     db.execute(
         "UPDATE users SET is_resigned = 1, resigned_at = 2000 WHERE open_id = ?1",
         [gone.open_id.as_str()],
     )
     .unwrap();
+    for departments in ["[999]", &format!("[{}]", r.key.0)] {
+        db.execute(
+            "INSERT INTO change_events (tenant_id, entity, entity_id, action, actor, at, before) \
+             VALUES (?1, 'user', ?2, 'deleted', 'cli', 2000, ?3)",
+            rusqlite::params![
+                t.id.0,
+                gone.open_id.as_str(),
+                format!(
+                    "{{\"open_id\":\"{}\",\"departments\":{departments}}}",
+                    gone.open_id
+                )
+            ],
+        )
+        .unwrap();
+    }
     // An older version recorded the hash itself in the creation's event.
     let n = db
         .execute(
@@ -1463,6 +1480,12 @@ async fn migration_0017_scrubs_data_written_before_the_fixes() {
         "the resigned user left the list, which kept its order"
     );
     assert!(read(&only).await.profile.dotted_line_leaders.is_empty());
+    assert_eq!(
+        read(&gone).await.profile.former_departments,
+        vec![r.key],
+        "the departments its latest deletion left"
+    );
+    assert!(read(&x).await.profile.former_departments.is_empty());
     assert_eq!(
         read(&a).await.profile.password_hash.as_deref(),
         Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
