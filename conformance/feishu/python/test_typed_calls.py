@@ -63,6 +63,36 @@ def test_children_fetch_child_true_is_sent_as_python_bool(client, u):
     assert sorted(d.open_department_id for d in resp.data.items) == sorted([a.open_department_id, b.open_department_id])
 
 
+def test_department_list_is_children_by_query(client, u):
+    """`department.list` (GET /departments?parent_department_id=, the legacy form of
+    children) pages the same children, with fetch_child and department_id_type."""
+    from lark_oapi.api.contact.v3 import ListDepartmentRequest
+
+    top = mk_dept(client, u)
+    a = mk_dept(client, u, parent=top.open_department_id)
+    b = mk_dept(client, u, parent=top.open_department_id)
+    a1 = mk_dept(client, u, parent=a.open_department_id)
+    seen, token = [], None
+    for _ in range(5):
+        req = ListDepartmentRequest.builder().parent_department_id(top.open_department_id) \
+            .fetch_child(True).page_size(2)
+        if token:
+            req = req.page_token(token)
+        data = check(client.contact.v3.department.list(req.build()), "list").data
+        seen += [d.open_department_id for d in data.items]
+        if not data.has_more:
+            break
+        token = data.page_token
+    assert sorted(seen) == sorted([a.open_department_id, b.open_department_id, a1.open_department_id])
+    by_custom = check(client.contact.v3.department.list(
+        ListDepartmentRequest.builder().parent_department_id(top.department_id)
+        .department_id_type("department_id").build()), "list by department_id").data
+    assert sorted(d.department_id for d in by_custom.items) == sorted([a.department_id, b.department_id])
+    unknown = client.contact.v3.department.list(
+        ListDepartmentRequest.builder().parent_department_id(OD_UNKNOWN).build())
+    assert unknown.code == 40015
+
+
 def walk_children(client, top, after_page=lambda page: None):
     """Every page of a department's children, two at a time; `after_page` runs between pages."""
     seen, token = [], None

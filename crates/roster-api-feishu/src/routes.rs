@@ -61,10 +61,10 @@ pub(crate) fn routes(state: FeishuState) -> Router {
             post(users::logout),
         )
         .route("/open-apis/jssdk/ticket/get", post(users::jsapi_ticket))
-        // D1-D3 and their neighbours
+        // D1-D3 and their neighbours (`department.list`, the legacy form of D3)
         .route(
             "/open-apis/contact/v3/departments",
-            post(departments::create),
+            post(departments::create).get(departments::list),
         )
         .route(
             "/open-apis/contact/v3/departments/parent",

@@ -278,16 +278,41 @@ pub(crate) async fn children(
     query: FeishuQuery,
     FeishuPath(department_id): FeishuPath<String>,
 ) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
-    let ids = IdTypes::from_query(&query)?;
-    let size = page::page_size(&query, 10, 50)?;
+    list_children(&state, &caller, &query, &department_id).await
+}
+
+/// `GET /open-apis/contact/v3/departments?parent_department_id=` (the SDK's
+/// `department.list`, the legacy form of D3): the children of `parent_department_id`, the
+/// root's when it is left out, with D3's query, pages and tokens.
+pub(crate) async fn list(
+    State(state): State<FeishuState>,
+    TenantAuth(caller): TenantAuth,
+    query: FeishuQuery,
+) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
+    let parent = query
+        .str("parent_department_id")
+        .filter(|p| !p.is_empty())
+        .unwrap_or("0")
+        .to_owned();
+    list_children(&state, &caller, &query, &parent).await
+}
+
+async fn list_children(
+    state: &FeishuState,
+    caller: &roster_core::Caller,
+    query: &FeishuQuery,
+    department_id: &str,
+) -> Result<Envelope<wire::Page<wire::Department>>, FeishuError> {
+    let ids = IdTypes::from_query(query)?;
+    let size = page::page_size(query, 10, 50)?;
     let recursive = query.bool("fetch_child")?.unwrap_or(false);
-    let list = page::list_of(&caller, &format!("children\n{department_id}\n{recursive}"));
-    let after = page::list_after(&query, &list)?;
+    let list = page::list_of(caller, &format!("children\n{department_id}\n{recursive}"));
+    let after = page::list_after(query, &list)?;
     let all = state
         .dir
-        .child_departments(&caller, &ids.dept_lookup(&department_id), recursive)
+        .child_departments(caller, &ids.dept_lookup(department_id), recursive)
         .await?;
-    render_page(&state, &caller, ids, all_placed(all), (&list, after, size)).await
+    render_page(state, caller, ids, all_placed(all), (&list, after, size)).await
 }
 
 /// Each department of a child listing with its place in it: its depth below the listed
