@@ -23,6 +23,10 @@ use crate::user::{NewUser, User};
 pub const TASK_CHUNK: usize = 1000;
 /// How often an idle worker looks for tasks submitted on other nodes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// The pause after a worker's first failure in a row; it doubles with each further one.
+const FAILURE_PAUSE: Duration = Duration::from_millis(500);
+/// The longest pause between failures.
+const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(30);
 /// Attempts in a row, each ending in a storage error with no item processed, after which
 /// a worker gives a task up as failed rather than retry it every lease forever. Each
 /// attempt waits for the lease to run out first, so this is minutes, not a burst.
@@ -169,6 +173,8 @@ impl Directory {
     ) {
         let mut last_expiry = None;
         let mut strikes = HashMap::new();
+        // Failures in a row (of a task or of a claim), for the pause after each.
+        let mut failures: u32 = 0;
         loop {
             if *stop.borrow() {
                 return;
@@ -206,7 +212,7 @@ impl Directory {
                         };
                         if give_up {
                             strikes.remove(&id);
-                            let _ = self
+                            if let Err(err) = self
                                 .inner
                                 .store
                                 .finish_task(
@@ -215,15 +221,41 @@ impl Directory {
                                     TaskStatus::Failed,
                                     self.inner.clock.now_ms(),
                                 )
-                                .await;
+                                .await
+                            {
+                                tracing::error!(
+                                    task = %id,
+                                    "failed to mark the task failed: {}",
+                                    crate::error::chain(&err)
+                                );
+                            }
                         }
+                        failures += 1;
                     } else {
                         strikes.remove(&id);
+                        failures = 0;
+                        continue;
                     }
-                    continue;
                 }
-                Ok(None) => {}
-                Err(err) => tracing::warn!("failed to claim a task: {}", crate::error::chain(&err)),
+                Ok(None) => failures = 0,
+                Err(err) => {
+                    tracing::warn!("failed to claim a task: {}", crate::error::chain(&err));
+                    failures += 1;
+                }
+            }
+            // After a failure the worker pauses, longer after each in a row, before it
+            // claims again: the same worker may take its own task straight back, and a
+            // failure that lasts (a full disk, a database that is down) must not become a
+            // loop that burns the CPU and floods the log (which may fill that same disk).
+            if failures > 0 {
+                let pause = FAILURE_PAUSE
+                    .saturating_mul(1 << (failures - 1).min(6))
+                    .min(MAX_FAILURE_PAUSE);
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             tokio::select! {
                 () = self.inner.task_wakeup.notified() => {}

@@ -599,3 +599,59 @@ async fn task_get_does_not_report_a_bulk_import_as_a_v2_task() {
         "{body}"
     );
 }
+
+/// A task whose writes keep failing (here a trigger refuses every user insert, and even the
+/// task's `failed` mark, as a full disk refuses every write) is not retried in a tight loop:
+/// the worker pauses after each failure, longer after each in a row. Before, it claimed its
+/// own task back at once and, unable to mark it failed either, spun at full CPU, logging
+/// tens of thousands of lines a minute. Claims are counted by a trigger of their own.
+#[tokio::test]
+async fn a_task_that_keeps_failing_is_retried_with_growing_pauses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::spawn_with(tmp.path(), &[]);
+    let token = s.token().await;
+    let db = rusqlite::Connection::open(tmp.path().join("data").join("roster.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db.execute_batch(
+        "CREATE TABLE test_claims (at INTEGER NOT NULL);
+         CREATE TRIGGER test_count_claims AFTER UPDATE OF status ON tasks
+           WHEN NEW.status = 'running' BEGIN
+             INSERT INTO test_claims VALUES (unixepoch('subsec') * 1000);
+           END;
+         CREATE TRIGGER test_full_disk BEFORE INSERT ON users BEGIN
+           SELECT RAISE(FAIL, 'database or disk is full (test)');
+         END;
+         CREATE TRIGGER test_full_disk_too BEFORE UPDATE OF status ON tasks
+           WHEN NEW.status = 'failed' BEGIN
+             SELECT RAISE(FAIL, 'database or disk is full (test)');
+           END;",
+    )
+    .unwrap();
+    let (status, resp) = s
+        .post_json(
+            BATCH_ADD,
+            Some(&token),
+            &json!({"users": users(3), "need_send_notification": false}),
+        )
+        .await;
+    assert_eq!((status, resp["code"].as_i64()), (200, Some(0)), "{resp}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let claims: i64 = db
+        .query_row("SELECT count(*) FROM test_claims", [], |r| r.get(0))
+        .unwrap();
+    // Pauses of 0.5, 1 and 2 s after the first failures: about four claims in four seconds
+    // (a tight loop made thousands).
+    assert!(
+        (1..=6).contains(&claims),
+        "{claims} claims of a failing task in 4 s"
+    );
+    // Once writes work again the task finishes, every user written once.
+    db.execute_batch(
+        "DROP TRIGGER test_full_disk; DROP TRIGGER test_full_disk_too;
+         DROP TRIGGER test_count_claims;",
+    )
+    .unwrap();
+    let id = resp["data"]["task_id"].as_str().unwrap().to_owned();
+    let t = wait_done(&s, &token, &id, Duration::from_secs(60)).await;
+    assert_eq!(t["success_num"].as_i64(), Some(3), "{t}");
+}
