@@ -57,8 +57,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// processes under the server's default limit of 100 connections.
 const MAX_CONNECTIONS: u32 = 16;
 
-/// How long a caller waits for a free connection before the store reports a failure.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a caller waits for a free connection before the store reports a failure. It
+/// is also how long a request waits while the database is down (the pool keeps trying to
+/// connect): long enough to ride out a quick restart and a pile-up behind a bulk import's
+/// chunk, short enough that a client gets its dialect's error rather than its own timeout
+/// (30 s answered every request of an outage after the SDKs had given up).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Statements slower than this are logged as warnings (see `connect_with`).
 const SLOW_STATEMENT: Duration = Duration::from_secs(30);
 

@@ -116,8 +116,21 @@ async fn activate(
     }
 }
 
+/// How long a readiness probe waits for the store. A database that is down makes a pooled
+/// connection wait for its own timeout (10 s on PostgreSQL), longer than load balancers
+/// wait for a probe: the probe says "unavailable" well within theirs.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn readyz(State(dir): State<Directory>) -> impl IntoResponse {
-    match dir.store().ping().await {
+    let ping = tokio::time::timeout(READY_WITHIN, dir.store().ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(roster_core::StoreError::Backend(format!(
+                "no answer within {} s",
+                READY_WITHIN.as_secs()
+            )))
+        });
+    match ping {
         Ok(()) => (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ready", "store": dir.store().backend() })),
