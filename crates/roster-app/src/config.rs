@@ -176,6 +176,21 @@ impl Config {
             "task_workers = 0 runs no background tasks, and on SQLite no other node would run \
              them: imports and batch_add tasks would never finish"
         );
+        // Invitation links and avatar URLs start with it: a value that is not an absolute
+        // http(s) URL would mail links that lead nowhere.
+        if let Some(public) = &self.public_url {
+            let ok = url::Url::parse(public).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            anyhow::ensure!(
+                ok,
+                "public_url {public:?} must be an absolute http:// or https:// URL without a \
+                 query (the base of invitation links and avatar URLs)"
+            );
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log)
             .map_err(|e| anyhow::anyhow!("log filter {:?} does not parse: {e}", self.log))?;
         // `RUST_LOG`, when set, wins over `log` (`init_tracing`); one that does not parse
@@ -195,18 +210,46 @@ impl Config {
     }
 }
 
-/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+/// Hides the password of a URL such as `postgres://user:secret@host/db`, wherever the
+/// URL's reader (sqlx, lettre) would take one from: the user info, whose password may itself
+/// hold an unescaped `@` (the user info ends at the authority's last `@`, as URL parsers
+/// read it), and a `password` (or `sslpassword`) query parameter.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
         },
-        None => url.to_owned(),
-    }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query
+                .split_once('#')
+                .map_or((query, None), |(q, f)| (q, Some(f)));
+            let query = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().ends_with("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("&");
+            match fragment {
+                Some(f) => format!("{path}?{query}#{f}"),
+                None => format!("{path}?{query}"),
+            }
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl fmt::Debug for Config {
@@ -228,12 +271,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_public_url_must_be_an_absolute_http_url() {
+        let with = |u: &str| Config {
+            public_url: Some(u.to_owned()),
+            ..Config::default()
+        };
+        for good in [
+            "https://roster.example.com",
+            "http://127.0.0.1:8080/",
+            "https://example.com/roster",
+        ] {
+            assert!(with(good).check().is_ok(), "{good}");
+        }
+        for bad in [
+            "not a url",
+            "roster.example.com",
+            "ftp://example.com",
+            "https://example.com/?x=1",
+            "/relative",
+        ] {
+            let err = with(bad).check().expect_err(bad).to_string();
+            assert!(err.contains("public_url"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn passwords_are_redacted() {
         assert_eq!(
             redact_url("postgres://roster:hunter2@db:5432/roster"),
             "postgres://roster:***@db:5432/roster"
         );
         assert_eq!(redact_url("sqlite://x/roster.db"), "sqlite://x/roster.db");
+        // A password holding `@`, and one in the query, as sqlx reads them.
+        assert_eq!(
+            redact_url("postgres://nouser:PG@SECRET3@127.0.0.1:5432/db"),
+            "postgres://nouser:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h:5432/db?sslmode=disable&password=PGSECRET4#x"),
+            "postgres://u@h:5432/db?sslmode=disable&password=***#x"
+        );
+        assert_eq!(
+            redact_url("postgresql://h/db?PassWord=a&sslpassword=b"),
+            "postgresql://h/db?PassWord=***&sslpassword=***"
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ fn warn_if_open_to_others(dir: &std::path::Path) {
     #[cfg(unix)]
     if let Some(mode) = open_to_others(dir) {
         tracing::warn!(
-            "the data directory {} has mode {mode:o}: other users of this machine can read              the database (token hashes, the outbox, the change log); `chmod 700` it",
+            "the data directory {} has mode {mode:o}: other users of this machine can read \
+             the database (token hashes, the outbox, the change log); `chmod 700` it",
             dir.display()
         );
     }
@@ -234,10 +235,15 @@ pub fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file, a pipe or journald would keep
+    // the escape codes as text. `NO_COLOR` is honoured either way.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     // A second initialisation (tests) is harmless, so its error is ignored.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
