@@ -934,7 +934,7 @@ impl Directory {
                         // for the answer, and render the entity only once the first request
                         // has had time to record one (it may have died after its commit).
                         FirstAnswer::Pending if tokio::time::Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         }
                         FirstAnswer::Pending | FirstAnswer::Never => None,
