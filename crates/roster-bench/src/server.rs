@@ -20,6 +20,13 @@ pub(crate) fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
         b.disable_cleanup(true);
     }
     let dir = b.tempdir()?;
+    // Private, as a data directory Roster creates itself is (this tempfile version makes it
+    // 0755, which the server warns about at start).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
     if std::env::var_os("ROSTER_BENCH_KEEP").is_some() {
         println!("(keeping {})", dir.path().display());
     }
