@@ -237,6 +237,35 @@ def test_patch_cannot_clear_the_mobile(client, u):
     assert get_user(client, created.open_id).mobile == created.mobile
 
 
+def test_patch_sets_the_user_id_it_is_sent(client, u):
+    """U9 takes any create field: a user_id sent in a patch changes it, in the same write as
+    the other fields; one another user holds is 41011 and changes nothing."""
+    d = mk_dept(client, u)
+    created = mk_user(client, u, [d.open_department_id], user_id=u.id("pyp"))
+    other = mk_user(client, u, [d.open_department_id], user_id=u.id("pyq"))
+    new_id = u.id("pyr")
+
+    def patch(**fields):
+        body = User.builder()
+        for k, v in fields.items():
+            body = getattr(body, k)(v)
+        return client.contact.v3.user.patch(
+            PatchUserRequest.builder().user_id(created.open_id).request_body(body.build()).build())
+
+    resp = patch(user_id=other.user_id, city="Taken")
+    assert resp.code == 41011, resp.raw.content
+    unchanged = get_user(client, created.open_id)
+    assert (unchanged.user_id, unchanged.city) == (created.user_id, created.city)
+
+    resp = patch(user_id=new_id, city="Renamed")
+    assert resp.code == 0, resp.raw.content
+    assert (resp.data.user.user_id, resp.data.user.city) == (new_id, "Renamed")
+    assert get_user(client, new_id, "user_id").open_id == created.open_id
+    resp = client.contact.v3.user.get(
+        GetUserRequest.builder().user_id(created.user_id).user_id_type("user_id").build())
+    assert resp.code == 41012, resp.raw.content
+
+
 def test_dotted_line_leaders_and_job_fields_round_trip(client, u):
     """The user fields lark-oapi's model carries beyond the core ones: stored, returned, and
     dotted-line leaders translated into the request's user id type like leader_user_id."""

@@ -1027,6 +1027,13 @@ pub(crate) async fn user_patch(
         subscription_ids: subscription_ids(body.subscription_ids)?,
         dotted_line_leaders: dotted_line_leaders(body.dotted_line_leader_user_ids, ids, depts)
             .await?,
+        // U9 takes any create field, the custom user id among them; an empty one is absent,
+        // as at create.
+        user_id: body
+            .user_id
+            .filter(|s| !s.is_empty())
+            .map(|s| roster_core::UserId::parse(&s))
+            .transpose()?,
     })
 }
 

@@ -262,4 +262,6 @@ pub struct UserPatch {
     /// New dotted-line leaders (replacing all), resolved by
     /// `Directory::dotted_line_leaders`.
     pub dotted_line_leaders: Option<Vec<OpenId>>,
+    /// New custom user id, checked for uniqueness as `Directory::update_user_id` does.
+    pub user_id: Option<UserId>,
 }

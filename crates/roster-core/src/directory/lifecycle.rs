@@ -361,6 +361,11 @@ impl Directory {
                 None => None,
             };
         }
+        // A new user id in a patch is the same change as `update_user_id`, made in the same
+        // write as the other fields, so that a patch never lands half.
+        if let Some(id) = patch.user_id {
+            user.user_id = id;
+        }
         let changed: Vec<(UniqueKey, String)> = unique_values(&user)
             .into_iter()
             .filter(|kv| !before.contains(kv))
