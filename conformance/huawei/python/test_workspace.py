@@ -355,6 +355,32 @@ def test_list_filters_and_paging(ws, name):
     fails(lambda: ws.list_users(ListUsersRequest(limit="lots")), 400, "WKS.00010001")
 
 
+def test_list_pages_follow_the_vendors_definitions(ws, name):
+    """The SDK's models document the pages: users without a limit are all the matching ones;
+    group members and groups take 2000 and 100 when the limit is absent or 0, and group
+    members up to 10000."""
+    prefix = name("q")
+    gname = name("g")
+    ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname)))
+    gid = ws.list_user_groups(ListUserGroupsRequest(keyword=gname)).user_groups[0].id
+    names = [f"{prefix}x{i}" for i in range(12)]
+    create(ws, *[CreateUserRequest(user_name=n, user_email=f"{n}@example.com", group_ids=[gid]) for n in names])
+    every = ws.list_users(ListUsersRequest(user_name=prefix))
+    assert (every.total_count, len(every.users)) == (12, 12)
+    assert len(ws.list_users(ListUsersRequest(user_name=prefix, limit="0")).users) == 0
+    of_group = lambda **kw: ws.list_users_of_group(ListUsersOfGroupRequest(group_id=gid, **kw))
+    for kw in ({}, {"limit": 0}, {"limit": 10_000}):
+        page = of_group(**kw)
+        assert (page.total_count, len(page.users)) == (12, 12), kw
+    assert len(of_group(limit=5).users) == 5
+    fails(lambda: of_group(limit=10_001), 400, "WKS.00010001")
+    for i in range(11):
+        ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=f"{gname}n{i}")))
+    for limit in (None, "0"):
+        page = ws.list_user_groups(ListUserGroupsRequest(keyword=gname, limit=limit))
+        assert (page.total_count, len(page.user_groups)) == (12, 12), limit
+
+
 def test_groups_create_list_members_delete(ws, name):
     gname = name("g")
     ws.create_user_group(CreateUserGroupRequest(body=CreateUserGroupReq(group_name=gname, platform_type="LOCAL", description="team")))

@@ -21,9 +21,23 @@ use crate::HuaweiState;
 
 /// Most user ids one `batch-delete` may carry (Workspace: 100).
 const BATCH_DELETE_MAX: usize = 100;
-/// Default and largest page of the list APIs.
-const DEFAULT_LIMIT: usize = 10;
-const MAX_LIMIT: usize = 1000;
+/// The pages of the list APIs, as the SDK's model documents them (the vendor's API
+/// definition: `list_users_request.py`, `list_users_of_group_request.py`,
+/// `list_user_groups_request.py`).
+///
+/// Users: "without a limit, all matching users" are answered; Roster stops at
+/// `USERS_ALL_MAX` so that one call cannot render a whole large tenant (`total_count` still
+/// counts every match, so a client sees that there is more), and an explicit `limit` may be
+/// up to `USERS_MAX_LIMIT`.
+const USERS_ALL_MAX: usize = 10_000;
+const USERS_MAX_LIMIT: usize = 1000;
+/// Members of a group: "absent or 0: 2000; at most 10000".
+const MEMBERS_DEFAULT_LIMIT: usize = 2000;
+const MEMBERS_MAX_LIMIT: usize = 10_000;
+/// Groups: "absent or 0: 100". The documented maximum is 100 too; Roster takes up to
+/// `GROUPS_MAX_LIMIT` rather than refuse a client that asks for a few more.
+const GROUPS_DEFAULT_LIMIT: usize = 100;
+const GROUPS_MAX_LIMIT: usize = 1000;
 
 /// Decodes a JSON body, the one way every handler does: an empty body is Workspace's
 /// `WKS.0001`; anything else that is not the request's JSON object, including an array
@@ -71,6 +85,16 @@ fn number(
             .ok()
             .filter(|n| *n <= max)
             .ok_or_else(|| HuaweiError::param(format!("{key} must be an integer from 0 to {max}"))),
+    }
+}
+
+/// A page size of 0 stands for the default where the vendor's definition says so (groups
+/// and group members).
+fn zero_is_default(limit: usize, default: usize) -> usize {
+    if limit == 0 {
+        default
+    } else {
+        limit
     }
 }
 
@@ -530,7 +554,7 @@ pub(crate) async fn list_users(
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUsersResponse>, HuaweiError> {
     let q = query_pairs(query.as_deref());
-    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = number(&q, "limit", USERS_ALL_MAX, USERS_MAX_LIMIT)?;
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let filter = UserFilter::parse(&q)?;
     let groups = group_map(&state, &authed).await?;
@@ -723,7 +747,10 @@ pub(crate) async fn list_groups(
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUserGroupsResponse>, HuaweiError> {
     let q = query_pairs(query.as_deref());
-    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = zero_is_default(
+        number(&q, "limit", GROUPS_DEFAULT_LIMIT, GROUPS_MAX_LIMIT)?,
+        GROUPS_DEFAULT_LIMIT,
+    );
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let keyword = first(&q, "keyword")
         .map(str::to_lowercase)
@@ -816,7 +843,10 @@ pub(crate) async fn group_users(
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUsersOfGroupResponse>, HuaweiError> {
     let q = query_pairs(query.as_deref());
-    let limit = number(&q, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = zero_is_default(
+        number(&q, "limit", MEMBERS_DEFAULT_LIMIT, MEMBERS_MAX_LIMIT)?,
+        MEMBERS_DEFAULT_LIMIT,
+    );
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let filter = UserFilter::parse(&q)?;
     let members: Vec<User> = state
