@@ -523,6 +523,7 @@ def test_groups_are_created_listed_and_joined(qb, directory):
     u = directory.user()
     r = add(qb, {u["open_id"]: "Grouped"}, user_group_ids=gid)
     assert r.body.result.ok_count == 1
+
     groups = qb.list_user_groups_by_user_id(
         m.ListUserGroupsByUserIdRequest(user_id=u["open_id"])
     ).body.result
@@ -548,6 +549,36 @@ def test_groups_are_created_listed_and_joined(qb, directory):
         400,
         "User.Not.In.Organization",
     )
+
+
+def test_a_group_takes_the_id_and_long_name_its_client_chose(qb, directory):
+    """The SDK documents UserGroupId (unique in the organization, at most 64 characters, not
+    -1) and names of up to 255 characters."""
+    chosen = "sync." + secrets.token_hex(4)
+    name = "名" * 250 + secrets.token_hex(2)
+    gid = qb.create_user_group(
+        m.CreateUserGroupRequest(user_group_name=name, user_group_id=chosen, parent_user_group_id="-1")
+    ).body.result
+    assert gid == chosen
+    top = qb.query_user_group_list_by_parent_id(
+        m.QueryUserGroupListByParentIdRequest(parent_user_group_id="-1")
+    ).body.result
+    assert [g.user_group_name for g in top if g.user_group_id == chosen] == [name]
+    for bad in (chosen, "-1", "a,b", "x" * 65):
+        expect_error(
+            lambda: qb.create_user_group(
+                m.CreateUserGroupRequest(user_group_name="other-" + secrets.token_hex(3), user_group_id=bad)
+            ),
+            400,
+            "Parameter.Length.Exceed" if len(bad) > 64 else "InvalidParameter",
+        )
+    expect_error(
+        lambda: qb.create_user_group(m.CreateUserGroupRequest(user_group_name="n" * 256)),
+        400,
+        "Parameter.Length.Exceed",
+    )
+    u = directory.user()
+    assert add(qb, {u["open_id"]: "Chosen"}, user_group_ids=chosen).body.result.ok_count == 1
 
 
 def test_members_are_listed_paged_queried_updated_and_deleted(qb, directory):

@@ -89,7 +89,8 @@ impl From<CoreError> for FeishuError {
                     UniqueKey::Username
                     | UniqueKey::TenantName
                     | UniqueKey::AppId
-                    | UniqueKey::GroupName => {
+                    | UniqueKey::GroupName
+                    | UniqueKey::GroupId => {
                         return Self::param(err.to_string());
                     }
                 };

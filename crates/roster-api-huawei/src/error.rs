@@ -88,7 +88,8 @@ impl From<CoreError> for HuaweiError {
                 | UniqueKey::OpenDepartmentId
                 | UniqueKey::DepartmentName
                 | UniqueKey::TenantName
-                | UniqueKey::AppId => Self::param(&err),
+                | UniqueKey::AppId
+                | UniqueKey::GroupId => Self::param(&err),
             },
             CoreError::Invalid { field, reason } => {
                 let code = match *field {

@@ -108,6 +108,9 @@ impl From<CoreError> for QuickBiError {
                     codes::USERGROUP_NAME_DUPLICATED,
                     "A user group with this name already exists.",
                 ),
+                UniqueKey::GroupId => {
+                    Self::invalid("UserGroupId", "a user group with this id already exists")
+                }
                 _ => Self::bad(codes::ACCOUNT_EXIST, message),
             },
             CoreError::Invalid { field, reason } => match *field {

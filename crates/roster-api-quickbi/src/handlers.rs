@@ -317,12 +317,26 @@ pub(crate) async fn create_user_group(ctx: &Ctx<'_>) -> Result<Value, QuickBiErr
     ctx.require(Scope::ContactWrite)?;
     let p = ctx.params;
     let name = p.required("UserGroupName")?;
-    if p.text("UserGroupId")?.is_some() {
-        return Err(QuickBiError::invalid(
-            "UserGroupId",
-            "group ids are assigned by the server",
-        ));
-    }
+    // The client may choose the id (the SDK documents it as unique within the organization,
+    // at most 64 characters, not -1); an empty one is absent. It is checked here so that the
+    // answer names the parameter as the client sent it.
+    let group_id = match p.text("UserGroupId")?.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(id) => Some(
+            roster_core::group::parse_group_id(&id).map_err(|e| match e {
+                roster_core::CoreError::Invalid { reason, .. } if reason.contains("at most") => {
+                    QuickBiError::bad(
+                        codes::PARAMETER_LENGTH_EXCEED,
+                        format!("UserGroupId: {reason}"),
+                    )
+                }
+                roster_core::CoreError::Invalid { reason, .. } => {
+                    QuickBiError::invalid("UserGroupId", reason)
+                }
+                other => other.into(),
+            })?,
+        ),
+    };
     match p.text("ParentUserGroupId")?.as_deref() {
         None | Some(ROOT_GROUP) => {}
         Some(other) => {
@@ -334,7 +348,12 @@ pub(crate) async fn create_user_group(ctx: &Ctx<'_>) -> Result<Value, QuickBiErr
     }
     let group = ctx
         .dir
-        .bi_create_group(ctx.tenant(), &name, p.text("UserGroupDescription")?)
+        .bi_create_group(
+            ctx.tenant(),
+            group_id.as_deref(),
+            &name,
+            p.text("UserGroupDescription")?,
+        )
         .await?;
     Ok(Value::String(group.group_id))
 }

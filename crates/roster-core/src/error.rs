@@ -70,6 +70,8 @@ pub enum UniqueKey {
     AppId,
     /// A group name within a tenant.
     GroupName,
+    /// A group id within a tenant (one a client chose; generated ones do not clash).
+    GroupId,
 }
 
 impl fmt::Display for UniqueKey {
@@ -88,6 +90,7 @@ impl fmt::Display for UniqueKey {
             UniqueKey::TenantName => "tenant name",
             UniqueKey::AppId => "app_id",
             UniqueKey::GroupName => "group name",
+            UniqueKey::GroupId => "group id",
         })
     }
 }
@@ -247,7 +250,7 @@ impl From<StoreError> for CoreError {
                     | UniqueKey::DepartmentName => Entity::Department,
                     UniqueKey::TenantName => Entity::Tenant,
                     UniqueKey::AppId => Entity::App,
-                    UniqueKey::GroupName => Entity::Group,
+                    UniqueKey::GroupName | UniqueKey::GroupId => Entity::Group,
                     _ => Entity::User,
                 };
                 CoreError::AlreadyExists { entity, field }

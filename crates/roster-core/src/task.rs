@@ -204,6 +204,7 @@ const UNIQUE_KEYS: &[UniqueKey] = &[
     UniqueKey::TenantName,
     UniqueKey::AppId,
     UniqueKey::GroupName,
+    UniqueKey::GroupId,
 ];
 
 const CONFLICT_KINDS: &[(ConflictKind, &str)] = &[

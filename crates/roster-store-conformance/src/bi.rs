@@ -388,7 +388,7 @@ pub async fn check_bi_add_members_reports_every_entry_and_whole_request_rules(
         .expect("create bare");
     let group = e
         .dir
-        .bi_create_group(e.tenant.id, "analysts", None)
+        .bi_create_group(e.tenant.id, None, "analysts", None)
         .await
         .expect("group");
     let roles = BiRoles {
@@ -556,6 +556,73 @@ pub async fn check_a_group_with_bi_members_is_not_deleted(store: Arc<dyn Store>)
         .expect("an empty group is deleted");
 }
 
+/// A BI group may be created under an id the client chose (Quick BI's `UserGroupId`): the
+/// group is found by it, another group of the tenant cannot take it (`Duplicate(GroupId)`,
+/// nothing written), another tenant may, and a malformed one or `-1` is refused.
+pub async fn check_a_bi_group_takes_the_id_its_client_chose(store: Arc<dyn Store>) {
+    let e = env(store.clone(), "bi-group-id", None).await;
+    let other = env(store.clone(), "bi-group-id-2", None).await;
+    let group = e
+        .dir
+        .bi_create_group(e.tenant.id, Some("sales.east-1"), "East", None)
+        .await
+        .expect("group with a chosen id");
+    assert_eq!(group.group_id, "sales.east-1");
+    let read = store
+        .get_group(e.tenant.id, "sales.east-1")
+        .await
+        .expect("get");
+    assert_eq!(read.map(|g| g.name), Some("East".to_owned()));
+    let clash = e
+        .dir
+        .bi_create_group(e.tenant.id, Some("sales.east-1"), "West", None)
+        .await;
+    assert!(
+        matches!(
+            clash,
+            Err(CoreError::AlreadyExists {
+                field: UniqueKey::GroupId,
+                ..
+            })
+        ),
+        "{clash:?}"
+    );
+    let names: Vec<String> = store
+        .list_groups(e.tenant.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(names, vec!["East".to_owned()], "the clash wrote nothing");
+    other
+        .dir
+        .bi_create_group(other.tenant.id, Some("sales.east-1"), "East", None)
+        .await
+        .expect("another tenant may use the same id");
+    for bad in ["-1", "a,b", "a/b", &"x".repeat(65)] {
+        let refused = e
+            .dir
+            .bi_create_group(e.tenant.id, Some(bad), "Bad", None)
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Err(CoreError::Invalid {
+                    field: "group_id",
+                    ..
+                })
+            ),
+            "{bad}: {refused:?}"
+        );
+    }
+    let long_name = "名".repeat(255);
+    e.dir
+        .bi_create_group(e.tenant.id, None, &long_name, None)
+        .await
+        .expect("a name of 255 characters");
+}
+
 /// Concurrent changes of one member through the directory never overwrite each other:
 /// twelve racing `AddUserGroupMembers` of different groups leave the member in all twelve,
 /// and racing `UpdateUser`s of different fields both take effect.
@@ -587,7 +654,7 @@ pub async fn check_racing_bi_member_changes_are_all_kept(store: Arc<dyn Store>) 
     for i in 0..12 {
         let g = e
             .dir
-            .bi_create_group(e.tenant.id, &format!("g{i}"), None)
+            .bi_create_group(e.tenant.id, None, &format!("g{i}"), None)
             .await
             .expect("group");
         groups.push(g.group_id);

@@ -17,8 +17,8 @@ const SERIALIZATION_FAILURE: &str = "40001";
 
 /// The unique key that a constraint or unique index enforces, by its name.
 ///
-/// Constraints that are absent here (`tenants_tenant_key_key`, `groups_group_id_uq`, the
-/// primary keys of tokens and memberships) guard generated values: a clash there is a bug or
+/// Constraints that are absent here (`tenants_tenant_key_key`, the primary keys of tokens
+/// and memberships) guard generated values: a clash there is a bug or
 /// a broken invariant, not something a client can be told about, so it stays a backend error.
 fn unique_key(constraint: &str) -> Option<UniqueKey> {
     Some(match constraint {
@@ -35,6 +35,7 @@ fn unique_key(constraint: &str) -> Option<UniqueKey> {
         "tenants_name_key" => UniqueKey::TenantName,
         "apps_pkey" | "access_keys_pkey" => UniqueKey::AppId,
         "groups_name_uq" => UniqueKey::GroupName,
+        "groups_group_id_uq" => UniqueKey::GroupId,
         _ => return None,
     })
 }

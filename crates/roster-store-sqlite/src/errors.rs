@@ -99,7 +99,7 @@ pub(crate) const UNIQUE_RULES: &[UniqueRule] = &[
     rule(
         "groups_group_id_uq",
         "groups.tenant_id, groups.group_id",
-        None,
+        Some(UniqueKey::GroupId),
     ),
     rule(
         "groups_name_uq",

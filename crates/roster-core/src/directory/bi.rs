@@ -427,14 +427,17 @@ impl Directory {
         }
     }
 
-    /// Creates a BI user group, which is one of the tenant's ordinary groups.
+    /// Creates a BI user group, which is one of the tenant's ordinary groups, under the id
+    /// the client chose (`Duplicate(GroupId)` when the tenant has it) or a generated one.
     #[instrument(skip_all, fields(tenant = %tenant))]
     pub async fn bi_create_group(
         &self,
         tenant: TenantId,
+        group_id: Option<&str>,
         name: &str,
         description: Option<String>,
     ) -> Result<Group, CoreError> {
+        let group_id = group_id.map(crate::group::parse_group_id).transpose()?;
         let name = parse_group_name(name)?;
         let description = description
             .map(|d| crate::values::bounded_text("description", &d, 255, false))
@@ -442,7 +445,7 @@ impl Directory {
         let group = Group {
             key: 0,
             tenant,
-            group_id: self.inner.ids.hex(16),
+            group_id: group_id.unwrap_or_else(|| self.inner.ids.hex(16)),
             name,
             description,
             owner: None,
