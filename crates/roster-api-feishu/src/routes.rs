@@ -1,5 +1,6 @@
 //! Every Feishu path in one table, with the 404 and 405 answers in Feishu's envelope.
 
+use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::Router;
@@ -16,11 +17,11 @@ pub(crate) fn routes(state: FeishuState) -> Router {
         // A1
         .route(
             "/open-apis/auth/v3/tenant_access_token/internal",
-            post(auth::tenant_access_token),
+            post(auth::tenant_access_token).layer(DefaultBodyLimit::max(auth::BODY_LIMIT)),
         )
         .route(
             "/open-apis/auth/v3/app_access_token/internal",
-            post(auth::app_access_token),
+            post(auth::app_access_token).layer(DefaultBodyLimit::max(auth::BODY_LIMIT)),
         )
         // U1 and the legacy list form of U12
         .route(

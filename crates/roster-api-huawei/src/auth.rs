@@ -1,8 +1,8 @@
 //! Authentication of `/v2/{project_id}/…` requests (spec 2.3, 2.5): either a valid
 //! `SDK-HMAC-SHA256` signature by a Huawei access key, or (when no `Authorization` is sent)
 //! an `X-Auth-Token` from `POST /v3/auth/tokens`. Either way the credential's project must
-//! be the path's project. The body is read here (bounded) because the signature covers its
-//! raw bytes; handlers get it back unchanged.
+//! be the path's project. The body is read here (bounded), after every check that needs no
+//! body, because the signature covers its raw bytes; handlers get it back unchanged.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::StatusCode;
+use roster_core::access_key::SigningKey;
 use roster_core::{AppKind, Caller, ProjectId};
 
 use crate::codes;
@@ -53,11 +54,18 @@ pub(crate) async fn authenticate(
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
+    // Everything that needs no body is checked before the body is read, so that a request
+    // without a known key or token costs no memory: reading first let anyone hold
+    // `body_limit` bytes per connection without any credential.
+    let credential = match credential(&state, &parts).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let bytes = match to_bytes(body, state.config.body_limit).await {
         Ok(bytes) => bytes,
         Err(e) => return unreadable_body(&e).into_response(),
     };
-    match verify(&state, &parts, &bytes).await {
+    match verify(&parts, &bytes, credential) {
         Ok(caller) => {
             parts.extensions.insert(Authed { caller });
             next.run(Request::from_parts(parts, Body::from(bytes)))
@@ -89,25 +97,83 @@ fn header_bytes(parts: &Parts, name: &str) -> Option<Vec<u8>> {
         .map(|v| v.as_bytes().trim_ascii().to_vec())
 }
 
-async fn verify(state: &HuaweiState, parts: &Parts, body: &[u8]) -> Result<Caller, HuaweiError> {
-    let path = parts.uri.path();
-    let project = path_project(path).unwrap_or_default();
-    // Authentication comes first (spec §2.5: parse, date, HMAC, then the project), so that a
-    // request without valid credentials learns nothing about projects and gets the 401 an
-    // SDK expects for a bad signature.
-    let (key_project, caller) = if let Some(value) = header(parts, "authorization") {
-        verify_signature(state, parts, body, &value).await?
+/// What the request's head proves before its body is read.
+enum Credential {
+    /// A well-formed signature within its date window by a known key; its HMAC, which
+    /// covers the body, is still to be checked.
+    Signed {
+        auth: signing::Authorization,
+        date: String,
+        // Boxed: a key with its caller is several times the size of the token variant.
+        key: Box<SigningKey>,
+    },
+    /// A valid `X-Auth-Token`, which needs no body.
+    Token {
+        project: Option<ProjectId>,
+        caller: Caller,
+    },
+}
+
+/// The checks of spec §2.5 that need no body: the `Authorization` header parses, signs the
+/// host and the date, the date is within 15 minutes and the key exists; or the token is
+/// valid.
+async fn credential(state: &HuaweiState, parts: &Parts) -> Result<Credential, HuaweiError> {
+    if let Some(value) = header(parts, "authorization") {
+        let auth = signing::parse_authorization(&value)
+            .ok_or_else(|| HuaweiError::auth("the Authorization header is malformed"))?;
+        // The host and the date must be signed, or a signature could be replayed against
+        // another host or forever (API Gateway demands both too).
+        for required in ["host", "x-sdk-date"] {
+            if !auth.signed_headers.iter().any(|h| h == required) {
+                return Err(HuaweiError::auth(format!("{required} must be signed")));
+            }
+        }
+        let date = header(parts, "x-sdk-date").unwrap_or_default();
+        let at = signing::parse_sdk_date(&date)
+            .ok_or_else(|| HuaweiError::auth("X-Sdk-Date is missing or malformed"))?;
+        if (state.dir.clock().now_ms() - at).abs() > signing::MAX_SKEW_MS {
+            return Err(HuaweiError::auth(
+                "X-Sdk-Date is more than 15 minutes from the server time",
+            ));
+        }
+        let key = state
+            .dir
+            .signing_key(&auth.access, AppKind::Huawei)
+            .await?
+            .ok_or_else(|| HuaweiError::auth("Get secretKey failed, ak not exist"))?;
+        Ok(Credential::Signed {
+            auth,
+            date,
+            key: Box::new(key),
+        })
     } else if let Some(token) = header(parts, "x-auth-token") {
         let (key, caller) = state
             .dir
             .authenticate_access_key_token(&token, AppKind::Huawei)
             .await?
             .ok_or_else(|| HuaweiError::auth("the token is invalid or expired"))?;
-        (key.project_id, caller)
+        Ok(Credential::Token {
+            project: key.project_id,
+            caller,
+        })
     } else {
-        return Err(HuaweiError::auth(
+        Err(HuaweiError::auth(
             "no Authorization signature and no X-Auth-Token",
-        ));
+        ))
+    }
+}
+
+/// The rest of the checks, once the body is read: the HMAC, then the project (spec §2.5:
+/// parse, date, HMAC, then the project), so that a request without valid credentials
+/// learns nothing about projects and gets the 401 an SDK expects for a bad signature.
+fn verify(parts: &Parts, body: &[u8], credential: Credential) -> Result<Caller, HuaweiError> {
+    let project = path_project(parts.uri.path()).unwrap_or_default();
+    let (key_project, caller) = match credential {
+        Credential::Signed { auth, date, key } => {
+            check_signature(parts, body, &auth, &date, &key.secret)?;
+            (key.key.project_id, key.caller)
+        }
+        Credential::Token { project, caller } => (project, caller),
     };
     if let Some(sent) = header(parts, "x-project-id") {
         if sent != project {
@@ -126,38 +192,6 @@ async fn verify(state: &HuaweiState, parts: &Parts, body: &[u8]) -> Result<Calle
         ));
     }
     Ok(caller)
-}
-
-async fn verify_signature(
-    state: &HuaweiState,
-    parts: &Parts,
-    body: &[u8],
-    value: &str,
-) -> Result<(Option<ProjectId>, Caller), HuaweiError> {
-    let auth = signing::parse_authorization(value)
-        .ok_or_else(|| HuaweiError::auth("the Authorization header is malformed"))?;
-    // The host and the date must be signed, or a signature could be replayed against another
-    // host or forever (API Gateway demands both too).
-    for required in ["host", "x-sdk-date"] {
-        if !auth.signed_headers.iter().any(|h| h == required) {
-            return Err(HuaweiError::auth(format!("{required} must be signed")));
-        }
-    }
-    let date = header(parts, "x-sdk-date").unwrap_or_default();
-    let at = signing::parse_sdk_date(&date)
-        .ok_or_else(|| HuaweiError::auth("X-Sdk-Date is missing or malformed"))?;
-    if (state.dir.clock().now_ms() - at).abs() > signing::MAX_SKEW_MS {
-        return Err(HuaweiError::auth(
-            "X-Sdk-Date is more than 15 minutes from the server time",
-        ));
-    }
-    let key = state
-        .dir
-        .signing_key(&auth.access, AppKind::Huawei)
-        .await?
-        .ok_or_else(|| HuaweiError::auth("Get secretKey failed, ak not exist"))?;
-    check_signature(parts, body, &auth, &date, &key.secret)?;
-    Ok((key.key.project_id, key.caller))
 }
 
 /// Rebuilds the canonical request from what was received, compares the HMAC, and then makes

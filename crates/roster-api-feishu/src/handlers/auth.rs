@@ -20,6 +20,11 @@ pub(crate) struct TokenRequest {
     app_secret: Option<String>,
 }
 
+/// Largest body of a token request. Its JSON is two short strings; these routes read the
+/// body before any credential is known, so the dialect's `body_limit` (megabytes) would let
+/// anyone hold that much memory per connection for nothing.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
 /// A1's response has no `data`: the token sits at the top level.
 #[derive(Debug, Serialize)]
 struct TokenResponse<'a> {
