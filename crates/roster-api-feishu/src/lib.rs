@@ -61,6 +61,7 @@ pub fn router(dir: Directory, config: FeishuConfig) -> Router {
         limit,
         |_| axum::response::IntoResponse::into_response(extract::body_too_large()),
     );
+    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
     roster_http::refuse_nul_in_uri(routes, |_| {
         axum::response::IntoResponse::into_response(error::FeishuError::param(
             roster_http::NUL_MESSAGE,

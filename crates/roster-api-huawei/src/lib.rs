@@ -57,6 +57,7 @@ pub fn router(dir: Directory, config: HuaweiConfig) -> Router {
         roster_http::refuse_declared_over(routes(HuaweiState { dir, config }), limit, |_| {
             axum::response::IntoResponse::into_response(auth::body_too_large())
         });
+    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
     roster_http::refuse_nul_in_uri(routes, |_| {
         axum::response::IntoResponse::into_response(error::HuaweiError::param(
             roster_http::NUL_MESSAGE,

@@ -70,6 +70,7 @@ pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
     let routes = roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
         body_too_large().into_response_with(&request_id_of(request))
     });
+    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
     roster_http::refuse_nul_in_uri(routes, |request| {
         QuickBiError::bad(codes::INVALID_PARAMETER, roster_http::NUL_MESSAGE)
             .into_response_with(&request_id_of(request))
@@ -161,7 +162,7 @@ async fn handle(
             "Specified api is not found, please check your url and method.",
         ));
     }
-    let query = params::decode(request.uri().query().unwrap_or("").as_bytes());
+    let query = params::decode(request.uri().query().unwrap_or("").as_bytes())?;
     let path = request.uri().path().to_owned();
     let is_form = header(&request, "content-type").is_some_and(|c| {
         c.to_ascii_lowercase()
@@ -185,7 +186,7 @@ async fn handle(
             }
         })?;
     let form = if is_form {
-        params::decode(&body)
+        params::decode(&body)?
     } else {
         Vec::new()
     };

@@ -23,6 +23,11 @@ pub struct Config {
     pub log: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Most client connections open at once. At start the process's soft limit of open
+    /// files is raised to its hard limit, and this is lowered, if need be, to leave room for
+    /// the files and database connections the server opens itself: a server that runs out
+    /// of descriptors cannot open a database connection or log its own failure.
+    pub max_connections: usize,
     /// Seconds between sweeps of expired tokens, old idempotency keys and users past
     /// their retention.
     pub token_purge_interval_s: u64,
@@ -66,6 +71,7 @@ impl Default for Config {
             database_url: None,
             log: "info".into(),
             body_limit: 8 * 1024 * 1024,
+            max_connections: 10_000,
             token_purge_interval_s: 600,
             resigned_retention_days: 30,
             idempotency_retention_hours: 48,
@@ -105,6 +111,7 @@ const KNOWN_KEYS: &[&str] = &[
     "database_url",
     "log",
     "body_limit",
+    "max_connections",
     "token_purge_interval_s",
     "resigned_retention_days",
     "idempotency_retention_hours",
@@ -162,6 +169,7 @@ impl Config {
                 u64::from(self.idempotency_retention_hours),
             ),
             ("quickbi_max_members", self.quickbi_max_members),
+            ("max_connections", self.max_connections as u64),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value > 0, "{key} must be at least 1");

@@ -6,6 +6,8 @@
 //!   shutdown.
 //! - `layers`: request ids, the request span, and the one place where hidden internal
 //!   errors are logged.
+//! - `body_deadline`: the whole body of a request that is read whole must arrive within a
+//!   deadline, so that a client trickling bytes cannot hold a request open for ever.
 //! - `bearer_token`: the token of an `Authorization: Bearer …` header.
 //! - `json_has_nul`, `refuse_nul_in_uri`: the NUL character is refused at every front door
 //!   (PostgreSQL cannot store it in text, and no directory value needs it), so that both
@@ -15,10 +17,12 @@
 //!
 //! It knows no dialect: envelopes and error codes live in the `roster-api-*` crates.
 
+mod deadline;
 mod layers;
 mod serve;
 pub mod strict;
 
+pub use deadline::{body_deadline, BodyDeadlineExceeded, BODY_DEADLINE};
 pub use layers::{
     refuse_declared_over, refuse_nul_in_uri, with_common_layers, HiddenError, RequestId,
     REQUEST_ID_HEADER,

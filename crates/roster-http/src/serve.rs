@@ -1,13 +1,15 @@
 //! Serving a router over hyper with title-case response headers and graceful shutdown.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// How long open connections may take to finish after shutdown was asked for.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -17,12 +19,18 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// until the process runs out of file descriptors and nobody can connect.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How often, at most, the server logs that it is holding `max_connections` connections.
+const FULL_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets open
-/// requests finish (up to ten seconds) and returns.
+/// requests finish (up to ten seconds) and returns. At most `max_connections` connections
+/// are open at once; while that many are, the next one waits in the listen backlog rather
+/// than taking a file descriptor that the server needs for its own files and database.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send,
+    max_connections: usize,
 ) -> std::io::Result<()> {
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // lark-oapi copies headers into a plain dict and reads "Content-Type" verbatim.
@@ -32,8 +40,29 @@ pub async fn serve(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut warned_full: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
+        let slot = if let Ok(slot) = slots.clone().try_acquire_owned() {
+            slot
+        } else {
+            if warned_full.is_none_or(|at| at.elapsed() >= FULL_WARN_EVERY) {
+                tracing::warn!(
+                    max_connections,
+                    "holding the most connections allowed; new ones wait until one closes"
+                );
+                warned_full = Some(Instant::now());
+            }
+            tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    // The semaphore is never closed; if it were, no slot would ever free.
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _peer) = match accepted {
@@ -54,6 +83,7 @@ pub async fn serve(
                     if let Err(err) = watched.await {
                         tracing::debug!("connection ended with an error: {err}");
                     }
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

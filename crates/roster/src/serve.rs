@@ -116,6 +116,37 @@ async fn activate(
     }
 }
 
+/// File descriptors kept for the server's own use beside its client connections: the
+/// database and its WAL, the PostgreSQL pool, the listener, the standard streams and the
+/// files a command or the mailer opens.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft limit of open files to the hard one (a service manager's default soft
+/// limit is 1 024, which a few hundred slow clients would fill) and returns how many client
+/// connections fit under it beside `RESERVED_FDS`, at most `wanted`.
+fn connection_cap(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!("failed to raise the limit of open files: {err}");
+            match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                Ok((soft, _)) => soft,
+                // Nothing known: `wanted` stands, as it did before the limit was looked at.
+                Err(_) => return wanted,
+            }
+        }
+    };
+    let fits = usize::try_from(limit.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
+    if fits < wanted {
+        tracing::warn!(
+            max_connections = wanted,
+            open_files_limit = limit,
+            "the limit of open files allows {fits} client connections; serving at most that many"
+        );
+    }
+    wanted.min(fits)
+}
+
 /// How long a readiness probe waits for the store. A database that is down makes a pooled
 /// connection wait for its own timeout (10 s on PostgreSQL), longer than load balancers
 /// wait for a probe: the probe says "unavailable" well within theirs.
@@ -253,9 +284,15 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    roster_http::serve(listener, app(dir.clone(), &config, invitations), shutdown)
-        .await
-        .context("serve HTTP")?;
+    let max_connections = connection_cap(config.max_connections);
+    roster_http::serve(
+        listener,
+        app(dir.clone(), &config, invitations),
+        shutdown,
+        max_connections,
+    )
+    .await
+    .context("serve HTTP")?;
     // An upload still open after the drain will never be sealed: fail it now, not when its
     // receive timeout runs out.
     let aborted = dir.abort_open_uploads().await;

@@ -1,6 +1,8 @@
 //! Server plumbing: health, envelopes for framework-level failures, limits, shutdown,
 //! persistence across restarts.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::harness::{read, TestServer};
@@ -338,4 +340,87 @@ async fn avatar_urls_are_absolute_and_answer_with_a_picture() {
     assert!(resp.text().await.unwrap().starts_with("<svg"));
     let (status, body) = read(s.http.get(url.replace("/72", "/73")).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_i64()), (404, Some(99_991_201)));
+}
+
+/// Sends `head` and then `body` on a fresh connection and returns the status line of the
+/// answer, or `None` when none came within `wait`.
+async fn status_line(addr: &str, head: &str, body: &[u8], wait: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(wait, sock.read(&mut buf))
+        .await
+        .ok()?
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
+
+/// A request that carries no credential is answered before its body is read: it used to
+/// be read whole first (up to `body_limit`, 8 MiB) on the Huawei routes, so anyone could
+/// make the server hold that much per connection. Token requests, which are read before
+/// any credential is known, take at most 64 KiB.
+#[tokio::test]
+async fn requests_without_credentials_cost_no_body() {
+    let s = TestServer::spawn();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let head = "POST /v2/0123456789abcdef0123456789abcdef/users/batch-create HTTP/1.1\r\n\
+                Host: x\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n";
+    let line = status_line(&addr, head, b"{", Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 401 Unauthorized"));
+
+    let big = format!(r#"{{"app_id":"{}"}}"#, "a".repeat(70_000));
+    for path in [
+        "/open-apis/auth/v3/tenant_access_token/internal",
+        "/open-apis/auth/v3/app_access_token/internal",
+        "/v3/auth/tokens",
+    ] {
+        let resp = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json")
+            // A stream, so that no Content-Length lets a layer answer before the handler.
+            .body(reqwest::Body::wrap_stream(futures::stream::once({
+                let big = big.clone().into_bytes();
+                async move { Ok::<_, std::io::Error>(big) }
+            })))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 413, "{path}");
+    }
+}
+
+/// At most `max_connections` connections are open at once; the next one waits in the
+/// listen backlog until one closes, instead of taking a file descriptor the server needs.
+#[tokio::test]
+async fn connections_over_the_cap_wait_for_a_free_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("roster.toml"), "max_connections = 3\n").unwrap();
+    let s = TestServer::spawn_with(tmp.path(), &[]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // Give the server a moment to take the three connections it holds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = tokio::spawn({
+        let addr = addr.clone();
+        async move { status_line(&addr, health, b"", Duration::from_secs(20)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a fourth connection was served beside three held ones"
+    );
+    held.pop();
+    let line = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once a slot was free")
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
 }
