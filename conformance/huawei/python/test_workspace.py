@@ -138,6 +138,11 @@ def test_x_auth_token_flow(key, ws, name):
     assert count_named(ws, n) == 1
     fails(lambda: token_client("hw-" + "0" * 64, key.project_id).list_users(ListUsersRequest()), 401, "APIGW.0301")
     fails(lambda: token_client(token, "a" * 32).list_users(ListUsersRequest()), 403, "APIGW.0302")
+    # An escape that is no UTF-8 is refused, not read as U+FFFD and matched as such.
+    for query in ("user_name=%FF", "keyword=%FE%FF"):
+        path = "users" if query.startswith("user_name") else "groups"
+        r = requests.get(f"{BASE}/v2/{key.project_id}/{path}?{query}", headers={"X-Auth-Token": token}, timeout=30)
+        assert (r.status_code, r.json()["error_code"]) == (400, "WKS.00010001"), r.text
 
 
 def test_token_request_with_a_wrong_secret_is_401(key):

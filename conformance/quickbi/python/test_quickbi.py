@@ -258,6 +258,25 @@ def test_form_body_parameters_are_read_and_covered_by_the_payload_hash(qb, key, 
     assert r.status_code == 400 and r.json()["Code"] == "SignatureDoesNotMatch"
 
 
+def test_escapes_that_are_not_utf8_are_refused_and_change_nothing(qb, key, directory):
+    """`%FF` is no UTF-8: read leniently it became U+FFFD, was stored as the nickname and
+    matched every other such escape. In the query or the form body it is InvalidParameter."""
+    host = BASE.split("//", 1)[1]
+    u = directory.user()
+    add(qb, {u["open_id"]: "Plain"})
+    query = f"UserId={u['open_id']}"
+    body = b"NickName=%FFab"
+    h = acs3_headers(key, "UpdateUser", query, host, body)
+    r = requests.post(f"{BASE}/?{query}", headers=h, data=body, timeout=30)
+    assert r.status_code == 400 and r.json()["Code"] == "InvalidParameter", r.text
+    query = f"UserId={u['open_id']}&NickName=%FFcd"
+    h = acs3_headers(key, "UpdateUser", query, host)
+    r = requests.post(f"{BASE}/?{query}", headers=h, timeout=30)
+    assert r.status_code == 400 and r.json()["Code"] == "InvalidParameter", r.text
+    info = qb.query_user_info_by_user_id(m.QueryUserInfoByUserIdRequest(user_id=u["open_id"])).body.result
+    assert info.nick_name == "Plain"
+
+
 def test_a_full_batch_of_the_longest_legal_entries_is_accepted_as_a_form_body(key, qb, directory):
     """1 000 entries (the most allowed), each a 64-character id (the longest user id) and a
     100-character nickname (the longest), escaped by json.dumps as \\uXXXX (an emoji as two),

@@ -59,10 +59,11 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HuaweiError> {
 }
 
 /// Query pairs, repeated keys kept in order.
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// The query's parameters; escapes that are not UTF-8 are refused (`WKS.00010001`), as
+/// every front door refuses them, rather than read as U+FFFD and matched as such.
+fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, HuaweiError> {
+    roster_http::query_pairs(raw.unwrap_or_default())
+        .ok_or_else(|| HuaweiError::param(roster_http::QUERY_UTF8_MESSAGE))
 }
 
 fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -111,8 +112,13 @@ pub(crate) async fn issue_token(State(state): State<HuaweiState>, body: Body) ->
     }
 }
 
+/// Largest body of a token request: its JSON is a few short strings, and it is read before
+/// any credential is known, so the dialect's `body_limit` (megabytes) would let anyone hold
+/// that much memory per connection for nothing.
+const TOKEN_BODY_LIMIT: usize = 64 * 1024;
+
 async fn issue_token_inner(state: &HuaweiState, body: Body) -> Result<Response, HuaweiError> {
-    let bytes = to_bytes(body, state.config.body_limit)
+    let bytes = to_bytes(body, TOKEN_BODY_LIMIT)
         .await
         .map_err(|e| crate::auth::unreadable_body(&e))?;
     let req: wire::TokenRequest = json(&bytes)?;
@@ -553,7 +559,7 @@ pub(crate) async fn list_users(
     Extension(authed): Extension<Authed>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUsersResponse>, HuaweiError> {
-    let q = query_pairs(query.as_deref());
+    let q = query_pairs(query.as_deref())?;
     let limit = number(&q, "limit", USERS_ALL_MAX, USERS_MAX_LIMIT)?;
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let filter = UserFilter::parse(&q)?;
@@ -746,7 +752,7 @@ pub(crate) async fn list_groups(
     Extension(authed): Extension<Authed>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUserGroupsResponse>, HuaweiError> {
-    let q = query_pairs(query.as_deref());
+    let q = query_pairs(query.as_deref())?;
     let limit = zero_is_default(
         number(&q, "limit", GROUPS_DEFAULT_LIMIT, GROUPS_MAX_LIMIT)?,
         GROUPS_DEFAULT_LIMIT,
@@ -842,7 +848,7 @@ pub(crate) async fn group_users(
     HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<wire::ListUsersOfGroupResponse>, HuaweiError> {
-    let q = query_pairs(query.as_deref());
+    let q = query_pairs(query.as_deref())?;
     let limit = zero_is_default(
         number(&q, "limit", MEMBERS_DEFAULT_LIMIT, MEMBERS_MAX_LIMIT)?,
         MEMBERS_DEFAULT_LIMIT,

@@ -481,7 +481,7 @@ mod tests {
                 "{nick_char} ascii={ascii}: {} bytes",
                 body.len()
             );
-            let params = Params::new(&[], &crate::params::decode(body.as_bytes()));
+            let params = Params::new(&[], &crate::params::decode(body.as_bytes()).unwrap());
             let raw = params
                 .text("FeishuUsers")
                 .expect("the longest legal FeishuUsers is accepted")

@@ -113,11 +113,14 @@ impl Params {
     }
 }
 
-/// Decodes `a=b&c=d` (query or form body).
-pub(crate) fn decode(raw: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(raw)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+/// Decodes `a=b&c=d` (query or form body). Text that is not UTF-8, or escapes that do not
+/// decode to UTF-8, are `InvalidParameter`, as at every front door: read leniently, `%FF`
+/// became U+FFFD, was stored so, and matched every other such escape.
+pub(crate) fn decode(raw: &[u8]) -> Result<Vec<(String, String)>, QuickBiError> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(roster_http::query_pairs)
+        .ok_or_else(|| QuickBiError::bad(codes::INVALID_PARAMETER, roster_http::QUERY_UTF8_MESSAGE))
 }
 
 #[cfg(test)]
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn booleans_parse_in_either_case_and_bad_ones_are_refused() {
-        let p = Params::new(&decode(b"A=True&B=false&C=yes"), &[]);
+        let p = Params::new(&decode(b"A=True&B=false&C=yes").unwrap(), &[]);
         assert_eq!(p.bool("A").unwrap(), Some(true));
         assert_eq!(p.bool("B").unwrap(), Some(false));
         assert!(p.bool("C").is_err());
@@ -158,7 +161,10 @@ mod tests {
 
     #[test]
     fn query_wins_over_the_body_and_lists_split_on_commas() {
-        let p = Params::new(&decode(b"X=1&L=a,+b,,c"), &decode(b"X=2&Y=3"));
+        let p = Params::new(
+            &decode(b"X=1&L=a,+b,,c").unwrap(),
+            &decode(b"X=2&Y=3").unwrap(),
+        );
         assert_eq!(p.get("X"), Some("1"));
         assert_eq!(p.get("Y"), Some("3"));
         assert_eq!(p.list("L").unwrap(), ["a", "b", "c"]);
