@@ -490,6 +490,8 @@ def test_a_read_only_key_is_refused_before_its_request_is_checked_or_hashed(name
                                                 password=f"Pw{i:04d}!xyzAB") for i in range(3)]), 403, "APIGW.0302")
     fails(lambda: c.batch_delete_user(BatchDeleteUserRequest(body=BatchDeleteUserReq(user_ids=["ou_" + "0" * 32]))),
           403, "APIGW.0302")
+    # One delete as well: whether the id exists is not told to a key that may not write.
+    fails(lambda: c.delete_user(DeleteUserRequest(user_id="ou_" + "0" * 32)), 403, "APIGW.0302")
     assert c.list_users(ListUsersRequest(user_names=[f"{n}0"])).total_count == 0
 
 

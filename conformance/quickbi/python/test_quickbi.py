@@ -320,6 +320,14 @@ def test_unsigned_and_malformed_requests_answer_in_the_json_envelope():
     )
     assert r.status_code == 400 and r.json()["Code"] == "MissingParameter"
     assert "AccessKeyId" in r.json()["Message"]
+    # A legacy RPC request that names its key but is not signed misses the signature.
+    r = requests.post(
+        f"{BASE}/?Action=QueryUserList&Version=2022-01-01&AccessKeyId=LTAIsomething&"
+        "SignatureMethod=HMAC-SHA1&SignatureVersion=1.0&SignatureNonce=n1&Timestamp=2026-01-01T00%3A00%3A00Z",
+        timeout=30,
+    )
+    assert r.status_code == 400 and r.json()["Code"] == "MissingParameter"
+    assert '"Signature"' in r.json()["Message"], r.text
     r = requests.post(
         f"{BASE}/",
         headers={"x-acs-action": "QueryUserList", "x-acs-version": "2022-01-01",

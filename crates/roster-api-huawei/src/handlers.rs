@@ -679,6 +679,8 @@ pub(crate) async fn delete_user(
     Extension(authed): Extension<Authed>,
     HuaweiPath((_project, id)): HuaweiPath<(String, String)>,
 ) -> Result<Response, HuaweiError> {
+    // As in `batch_delete`: a key that may not write learns nothing of which ids exist.
+    authed.caller.require(roster_core::Scope::ContactWrite)?;
     let user = active_user(&state, &authed, &id).await?;
     state
         .dir

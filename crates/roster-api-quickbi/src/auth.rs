@@ -122,6 +122,11 @@ pub(crate) async fn authenticate(
             "bearer tokens are not supported; sign with an access key",
         ));
     }
+    // A legacy RPC request that names its key but carries no signature misses the
+    // signature, not the key it sent.
+    if params.get("AccessKeyId").is_some() {
+        return Err(QuickBiError::missing("Signature"));
+    }
     Err(QuickBiError::missing("AccessKeyId"))
 }
 
