@@ -573,27 +573,55 @@ pub(crate) async fn list_users(
             .unwrap_or_default()
     });
     let now_s = state.dir.clock().now_s();
-    let matching: Vec<User> = state
+    let mut page = Page::new(offset, limit);
+    state
         .dir
-        .all_users(&authed.caller)
-        .await?
-        .into_iter()
-        .filter(|u| {
-            filter.matches(u)
+        .scan_users(&authed.caller, |u| {
+            let matches = filter.matches(&u)
                 && group_filter
                     .as_ref()
-                    .is_none_or(|g| u.profile.groups.contains(g))
+                    .is_none_or(|g| u.profile.groups.contains(g));
+            if matches {
+                page.offer(u);
+            }
         })
-        .collect();
+        .await?;
     Ok(Json(wire::ListUsersResponse {
-        total_count: matching.len(),
-        users: matching
+        total_count: page.total,
+        users: page
+            .kept
             .iter()
-            .skip(offset)
-            .take(limit)
             .map(|u| wire_user(u, &groups, now_s))
             .collect(),
     }))
+}
+
+/// One page of a listing that counts every match: the matches from `offset` on, at most
+/// `limit` of them, and how many there were in all. Only the page is kept.
+struct Page<T> {
+    offset: usize,
+    limit: usize,
+    total: usize,
+    kept: Vec<T>,
+}
+
+impl<T> Page<T> {
+    fn new(offset: usize, limit: usize) -> Self {
+        Self {
+            offset,
+            limit,
+            total: 0,
+            kept: Vec::new(),
+        }
+    }
+
+    /// Counts one match (in listing order), keeping it if it falls on the page.
+    fn offer(&mut self, item: T) {
+        if self.total >= self.offset && self.kept.len() < self.limit {
+            self.kept.push(item);
+        }
+        self.total += 1;
+    }
 }
 
 async fn active_user(state: &HuaweiState, authed: &Authed, id: &str) -> Result<User, HuaweiError> {
@@ -764,7 +792,6 @@ pub(crate) async fn list_groups(
         .map(str::to_lowercase)
         .filter(|k| !k.is_empty());
     let other_platform = other_platform(&q)?;
-    let users = state.dir.all_users(&authed.caller).await?;
     let groups: Vec<Group> = state
         .dir
         .list_groups(&authed.caller)
@@ -777,17 +804,29 @@ pub(crate) async fn list_groups(
                     .is_none_or(|k| g.name.to_lowercase().contains(k.as_str()))
         })
         .collect();
+    let total_count = groups.len();
+    let shown: Vec<Group> = groups.into_iter().skip(offset).take(limit).collect();
+    // Members are counted for the groups shown only, in one pass over the tenant's users.
+    let mut quantity: std::collections::HashMap<String, usize> =
+        shown.iter().map(|g| (g.group_id.clone(), 0)).collect();
+    if !shown.is_empty() {
+        state
+            .dir
+            .scan_users(&authed.caller, |u| {
+                for g in &u.profile.groups {
+                    if let Some(n) = quantity.get_mut(g) {
+                        *n += 1;
+                    }
+                }
+            })
+            .await?;
+    }
     Ok(Json(wire::ListUserGroupsResponse {
-        total_count: groups.len(),
-        user_groups: groups
+        total_count,
+        user_groups: shown
             .into_iter()
-            .skip(offset)
-            .take(limit)
             .map(|g| wire::UserGroupInfo {
-                user_quantity: users
-                    .iter()
-                    .filter(|u| u.profile.groups.contains(&g.group_id))
-                    .count(),
+                user_quantity: quantity.get(&g.group_id).copied().unwrap_or(0),
                 id: g.group_id,
                 name: g.name,
                 create_time: crate::time::format_seconds(g.created_at / 1000),
@@ -857,19 +896,21 @@ pub(crate) async fn group_users(
     );
     let offset = number(&q, "offset", 0, usize::MAX)?;
     let filter = UserFilter::parse(&q)?;
-    let members: Vec<User> = state
+    let group = state.dir.get_group(&authed.caller, &id).await?;
+    let mut page = Page::new(offset, limit);
+    state
         .dir
-        .group_members(&authed.caller, &id)
-        .await?
-        .into_iter()
-        .filter(|u| filter.matches(u))
-        .collect();
+        .scan_users(&authed.caller, |u| {
+            if u.profile.groups.contains(&group.group_id) && filter.matches(&u) {
+                page.offer(u);
+            }
+        })
+        .await?;
     Ok(Json(wire::ListUsersOfGroupResponse {
-        total_count: members.len(),
-        users: members
+        total_count: page.total,
+        users: page
+            .kept
             .iter()
-            .skip(offset)
-            .take(limit)
             .map(|u| wire::UserInGroup {
                 id: u.open_id.to_string(),
                 user_name: login_name(u),

@@ -111,12 +111,23 @@ impl Directory {
         })
     }
 
-    /// Every active user of the caller's tenant that the caller may see, by key. Vendor
-    /// listings filter on fields that have no index (description, activation, groups), so
-    /// they filter this in memory; Workspace tenants are small enough for that.
+    /// Every active user of the caller's tenant that the caller may see, by key.
     pub async fn all_users(&self, caller: &Caller) -> Result<Vec<User>, CoreError> {
-        caller.require(Scope::ContactRead)?;
         let mut out = Vec::new();
+        self.scan_users(caller, |user| out.push(user)).await?;
+        Ok(out)
+    }
+
+    /// Hands every active user of the caller's tenant that the caller may see to `visit`,
+    /// by key, one page at a time. Vendor listings filter on fields that have no index
+    /// (description, activation, groups) and count every match, so they read the whole
+    /// tenant; through this they hold one page and what they keep, not the tenant (a
+    /// million users would be about a gigabyte).
+    pub async fn scan_users<F>(&self, caller: &Caller, mut visit: F) -> Result<(), CoreError>
+    where
+        F: FnMut(User) + Send,
+    {
+        caller.require(Scope::ContactRead)?;
         let mut after = None;
         loop {
             let page = self
@@ -129,14 +140,14 @@ impl Directory {
             let full = page.len() == PAGE;
             for user in page {
                 if self.can_see_user(caller, &user).await? {
-                    out.push(user);
+                    visit(user);
                 }
             }
             if !full {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Reads a group of the caller's tenant.
@@ -156,12 +167,14 @@ impl Directory {
         group_id: &str,
     ) -> Result<Vec<User>, CoreError> {
         let group = self.get_group(caller, group_id).await?;
-        Ok(self
-            .all_users(caller)
-            .await?
-            .into_iter()
-            .filter(|u| u.profile.groups.contains(&group.group_id))
-            .collect())
+        let mut members = Vec::new();
+        self.scan_users(caller, |u| {
+            if u.profile.groups.contains(&group.group_id) {
+                members.push(u);
+            }
+        })
+        .await?;
+        Ok(members)
     }
 
     /// Deletes a group; refused while active users still belong to it, so that no user is
