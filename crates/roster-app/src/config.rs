@@ -35,6 +35,11 @@ pub struct Config {
     pub resigned_retention_days: u32,
     /// Hours an idempotency key (`client_token`) is remembered.
     pub idempotency_retention_hours: u32,
+    /// Days a finished task (a v2 `batch_add` or an import) and its per-item results stay
+    /// readable before they are deleted. At least one (Feishu keeps tasks a day), and at
+    /// least as long as idempotency keys, so that a replayed `client_token` never answers
+    /// with a task that is gone.
+    pub task_retention_days: u32,
     /// Base URL of this server as users reach it, for invitation links; defaults to
     /// `http://<listen>`.
     pub public_url: Option<String>,
@@ -75,6 +80,7 @@ impl Default for Config {
             token_purge_interval_s: 600,
             resigned_retention_days: 30,
             idempotency_retention_hours: 48,
+            task_retention_days: 30,
             public_url: None,
             smtp_url: None,
             mail_from: "Roster <roster@localhost>".into(),
@@ -115,6 +121,7 @@ const KNOWN_KEYS: &[&str] = &[
     "token_purge_interval_s",
     "resigned_retention_days",
     "idempotency_retention_hours",
+    "task_retention_days",
     "public_url",
     "smtp_url",
     "mail_from",
@@ -170,10 +177,18 @@ impl Config {
             ),
             ("quickbi_max_members", self.quickbi_max_members),
             ("max_connections", self.max_connections as u64),
+            ("task_retention_days", u64::from(self.task_retention_days)),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value > 0, "{key} must be at least 1");
         }
+        anyhow::ensure!(
+            u64::from(self.task_retention_days) * 24 >= u64::from(self.idempotency_retention_hours),
+            "task_retention_days ({}) must cover idempotency_retention_hours ({}): a replayed \
+             client_token would otherwise answer with a task that is gone",
+            self.task_retention_days,
+            self.idempotency_retention_hours
+        );
         anyhow::ensure!(
             self.body_limit >= 1024,
             "body_limit must be at least 1024 bytes (it is {})",
@@ -301,6 +316,22 @@ mod tests {
             let err = with(bad).check().expect_err(bad).to_string();
             assert!(err.contains("public_url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn finished_tasks_outlive_the_idempotency_keys_that_name_them() {
+        let with = |days: u32, hours: u32| Config {
+            task_retention_days: days,
+            idempotency_retention_hours: hours,
+            ..Config::default()
+        };
+        assert!(with(2, 48).check().is_ok());
+        assert!(with(1, 24).check().is_ok());
+        let err = with(1, 48)
+            .check()
+            .expect_err("a day of tasks for two days of keys");
+        assert!(err.to_string().contains("task_retention_days"), "{err}");
+        assert!(with(0, 0).check().is_err());
     }
 
     #[test]

@@ -493,6 +493,11 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets keys claimed before `before` (ms); returns how many.
     async fn purge_idempotency_keys(&self, before: i64) -> Result<u64, StoreError>;
 
+    /// Deletes up to `limit` tasks (v2 batch adds and imports) that finished (`done` or
+    /// `failed`) before `before` (ms), with their items, import chunks and per-row results;
+    /// returns how many. Tasks that are receiving, queued or running are never touched.
+    async fn purge_finished_tasks(&self, before: i64, limit: u64) -> Result<u64, StoreError>;
+
     // ----- JSAPI tickets -----
 
     /// The current JSAPI ticket of an app and its expiry (ms), if any.

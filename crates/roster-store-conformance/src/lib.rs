@@ -242,6 +242,7 @@ macro_rules! conformance_tests {
             check_racing_outbox_claims_never_share_a_message,
             check_racing_activations_of_one_link_succeed_once,
             check_a_submitted_task_runs_to_done_with_outcomes_in_request_order,
+            check_finished_tasks_are_purged_with_their_items_after_retention,
             check_a_dead_workers_task_is_taken_over_and_writes_each_user_once,
             check_a_stopping_worker_hands_its_task_over_at_once,
             check_deliver_outbox_sends_invitations_and_retries_failures_later,

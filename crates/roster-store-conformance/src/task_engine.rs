@@ -901,3 +901,102 @@ pub async fn check_activation_link_of_a_delivered_invitation_works_once(store: A
         "ann and cat only"
     );
 }
+
+/// `purge_finished_tasks` deletes the tasks that finished before the cut-off, with their
+/// items, up to the limit per call, and leaves tasks that finished later or have not
+/// finished. (The times are from 1970, so that no other check's tasks are in reach.)
+pub async fn check_finished_tasks_are_purged_with_their_items_after_retention(
+    store: Arc<dyn Store>,
+) {
+    let env = crate::support::env(store.clone(), "task-purge", None).await;
+    let task = |status: TaskStatus, finished_at: Option<i64>| Task {
+        id: TaskId::from_trusted(roster_core::IdGen::hex(&RandomIds, 16)),
+        tenant: env.tenant.id,
+        app_id: env.caller.app_id.clone(),
+        kind: "add_user".to_owned(),
+        status,
+        total: 1,
+        succeeded: 0,
+        failed: 0,
+        notify: false,
+        created_at: 100,
+        finished_at,
+        lease_owner: None,
+        lease_until: None,
+    };
+    let item = TaskItem {
+        index: 0,
+        input: Ok(new_user("purged")),
+        echo: "{}".to_owned(),
+        outcome: None,
+    };
+    let old = [
+        task(TaskStatus::Done, Some(500)),
+        task(TaskStatus::Failed, Some(600)),
+        task(TaskStatus::Done, Some(700)),
+    ];
+    let kept = [
+        task(TaskStatus::Done, Some(1_500)),
+        task(TaskStatus::Running, None),
+        task(TaskStatus::Queued, None),
+    ];
+    for t in old.iter().chain(&kept) {
+        store
+            .create_task(t, std::slice::from_ref(&item))
+            .await
+            .expect("create task");
+    }
+    assert_eq!(
+        store.purge_finished_tasks(1_000, 2).await.expect("purge"),
+        2,
+        "the limit holds"
+    );
+    assert_eq!(
+        store.purge_finished_tasks(1_000, 2).await.expect("purge"),
+        1
+    );
+    assert_eq!(
+        store.purge_finished_tasks(1_000, 2).await.expect("purge"),
+        0
+    );
+    for t in &old {
+        assert!(
+            store
+                .get_task(env.tenant.id, &t.id)
+                .await
+                .expect("get")
+                .is_none(),
+            "{:?} finished at {:?} is purged",
+            t.status,
+            t.finished_at
+        );
+        assert!(
+            store
+                .task_items(&t.id, None, 10, false)
+                .await
+                .expect("items")
+                .is_empty(),
+            "its items go with it"
+        );
+    }
+    for t in &kept {
+        assert!(
+            store
+                .get_task(env.tenant.id, &t.id)
+                .await
+                .expect("get")
+                .is_some(),
+            "{:?} finished at {:?} is kept",
+            t.status,
+            t.finished_at
+        );
+        assert_eq!(
+            store
+                .task_items(&t.id, None, 10, false)
+                .await
+                .expect("items")
+                .len(),
+            1
+        );
+    }
+}

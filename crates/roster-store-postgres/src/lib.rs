@@ -582,6 +582,10 @@ impl Store for PgStore {
         idempotency::purge(&self.pool, before).await
     }
 
+    async fn purge_finished_tasks(&self, before: i64, limit: u64) -> Result<u64, StoreError> {
+        tasks::purge_finished(&self.pool, before, limit).await
+    }
+
     async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError> {
         tenants::jsapi_ticket(&self.pool, app_id).await
     }

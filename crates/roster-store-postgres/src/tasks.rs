@@ -396,3 +396,23 @@ pub(crate) async fn lock_lease(
     .context("lock task")?;
     Ok(owner.flatten().as_deref() == Some(worker))
 }
+
+/// Deletes up to `limit` tasks finished before `before`; their items and import chunks go
+/// with them (`ON DELETE CASCADE`).
+pub(crate) async fn purge_finished(
+    pool: &PgPool,
+    before: i64,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+         WHERE status IN ('done', 'failed') AND finished_at IS NOT NULL \
+         AND finished_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await
+    .context("purge finished tasks")?;
+    Ok(done.rows_affected())
+}

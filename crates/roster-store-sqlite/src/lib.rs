@@ -836,6 +836,13 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn purge_finished_tasks(&self, before: i64, limit: u64) -> Result<u64, StoreError> {
+        self.write("purge finished tasks", move |conn| {
+            tasks::purge_finished(conn, before, limit)
+        })
+        .await
+    }
+
     // ----- JSAPI tickets -----
 
     async fn jsapi_ticket(&self, app_id: &AppId) -> Result<Option<(String, i64)>, StoreError> {

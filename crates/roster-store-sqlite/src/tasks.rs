@@ -429,6 +429,29 @@ pub(crate) fn commit_chunk(
     Ok(Some(results))
 }
 
+/// Deletes up to `limit` tasks finished before `before`; their items and import chunks go
+/// with them (`ON DELETE CASCADE`).
+pub(crate) fn purge_finished(
+    conn: &Connection,
+    before: i64,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks \
+             WHERE status IN ('done', 'failed') AND finished_at IS NOT NULL \
+             AND finished_at < ?1 LIMIT ?2)",
+        )
+        .and_then(|mut s| {
+            s.execute(rusqlite::params![
+                before,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ])
+        })
+        .context("purge finished tasks")?;
+    Ok(n as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;

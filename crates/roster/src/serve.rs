@@ -219,6 +219,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let every = Duration::from_secs(config.token_purge_interval_s.max(1));
     let retention_ms = i64::from(config.resigned_retention_days) * 86_400_000;
     let key_retention_ms = i64::from(config.idempotency_retention_hours) * 3_600_000;
+    let task_retention_ms = i64::from(config.task_retention_days) * 86_400_000;
     let purger = tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -240,6 +241,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "resigned users past retention removed"),
                 Err(err) => tracing::warn!("failed to purge resigned users: {err}"),
+            }
+            match purge_dir.purge_finished_tasks(task_retention_ms).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "finished tasks past retention removed"),
+                Err(err) => tracing::warn!("failed to purge finished tasks: {err}"),
             }
         }
     });

@@ -1032,6 +1032,26 @@ impl Directory {
         Ok(users)
     }
 
+    /// Deletes the tasks (v2 batch adds and imports, with their per-item results) that
+    /// finished more than `retention_ms` ago; returns how many. They go a hundred per write,
+    /// so that a sweep after a busy month does not hold SQLite's writer for long at a time.
+    pub async fn purge_finished_tasks(&self, retention_ms: i64) -> Result<u64, CoreError> {
+        const PER_WRITE: u64 = 100;
+        let before = self.inner.clock.now_ms() - retention_ms;
+        let mut purged = 0;
+        loop {
+            let n = self
+                .inner
+                .store
+                .purge_finished_tasks(before, PER_WRITE)
+                .await?;
+            purged += n;
+            if n < PER_WRITE {
+                return Ok(purged);
+            }
+        }
+    }
+
     /// Change events, oldest first (for `roster audit`).
     pub async fn list_events(
         &self,
