@@ -165,6 +165,12 @@ impl Drop for Unsealed {
 /// inside the task's ten-minute receive deadline, which every stored chunk extends.
 const TRICKLE_FLUSH: std::time::Duration = std::time::Duration::from_mins(2);
 
+/// Uploads (dry runs included) one process receives at once. Each holds up to a chunk of
+/// parsed rows (20 000, tens of megabytes) until it is stored, so eight at once took the
+/// server past half a gigabyte and slowed every other client; one more is answered 429
+/// and may try again when one of these ends.
+pub(crate) const UPLOADS_AT_ONCE: usize = 4;
+
 /// `POST /api/v1/imports`.
 pub(crate) async fn create(
     State(state): State<AdminState>,
@@ -185,6 +191,16 @@ pub(crate) async fn create(
         }
     }
     let notify = flag(&q, "notify")?;
+    let Ok(_receiving) = state.uploads.clone().try_acquire_owned() else {
+        return Err(AdminError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_uploads",
+            format!(
+                "this server is receiving {UPLOADS_AT_ONCE} uploads already; \
+                 send this one when one of them has ended"
+            ),
+        ));
+    };
     let reader = RowReader {
         csv,
         columns: None,

@@ -34,6 +34,9 @@ pub use error::AdminError;
 #[derive(Clone)]
 pub(crate) struct AdminState {
     pub(crate) dir: Directory,
+    /// Uploads this process receives at once (`imports::UPLOADS_AT_ONCE`): each holds up
+    /// to a chunk of parsed rows, tens of megabytes, until it is stored.
+    pub(crate) uploads: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// The admin API's routes, under `/api/v1`.
@@ -63,7 +66,10 @@ pub fn router(dir: Directory) -> Router {
         // `{*rest}` does not match an empty rest, so `/api/v1/` needs its own route.
         .route("/api/v1/", any(not_found))
         .route("/api/v1/{*rest}", any(not_found))
-        .with_state(AdminState { dir });
+        .with_state(AdminState {
+            dir,
+            uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(imports::UPLOADS_AT_ONCE)),
+        });
     // Every route, those that read no query parameter included, refuses a repeated one
     // before its handler runs: which of two values a handler would see is not for the
     // client to guess, and a request that says `dry_run=true` anywhere must never write.

@@ -1508,3 +1508,67 @@ fn roster_import_refuses_booleans_repeated_keys_and_bad_quoting_as_the_api_does(
         0
     );
 }
+
+/// A server receives at most four uploads at once (each holds up to a chunk of parsed rows
+/// until it is stored); a fifth is 429 `too_many_uploads`, and once one of the four has
+/// ended the next upload is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_upload_at_once_waits_its_turn() {
+    let s = TestServer::spawn();
+    let token = s.token().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let open = |addr: String, token: String| {
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            tcp,
+            "POST /api/v1/imports HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .unwrap();
+        let row = b"{\"name\":\"Slow\"}\n";
+        write!(tcp, "{:x}\r\n", row.len()).unwrap();
+        tcp.write_all(row).unwrap();
+        tcp.write_all(b"\r\n").unwrap();
+        tcp.flush().unwrap();
+        tcp
+    };
+    let mut held: Vec<_> = (0..4).map(|_| open(addr.clone(), token.clone())).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The server has begun receiving all four once a fifth is refused.
+    let mut refused = None;
+    for _ in 0..100 {
+        let resp = s
+            .http
+            .post(s.url("/api/v1/imports"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body("{\"name\":\"Fifth\"}\n")
+            .send()
+            .await
+            .unwrap();
+        if resp.status().as_u16() == 429 {
+            refused = Some(read(resp).await.1);
+            break;
+        }
+        // One of the four was not being received yet: ask again.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = refused.expect("a fifth upload at once is refused");
+    assert_eq!(body["error"]["code"], "too_many_uploads", "{body}");
+    // Finishing one upload frees its place.
+    let mut done = held.pop().unwrap();
+    done.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = [0u8; 12];
+    done.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 202");
+    let resp = s
+        .http
+        .post(s.url("/api/v1/imports"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"name\":\"Next\"}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+}
