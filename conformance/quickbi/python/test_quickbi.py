@@ -591,7 +591,7 @@ def test_a_group_takes_the_id_and_long_name_its_client_chose(qb, directory):
         m.QueryUserGroupListByParentIdRequest(parent_user_group_id="-1")
     ).body.result
     assert [g.user_group_name for g in top if g.user_group_id == chosen] == [name]
-    for bad in (chosen, "-1", "a,b", "x" * 65):
+    for bad in (chosen, "-1", "a,b", "..", "组" * 24, "x" * 65):
         expect_error(
             lambda: qb.create_user_group(
                 m.CreateUserGroupRequest(user_group_name="other-" + secrets.token_hex(3), user_group_id=bad)

@@ -152,6 +152,9 @@ async fn credential(state: &HuaweiState, parts: &Parts) -> Result<Credential, Hu
             .authenticate_access_key_token(&token, AppKind::Huawei)
             .await?
             .ok_or_else(|| HuaweiError::auth("the token is invalid or expired"))?;
+        // A token is whole without the body: its project is checked now, before the body
+        // is read.
+        check_project(parts, key.project_id.as_ref())?;
         Ok(Credential::Token {
             project: key.project_id,
             caller,
@@ -167,7 +170,6 @@ async fn credential(state: &HuaweiState, parts: &Parts) -> Result<Credential, Hu
 /// parse, date, HMAC, then the project), so that a request without valid credentials
 /// learns nothing about projects and gets the 401 an SDK expects for a bad signature.
 fn verify(parts: &Parts, body: &[u8], credential: Credential) -> Result<Caller, HuaweiError> {
-    let project = path_project(parts.uri.path()).unwrap_or_default();
     let (key_project, caller) = match credential {
         Credential::Signed { auth, date, key } => {
             check_signature(parts, body, &auth, &date, &key.secret)?;
@@ -175,6 +177,13 @@ fn verify(parts: &Parts, body: &[u8], credential: Credential) -> Result<Caller, 
         }
         Credential::Token { project, caller } => (project, caller),
     };
+    check_project(parts, key_project.as_ref())?;
+    Ok(caller)
+}
+
+/// The path's project must be the credential's, and `X-Project-Id`, when sent, the path's.
+fn check_project(parts: &Parts, key_project: Option<&ProjectId>) -> Result<(), HuaweiError> {
+    let project = path_project(parts.uri.path()).unwrap_or_default();
     if let Some(sent) = header(parts, "x-project-id") {
         if sent != project {
             return Err(HuaweiError::new(
@@ -184,14 +193,14 @@ fn verify(parts: &Parts, body: &[u8], credential: Credential) -> Result<Caller, 
             ));
         }
     }
-    if key_project.as_ref().map(ProjectId::as_str) != Some(project) {
+    if key_project.map(ProjectId::as_str) != Some(project) {
         return Err(HuaweiError::new(
             StatusCode::FORBIDDEN,
             codes::FORBIDDEN,
             "the credential is not valid for this project",
         ));
     }
-    Ok(caller)
+    Ok(())
 }
 
 /// Rebuilds the canonical request from what was received, compares the HMAC, and then makes

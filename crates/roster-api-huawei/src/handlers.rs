@@ -553,7 +553,7 @@ fn other_platform(q: &[(String, String)]) -> Result<bool, HuaweiError> {
 }
 
 /// `GET /v2/{project_id}/users`: the filters of `UserFilter` and `group_name`; paging by
-/// `limit` (default 10, at most 1000) and `offset`.
+/// `offset` and `limit` (at most 1000; without one, every match up to `USERS_ALL_MAX`).
 pub(crate) async fn list_users(
     State(state): State<HuaweiState>,
     Extension(authed): Extension<Authed>,

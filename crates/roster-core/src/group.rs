@@ -42,9 +42,6 @@ pub fn parse_group_id(id: &str) -> Result<String, CoreError> {
     if id.is_empty() {
         return Err(invalid("must not be empty"));
     }
-    if id.len() > 64 {
-        return Err(invalid("must be at most 64 characters"));
-    }
     if id == "-1" {
         return Err(invalid("-1 names the root group"));
     }
@@ -55,6 +52,15 @@ pub fn parse_group_id(id: &str) -> Result<String, CoreError> {
         return Err(invalid(
             "may hold only ASCII letters, digits, '-', '_' and '.'",
         ));
+    }
+    // Clients and proxies rewrite `.` and `..` path segments, so such a group could not be
+    // named in Huawei's `/groups/{group_id}` (`..` would even name the project's users).
+    if id.bytes().all(|b| b == b'.') {
+        return Err(invalid("must not be only dots"));
+    }
+    // Checked after the characters, which are ASCII: bytes are characters.
+    if id.len() > 64 {
+        return Err(invalid("must be at most 64 characters"));
     }
     Ok(id.to_owned())
 }

@@ -43,8 +43,15 @@ impl std::error::Error for BodyDeadlineExceeded {}
 pub fn body_deadline(router: Router, deadline: Duration) -> Router {
     router.layer(middleware::map_request(
         move |request: Request| async move {
-            // A request without a body (every GET) has nothing to wait for.
-            if request.body().is_end_stream() {
+            // A request without a body (every GET) has nothing to wait for. The body's own
+            // `is_end_stream` cannot tell: the idle-timeout wrapper around it always says
+            // "more may come". HTTP/1.1 frames a body by one of these two headers only.
+            let headers = request.headers();
+            let no_body = !headers.contains_key(http::header::TRANSFER_ENCODING)
+                && headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_none_or(|v| v.as_bytes() == b"0");
+            if no_body {
                 return request;
             }
             request.map(|inner| {

@@ -19,6 +19,12 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// until the process runs out of file descriptors and nobody can connect.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long one write of a response may wait for the client to take bytes. hyper bounds
+/// reading a request (above, and the body timeouts of the layers) but not writing the
+/// answer: a client that pipelines requests and never reads the answers would otherwise
+/// hold its connection, and a slot under `max_connections`, for ever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often, at most, the server logs that it is holding `max_connections` connections.
 const FULL_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -76,8 +82,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+                stream.set_write_timeout(Some(WRITE_TIMEOUT));
                 let service = TowerToHyperService::new(app.clone());
-                let conn = http1.serve_connection(TokioIo::new(stream), service);
+                let conn = http1.serve_connection(TokioIo::new(Box::pin(stream)), service);
                 let watched = graceful.watch(conn);
                 tokio::spawn(async move {
                     if let Err(err) = watched.await {

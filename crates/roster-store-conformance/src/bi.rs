@@ -600,7 +600,7 @@ pub async fn check_a_bi_group_takes_the_id_its_client_chose(store: Arc<dyn Store
         .bi_create_group(other.tenant.id, Some("sales.east-1"), "East", None)
         .await
         .expect("another tenant may use the same id");
-    for bad in ["-1", "a,b", "a/b", &"x".repeat(65)] {
+    for bad in ["-1", "a,b", "a/b", ".", "..", "组", &"x".repeat(65)] {
         let refused = e
             .dir
             .bi_create_group(e.tenant.id, Some(bad), "Bad", None)

@@ -424,3 +424,34 @@ async fn connections_over_the_cap_wait_for_a_free_slot() {
         .unwrap();
     assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
 }
+
+/// A client that pipelines requests and never reads the answers cannot hold its connection
+/// (and its slot under `max_connections`) for ever: a write that waits 30 s for the client
+/// ends the connection.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("roster.toml"), "max_connections = 1\n").unwrap();
+    let s = TestServer::spawn_with(tmp.path(), &[]);
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut greedy = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Far more answer bytes than the two sockets' buffers hold.
+    let request = b"GET /avatars/ou_x/640 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let pipelined: Vec<u8> = request.repeat(40_000);
+    let writer = tokio::spawn(async move {
+        let _ = greedy.write_all(&pipelined).await;
+        // Kept open (and never read) until the test ends.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        drop(greedy);
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let line = status_line(&addr, health, b"", Duration::from_secs(60)).await;
+    assert_eq!(
+        line.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "the only slot was freed from the client that does not read"
+    );
+    writer.abort();
+}
