@@ -711,3 +711,49 @@ pub async fn check_racing_bi_member_changes_are_all_kept(store: Arc<dyn Store>) 
     assert_eq!((m.nickname.as_str(), m.is_admin), ("After", true));
     assert_eq!(m.groups.len(), 12);
 }
+
+/// A resurrected user comes back in the groups that existed when they left and still do:
+/// not in one deleted meanwhile, nor in a new, unrelated group that has taken a deleted
+/// group's id since (a client may choose group ids).
+pub async fn check_a_resurrected_user_keeps_only_the_groups_it_left(store: Arc<dyn Store>) {
+    let e = env(store.clone(), "bi-group-reuse", None).await;
+    for (id, name) in [("sales", "Sales"), ("kept", "Kept")] {
+        e.dir
+            .bi_create_group(e.tenant.id, Some(id), name, None)
+            .await
+            .expect("group");
+    }
+    let mut u = crate::support::new_user("returner");
+    u.profile.groups = vec!["sales".to_owned(), "kept".to_owned()];
+    let user = e.dir.create_user(&e.caller, u).await.expect("create");
+    e.dir
+        .delete_user(
+            &e.caller,
+            &UserLookup::Key(user.key),
+            roster_core::Handover::default(),
+        )
+        .await
+        .expect("delete");
+    // Group times are in milliseconds: the new group is made strictly after the user left.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    e.dir
+        .delete_group(&e.caller, "sales")
+        .await
+        .expect("no active user is in it");
+    e.dir
+        .bi_create_group(e.tenant.id, Some("sales"), "Another sales", None)
+        .await
+        .expect("the id is free again");
+    let back = e
+        .dir
+        .resurrect_user(&e.caller, &UserLookup::Key(user.key), None, None)
+        .await
+        .expect("resurrect");
+    assert_eq!(back.profile.groups, vec!["kept".to_owned()]);
+    let stored = store
+        .get_user(e.tenant.id, &UserLookup::Key(user.key))
+        .await
+        .expect("get")
+        .expect("the user");
+    assert_eq!(stored.profile.groups, vec!["kept".to_owned()]);
+}

@@ -262,6 +262,7 @@ macro_rules! conformance_tests {
             check_delete_group_removes_only_the_tenants_group,
             check_a_group_with_bi_members_is_not_deleted,
             check_a_bi_group_takes_the_id_its_client_chose,
+            check_a_resurrected_user_keeps_only_the_groups_it_left,
             check_racing_bi_member_changes_are_all_kept,
             check_a_group_is_never_deleted_under_its_members,
             check_access_keys_sign_and_issue_tokens_through_the_directory,

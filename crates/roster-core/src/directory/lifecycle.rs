@@ -825,6 +825,23 @@ impl Directory {
         if let Some(ids) = subscription_ids {
             user.profile.subscription_ids = ids;
         }
+        // A group is deleted once no active user is in it, so a resigned user may still
+        // name one that is gone, or whose id (a client may choose it) a new, unrelated
+        // group has taken since. The user comes back in the groups that existed when they
+        // left and still do.
+        if !user.profile.groups.is_empty() {
+            let left_at = user.resigned_at.unwrap_or(i64::MAX);
+            let kept: HashSet<String> = self
+                .inner
+                .store
+                .list_groups(caller.tenant)
+                .await?
+                .into_iter()
+                .filter(|g| g.created_at <= left_at)
+                .map(|g| g.group_id)
+                .collect();
+            user.profile.groups.retain(|g| kept.contains(g));
+        }
         let values = unique_values(&user);
         let key = user.key;
         let written = async {
