@@ -102,6 +102,28 @@ fn check_nonce(nonce: &str, name: &str) -> Result<(), QuickBiError> {
     Ok(())
 }
 
+/// Whether the request's head names a known access key (an ACS3 `Authorization`, or a
+/// legacy `AccessKeyId` in the query, where the SDK puts it). Only such a request has its
+/// body read up to `MAX_BODY`; any other is read up to `UNSIGNED_BODY`, so that a client
+/// without a key cannot make the server hold megabytes. It refuses nothing itself: the
+/// full check after the body answers as before, in its own order.
+pub(crate) async fn names_a_known_key(
+    dir: &Directory,
+    headers: &HeaderMap,
+    query: &Params,
+) -> bool {
+    let key_id = match header(headers, "authorization") {
+        Some(auth) if auth.trim_start().starts_with(sign::ACS3) => {
+            sign::parse_acs3_authorization(auth).map(|a| a.key_id)
+        }
+        _ => query.get("AccessKeyId").map(str::to_owned),
+    };
+    match key_id {
+        Some(id) => matches!(dir.signing_key(&id, AppKind::Alibaba).await, Ok(Some(_))),
+        None => false,
+    }
+}
+
 /// Verifies the request's signature and returns the key it was signed with.
 pub(crate) async fn authenticate(
     dir: &Directory,

@@ -45,6 +45,10 @@ pub const API_VERSION: &str = "2022-01-01";
 /// emoji; 2 MiB takes the longest with room for the other parameters.
 const MAX_BODY: usize = 2 * 1024 * 1024;
 
+/// Largest body of a request whose head names no known access key (`auth::names_a_known_key`):
+/// it will be refused, and until then it should cost next to nothing.
+const UNSIGNED_BODY: usize = 64 * 1024;
+
 // A parameter at its longest must fit in a body.
 const _: () = assert!(params::MAX_VALUE_LEN < MAX_BODY);
 
@@ -68,7 +72,7 @@ pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
         .route("/", any(entry))
         .with_state(QuickBiState { dir, config });
     let routes = roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
-        body_too_large().into_response_with(&request_id_of(request))
+        body_too_large(MAX_BODY).into_response_with(&request_id_of(request))
     });
     let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
     roster_http::refuse_nul_in_uri(routes, |request| {
@@ -78,11 +82,16 @@ pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
 }
 
 /// The answer to a body over `MAX_BODY`.
-fn body_too_large() -> QuickBiError {
+fn body_too_large(limit: usize) -> QuickBiError {
+    let whose = if limit < MAX_BODY {
+        " (the request names no known access key)"
+    } else {
+        ""
+    };
     QuickBiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         codes::INVALID_PARAMETER,
-        format!("The request body is larger than {MAX_BODY} bytes."),
+        format!("The request body is larger than {limit} bytes{whose}."),
     )
 }
 
@@ -172,12 +181,15 @@ async fn handle(
     let header_version = header(&request, "x-acs-version");
     let acs3 =
         header(&request, "authorization").is_some_and(|a| a.trim_start().starts_with(sign::ACS3));
+    let known =
+        auth::names_a_known_key(&state.dir, request.headers(), &Params::new(&query, &[])).await;
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(Body::new(body), MAX_BODY)
+    let limit = if known { MAX_BODY } else { UNSIGNED_BODY };
+    let body = axum::body::to_bytes(Body::new(body), limit)
         .await
         .map_err(|e| {
             if roster_http::body_over_limit(&e) {
-                body_too_large()
+                body_too_large(limit)
             } else {
                 QuickBiError::bad(
                     codes::INVALID_PARAMETER,

@@ -370,6 +370,12 @@ async fn requests_without_credentials_cost_no_body() {
                 Host: x\r\nContent-Type: application/json\r\nContent-Length: 8000000\r\n\r\n";
     let line = status_line(&addr, head, b"{", Duration::from_secs(5)).await;
     assert_eq!(line.as_deref(), Some("HTTP/1.1 401 Unauthorized"));
+    // Quick BI must read the body to check a signature, but only of a request that names
+    // a known key: an unsigned one may send 64 KiB at most.
+    let head = "POST /?Action=QueryUserList HTTP/1.1\r\nHost: x\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000000\r\n\r\n";
+    let line = status_line(&addr, head, &[b'a'; 70_000], Duration::from_secs(5)).await;
+    assert_eq!(line.as_deref(), Some("HTTP/1.1 413 Payload Too Large"));
 
     let big = format!(r#"{{"app_id":"{}"}}"#, "a".repeat(70_000));
     for path in [
