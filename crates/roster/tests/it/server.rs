@@ -60,9 +60,10 @@ async fn the_plain_routes_answer_bad_requests_in_json() {
 async fn a_chunked_oversize_token_request_is_413() {
     let s = TestServer::spawn();
     let path = s.url("/open-apis/auth/v3/tenant_access_token/internal");
-    // Just over the 8 MiB limit, so that the server has read nearly all of it when it
-    // answers and the client is not cut off while still sending.
-    let big = vec![b' '; 8 * 1024 * 1024 + 1];
+    // Just over the 64 KiB limit of token requests (read before any credential is known),
+    // so that the server has read nearly all of it when it answers and the client is not
+    // cut off while still sending.
+    let big = vec![b' '; 64 * 1024 + 1];
     let chunks = futures::stream::iter(
         big.chunks(64 * 1024)
             .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
@@ -251,12 +252,10 @@ async fn a_broken_body_is_not_called_too_large() {
             "application/x-www-form-urlencoded",
             "\"Code\":\"InvalidParameter\"",
         ),
+        // Huawei's `/v2` routes check the credential first and read no body without one
+        // (`requests_without_credentials_cost_no_body`); they answer a broken body with
+        // the same `unreadable_body` as the token route.
         ("/v3/auth/tokens", "application/json", "\"error_code\":"),
-        (
-            "/v2/0123456789abcdef0123456789abcdef/users/batch-create",
-            "application/json",
-            "\"error_code\":",
-        ),
     ];
     for (path, ctype, envelope) in doors {
         let head = format!(
