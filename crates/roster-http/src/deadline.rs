@@ -135,7 +135,12 @@ mod tests {
         let body = Body::new(http_body_util::StreamBody::new(tokio_stream_from(rx)));
         let started = tokio::time::Instant::now();
         let response = app(Duration::from_millis(300))
-            .oneshot(Request::post("/").body(body).expect("request"))
+            .oneshot(
+                Request::post("/")
+                    .header(http::header::TRANSFER_ENCODING, "chunked")
+                    .body(body)
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(response.status(), http::StatusCode::BAD_REQUEST);
@@ -161,6 +166,7 @@ mod tests {
         let response = app(Duration::from_secs(5))
             .oneshot(
                 Request::post("/")
+                    .header(http::header::CONTENT_LENGTH, "5")
                     .body(Body::from("hello"))
                     .expect("request"),
             )
