@@ -24,6 +24,9 @@ pub(crate) struct RequestParts<'a> {
     pub(crate) body: &'a [u8],
     /// Decoded query parameters only (the ACS3 canonical query excludes the body).
     pub(crate) query: &'a [(String, String)],
+    /// The key the request's head named, found before the body was read
+    /// (`known_key`), so that the signature check does not look it up again.
+    pub(crate) known_key: Option<&'a SigningKey>,
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -61,7 +64,14 @@ fn check_time(value: &str, now: i64) -> Result<i64, QuickBiError> {
     Ok(ts)
 }
 
-async fn key(dir: &Directory, key_id: &str) -> Result<SigningKey, QuickBiError> {
+async fn key(
+    dir: &Directory,
+    req: &RequestParts<'_>,
+    key_id: &str,
+) -> Result<SigningKey, QuickBiError> {
+    if let Some(known) = req.known_key.filter(|k| k.key.key_id == key_id) {
+        return Ok(known.clone());
+    }
     dir.signing_key(key_id, AppKind::Alibaba)
         .await?
         .ok_or_else(|| {
@@ -102,26 +112,27 @@ fn check_nonce(nonce: &str, name: &str) -> Result<(), QuickBiError> {
     Ok(())
 }
 
-/// Whether the request's head names a known access key (an ACS3 `Authorization`, or a
-/// legacy `AccessKeyId` in the query, where the SDK puts it). Only such a request has its
-/// body read up to `MAX_BODY`; any other is read up to `UNSIGNED_BODY`, so that a client
+/// The known access key the request's head names (an ACS3 `Authorization`, or a legacy
+/// `AccessKeyId` in the query, where the SDK puts it). Only such a request has its body
+/// read up to `MAX_BODY`; any other is read up to `UNSIGNED_BODY`, so that a client
 /// without a key cannot make the server hold megabytes. It refuses nothing itself: the
-/// full check after the body answers as before, in its own order.
-pub(crate) async fn names_a_known_key(
+/// full check after the body answers as before, in its own order, with this key.
+pub(crate) async fn known_key(
     dir: &Directory,
     headers: &HeaderMap,
     query: &Params,
-) -> bool {
+) -> Option<SigningKey> {
     let key_id = match header(headers, "authorization") {
         Some(auth) if auth.trim_start().starts_with(sign::ACS3) => {
             sign::parse_acs3_authorization(auth).map(|a| a.key_id)
         }
         _ => query.get("AccessKeyId").map(str::to_owned),
     };
-    match key_id {
-        Some(id) => matches!(dir.signing_key(&id, AppKind::Alibaba).await, Ok(Some(_))),
-        None => false,
-    }
+    // A failed lookup is no key here; the full check looks again and answers for it.
+    dir.signing_key(&key_id?, AppKind::Alibaba)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Verifies the request's signature and returns the key it was signed with.
@@ -177,7 +188,7 @@ async fn acs3(
     if !sign::same(&payload, claimed) {
         return Err(signature_mismatch());
     }
-    let key = key(dir, &auth.key_id).await?;
+    let key = key(dir, req, &auth.key_id).await?;
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
@@ -227,7 +238,7 @@ async fn rpc_v1(
     let nonce = require("SignatureNonce")?;
     check_nonce(nonce, "SignatureNonce")?;
     let signature = require("Signature")?;
-    let key = key(dir, key_id).await?;
+    let key = key(dir, req, key_id).await?;
     let expected = sign::rpc_signature(
         &key.secret,
         &sign::rpc_string_to_sign(req.method, params.all()),

@@ -45,7 +45,7 @@ pub const API_VERSION: &str = "2022-01-01";
 /// emoji; 2 MiB takes the longest with room for the other parameters.
 const MAX_BODY: usize = 2 * 1024 * 1024;
 
-/// Largest body of a request whose head names no known access key (`auth::names_a_known_key`):
+/// Largest body of a request whose head names no known access key (`auth::known_key`):
 /// it will be refused, and until then it should cost next to nothing.
 const UNSIGNED_BODY: usize = 64 * 1024;
 
@@ -181,10 +181,13 @@ async fn handle(
     let header_version = header(&request, "x-acs-version");
     let acs3 =
         header(&request, "authorization").is_some_and(|a| a.trim_start().starts_with(sign::ACS3));
-    let known =
-        auth::names_a_known_key(&state.dir, request.headers(), &Params::new(&query, &[])).await;
+    let known = auth::known_key(&state.dir, request.headers(), &Params::new(&query, &[])).await;
     let (parts, body) = request.into_parts();
-    let limit = if known { MAX_BODY } else { UNSIGNED_BODY };
+    let limit = if known.is_some() {
+        MAX_BODY
+    } else {
+        UNSIGNED_BODY
+    };
     let body = axum::body::to_bytes(Body::new(body), limit)
         .await
         .map_err(|e| {
@@ -252,6 +255,7 @@ async fn handle(
         headers: &parts.headers,
         body: &body,
         query: &query,
+        known_key: known.as_ref(),
     };
     let key = auth::authenticate(&state.dir, &req, &params).await?;
     let ctx = Ctx {
