@@ -37,8 +37,8 @@ pub use department::{
     Department, DepartmentFields, DepartmentPatch, DeptKey, DeptLookup, I18nName, NewDepartment,
 };
 pub use directory::{
-    Bootstrapped, CreatedAccessKey, Directory, DryRun, Handover, IdempotentOutcome, Invitations,
-    IssuedToken, TaskSubmission,
+    first_batch_duplicate, Bootstrapped, CreatedAccessKey, Directory, DryRun, Handover,
+    IdempotentOutcome, Invitations, IssuedToken, TaskSubmission,
 };
 pub use error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 pub use group::Group;
