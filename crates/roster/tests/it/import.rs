@@ -1532,20 +1532,20 @@ async fn a_fifth_upload_at_once_waits_its_turn() {
         tcp.flush().unwrap();
         tcp
     };
+    let upload = |name: &'static str| {
+        s.http
+            .post(s.url("/api/v1/imports"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{{\"name\":\"{name}\"}}\n"))
+            .send()
+    };
     let mut held: Vec<_> = (0..4).map(|_| open(addr.clone(), token.clone())).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The server has begun receiving all four once a fifth is refused.
     let mut refused = None;
     for _ in 0..100 {
-        let resp = s
-            .http
-            .post(s.url("/api/v1/imports"))
-            .bearer_auth(&token)
-            .header("content-type", "application/x-ndjson")
-            .body("{\"name\":\"Fifth\"}\n")
-            .send()
-            .await
-            .unwrap();
+        let resp = upload("Fifth").await.unwrap();
         if resp.status().as_u16() == 429 {
             refused = Some(read(resp).await.1);
             break;
@@ -1561,14 +1561,6 @@ async fn a_fifth_upload_at_once_waits_its_turn() {
     let mut answer = [0u8; 12];
     done.read_exact(&mut answer).unwrap();
     assert_eq!(&answer, b"HTTP/1.1 202");
-    let resp = s
-        .http
-        .post(s.url("/api/v1/imports"))
-        .bearer_auth(&token)
-        .header("content-type", "application/x-ndjson")
-        .body("{\"name\":\"Next\"}\n")
-        .send()
-        .await
-        .unwrap();
+    let resp = upload("Next").await.unwrap();
     assert_eq!(resp.status().as_u16(), 202);
 }
