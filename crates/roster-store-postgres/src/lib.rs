@@ -32,6 +32,7 @@ mod users;
 
 use std::fmt;
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -70,6 +71,8 @@ const SLOW_STATEMENT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// A sample of the users' search texts that picks each substring search's plan.
+    search_sample: Arc<search::TextSample>,
 }
 
 impl fmt::Debug for PgStore {
@@ -147,7 +150,10 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("failed to run migrations: {e}")))?;
         search::backfill(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            search_sample: Arc::default(),
+        })
     }
 
     /// Closes every connection, waiting for those in use to be returned.
@@ -533,7 +539,7 @@ impl Store for PgStore {
         after: Option<SearchCursor>,
         limit: usize,
     ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
-        search::search_users(&self.pool, tenant, query, after, limit).await
+        search::search_users(&self.pool, &self.search_sample, tenant, query, after, limit).await
     }
 
     async fn users_led_by(
