@@ -39,8 +39,14 @@ impl FreshDb {
         })
     }
 
-    /// Drops the database.
+    /// Drops the database, unless `ROSTER_BENCH_KEEP` is set (as for the SQLite scratch
+    /// directories): then it stays, for studying query plans at the run's size, and its URL
+    /// is printed.
     pub(crate) async fn drop_db(self) -> anyhow::Result<()> {
+        if std::env::var_os("ROSTER_BENCH_KEEP").is_some() {
+            println!("  kept PostgreSQL database {}", self.url);
+            return Ok(());
+        }
         let mut conn = sqlx::PgConnection::connect(&self.admin_url).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
