@@ -53,9 +53,10 @@ const WALK_ROWS_PER_CANDIDATE: f64 = 3.0;
 /// stopped, so a sample that overrated a query costs a bounded detour.
 const WALK_SLACK: f64 = 4.0;
 const MIN_WALK_ROWS: f64 = 1024.0;
-/// The index is asked for a second trigram only while it is held by at most this many
-/// times the rows of the first.
-const SECOND_TRIGRAM_RATIO: u32 = 8;
+/// The index is asked for more trigrams than the rarest only while each is held by at most
+/// this many times the rows of the rarest: a common trigram's posting list, read in full,
+/// costs more than the candidates it removes.
+const TRIGRAM_RATIO: u32 = 8;
 const MAX_WALK_ROWS: f64 = 65_536.0;
 
 const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
@@ -76,13 +77,14 @@ const SUBSTRING_WALK: &str = "SELECT w.id, ''::text, w.search_text FROM ( \
 const WALK_END: &str = "SELECT u.id FROM users u \
     WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.id > $2 ORDER BY u.id OFFSET $3 LIMIT 1";
 
-// The index plan: the two `LIKE`s name one trigram each (the query's rarest), which is all
-// the GIN index reads; `strpos` re-checks the whole query. `u.id + 0` keeps the planner
-// from walking the primary key in order instead (the walk is chosen in Rust, above).
+// The index plan: the three `LIKE`s name one trigram each (the query's rarest, repeated
+// when it has fewer rare ones), which is all the GIN index reads; `strpos` re-checks the
+// whole query. `u.id + 0` keeps the planner from walking the primary key in order instead
+// (the walk is chosen in Rust, above).
 const SUBSTRING_INDEXED: &str = "SELECT u.id, ''::text, u.search_text FROM users u \
     WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.search_text LIKE $2 \
-    AND u.search_text LIKE $3 AND strpos(u.search_text, $4) > 0 AND u.id > $5 \
-    ORDER BY u.id + 0 LIMIT $6";
+    AND u.search_text LIKE $3 AND u.search_text LIKE $4 AND strpos(u.search_text, $5) > 0 \
+    AND u.id > $6 ORDER BY u.id + 0 LIMIT $7";
 
 /// A random sample of the active users' search texts, with how many of them hold each
 /// trigram that `pg_trgm` indexes, shared by all searches of the store and refreshed in the
@@ -117,9 +119,10 @@ impl Drop for Loading<'_> {
 enum Plan {
     /// Walk the primary key, reading at most `rows` rows before the index takes over with
     /// `then`.
-    Walk { rows: i64, then: [String; 2] },
-    /// Ask the index for these two trigrams (the same one twice when the query has one).
-    Indexed([String; 2]),
+    Walk { rows: i64, then: [String; 3] },
+    /// Ask the index for these three trigrams (the rarest repeated when the query has fewer
+    /// rare ones).
+    Indexed([String; 3]),
     /// Nothing indexable and no estimate: walk to the end.
     WalkAll,
 }
@@ -164,34 +167,31 @@ impl Sample {
     #[allow(clippy::cast_precision_loss)]
     fn plan(&self, q: &str, need: usize) -> Plan {
         let n = self.texts.len().max(1) as f64;
-        // The rarest trigram, and with it the next rarest unless that one is common (its
-        // posting list, read in full, would cost more than the candidates it removes). Of
-        // two about as rare, one not overlapping the first is preferred: overlapping ones
-        // tend to be held by the same users.
+        // The rarest trigram, and with it up to two more of the next rarest that are not
+        // common.
         let mut tris: Vec<(usize, u32, [char; 3])> = trigrams(q)
             .into_iter()
             .enumerate()
             .map(|(i, t)| (i, self.trigrams.get(&t).copied().unwrap_or(0), t))
             .collect();
         tris.sort_by_key(|&(i, c, _)| (c, i));
-        let pair = tris.first().map(|&(i, c, t)| {
-            let rest = &tris[1..];
-            let second = rest.first().and_then(|&(_, c2, _)| {
-                let apart = rest
+        let chosen = tris.first().map(|&(_, c, t)| {
+            let mut picked: Vec<[char; 3]> = vec![t];
+            picked.extend(
+                tris[1..]
                     .iter()
-                    .find(|&&(j, cj, _)| i.abs_diff(j) >= 3 && cj <= c2.saturating_mul(2).max(2));
-                apart
-                    .or(rest.first())
-                    .filter(|&&(_, cs, _)| cs <= SECOND_TRIGRAM_RATIO * c.max(1))
-            });
-            let second = second.map_or(t, |&(_, _, u)| u);
-            (c, [t.iter().collect::<String>(), second.iter().collect()])
+                    .filter(|&&(_, cj, _)| cj <= TRIGRAM_RATIO * c.max(1))
+                    .take(2)
+                    .map(|&(_, _, u)| u),
+            );
+            let at = |k: usize| picked.get(k).unwrap_or(&t).iter().collect::<String>();
+            (c, [at(0), at(1), at(2)])
         });
         // Rows holding the query, as a share of the sample; none seen counts as half a row.
         let hits = self.texts.iter().filter(|t| t.contains(q)).count();
         let density = (hits as f64).max(0.5) / n;
         let walk_rows = (need as f64 / density).min(self.rows);
-        let Some((count, pair)) = pair else {
+        let Some((count, pair)) = chosen else {
             // No trigram to ask the index for: a walk is the only plan.
             return Plan::WalkAll;
         };
@@ -297,14 +297,19 @@ async fn substring_candidates(
     after: i64,
     need: usize,
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
-    let plan = match sample.get(pool).await {
-        Some(s) => s.plan(q, need),
-        // Without a sample (it could not be read), the index over the first two trigrams.
-        None => match trigrams(q).as_slice() {
-            [] => Plan::WalkAll,
-            [a] => Plan::Indexed([a.iter().collect(), a.iter().collect()]),
-            [a, b, ..] => Plan::Indexed([a.iter().collect(), b.iter().collect()]),
-        },
+    // Without a sample (being read by another search, or unreadable), the index over the
+    // first three trigrams.
+    let plan = if let Some(s) = sample.get(pool).await {
+        s.plan(q, need)
+    } else {
+        let tris = trigrams(q);
+        match tris.first() {
+            None => Plan::WalkAll,
+            Some(first) => {
+                let at = |k: usize| tris.get(k).unwrap_or(first).iter().collect::<String>();
+                Plan::Indexed([at(0), at(1), at(2)])
+            }
+        }
     };
     run_plan(pool, tenant, q, after, need, plan).await
 }
@@ -359,7 +364,7 @@ async fn indexed(
     pool: &PgPool,
     tenant: TenantId,
     q: &str,
-    pair: &[String; 2],
+    pair: &[String; 3],
     after: i64,
     need: i64,
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
@@ -367,6 +372,7 @@ async fn indexed(
         .bind(tenant.0)
         .bind(like_trigram(&pair[0]))
         .bind(like_trigram(&pair[1]))
+        .bind(like_trigram(&pair[2]))
         .bind(q)
         .bind(after)
         .bind(need)
@@ -558,10 +564,11 @@ mod tests {
     fn a_query_with_a_rare_trigram_asks_the_index_for_it() {
         let s = sample(6000, 10);
         match s.plan("mafangting", 32) {
-            // `maf` is in one sampled text; `ang` in a third of them.
-            Plan::Indexed([a, b]) => {
+            // `maf` and the other trigrams of `fangting` are in one sampled text each;
+            // `ang` in a third of them, so it is never asked for.
+            Plan::Indexed([a, b, c]) => {
                 assert_eq!(a, "maf");
-                assert!(["gti", "tin", "ing", "ngt"].contains(&b.as_str()), "{b}");
+                assert!(![&b, &c].contains(&&"ang".to_owned()), "{b} {c}");
             }
             other => panic!("{other:?}"),
         }
@@ -574,7 +581,7 @@ mod tests {
         match sample(6000, 1200).plan("000000", 32) {
             Plan::Walk { rows, then } => {
                 assert!((1024..=65_536).contains(&rows), "{rows}");
-                assert_eq!(then, ["000".to_owned(), "000".to_owned()]);
+                assert_eq!(then, ["000".to_owned(), "000".to_owned(), "000".to_owned()]);
             }
             other => panic!("{other:?}"),
         }
@@ -588,8 +595,8 @@ mod tests {
 
     #[test]
     fn a_common_trigram_is_not_asked_for_beside_a_rare_one() {
-        // Every mobile holds `300`; `049` is in 2% of the texts and `499` in 0.5%. The pair
-        // is the two rare ones even though they overlap: `300`'s posting list is the table.
+        // Every mobile holds `300`; `004` and `049` are in 2% of the texts and `499` in 0.5%.
+        // The index is asked for the rare ones only: `300`'s posting list is the table.
         let texts = (0..8000)
             .map(|i| {
                 let tail = match i % 200 {
@@ -603,19 +610,22 @@ mod tests {
         let s = Sample::of(texts, 1_000_000.0);
         for q in ["3000499", "13000499"] {
             match s.plan(q, 32) {
-                Plan::Indexed([a, b]) => {
+                Plan::Indexed([a, b, c]) => {
                     assert_eq!(a, "499", "{q}");
-                    assert!(["004", "049"].contains(&b.as_str()), "{q}: {b}");
+                    for t in [&b, &c] {
+                        assert!(["004", "049"].contains(&t.as_str()), "{q}: {b} {c}");
+                    }
+                    assert_ne!(b, c, "{q}");
                 }
                 other => panic!("{q}: {other:?}"),
             }
         }
         // `304` is in no sampled text, and every other trigram of the query is in 40 or
         // more: the unseen one is asked for alone.
-        match s.plan("130499", 32) {
-            Plan::Indexed([a, b]) => assert_eq!((a.as_str(), b.as_str()), ("304", "304")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(
+            s.plan("130499", 32),
+            Plan::Indexed(["304".to_owned(), "304".to_owned(), "304".to_owned()])
+        );
     }
 
     #[test]
@@ -664,7 +674,7 @@ mod tests {
         let expected: Vec<i64> = (1..=700)
             .filter(|id| id % 10 != 5 && id % 7 == 0 && id % 50 != 0)
             .collect();
-        let pair = || ["ngt".to_owned(), "tin".to_owned()];
+        let pair = || ["ngt".to_owned(), "tin".to_owned(), "ing".to_owned()];
         let plans = [
             Plan::WalkAll,
             Plan::Walk {
