@@ -51,6 +51,12 @@ die() { printf 'sdk-conformance: %s\n' "$*" >&2; exit 2; }
 
 hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
+# A misspelt suite name would run nothing and pass.
+case "${SDK_CONFORMANCE_ONLY:-}" in
+    ""|node|python|quickbi|huawei) ;;
+    *) die "unknown SDK_CONFORMANCE_ONLY=${SDK_CONFORMANCE_ONLY:-} (node, python, quickbi or huawei)" ;;
+esac
+
 # ---------------------------------------------------------------------------------------------
 section "Prerequisites"
 [ -x "$BIN" ] || die "no roster binary at $BIN (build it: cargo build -p roster)"
@@ -284,13 +290,18 @@ if [ "$node_rc" -ne 0 ] || [ "$py_rc" -ne 0 ] || [ "$quickbi_rc" -ne 0 ] || [ "$
     echo "--- last lines of the server log ($SERVER_ERR):"
     tail -n 20 "$SERVER_ERR" || true
 fi
+panicked=0
 if grep -q -i 'panicked' "$SERVER_ERR" 2>/dev/null; then
     echo "roster panicked during the run:"
     grep -i -A3 'panicked' "$SERVER_ERR" | head -n 40
+    panicked=1
 fi
 
 section "Summary"
 status=0
+# A panic fails the run even when every suite passed: one in a background task (a purge,
+# the mailer, a connection's task) is seen by no test.
+if [ "$panicked" -ne 0 ]; then echo "roster:       PANICKED during the run (above)"; status=1; fi
 if [ "$server_died" -ne 0 ]; then echo "roster:       DIED during the run"; status=1; fi
 if [ -z "$ONLY" ] || [ "$ONLY" = "node" ]; then
     if [ "$node_rc" -eq 0 ]; then echo "node suite:   PASSED"; else echo "node suite:   FAILED (exit $node_rc)"; status=1; fi

@@ -24,11 +24,18 @@ if [ -z "${ROSTER_TEST_POSTGRES_URL:-}" ]; then
   if command -v pg_lsclusters >/dev/null 2>&1; then
     if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
       echo "PostgreSQL is installed but down; starting the local cluster"
+      # A failed start is reported below, once the wait shows the server is not up.
       pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
       for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
     fi
     if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
       export ROSTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/test"
+    else
+      # PostgreSQL is installed here, so its suites must run: a cluster that would not
+      # start fails the run instead of turning every PostgreSQL test into a quiet skip.
+      pg_lsclusters || true
+      echo "PostgreSQL is installed but did not start; set ROSTER_TEST_POSTGRES_URL or fix the cluster" >&2
+      exit 1
     fi
   fi
 fi
