@@ -52,6 +52,37 @@ def roster(*args: str) -> str:
     return out.stdout
 
 
+def stored_password_hashes(user_names) -> dict:
+    """The password hash each user's stored profile holds (None without one), read straight
+    from the server's database: the API never shows it."""
+    names = [n.lower() for n in user_names]
+    if os.environ.get("SDK_PG_MAIN"):
+        out = subprocess.run(
+            ["psql", os.environ["SDK_PG_MAIN"], "-AtF", "\t", "-c",
+             "SELECT username_fold, doc::jsonb->>'password_hash' FROM users "
+             "WHERE username_fold = ANY(string_to_array(%s, ','))" % _sql_text(",".join(names))],
+            check=True, capture_output=True, text=True, timeout=60,
+        ).stdout
+        rows = [line.split("\t") for line in out.splitlines() if line]
+        found = {r[0]: (r[1] or None) for r in rows}
+    else:
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{os.path.join(DATA_DIR, 'roster.db')}?mode=ro", uri=True, timeout=10)
+        try:
+            found = dict(db.execute(
+                "SELECT username_fold, json_extract(doc, '$.password_hash') FROM users "
+                f"WHERE username_fold IN ({','.join('?' * len(names))})", names).fetchall())
+        finally:
+            db.close()
+    assert set(found) == set(names), f"users not found in the store: {set(names) - set(found)}"
+    return found
+
+
+def _sql_text(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
 def field(text: str, name: str) -> str:
     m = re.search(rf"^\s*{name}:\s*(\S+)", text, re.M)
     assert m, f"no {name} in: {text}"

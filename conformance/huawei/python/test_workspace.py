@@ -31,7 +31,7 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkworkspace.v2 import WorkspaceClient
 
-from conftest import BASE, Key, client, issue_token, roster, token_client
+from conftest import BASE, Key, client, issue_token, roster, stored_password_hashes, token_client
 
 
 def phone() -> str:
@@ -84,6 +84,8 @@ def test_a_password_sent_with_user_activate_is_accepted_and_not_used(ws, name):
     listed = ws.list_users(ListUsersRequest(user_names=[a])).users
     assert len(listed) == 1 and listed[0].active_type == "USER_ACTIVATE"
     assert f"{a}@example.com" in roster("outbox", "list")
+    # Not used: no password is stored, so the invitation is the only way in.
+    assert stored_password_hashes([a]) == {a.lower(): None}
 
 
 def test_user_activate_writes_an_invitation_to_the_outbox(ws, name):
@@ -436,6 +438,11 @@ def test_two_hundred_admin_activated_users_get_argon2id_passwords(ws, name, caps
         print(f"\n    batch-create of 200 ADMIN_ACTIVATE users (argon2id each): {elapsed:.2f} s")
     listed = ws.list_users(ListUsersRequest(user_names=[u.user_name for u in users[:5]]))
     assert listed.total_count == 5 and all(u.active_type == "ADMIN_ACTIVATE" for u in listed.users)
+    # Every password is stored as its own salted argon2id hash, never as sent.
+    hashes = stored_password_hashes([u.user_name for u in users])
+    assert all(h and h.startswith("$argon2id$") for h in hashes.values()), hashes
+    assert len(set(hashes.values())) == 200
+    assert not any(u.password in h for u, h in zip(users, (hashes[u.user_name.lower()] for u in users)))
 
 
 def test_a_directory_user_without_a_login_is_listed_and_found_under_its_user_id(ws, tmp_path):
