@@ -110,20 +110,3 @@ fn routes(state: HuaweiState) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn catch_all_coexists_with_the_api_paths() {
-        let _ = axum::Router::<()>::new()
-            .route(
-                "/v2/{project_id}/users/batch-create",
-                axum::routing::post(|| async {}),
-            )
-            .route(
-                "/v2/{project_id}/users/{user_id}",
-                axum::routing::get(|| async {}),
-            )
-            .route("/v2/{project_id}/{*rest}", axum::routing::any(|| async {}));
-    }
-}

@@ -504,21 +504,26 @@ pub(crate) fn subtree_counts(
     ))
 }
 
-/// Live departments that name `leader` as leader, deputy or HRBP, by key. The document's
-/// lists are only parsed where `instr` finds the id in it at all.
+/// Live departments that name a leader (`?2`) as leader, deputy or HRBP, by key. Deputies
+/// and HRBPs live in the document only, so this reads the tenant's departments (through
+/// the tenant's index, never the whole table); the document's lists are only parsed where
+/// `instr` finds the id in it at all.
+pub(crate) const DEPARTMENTS_LED_BY: &str = dept_select!(
+    "WHERE tenant_id = ?1 AND NOT is_deleted AND (leader_open_id = ?2 \
+     OR (instr(doc, ?2) > 0 AND (EXISTS (SELECT 1 FROM json_each(doc, '$.deputies') \
+                                         WHERE value = ?2) \
+                                 OR EXISTS (SELECT 1 FROM json_each(doc, '$.hrbps') \
+                                            WHERE value = ?2)))) ORDER BY id"
+);
+
+/// Live departments that name `leader` as leader, deputy or HRBP, by key.
 pub(crate) fn departments_led_by(
     conn: &Connection,
     tenant: TenantId,
     leader: &OpenId,
 ) -> Result<Vec<Department>, StoreError> {
     let rows = conn
-        .prepare_cached(dept_select!(
-            "WHERE tenant_id = ?1 AND NOT is_deleted AND (leader_open_id = ?2 \
-             OR (instr(doc, ?2) > 0 AND (EXISTS (SELECT 1 FROM json_each(doc, '$.deputies') \
-                                                 WHERE value = ?2) \
-                                         OR EXISTS (SELECT 1 FROM json_each(doc, '$.hrbps') \
-                                                    WHERE value = ?2)))) ORDER BY id"
-        ))
+        .prepare_cached(DEPARTMENTS_LED_BY)
         .and_then(|mut s| {
             s.query_map(params![tenant.0, leader.as_str()], DeptRow::read)?
                 .collect::<rusqlite::Result<Vec<_>>>()

@@ -460,3 +460,49 @@ async fn a_client_that_never_reads_its_answers_is_let_go() {
     );
     writer.abort();
 }
+
+/// The Huawei router's catch-all answers unknown `/v2/…` paths in the Huawei envelope
+/// (the API Gateway's 404) while the API paths beside it still reach their handlers
+/// (here refused for want of a credential, 401, before anything else).
+#[tokio::test]
+async fn huawei_unknown_paths_are_its_404_and_api_paths_reach_their_handlers() {
+    let s = TestServer::spawn();
+    let project = "0123456789abcdef0123456789abcdef";
+    let huawei = |resp: &serde_json::Value| {
+        (
+            resp["error_code"].as_str().map(str::to_owned),
+            resp["error_msg"].is_string(),
+        )
+    };
+    for path in [
+        format!("/v2/{project}"),
+        format!("/v2/{project}/"),
+        format!("/v2/{project}/nope"),
+        format!("/v2/{project}/users/batch-create/extra"),
+    ] {
+        let (status, body) = s.get(&path, None).await;
+        assert_eq!(
+            (status, huawei(&body)),
+            (404, (Some("APIGW.0101".to_owned()), true)),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = s
+        .post_json(
+            &format!("/v2/{project}/users/batch-create"),
+            None,
+            &serde_json::json!({"users": []}),
+        )
+        .await;
+    assert_eq!(
+        (status, huawei(&body)),
+        (401, (Some("APIGW.0301".to_owned()), true)),
+        "{body}"
+    );
+    let (status, body) = s.get(&format!("/v2/{project}/users/u1"), None).await;
+    assert_eq!(
+        (status, huawei(&body)),
+        (401, (Some("APIGW.0301".to_owned()), true)),
+        "{body}"
+    );
+}
