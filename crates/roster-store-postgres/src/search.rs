@@ -53,6 +53,7 @@ const WALK_ROWS_PER_CANDIDATE: f64 = 3.0;
 /// stopped, so a sample that overrated a query costs a bounded detour.
 const WALK_SLACK: f64 = 4.0;
 const MIN_WALK_ROWS: f64 = 1024.0;
+const MAX_WALK_ROWS: f64 = 65_536.0;
 /// Beside the rarest trigram, the index is asked for one that overlaps those taken only
 /// while it is held by at most this many times the rows of the rarest.
 const TRIGRAM_RATIO: u32 = 8;
@@ -60,7 +61,6 @@ const TRIGRAM_RATIO: u32 = 8;
 /// full, costs more than the candidates it removes, so the index is never asked for it
 /// beside a rarer one.
 const COMMON_SHARE: f64 = 0.05;
-const MAX_WALK_ROWS: f64 = 65_536.0;
 
 const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
     FROM user_search_terms t JOIN users u ON u.id = t.user_key \
