@@ -1010,6 +1010,31 @@ pub(crate) async fn get_users(
     into_users(pool, rows).await
 }
 
+/// Users by key, in no particular order. A statement of its own rather than
+/// [`get_users`] with keys only: that one's branches for the other lookups make the server
+/// plan it afresh on every call (0.6-0.8 ms at a million users, more than running it),
+/// while this one is planned once per connection.
+pub(crate) async fn get_users_by_keys(
+    pool: &PgPool,
+    tenant: TenantId,
+    keys: &[i64],
+) -> Result<Vec<User>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE tenant_id = $1 AND id = ANY($2)"
+    ))
+    .bind(tenant.0)
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+    .context("load users by key")?;
+    into_users(pool, rows).await
+}
+
 pub(crate) async fn users_by_contact(
     pool: &PgPool,
     tenant: TenantId,
