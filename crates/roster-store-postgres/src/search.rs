@@ -5,8 +5,11 @@
 //! the cursor on. The substring tier reads users in key order from the cursor's key on, by
 //! one of two plans chosen per query from a sample of the users' search texts
 //! ([`TextSample`]): a walk of the primary key that re-checks each row (cheap when matches
-//! are dense), or the `pg_trgm` GIN index `users_search_trgm_idx` asked for the query's two
-//! rarest trigrams only (cheap when they are rare). A candidate is kept only where
+//! are dense), or the `pg_trgm` GIN index `users_search_trgm_idx` asked for the query's
+//! rarest trigrams only (cheap when they are rare). The index covers
+//! `roster_trigram_text(search_text)`, which spells the punctuation inside terms as letters
+//! (migration 0015, [`PUNCTUATION`]), so that `jie.93` has the selective trigrams `e.9` and
+//! `.93` rather than only `jie`. A candidate is kept only where
 //! `roster_store_common::place_of` puts it, exactly as on SQLite.
 //!
 //! Why not let the planner choose: it cannot see how many rows a trigram's posting list
@@ -23,7 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use roster_core::search::{SearchCursor, SearchQuery, SearchTier};
-use roster_core::{StoreError, TenantId, User, UserKey, UserLookup};
+use roster_core::{StoreError, TenantId, User, UserKey};
 use roster_store_common::{decode_profile, place_of, search_text};
 use sqlx::PgPool;
 
@@ -34,6 +37,11 @@ use crate::users;
 const MIN_BATCH: usize = 32;
 /// Substring candidates read beyond what a page lacks.
 const SUBSTRING_SLACK: usize = 4;
+/// Candidates the index plan returns at least: it reads and sorts every candidate whatever
+/// its `LIMIT`, so a larger page costs only their transfer, and a query whose holders the
+/// first tiers listed (a full name held by 19 users, each of them dropped here) is not
+/// re-read five at a time.
+const INDEX_BATCH: i64 = 64;
 
 /// Users whose `search_text` is computed per statement by the backfill at open.
 const BACKFILL_CHUNK: i64 = 1000;
@@ -44,23 +52,28 @@ const SAMPLE_ROWS: i64 = 8000;
 /// How long a sample is used. Reading one costs one block-sampled statement and counting
 /// its trigrams some milliseconds, so it is refreshed often enough to follow an import.
 const SAMPLE_TTL: Duration = Duration::from_mins(1);
-/// A walk re-checks a row for about a third of what the index plan pays per candidate (a
-/// heap fetch out of key order and the sort), so a walk is chosen while it is expected to
-/// read fewer than this many rows per index candidate.
-const WALK_ROWS_PER_CANDIDATE: f64 = 3.0;
-/// A walk reads at most this many times the rows it is expected to need (and at least
-/// [`MIN_WALK_ROWS`], at most [`MAX_WALK_ROWS`]) before the index takes over from where it
-/// stopped, so a sample that overrated a query costs a bounded detour.
-const WALK_SLACK: f64 = 4.0;
+/// The index plan's costs, in rows of a walk (0.6-0.7 µs each, re-checked with `strpos`),
+/// measured at a million users on PostgreSQL 15 (2026-12-06): a candidate costs its fetch
+/// out of key order, its `strpos` and its sort ([`CANDIDATE_COST`]) and a re-check per
+/// `LIKE` ([`LIKE_COST`]; 2.1 µs a candidate with one and 3.9 µs with three when the
+/// table's pages were cached, 5 µs with one when they were not), and the GIN index reads
+/// every entry of each posting list it is asked for ([`POSTING_COST`], 0.09 µs).
+const CANDIDATE_COST: f64 = 4.0;
+const LIKE_COST: f64 = 1.6;
+const POSTING_COST: f64 = 0.16;
+/// A walk reads at least this many times the rows it is expected to need (and at least
+/// [`MIN_WALK_ROWS`]), and as many as the index plan would cost, before the index takes
+/// over from where it stopped: a walk whose estimate was short goes on while it still
+/// costs less than the index would have, so it never costs more than twice the better plan
+/// in hindsight (the index after a bounded detour, or the walk to the page). A walk bounded
+/// by its estimate alone handed `nghui.` over to a posting list of 30 000 candidates
+/// (40 ms) where a few thousand more rows found the page.
+const WALK_SLACK: f64 = 2.0;
+/// Sampled matches after the cursor that a walk's length is estimated from.
+const LOCAL_MATCHES: usize = 3;
 const MIN_WALK_ROWS: f64 = 1024.0;
-const MAX_WALK_ROWS: f64 = 65_536.0;
-/// Beside the rarest trigram, the index is asked for one that overlaps those taken only
-/// while it is held by at most this many times the rows of the rarest.
-const TRIGRAM_RATIO: u32 = 8;
-/// A trigram held by more than this share of the sample is common: its posting list, read in
-/// full, costs more than the candidates it removes, so the index is never asked for it
-/// beside a rarer one.
-const COMMON_SHARE: f64 = 0.05;
+/// The index is asked for at most this many of a query's trigrams.
+const MAX_TRIGRAMS: usize = 3;
 
 const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
     FROM user_search_terms t JOIN users u ON u.id = t.user_key \
@@ -70,24 +83,39 @@ const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
 
 // The walk: the tenant's active users in key order from the cursor, at most $4 of them,
 // those holding the query kept. `strpos` is not an operator the trigram index serves, so
-// the planner keeps to the primary key, and the outer LIMIT stops the walk at a page.
-const SUBSTRING_WALK: &str = "SELECT w.id, ''::text, w.search_text FROM ( \
-    SELECT u.id, u.search_text FROM users u \
+// the planner keeps to the primary key, and the outer LIMIT stops the walk at a page. The
+// walk's last row comes back too, marked, held or not: when the walk ends short of a page,
+// the index goes on from its key (a second statement finding that key with `OFFSET` read
+// the walk's rows again: 12 ms after a walk of 30 000 rows).
+const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, $2) > 0, w.n = $4 \
+    FROM (SELECT u.id, u.search_text, row_number() OVER (ORDER BY u.id) AS n FROM users u \
     WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.id > $3 ORDER BY u.id LIMIT $4) w \
-    WHERE strpos(w.search_text, $2) > 0 ORDER BY w.id LIMIT $5";
+    WHERE strpos(w.search_text, $2) > 0 OR w.n = $4 ORDER BY w.id LIMIT $5";
 
-// Where a walk of $3 rows from $2 ended: the last key it read, if it read that many.
-const WALK_END: &str = "SELECT u.id FROM users u \
-    WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.id > $2 ORDER BY u.id OFFSET $3 LIMIT 1";
-
-// The index plan: the three `LIKE`s name one trigram each (the query's rarest, repeated
-// when it has fewer rare ones), which is all the GIN index reads; `strpos` re-checks the
-// whole query. `u.id + 0` keeps the planner from walking the primary key in order instead
-// (the walk is chosen in Rust, above).
-const SUBSTRING_INDEXED: &str = "SELECT u.id, ''::text, u.search_text FROM users u \
-    WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.search_text LIKE $2 \
-    AND u.search_text LIKE $3 AND u.search_text LIKE $4 AND strpos(u.search_text, $5) > 0 \
-    AND u.id > $6 ORDER BY u.id + 0 LIMIT $7";
+// The index plan, with one `LIKE` per distinct trigram asked for (the query's rarest, then
+// up to two more), which is all the GIN index reads; `strpos` re-checks the whole query.
+// Every candidate re-checks each `LIKE` (about 1 µs each at a million users, beside 2 µs for
+// fetching it), so a trigram is never named twice. `u.id + 0` keeps the planner from
+// walking the primary key in order instead (the walk is chosen in Rust, above), and
+// `u.id + 0 > $3` from ANDing the index with a bitmap of the primary key's range from the
+// cursor (at a million users, with statistics from before an import ended, it read 325 000
+// keys, 11-13 ms, for a query with 19 holders).
+macro_rules! substring_indexed {
+    ($($like:literal),+) => {
+        concat!(
+            "SELECT u.id, ''::text, u.search_text FROM users u \
+             WHERE u.tenant_id = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
+             AND u.id + 0 > $3",
+            $(" AND roster_trigram_text(u.search_text) LIKE ", $like,)+
+            " ORDER BY u.id + 0 LIMIT $4"
+        )
+    };
+}
+const SUBSTRING_INDEXED: [&str; 3] = [
+    substring_indexed!("$5"),
+    substring_indexed!("$5", "$6"),
+    substring_indexed!("$5", "$6", "$7"),
+];
 
 /// A random sample of the active users' search texts, with how many of them hold each
 /// trigram that `pg_trgm` indexes, shared by all searches of the store and refreshed in the
@@ -100,6 +128,8 @@ pub(crate) struct TextSample {
 }
 
 struct Sample {
+    /// The sampled users' keys, ascending, and their texts in the same order.
+    keys: Vec<i64>,
     texts: Vec<String>,
     /// Sampled texts holding each trigram (three alphanumeric characters).
     trigrams: HashMap<[char; 3], u32>,
@@ -130,14 +160,38 @@ enum Plan {
     WalkAll,
 }
 
-/// The query's windows of three alphanumeric characters: the trigrams `pg_trgm` extracts
-/// from `LIKE '%q%'` (it splits words at other characters), each once.
+/// Punctuation that migration 0015's `roster_trigram_text` replaces by letters before
+/// `pg_trgm` sees a search text, so that its trigrams span the `.` of `jie.93` or the `@` of
+/// an e-mail. The two lists must name the same pairs (a test compares them on a real
+/// database); a pair missing here only makes a query's trigrams less selective.
+const PUNCTUATION: [(char, char); 7] = [
+    ('.', '\u{16A0}'),
+    ('@', '\u{16A1}'),
+    ('_', '\u{16A2}'),
+    ('-', '\u{16A3}'),
+    ('+', '\u{16A4}'),
+    ('\'', '\u{16A5}'),
+    ('\u{B7}', '\u{16A6}'),
+];
+
+/// A character as `pg_trgm` sees it in `roster_trigram_text(search_text)`: mapped
+/// punctuation as its letter, an alphanumeric character as itself, anything else (which
+/// splits words) as `None`.
+fn trigram_char(c: char) -> Option<char> {
+    match PUNCTUATION.iter().find(|(p, _)| *p == c) {
+        Some(&(_, letter)) => Some(letter),
+        None => c.is_alphanumeric().then_some(c),
+    }
+}
+
+/// The query's windows of three word characters ([`trigram_char`]): the trigrams `pg_trgm`
+/// extracts from `roster_trigram_text(..) LIKE '%q%'`, each once, as the index spells them.
 fn trigrams(q: &str) -> Vec<[char; 3]> {
-    let chars: Vec<char> = q.chars().collect();
+    let chars: Vec<Option<char>> = q.chars().map(trigram_char).collect();
     let mut out: Vec<[char; 3]> = Vec::new();
     for w in chars.windows(3) {
-        if w.iter().all(|c| c.is_alphanumeric()) {
-            let t = [w[0], w[1], w[2]];
+        if let [Some(a), Some(b), Some(c)] = *w {
+            let t = [a, b, c];
             if !out.contains(&t) {
                 out.push(t);
             }
@@ -147,7 +201,11 @@ fn trigrams(q: &str) -> Vec<[char; 3]> {
 }
 
 impl Sample {
-    fn of(texts: Vec<String>, rows: f64) -> Self {
+    /// A sample of `(key, search text)` pairs, in any order, from a table of about `rows`
+    /// active users.
+    fn of(mut sampled: Vec<(i64, String)>, rows: f64) -> Self {
+        sampled.sort_unstable_by_key(|s| s.0);
+        let (keys, texts): (Vec<i64>, Vec<String>) = sampled.into_iter().unzip();
         let mut counts: HashMap<[char; 3], u32> = HashMap::new();
         let mut seen: Vec<[char; 3]> = Vec::new();
         for text in &texts {
@@ -158,6 +216,7 @@ impl Sample {
             }
         }
         Self {
+            keys,
             texts,
             trigrams: counts,
             rows: rows.max(1.0),
@@ -165,58 +224,151 @@ impl Sample {
         }
     }
 
-    /// Chooses the plan for a page of `need` candidates of the substring `q`.
-    // Counts of a few thousand rows and pages of a few dozen are exact in an f64.
+    /// The trigrams of `q` to ask the index for (the first repeated when fewer than three)
+    /// and what the index plan costs with them, in rows of a walk; `None` when `q` has no
+    /// trigram. The rarest trigram first, then, one at a time, the trigram that lowers the
+    /// estimated cost most, while one does: a trigram removes the candidates that lack it
+    /// (counted in the sampled texts that hold every trigram taken) but costs its posting
+    /// list and a re-check per candidate. `afa` beside `maf` removes none; `an.` beside `n.7`
+    /// and `jia` in `jian.7` removes few and costs a posting list of a fifth of all users.
+    // Counts of a few thousand rows are exact in an f64.
     #[allow(clippy::cast_precision_loss)]
-    fn plan(&self, q: &str, need: usize) -> Plan {
+    fn trigrams_to_ask(&self, q: &str) -> Option<([String; 3], f64)> {
         let n = self.texts.len().max(1) as f64;
-        // The rarest trigram, then up to two more: first those that do not overlap the
-        // trigrams already taken (an overlapping one, `afa` beside `maf`, is held by much
-        // the same users and removes few candidates) while they are not common, then the
-        // next rarest of the rest while they are about as rare as the first.
-        let mut tris: Vec<(usize, u32, [char; 3])> = trigrams(q)
+        let mut tris: Vec<([char; 3], u32)> = trigrams(q)
             .into_iter()
-            .enumerate()
-            .map(|(i, t)| (i, self.trigrams.get(&t).copied().unwrap_or(0), t))
+            .map(|t| (t, self.trigrams.get(&t).copied().unwrap_or(0)))
             .collect();
-        tris.sort_by_key(|&(i, c, _)| (c, i));
-        #[allow(clippy::cast_possible_truncation)]
-        let common = (COMMON_SHARE * n) as u32;
-        let chosen = tris.first().map(|&(i0, c, t)| {
-            let mut picked: Vec<(usize, [char; 3])> = vec![(i0, t)];
-            for &(i, cj, u) in &tris[1..] {
-                let apart = picked.iter().all(|&(k, _)| i.abs_diff(k) >= 3);
-                if picked.len() < 3 && apart && cj <= common.max(TRIGRAM_RATIO * c.max(1)) {
-                    picked.push((i, u));
+        // Stable: among equally rare trigrams the query's order decides.
+        tris.sort_by_key(|&(_, c)| c);
+        tris.truncate(16);
+        let (rarest, _) = *tris.first()?;
+        // For each sampled text that holds the rarest trigram, which of the others it holds.
+        let raw: Vec<String> = tris.iter().map(|&(t, _)| unmapped(t)).collect();
+        let first = raw[0].as_str();
+        let holders: Vec<u16> = self
+            .texts
+            .iter()
+            .filter(|text| text.contains(first))
+            .map(|text| {
+                raw.iter()
+                    .enumerate()
+                    .filter(|(_, r)| text.contains(r.as_str()))
+                    .fold(0_u16, |mask, (i, _)| mask | (1 << i))
+            })
+            .collect();
+        let rows = |count: f64| count.max(0.5) / n * self.rows;
+        let cost = |taken: u16| {
+            let postings: f64 = tris
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| taken & (1 << i) != 0)
+                .map(|(_, &(_, c))| rows(f64::from(c)))
+                .sum();
+            let joint = holders.iter().filter(|&&m| m & taken == taken).count() as f64;
+            let likes = f64::from(taken.count_ones());
+            postings * POSTING_COST + rows(joint) * (CANDIDATE_COST + LIKE_COST * likes)
+        };
+        let mut taken: u16 = 1;
+        let mut best = cost(taken);
+        while (taken.count_ones() as usize) < MAX_TRIGRAMS {
+            let next = (1..tris.len())
+                .filter(|i| taken & (1 << i) == 0)
+                .map(|i| (i, cost(taken | (1 << i))))
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            match next {
+                Some((i, c)) if c < best => {
+                    taken |= 1 << i;
+                    best = c;
                 }
+                _ => break,
             }
-            for &(i, cj, u) in &tris[1..] {
-                let taken = picked.iter().any(|&(k, _)| k == i);
-                if picked.len() < 3 && !taken && cj <= TRIGRAM_RATIO * c.max(1) {
-                    picked.push((i, u));
-                }
-            }
-            let at = |k: usize| picked.get(k).map_or(t, |p| p.1).iter().collect::<String>();
-            (c, [at(0), at(1), at(2)])
-        });
-        // Rows holding the query, as a share of the sample; none seen counts as half a row.
-        let hits = self.texts.iter().filter(|t| t.contains(q)).count();
-        let density = (hits as f64).max(0.5) / n;
-        let walk_rows = (need as f64 / density).min(self.rows);
-        let Some((count, pair)) = chosen else {
+        }
+        let mut picked: Vec<String> = (0..tris.len())
+            .filter(|i| taken & (1 << i) != 0)
+            .map(|i| tris[i].0.iter().collect())
+            .collect();
+        let first: String = rarest.iter().collect();
+        picked.resize(MAX_TRIGRAMS, first);
+        let three = [picked[0].clone(), picked[1].clone(), picked[2].clone()];
+        Some((three, best))
+    }
+
+    /// Chooses the plan for a page of `need` candidates of the substring `q` after the key
+    /// `after`.
+    // Counts of a few thousand rows and pages of a few dozen are exact in an f64.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn plan(&self, q: &str, need: usize, after: i64) -> Plan {
+        let Some((three, index_cost)) = self.trigrams_to_ask(q) else {
             // No trigram to ask the index for: a walk is the only plan.
             return Plan::WalkAll;
         };
-        let candidates = f64::from(count).max(0.5) / n * self.rows;
-        if hits > 0 && walk_rows <= candidates * WALK_ROWS_PER_CANDIDATE {
-            let rows = (walk_rows * WALK_SLACK).clamp(MIN_WALK_ROWS, MAX_WALK_ROWS);
+        // How far a walk from the cursor goes for a page: `need` over the share of matches
+        // among the sampled users after the cursor's key (all of them when the cursor is
+        // past the last), counted up to the third match (or as many as the page stands
+        // for, in a small table), so that a share near the cursor counts. Holders bunch in
+        // key order (the e-mails `…ing.82…` of users 82 000-82 999, say): a walk from the
+        // first user read 57 000 rows for `ing.82` where its share in the whole sample
+        // promised a page in 25 000. An estimate that is too short costs a bounded walk
+        // before the index; one that is too long costs the index where a walk was cheap.
+        let n = self.texts.len();
+        let rate = (n as f64 / self.rows).min(1.0);
+        let mut start = self.keys.partition_point(|&k| k <= after);
+        if start == n {
+            start = 0;
+        }
+        let left = n - start;
+        let counted = ((need as f64 * rate).ceil() as usize).max(LOCAL_MATCHES);
+        let mut found = 0;
+        let mut reach = left;
+        for (i, text) in self.texts[start..].iter().enumerate() {
+            if text.contains(q) {
+                found += 1;
+                if found == counted {
+                    reach = i + 1;
+                    break;
+                }
+            }
+        }
+        let walk_rows =
+            (need as f64 * reach as f64 / (found as f64).max(0.5)).min(left as f64 / rate);
+        if found > 0 && walk_rows <= index_cost {
+            // A walk that reads its rows without a page hands over to the index, unless the
+            // index costs more than walking the whole table (a trigram every mobile holds):
+            // then the walk goes on to the end.
+            if index_cost > self.rows {
+                return Plan::WalkAll;
+            }
+            let rows = (walk_rows * WALK_SLACK).max(index_cost).max(MIN_WALK_ROWS);
             return Plan::Walk {
                 rows: rows as i64,
-                then: pair,
+                then: three,
             };
         }
-        Plan::Indexed(pair)
+        if index_cost <= walk_rows {
+            Plan::Indexed(three)
+        } else {
+            // Not seen in the sample, and made of trigrams most users hold (`000000`): a
+            // walk reads at most the table, the index would hand over most of it, unsorted.
+            Plan::WalkAll
+        }
     }
+}
+
+/// A trigram as the query spells it ([`trigram_char`] undone).
+fn unmapped(t: [char; 3]) -> String {
+    t.iter()
+        .map(|&c| {
+            PUNCTUATION
+                .iter()
+                .find(|(_, letter)| *letter == c)
+                .map_or(c, |&(p, _)| p)
+        })
+        .collect()
 }
 
 impl TextSample {
@@ -266,7 +418,8 @@ impl TextSample {
     }
 }
 
-/// Reads a block sample of about [`SAMPLE_ROWS`] active users' search texts.
+/// Reads a block sample of about [`SAMPLE_ROWS`] active users' search texts, spread over
+/// the whole table.
 async fn read_sample(pool: &PgPool) -> Result<Sample, StoreError> {
     // `reltuples` is -1 before the first ANALYZE; the sample then reads the first rows.
     let rows: f64 =
@@ -274,33 +427,62 @@ async fn read_sample(pool: &PgPool) -> Result<Sample, StoreError> {
             .fetch_one(pool)
             .await
             .context("count users for the search sample")?;
+    // A quarter more blocks than needed, all of them read, then thinned evenly: a `LIMIT`
+    // on a larger sample would keep the rows of its first blocks only, the users with the
+    // lowest keys (an early sample that took the first half of a million users saw `n.7`
+    // in 0.5% of them where 2.5% of all users hold it, and chose the index for `jian.7`:
+    // 25 000 candidates, 130 ms). The limit only bounds a sample whose `reltuples` was far
+    // too low.
     #[allow(clippy::cast_precision_loss)]
     let percent = if rows > 0.0 {
-        (200.0 * SAMPLE_ROWS as f64 / rows).min(100.0)
+        (125.0 * SAMPLE_ROWS as f64 / rows).min(100.0)
     } else {
         100.0
     };
-    let texts: Vec<String> = sqlx::query_scalar(
-        "SELECT search_text FROM users TABLESAMPLE SYSTEM ($1) \
+    let mut sampled: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, search_text FROM users TABLESAMPLE SYSTEM ($1) \
          WHERE NOT is_resigned AND search_text <> '' LIMIT $2",
     )
     .bind(percent)
-    .bind(SAMPLE_ROWS)
+    .bind(4 * SAMPLE_ROWS)
     .fetch_all(pool)
     .await
     .context("sample the users' search texts")?;
+    thin(
+        &mut sampled,
+        usize::try_from(SAMPLE_ROWS).unwrap_or(usize::MAX),
+    );
     #[allow(clippy::cast_precision_loss)]
-    let rows = rows.max(texts.len() as f64);
-    Ok(Sample::of(texts, rows))
+    let rows = rows.max(sampled.len() as f64);
+    Ok(Sample::of(sampled, rows))
+}
+
+/// Keeps `keep` of `items`, evenly spaced, in their order.
+fn thin<T>(items: &mut Vec<T>, keep: usize) {
+    let len = items.len();
+    if len <= keep {
+        return;
+    }
+    let mut next = 0;
+    let mut i = 0;
+    items.retain(|_| {
+        // Item `i` is kept when it is the first at or after the next evenly spaced place.
+        let kept = i * keep >= next * len;
+        if kept {
+            next += 1;
+        }
+        i += 1;
+        kept && next <= keep
+    });
 }
 
 fn like_trigram(t: &str) -> String {
-    // Alphanumeric characters only, so nothing needs escaping.
+    // Letters and digits only (punctuation is mapped to letters), so nothing needs escaping.
     format!("%{t}%")
 }
 
-/// Substring candidates from key `after` on, in key order: `need` of them, or fewer when
-/// the tier has no more.
+/// Substring candidates from key `after` on, in key order: at least `need` of them (the
+/// index plan returns up to [`INDEX_BATCH`] at once), or fewer when the tier has no more.
 async fn substring_candidates(
     pool: &PgPool,
     sample: &Arc<TextSample>,
@@ -312,7 +494,7 @@ async fn substring_candidates(
     // Without a sample (being read by another search, or unreadable), the index over the
     // first three trigrams.
     let plan = if let Some(s) = sample.get(pool).await {
-        s.plan(q, need)
+        s.plan(q, need, after)
     } else {
         let tris = trigrams(q);
         match tris.first() {
@@ -323,6 +505,7 @@ async fn substring_candidates(
             }
         }
     };
+    tracing::debug!(q, after, need, ?plan, "substring search plan");
     run_plan(pool, tenant, q, after, need, plan).await
 }
 
@@ -341,7 +524,7 @@ async fn run_plan(
         Plan::WalkAll => (i64::MAX, None),
         Plan::Walk { rows, then } => (rows, Some(then)),
     };
-    let mut rows: Vec<(i64, String, String)> = sqlx::query_as(SUBSTRING_WALK)
+    let walked: Vec<(i64, String, bool, bool)> = sqlx::query_as(SUBSTRING_WALK)
         .bind(tenant.0)
         .bind(q)
         .bind(after)
@@ -350,6 +533,14 @@ async fn run_plan(
         .fetch_all(pool)
         .await
         .context("substring search (walk)")?;
+    // The last row the walk read, present only when it read all it was allowed to (and
+    // found less than a page before it).
+    let end = walked.iter().find(|r| r.3).map(|r| r.0);
+    let mut rows: Vec<(i64, String, String)> = walked
+        .into_iter()
+        .filter(|r| r.2)
+        .map(|(key, text, ..)| (key, String::new(), text))
+        .collect();
     let Some(pair) = then else {
         return Ok(rows);
     };
@@ -357,13 +548,6 @@ async fn run_plan(
         return Ok(rows);
     }
     // The walk read its rows without filling the page: the index goes on from its end.
-    let end: Option<i64> = sqlx::query_scalar(WALK_END)
-        .bind(tenant.0)
-        .bind(after)
-        .bind(walk_rows - 1)
-        .fetch_optional(pool)
-        .await
-        .context("substring search (end of walk)")?;
     let Some(end) = end else {
         return Ok(rows);
     };
@@ -376,18 +560,25 @@ async fn indexed(
     pool: &PgPool,
     tenant: TenantId,
     q: &str,
-    pair: &[String; 3],
+    trigrams: &[String; 3],
     after: i64,
     need: i64,
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
-    sqlx::query_as(SUBSTRING_INDEXED)
+    let mut distinct: Vec<&String> = Vec::with_capacity(3);
+    for t in trigrams {
+        if !distinct.contains(&t) {
+            distinct.push(t);
+        }
+    }
+    let mut query = sqlx::query_as(SUBSTRING_INDEXED[distinct.len() - 1])
         .bind(tenant.0)
-        .bind(like_trigram(&pair[0]))
-        .bind(like_trigram(&pair[1]))
-        .bind(like_trigram(&pair[2]))
         .bind(q)
         .bind(after)
-        .bind(need)
+        .bind(need.max(INDEX_BATCH));
+    for t in distinct {
+        query = query.bind(like_trigram(t));
+    }
+    query
         .fetch_all(pool)
         .await
         .context("substring search (index)")
@@ -482,8 +673,8 @@ pub(crate) async fn search_users(
     if found.is_empty() {
         return Ok(Vec::new());
     }
-    let lookups: Vec<UserLookup> = found.iter().map(|p| UserLookup::Key(p.key)).collect();
-    let mut by_key: HashMap<i64, User> = users::get_users(pool, tenant, &lookups)
+    let keys: Vec<i64> = found.iter().map(|p| p.key.0).collect();
+    let mut by_key: HashMap<i64, User> = users::get_users_by_keys(pool, tenant, &keys)
         .await?
         .into_iter()
         .map(|u| (u.key.0, u))
@@ -543,7 +734,12 @@ pub(crate) async fn backfill(pool: &PgPool) -> Result<(), StoreError> {
 mod tests {
     use roster_core::TenantId;
 
-    use super::{run_plan, trigrams, Plan, Sample};
+    use super::{like_trigram, run_plan, thin, trigrams, Plan, Sample, PUNCTUATION};
+
+    /// Texts keyed in their order.
+    fn keyed(texts: Vec<String>) -> Vec<(i64, String)> {
+        (0_i64..).zip(texts).collect()
+    }
 
     /// A sample of `n` texts: `common` of them hold `zhangwei` (so `ang` and `wei` are
     /// common), one holds `mafangting`, and every text holds the digits `000` (as every
@@ -557,7 +753,22 @@ mod tests {
                 format!("[\"{name}{extra}\",\"{digits}{i:05}\"]")
             })
             .collect();
-        Sample::of(texts, 1_000_000.0)
+        Sample::of(keyed(texts), 1_000_000.0)
+    }
+
+    #[test]
+    fn a_sample_is_thinned_evenly_over_the_table() {
+        let mut v: Vec<u32> = (0..10).collect();
+        thin(&mut v, 5);
+        assert_eq!(v, [0, 2, 4, 6, 8]);
+        let mut v: Vec<u32> = (0..10_000).collect();
+        thin(&mut v, 8000);
+        assert_eq!(v.len(), 8000);
+        // The last rows of the table are in it, not only the first 8 000.
+        assert!(v.last().is_some_and(|&x| x >= 9998), "{:?}", v.last());
+        let mut v: Vec<u32> = (0..3).collect();
+        thin(&mut v, 5);
+        assert_eq!(v, [0, 1, 2]);
     }
 
     #[test]
@@ -565,52 +776,98 @@ mod tests {
         let t =
             |q: &str| -> Vec<String> { trigrams(q).iter().map(|t| t.iter().collect()).collect() };
         assert_eq!(t("ngwei"), ["ngw", "gwe", "wei"]);
-        // Punctuation splits words; no window spans it.
-        assert_eq!(t("ab.cde"), ["cde"]);
+        // The punctuation of e-mails and names is part of a word, spelt as its letter.
+        assert_eq!(
+            t("ab.cde"),
+            ["ab\u{16A0}", "b\u{16A0}c", "\u{16A0}cd", "cde"]
+        );
+        assert_eq!(
+            t("i.1@x"),
+            ["i\u{16A0}1", "\u{16A0}1\u{16A1}", "1\u{16A1}x"]
+        );
+        // Other characters split words; no window spans them.
+        assert_eq!(t("ab/cde"), ["cde"]);
+        assert!(t("a b").is_empty());
         assert_eq!(t("马芳婷"), ["马芳婷"]);
-        assert!(t("a.b").is_empty());
         assert_eq!(t("000000"), ["000"]);
     }
 
     #[test]
-    fn a_query_with_a_rare_trigram_asks_the_index_for_it() {
+    fn a_query_with_a_rare_trigram_asks_the_index_for_it_alone() {
+        // `maf` and the other trigrams of `fangting` are in one sampled text each, `ang` in
+        // a third of them: no second trigram removes a candidate the sample can see, and
+        // each would cost its posting list and a re-check.
         let s = sample(6000, 10);
-        match s.plan("mafangting", 32) {
-            // `maf` and the other trigrams of `fangting` are in one sampled text each;
-            // `ang` in a third of them, so it is never asked for.
-            Plan::Indexed([a, b, c]) => {
-                assert_eq!(a, "maf");
-                // Neither the common `ang` nor `afa`/`fan`, which overlap `maf` (held by the
-                // same users): trigrams from further along the query.
-                assert_eq!((b.as_str(), c.as_str()), ("ngt", "ing"));
+        let maf = || "maf".to_owned();
+        assert_eq!(
+            s.plan("mafangting", 32, -1),
+            Plan::Indexed([maf(), maf(), maf()])
+        );
+    }
+
+    #[test]
+    fn a_second_trigram_is_asked_for_when_it_removes_most_candidates() {
+        // `n.7` is in 347 of 8 000 texts, `jia` in 694, and 27 hold both (`jian.7`); `an.`
+        // is in 1 627, all of whose `n.7` holders hold `jia` too.
+        let texts: Vec<String> = (0..8000)
+            .map(|i| {
+                let name = if i % 300 == 0 {
+                    "jian.7"
+                } else if i % 25 == 1 {
+                    "lin.7"
+                } else if i % 12 == 2 {
+                    "jiang.1"
+                } else if i % 5 == 3 {
+                    "yan.5"
+                } else {
+                    "zhou.3"
+                };
+                format!("[\"{name}{i}@corp.example.com\"]")
+            })
+            .collect();
+        let s = Sample::of(keyed(texts), 1_000_000.0);
+        let (three, cost) = s.trigrams_to_ask("jian.7").unwrap();
+        let n7 = "n\u{16A0}7".to_owned();
+        assert_eq!(three, [n7.clone(), "jia".to_owned(), n7]);
+        // Against `n.7` alone: 43 000 candidates, 3 400 with `jia`.
+        assert!(cost < 50_000.0, "{cost}");
+    }
+
+    #[test]
+    fn a_dense_query_walks_and_hands_over_to_the_index() {
+        // `qiang` in 5% of the sample: a page is a walk of about 640 rows, while the index
+        // would hand over 50 000 candidates. A walk that finds fewer than the sample said
+        // goes on through the index from where it stopped.
+        let texts = (0..8000)
+            .map(|i| {
+                let name = if i % 20 == 0 { "liqiang" } else { "zhaomin" };
+                format!("[\"{name}\",\"1390{i:07}\"]")
+            })
+            .collect();
+        match Sample::of(keyed(texts), 1_000_000.0).plan("qiang", 32, -1) {
+            Plan::Walk { rows, then } => {
+                // At least twice the rows expected (640), and as many as the index would
+                // cost, less than the table.
+                assert!((200_000..1_000_000).contains(&rows), "{rows}");
+                assert_eq!(then[0], "qia", "{then:?}");
             }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
-    fn a_dense_query_walks_and_a_rare_query_of_common_trigrams_uses_the_index() {
-        // `000000` in a fifth of the sample: a page is a short walk, while the index would
-        // hand over every user (all hold `000`).
-        match sample(6000, 1200).plan("000000", 32) {
-            Plan::Walk { rows, then } => {
-                assert!((1024..=65_536).contains(&rows), "{rows}");
-                assert_eq!(then, ["000".to_owned(), "000".to_owned(), "000".to_owned()]);
-            }
-            other => panic!("{other:?}"),
-        }
-        // Held by no sampled text: a walk could read the whole table, the index reads the
-        // holders of `000` (all), which is still bounded by the table.
-        assert!(matches!(
-            sample(6000, 0).plan("000000", 32),
-            Plan::Indexed(_)
-        ));
+    fn a_query_of_trigrams_every_user_holds_walks_to_the_end() {
+        // `000000` in a fifth of the sample, or in none of it: every user holds `000`, so
+        // the index would hand over the whole table (1.7 s at a million users, sorted),
+        // where a walk reads at most the table and stops at a page.
+        assert_eq!(sample(6000, 1200).plan("000000", 32, -1), Plan::WalkAll);
+        assert_eq!(sample(6000, 0).plan("000000", 32, -1), Plan::WalkAll);
     }
 
     #[test]
     fn a_common_trigram_is_not_asked_for_beside_a_rare_one() {
         // Every mobile holds `300`; `004` and `049` are in 2% of the texts and `499` in 0.5%.
-        // The index is asked for the rare ones only: `300`'s posting list is the table.
+        // The index is never asked for `300`, whose posting list is the table.
         let texts = (0..8000)
             .map(|i| {
                 let tail = match i % 200 {
@@ -621,30 +878,136 @@ mod tests {
                 format!("[\"+8613000{tail}\"]")
             })
             .collect();
-        let s = Sample::of(texts, 1_000_000.0);
+        let s = Sample::of(keyed(texts), 1_000_000.0);
+        // `004` and `049` are held by every holder of `499` in the sample: asking for them
+        // too removes no candidate.
+        let t499 = || "499".to_owned();
         for q in ["3000499", "13000499"] {
-            match s.plan(q, 32) {
-                Plan::Indexed([a, b, c]) => {
-                    assert_eq!(a, "499", "{q}");
-                    for t in [&b, &c] {
-                        assert!(["004", "049"].contains(&t.as_str()), "{q}: {b} {c}");
-                    }
-                    assert_ne!(b, c, "{q}");
-                }
-                other => panic!("{q}: {other:?}"),
-            }
+            assert_eq!(
+                s.plan(q, 32, -1),
+                Plan::Indexed([t499(), t499(), t499()]),
+                "{q}"
+            );
         }
         // `304` is in no sampled text, and every other trigram of the query is in 40 or
         // more: the unseen one is asked for alone.
         assert_eq!(
-            s.plan("130499", 32),
+            s.plan("130499", 32, -1),
             Plan::Indexed(["304".to_owned(), "304".to_owned(), "304".to_owned()])
         );
     }
 
     #[test]
+    fn a_walk_is_chosen_by_how_far_the_holders_are_from_the_cursor() {
+        // 1% of the sample holds `ing.82` either way: spread evenly, a page is a short
+        // walk; bunched at the end of the key range, the walk would read nearly the whole
+        // table first, so the index is asked (its candidates cost less than that).
+        let texts = |holds: &dyn Fn(usize) -> bool| -> Vec<String> {
+            (0..8000)
+                .map(|i| {
+                    let mail = if holds(i) { "ming.82" } else { "zhou.31" };
+                    format!("[\"{mail}{i}@corp.example.com\"]")
+                })
+                .collect()
+        };
+        let even = Sample::of(keyed(texts(&|i| i % 100 == 7)), 1_000_000.0);
+        assert!(matches!(even.plan("ing.82", 25, -1), Plan::Walk { .. }));
+        let bunched = Sample::of(keyed(texts(&|i| i >= 7960)), 1_000_000.0);
+        assert!(matches!(bunched.plan("ing.82", 25, -1), Plan::Indexed(_)));
+        // From a cursor inside the bunch, the holders are near again.
+        assert!(matches!(
+            bunched.plan("ing.82", 25, 7930),
+            Plan::Walk { .. }
+        ));
+    }
+
+    #[test]
     fn a_query_without_trigrams_walks() {
-        assert_eq!(sample(100, 0).plan("a.b", 32), Plan::WalkAll);
+        assert_eq!(sample(100, 0).plan("a/b", 32, -1), Plan::WalkAll);
+    }
+
+    /// The database spells punctuation as [`PUNCTUATION`] does, and `pg_trgm` keeps the
+    /// letters inside words, so the index finds exactly the holders of a trigram that spans
+    /// a `.` (in a database whose character type did not count them as letters, every query
+    /// would still be answered, through less selective trigrams; this one must).
+    #[tokio::test]
+    async fn the_index_holds_trigrams_across_punctuation() {
+        let Some((store, _)) = crate::test_store_and_options("trigrams_across_punctuation")
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let pool = store.pool.clone();
+        let all: String = PUNCTUATION.iter().map(|p| p.0).collect();
+        let mapped: String = sqlx::query_scalar("SELECT roster_trigram_text($1)")
+            .bind(format!("a{all}/b"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let letters: String = PUNCTUATION.iter().map(|p| p.1).collect();
+        assert_eq!(mapped, format!("a{letters}/b"));
+
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        // Every user holds `jie` and `93`; only ids 3 and 8 hold `.93`.
+        for id in 1..=10_i64 {
+            let mail = if id == 3 || id == 8 {
+                "jie.93"
+            } else {
+                "jie193"
+            };
+            sqlx::query(
+                "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, \
+                   name, is_resigned, is_frozen, is_activated, is_exited, is_unjoin, \
+                   created_at, updated_at, doc, search_text) \
+                 VALUES ($1, 1, 'ou_' || $1, 'on_' || $1, 'u' || $1, 'u' || $1, 'n', false, \
+                   false, true, false, false, 0, 0, '{}', $2)",
+            )
+            .bind(id)
+            .bind(format!("[\"{mail}{id}@corp.example.com\"]"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let tris = trigrams(".93");
+        assert_eq!(tris.len(), 1);
+        let pattern = like_trigram(&tris[0].iter().collect::<String>());
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::raw_sql("SET enable_seqscan = off")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT id FROM users \
+             WHERE NOT is_resigned AND roster_trigram_text(search_text) LIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        // The bitmap index scan's rows are the index's candidates: the two holders only.
+        let scan = plan
+            .iter()
+            .find(|l| l.contains("Bitmap Index Scan on users_search_trgm_idx"))
+            .unwrap_or_else(|| panic!("{plan:#?}"));
+        assert!(scan.contains("(actual rows=2 loops=1)"), "{plan:#?}");
+        sqlx::raw_sql("RESET enable_seqscan")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        let trigram: String = tris[0].iter().collect();
+        let plan = Plan::Indexed([trigram.clone(), trigram.clone(), trigram]);
+        let found = run_plan(&pool, TenantId(1), "jie.93", -1, 10, plan)
+            .await
+            .unwrap();
+        let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
+        assert_eq!(keys, [3, 8]);
     }
 
     /// Every plan of the substring tier gives the same candidates in the same order: the
@@ -695,6 +1058,11 @@ mod tests {
                 rows: 5,
                 then: pair(),
             },
+            // From the start, the walk's sixth and last row (key 7) is itself a holder.
+            Plan::Walk {
+                rows: 6,
+                then: pair(),
+            },
             Plan::Walk {
                 rows: 100_000,
                 then: pair(),
@@ -708,13 +1076,15 @@ mod tests {
                     .await
                     .unwrap();
                 let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
-                let want: Vec<i64> = expected
-                    .iter()
-                    .copied()
-                    .filter(|k| *k > after)
-                    .take(need)
-                    .collect();
+                // The holders after the cursor in key order: at least `need` of them (the
+                // index plan returns more at once), all of them when fewer remain.
+                let holders: Vec<i64> = expected.iter().copied().filter(|k| *k > after).collect();
+                let want = &holders[..keys.len().min(holders.len())];
                 assert_eq!(keys, want, "{label}, after {after}, need {need}");
+                assert!(
+                    keys.len() >= need.min(holders.len()),
+                    "{label}, after {after}, need {need}: {keys:?}"
+                );
             }
         }
     }
