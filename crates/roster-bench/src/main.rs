@@ -709,11 +709,14 @@ async fn search(
     let pin = load::IdleLatencyPin::hold();
     let kinds = ["substring", "cjk", "pinyin"];
     let mut all = Vec::new();
+    let mut per_query: Vec<(&'static str, Latency)> = Vec::new();
     for kind in kinds {
-        let qs: Vec<String> = queries
+        // Each request is tagged with its query, so that the slowest queries can be named.
+        // The few dozen strings live as long as the process, as the tags must.
+        let qs: Vec<(String, &'static str)> = queries
             .iter()
             .filter(|(k, _)| *k == kind)
-            .map(|(_, q)| percent_encode(q))
+            .map(|(_, q)| (percent_encode(q), &*Box::leak(q.clone().into_boxed_str())))
             .collect();
         let samples = load::fixed_rate(
             &target,
@@ -721,14 +724,20 @@ async fn search(
             args.search_rate,
             Duration::from_secs_f64(args.search_seconds),
             move |k| {
-                let q = &qs[(k as usize) % qs.len()];
+                let (q, tag) = &qs[(k as usize) % qs.len()];
                 (
                     format!("/open-apis/search/v1/user?query={q}&page_size=20"),
-                    kind,
+                    *tag,
                 )
             },
         )
         .await?;
+        let mut by_query: std::collections::HashMap<&'static str, Vec<Duration>> =
+            std::collections::HashMap::new();
+        for (tag, d) in &samples {
+            by_query.entry(tag).or_default().push(*d);
+        }
+        per_query.extend(by_query.into_iter().map(|(q, ds)| (q, Latency::of(ds))));
         let lat = Latency::of(samples.iter().map(|(_, d)| *d).collect());
         report.row(
             &format!("{key} {kind} p50 / p99"),
@@ -749,6 +758,20 @@ async fn search(
     );
     report.set(&format!("{key}_p50_ms"), round(lat.p50_ms, 3));
     report.set(&format!("{key}_p99_ms"), round(lat.p99_ms, 3));
+    per_query.sort_by(|a, b| b.1.p99_ms.total_cmp(&a.1.p99_ms));
+    let slowest: Vec<String> = per_query
+        .iter()
+        .take(4)
+        .map(|(q, l)| format!("{q} {:.1} / {:.1}", l.p50_ms, l.p99_ms))
+        .collect();
+    report.row(
+        &format!("{key}: slowest queries"),
+        format!("{}", per_query.len()),
+        format!(
+            "queries; p50 / p99 ms of the slowest: {}",
+            slowest.join(", ")
+        ),
+    );
     report.row(
         &format!("{key}: CPU idle states"),
         idle_note(&pin),
