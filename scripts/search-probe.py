@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Times the Feishu keyword search for many queries, one at a time, against a running Roster
-on PostgreSQL, and prints the distribution and the slowest queries.
+(on PostgreSQL or SQLite), and prints the distribution and the slowest queries.
 
 The benchmark's search phase repeats 56 queries at a fixed rate; this probe takes the same
 kinds of queries (the middle of an e-mail's local part, digits from a mobile, a given name,
@@ -13,23 +13,31 @@ started on it (`roster --data-dir D --database-url URL serve --listen 127.0.0.1:
 after `roster … app create --tenant 1` and a tenant_access_token for that app):
 
     python3 scripts/search-probe.py --db roster_bench_import_NNN --token t-… [--users 100]
+
+or, for a server on SQLite, `--sqlite DATA_DIR/roster.db` instead of `--db` (the users are
+read from the file; the server may keep running).
 """
 
 import argparse
 import http.client
 import json
 import statistics
+import sqlite3
 import subprocess
 import time
 import urllib.parse
 
 
-def queries(db: str, users: int) -> list[tuple[str, str]]:
-    docs = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc",
-         f"SELECT doc FROM users WHERE tenant_id = 1 AND id % 9973 = 17 LIMIT {users}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.splitlines()
+def queries(db: str | None, sqlite: str | None, users: int) -> list[tuple[str, str]]:
+    pick = f"SELECT doc FROM users WHERE tenant_id = 1 AND id % 9973 = 17 LIMIT {users}"
+    if sqlite:
+        conn = sqlite3.connect(f"file:{sqlite}?mode=ro", uri=True)
+        docs = [row[0] for row in conn.execute(pick)]
+    else:
+        docs = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc", pick],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()
     out = []
     for line in docs:
         d = json.loads(line)
@@ -50,7 +58,9 @@ def queries(db: str, users: int) -> list[tuple[str, str]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--db", help="PostgreSQL database name (psql on 127.0.0.1)")
+    where.add_argument("--sqlite", help="path of the server's roster.db")
     ap.add_argument("--token", required=True)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=18080)
@@ -58,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     conn = http.client.HTTPConnection(args.host, args.port)
     results = []
-    for kind, q in queries(args.db, args.users):
+    for kind, q in queries(args.db, args.sqlite, args.users):
         times = []
         for _ in range(3):
             t = time.perf_counter()

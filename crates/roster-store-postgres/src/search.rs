@@ -83,14 +83,17 @@ const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
 
 // The walk: the tenant's active users in key order from the cursor, at most $4 of them,
 // those holding the query kept. `strpos` is not an operator the trigram index serves, so
-// the planner keeps to the primary key, and the outer LIMIT stops the walk at a page. The
+// the planner keeps to `users_active_key_idx` (migration 0016; the tenant is bounded as in
+// `users::LIST_USERS`, which says why), and the outer LIMIT stops the walk at a page. The
 // walk's last row comes back too, marked, held or not: when the walk ends short of a page,
 // the index goes on from its key (a second statement finding that key with `OFFSET` read
 // the walk's rows again: 12 ms after a walk of 30 000 rows).
 const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, $2) > 0, w.n = $4 \
-    FROM (SELECT u.id, u.search_text, row_number() OVER (ORDER BY u.id) AS n FROM users u \
-    WHERE u.tenant_id = $1 AND NOT u.is_resigned AND u.id > $3 ORDER BY u.id LIMIT $4) w \
-    WHERE strpos(w.search_text, $2) > 0 OR w.n = $4 ORDER BY w.id LIMIT $5";
+    FROM (SELECT u.tenant_id, u.id, u.search_text, \
+      row_number() OVER (ORDER BY u.tenant_id, u.id) AS n FROM users u \
+      WHERE (u.tenant_id, u.id) > ($1, $3) AND u.tenant_id <= $1 AND NOT u.is_resigned \
+      ORDER BY u.tenant_id, u.id LIMIT $4) w \
+    WHERE strpos(w.search_text, $2) > 0 OR w.n = $4 ORDER BY w.tenant_id, w.id LIMIT $5";
 
 // The index plan, with one `LIKE` per distinct trigram asked for (the query's rarest, then
 // up to two more), which is all the GIN index reads; `strpos` re-checks the whole query.
@@ -734,7 +737,9 @@ pub(crate) async fn backfill(pool: &PgPool) -> Result<(), StoreError> {
 mod tests {
     use roster_core::TenantId;
 
-    use super::{like_trigram, run_plan, thin, trigrams, Plan, Sample, PUNCTUATION};
+    use super::{
+        like_trigram, run_plan, thin, trigrams, Plan, Sample, PUNCTUATION, SUBSTRING_WALK,
+    };
 
     /// Texts keyed in their order.
     fn keyed(texts: Vec<String>) -> Vec<(i64, String)> {
@@ -1008,6 +1013,81 @@ mod tests {
             .unwrap();
         let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
         assert_eq!(keys, [3, 8]);
+    }
+
+    /// A walk reads only its tenant's active users, whatever the tenant: the prepared
+    /// statement's generic plan (the one a connection keeps after five executions) walks
+    /// `users_active_key_idx` (migration 0016) rather than the primary key, which would
+    /// read every other tenant's rows before a later tenant's first.
+    #[tokio::test]
+    async fn a_walk_reads_only_its_tenants_users() {
+        let Some((store, _)) = crate::test_store_and_options("walk_reads_its_tenant")
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let pool = store.pool.clone();
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) \
+             VALUES (1, 'Large', 'k1', 0), (2, 'Small', 'k2', 0); \
+             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
+               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
+               updated_at, doc, search_text) \
+             SELECT g, CASE WHEN g > 3000 THEN 2 ELSE 1 END, 'ou_' || g, 'on_' || g, 'u' || g, \
+               'u' || g, 'n', false, false, true, false, false, 0, 0, '{}', '[\"zhangwei\"]' \
+             FROM generate_series(1, 3020) g; \
+             ANALYZE users;",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET plan_cache_mode = force_generic_plan; PREPARE walk AS {SUBSTRING_WALK}"
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE walk(2, 'zhang', -1, 100000, 25)",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("users_active_key_idx")),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan.iter().any(|l| l.contains("Rows Removed by Filter")),
+            "{plan:#?}"
+        );
+        // The export's pages, likewise.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PREPARE list AS {}",
+            crate::users::LIST_USERS
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> =
+            sqlx::query_scalar("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE list(2, -1, 100)")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert!(
+            plan.iter().any(|l| l.contains("users_active_key_idx")),
+            "{plan:#?}"
+        );
+        assert!(
+            plan.iter().any(|l| l.contains("(actual rows=20 loops=1)")),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan.iter().any(|l| l.contains("Rows Removed by Filter")),
+            "{plan:#?}"
+        );
     }
 
     /// Every plan of the substring tier gives the same candidates in the same order: the
