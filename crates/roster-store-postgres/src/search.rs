@@ -4,9 +4,9 @@
 //! user_key)`, terms in byte order through `COLLATE "C"`) over the query's prefix range from
 //! the cursor on. The substring tier reads users in key order from the cursor's key on, by
 //! one of two plans chosen per query from a sample of the users' search texts
-//! ([`TextSample`]): a walk of the primary key that re-checks each row (cheap when matches
-//! are dense), or the `pg_trgm` GIN index `users_search_trgm_idx` asked for the query's
-//! rarest trigrams only (cheap when they are rare). The index covers
+//! ([`TextSample`]): a walk of the tenant's users in key order that re-checks each row
+//! (cheap when matches are dense), or the `pg_trgm` GIN index `users_search_trgm_idx` asked
+//! for the query's rarest trigrams only (cheap when they are rare). The index covers
 //! `roster_trigram_text(search_text)`, which spells the punctuation inside terms as letters
 //! (migration 0015, [`PUNCTUATION`]), so that `jie.93` has the selective trigrams `e.9` and
 //! `.93` rather than only `jie`. A candidate is kept only where
@@ -134,7 +134,7 @@ struct Sample {
     /// The sampled users' keys, ascending, and their texts in the same order.
     keys: Vec<i64>,
     texts: Vec<String>,
-    /// Sampled texts holding each trigram (three alphanumeric characters).
+    /// Sampled texts holding each trigram (three word characters, [`trigram_char`]).
     trigrams: HashMap<[char; 3], u32>,
     /// Active users in the table, estimated.
     rows: f64,
@@ -153,7 +153,7 @@ impl Drop for Loading<'_> {
 /// The substring tier's plan for one query.
 #[derive(Debug, Clone, PartialEq)]
 enum Plan {
-    /// Walk the primary key, reading at most `rows` rows before the index takes over with
+    /// Walk the tenant's users in key order, reading at most `rows` rows before the index takes over with
     /// `then`.
     Walk { rows: i64, then: [String; 3] },
     /// Ask the index for these three trigrams (the rarest repeated when the query has fewer
