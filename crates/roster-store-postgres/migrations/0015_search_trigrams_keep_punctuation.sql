@@ -13,14 +13,16 @@
 -- Characters left as they are (quotes, commas and brackets of the JSON array, spaces)
 -- still split words: no trigram spans two terms.
 --
--- The function is a single SQL expression, IMMUTABLE, so the planner inlines it both in
--- the index definition and in the store's queries (crates/roster-store-postgres/src/
+-- The function is a single SQL expression, IMMUTABLE (with a quoted body, which versions
+-- before PostgreSQL 14 read too), so the planner inlines it both in the index definition
+-- and in the store's queries (crates/roster-store-postgres/src/
 -- search.rs, which maps a query the same way: PUNCTUATION there must list the same pairs).
 
 CREATE FUNCTION roster_trigram_text(t TEXT) RETURNS TEXT
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN replace(replace(replace(replace(replace(replace(replace(
-    t, '.', 'ᚠ'), '@', 'ᚡ'), '_', 'ᚢ'), '-', 'ᚣ'), '+', 'ᚤ'), '''', 'ᚥ'), '·', 'ᚦ');
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT replace(replace(replace(replace(replace(replace(replace(
+        t, '.', 'ᚠ'), '@', 'ᚡ'), '_', 'ᚢ'), '-', 'ᚣ'), '+', 'ᚤ'), '''', 'ᚥ'), '·', 'ᚦ')
+$$;
 
 DROP INDEX users_search_trgm_idx;
 
