@@ -150,9 +150,10 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Backend(format!("failed to run migrations: {e}")))?;
         search::backfill(&pool).await?;
+        let words = search::WordChars::of(&pool).await?;
         Ok(Self {
             pool,
-            search_sample: Arc::default(),
+            search_sample: Arc::new(search::TextSample::new(words)),
         })
     }
 

@@ -102,12 +102,13 @@ const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, 
 // walking the primary key in order instead (the walk is chosen in Rust, above), and
 // `u.id + 0 > $3` from ANDing the index with a bitmap of the primary key's range from the
 // cursor (at a million users, with statistics from before an import ended, it read 325 000
-// keys, 11-13 ms, for a query with 19 holders).
+// keys, 11-13 ms, for a query with 19 holders); `u.tenant_id + 0` likewise keeps out a
+// bitmap of the whole tenant from `users_active_key_idx`.
 macro_rules! substring_indexed {
     ($($like:literal),+) => {
         concat!(
             "SELECT u.id, ''::text, u.search_text FROM users u \
-             WHERE u.tenant_id = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
+             WHERE u.tenant_id + 0 = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
              AND u.id + 0 > $3",
             $(" AND roster_trigram_text(u.search_text) LIKE ", $like,)+
             " ORDER BY u.id + 0 LIMIT $4"
@@ -123,14 +124,40 @@ const SUBSTRING_INDEXED: [&str; 3] = [
 /// A random sample of the active users' search texts, with how many of them hold each
 /// trigram that `pg_trgm` indexes, shared by all searches of the store and refreshed in the
 /// background once it is older than [`SAMPLE_TTL`].
-#[derive(Default)]
 pub(crate) struct TextSample {
     current: RwLock<Option<Arc<Sample>>>,
     /// Set while a refresh runs, so that only one does.
     loading: AtomicBool,
+    /// Which characters the database's `pg_trgm` keeps inside words.
+    words: WordChars,
+}
+
+/// Which characters `pg_trgm` keeps inside words, which follows the database's character
+/// type: in a UTF-8 one (`C.UTF-8`, `en_US.UTF-8`) every letter and digit, the Runic
+/// letters of [`PUNCTUATION`] among them; in `C` or `POSIX`, ASCII letters and digits only.
+/// The store asks for trigrams as the index holds them: one the index does not hold (a
+/// trigram across a `.` where the `.`'s letter splits words) would be read as a rare
+/// trigram and hand the index a pattern that matches most of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WordChars {
+    Unicode,
+    Ascii,
+}
+
+impl WordChars {
+    /// Asks the database: with the Runic letters inside words, `a\u{16A0}b` is one word.
+    pub(crate) async fn of(pool: &PgPool) -> Result<Self, StoreError> {
+        let splits: bool = sqlx::query_scalar("SELECT show_trgm($1) = show_trgm('a b')")
+            .bind(format!("a{}b", PUNCTUATION[0].1))
+            .fetch_one(pool)
+            .await
+            .context("ask pg_trgm for its word characters")?;
+        Ok(if splits { Self::Ascii } else { Self::Unicode })
+    }
 }
 
 struct Sample {
+    words: WordChars,
     /// The sampled users' keys, ascending, and their texts in the same order.
     keys: Vec<i64>,
     texts: Vec<String>,
@@ -180,17 +207,18 @@ const PUNCTUATION: [(char, char); 7] = [
 /// A character as `pg_trgm` sees it in `roster_trigram_text(search_text)`: mapped
 /// punctuation as its letter, an alphanumeric character as itself, anything else (which
 /// splits words) as `None`.
-fn trigram_char(c: char) -> Option<char> {
-    match PUNCTUATION.iter().find(|(p, _)| *p == c) {
-        Some(&(_, letter)) => Some(letter),
-        None => c.is_alphanumeric().then_some(c),
+fn trigram_char(c: char, words: WordChars) -> Option<char> {
+    match (words, PUNCTUATION.iter().find(|(p, _)| *p == c)) {
+        (WordChars::Unicode, Some(&(_, letter))) => Some(letter),
+        (WordChars::Unicode, None) => c.is_alphanumeric().then_some(c),
+        (WordChars::Ascii, _) => c.is_ascii_alphanumeric().then_some(c),
     }
 }
 
 /// The query's windows of three word characters ([`trigram_char`]): the trigrams `pg_trgm`
 /// extracts from `roster_trigram_text(..) LIKE '%q%'`, each once, as the index spells them.
-fn trigrams(q: &str) -> Vec<[char; 3]> {
-    let chars: Vec<Option<char>> = q.chars().map(trigram_char).collect();
+fn trigrams(q: &str, words: WordChars) -> Vec<[char; 3]> {
+    let chars: Vec<Option<char>> = q.chars().map(|c| trigram_char(c, words)).collect();
     let mut out: Vec<[char; 3]> = Vec::new();
     for w in chars.windows(3) {
         if let [Some(a), Some(b), Some(c)] = *w {
@@ -206,19 +234,20 @@ fn trigrams(q: &str) -> Vec<[char; 3]> {
 impl Sample {
     /// A sample of `(key, search text)` pairs, in any order, from a table of about `rows`
     /// active users.
-    fn of(mut sampled: Vec<(i64, String)>, rows: f64) -> Self {
+    fn of(mut sampled: Vec<(i64, String)>, rows: f64, words: WordChars) -> Self {
         sampled.sort_unstable_by_key(|s| s.0);
         let (keys, texts): (Vec<i64>, Vec<String>) = sampled.into_iter().unzip();
         let mut counts: HashMap<[char; 3], u32> = HashMap::new();
         let mut seen: Vec<[char; 3]> = Vec::new();
         for text in &texts {
             seen.clear();
-            seen.extend(trigrams(text));
+            seen.extend(trigrams(text, words));
             for t in &seen {
                 *counts.entry(*t).or_default() += 1;
             }
         }
         Self {
+            words,
             keys,
             texts,
             trigrams: counts,
@@ -238,7 +267,7 @@ impl Sample {
     #[allow(clippy::cast_precision_loss)]
     fn trigrams_to_ask(&self, q: &str) -> Option<([String; 3], f64)> {
         let n = self.texts.len().max(1) as f64;
-        let mut tris: Vec<([char; 3], u32)> = trigrams(q)
+        let mut tris: Vec<([char; 3], u32)> = trigrams(q, self.words)
             .into_iter()
             .map(|t| (t, self.trigrams.get(&t).copied().unwrap_or(0)))
             .collect();
@@ -306,6 +335,11 @@ impl Sample {
         clippy::cast_sign_loss
     )]
     fn plan(&self, q: &str, need: usize, after: i64) -> Plan {
+        if self.texts.is_empty() {
+            // Read while the table was empty (a server started before its first import):
+            // nothing to price with until the next sample.
+            return fallback_plan(q, self.words);
+        }
         let Some((three, index_cost)) = self.trigrams_to_ask(q) else {
             // No trigram to ask the index for: a walk is the only plan.
             return Plan::WalkAll;
@@ -375,6 +409,14 @@ fn unmapped(t: [char; 3]) -> String {
 }
 
 impl TextSample {
+    pub(crate) fn new(words: WordChars) -> Self {
+        Self {
+            current: RwLock::new(None),
+            loading: AtomicBool::new(false),
+            words,
+        }
+    }
+
     /// The current sample, reading the first one now (a search waits for it once per
     /// process) and starting a background refresh of a stale one. `None` while the first
     /// one is being read by another search, or when it could not be read.
@@ -408,7 +450,7 @@ impl TextSample {
     }
 
     async fn refresh(&self, pool: &PgPool) {
-        match read_sample(pool).await {
+        match read_sample(pool, self.words).await {
             Ok(sample) => {
                 if let Ok(mut current) = self.current.write() {
                     *current = Some(Arc::new(sample));
@@ -423,7 +465,7 @@ impl TextSample {
 
 /// Reads a block sample of about [`SAMPLE_ROWS`] active users' search texts, spread over
 /// the whole table.
-async fn read_sample(pool: &PgPool) -> Result<Sample, StoreError> {
+async fn read_sample(pool: &PgPool, words: WordChars) -> Result<Sample, StoreError> {
     // `reltuples` is -1 before the first ANALYZE; the sample then reads the first rows.
     let rows: f64 =
         sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = 'users'::regclass")
@@ -457,7 +499,7 @@ async fn read_sample(pool: &PgPool) -> Result<Sample, StoreError> {
     );
     #[allow(clippy::cast_precision_loss)]
     let rows = rows.max(sampled.len() as f64);
-    Ok(Sample::of(sampled, rows))
+    Ok(Sample::of(sampled, rows, words))
 }
 
 /// Keeps `keep` of `items`, evenly spaced, in their order.
@@ -484,6 +526,19 @@ fn like_trigram(t: &str) -> String {
     format!("%{t}%")
 }
 
+/// The plan without a sample to price it: the index over the query's first three trigrams,
+/// or a walk when it has none.
+fn fallback_plan(q: &str, words: WordChars) -> Plan {
+    let tris = trigrams(q, words);
+    match tris.first() {
+        None => Plan::WalkAll,
+        Some(first) => {
+            let at = |k: usize| tris.get(k).unwrap_or(first).iter().collect::<String>();
+            Plan::Indexed([at(0), at(1), at(2)])
+        }
+    }
+}
+
 /// Substring candidates from key `after` on, in key order: at least `need` of them (the
 /// index plan returns up to [`INDEX_BATCH`] at once), or fewer when the tier has no more.
 async fn substring_candidates(
@@ -496,17 +551,9 @@ async fn substring_candidates(
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
     // Without a sample (being read by another search, or unreadable), the index over the
     // first three trigrams.
-    let plan = if let Some(s) = sample.get(pool).await {
-        s.plan(q, need, after)
-    } else {
-        let tris = trigrams(q);
-        match tris.first() {
-            None => Plan::WalkAll,
-            Some(first) => {
-                let at = |k: usize| tris.get(k).unwrap_or(first).iter().collect::<String>();
-                Plan::Indexed([at(0), at(1), at(2)])
-            }
-        }
+    let plan = match sample.get(pool).await {
+        Some(s) => s.plan(q, need, after),
+        None => fallback_plan(q, sample.words),
     };
     tracing::debug!(q, after, need, ?plan, "substring search plan");
     run_plan(pool, tenant, q, after, need, plan).await
@@ -738,7 +785,8 @@ mod tests {
     use roster_core::TenantId;
 
     use super::{
-        like_trigram, run_plan, thin, trigrams, Plan, Sample, PUNCTUATION, SUBSTRING_WALK,
+        like_trigram, run_plan, thin, trigrams, Plan, Sample, WordChars, PUNCTUATION,
+        SUBSTRING_WALK,
     };
 
     /// Texts keyed in their order.
@@ -758,7 +806,7 @@ mod tests {
                 format!("[\"{name}{extra}\",\"{digits}{i:05}\"]")
             })
             .collect();
-        Sample::of(keyed(texts), 1_000_000.0)
+        Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode)
     }
 
     #[test]
@@ -778,8 +826,12 @@ mod tests {
 
     #[test]
     fn trigrams_are_the_windows_pg_trgm_indexes() {
-        let t =
-            |q: &str| -> Vec<String> { trigrams(q).iter().map(|t| t.iter().collect()).collect() };
+        let t = |q: &str| -> Vec<String> {
+            trigrams(q, WordChars::Unicode)
+                .iter()
+                .map(|t| t.iter().collect())
+                .collect()
+        };
         assert_eq!(t("ngwei"), ["ngw", "gwe", "wei"]);
         // The punctuation of e-mails and names is part of a word, spelt as its letter.
         assert_eq!(
@@ -795,6 +847,34 @@ mod tests {
         assert!(t("a b").is_empty());
         assert_eq!(t("马芳婷"), ["马芳婷"]);
         assert_eq!(t("000000"), ["000"]);
+    }
+
+    #[test]
+    fn in_a_database_of_ascii_word_characters_trigrams_are_ascii() {
+        // `C` or `POSIX`: pg_trgm splits words at punctuation's letters and at every other
+        // character beyond ASCII, so the store asks for none of those trigrams.
+        let t = |q: &str| -> Vec<String> {
+            trigrams(q, WordChars::Ascii)
+                .iter()
+                .map(|t| t.iter().collect())
+                .collect()
+        };
+        assert_eq!(t("jie.93"), ["jie"]);
+        assert!(t("马芳婷").is_empty());
+        assert_eq!(t("ngwei"), ["ngw", "gwe", "wei"]);
+    }
+
+    #[test]
+    fn an_empty_sample_asks_the_index_for_the_first_trigrams() {
+        // Read before the first import: no density to price with, so the plan used without
+        // a sample, rather than walking every tenant to the end for a rare query.
+        let s = Sample::of(Vec::new(), 1_000_000.0, WordChars::Unicode);
+        let t = |x: &str| x.to_owned();
+        assert_eq!(
+            s.plan("mafang", 25, -1),
+            Plan::Indexed([t("maf"), t("afa"), t("fan")])
+        );
+        assert_eq!(s.plan("a/b", 25, -1), Plan::WalkAll);
     }
 
     #[test]
@@ -830,7 +910,7 @@ mod tests {
                 format!("[\"{name}{i}@corp.example.com\"]")
             })
             .collect();
-        let s = Sample::of(keyed(texts), 1_000_000.0);
+        let s = Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode);
         let (three, cost) = s.trigrams_to_ask("jian.7").unwrap();
         let n7 = "n\u{16A0}7".to_owned();
         assert_eq!(three, [n7.clone(), "jia".to_owned(), n7]);
@@ -849,7 +929,7 @@ mod tests {
                 format!("[\"{name}\",\"1390{i:07}\"]")
             })
             .collect();
-        match Sample::of(keyed(texts), 1_000_000.0).plan("qiang", 32, -1) {
+        match Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode).plan("qiang", 32, -1) {
             Plan::Walk { rows, then } => {
                 // At least twice the rows expected (640), and as many as the index would
                 // cost, less than the table.
@@ -883,7 +963,7 @@ mod tests {
                 format!("[\"+8613000{tail}\"]")
             })
             .collect();
-        let s = Sample::of(keyed(texts), 1_000_000.0);
+        let s = Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode);
         // `004` and `049` are held by every holder of `499` in the sample: asking for them
         // too removes no candidate.
         let t499 = || "499".to_owned();
@@ -915,9 +995,17 @@ mod tests {
                 })
                 .collect()
         };
-        let even = Sample::of(keyed(texts(&|i| i % 100 == 7)), 1_000_000.0);
+        let even = Sample::of(
+            keyed(texts(&|i| i % 100 == 7)),
+            1_000_000.0,
+            WordChars::Unicode,
+        );
         assert!(matches!(even.plan("ing.82", 25, -1), Plan::Walk { .. }));
-        let bunched = Sample::of(keyed(texts(&|i| i >= 7960)), 1_000_000.0);
+        let bunched = Sample::of(
+            keyed(texts(&|i| i >= 7960)),
+            1_000_000.0,
+            WordChars::Unicode,
+        );
         assert!(matches!(bunched.plan("ing.82", 25, -1), Plan::Indexed(_)));
         // From a cursor inside the bunch, the holders are near again.
         assert!(matches!(
@@ -944,6 +1032,13 @@ mod tests {
             return;
         };
         let pool = store.pool.clone();
+        // The test server's databases are UTF-8 (`C.UTF-8` here); in a `C` one the store
+        // detects ASCII word characters instead and asks for no trigram across punctuation.
+        assert_eq!(
+            WordChars::of(&pool).await.unwrap(),
+            WordChars::Unicode,
+            "the test database's character type splits words at the Runic letters"
+        );
         let all: String = PUNCTUATION.iter().map(|p| p.0).collect();
         let mapped: String = sqlx::query_scalar("SELECT roster_trigram_text($1)")
             .bind(format!("a{all}/b"))
@@ -979,7 +1074,7 @@ mod tests {
             .await
             .unwrap();
         }
-        let tris = trigrams(".93");
+        let tris = trigrams(".93", WordChars::Unicode);
         assert_eq!(tris.len(), 1);
         let pattern = like_trigram(&tris[0].iter().collect::<String>());
         let mut conn = pool.acquire().await.unwrap();
