@@ -74,6 +74,15 @@ const LOCAL_MATCHES: usize = 3;
 const MIN_WALK_ROWS: f64 = 1024.0;
 /// The index is asked for at most this many of a query's trigrams.
 const MAX_TRIGRAMS: usize = 3;
+/// Keys per block of the trigram index (`id >> 14`, migration 0017): 61 blocks at a
+/// million users. Measured there (2026-12-06, a page of 24 from the first user): blocks of
+/// 16 384 keys found `ming.6`, `chen.4`, `chao.5` and `henyon` in 0.7-2.5 ms over one to
+/// three statements; blocks of 65 536 in 1.4-2.5 ms, but a block's candidates cost in
+/// proportion to its width where the page needed a part of it.
+const KEY_BLOCK_SHIFT: u32 = 14;
+/// What one block statement costs beyond its candidates, in walk rows: its round trip,
+/// its planning and GIN's descents into each posting list (0.15-0.3 ms).
+const BLOCK_STATEMENT_COST: f64 = 400.0;
 
 const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
     FROM user_search_terms t JOIN users u ON u.id = t.user_key \
@@ -103,22 +112,32 @@ const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, 
 // `u.id + 0 > $3` from ANDing the index with a bitmap of the primary key's range from the
 // cursor (at a million users, with statistics from before an import ended, it read 325 000
 // keys, 11-13 ms, for a query with 19 holders); `u.tenant_id + 0` likewise keeps out a
-// bitmap of the whole tenant from `users_active_key_idx`.
+// bitmap of the whole tenant from `users_active_key_idx`. The block statements
+// ([`SUBSTRING_BLOCK`]) also name one block of keys, which the index holds beside the
+// trigrams (migration 0017): GIN then reads only that block's candidates.
 macro_rules! substring_indexed {
-    ($($like:literal),+) => {
+    ($block:literal, $($like:literal),+) => {
         concat!(
             "SELECT u.id, ''::text, u.search_text FROM users u \
              WHERE u.tenant_id + 0 = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
              AND u.id + 0 > $3",
+            $block,
             $(" AND roster_trigram_text(u.search_text) LIKE ", $like,)+
             " ORDER BY u.id + 0 LIMIT $4"
         )
     };
 }
 const SUBSTRING_INDEXED: [&str; 3] = [
-    substring_indexed!("$5"),
-    substring_indexed!("$5", "$6"),
-    substring_indexed!("$5", "$6", "$7"),
+    substring_indexed!("", "$5"),
+    substring_indexed!("", "$5", "$6"),
+    substring_indexed!("", "$5", "$6", "$7"),
+];
+// The expression must be the index's, `(id >> 14)` ([`KEY_BLOCK_SHIFT`]; a test compares
+// them), or the planner cannot use the index for it.
+const SUBSTRING_BLOCK: [&str; 3] = [
+    substring_indexed!(" AND (u.id >> 14) = $5", "$6"),
+    substring_indexed!(" AND (u.id >> 14) = $5", "$6", "$7"),
+    substring_indexed!(" AND (u.id >> 14) = $5", "$6", "$7", "$8"),
 ];
 
 /// A random sample of the active users' search texts, with how many of them hold each
@@ -182,12 +201,29 @@ impl Drop for Loading<'_> {
 enum Plan {
     /// Walk the tenant's users in key order, reading at most `rows` rows before the index takes over with
     /// `then`.
-    Walk { rows: i64, then: [String; 3] },
-    /// Ask the index for these three trigrams (the rarest repeated when the query has fewer
-    /// rare ones).
-    Indexed([String; 3]),
+    Walk { rows: i64, then: IndexPlan },
+    /// Ask the index.
+    Indexed(IndexPlan),
     /// Nothing indexable and no estimate: walk to the end.
     WalkAll,
+}
+
+/// How the index is asked: for three trigrams (the rarest repeated when the query has fewer
+/// rare ones), one block of keys at a time from the cursor's for at most `blocks`
+/// statements ([`KEY_BLOCK_SHIFT`]), then for the rest of the table at once.
+#[derive(Debug, Clone, PartialEq)]
+struct IndexPlan {
+    trigrams: [String; 3],
+    blocks: u32,
+}
+
+/// A query's trigrams to ask the index for, and what asking costs in walk rows: `whole`
+/// for the whole table at once, `per_row` for each row of the blocks asked for one at a
+/// time (their candidates and re-checks; GIN skips through the posting lists to the block).
+struct Priced {
+    three: [String; 3],
+    whole: f64,
+    per_row: f64,
 }
 
 /// Punctuation that migration 0015's `roster_trigram_text` replaces by letters before
@@ -265,7 +301,7 @@ impl Sample {
     /// and `jia` in `jian.7` removes few and costs a posting list of a fifth of all users.
     // Counts of a few thousand rows are exact in an f64.
     #[allow(clippy::cast_precision_loss)]
-    fn trigrams_to_ask(&self, q: &str) -> Option<([String; 3], f64)> {
+    fn trigrams_to_ask(&self, q: &str) -> Option<Priced> {
         let n = self.texts.len().max(1) as f64;
         let mut tris: Vec<([char; 3], u32)> = trigrams(q, self.words)
             .into_iter()
@@ -290,6 +326,11 @@ impl Sample {
             })
             .collect();
         let rows = |count: f64| count.max(0.5) / n * self.rows;
+        let candidates = |taken: u16| {
+            let joint = holders.iter().filter(|&&m| m & taken == taken).count() as f64;
+            let likes = f64::from(taken.count_ones());
+            rows(joint) * (CANDIDATE_COST + LIKE_COST * likes)
+        };
         let cost = |taken: u16| {
             let postings: f64 = tris
                 .iter()
@@ -297,9 +338,7 @@ impl Sample {
                 .filter(|(i, _)| taken & (1 << i) != 0)
                 .map(|(_, &(_, c))| rows(f64::from(c)))
                 .sum();
-            let joint = holders.iter().filter(|&&m| m & taken == taken).count() as f64;
-            let likes = f64::from(taken.count_ones());
-            postings * POSTING_COST + rows(joint) * (CANDIDATE_COST + LIKE_COST * likes)
+            postings * POSTING_COST + candidates(taken)
         };
         let mut taken: u16 = 1;
         let mut best = cost(taken);
@@ -323,7 +362,11 @@ impl Sample {
         let first: String = rarest.iter().collect();
         picked.resize(MAX_TRIGRAMS, first);
         let three = [picked[0].clone(), picked[1].clone(), picked[2].clone()];
-        Some((three, best))
+        Some(Priced {
+            three,
+            whole: best,
+            per_row: candidates(taken) / self.rows,
+        })
     }
 
     /// Chooses the plan for a page of `need` candidates of the substring `q` after the key
@@ -340,10 +383,11 @@ impl Sample {
             // nothing to price with until the next sample.
             return fallback_plan(q, self.words);
         }
-        let Some((three, index_cost)) = self.trigrams_to_ask(q) else {
+        let Some(priced) = self.trigrams_to_ask(q) else {
             // No trigram to ask the index for: a walk is the only plan.
             return Plan::WalkAll;
         };
+        let index_cost = priced.whole;
         // How far a walk from the cursor goes for a page: `need` over the share of matches
         // among the sampled users after the cursor's key (all of them when the cursor is
         // past the last), counted up to the third match (or as many as the page stands
@@ -373,21 +417,60 @@ impl Sample {
         }
         let walk_rows =
             (need as f64 * reach as f64 / (found as f64).max(0.5)).min(left as f64 / rate);
-        if found > 0 && walk_rows <= index_cost {
+        // The same stretch asked of the index a block of keys at a time: the blocks it
+        // spans (keys per row from the sample's last key, so that keys other tenants hold
+        // or that were deleted count), each a statement and its candidates. A query the
+        // sample does not hold is searched to the end. Blocks whose candidates cost more
+        // than walking their rows (a trigram most users hold) are never asked for.
+        let last_key = self.keys.last().copied().unwrap_or(0).max(0);
+        let keys_per_row = (last_key as f64 / self.rows).max(1.0);
+        let first_block = after.max(0) >> KEY_BLOCK_SHIFT;
+        let blocks_left = ((last_key >> KEY_BLOCK_SHIFT) - first_block + 1).max(1) as f64;
+        let blocks = if found == 0 {
+            blocks_left
+        } else {
+            let page_key = after.max(0) as f64 + walk_rows * keys_per_row;
+            ((page_key as i64 >> KEY_BLOCK_SHIFT) - first_block + 1).max(1) as f64
+        };
+        let block_rows = f64::from(1_u32 << KEY_BLOCK_SHIFT) / keys_per_row;
+        let block_cost = BLOCK_STATEMENT_COST + priced.per_row * block_rows;
+        let blocks_cost = if block_cost < block_rows {
+            blocks.min(blocks_left) * block_cost
+        } else {
+            f64::INFINITY
+        };
+        // The cheaper way to ask the index. Block by block, it gives up after it has spent
+        // what the whole table would have cost (and twice its own estimate), and asks for
+        // the rest at once, so that a short estimate costs at most about twice the better.
+        let (then, alt_cost) = if blocks_cost < index_cost {
+            let budget = (index_cost / block_cost).max(2.0 * blocks).min(blocks_left);
+            let plan = IndexPlan {
+                trigrams: priced.three,
+                blocks: budget.ceil() as u32,
+            };
+            (plan, blocks_cost)
+        } else {
+            let plan = IndexPlan {
+                trigrams: priced.three,
+                blocks: 0,
+            };
+            (plan, index_cost)
+        };
+        if found > 0 && walk_rows <= alt_cost {
             // A walk that reads its rows without a page hands over to the index, unless the
             // index costs more than walking the whole table (a trigram every mobile holds):
             // then the walk goes on to the end.
-            if index_cost > self.rows {
+            if alt_cost > self.rows {
                 return Plan::WalkAll;
             }
-            let rows = (walk_rows * WALK_SLACK).max(index_cost).max(MIN_WALK_ROWS);
+            let rows = (walk_rows * WALK_SLACK).max(alt_cost).max(MIN_WALK_ROWS);
             return Plan::Walk {
                 rows: rows as i64,
-                then: three,
+                then,
             };
         }
-        if index_cost <= walk_rows {
-            Plan::Indexed(three)
+        if alt_cost <= walk_rows {
+            Plan::Indexed(then)
         } else {
             // Not seen in the sample, and made of trigrams most users hold (`000000`): a
             // walk reads at most the table, the index would hand over most of it, unsorted.
@@ -538,7 +621,10 @@ fn fallback_plan(q: &str, words: WordChars) -> Plan {
         None => Plan::WalkAll,
         Some(first) => {
             let at = |k: usize| tris.get(k).unwrap_or(first).iter().collect::<String>();
-            Plan::Indexed([at(0), at(1), at(2)])
+            Plan::Indexed(IndexPlan {
+                trigrams: [at(0), at(1), at(2)],
+                blocks: 0,
+            })
         }
     }
 }
@@ -574,7 +660,7 @@ async fn run_plan(
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
     let need_i = i64::try_from(need).unwrap_or(i64::MAX);
     let (walk_rows, then) = match plan {
-        Plan::Indexed(pair) => return indexed(pool, tenant, q, &pair, after, need_i).await,
+        Plan::Indexed(index) => return indexed(pool, tenant, q, &index, after, need).await,
         Plan::WalkAll => (i64::MAX, None),
         Plan::Walk { rows, then } => (rows, Some(then)),
     };
@@ -595,7 +681,7 @@ async fn run_plan(
         .filter(|r| r.2)
         .map(|(key, text, ..)| (key, String::new(), text))
         .collect();
-    let Some(pair) = then else {
+    let Some(then) = then else {
         return Ok(rows);
     };
     if rows.len() >= need {
@@ -605,37 +691,79 @@ async fn run_plan(
     let Some(end) = end else {
         return Ok(rows);
     };
-    let more = indexed(pool, tenant, q, &pair, end, need_i - rows.len() as i64).await?;
+    let more = indexed(pool, tenant, q, &then, end, need - rows.len()).await?;
     rows.extend(more);
     Ok(rows)
 }
 
+/// The index plan from key `after` on: block by block (each block's holders in key order,
+/// so a page ends in the first block that fills it), then the rest of the table at once.
 async fn indexed(
     pool: &PgPool,
     tenant: TenantId,
     q: &str,
-    trigrams: &[String; 3],
-    after: i64,
-    need: i64,
+    plan: &IndexPlan,
+    mut after: i64,
+    need: usize,
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
     let mut distinct: Vec<&String> = Vec::with_capacity(3);
-    for t in trigrams {
+    for t in &plan.trigrams {
         if !distinct.contains(&t) {
             distinct.push(t);
         }
     }
+    let mut rows: Vec<(i64, String, String)> = Vec::new();
+    let mut block = after.max(0) >> KEY_BLOCK_SHIFT;
+    for _ in 0..plan.blocks {
+        // At least what the page lacks, so that a block returning fewer holds no more.
+        let limit = i64::try_from(need - rows.len())
+            .unwrap_or(i64::MAX)
+            .max(INDEX_BATCH);
+        let mut query = sqlx::query_as(SUBSTRING_BLOCK[distinct.len() - 1])
+            .bind(tenant.0)
+            .bind(q)
+            .bind(after)
+            .bind(limit)
+            .bind(block);
+        for t in &distinct {
+            query = query.bind(like_trigram(t));
+        }
+        let got: Vec<(i64, String, String)> = query
+            .fetch_all(pool)
+            .await
+            .context("substring search (index block)")?;
+        rows.extend(got);
+        if rows.len() >= need {
+            return Ok(rows);
+        }
+        // Every holder of this block is listed: the next starts after its last key (none
+        // follows the last block a key can be in).
+        let Some(next) = block
+            .checked_add(1)
+            .and_then(|b| b.checked_mul(1 << KEY_BLOCK_SHIFT))
+        else {
+            return Ok(rows);
+        };
+        block += 1;
+        after = next - 1;
+    }
+    let limit = i64::try_from(need - rows.len())
+        .unwrap_or(i64::MAX)
+        .max(INDEX_BATCH);
     let mut query = sqlx::query_as(SUBSTRING_INDEXED[distinct.len() - 1])
         .bind(tenant.0)
         .bind(q)
         .bind(after)
-        .bind(need.max(INDEX_BATCH));
+        .bind(limit);
     for t in distinct {
         query = query.bind(like_trigram(t));
     }
-    query
+    let rest: Vec<(i64, String, String)> = query
         .fetch_all(pool)
         .await
-        .context("substring search (index)")
+        .context("substring search (index)")?;
+    rows.extend(rest);
+    Ok(rows)
 }
 
 async fn candidates(
@@ -789,13 +917,22 @@ mod tests {
     use roster_core::TenantId;
 
     use super::{
-        like_trigram, run_plan, thin, trigrams, Plan, Sample, WordChars, PUNCTUATION,
-        SUBSTRING_WALK,
+        like_trigram, run_plan, thin, trigrams, IndexPlan, Plan, Sample, WordChars,
+        KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_BLOCK, SUBSTRING_WALK,
     };
 
-    /// Texts keyed in their order.
+    /// Texts keyed in their order, as a sample of 8 000 users spread over a table of a
+    /// million: a key every 125.
     fn keyed(texts: Vec<String>) -> Vec<(i64, String)> {
-        (0_i64..).zip(texts).collect()
+        (0_i64..).map(|i| i * 125).zip(texts).collect()
+    }
+
+    /// The index asked for `t` alone, for the whole table at once.
+    fn whole(t: &str) -> Plan {
+        Plan::Indexed(IndexPlan {
+            trigrams: [t.to_owned(), t.to_owned(), t.to_owned()],
+            blocks: 0,
+        })
     }
 
     /// A sample of `n` texts: `common` of them hold `zhangwei` (so `ang` and `wei` are
@@ -876,7 +1013,10 @@ mod tests {
         let t = |x: &str| x.to_owned();
         assert_eq!(
             s.plan("mafang", 25, -1),
-            Plan::Indexed([t("maf"), t("afa"), t("fan")])
+            Plan::Indexed(IndexPlan {
+                trigrams: [t("maf"), t("afa"), t("fan")],
+                blocks: 0
+            })
         );
         assert_eq!(s.plan("a/b", 25, -1), Plan::WalkAll);
     }
@@ -887,11 +1027,7 @@ mod tests {
         // a third of them: no second trigram removes a candidate the sample can see, and
         // each would cost its posting list and a re-check.
         let s = sample(6000, 10);
-        let maf = || "maf".to_owned();
-        assert_eq!(
-            s.plan("mafangting", 32, -1),
-            Plan::Indexed([maf(), maf(), maf()])
-        );
+        assert_eq!(s.plan("mafangting", 32, -1), whole("maf"));
     }
 
     #[test]
@@ -915,18 +1051,19 @@ mod tests {
             })
             .collect();
         let s = Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode);
-        let (three, cost) = s.trigrams_to_ask("jian.7").unwrap();
+        let priced = s.trigrams_to_ask("jian.7").unwrap();
         let n7 = "n\u{16A0}7".to_owned();
-        assert_eq!(three, [n7.clone(), "jia".to_owned(), n7]);
+        assert_eq!(priced.three, [n7.clone(), "jia".to_owned(), n7]);
         // Against `n.7` alone: 43 000 candidates, 3 400 with `jia`.
-        assert!(cost < 50_000.0, "{cost}");
+        assert!(priced.whole < 50_000.0, "{}", priced.whole);
     }
 
     #[test]
     fn a_dense_query_walks_and_hands_over_to_the_index() {
         // `qiang` in 5% of the sample: a page is a walk of about 640 rows, while the index
-        // would hand over 50 000 candidates. A walk that finds fewer than the sample said
-        // goes on through the index from where it stopped.
+        // would hand over 50 000 candidates, or 820 for the first block of keys. A walk that
+        // finds fewer than the sample said goes on through the index from where it
+        // stopped, a block at a time.
         let texts = (0..8000)
             .map(|i| {
                 let name = if i % 20 == 0 { "liqiang" } else { "zhaomin" };
@@ -935,10 +1072,11 @@ mod tests {
             .collect();
         match Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode).plan("qiang", 32, -1) {
             Plan::Walk { rows, then } => {
-                // At least twice the rows expected (640), and as many as the index would
-                // cost, less than the table.
-                assert!((200_000..1_000_000).contains(&rows), "{rows}");
-                assert_eq!(then[0], "qia", "{then:?}");
+                // At least twice the rows expected (640), and as many as the first block
+                // through the index would cost (400 + 820 candidates at 5.6 rows each).
+                assert!((4_000..6_000).contains(&rows), "{rows}");
+                assert_eq!(then.trigrams[0], "qia", "{then:?}");
+                assert!(then.blocks >= 2, "{then:?}");
             }
             other => panic!("{other:?}"),
         }
@@ -970,20 +1108,12 @@ mod tests {
         let s = Sample::of(keyed(texts), 1_000_000.0, WordChars::Unicode);
         // `004` and `049` are held by every holder of `499` in the sample: asking for them
         // too removes no candidate.
-        let t499 = || "499".to_owned();
         for q in ["3000499", "13000499"] {
-            assert_eq!(
-                s.plan(q, 32, -1),
-                Plan::Indexed([t499(), t499(), t499()]),
-                "{q}"
-            );
+            assert_eq!(s.plan(q, 32, -1), whole("499"), "{q}");
         }
         // `304` is in no sampled text, and every other trigram of the query is in 40 or
         // more: the unseen one is asked for alone.
-        assert_eq!(
-            s.plan("130499", 32, -1),
-            Plan::Indexed(["304".to_owned(), "304".to_owned(), "304".to_owned()])
-        );
+        assert_eq!(s.plan("130499", 32, -1), whole("304"));
     }
 
     #[test]
@@ -1004,7 +1134,15 @@ mod tests {
             1_000_000.0,
             WordChars::Unicode,
         );
-        assert!(matches!(even.plan("ing.82", 25, -1), Plan::Walk { .. }));
+        // (The first block of keys through the index costs about as much as the walk.)
+        let near = even.plan("ing.82", 25, -1);
+        assert!(
+            matches!(
+                near,
+                Plan::Walk { .. } | Plan::Indexed(IndexPlan { blocks: 1.., .. })
+            ),
+            "{near:?}"
+        );
         let bunched = Sample::of(
             keyed(texts(&|i| i >= 7960)),
             1_000_000.0,
@@ -1013,7 +1151,7 @@ mod tests {
         assert!(matches!(bunched.plan("ing.82", 25, -1), Plan::Indexed(_)));
         // From a cursor inside the bunch, the holders are near again.
         assert!(matches!(
-            bunched.plan("ing.82", 25, 7930),
+            bunched.plan("ing.82", 25, 7930 * 125),
             Plan::Walk { .. }
         ));
     }
@@ -1097,7 +1235,7 @@ mod tests {
         // The bitmap index scan's rows are the index's candidates: the two holders only.
         let scan = plan
             .iter()
-            .find(|l| l.contains("Bitmap Index Scan on users_search_trgm_idx"))
+            .find(|l| l.contains("Bitmap Index Scan on users_search_block_trgm_idx"))
             .unwrap_or_else(|| panic!("{plan:#?}"));
         assert!(scan.contains("(actual rows=2 loops=1)"), "{plan:#?}");
         sqlx::raw_sql("RESET enable_seqscan")
@@ -1106,12 +1244,90 @@ mod tests {
             .unwrap();
         drop(conn);
         let trigram: String = tris[0].iter().collect();
-        let plan = Plan::Indexed([trigram.clone(), trigram.clone(), trigram]);
+        let plan = Plan::Indexed(IndexPlan {
+            trigrams: [trigram.clone(), trigram.clone(), trigram],
+            blocks: 0,
+        });
         let found = run_plan(&pool, TenantId(1), "jie.93", -1, 10, plan)
             .await
             .unwrap();
         let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
         assert_eq!(keys, [3, 8]);
+    }
+
+    #[test]
+    fn the_block_statements_spell_the_index_expression() {
+        let migration = include_str!("../migrations/0017_search_trigrams_by_key_block.sql");
+        let index = format!("gin ((id >> {KEY_BLOCK_SHIFT}),");
+        assert!(migration.contains(&index), "{index}");
+        for statement in SUBSTRING_BLOCK {
+            let block = format!("AND (u.id >> {KEY_BLOCK_SHIFT}) = $5 AND");
+            assert!(statement.contains(&block), "{statement}");
+        }
+    }
+
+    /// A block statement's generic plan (the one a connection keeps after five executions)
+    /// asks the index for the block and the trigram together, so that the index returns
+    /// only that block's holders.
+    #[tokio::test]
+    async fn a_block_statement_reads_one_block_of_the_index() {
+        let Some((store, _)) = crate::test_store_and_options("block_statement")
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let pool = store.pool.clone();
+        // 30 000 users over keys 1..=60 000 (blocks 0 to 3), every third holding `qzx`.
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0); \
+             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
+               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
+               updated_at, doc, search_text) \
+             SELECT g * 2, 1, 'ou_' || g, 'on_' || g, 'u' || g, 'u' || g, 'n', false, false, \
+               true, false, false, 0, 0, '{}', \
+               CASE WHEN g % 3 = 0 THEN '[\"qzxwei\"]' ELSE '[\"zhangwei\"]' END \
+             FROM generate_series(1, 30000) g; \
+             ANALYZE users;",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let holders_in_block_1 = (1..=30_000_i64)
+            .filter(|g| g % 3 == 0 && (g * 2) >> KEY_BLOCK_SHIFT == 1)
+            .count();
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET plan_cache_mode = force_generic_plan; PREPARE page AS {}",
+            SUBSTRING_BLOCK[0]
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) \
+             EXECUTE page(1, 'qzx', -1, 10000, 1, '%qzx%')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let scan = plan
+            .iter()
+            .find(|l| l.contains("Bitmap Index Scan on users_search_block_trgm_idx"))
+            .unwrap_or_else(|| panic!("{plan:#?}"));
+        assert!(
+            scan.contains(&format!("(actual rows={holders_in_block_1} loops=1)")),
+            "{holders_in_block_1}: {plan:#?}"
+        );
+        let rows: Vec<i64> = sqlx::query_scalar("EXECUTE page(1, 'qzx', 20000, 10000, 1, '%qzx%')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let want: Vec<i64> = (1..=30_000_i64)
+            .map(|g| g * 2)
+            .filter(|k| k % 6 == 0 && *k > 20_000 && k >> KEY_BLOCK_SHIFT == 1)
+            .collect();
+        assert_eq!(rows, want);
     }
 
     /// A walk reads only its tenant's active users, whatever the tenant: the prepared
@@ -1192,12 +1408,16 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap();
-        // 600 users of tenant 1 and some of tenant 2 between them; every seventh holds
+        // 600 users of tenant 1 and some of tenant 2 between them, a key every 97 so that
+        // they span five blocks of the index ([`KEY_BLOCK_SHIFT`]); every seventh holds
         // `ngting`, and every user holds `000`.
-        for id in 1..=700_i64 {
-            let tenant = if id % 10 == 5 { 2 } else { 1 };
-            let name = if id % 7 == 0 { "fangting" } else { "zhangwei" };
-            let text = format!("[\"{name}\",\"13000{id:06}\"]");
+        let key = |i: i64| i * 97;
+        assert_eq!(key(700) >> KEY_BLOCK_SHIFT, 4);
+        for i in 1..=700_i64 {
+            let id = key(i);
+            let tenant = if i % 10 == 5 { 2 } else { 1 };
+            let name = if i % 7 == 0 { "fangting" } else { "zhangwei" };
+            let text = format!("[\"{name}\",\"13000{i:06}\"]");
             sqlx::query(
                 "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, \
                    name, is_resigned, is_frozen, is_activated, is_exited, is_unjoin, \
@@ -1208,36 +1428,55 @@ mod tests {
             .bind(id)
             .bind(tenant)
             .bind(name)
-            .bind(id % 50 == 0)
+            .bind(i % 50 == 0)
             .bind(text)
             .execute(&pool)
             .await
             .unwrap();
         }
         let expected: Vec<i64> = (1..=700)
-            .filter(|id| id % 10 != 5 && id % 7 == 0 && id % 50 != 0)
+            .filter(|i| i % 10 != 5 && i % 7 == 0 && i % 50 != 0)
+            .map(key)
             .collect();
-        let pair = || ["ngt".to_owned(), "tin".to_owned(), "ing".to_owned()];
+        let ask = |blocks: u32| IndexPlan {
+            trigrams: ["ngt".to_owned(), "tin".to_owned(), "ing".to_owned()],
+            blocks,
+        };
         let plans = [
             Plan::WalkAll,
             Plan::Walk {
                 rows: 5,
-                then: pair(),
+                then: ask(0),
             },
             // From the start, the walk's sixth and last row (key 7) is itself a holder.
             Plan::Walk {
                 rows: 6,
-                then: pair(),
+                then: ask(0),
             },
             Plan::Walk {
                 rows: 100_000,
-                then: pair(),
+                then: ask(0),
             },
-            Plan::Indexed(pair()),
+            Plan::Walk {
+                rows: 30,
+                then: ask(2),
+            },
+            Plan::Indexed(ask(0)),
+            Plan::Indexed(ask(1)),
+            Plan::Indexed(ask(3)),
+            // More blocks than the table spans: the empty ones are asked for too.
+            Plan::Indexed(ask(9)),
         ];
         for plan in plans {
             let label = format!("{plan:?}");
-            for (after, need) in [(-1, 1000), (-1, 3), (140, 4), (690, 10)] {
+            for (after, need) in [
+                (-1, 1000),
+                (-1, 3),
+                (-1, 70),
+                (key(140), 4),
+                (20_000, 80),
+                (key(690), 10),
+            ] {
                 let found = run_plan(&pool, TenantId(1), "ngting", after, need, plan.clone())
                     .await
                     .unwrap();
