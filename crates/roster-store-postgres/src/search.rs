@@ -80,9 +80,10 @@ const MAX_TRIGRAMS: usize = 3;
 /// three statements; blocks of 65 536 in 1.4-2.5 ms, but a block's candidates cost in
 /// proportion to its width where the page needed a part of it.
 const KEY_BLOCK_SHIFT: u32 = 14;
-/// What one block statement costs beyond its candidates, in walk rows: its round trip,
-/// its planning and GIN's descents into each posting list (0.15-0.3 ms).
-const BLOCK_STATEMENT_COST: f64 = 400.0;
+/// What one block costs beyond its candidates, in walk rows: a statement inside
+/// `roster_substring_blocks` (no round trip) and GIN's descents into each posting list,
+/// about 0.1 ms for an empty block at a million users.
+const BLOCK_STATEMENT_COST: f64 = 150.0;
 
 const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
     FROM user_search_terms t JOIN users u ON u.id = t.user_key \
@@ -112,33 +113,31 @@ const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, 
 // `u.id + 0 > $3` from ANDing the index with a bitmap of the primary key's range from the
 // cursor (at a million users, with statistics from before an import ended, it read 325 000
 // keys, 11-13 ms, for a query with 19 holders); `u.tenant_id + 0` likewise keeps out a
-// bitmap of the whole tenant from `users_active_key_idx`. The block statements
-// ([`SUBSTRING_BLOCK`]) also name one block of keys, which the index holds beside the
-// trigrams (migration 0017): GIN then reads only that block's candidates.
+// bitmap of the whole tenant from `users_active_key_idx`. The block statements of
+// migration 0017's `roster_substring_blocks` ([`SUBSTRING_BLOCKS`]) are these with one
+// block of keys named too, which the index holds beside the trigrams: GIN then reads only
+// that block's candidates.
 macro_rules! substring_indexed {
-    ($block:literal, $($like:literal),+) => {
+    ($($like:literal),+) => {
         concat!(
             "SELECT u.id, ''::text, u.search_text FROM users u \
              WHERE u.tenant_id + 0 = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
              AND u.id + 0 > $3",
-            $block,
             $(" AND roster_trigram_text(u.search_text) LIKE ", $like,)+
             " ORDER BY u.id + 0 LIMIT $4"
         )
     };
 }
 const SUBSTRING_INDEXED: [&str; 3] = [
-    substring_indexed!("", "$5"),
-    substring_indexed!("", "$5", "$6"),
-    substring_indexed!("", "$5", "$6", "$7"),
+    substring_indexed!("$5"),
+    substring_indexed!("$5", "$6"),
+    substring_indexed!("$5", "$6", "$7"),
 ];
-// The expression must be the index's, `(id >> 14)` ([`KEY_BLOCK_SHIFT`]; a test compares
-// them), or the planner cannot use the index for it.
-const SUBSTRING_BLOCK: [&str; 3] = [
-    substring_indexed!(" AND (u.id >> 14) = $5", "$6"),
-    substring_indexed!(" AND (u.id >> 14) = $5", "$6", "$7"),
-    substring_indexed!(" AND (u.id >> 14) = $5", "$6", "$7", "$8"),
-];
+// Up to `$5` blocks from the cursor's, in one round trip (migration 0017 says why): each
+// block's holders in key order, at most `$4` in all, the trigram patterns `$6` to `$8`
+// (NULL where fewer).
+const SUBSTRING_BLOCKS: &str = "SELECT user_key, ''::text, user_text \
+    FROM roster_substring_blocks($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// A random sample of the active users' search texts, with how many of them hold each
 /// trigram that `pg_trgm` indexes, shared by all searches of the store and refreshed in the
@@ -434,7 +433,7 @@ impl Sample {
         };
         let block_rows = f64::from(1_u32 << KEY_BLOCK_SHIFT) / keys_per_row;
         let block_cost = BLOCK_STATEMENT_COST + priced.per_row * block_rows;
-        let blocks_cost = if block_cost < block_rows {
+        let span_cost = if block_cost < block_rows {
             blocks.min(blocks_left) * block_cost
         } else {
             f64::INFINITY
@@ -442,13 +441,13 @@ impl Sample {
         // The cheaper way to ask the index. Block by block, it gives up after it has spent
         // what the whole table would have cost (and twice its own estimate), and asks for
         // the rest at once, so that a short estimate costs at most about twice the better.
-        let (then, alt_cost) = if blocks_cost < index_cost {
+        let (then, alt_cost) = if span_cost < index_cost {
             let budget = (index_cost / block_cost).max(2.0 * blocks).min(blocks_left);
             let plan = IndexPlan {
                 trigrams: priced.three,
                 blocks: budget.ceil() as u32,
             };
-            (plan, blocks_cost)
+            (plan, span_cost)
         } else {
             let plan = IndexPlan {
                 trigrams: priced.three,
@@ -629,8 +628,11 @@ fn fallback_plan(q: &str, words: WordChars) -> Plan {
     }
 }
 
+/// Candidates of a tier in its order, and whether the tier has no more after them.
+type Page = (Vec<(i64, String, String)>, bool);
+
 /// Substring candidates from key `after` on, in key order: at least `need` of them (the
-/// index plan returns up to [`INDEX_BATCH`] at once), or fewer when the tier has no more.
+/// index plan returns up to [`INDEX_BATCH`] at once), or all that are left.
 async fn substring_candidates(
     pool: &PgPool,
     sample: &Arc<TextSample>,
@@ -638,7 +640,7 @@ async fn substring_candidates(
     q: &str,
     after: i64,
     need: usize,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Page, StoreError> {
     // Without a sample (being read by another search, or unreadable), the index over the
     // first three trigrams.
     let plan = match sample.get(pool).await {
@@ -657,7 +659,7 @@ async fn run_plan(
     after: i64,
     need: usize,
     plan: Plan,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Page, StoreError> {
     let need_i = i64::try_from(need).unwrap_or(i64::MAX);
     let (walk_rows, then) = match plan {
         Plan::Indexed(index) => return indexed(pool, tenant, q, &index, after, need).await,
@@ -681,19 +683,17 @@ async fn run_plan(
         .filter(|r| r.2)
         .map(|(key, text, ..)| (key, String::new(), text))
         .collect();
-    let Some(then) = then else {
-        return Ok(rows);
-    };
     if rows.len() >= need {
-        return Ok(rows);
+        return Ok((rows, false));
     }
-    // The walk read its rows without filling the page: the index goes on from its end.
-    let Some(end) = end else {
-        return Ok(rows);
+    // Short of a page: the walk reached the tenant's last user, or read all it was allowed
+    // to, and then the index goes on from its end.
+    let (Some(then), Some(end)) = (then, end) else {
+        return Ok((rows, true));
     };
-    let more = indexed(pool, tenant, q, &then, end, need - rows.len()).await?;
+    let (more, exhausted) = indexed(pool, tenant, q, &then, end, need - rows.len()).await?;
     rows.extend(more);
-    Ok(rows)
+    Ok((rows, exhausted))
 }
 
 /// The index plan from key `after` on: block by block (each block's holders in key order,
@@ -705,7 +705,7 @@ async fn indexed(
     plan: &IndexPlan,
     mut after: i64,
     need: usize,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Page, StoreError> {
     let mut distinct: Vec<&String> = Vec::with_capacity(3);
     for t in &plan.trigrams {
         if !distinct.contains(&t) {
@@ -713,38 +713,37 @@ async fn indexed(
         }
     }
     let mut rows: Vec<(i64, String, String)> = Vec::new();
-    let mut block = after.max(0) >> KEY_BLOCK_SHIFT;
-    for _ in 0..plan.blocks {
-        // At least what the page lacks, so that a block returning fewer holds no more.
-        let limit = i64::try_from(need - rows.len())
-            .unwrap_or(i64::MAX)
-            .max(INDEX_BATCH);
-        let mut query = sqlx::query_as(SUBSTRING_BLOCK[distinct.len() - 1])
+    if plan.blocks > 0 {
+        // What the page lacks, exactly: unlike the whole table's statement, every holder
+        // beyond it can cost more blocks (asking for 64 took `ming.6` from its first block
+        // to its fourth), and fewer rows mean the blocks hold no more.
+        let limit = i32::try_from(need).unwrap_or(i32::MAX);
+        let blocks = i32::try_from(plan.blocks).unwrap_or(i32::MAX);
+        let pattern = |k: usize| distinct.get(k).map(|t| like_trigram(t));
+        rows = sqlx::query_as(SUBSTRING_BLOCKS)
             .bind(tenant.0)
             .bind(q)
             .bind(after)
             .bind(limit)
-            .bind(block);
-        for t in &distinct {
-            query = query.bind(like_trigram(t));
-        }
-        let got: Vec<(i64, String, String)> = query
+            .bind(blocks)
+            .bind(pattern(0))
+            .bind(pattern(1))
+            .bind(pattern(2))
             .fetch_all(pool)
             .await
-            .context("substring search (index block)")?;
-        rows.extend(got);
+            .context("substring search (index blocks)")?;
         if rows.len() >= need {
-            return Ok(rows);
+            return Ok((rows, false));
         }
-        // Every holder of this block is listed: the next starts after its last key (none
-        // follows the last block a key can be in).
-        let Some(next) = block
-            .checked_add(1)
+        // Every holder of those blocks is listed: the rest starts after the last one's
+        // keys (none follows the last block a key can be in).
+        let first = after.max(0) >> KEY_BLOCK_SHIFT;
+        let Some(next) = first
+            .checked_add(i64::from(blocks))
             .and_then(|b| b.checked_mul(1 << KEY_BLOCK_SHIFT))
         else {
-            return Ok(rows);
+            return Ok((rows, true));
         };
-        block += 1;
         after = next - 1;
     }
     let limit = i64::try_from(need - rows.len())
@@ -762,8 +761,12 @@ async fn indexed(
         .fetch_all(pool)
         .await
         .context("substring search (index)")?;
+    // Fewer than asked for: the table holds no more. A page whose holders the first tiers
+    // listed (a full name's 19 users, each dropped here) then ends without asking again
+    // from the last of them (two more statements, 4-7 ms at a million users).
+    let exhausted = rest.len() < usize::try_from(limit).unwrap_or(usize::MAX);
     rows.extend(rest);
-    Ok(rows)
+    Ok((rows, exhausted))
 }
 
 async fn candidates(
@@ -774,10 +777,10 @@ async fn candidates(
     tier: SearchTier,
     after: Option<&SearchCursor>,
     n: usize,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Page, StoreError> {
     if let Some((low, high)) = q.term_range(tier) {
         let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
-        sqlx::query_as(TERMS_PAGE)
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(TERMS_PAGE)
             .bind(tenant.0)
             .bind(low)
             .bind(high)
@@ -786,7 +789,9 @@ async fn candidates(
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .fetch_all(pool)
             .await
-            .context("search terms")
+            .context("search terms")?;
+        let exhausted = rows.len() < n;
+        Ok((rows, exhausted))
     } else {
         substring_candidates(
             pool,
@@ -829,8 +834,8 @@ pub(crate) async fn search_users(
         };
         loop {
             let within = cursor.as_ref().filter(|c| c.tier == tier);
-            let rows = candidates(pool, sample, tenant, q, tier, within, batch).await?;
-            let exhausted = rows.len() < batch;
+            let (rows, exhausted) =
+                candidates(pool, sample, tenant, q, tier, within, batch).await?;
             for (key, term, text) in rows {
                 let place = SearchCursor {
                     tier,
@@ -918,7 +923,7 @@ mod tests {
 
     use super::{
         like_trigram, run_plan, thin, trigrams, IndexPlan, Plan, Sample, WordChars,
-        KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_BLOCK, SUBSTRING_WALK,
+        KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_WALK,
     };
 
     /// Texts keyed in their order, as a sample of 8 000 users spread over a table of a
@@ -1248,9 +1253,10 @@ mod tests {
             trigrams: [trigram.clone(), trigram.clone(), trigram],
             blocks: 0,
         });
-        let found = run_plan(&pool, TenantId(1), "jie.93", -1, 10, plan)
+        let (found, exhausted) = run_plan(&pool, TenantId(1), "jie.93", -1, 10, plan)
             .await
             .unwrap();
+        assert!(exhausted);
         let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
         assert_eq!(keys, [3, 8]);
     }
@@ -1260,17 +1266,21 @@ mod tests {
         let migration = include_str!("../migrations/0017_search_trigrams_by_key_block.sql");
         let index = format!("gin ((id >> {KEY_BLOCK_SHIFT}),");
         assert!(migration.contains(&index), "{index}");
-        for statement in SUBSTRING_BLOCK {
-            let block = format!("AND (u.id >> {KEY_BLOCK_SHIFT}) = $5 AND");
-            assert!(statement.contains(&block), "{statement}");
+        let block = format!("AND (u.id >> {KEY_BLOCK_SHIFT}) = block");
+        assert_eq!(migration.matches(&block).count(), 3, "{block}");
+        for first in [
+            format!("greatest(after_key, 0) >> {KEY_BLOCK_SHIFT};"),
+            format!("since := (block << {KEY_BLOCK_SHIFT}) - 1;"),
+        ] {
+            assert!(migration.contains(&first), "{first}");
         }
     }
 
-    /// A block statement's generic plan (the one a connection keeps after five executions)
-    /// asks the index for the block and the trigram together, so that the index returns
-    /// only that block's holders.
+    /// `roster_substring_blocks` asks the index for the block and the trigram together, so
+    /// that the index returns only that block's holders (counted by the statistics of the
+    /// index, which PostgreSQL 15 flushes on request), and never reads the table whole.
     #[tokio::test]
-    async fn a_block_statement_reads_one_block_of_the_index() {
+    async fn a_block_is_read_through_the_index() {
         let Some((store, _)) = crate::test_store_and_options("block_statement")
             .await
             .unwrap()
@@ -1293,41 +1303,60 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        let holders_in_block_1 = (1..=30_000_i64)
-            .filter(|g| g % 3 == 0 && (g * 2) >> KEY_BLOCK_SHIFT == 1)
-            .count();
-        let mut conn = pool.acquire().await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SET plan_cache_mode = force_generic_plan; PREPARE page AS {}",
-            SUBSTRING_BLOCK[0]
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        let plan: Vec<String> = sqlx::query_scalar(
-            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) \
-             EXECUTE page(1, 'qzx', -1, 10000, 1, '%qzx%')",
+        let flushes: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'pg_stat_force_next_flush')",
         )
-        .fetch_all(&mut *conn)
+        .fetch_one(&pool)
         .await
         .unwrap();
-        let scan = plan
-            .iter()
-            .find(|l| l.contains("Bitmap Index Scan on users_search_block_trgm_idx"))
-            .unwrap_or_else(|| panic!("{plan:#?}"));
-        assert!(
-            scan.contains(&format!("(actual rows={holders_in_block_1} loops=1)")),
-            "{holders_in_block_1}: {plan:#?}"
-        );
-        let rows: Vec<i64> = sqlx::query_scalar("EXECUTE page(1, 'qzx', 20000, 10000, 1, '%qzx%')")
+        let mut conn = pool.acquire().await.unwrap();
+        let counters = "SELECT i.idx_tup_read, t.seq_scan FROM pg_stat_user_indexes i \
+             JOIN pg_stat_user_tables t ON t.relid = i.relid \
+             WHERE i.indexrelname = 'users_search_block_trgm_idx'";
+        if flushes {
+            sqlx::raw_sql("SELECT pg_stat_force_next_flush()")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let before: (i64, i64) = sqlx::query_as(counters)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        // Block 1 from key 20 000 on, and block 2 after it (the page is not full).
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(super::SUBSTRING_BLOCKS)
+            .bind(1_i64)
+            .bind("qzx")
+            .bind(20_000_i64)
+            .bind(100_000_i32)
+            .bind(2_i32)
+            .bind("%qzx%")
+            .bind(None::<String>)
+            .bind(None::<String>)
             .fetch_all(&mut *conn)
             .await
             .unwrap();
+        let keys: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let want: Vec<i64> = (1..=30_000_i64)
             .map(|g| g * 2)
-            .filter(|k| k % 6 == 0 && *k > 20_000 && k >> KEY_BLOCK_SHIFT == 1)
+            .filter(|k| k % 6 == 0 && *k > 20_000 && k >> KEY_BLOCK_SHIFT <= 2)
             .collect();
-        assert_eq!(rows, want);
+        assert_eq!(keys, want);
+        if flushes {
+            sqlx::raw_sql("SELECT pg_stat_force_next_flush()")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+            let after: (i64, i64) = sqlx::query_as(counters)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let in_blocks = (1..=30_000_i64)
+                .filter(|g| g % 3 == 0 && (1..=2).contains(&((g * 2) >> KEY_BLOCK_SHIFT)))
+                .count();
+            assert_eq!(after.0 - before.0, i64::try_from(in_blocks).unwrap());
+            assert_eq!(after.1, before.1, "the table was read whole");
+        }
     }
 
     /// A walk reads only its tenant's active users, whatever the tenant: the prepared
@@ -1477,9 +1506,10 @@ mod tests {
                 (20_000, 80),
                 (key(690), 10),
             ] {
-                let found = run_plan(&pool, TenantId(1), "ngting", after, need, plan.clone())
-                    .await
-                    .unwrap();
+                let (found, exhausted) =
+                    run_plan(&pool, TenantId(1), "ngting", after, need, plan.clone())
+                        .await
+                        .unwrap();
                 let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
                 // The holders after the cursor in key order: at least `need` of them (the
                 // index plan returns more at once), all of them when fewer remain.
@@ -1490,6 +1520,14 @@ mod tests {
                     keys.len() >= need.min(holders.len()),
                     "{label}, after {after}, need {need}: {keys:?}"
                 );
+                // The tier says it has no more exactly when it returned the last holder
+                // (or, short of a page, must have).
+                if keys.len() < need {
+                    assert!(exhausted, "{label}, after {after}, need {need}");
+                }
+                if exhausted {
+                    assert_eq!(keys, holders, "{label}, after {after}, need {need}");
+                }
             }
         }
     }
