@@ -775,6 +775,10 @@ impl Store for PgStore {
         users::list_users(&self.pool, tenant, after, limit).await
     }
 
+    async fn bulk_write_ended(&self) {
+        self.search_sample.bulk_write_ended(&self.pool).await;
+    }
+
     async fn finish_task(
         &self,
         id: &roster_core::TaskId,

@@ -531,6 +531,26 @@ impl TextSample {
         }
     }
 
+    /// After a bulk write: the entries the trigram index still holds in its pending list
+    /// are merged into its trees, and the sample is read again now.
+    ///
+    /// Every search through the index reads the whole pending list (up to 1 MB, migration
+    /// 0014), and `roster_substring_blocks` reads it once per block: after a million-user
+    /// import, with 49 pages pending, 62 empty blocks took 9.6 ms against 2.9 ms once
+    /// merged. Autovacuum merges it too, but only when it runs on the table (and not at all
+    /// where it is off); the server's own inserts merge it only when it is full.
+    pub(crate) async fn bulk_write_ended(&self, pool: &PgPool) {
+        let merged = sqlx::query_scalar::<_, i64>(
+            "SELECT gin_clean_pending_list('users_search_block_trgm_idx'::regclass)",
+        )
+        .fetch_one(pool)
+        .await;
+        if let Err(err) = merged {
+            tracing::warn!("failed to merge the trigram index's pending list: {err}");
+        }
+        self.refresh(pool).await;
+    }
+
     async fn refresh(&self, pool: &PgPool) {
         match read_sample(pool, self.words).await {
             Ok(sample) => {
@@ -1357,6 +1377,50 @@ mod tests {
             assert_eq!(after.0 - before.0, i64::try_from(in_blocks).unwrap());
             assert_eq!(after.1, before.1, "the table was read whole");
         }
+    }
+
+    /// Users written land in the trigram index's pending list, which every search through
+    /// the index reads; the end of a bulk write merges it.
+    #[tokio::test]
+    async fn a_bulk_write_ends_with_the_pending_list_merged() {
+        let Some((store, _)) = crate::test_store_and_options("pending_list_merged")
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let pool = store.pool.clone();
+        let insert = |from: i64| {
+            format!(
+                "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, \
+                   name, is_resigned, is_frozen, is_activated, is_exited, is_unjoin, \
+                   created_at, updated_at, doc, search_text) \
+                 SELECT g, 1, 'ou_' || g, 'on_' || g, 'u' || g, 'u' || g, 'n', false, false, \
+                   true, false, false, 0, 0, '{{}}', '[\"zhangwei' || g || '\"]' \
+                 FROM generate_series({from}, {from} + 999) g"
+            )
+        };
+        let merge = "SELECT gin_clean_pending_list('users_search_block_trgm_idx'::regclass)";
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert(1)))
+            .execute(&pool)
+            .await
+            .unwrap();
+        store.search_sample.bulk_write_ended(&pool).await;
+        let left: i64 = sqlx::query_scalar(merge).fetch_one(&pool).await.unwrap();
+        assert_eq!(left, 0);
+        // Without it, the same write leaves pages pending.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert(1001)))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let left: i64 = sqlx::query_scalar(merge).fetch_one(&pool).await.unwrap();
+        assert!(left > 0, "{left}");
     }
 
     /// A walk reads only its tenant's active users, whatever the tenant: the prepared
