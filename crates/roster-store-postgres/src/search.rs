@@ -3,10 +3,12 @@
 //! The whole and suffix tiers walk `user_search_terms` (primary key `(tenant_id, term,
 //! user_key)`, terms in byte order through `COLLATE "C"`) over the query's prefix range from
 //! the cursor on. The substring tier reads users in key order from the cursor's key on, by
-//! one of two plans chosen per query from a sample of the users' search texts
+//! one of three plans chosen per query from a sample of the users' search texts
 //! ([`TextSample`]): a walk of the tenant's users in key order that re-checks each row
-//! (cheap when matches are dense), or the `pg_trgm` GIN index `users_search_trgm_idx` asked
-//! for the query's rarest trigrams only (cheap when they are rare). The index covers
+//! (cheap when matches are dense), or the `pg_trgm` GIN index `users_search_block_trgm_idx`
+//! asked for the query's rarest trigrams only (cheap when they are rare), either a block of
+//! keys at a time from the cursor's (cheap when the page is near; migration 0017,
+//! [`KEY_BLOCK_SHIFT`]) or over the whole table at once. The index covers
 //! `roster_trigram_text(search_text)`, which spells the punctuation inside terms as letters
 //! (migration 0015, [`PUNCTUATION`]), so that `jie.93` has the selective trigrams `e.9` and
 //! `.93` rather than only `jie`. A candidate is kept only where
