@@ -32,7 +32,8 @@ DROP INDEX users_search_trgm_idx;
 -- Returns the holders of up to `blocks` blocks, each block's in key order and the blocks in
 -- order, stopping after the block that brings the rows to `need`. `t2` and `t3` are the
 -- second and third trigram patterns or NULL (a pattern named twice would cost every
--- candidate a second re-check).
+-- candidate a second re-check), hence a statement per count of patterns: a condition that
+-- may be NULL (`t2 IS NULL OR … LIKE t2`) is not one the index can serve.
 CREATE FUNCTION roster_substring_blocks(
     tenant BIGINT, q TEXT, after_key BIGINT, need INT, blocks INT, t1 TEXT, t2 TEXT, t3 TEXT)
 RETURNS TABLE (user_key BIGINT, user_text TEXT)

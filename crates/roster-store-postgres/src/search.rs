@@ -954,6 +954,19 @@ mod tests {
         (0_i64..).map(|i| i * 125).zip(texts).collect()
     }
 
+    /// A statement inserting active users, one per `g` of `generate_series(from, to)`, with
+    /// the key, tenant and search text that the SQL expressions of `g` give.
+    fn users_of_series(from: i64, to: i64, key: &str, tenant: &str, text: &str) -> String {
+        format!(
+            "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
+               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
+               updated_at, doc, search_text) \
+             SELECT {key}, {tenant}, 'ou_' || g, 'on_' || g, 'u' || g, 'u' || g, 'n', false, \
+               false, true, false, false, 0, 0, '{{}}', {text} \
+             FROM generate_series({from}, {to}) g"
+        )
+    }
+
     /// The index asked for `t` alone, for the whole table at once.
     fn whole(t: &str) -> Plan {
         Plan::Indexed(IndexPlan {
@@ -1311,17 +1324,17 @@ mod tests {
         };
         let pool = store.pool.clone();
         // 30 000 users over keys 1..=60 000 (blocks 0 to 3), every third holding `qzx`.
-        sqlx::raw_sql(
+        let users = users_of_series(
+            1,
+            30_000,
+            "g * 2",
+            "1",
+            "CASE WHEN g % 3 = 0 THEN '[\"qzxwei\"]' ELSE '[\"zhangwei\"]' END",
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0); \
-             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
-               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
-               updated_at, doc, search_text) \
-             SELECT g * 2, 1, 'ou_' || g, 'on_' || g, 'u' || g, 'u' || g, 'n', false, false, \
-               true, false, false, 0, 0, '{}', \
-               CASE WHEN g % 3 = 0 THEN '[\"qzxwei\"]' ELSE '[\"zhangwei\"]' END \
-             FROM generate_series(1, 30000) g; \
-             ANALYZE users;",
-        )
+             {users}; ANALYZE users;"
+        )))
         .execute(&pool)
         .await
         .unwrap();
@@ -1392,16 +1405,8 @@ mod tests {
             return;
         };
         let pool = store.pool.clone();
-        let insert = |from: i64| {
-            format!(
-                "INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, \
-                   name, is_resigned, is_frozen, is_activated, is_exited, is_unjoin, \
-                   created_at, updated_at, doc, search_text) \
-                 SELECT g, 1, 'ou_' || g, 'on_' || g, 'u' || g, 'u' || g, 'n', false, false, \
-                   true, false, false, 0, 0, '{{}}', '[\"zhangwei' || g || '\"]' \
-                 FROM generate_series({from}, {from} + 999) g"
-            )
-        };
+        let insert =
+            |from: i64| users_of_series(from, from + 999, "g", "1", "'[\"zhangwei' || g || '\"]'");
         let merge = "SELECT gin_clean_pending_list('users_search_block_trgm_idx'::regclass)";
         sqlx::raw_sql(
             "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0)",
@@ -1438,17 +1443,18 @@ mod tests {
             return;
         };
         let pool = store.pool.clone();
-        sqlx::raw_sql(
+        let users = users_of_series(
+            1,
+            3020,
+            "g",
+            "CASE WHEN g > 3000 THEN 2 ELSE 1 END",
+            "'[\"zhangwei\"]'",
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "INSERT INTO tenants (id, name, tenant_key, created_at) \
              VALUES (1, 'Large', 'k1', 0), (2, 'Small', 'k2', 0); \
-             INSERT INTO users (id, tenant_id, open_id, union_id, user_id, user_id_fold, name, \
-               is_resigned, is_frozen, is_activated, is_exited, is_unjoin, created_at, \
-               updated_at, doc, search_text) \
-             SELECT g, CASE WHEN g > 3000 THEN 2 ELSE 1 END, 'ou_' || g, 'on_' || g, 'u' || g, \
-               'u' || g, 'n', false, false, true, false, false, 0, 0, '{}', '[\"zhangwei\"]' \
-             FROM generate_series(1, 3020) g; \
-             ANALYZE users;",
-        )
+             {users}; ANALYZE users;"
+        )))
         .execute(&pool)
         .await
         .unwrap();
