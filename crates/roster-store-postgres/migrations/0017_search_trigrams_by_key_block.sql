@@ -44,9 +44,11 @@ LANGUAGE plpgsql STABLE
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
+    -- Not `found`, which would shadow PL/pgSQL's own `FOUND` (an error under
+    -- `plpgsql.extra_errors = 'shadowed_variables'`).
     block BIGINT := greatest(after_key, 0) >> 14;
     since BIGINT := after_key;
-    found INT := 0;
+    total INT := 0;
     got INT;
 BEGIN
     FOR i IN 1..blocks LOOP
@@ -57,24 +59,24 @@ BEGIN
                 AND roster_trigram_text(u.search_text) LIKE t1
                 AND roster_trigram_text(u.search_text) LIKE t2
                 AND roster_trigram_text(u.search_text) LIKE t3
-                ORDER BY u.id + 0 LIMIT need - found;
+                ORDER BY u.id + 0 LIMIT need - total;
         ELSIF t2 IS NOT NULL THEN
             RETURN QUERY SELECT u.id, u.search_text FROM users u
                 WHERE u.tenant_id + 0 = tenant AND NOT u.is_resigned
                 AND strpos(u.search_text, q) > 0 AND u.id + 0 > since AND (u.id >> 14) = block
                 AND roster_trigram_text(u.search_text) LIKE t1
                 AND roster_trigram_text(u.search_text) LIKE t2
-                ORDER BY u.id + 0 LIMIT need - found;
+                ORDER BY u.id + 0 LIMIT need - total;
         ELSE
             RETURN QUERY SELECT u.id, u.search_text FROM users u
                 WHERE u.tenant_id + 0 = tenant AND NOT u.is_resigned
                 AND strpos(u.search_text, q) > 0 AND u.id + 0 > since AND (u.id >> 14) = block
                 AND roster_trigram_text(u.search_text) LIKE t1
-                ORDER BY u.id + 0 LIMIT need - found;
+                ORDER BY u.id + 0 LIMIT need - total;
         END IF;
         GET DIAGNOSTICS got = ROW_COUNT;
-        found := found + got;
-        EXIT WHEN found >= need OR block >= (9223372036854775807 >> 14);
+        total := total + got;
+        EXIT WHEN total >= need OR block >= (9223372036854775807 >> 14);
         block := block + 1;
         since := (block << 14) - 1;
     END LOOP;

@@ -138,8 +138,10 @@ const SUBSTRING_INDEXED: [&str; 3] = [
 // Up to `$5` blocks from the cursor's, in one round trip (migration 0017 says why): each
 // block's holders in key order, at most `$4` in all, the trigram patterns `$6` to `$8`
 // (NULL where fewer).
+// The function returns them in that order; the `ORDER BY` (over at most a page) says so
+// rather than relying on it.
 const SUBSTRING_BLOCKS: &str = "SELECT user_key, ''::text, user_text \
-    FROM roster_substring_blocks($1, $2, $3, $4, $5, $6, $7, $8)";
+    FROM roster_substring_blocks($1, $2, $3, $4, $5, $6, $7, $8) ORDER BY user_key";
 
 /// A random sample of the active users' search texts, with how many of them hold each
 /// trigram that `pg_trgm` indexes, shared by all searches of the store and refreshed in the
