@@ -111,6 +111,18 @@ enum Cmd {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// For profiling: the search phase alone (the same queries, rate and report) against a
+    /// running server holding the benchmark's first USERS users (a kept data directory or
+    /// database, `ROSTER_BENCH_KEEP=1`).
+    #[command(hide = true)]
+    LoadSearch {
+        addr: String,
+        token: String,
+        users: usize,
+        /// Label the figures as SQLite's (`search_…`) rather than PostgreSQL's.
+        #[arg(long)]
+        sqlite: bool,
+    },
     /// For profiling: the SQLite store's read of a user with its departments (what a GET
     /// reads), called in a loop on a data directory's database, without HTTP.
     #[command(hide = true)]
@@ -185,6 +197,36 @@ fn main() -> anyhow::Result<()> {
         }
         let rps = rt.block_on(load::throughput(&target, connections, duration, path))?;
         println!("{rps:.0} req/s");
+        return Ok(());
+    }
+    if let Some(Cmd::LoadSearch {
+        addr,
+        token,
+        users,
+        sqlite,
+    }) = &args.command
+    {
+        let generated = data::users(*users);
+        let mut report = Report {
+            rows: Vec::new(),
+            json: serde_json::Map::new(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(search(
+            &args,
+            addr,
+            token,
+            &generated,
+            if *sqlite {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            },
+            &mut report,
+        ))?;
+        println!("{}", Value::Object(report.json));
         return Ok(());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -396,7 +438,7 @@ async fn sqlite_server_phases(
 
     // 3. Search at a fixed rate.
     if args.runs("search") {
-        search(args, &server, &token, users, Backend::Sqlite, report).await?;
+        search(args, &server.addr, &token, users, Backend::Sqlite, report).await?;
     }
     let rss_search = server.rss_mb().unwrap_or(f64::NAN);
 
@@ -495,7 +537,7 @@ async fn pg_phases(
         report.set("import_pg_ratio", round(import_pg / ceiling_pg, 3));
         // The same searches against the same users on PostgreSQL: the search
         // target holds for both stores' index structures, so the pg phase always has it.
-        search(args, &server, &token, users, Backend::Postgres, report).await?;
+        search(args, &server.addr, &token, users, Backend::Postgres, report).await?;
         server.stop();
         db.drop_db().await?;
     } else {
@@ -678,7 +720,7 @@ impl Backend {
 
 async fn search(
     args: &Args,
-    server: &Roster,
+    addr: &str,
     token: &str,
     users: &[data::GenUser],
     backend: Backend,
@@ -686,7 +728,7 @@ async fn search(
 ) -> anyhow::Result<()> {
     let key = backend.key();
     let target = Target {
-        addr: server.addr.clone(),
+        addr: addr.to_owned(),
         auth: Some(format!("Bearer {token}")),
     };
     let queries = data::search_queries(users);
@@ -744,7 +786,9 @@ async fn search(
             format!("{:.2} / {:.2} ms", lat.p50_ms, lat.p99_ms),
             format!(
                 "{} requests at {} req/s, {} users",
-                lat.count, args.search_rate, args.users
+                lat.count,
+                args.search_rate,
+                users.len()
             ),
         );
         report.set(&format!("{key}_{kind}_p99_ms"), round(lat.p99_ms, 3));
