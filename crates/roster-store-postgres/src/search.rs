@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use roster_core::search::{SearchCursor, SearchQuery, SearchTier};
@@ -51,9 +51,18 @@ const BACKFILL_CHUNK: i64 = 1000;
 /// Search texts in a sample. Enough to see a trigram or a query held by one user in a few
 /// thousand (rarer ones are treated as rare), small enough to count in a few milliseconds.
 const SAMPLE_ROWS: i64 = 8000;
-/// How long a sample is used. Reading one costs one block-sampled statement and counting
-/// its trigrams some milliseconds, so it is refreshed often enough to follow an import.
+/// How long a sample is used before the store asks whether the users changed since it was
+/// read: often enough to follow an import.
 const SAMPLE_TTL: Duration = Duration::from_mins(1);
+/// Writes to `users` since a sample was read (rows inserted, updated or deleted, as
+/// PostgreSQL's statistics count them), as a share of the rows it stands for, beyond which
+/// it is read again. Reading one is not free: at a million users the block sample read
+/// 1 000 pages in 58-68 ms and counting its trigrams took 14 ms of CPU, which on two cores
+/// delayed the searches queued behind it; read every minute, that was in every benchmark
+/// run's search phase whether or not anything had changed.
+const SAMPLE_CHANGE: f64 = 0.05;
+/// A sample is read again at least this often, whatever the statistics say.
+const SAMPLE_MAX_AGE: Duration = Duration::from_hours(1);
 /// The index plan's costs, in rows of a walk (0.6-0.7 µs each, re-checked with `strpos`),
 /// measured at a million users on PostgreSQL 15 (2026-12-06): a candidate costs its fetch
 /// out of key order, its `strpos` and its sort ([`CANDIDATE_COST`]) and a re-check per
@@ -188,6 +197,27 @@ struct Sample {
     /// Active users in the table, estimated.
     rows: f64,
     read_at: Instant,
+    /// The statistics' count of writes to `users` just before the sample was read (`None`
+    /// where they could not be read).
+    writes: Option<i64>,
+    /// When the sample was read or last found current.
+    checked_at: Mutex<Instant>,
+}
+
+impl Sample {
+    /// Whether the sample still stands for the table, `writes` being the statistics' count
+    /// now: few writes since it was read, and not too old. A count lower than the
+    /// sample's (statistics reset, or lost in a crash) or missing is no evidence.
+    // Write counts below 2^52 are exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    fn still_current(&self, writes: Option<i64>) -> bool {
+        let (Some(then), Some(now)) = (self.writes, writes) else {
+            return false;
+        };
+        now >= then
+            && (now - then) as f64 <= SAMPLE_CHANGE * self.rows
+            && self.read_at.elapsed() < SAMPLE_MAX_AGE
+    }
 }
 
 /// Clears a "sample being read" flag when dropped.
@@ -292,6 +322,8 @@ impl Sample {
             trigrams: counts,
             rows: rows.max(1.0),
             read_at: Instant::now(),
+            writes: None,
+            checked_at: Mutex::new(Instant::now()),
         }
     }
 
@@ -510,14 +542,23 @@ impl TextSample {
         let current = self.current.read().ok().and_then(|c| c.clone());
         match current {
             Some(sample) => {
-                if sample.read_at.elapsed() >= SAMPLE_TTL
-                    && !self.loading.swap(true, Ordering::AcqRel)
-                {
+                let due = sample
+                    .checked_at
+                    .lock()
+                    .map_or(true, |at| at.elapsed() >= SAMPLE_TTL);
+                if due && !self.loading.swap(true, Ordering::AcqRel) {
                     let this = Arc::clone(self);
                     let pool = pool.clone();
+                    let current = Arc::clone(&sample);
                     tokio::spawn(async move {
                         let _loading = Loading(&this.loading);
-                        this.refresh(&pool).await;
+                        if current.still_current(read_writes(&pool).await) {
+                            if let Ok(mut at) = current.checked_at.lock() {
+                                *at = Instant::now();
+                            }
+                        } else {
+                            this.refresh(&pool).await;
+                        }
                     });
                 }
                 Some(sample)
@@ -569,9 +610,29 @@ impl TextSample {
     }
 }
 
+/// The statistics' count of rows inserted, updated and deleted in `users` (every node's
+/// writes, counted by the server; a backend reports its own within seconds), or `None`.
+async fn read_writes(pool: &PgPool) -> Option<i64> {
+    let writes = sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables \
+         WHERE relid = 'users'::regclass",
+    )
+    .fetch_optional(pool)
+    .await;
+    match writes {
+        Ok(count) => count.flatten(),
+        Err(err) => {
+            tracing::warn!("failed to read the users' write statistics: {err}");
+            None
+        }
+    }
+}
+
 /// Reads a block sample of about [`SAMPLE_ROWS`] active users' search texts, spread over
 /// the whole table.
 async fn read_sample(pool: &PgPool, words: WordChars) -> Result<Sample, StoreError> {
+    // Counted first: a write that lands while the sample is read counts as after it.
+    let writes = read_writes(pool).await;
     // `reltuples` is -1 before the first ANALYZE; the sample then reads the first rows.
     let rows: f64 =
         sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE oid = 'users'::regclass")
@@ -607,9 +668,11 @@ async fn read_sample(pool: &PgPool, words: WordChars) -> Result<Sample, StoreErr
     let rows = rows.max(sampled.len() as f64);
     // Counting the trigrams of 8 000 texts takes about 14 ms of CPU (release build), which
     // on an async worker would stall the requests queued behind it once a minute.
-    tokio::task::spawn_blocking(move || Sample::of(sampled, rows, words))
+    let mut sample = tokio::task::spawn_blocking(move || Sample::of(sampled, rows, words))
         .await
-        .map_err(|e| StoreError::Backend(format!("failed to count the search sample: {e}")))
+        .map_err(|e| StoreError::Backend(format!("failed to count the search sample: {e}")))?;
+    sample.writes = writes;
+    Ok(sample)
 }
 
 /// Keeps `keep` of `items`, evenly spaced, in their order.
@@ -946,7 +1009,7 @@ mod tests {
     use roster_core::TenantId;
 
     use super::{
-        like_trigram, run_plan, thin, trigrams, IndexPlan, Plan, Sample, WordChars,
+        like_trigram, read_writes, run_plan, thin, trigrams, IndexPlan, Plan, Sample, WordChars,
         KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_WALK,
     };
 
@@ -1430,6 +1493,75 @@ mod tests {
             .unwrap();
         let left: i64 = sqlx::query_scalar(merge).fetch_one(&pool).await.unwrap();
         assert!(left > 0, "{left}");
+    }
+
+    /// A sample stays in use while the statistics count few writes to `users` since it was
+    /// read, and is read again after many.
+    #[test]
+    fn a_sample_is_current_until_many_writes() {
+        let mut s = Sample::of(
+            keyed(vec!["zhangwei".to_owned(); 100]),
+            10_000.0,
+            WordChars::Unicode,
+        );
+        assert!(
+            !s.still_current(Some(5)),
+            "a sample read without statistics"
+        );
+        s.writes = Some(1_000);
+        assert!(s.still_current(Some(1_000)));
+        assert!(s.still_current(Some(1_500)), "5% of 10 000 rows");
+        assert!(!s.still_current(Some(1_501)));
+        assert!(!s.still_current(Some(10)), "statistics reset");
+        assert!(!s.still_current(None));
+    }
+
+    /// The statistics the store reads count every connection's writes once that
+    /// connection reports them, and a sample read after a bulk write holds their count.
+    #[tokio::test]
+    async fn a_sample_reads_the_users_write_count() {
+        let Some((store, _)) = crate::test_store_and_options("sample_write_count")
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let pool = store.pool.clone();
+        sqlx::raw_sql(
+            "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        // A backend reports its counts when idle, at most once a second unless asked.
+        let mut insert = async |from: i64| {
+            let text = "'[\"zhangwei' || g || '\"]'";
+            sqlx::raw_sql(sqlx::AssertSqlSafe(users_of_series(
+                from,
+                from + 999,
+                "g",
+                "1",
+                text,
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            sqlx::query("SELECT pg_stat_force_next_flush()")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        };
+        insert(1).await;
+        store.search_sample.bulk_write_ended(&pool).await;
+        let sample = store.search_sample.current.read().unwrap().clone().unwrap();
+        let before = sample.writes.unwrap();
+        assert!(before >= 1_000, "{before}");
+        assert!(sample.still_current(read_writes(&pool).await));
+        insert(1001).await;
+        let after = read_writes(&pool).await.unwrap();
+        assert_eq!(after - before, 1_000);
+        assert!(!sample.still_current(Some(after)));
     }
 
     /// A walk reads only its tenant's active users, whatever the tenant: the prepared
