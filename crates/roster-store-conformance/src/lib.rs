@@ -157,6 +157,7 @@ macro_rules! conformance_tests {
             check_search_finds_email_mobile_and_employee_number,
             check_search_ranks_exact_then_prefix_then_substring_once_each,
             check_search_cursors_stay_correct_while_users_are_added,
+            check_search_reads_on_past_a_short_first_page_of_a_later_tier,
             check_search_follows_resignations_renames_and_tenants,
             check_idempotency_keys_claim_complete_release_and_purge,
             check_a_claim_past_its_lease_is_taken_over,

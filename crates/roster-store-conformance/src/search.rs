@@ -214,6 +214,48 @@ pub async fn check_search_ranks_exact_then_prefix_then_substring_once_each(store
     assert!(lin.key < chinese.key && linda.key > lindqvist.key && mary.key > caroline.key);
 }
 
+/// A tier whose first rows are read together with the tier before it (PostgreSQL reads the
+/// suffix tier's first rows with the whole tier's page, as many as that page's `LIMIT` had
+/// room for) goes on from its last row when the page needs more: thirty whole matches, each
+/// by two terms (the second dropped as a worse place), and forty-five later-word matches
+/// come in order, each once, for a page of a hundred as for small pages.
+pub async fn check_search_reads_on_past_a_short_first_page_of_a_later_tier(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let t = tenant(s, "Acme", None).await;
+    let r = root(s, t.id).await;
+    let mut expected = Vec::new();
+    for i in 0..75 {
+        let id = format!("u{i:02}");
+        let u = if i < 30 {
+            let mut u = named(t.id, r.key, &id, &format!("Lin{i:02}"));
+            u.profile.en_name = Some(format!("Lina{i:02}"));
+            u
+        } else {
+            named(t.id, r.key, &id, &format!("Mary Lin{i:02}"))
+        };
+        insert_ok(s, &u).await;
+        expected.push(id);
+    }
+    for limit in [100, 3, 32] {
+        let found = search_all(s, t.id, "lin", limit).await;
+        let got: Vec<&str> = found.iter().map(|(u, _)| u.user_id.as_str()).collect();
+        assert_eq!(got, expected, "pages of {limit}");
+        let suffix = found
+            .iter()
+            .filter(|(_, p)| p.tier == SearchTier::Suffix)
+            .count();
+        assert_eq!(suffix, 45, "pages of {limit}: the later-word matches");
+        // A short page says there is no more (the directory's `has_more`), so each page
+        // but the last is full.
+        let query = SearchQuery::parse("lin").expect("a valid query");
+        let first = s
+            .search_users(t.id, &query, None, limit)
+            .await
+            .expect("search_users");
+        assert_eq!(first.len(), limit.min(75), "a first page of {limit}");
+    }
+}
+
 /// Paging by cursor while users are added between pages: every user that existed before
 /// the first page is listed exactly once, in order, and new users appear only after the
 /// place already reached.

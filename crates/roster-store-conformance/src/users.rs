@@ -345,6 +345,12 @@ pub async fn check_user_with_departments_follows_membership_order(store: Arc<dyn
             );
         }
     }
+    // A search page reads its users in a statement of its own (PostgreSQL): the same user,
+    // memberships in their order with their orders and main department.
+    let query = roster_core::search::SearchQuery::parse("zhang.san@example.com").expect("query");
+    let found = s.search_users(t.id, &query, None, 5).await.expect("search");
+    let users: Vec<&User> = found.iter().map(|(u, _)| u).collect();
+    assert_eq!(users, [&stored], "a search reads the same user as get_user");
     assert!(
         s.get_user_with_departments(t.id, &UserLookup::UserId("nobody".into()))
             .await

@@ -1010,10 +1010,24 @@ pub(crate) async fn get_users(
     into_users(pool, rows).await
 }
 
-/// Users by key, in no particular order. A statement of its own rather than
-/// [`get_users`] with keys only: that one's branches for the other lookups make the server
-/// plan it afresh on every call (0.6-0.8 ms at a million users, more than running it),
-/// while this one is planned once per connection.
+/// A user row with its memberships in position order, as parallel arrays (empty for a
+/// user in no department).
+#[derive(sqlx::FromRow)]
+struct UserWithMemberships {
+    #[sqlx(flatten)]
+    user: UserRow,
+    department_ids: Vec<i64>,
+    user_orders: Vec<i64>,
+    department_orders: Vec<i64>,
+    primaries: Vec<bool>,
+}
+
+/// Users by key with their memberships, in no particular order, in one statement (a
+/// search's page: a round trip fewer than [`into_users`]' two, 0.2-0.3 ms each at a
+/// million users). A statement of its own rather than [`get_users`] with keys only: that
+/// one's branches for the other lookups make the server plan it afresh on every call
+/// (0.6-0.8 ms at a million users, more than running it), while this one is planned once
+/// per connection.
 pub(crate) async fn get_users_by_keys(
     pool: &PgPool,
     tenant: TenantId,
@@ -1022,17 +1036,46 @@ pub(crate) async fn get_users_by_keys(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query_as::<_, UserRow>(concat!(
+    let rows = sqlx::query_as::<_, UserWithMemberships>(concat!(
         "SELECT ",
-        user_columns!(),
-        " FROM users WHERE tenant_id = $1 AND id = ANY($2)"
+        user_columns_u!(),
+        ", COALESCE(m.department_ids, '{}') AS department_ids, \
+         COALESCE(m.user_orders, '{}') AS user_orders, \
+         COALESCE(m.department_orders, '{}') AS department_orders, \
+         COALESCE(m.primaries, '{}') AS primaries \
+         FROM users u LEFT JOIN LATERAL (SELECT \
+           array_agg(d.department_id ORDER BY d.position) AS department_ids, \
+           array_agg(d.user_order ORDER BY d.position) AS user_orders, \
+           array_agg(d.department_order ORDER BY d.position) AS department_orders, \
+           array_agg(d.is_primary ORDER BY d.position) AS primaries \
+           FROM user_departments d WHERE d.user_id = u.id) m ON true \
+         WHERE u.tenant_id = $1 AND u.id = ANY($2)"
     ))
     .bind(tenant.0)
     .bind(keys)
     .fetch_all(pool)
     .await
     .context("load users by key")?;
-    into_users(pool, rows).await
+    rows.into_iter()
+        .map(|r| {
+            let departments = r
+                .department_ids
+                .iter()
+                .zip(&r.user_orders)
+                .zip(&r.department_orders)
+                .zip(&r.primaries)
+                .map(
+                    |(((&department, &user_order), &department_order), &is_primary)| Membership {
+                        department: DeptKey(department),
+                        user_order,
+                        department_order,
+                        is_primary,
+                    },
+                )
+                .collect();
+            r.user.into_user(departments)
+        })
+        .collect()
 }
 
 pub(crate) async fn users_by_contact(
