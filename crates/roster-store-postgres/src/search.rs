@@ -63,7 +63,8 @@ const SAMPLE_TTL: Duration = Duration::from_mins(1);
 /// delayed the searches queued behind it; read every minute, that was in every benchmark
 /// run's search phase whether or not anything had changed.
 const SAMPLE_CHANGE: f64 = 0.05;
-/// A sample is read again at least this often, whatever the statistics say.
+/// A sample is read again at least this often, whatever the statistics say (they count
+/// nothing where `track_counts` is off).
 const SAMPLE_MAX_AGE: Duration = Duration::from_hours(1);
 /// The index plan's costs, in rows of a walk (0.6-0.7 µs each, re-checked with `strpos`),
 /// measured at a million users on PostgreSQL 15 (2026-12-06): a candidate costs its fetch
