@@ -719,6 +719,59 @@ fn like_trigram(t: &str) -> String {
     format!("%{t}%")
 }
 
+/// The `LIKE` patterns that ask the index for `trigrams` of `q`: one per run of trigrams
+/// that follow each other in the query, spelled as the run's characters (`'%04160%'` for
+/// `041`, `416` and `160` of `004160`). `pg_trgm` reads exactly the run's trigrams from such
+/// a pattern (the same candidates), while every candidate is re-checked once per pattern
+/// through `roster_trigram_text`, seven `replace` calls: one pattern instead of three took
+/// `004160` from 0.97-1.06 to 0.82-0.87 ms at a million users. Each pattern is a substring
+/// of the query as the index spells it, so every holder of the query matches it.
+fn like_patterns(q: &str, trigrams: &[&String]) -> Vec<String> {
+    let spelled: Vec<char> = q
+        .chars()
+        .map(|c| {
+            PUNCTUATION
+                .iter()
+                .find(|(p, _)| *p == c)
+                .map_or(c, |&(_, letter)| letter)
+        })
+        .collect();
+    let mut starts: Vec<usize> = Vec::with_capacity(trigrams.len());
+    let mut alone: Vec<String> = Vec::new();
+    for t in trigrams {
+        let chars: Vec<char> = t.chars().collect();
+        match spelled.windows(3).position(|w| w == chars.as_slice()) {
+            Some(i) => starts.push(i),
+            // Not in the query as spelled (the plan takes its trigrams from it, so never):
+            // asked for on its own.
+            None => alone.push(like_trigram(t)),
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let run = |first: usize, last: usize| {
+        let chars: String = spelled[first..last + 3].iter().collect();
+        like_trigram(&chars)
+    };
+    let mut patterns: Vec<String> = Vec::with_capacity(trigrams.len());
+    let mut current: Option<(usize, usize)> = None;
+    for i in starts {
+        current = match current {
+            Some((first, last)) if i == last + 1 => Some((first, i)),
+            Some((first, last)) => {
+                patterns.push(run(first, last));
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some((first, last)) = current {
+        patterns.push(run(first, last));
+    }
+    patterns.extend(alone);
+    patterns
+}
+
 /// The plan without a sample to price it: the index over the query's first three trigrams,
 /// or a walk when it has none.
 fn fallback_plan(q: &str, words: WordChars) -> Plan {
@@ -819,6 +872,7 @@ async fn indexed(
             distinct.push(t);
         }
     }
+    let patterns = like_patterns(q, &distinct);
     let mut rows: Vec<(i64, String, String)> = Vec::new();
     if plan.blocks > 0 {
         // What the page lacks, exactly: unlike the whole table's statement, every holder
@@ -826,7 +880,7 @@ async fn indexed(
         // to its fourth), and fewer rows mean the blocks hold no more.
         let limit = i32::try_from(need).unwrap_or(i32::MAX);
         let blocks = i32::try_from(plan.blocks).unwrap_or(i32::MAX);
-        let pattern = |k: usize| distinct.get(k).map(|t| like_trigram(t));
+        let pattern = |k: usize| patterns.get(k).cloned();
         rows = sqlx::query_as(SUBSTRING_BLOCKS)
             .bind(tenant.0)
             .bind(q)
@@ -856,13 +910,23 @@ async fn indexed(
     let limit = i64::try_from(need - rows.len())
         .unwrap_or(i64::MAX)
         .max(INDEX_BATCH);
-    let mut query = sqlx::query_as(SUBSTRING_INDEXED[distinct.len() - 1])
+    let Some(statement) = patterns
+        .len()
+        .checked_sub(1)
+        .and_then(|i| SUBSTRING_INDEXED.get(i).copied())
+    else {
+        return Err(StoreError::Backend(format!(
+            "a substring plan of {} trigram patterns",
+            patterns.len()
+        )));
+    };
+    let mut query = sqlx::query_as(statement)
         .bind(tenant.0)
         .bind(q)
         .bind(after)
         .bind(limit);
-    for t in distinct {
-        query = query.bind(like_trigram(t));
+    for p in patterns {
+        query = query.bind(p);
     }
     let rest: Vec<(i64, String, String)> = query
         .fetch_all(pool)
@@ -1090,8 +1154,8 @@ mod tests {
     use roster_core::TenantId;
 
     use super::{
-        like_trigram, read_writes, run_plan, thin, trigrams, IndexPlan, Plan, Sample, WordChars,
-        KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_WALK,
+        like_patterns, like_trigram, read_writes, run_plan, thin, trigrams, IndexPlan, Plan,
+        Sample, WordChars, KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_WALK,
     };
 
     /// Texts keyed in their order, as a sample of 8 000 users spread over a table of a
@@ -1574,6 +1638,27 @@ mod tests {
             .unwrap();
         let left: i64 = sqlx::query_scalar(merge).fetch_one(&pool).await.unwrap();
         assert!(left > 0, "{left}");
+    }
+
+    /// Trigrams that follow each other in the query are asked for as one pattern spelling
+    /// them (as the index spells punctuation); others each on their own.
+    #[test]
+    fn adjacent_trigrams_are_asked_for_as_one_pattern() {
+        let ask = |q: &str, tris: &[&str]| {
+            let owned: Vec<String> = tris.iter().map(|t| (*t).to_owned()).collect();
+            let refs: Vec<&String> = owned.iter().collect();
+            like_patterns(q, &refs)
+        };
+        assert_eq!(ask("004160", &["416", "160", "041"]), ["%04160%"]);
+        assert_eq!(ask("004160", &["416", "160"]), ["%4160%"]);
+        assert_eq!(ask("ming.6", &["gᚠ6", "ngᚠ"]), ["%ngᚠ6%"]);
+        assert_eq!(ask("awei.4", &["awe", "iᚠ4"]), ["%awe%", "%iᚠ4%"]);
+        assert_eq!(ask("aaaa", &["aaa"]), ["%aaa%"]);
+        assert_eq!(
+            ask("huangchenyong", &["nyo", "ngc", "eny"]),
+            ["%ngc%", "%enyo%"]
+        );
+        assert_eq!(ask("abc", &["xyz"]), ["%xyz%"]);
     }
 
     /// A sample stays in use while the statistics count few writes to `users` since it was
