@@ -1159,11 +1159,18 @@ mod tests {
         Sample, WordChars, KEY_BLOCK_SHIFT, PUNCTUATION, SUBSTRING_WALK,
     };
 
+    /// A fresh store on the test server, and its pool; `None` (the test is skipped)
+    /// without a test server.
+    async fn fresh_store(test: &str) -> Option<(crate::PgStore, sqlx::PgPool)> {
+        let (store, _) = crate::test_store_and_options(test).await.unwrap()?;
+        let pool = store.pool.clone();
+        Some((store, pool))
+    }
+
     /// A fresh store on the test server holding tenant 1, and its pool; `None` (the test is
     /// skipped) without a test server.
     async fn store_with_tenant(test: &str) -> Option<(crate::PgStore, sqlx::PgPool)> {
-        let (store, _) = crate::test_store_and_options(test).await.unwrap()?;
-        let pool = store.pool.clone();
+        let (store, pool) = fresh_store(test).await?;
         sqlx::raw_sql(
             "INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0)",
         )
@@ -1432,13 +1439,9 @@ mod tests {
     /// would still be answered, through less selective trigrams; this one must).
     #[tokio::test]
     async fn the_index_holds_trigrams_across_punctuation() {
-        let Some((store, _)) = crate::test_store_and_options("trigrams_across_punctuation")
-            .await
-            .unwrap()
-        else {
+        let Some((_store, pool)) = fresh_store("trigrams_across_punctuation").await else {
             return;
         };
-        let pool = store.pool.clone();
         // The test server's databases are UTF-8 (`C.UTF-8` here); in a `C` one the store
         // detects ASCII word characters instead and asks for no trigram across punctuation.
         assert_eq!(
@@ -1541,13 +1544,9 @@ mod tests {
     /// index, which PostgreSQL 15 flushes on request), and never reads the table whole.
     #[tokio::test]
     async fn a_block_is_read_through_the_index() {
-        let Some((store, _)) = crate::test_store_and_options("block_statement")
-            .await
-            .unwrap()
-        else {
+        let Some((_store, pool)) = fresh_store("block_statement").await else {
             return;
         };
-        let pool = store.pool.clone();
         // 30 000 users over keys 1..=60 000 (blocks 0 to 3), every third holding `qzx`.
         let users = users_of_series(
             1,
@@ -1731,13 +1730,9 @@ mod tests {
     /// read every other tenant's rows before a later tenant's first.
     #[tokio::test]
     async fn a_walk_reads_only_its_tenants_users() {
-        let Some((store, _)) = crate::test_store_and_options("walk_reads_its_tenant")
-            .await
-            .unwrap()
-        else {
+        let Some((_store, pool)) = fresh_store("walk_reads_its_tenant").await else {
             return;
         };
-        let pool = store.pool.clone();
         let users = users_of_series(
             1,
             3020,
@@ -1793,13 +1788,9 @@ mod tests {
     /// stopped (the subtle part), the index alone, and all of them from a cursor.
     #[tokio::test]
     async fn every_substring_plan_finds_the_same_users_in_key_order() {
-        let Some((store, _)) = crate::test_store_and_options("every_substring_plan")
-            .await
-            .unwrap()
-        else {
+        let Some((_store, pool)) = fresh_store("every_substring_plan").await else {
             return;
         };
-        let pool = store.pool.clone();
         sqlx::raw_sql("INSERT INTO tenants (id, name, tenant_key, created_at) VALUES (1, 'Acme', 'k', 0), (2, 'Other', 'k2', 0)")
             .execute(&pool)
             .await
