@@ -613,8 +613,13 @@ impl<'a> Renderer<'a> {
     pub(crate) async fn search_user(&mut self, u: &User) -> Result<wire::SearchUser, FeishuError> {
         let mut department_ids = Vec::with_capacity(u.profile.departments.len());
         for m in &u.profile.departments {
-            if let Some(d) = self.dept(m.department).await? {
-                department_ids.push(d.open_department_id.to_string());
+            // Only the open id is shown, which the directory answers from memory.
+            if let Some(id) = self
+                .dir
+                .department_open_id(self.tenant, m.department)
+                .await?
+            {
+                department_ids.push(id.to_string());
             }
         }
         Ok(wire::SearchUser {

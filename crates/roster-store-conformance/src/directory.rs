@@ -77,6 +77,53 @@ pub(crate) fn new_user_in(custom_id: &str, dept: DeptKey) -> NewUser {
     u
 }
 
+/// `department_open_id` answers what the store holds for the key in the caller's tenant,
+/// the same again once it is kept in memory (a deleted department's row, and so its open
+/// id, stays), and nothing for a key of another tenant or no department.
+pub async fn check_department_open_ids_are_kept_per_tenant(store: Arc<dyn Store>) {
+    let a = env(store.clone(), "open-ids-a", None).await;
+    let b = env(store.clone(), "open-ids-b", None).await;
+    let d = create_department(&a, a.root.key, "sales", "Sales", 1).await;
+    for round in ["read", "kept"] {
+        assert_eq!(
+            a.dir
+                .department_open_id(a.tenant.id, d.key)
+                .await
+                .expect("read an open id"),
+            Some(d.open_department_id.clone()),
+            "{round}"
+        );
+        assert_eq!(
+            a.dir
+                .department_open_id(b.tenant.id, d.key)
+                .await
+                .expect("read another tenant's key"),
+            None,
+            "{round}: another tenant's department"
+        );
+    }
+    a.dir
+        .delete_department(&a.caller, &DeptLookup::Key(d.key))
+        .await
+        .expect("delete the empty department");
+    // A directory that never read it asks the store, which keeps the deleted row.
+    let fresh = directory(store.clone());
+    assert_eq!(
+        fresh
+            .department_open_id(a.tenant.id, d.key)
+            .await
+            .expect("read a deleted department's open id"),
+        Some(d.open_department_id.clone())
+    );
+    assert_eq!(
+        fresh
+            .department_open_id(a.tenant.id, DeptKey(i64::MAX))
+            .await
+            .expect("read a key no department has"),
+        None
+    );
+}
+
 /// `bootstrap` on an empty store creates the default tenant and one app whose secret works;
 /// a second call does nothing and returns `None`.
 pub async fn check_bootstrap_creates_a_tenant_and_an_app_once(store: Arc<dyn Store>) {

@@ -173,6 +173,7 @@ macro_rules! conformance_tests {
             check_wrong_secret_or_unknown_app_is_unauthenticated,
             check_token_of_a_rotated_app_no_longer_authenticates,
             check_created_user_reads_back_through_the_directory,
+            check_department_open_ids_are_kept_per_tenant,
             check_department_without_order_goes_after_its_siblings,
             check_department_counts_cover_the_subtree,
             check_best_effort_batch_reports_each_item_in_request_order,

@@ -31,7 +31,7 @@ use crate::department::{
 };
 use crate::error::{ConflictKind, CoreError, Entity, StoreError, UniqueKey};
 use crate::group::Group;
-use crate::ids::{AppId, IdGen, OpenId, TenantId, UserId};
+use crate::ids::{AppId, IdGen, OpenDepartmentId, OpenId, TenantId, UserId};
 use crate::store::{ReadVersions, Store, TakenValues, UniqueProbe, UserLookup};
 use crate::tenant::{NewTenant, Tenant};
 use crate::user::{NewUser, User, UserProfile, UserStatus};
@@ -96,6 +96,9 @@ struct Shared {
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
     /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
     auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
+    /// Departments' open ids by key, for rendering references (see
+    /// [`Directory::department_open_id`]).
+    dept_open_ids: Arc<Mutex<HashMap<(TenantId, DeptKey), OpenDepartmentId>>>,
     /// Hands memory freed after a burst (a bulk import) back to the operating system. The
     /// allocator is the program's choice, not the core's, so the program supplies this.
     return_memory: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -111,6 +114,10 @@ pub const AUTH_CACHE_TTL_MS: i64 = 5_000;
 /// At most this many tokens are cached; when full, the cache starts over, which is cheap and
 /// bounds memory whatever the number of clients.
 const AUTH_CACHE_MAX: usize = 10_000;
+
+/// At most this many departments' open ids are cached; when full, the cache starts over.
+/// An entry is a few dozen bytes, so this bounds it to a few megabytes.
+const DEPT_OPEN_IDS_MAX: usize = 65_536;
 
 /// A verified token: who it is, until when the token is valid, and when it was verified.
 #[derive(Clone)]
@@ -153,6 +160,7 @@ impl Directory {
                 open_uploads: Arc::default(),
                 sealer: None,
                 auth_cache: Arc::default(),
+                dept_open_ids: Arc::default(),
                 return_memory: None,
             }),
         }
@@ -1093,6 +1101,47 @@ impl Directory {
             .store
             .get_department(tenant, &DeptLookup::Key(key))
             .await?)
+    }
+
+    /// The open id of a department by key, for rendering a reference to it (the department
+    /// ids of a search result); no scope check, as for [`Self::department_for_display`].
+    ///
+    /// Answered from memory once read: a department's open id is given when it is created
+    /// and never changes, keys are never reused, and a deleted department keeps its row
+    /// (deletion is a flag), so a cached answer is the store's answer on every node. A search
+    /// at a million users on PostgreSQL spent one of its four statements (0.15-0.2 ms and a
+    /// round trip) reading the one department its users belong to.
+    pub async fn department_open_id(
+        &self,
+        tenant: TenantId,
+        key: DeptKey,
+    ) -> Result<Option<OpenDepartmentId>, CoreError> {
+        if let Some(id) = self
+            .inner
+            .dept_open_ids
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&(tenant, key)).cloned())
+        {
+            return Ok(Some(id));
+        }
+        let Some(d) = self
+            .inner
+            .store
+            .get_department(tenant, &DeptLookup::Key(key))
+            .await?
+        else {
+            // Not cached: a department this process has not seen may yet be created with a
+            // key another node handed out.
+            return Ok(None);
+        };
+        if let Ok(mut cache) = self.inner.dept_open_ids.lock() {
+            if cache.len() >= DEPT_OPEN_IDS_MAX {
+                cache.clear();
+            }
+            cache.insert((tenant, key), d.open_department_id.clone());
+        }
+        Ok(Some(d.open_department_id))
     }
 
     /// Reads a user for rendering a reference (a leader's id in another id type); no scope
