@@ -12,7 +12,9 @@
 //! `roster_trigram_text(search_text)`, which spells the punctuation inside terms as letters
 //! (migration 0015, [`PUNCTUATION`]), so that `jie.93` has the selective trigrams `e.9` and
 //! `.93` rather than only `jie`. A candidate is kept only where
-//! `roster_store_common::place_of` puts it, exactly as on SQLite.
+//! `roster_store_common::place_of` puts it, exactly as on SQLite. The term page and the
+//! whole-table index statement run inside functions of migration 0018, so that they are
+//! planned once per connection rather than on every search.
 //!
 //! Why not let the planner choose: it cannot see how many rows a trigram's posting list
 //! holds, nor how many candidates a `LIKE` re-check throws away. Measured at a million users
@@ -70,12 +72,18 @@ const SAMPLE_MAX_AGE: Duration = Duration::from_hours(1);
 /// The index plan's costs, in rows of a walk (0.6-0.7 µs each, re-checked with `strpos`),
 /// measured at a million users on PostgreSQL 15 (2026-12-06): a candidate costs its fetch
 /// out of key order, its `strpos` and its sort ([`CANDIDATE_COST`]) and a re-check per
-/// `LIKE` ([`LIKE_COST`]; 2.1 µs a candidate with one and 3.9 µs with three when the
+/// `LIKE` pattern ([`LIKE_COST`], see [`like_patterns`]; 2.1 µs a candidate with one and 3.9 µs with three when the
 /// table's pages were cached, 5 µs with one when they were not), and the GIN index reads
-/// every entry of each posting list it is asked for ([`POSTING_COST`], 0.09 µs).
+/// every entry of the rarest posting list it is asked for ([`POSTING_COST`], 0.09-0.10 µs:
+/// `728`'s 3 999 entries in 0.41 ms, `ang`'s 328 887 in 34.6 ms) and skips through the
+/// others' ([`POSTING_SKIP_COST`]: `ang` and `728` together took 2.06 ms, 0.005 µs for each
+/// entry of `ang`). Counting every list in full, as this model did until 2026-12-06,
+/// priced `007281` (two lists of 4 000) at about twice its 0.75 ms, so the store asked 16
+/// blocks (1.4 ms, a page not found) before the whole table.
 const CANDIDATE_COST: f64 = 4.0;
 const LIKE_COST: f64 = 1.6;
 const POSTING_COST: f64 = 0.16;
+const POSTING_SKIP_COST: f64 = 0.01;
 /// A walk reads at least this many times the rows it is expected to need (and at least
 /// [`MIN_WALK_ROWS`]), and as many as the index plan would cost, before the index takes
 /// over from where it stopped: a walk whose estimate was short goes on while it still
@@ -100,28 +108,17 @@ const KEY_BLOCK_SHIFT: u32 = 14;
 /// about 0.1 ms for an empty block at a million users.
 const BLOCK_STATEMENT_COST: f64 = 150.0;
 
-const TERMS_PAGE: &str = "SELECT t.user_key, t.term::text, u.search_text \
-    FROM user_search_terms t JOIN users u ON u.id = t.user_key \
-    WHERE t.tenant_id = $1 AND t.term >= ($2 COLLATE \"C\") AND t.term < ($3 COLLATE \"C\") \
-    AND (t.term, t.user_key) > ($4 COLLATE \"C\", $5) \
-    ORDER BY t.term, t.user_key LIMIT $6";
-
-// The whole tier's page as `TERMS_PAGE` reads it, and after it the suffix tier's first
-// rows, as many as the whole tier's page fell short of its `LIMIT` (none when it filled
-// it): one round trip (0.2-0.3 ms at a million users) where most queries took two, for a
-// few index probes more when the whole tier is short only of users it drops.
-const WHOLE_AND_SUFFIX: &str = "WITH w AS (\
-      SELECT t.user_key, t.term::text AS term, u.search_text \
-      FROM user_search_terms t JOIN users u ON u.id = t.user_key \
-      WHERE t.tenant_id = $1 AND t.term >= ($2 COLLATE \"C\") AND t.term < ($3 COLLATE \"C\") \
-      AND (t.term, t.user_key) > ($4 COLLATE \"C\", $5) \
-      ORDER BY t.term, t.user_key LIMIT $6) \
-    SELECT false AS suffix, w.user_key, w.term, w.search_text FROM w \
-    UNION ALL (\
-      SELECT true, t.user_key, t.term::text, u.search_text \
-      FROM user_search_terms t JOIN users u ON u.id = t.user_key \
-      WHERE t.tenant_id = $1 AND t.term >= ($7 COLLATE \"C\") AND t.term < ($8 COLLATE \"C\") \
-      ORDER BY t.term, t.user_key LIMIT greatest($6 - (SELECT count(*) FROM w), 0))";
+// The term tiers' page, in one statement of migration 0018's `roster_search_terms` (which
+// runs with a generic plan; the migration says why): terms in `[$2, $3)` after `($4, $5)`
+// in term and key order, at most `$6` rows, each with its user's search text, and, when
+// `$7` is not NULL and the page fell short, the suffix tier's first rows in `[$7, $8)`, as
+// many as it fell short by: one round trip (0.2-0.3 ms at a million users) where most
+// queries took two. The first column says which tier a row is of. The function returns
+// them in this order; the `ORDER BY` (over at most two pages) says so rather than relying
+// on it.
+const TERMS_PAGE: &str = "SELECT suffix, user_key, term, user_text \
+    FROM roster_search_terms($1, $2, $3, $4, $5, $6, $7, $8) \
+    ORDER BY suffix, term COLLATE \"C\", user_key";
 
 // The walk: the tenant's active users in key order from the cursor, at most $4 of them,
 // those holding the query kept. `strpos` is not an operator the trigram index serves, so
@@ -137,34 +134,25 @@ const SUBSTRING_WALK: &str = "SELECT w.id, w.search_text, strpos(w.search_text, 
       ORDER BY u.tenant_id, u.id LIMIT $4) w \
     WHERE strpos(w.search_text, $2) > 0 OR w.n = $4 ORDER BY w.tenant_id, w.id LIMIT $5";
 
-// The index plan, with one `LIKE` per distinct trigram asked for (the query's rarest, then
-// up to two more), which is all the GIN index reads; `strpos` re-checks the whole query.
-// Every candidate re-checks each `LIKE` (about 1 µs each at a million users, beside 2 µs for
-// fetching it), so a trigram is never named twice. `u.id + 0` keeps the planner from
-// walking the primary key in order instead (the walk is chosen in Rust, above), and
-// `u.id + 0 > $3` from ANDing the index with a bitmap of the primary key's range from the
-// cursor (at a million users, with statistics from before an import ended, it read 325 000
-// keys, 11-13 ms, for a query with 19 holders); `u.tenant_id + 0` likewise keeps out a
-// bitmap of the whole tenant from `users_active_key_idx`. The block statements of
-// migration 0017's `roster_substring_blocks` ([`SUBSTRING_BLOCKS`]) are these with one
-// block of keys named too, which the index holds beside the trigrams: GIN then reads only
-// that block's candidates.
-macro_rules! substring_indexed {
-    ($($like:literal),+) => {
-        concat!(
-            "SELECT u.id, ''::text, u.search_text FROM users u \
-             WHERE u.tenant_id + 0 = $1 AND NOT u.is_resigned AND strpos(u.search_text, $2) > 0 \
-             AND u.id + 0 > $3",
-            $(" AND roster_trigram_text(u.search_text) LIKE ", $like,)+
-            " ORDER BY u.id + 0 LIMIT $4"
-        )
-    };
-}
-const SUBSTRING_INDEXED: [&str; 3] = [
-    substring_indexed!("$5"),
-    substring_indexed!("$5", "$6"),
-    substring_indexed!("$5", "$6", "$7"),
-];
+// The index plan over the whole table from the cursor, in one statement of migration
+// 0018's `roster_substring_indexed`: the tenant's active users after key `$3` holding `$2`,
+// at most `$4`, with one `LIKE` per trigram pattern `$5` to `$7` (NULL where fewer; see
+// [`like_patterns`]), which is all the GIN index reads, and `strpos` re-checking the whole
+// query. Every candidate re-checks each pattern (about 1 µs each at a million users, beside
+// 2 µs for fetching it), so a trigram is never asked for twice. In the function's
+// statements `u.id + 0` keeps the planner from walking the primary key in order instead
+// (the walk is chosen in Rust, above), and `u.id + 0 > after_key` from ANDing the index
+// with a bitmap of the primary key's range from the cursor (at a million users, with
+// statistics from before an import ended, it read 325 000 keys, 11-13 ms, for a query with
+// 19 holders); `u.tenant_id + 0` likewise keeps out a bitmap of the whole tenant from
+// `users_active_key_idx`. They run with generic plans, planned once per connection (the
+// migration says why). The block statements of migration 0017's `roster_substring_blocks`
+// ([`SUBSTRING_BLOCKS`]) are these with one block of keys named too, which the index holds
+// beside the trigrams: GIN then reads only that block's candidates. The function returns
+// the rows in key order; the `ORDER BY` (over at most a page) says so rather than relying
+// on it.
+const SUBSTRING_INDEXED: &str = "SELECT user_key, ''::text, user_text \
+    FROM roster_substring_indexed($1, $2, $3, $4, $5, $6, $7) ORDER BY user_key";
 // Up to `$5` blocks from the cursor's, in one round trip (migration 0017 says why): each
 // block's holders in key order, at most `$4` in all, the trigram patterns `$6` to `$8`
 // (NULL where fewer).
@@ -382,19 +370,28 @@ impl Sample {
             })
             .collect();
         let rows = |count: f64| count.max(0.5) / n * self.rows;
+        let spelled: Vec<String> = tris.iter().map(|(t, _)| t.iter().collect()).collect();
         let candidates = |taken: u16| {
             let joint = holders.iter().filter(|&&m| m & taken == taken).count() as f64;
-            let likes = f64::from(taken.count_ones());
+            // A re-check per pattern the trigrams are asked for with, not per trigram.
+            let asked: Vec<&String> = (0..spelled.len())
+                .filter(|i| taken & (1 << i) != 0)
+                .map(|i| &spelled[i])
+                .collect();
+            let likes = like_patterns(q, &asked).len() as f64;
             rows(joint) * (CANDIDATE_COST + LIKE_COST * likes)
         };
+        // GIN reads the rarest list asked for in full and skips through the others.
         let cost = |taken: u16| {
-            let postings: f64 = tris
+            let lists: Vec<f64> = tris
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| taken & (1 << i) != 0)
                 .map(|(_, &(_, c))| rows(f64::from(c)))
-                .sum();
-            postings * POSTING_COST + candidates(taken)
+                .collect();
+            let rarest = lists.iter().copied().fold(f64::INFINITY, f64::min);
+            let skipped: f64 = lists.iter().sum::<f64>() - rarest;
+            rarest * POSTING_COST + skipped * POSTING_SKIP_COST + candidates(taken)
         };
         let mut taken: u16 = 1;
         let mut best = cost(taken);
@@ -720,13 +717,18 @@ fn like_trigram(t: &str) -> String {
     format!("%{t}%")
 }
 
-/// The `LIKE` patterns that ask the index for `trigrams` of `q`: one per run of trigrams
-/// that follow each other in the query, spelled as the run's characters (`'%04160%'` for
-/// `041`, `416` and `160` of `004160`). `pg_trgm` reads exactly the run's trigrams from such
-/// a pattern (the same candidates), while every candidate is re-checked once per pattern
-/// through `roster_trigram_text`, seven `replace` calls: one pattern instead of three took
-/// `004160` from 0.97-1.06 to 0.82-0.87 ms at a million users. Each pattern is a substring
-/// of the query as the index spells it, so every holder of the query matches it.
+/// The `LIKE` patterns that ask the index for `trigrams` of `q`. A run of trigrams that
+/// follow each other in the query is spelled as the run's characters (`'%04160%'` for
+/// `041`, `416` and `160` of `004160`), and runs that do not share a character are joined
+/// by `%` in the query's order (`'%awe%iᚠ4%'` for `awe` and `iᚠ4` of `awei.4`). `pg_trgm`
+/// reads exactly the runs' trigrams from such a pattern (the same candidates), while every
+/// candidate is re-checked once per pattern through `roster_trigram_text`, seven `replace`
+/// calls: one pattern instead of three took `004160` from 0.97-1.06 to 0.82-0.87 ms at a
+/// million users, and one instead of two took `huangchenyong` (143 candidates) from
+/// 1.35-1.38 to 1.16-1.17 ms. Runs that share a character cannot be joined (`'%abc%cde%'`
+/// does not match `abcde`) and stay apart. Each pattern matches every text holding the
+/// query as the index spells it: its runs are substrings of the query, in its order,
+/// without overlap.
 fn like_patterns(q: &str, trigrams: &[&String]) -> Vec<String> {
     let spelled: Vec<char> = q
         .chars()
@@ -750,25 +752,38 @@ fn like_patterns(q: &str, trigrams: &[&String]) -> Vec<String> {
     }
     starts.sort_unstable();
     starts.dedup();
-    let run = |first: usize, last: usize| {
-        let chars: String = spelled[first..last + 3].iter().collect();
-        like_trigram(&chars)
-    };
-    let mut patterns: Vec<String> = Vec::with_capacity(trigrams.len());
-    let mut current: Option<(usize, usize)> = None;
+    // Runs of windows that follow each other, as `(first, last)` window starts.
+    let mut runs: Vec<(usize, usize)> = Vec::with_capacity(starts.len());
     for i in starts {
-        current = match current {
-            Some((first, last)) if i == last + 1 => Some((first, i)),
-            Some((first, last)) => {
-                patterns.push(run(first, last));
-                Some((i, i))
+        match runs.last_mut() {
+            Some((_, last)) if i == *last + 1 => *last = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    // Each pattern as the character range of each of its runs; a run joins the first
+    // pattern whose last character comes before it.
+    let mut joined: Vec<Vec<(usize, usize)>> = Vec::with_capacity(runs.len());
+    for (first, last) in runs {
+        let chars = (first, last + 3);
+        match joined
+            .iter_mut()
+            .find(|p| p.last().is_some_and(|&(_, end)| first >= end))
+        {
+            Some(pattern) => pattern.push(chars),
+            None => joined.push(vec![chars]),
+        }
+    }
+    let mut patterns: Vec<String> = joined
+        .into_iter()
+        .map(|ranges| {
+            let mut p = String::from("%");
+            for (from, to) in ranges {
+                p.extend(&spelled[from..to]);
+                p.push('%');
             }
-            None => Some((i, i)),
-        };
-    }
-    if let Some((first, last)) = current {
-        patterns.push(run(first, last));
-    }
+            p
+        })
+        .collect();
     patterns.extend(alone);
     patterns
 }
@@ -874,6 +889,14 @@ async fn indexed(
         }
     }
     let patterns = like_patterns(q, &distinct);
+    // The statements take one to three patterns (at most one per trigram asked for).
+    if patterns.is_empty() || patterns.len() > MAX_TRIGRAMS {
+        return Err(StoreError::Backend(format!(
+            "a substring plan of {} trigram patterns",
+            patterns.len()
+        )));
+    }
+    let pattern = |k: usize| patterns.get(k).cloned();
     let mut rows: Vec<(i64, String, String)> = Vec::new();
     if plan.blocks > 0 {
         // What the page lacks, exactly: unlike the whole table's statement, every holder
@@ -881,7 +904,6 @@ async fn indexed(
         // to its fourth), and fewer rows mean the blocks hold no more.
         let limit = i32::try_from(need).unwrap_or(i32::MAX);
         let blocks = i32::try_from(plan.blocks).unwrap_or(i32::MAX);
-        let pattern = |k: usize| patterns.get(k).cloned();
         rows = sqlx::query_as(SUBSTRING_BLOCKS)
             .bind(tenant.0)
             .bind(q)
@@ -911,25 +933,14 @@ async fn indexed(
     let limit = i64::try_from(need - rows.len())
         .unwrap_or(i64::MAX)
         .max(INDEX_BATCH);
-    let Some(statement) = patterns
-        .len()
-        .checked_sub(1)
-        .and_then(|i| SUBSTRING_INDEXED.get(i).copied())
-    else {
-        return Err(StoreError::Backend(format!(
-            "a substring plan of {} trigram patterns",
-            patterns.len()
-        )));
-    };
-    let mut query = sqlx::query_as(statement)
+    let rest: Vec<(i64, String, String)> = sqlx::query_as(SUBSTRING_INDEXED)
         .bind(tenant.0)
         .bind(q)
         .bind(after)
-        .bind(limit);
-    for p in patterns {
-        query = query.bind(p);
-    }
-    let rest: Vec<(i64, String, String)> = query
+        .bind(limit)
+        .bind(pattern(0))
+        .bind(pattern(1))
+        .bind(pattern(2))
         .fetch_all(pool)
         .await
         .context("substring search (index)")?;
@@ -942,7 +953,7 @@ async fn indexed(
 }
 
 /// The whole tier's candidates from `after` on (at most `n`) and, when they fall short of
-/// `n`, the suffix tier's first candidates, as many as they fell short by ([`WHOLE_AND_SUFFIX`]).
+/// `n`, the suffix tier's first candidates, as many as they fell short by ([`TERMS_PAGE`]).
 /// The suffix page is `None` when none was read.
 async fn whole_and_suffix(
     pool: &PgPool,
@@ -960,7 +971,7 @@ async fn whole_and_suffix(
         ));
     };
     let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
-    let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(WHOLE_AND_SUFFIX)
+    let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(TERMS_PAGE)
         .bind(tenant.0)
         .bind(low)
         .bind(high)
@@ -998,16 +1009,20 @@ async fn candidates(
 ) -> Result<Page, StoreError> {
     if let Some((low, high)) = q.term_range(tier) {
         let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(TERMS_PAGE)
+        let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(TERMS_PAGE)
             .bind(tenant.0)
             .bind(low)
             .bind(high)
             .bind(term)
             .bind(key)
             .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .bind(None::<String>)
+            .bind(None::<String>)
             .fetch_all(pool)
             .await
             .context("search terms")?;
+        let rows: Vec<(i64, String, String)> =
+            rows.into_iter().map(|(_, k, t, x)| (k, t, x)).collect();
         let exhausted = rows.len() < n;
         Ok((rows, exhausted))
     } else {
@@ -1645,7 +1660,8 @@ mod tests {
     }
 
     /// Trigrams that follow each other in the query are asked for as one pattern spelling
-    /// them (as the index spells punctuation); others each on their own.
+    /// them (as the index spells punctuation), runs that share no character as one pattern
+    /// joined by `%`, and runs that share one apart.
     #[test]
     fn adjacent_trigrams_are_asked_for_as_one_pattern() {
         let ask = |q: &str, tris: &[&str]| {
@@ -1656,11 +1672,18 @@ mod tests {
         assert_eq!(ask("004160", &["416", "160", "041"]), ["%04160%"]);
         assert_eq!(ask("004160", &["416", "160"]), ["%4160%"]);
         assert_eq!(ask("ming.6", &["gᚠ6", "ngᚠ"]), ["%ngᚠ6%"]);
-        assert_eq!(ask("awei.4", &["awe", "iᚠ4"]), ["%awe%", "%iᚠ4%"]);
+        assert_eq!(ask("awei.4", &["awe", "iᚠ4"]), ["%awe%iᚠ4%"]);
         assert_eq!(ask("aaaa", &["aaa"]), ["%aaa%"]);
+        assert_eq!(ask("huangchenyong", &["nyo", "ngc", "eny"]), ["%ngc%enyo%"]);
+        // `abc` and `cde` share the `c`: `'%abc%cde%'` would not match `abcde`.
+        assert_eq!(ask("abcdef", &["abc", "cde"]), ["%abc%", "%cde%"]);
         assert_eq!(
-            ask("huangchenyong", &["nyo", "ngc", "eny"]),
-            ["%ngc%", "%enyo%"]
+            ask("abcdefg", &["abc", "cde", "efg"]),
+            ["%abc%efg%", "%cde%"]
+        );
+        assert_eq!(
+            ask("abcdefgh", &["abc", "def", "fgh"]),
+            ["%abc%def%", "%fgh%"]
         );
         assert_eq!(ask("abc", &["xyz"]), ["%xyz%"]);
     }
@@ -1722,6 +1745,40 @@ mod tests {
         let after = read_writes(&pool).await.unwrap();
         assert_eq!(after - before, 1_000);
         assert!(!sample.still_current(Some(after)));
+    }
+
+    /// The functions a search runs its statements through plan them once per connection
+    /// and without worker processes (migrations 0017 and 0018), whatever the session says.
+    #[tokio::test]
+    async fn search_functions_plan_generically_without_workers() {
+        let Some((_store, pool)) = fresh_store("search_functions_settings").await else {
+            return;
+        };
+        let settings: Vec<(String, Vec<String>)> = sqlx::query_as(
+            "SELECT proname::text, coalesce(proconfig, '{}') FROM pg_proc \
+             WHERE proname IN ('roster_search_terms', 'roster_substring_indexed', \
+             'roster_substring_blocks') ORDER BY proname",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let names: Vec<&str> = settings.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "roster_search_terms",
+                "roster_substring_blocks",
+                "roster_substring_indexed"
+            ]
+        );
+        for (name, config) in &settings {
+            for setting in [
+                "plan_cache_mode=force_generic_plan",
+                "max_parallel_workers_per_gather=0",
+            ] {
+                assert!(config.iter().any(|c| c == setting), "{name}: {config:?}");
+            }
+        }
     }
 
     /// A walk reads only its tenant's active users, whatever the tenant: the prepared
