@@ -72,8 +72,9 @@ const SAMPLE_MAX_AGE: Duration = Duration::from_hours(1);
 /// The index plan's costs, in rows of a walk (0.6-0.7 µs each, re-checked with `strpos`),
 /// measured at a million users on PostgreSQL 15 (2026-12-06): a candidate costs its fetch
 /// out of key order, its `strpos` and its sort ([`CANDIDATE_COST`]) and a re-check per
-/// `LIKE` pattern ([`LIKE_COST`], see [`like_patterns`]; 2.1 µs a candidate with one and 3.9 µs with three when the
-/// table's pages were cached, 5 µs with one when they were not), and the GIN index reads
+/// `LIKE` pattern ([`LIKE_COST`], see [`like_patterns`]; 2.1 µs a candidate with one and
+/// 3.9 µs with three when the table's pages were cached, 5 µs with one when they were
+/// not), and the GIN index reads
 /// every entry of the rarest posting list it is asked for ([`POSTING_COST`], 0.09-0.10 µs:
 /// `728`'s 3 999 entries in 0.41 ms, `ang`'s 328 887 in 34.6 ms) and skips through the
 /// others' ([`POSTING_SKIP_COST`]: `ang` and `728` together took 2.06 ms, 0.005 µs for each
