@@ -953,6 +953,38 @@ async fn indexed(
     Ok((rows, exhausted))
 }
 
+/// A term tier's rows in `[low, high)` from `after` on (at most `n`), each marked `false`,
+/// and after them, when a suffix range is given and they fall short of `n`, the suffix
+/// tier's first rows, marked `true` ([`TERMS_PAGE`]).
+async fn terms_page(
+    pool: &PgPool,
+    tenant: TenantId,
+    (low, high): (String, String),
+    after: Option<&SearchCursor>,
+    n: usize,
+    suffix: Option<(String, String)>,
+) -> Result<Vec<(bool, i64, String, String)>, StoreError> {
+    let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
+    let (suffix_low, suffix_high) = suffix.unzip();
+    sqlx::query_as(TERMS_PAGE)
+        .bind(tenant.0)
+        .bind(low)
+        .bind(high)
+        .bind(term)
+        .bind(key)
+        .bind(i64::try_from(n).unwrap_or(i64::MAX))
+        .bind(suffix_low)
+        .bind(suffix_high)
+        .fetch_all(pool)
+        .await
+        .context("search terms")
+}
+
+/// Rows of [`terms_page`] without their tier mark.
+fn strip(rows: Vec<(bool, i64, String, String)>) -> Vec<(i64, String, String)> {
+    rows.into_iter().map(|(_, k, t, x)| (k, t, x)).collect()
+}
+
 /// The whole tier's candidates from `after` on (at most `n`) and, when they fall short of
 /// `n`, the suffix tier's first candidates, as many as they fell short by ([`TERMS_PAGE`]).
 /// The suffix page is `None` when none was read.
@@ -971,23 +1003,16 @@ async fn whole_and_suffix(
             "the whole and suffix tiers have term ranges".into(),
         ));
     };
-    let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
-    let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(TERMS_PAGE)
-        .bind(tenant.0)
-        .bind(low)
-        .bind(high)
-        .bind(term)
-        .bind(key)
-        .bind(i64::try_from(n).unwrap_or(i64::MAX))
-        .bind(suffix_low)
-        .bind(suffix_high)
-        .fetch_all(pool)
-        .await
-        .context("search terms")?;
+    let rows = terms_page(
+        pool,
+        tenant,
+        (low, high),
+        after,
+        n,
+        Some((suffix_low, suffix_high)),
+    )
+    .await?;
     let (suffix, whole): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.0);
-    let strip = |rows: Vec<(bool, i64, String, String)>| -> Vec<(i64, String, String)> {
-        rows.into_iter().map(|(_, k, t, x)| (k, t, x)).collect()
-    };
     // The statement's own arithmetic: the suffix rows were limited to what the whole
     // tier's page lacked, and fewer than that means the suffix tier has no more.
     let suffix_limit = n - whole.len().min(n);
@@ -1008,22 +1033,8 @@ async fn candidates(
     after: Option<&SearchCursor>,
     n: usize,
 ) -> Result<Page, StoreError> {
-    if let Some((low, high)) = q.term_range(tier) {
-        let (term, key) = after.map_or((low.clone(), -1), |c| (c.term.clone(), c.key.0));
-        let rows: Vec<(bool, i64, String, String)> = sqlx::query_as(TERMS_PAGE)
-            .bind(tenant.0)
-            .bind(low)
-            .bind(high)
-            .bind(term)
-            .bind(key)
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(None::<String>)
-            .bind(None::<String>)
-            .fetch_all(pool)
-            .await
-            .context("search terms")?;
-        let rows: Vec<(i64, String, String)> =
-            rows.into_iter().map(|(_, k, t, x)| (k, t, x)).collect();
+    if let Some(range) = q.term_range(tier) {
+        let rows = strip(terms_page(pool, tenant, range, after, n, None).await?);
         let exhausted = rows.len() < n;
         Ok((rows, exhausted))
     } else {
