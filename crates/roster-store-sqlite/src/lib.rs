@@ -8,8 +8,10 @@
 //! dedicated connection behind a mutex. Serialising writers in-process means they queue on
 //! the mutex instead of spinning on `SQLITE_BUSY`. Reads use a pool of separate
 //! `query_only` connections, which in WAL mode run alongside the writer on a committed
-//! snapshot. All SQLite calls block, so they run on tokio's blocking pool, never on the async
-//! workers.
+//! snapshot. SQLite calls block, so they run on tokio's blocking pool, except point lookups
+//! (one row by a unique key), which take tens of microseconds and run right on the async
+//! worker, on point readers that keep their snapshot while nothing is written
+//! (`point_readers.rs`).
 //!
 //! Files mirror `roster-store-postgres`: `tenants.rs` (tenants, apps, tokens, JSAPI
 //! tickets), `departments.rs`, `users.rs` (users and the multi-entity `save`), `groups.rs`,
@@ -27,6 +29,7 @@ mod groups;
 mod idempotency;
 mod imports;
 mod outbox;
+mod point_readers;
 mod search;
 mod snapshot;
 mod tasks;
@@ -153,8 +156,18 @@ struct Inner {
     /// threads of the blocking pool.
     writer: Arc<tokio::sync::Mutex<Connection>>,
     readers: r2d2::Pool<SqliteConnectionManager>,
+    /// Readers for point lookups, keeping their snapshot while nothing is written.
+    points: Arc<point_readers::PointReaders>,
     /// How common search trigrams are, remembered between searches.
     trigram_counts: Arc<search::TrigramCounts>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The sweeper thread holds the point readers too; it ends, and their connections
+        // close, only when told.
+        self.points.close();
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -239,16 +252,31 @@ impl SqliteStore {
         // Readers open the existing file without the right to create it, and are
         // `query_only` so that a write slipping onto the read path fails loudly instead of
         // racing the writer.
+        let reader_flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let reader_init = |conn: &mut Connection| {
+            configure(conn, READER_CACHE_KIB)?;
+            conn.pragma_update(None, "query_only", true)
+        };
         let manager = SqliteConnectionManager::file(path)
-            .with_flags(
-                OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_URI
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .with_init(|conn| {
-                configure(conn, READER_CACHE_KIB)?;
-                conn.pragma_update(None, "query_only", true)
-            });
+            .with_flags(reader_flags)
+            .with_init(reader_init);
+        // One point reader per async worker (the threads that run point lookups).
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let point_conns = (0..workers)
+            .map(|_| {
+                let mut conn = Connection::open_with_flags(path, reader_flags)?;
+                reader_init(&mut conn)?;
+                Ok(conn)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("open point readers")?;
+        let points = point_readers::PointReaders::start(
+            point_conns,
+            point_readers::MAX_REUSE_AGE,
+            point_readers::SWEEP_AGE,
+        )?;
         // Twice the cores, at least 4: point reads run on the async workers (one per core)
         // while longer reads run on the blocking pool, and neither should wait for the other.
         let readers = (std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get)
@@ -274,6 +302,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 writer: Arc::new(tokio::sync::Mutex::new(writer)),
                 readers: pool,
+                points,
                 trigram_counts: Arc::clone(&trigram_counts),
             }),
         })
@@ -289,12 +318,18 @@ impl SqliteStore {
     /// takes tens of microseconds from the page cache, while handing it to the blocking pool
     /// and back costs two thread switches, which profiling showed to be most of a GET's time.
     /// Only reads bounded by an index lookup may use this; scans and pages of results go
-    /// through [`Self::read`]. The pool is sized above the number of async workers, so a
-    /// connection is almost always free; when none is, this waits at most the pool's timeout.
+    /// through [`Self::read`]. The lookup runs on a point reader, in a snapshot that reader
+    /// may keep for the next lookup (see `point_readers`); when all of them are busy, on a
+    /// connection of the general pool, which is sized above the number of async workers, so
+    /// that one is almost always free (when none is, this waits at most the pool's timeout).
     fn read_point<T, F>(&self, what: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut Connection) -> Result<T, StoreError>,
     {
+        let f = match self.inner.points.run(f) {
+            Ok(done) => return done,
+            Err(f) => f,
+        };
         let mut conn = self
             .inner
             .readers
@@ -310,6 +345,7 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let mut conn = Arc::clone(&self.inner.writer).lock_owned().await;
+        let points = Arc::clone(&self.inner.points);
         let span = Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
@@ -320,7 +356,11 @@ impl SqliteStore {
                 conn.execute_batch("ROLLBACK")
                     .context("roll back an abandoned transaction")?;
             }
-            f(&mut conn)
+            let done = f(&mut conn);
+            // Counted whether it committed or not (a failed write may have committed part
+            // of a bulk chunk, and counting costs nothing), before the caller hears of it.
+            points.wrote();
+            done
         })
         .await
         .map_err(|e| StoreError::Backend(format!("{what}: blocking task failed: {e}")))?

@@ -17,15 +17,22 @@ use roster_core::StoreError;
 /// the pool holding a snapshot that would keep the WAL from being checkpointed.
 pub(crate) struct ReadSnapshot<'c> {
     conn: &'c Connection,
+    /// Whether this snapshot began here (and so ends here); a point reader's kept snapshot
+    /// (`point_readers`) is used as it is and left to its reader.
+    owned: bool,
 }
 
 impl<'c> ReadSnapshot<'c> {
-    /// Begins a deferred transaction: the snapshot is taken at the first read.
+    /// Begins a deferred transaction (the snapshot is taken at the first read), or uses the
+    /// one a point reader already holds.
     pub(crate) fn begin(conn: &'c Connection, what: &str) -> Result<Self, StoreError> {
+        if !conn.is_autocommit() {
+            return Ok(Self { conn, owned: false });
+        }
         conn.prepare_cached("BEGIN")
             .and_then(|mut s| s.execute([]))
             .context(what)?;
-        Ok(Self { conn })
+        Ok(Self { conn, owned: true })
     }
 }
 
@@ -39,6 +46,9 @@ impl Deref for ReadSnapshot<'_> {
 
 impl Drop for ReadSnapshot<'_> {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         let ended = self
             .conn
             .prepare_cached("ROLLBACK")
@@ -54,6 +64,17 @@ impl Drop for ReadSnapshot<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_inside_a_kept_one_leaves_it_open() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        {
+            let snap = ReadSnapshot::begin(&conn, "begin").unwrap();
+            assert!(!snap.is_autocommit());
+        }
+        assert!(!conn.is_autocommit());
+    }
 
     #[test]
     fn a_snapshot_ends_when_dropped_even_after_a_failed_read() {
