@@ -262,21 +262,6 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(reader_flags)
             .with_init(reader_init);
-        // One point reader per async worker (the threads that run point lookups).
-        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let point_conns = (0..workers)
-            .map(|_| {
-                let mut conn = Connection::open_with_flags(path, reader_flags)?;
-                reader_init(&mut conn)?;
-                Ok(conn)
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .context("open point readers")?;
-        let points = point_readers::PointReaders::start(
-            point_conns,
-            point_readers::MAX_REUSE_AGE,
-            point_readers::SWEEP_AGE,
-        )?;
         // Twice the cores, at least 4: point reads run on the async workers (one per core)
         // while longer reads run on the blocking pool, and neither should wait for the other.
         let readers = (std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get)
@@ -292,6 +277,23 @@ impl SqliteStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("open reader pool: {e}")))?;
+        // One point reader per async worker (the threads that run point lookups). Started
+        // after everything else that can fail, since its sweeper thread runs until the
+        // store is dropped.
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let point_conns = (0..workers)
+            .map(|_| {
+                let mut conn = Connection::open_with_flags(path, reader_flags)?;
+                reader_init(&mut conn)?;
+                Ok(conn)
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .context("open point readers")?;
+        let points = point_readers::PointReaders::start(
+            point_conns,
+            point_readers::MAX_REUSE_AGE,
+            point_readers::SWEEP_AGE,
+        )?;
         tracing::info!(path = %path.display(), readers, "opened SQLite store");
         // The common trigrams' counts are read in the background from the start, so that
         // the first searches need not count them one by one.
