@@ -55,17 +55,10 @@ struct Reader {
 }
 
 impl Reader {
-    /// Ends the held snapshot, if any. A failed `ROLLBACK` leaves the connection as it was
-    /// only if no transaction was open, which is what ending it wants anyway.
+    /// Ends the held snapshot, if any.
     fn end(&mut self) {
         if self.held.take().is_some() {
-            let ended = self
-                .conn
-                .prepare_cached("ROLLBACK")
-                .and_then(|mut s| s.execute([]));
-            if ended.is_err() && !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
+            crate::snapshot::end_read(&self.conn);
         }
     }
 }
@@ -272,18 +265,32 @@ impl Drop for Out<'_> {
 mod tests {
     use super::*;
 
-    fn setup(dir: &tempfile::TempDir) -> (Connection, Arc<PointReaders>) {
+    /// A WAL database with table `t` (`sql` fills it), its writer, and point readers over
+    /// `readers` connections with the given ages.
+    fn setup(
+        dir: &tempfile::TempDir,
+        sql: &str,
+        readers: usize,
+        reuse: Duration,
+        sweep: Duration,
+    ) -> (Connection, Arc<PointReaders>) {
         let path = dir.path().join("t.db");
         let writer = Connection::open(&path).unwrap();
         writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
-            )
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); {sql}"
+            ))
             .unwrap();
-        let readers = (0..2).map(|_| Connection::open(&path).unwrap()).collect();
-        let pr =
-            PointReaders::start(readers, Duration::from_mins(1), Duration::from_mins(1)).unwrap();
-        (writer, pr)
+        let conns = (0..readers)
+            .map(|_| Connection::open(&path).unwrap())
+            .collect();
+        (writer, PointReaders::start(conns, reuse, sweep).unwrap())
+    }
+
+    /// Two readers, ages too long to matter, `t` holding 1.
+    fn setup_one(dir: &tempfile::TempDir) -> (Connection, Arc<PointReaders>) {
+        let long = Duration::from_mins(1);
+        setup(dir, "INSERT INTO t VALUES (1);", 2, long, long)
     }
 
     fn read_x(pr: &PointReaders) -> i64 {
@@ -299,7 +306,7 @@ mod tests {
     #[test]
     fn a_kept_snapshot_never_hides_a_write_the_store_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let (writer, pr) = setup(&dir);
+        let (writer, pr) = setup_one(&dir);
         assert_eq!(read_x(&pr), 1);
         // The snapshot is kept: a write the store did not count is not seen yet...
         writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
@@ -315,7 +322,7 @@ mod tests {
     #[test]
     fn a_write_counted_during_a_read_ends_that_readers_snapshot_when_handed_back() {
         let dir = tempfile::tempdir().unwrap();
-        let (writer, pr) = setup(&dir);
+        let (writer, pr) = setup_one(&dir);
         let seen = pr
             .run(|c| {
                 let before: i64 = c
@@ -339,19 +346,13 @@ mod tests {
     #[test]
     fn old_snapshots_are_not_reused_and_idle_ones_are_swept() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);",
-            )
-            .unwrap();
-        let pr = PointReaders::start(
-            vec![Connection::open(&path).unwrap()],
+        let (writer, pr) = setup(
+            &dir,
+            "INSERT INTO t VALUES (1);",
+            1,
             Duration::from_millis(1),
             Duration::from_millis(50),
-        )
-        .unwrap();
+        );
         assert_eq!(read_x(&pr), 1);
         // Another process's write: seen once the snapshot is older than the reuse age.
         writer.execute("INSERT INTO t VALUES (4)", []).unwrap();
@@ -381,17 +382,8 @@ mod tests {
     #[test]
     fn a_failed_read_ends_its_snapshot_and_busy_readers_are_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
-            .unwrap();
-        let pr = PointReaders::start(
-            vec![Connection::open(&path).unwrap()],
-            Duration::from_mins(1),
-            Duration::from_mins(1),
-        )
-        .unwrap();
+        let long = Duration::from_mins(1);
+        let (_writer, pr) = setup(&dir, "", 1, long, long);
         let failed = pr
             .run(|c| {
                 c.query_row("SELECT nope FROM t", [], |r| r.get::<_, i64>(0))

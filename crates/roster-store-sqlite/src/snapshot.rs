@@ -46,18 +46,21 @@ impl Deref for ReadSnapshot<'_> {
 
 impl Drop for ReadSnapshot<'_> {
     fn drop(&mut self) {
-        if !self.owned {
-            return;
+        if self.owned {
+            end_read(self.conn);
         }
-        let ended = self
-            .conn
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute([]));
-        // Should the cached statement fail (it only can if the transaction is already
-        // gone), make sure anyway that the connection is back in autocommit.
-        if ended.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+    }
+}
+
+/// Ends the read transaction open on `conn` (it wrote nothing, so a rollback) with the
+/// cached statement. Should that fail (it only can if the transaction is already gone),
+/// the connection is made sure to be back in autocommit anyway.
+pub(crate) fn end_read(conn: &Connection) {
+    let ended = conn
+        .prepare_cached("ROLLBACK")
+        .and_then(|mut s| s.execute([]));
+    if ended.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
     }
 }
 
