@@ -262,11 +262,12 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(reader_flags)
             .with_init(reader_init);
-        // Twice the cores, at least 4: point reads run on the async workers (one per core)
-        // while longer reads run on the blocking pool, and neither should wait for the other.
-        let readers = (std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get)
-            * 2)
-        .clamp(4, 32) as u32;
+        // The async workers, one per core, run the point lookups.
+        let cores = std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get);
+        // Twice the cores, at least 4: longer reads run on the blocking pool, and point
+        // lookups fall back to this pool when every point reader is busy; neither should
+        // wait for the other.
+        let readers = (cores * 2).clamp(4, 32) as u32;
         let pool = r2d2::Pool::builder()
             .max_size(readers)
             // r2d2 checks a connection on every checkout by running a statement; a local
@@ -277,11 +278,9 @@ impl SqliteStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| StoreError::Backend(format!("open reader pool: {e}")))?;
-        // One point reader per async worker (the threads that run point lookups). Started
-        // after everything else that can fail, since its sweeper thread runs until the
-        // store is dropped.
-        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let point_conns = (0..workers)
+        // One point reader per async worker. Started after everything else that can fail,
+        // since its sweeper thread runs until the store is dropped.
+        let point_conns = (0..cores)
             .map(|_| {
                 let mut conn = Connection::open_with_flags(path, reader_flags)?;
                 reader_init(&mut conn)?;
