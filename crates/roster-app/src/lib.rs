@@ -73,7 +73,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(|| format!("create the data directory {}", parent.display()))?;
             warn_if_open_to_others(parent);
         }
-        let store = roster_store_sqlite::SqliteStore::open(path)
+        let options = roster_store_sqlite::SqliteOptions {
+            mmap_bytes: config.sqlite_mmap_mb.saturating_mul(1024 * 1024),
+        };
+        let store = roster_store_sqlite::SqliteStore::open_with(path, options)
             .with_context(|| format!("open the SQLite database {}", path.display()))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {

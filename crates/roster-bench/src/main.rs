@@ -77,6 +77,10 @@ struct Args {
     /// Users sent through `batch_add` (default: all of them).
     #[arg(long)]
     batch_add_users: Option<usize>,
+    /// MiB of the database that the SQLite server's readers memory-map (its
+    /// `sqlite_mmap_mb`; default 0, as a server has it out of the box).
+    #[arg(long, default_value_t = 0)]
+    sqlite_mmap_mb: u64,
     /// The phases to run (default: all): ceiling, import, search, get, `batch_add`, pg.
     /// Search and get run on the server the import filled, so they imply import.
     #[arg(long, value_delimiter = ',')]
@@ -401,7 +405,12 @@ async fn sqlite_server_phases(
 ) -> anyhow::Result<()> {
     let n = users.len();
     // 2. Import through HTTP on SQLite; this server then serves the read phases.
-    let server = Roster::start(bin, None, SERVER_TOML)?;
+    let server = Roster::start(
+        bin,
+        None,
+        &format!("{SERVER_TOML}sqlite_mmap_mb = {}\n", args.sqlite_mmap_mb),
+    )?;
+    report.set("sqlite_mmap_mb", args.sqlite_mmap_mb);
     let token = server.token(http).await?;
     let (import_rate, took) = import(http, &server, &token, ndjson, n).await?;
     report.row(

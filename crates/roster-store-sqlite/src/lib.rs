@@ -144,6 +144,22 @@ pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 16 * 1024;
 /// the default of 16 would evict hot ones.
 const STATEMENT_CACHE: usize = 64;
 
+/// Settings of the SQLite store that an operator may change (`roster.toml`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteOptions {
+    /// Bytes of the database file that every reader connection memory-maps (`PRAGMA
+    /// mmap_size`, which SQLite caps at its compile-time maximum of 2 GiB); 0 reads pages
+    /// with `pread`. Mapped reads skip a system call and a copy per page that is not in the
+    /// connection's own cache: GET user at a million users went from 3.2 reads and about
+    /// 50 µs of server CPU to 0.2 reads and about 43 µs. The cost is that the mapped pages
+    /// count in the process's resident memory (at a million users the whole 2.5 GB file
+    /// once it has been read), although they are the kernel's file cache, shared and
+    /// dropped under memory pressure like any other; and an I/O error on the file then
+    /// kills the process (`SIGBUS`) instead of failing one statement. So it is off unless
+    /// asked for. Writes still go through the writer connection, which does not map.
+    pub mmap_bytes: u64,
+}
+
 /// The SQLite store. Cloning is cheap and shares the connections.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -209,6 +225,11 @@ impl SqliteStore {
     }
 
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`Self::open`] with an operator's settings.
+    pub fn open_with(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         let mut writer = Connection::open(path).context("open database file")?;
         // SQLite opens a file it may not write read-only without a word; every write would
         // then fail while the server looked ready. Refuse to start instead, saying why.
@@ -255,8 +276,12 @@ impl SqliteStore {
         let reader_flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let reader_init = |conn: &mut Connection| {
+        let mmap_bytes = i64::try_from(options.mmap_bytes).unwrap_or(i64::MAX);
+        let reader_init = move |conn: &mut Connection| {
             configure(conn, READER_CACHE_KIB)?;
+            if mmap_bytes > 0 {
+                conn.pragma_update(None, "mmap_size", mmap_bytes)?;
+            }
             conn.pragma_update(None, "query_only", true)
         };
         let manager = SqliteConnectionManager::file(path)
@@ -288,6 +313,19 @@ impl SqliteStore {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .context("open point readers")?;
+        if mmap_bytes > 0 {
+            // SQLite lowers a size over its maximum without a word; say what is in effect.
+            let mapped: i64 = point_conns
+                .first()
+                .map(|c| c.query_row("PRAGMA mmap_size", [], |r| r.get(0)))
+                .transpose()
+                .context("read the memory-map size")?
+                .unwrap_or_default();
+            tracing::info!(
+                "readers memory-map up to {} MiB of the database",
+                mapped / (1024 * 1024)
+            );
+        }
         let points = point_readers::PointReaders::start(
             point_conns,
             point_readers::MAX_REUSE_AGE,
@@ -1572,5 +1610,40 @@ mod tests {
             [(1, 2, 0, 3, 4, true)],
             "deleting a user cascades"
         );
+    }
+
+    /// The memory-map size of the readers that serve reads of `store`: a pooled reader and
+    /// a point reader.
+    async fn reader_mmap_sizes(store: &super::SqliteStore) -> (i64, i64) {
+        let size = |c: &mut Connection| -> Result<i64, roster_core::StoreError> {
+            Ok(c.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap())
+        };
+        let pooled = store.read("test", size).await.unwrap();
+        let point = store.read_point("test", size).unwrap();
+        (pooled, point)
+    }
+
+    /// Readers map the file only when the operator asks, and then every kind of reader does
+    /// (the point readers serve GETs, the pool everything else); the writer never does.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn readers_memory_map_the_database_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = super::SqliteStore::open(&dir.path().join("plain.db")).unwrap();
+        assert_eq!(reader_mmap_sizes(&plain).await, (0, 0));
+        let options = super::SqliteOptions {
+            mmap_bytes: 64 * 1024 * 1024,
+        };
+        let mapped = super::SqliteStore::open_with(&dir.path().join("mapped.db"), options).unwrap();
+        assert_eq!(
+            reader_mmap_sizes(&mapped).await,
+            (64 * 1024 * 1024, 64 * 1024 * 1024)
+        );
+        let writer: i64 = mapped
+            .write("test", |c| {
+                Ok(c.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap())
+            })
+            .await
+            .unwrap();
+        assert_eq!(writer, 0);
     }
 }
