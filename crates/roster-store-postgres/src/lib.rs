@@ -63,11 +63,14 @@ const MAX_CONNECTIONS: u32 = 16;
 /// trip before every statement, so a search of three statements made six. At a million
 /// users (2026-12-07, closed-loop `roster-bench load-get` on PostgreSQL, two runs each),
 /// GET-user went from 1 706 and 1 696 to 2 192 and 2 095 requests/s, and its p50 at 1 000
-/// requests/s from 1.15-1.70 to 0.98-1.04 ms. A connection the server
-/// closed (a restart, `idle_session_timeout`, an administrator) has been idle for longer
-/// than this by the time it is wanted again, and is found by the ping and replaced; one
-/// that fails inside this window fails its statement, as a connection lost mid-statement
-/// does anyway.
+/// requests/s from 1.15-1.70 to 0.98-1.04 ms. A connection the server closed (a restart,
+/// `idle_session_timeout`, an administrator) while the server was quiet has been idle for
+/// longer than this by the time it is wanted again, and is found by the ping and replaced.
+/// Under load one can be handed out inside this window: its statement fails (the request
+/// gets its dialect's internal error, as one whose connection is lost mid-statement does),
+/// and sqlx's own check when the connection is handed back (a ping on every release, which
+/// runs after the caller has its rows) closes it, so each pooled connection fails at most
+/// one statement. The README says so beside the outage behaviour.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// How long a caller waits for a free connection before the store reports a failure. It
