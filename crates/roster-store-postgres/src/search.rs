@@ -270,6 +270,9 @@ struct IndexPlan {
 /// time (their candidates and re-checks; GIN skips through the posting lists to the block).
 struct Priced {
     three: [String; 3],
+    /// The query's rarest trigram in the sample: only the texts holding it can hold the
+    /// query.
+    rarest: [char; 3],
     whole: f64,
     per_row: f64,
 }
@@ -431,6 +434,7 @@ impl Sample {
         let three = [picked[0].clone(), picked[1].clone(), picked[2].clone()];
         Some(Priced {
             three,
+            rarest,
             whole: best,
             per_row: candidates(taken) / self.rows,
         })
@@ -473,13 +477,8 @@ impl Sample {
         let counted = ((need as f64 * rate).ceil() as usize).max(LOCAL_MATCHES);
         let mut found = 0;
         let mut reach = left;
-        // Only the texts holding the query's rarest trigram can hold the query (it has
-        // one: `trigrams_to_ask` found it).
-        let rarest = trigrams(q, self.words)
-            .into_iter()
-            .map(|t| self.holding(t))
-            .min_by_key(|held| held.len())
-            .unwrap_or(&[]);
+        // Only the texts holding the query's rarest trigram can hold the query.
+        let rarest = self.holding(priced.rarest);
         let from = rarest.partition_point(|&i| (i as usize) < start);
         for &i in &rarest[from..] {
             if self.texts[i as usize].contains(q) {
