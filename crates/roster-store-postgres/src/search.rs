@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use roster_core::search::{SearchCursor, SearchQuery, SearchTier};
 use roster_core::{StoreError, TenantId, User, UserKey};
 use roster_store_common::{decode_profile, place_of, search_text};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::errors::Context;
 use crate::users;
@@ -52,9 +52,15 @@ const INDEX_BATCH: i64 = 64;
 /// Users whose `search_text` is computed per statement by the backfill at open.
 const BACKFILL_CHUNK: i64 = 1000;
 
-/// Search texts in a sample. Enough to see a trigram or a query held by one user in a few
-/// thousand (rarer ones are treated as rare), small enough to count in a few milliseconds.
-const SAMPLE_ROWS: i64 = 8000;
+/// Search texts in a sample. Enough to see a trigram or a query held by one user in ten
+/// thousand (rarer ones are treated as rare), small enough to read and count once a minute
+/// at most. At a million users one sampled holder stands for 31 users; with 8 000 texts it
+/// stood for 125, and a six-digit query's candidates were estimated at 2-6 times the 120-320
+/// there are in one server's sample and about right in the next's (2026-12-07), which
+/// chose between the whole table and 26 blocks (1 ms against 3 ms) by chance. Reading
+/// 32 000 texts (about 40 000 before thinning, 5.4 MB) takes 250-280 ms at a million users,
+/// off the request path except for a process's first search.
+const SAMPLE_ROWS: i64 = 32_000;
 /// How long a sample is used before the store asks whether the users changed since it was
 /// read: often enough to follow an import.
 const SAMPLE_TTL: Duration = Duration::from_mins(1);
@@ -104,6 +110,16 @@ const MAX_TRIGRAMS: usize = 3;
 /// three statements; blocks of 65 536 in 1.4-2.5 ms, but a block's candidates cost in
 /// proportion to its width where the page needed a part of it.
 const KEY_BLOCK_SHIFT: u32 = 14;
+/// How many times cheaper than the whole table's index statement the blocks up to a page
+/// must be estimated to be before they are asked for. Measured at a million users
+/// (2026-12-07): the whole table's statement for a six-digit query, 120-320 candidates,
+/// took 0.9-1.8 ms, and each block with candidates 0.12-0.19 ms; with blocks chosen at
+/// any estimated gain, `001744`, `001999`, `004229` and `awei.4` were estimated at 0.7-0.9
+/// of the whole table, read 10-26 blocks (2-4 ms) for a page that lay further, and then
+/// the whole table too. A factor of two keeps the blocks where they pay off many times
+/// (`ming.6`, `nting.`, `chao.5`: a page in the first blocks, against 10-40 times that for
+/// the whole table).
+const SPAN_RISK: f64 = 2.0;
 /// What one block costs beyond its candidates, in walk rows: a statement inside
 /// `roster_substring_blocks` (no round trip) and GIN's descents into each posting list,
 /// about 0.1 ms for an empty block at a million users.
@@ -513,11 +529,24 @@ impl Sample {
         } else {
             f64::INFINITY
         };
+        tracing::debug!(
+            q,
+            found,
+            walk_rows,
+            blocks,
+            block_cost,
+            span_cost,
+            index_cost,
+            "substring search estimates"
+        );
         // The cheaper way to ask the index. Block by block, it gives up after it has spent
-        // what the whole table would have cost (and twice its own estimate), and asks for
-        // the rest at once, so that a short estimate costs at most about twice the better.
-        let (then, alt_cost) = if span_cost < index_cost {
-            let budget = (index_cost / block_cost).max(2.0 * blocks).min(blocks_left);
+        // what the whole table would have cost and asks for the rest at once, so that a
+        // short estimate costs at most about twice the whole table's statement. The blocks
+        // must promise to cost less than half of that statement: its cost is the same
+        // wherever the page ends, theirs is a guess of where that is, from a few sampled
+        // holders.
+        let (then, alt_cost) = if SPAN_RISK * span_cost < index_cost {
+            let budget = (index_cost / block_cost).min(blocks_left);
             let plan = IndexPlan {
                 trigrams: priced.three,
                 blocks: budget.ceil() as u32,
@@ -705,8 +734,9 @@ async fn read_sample(pool: &PgPool, words: WordChars) -> Result<Sample, StoreErr
     );
     #[allow(clippy::cast_precision_loss)]
     let rows = rows.max(sampled.len() as f64);
-    // Counting the trigrams of 8 000 texts takes about 14 ms of CPU (release build), which
-    // on an async worker would stall the requests queued behind it once a minute.
+    // Counting the trigrams of 8 000 texts took about 14 ms of CPU (release build), so of
+    // 32 000 about four times that, which on an async worker would stall the requests
+    // queued behind it.
     let mut sample = tokio::task::spawn_blocking(move || Sample::of(sampled, rows, words))
         .await
         .map_err(|e| StoreError::Backend(format!("failed to count the search sample: {e}")))?;
@@ -825,14 +855,21 @@ fn fallback_plan(q: &str, words: WordChars) -> Plan {
     }
 }
 
+/// What a search plans its substring tier with: the sample current when it started, if
+/// any, and the database's word characters (for the plan without a sample).
+struct Planner {
+    current: Option<Arc<Sample>>,
+    words: WordChars,
+}
+
 /// Candidates of a tier in its order, and whether the tier has no more after them.
 type Page = (Vec<(i64, String, String)>, bool);
 
 /// Substring candidates from key `after` on, in key order: at least `need` of them (the
 /// index plan returns up to [`INDEX_BATCH`] at once), or all that are left.
 async fn substring_candidates(
-    pool: &PgPool,
-    sample: &Arc<TextSample>,
+    conn: &mut PgConnection,
+    sample: &Planner,
     tenant: TenantId,
     q: &str,
     after: i64,
@@ -840,17 +877,17 @@ async fn substring_candidates(
 ) -> Result<Page, StoreError> {
     // Without a sample (being read by another search, or unreadable), the index over the
     // first three trigrams.
-    let plan = match sample.get(pool).await {
+    let plan = match &sample.current {
         Some(s) => s.plan(q, need, after),
         None => fallback_plan(q, sample.words),
     };
     tracing::debug!(q, after, need, ?plan, "substring search plan");
-    run_plan(pool, tenant, q, after, need, plan).await
+    run_plan(conn, tenant, q, after, need, plan).await
 }
 
 /// Runs one plan of the substring tier.
 async fn run_plan(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
     q: &str,
     after: i64,
@@ -859,7 +896,7 @@ async fn run_plan(
 ) -> Result<Page, StoreError> {
     let need_i = i64::try_from(need).unwrap_or(i64::MAX);
     let (walk_rows, then) = match plan {
-        Plan::Indexed(index) => return indexed(pool, tenant, q, &index, after, need).await,
+        Plan::Indexed(index) => return indexed(conn, tenant, q, &index, after, need).await,
         Plan::WalkAll => (i64::MAX, None),
         Plan::Walk { rows, then } => (rows, Some(then)),
     };
@@ -869,7 +906,7 @@ async fn run_plan(
         .bind(after)
         .bind(walk_rows)
         .bind(need_i)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .context("substring search (walk)")?;
     // The last row the walk read, present only when it read all it was allowed to (and
@@ -888,7 +925,7 @@ async fn run_plan(
     let (Some(then), Some(end)) = (then, end) else {
         return Ok((rows, true));
     };
-    let (more, exhausted) = indexed(pool, tenant, q, &then, end, need - rows.len()).await?;
+    let (more, exhausted) = indexed(conn, tenant, q, &then, end, need - rows.len()).await?;
     rows.extend(more);
     Ok((rows, exhausted))
 }
@@ -896,7 +933,7 @@ async fn run_plan(
 /// The index plan from key `after` on: block by block (each block's holders in key order,
 /// so a page ends in the first block that fills it), then the rest of the table at once.
 async fn indexed(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
     q: &str,
     plan: &IndexPlan,
@@ -934,7 +971,7 @@ async fn indexed(
             .bind(pattern(0))
             .bind(pattern(1))
             .bind(pattern(2))
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .context("substring search (index blocks)")?;
         if rows.len() >= need {
@@ -962,7 +999,7 @@ async fn indexed(
         .bind(pattern(0))
         .bind(pattern(1))
         .bind(pattern(2))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .context("substring search (index)")?;
     // Fewer than asked for: the table holds no more. A page whose holders the first tiers
@@ -977,7 +1014,7 @@ async fn indexed(
 /// and after them, when a suffix range is given and they fall short of `n`, the suffix
 /// tier's first rows, marked `true` ([`TERMS_PAGE`]).
 async fn terms_page(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
     (low, high): (String, String),
     after: Option<&SearchCursor>,
@@ -995,7 +1032,7 @@ async fn terms_page(
         .bind(i64::try_from(n).unwrap_or(i64::MAX))
         .bind(suffix_low)
         .bind(suffix_high)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
         .context("search terms")
 }
@@ -1009,7 +1046,7 @@ fn strip(rows: Vec<(bool, i64, String, String)>) -> Vec<(i64, String, String)> {
 /// `n`, the suffix tier's first candidates, as many as they fell short by ([`TERMS_PAGE`]).
 /// The suffix page is `None` when none was read.
 async fn whole_and_suffix(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: TenantId,
     q: &SearchQuery,
     after: Option<&SearchCursor>,
@@ -1024,7 +1061,7 @@ async fn whole_and_suffix(
         ));
     };
     let rows = terms_page(
-        pool,
+        conn,
         tenant,
         (low, high),
         after,
@@ -1045,8 +1082,8 @@ async fn whole_and_suffix(
 }
 
 async fn candidates(
-    pool: &PgPool,
-    sample: &Arc<TextSample>,
+    conn: &mut PgConnection,
+    sample: &Planner,
     tenant: TenantId,
     q: &SearchQuery,
     tier: SearchTier,
@@ -1054,12 +1091,12 @@ async fn candidates(
     n: usize,
 ) -> Result<Page, StoreError> {
     if let Some(range) = q.term_range(tier) {
-        let rows = strip(terms_page(pool, tenant, range, after, n, None).await?);
+        let rows = strip(terms_page(conn, tenant, range, after, n, None).await?);
         let exhausted = rows.len() < n;
         Ok((rows, exhausted))
     } else {
         substring_candidates(
-            pool,
+            conn,
             sample,
             tenant,
             q.as_str(),
@@ -1079,6 +1116,23 @@ pub(crate) async fn search_users(
     after: Option<SearchCursor>,
     limit: usize,
 ) -> Result<Vec<(User, SearchCursor)>, StoreError> {
+    // The sample is taken before the connection: the first one is read on a connection of
+    // its own, and a search holding one while it waits for another could wait on itself
+    // in a small pool.
+    let planner = Planner {
+        current: if q.matches_substrings() {
+            sample.get(pool).await
+        } else {
+            None
+        },
+        words: sample.words,
+    };
+    // Every statement of the search on one connection: taking one from the pool for each
+    // statement cost a hand-back (and sqlx's ping on it, a round trip) per statement.
+    let mut conn = pool
+        .acquire()
+        .await
+        .context("take a connection for a search")?;
     let mut found: Vec<SearchCursor> = Vec::with_capacity(limit);
     let mut cursor = after;
     // The suffix tier's first page, read with the whole tier's.
@@ -1106,7 +1160,8 @@ pub(crate) async fn search_users(
             let within = cursor.as_ref().filter(|c| c.tier == tier);
             let (rows, exhausted) = match tier {
                 SearchTier::Whole if suffix_first.is_none() => {
-                    let (whole, suffix) = whole_and_suffix(pool, tenant, q, within, batch).await?;
+                    let (whole, suffix) =
+                        whole_and_suffix(&mut conn, tenant, q, within, batch).await?;
                     suffix_first = suffix;
                     whole
                 }
@@ -1114,7 +1169,7 @@ pub(crate) async fn search_users(
                 SearchTier::Suffix if within.is_none() && suffix_first.is_some() => {
                     suffix_first.take().unwrap_or_default()
                 }
-                _ => candidates(pool, sample, tenant, q, tier, within, batch).await?,
+                _ => candidates(&mut conn, &planner, tenant, q, tier, within, batch).await?,
             };
             for (key, term, text) in rows {
                 let place = SearchCursor {
@@ -1141,7 +1196,7 @@ pub(crate) async fn search_users(
         return Ok(Vec::new());
     }
     let keys: Vec<i64> = found.iter().map(|p| p.key.0).collect();
-    let mut by_key: HashMap<i64, User> = users::get_users_by_keys(pool, tenant, &keys)
+    let mut by_key: HashMap<i64, User> = users::get_users_by_keys(&mut conn, tenant, &keys)
         .await?
         .into_iter()
         .map(|u| (u.key.0, u))
@@ -1397,6 +1452,35 @@ mod tests {
     }
 
     #[test]
+    fn blocks_are_asked_for_only_when_they_promise_far_less_than_the_whole_table() {
+        // Three sampled holders of `xiqz.7` among 16 000 texts of two million users, so
+        // the whole table's statement hands over about 375 candidates (about 2 200 rows of
+        // a walk, whatever the cursor). Held near the first key, the page lies in the first
+        // block (about 170): blocks first. Spread over the first 14 000 texts, it is
+        // estimated eight blocks away, 0.6 of the whole table: too near a guess to be worth
+        // its risk, so the whole table at once.
+        let texts = |at: [usize; 3]| -> Vec<(i64, String)> {
+            let texts = (0..16_000)
+                .map(|i| {
+                    let mail = if at.contains(&i) { "xiqz.7" } else { "zhou.31" };
+                    format!("[\"{mail}{i}@corp.example.com\"]")
+                })
+                .collect();
+            keyed(texts)
+        };
+        let near = Sample::of(texts([0, 100, 200]), 2_000_000.0, WordChars::Unicode);
+        match near.plan("xiqz.7", 25, -1) {
+            Plan::Indexed(IndexPlan { blocks, .. }) => assert!(blocks >= 2, "{blocks}"),
+            other => panic!("{other:?}"),
+        }
+        let spread = Sample::of(texts([0, 7000, 14_000]), 2_000_000.0, WordChars::Unicode);
+        match spread.plan("xiqz.7", 25, -1) {
+            Plan::Indexed(IndexPlan { blocks, .. }) => assert_eq!(blocks, 0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn a_dense_query_walks_and_hands_over_to_the_index() {
         // `qiang` in 5% of the sample: a page is a walk of about 640 rows, while the index
         // would hand over 50 000 candidates, or 820 for the first block of keys. A walk that
@@ -1582,7 +1666,8 @@ mod tests {
             trigrams: [trigram.clone(), trigram.clone(), trigram],
             blocks: 0,
         });
-        let (found, exhausted) = run_plan(&pool, TenantId(1), "jie.93", -1, 10, plan)
+        let mut conn = pool.acquire().await.unwrap();
+        let (found, exhausted) = run_plan(&mut conn, TenantId(1), "jie.93", -1, 10, plan)
             .await
             .unwrap();
         assert!(exhausted);
@@ -1972,8 +2057,9 @@ mod tests {
                 (20_000, 80),
                 (key(690), 10),
             ] {
+                let mut conn = pool.acquire().await.unwrap();
                 let (found, exhausted) =
-                    run_plan(&pool, TenantId(1), "ngting", after, need, plan.clone())
+                    run_plan(&mut conn, TenantId(1), "ngting", after, need, plan.clone())
                         .await
                         .unwrap();
                 let keys: Vec<i64> = found.iter().map(|r| r.0).collect();
