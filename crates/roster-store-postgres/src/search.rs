@@ -1456,7 +1456,7 @@ mod tests {
         // Three sampled holders of `xiqz.7` among 16 000 texts of two million users, so
         // the whole table's statement hands over about 375 candidates (about 2 200 rows of
         // a walk, whatever the cursor). Held near the first key, the page lies in the first
-        // block (about 170): blocks first. Spread over the first 14 000 texts, it is
+        // block (about 170 rows of a walk): blocks first. Spread over the first 14 000 texts, it is
         // estimated eight blocks away, 0.6 of the whole table: too near a guess to be worth
         // its risk, so the whole table at once.
         let texts = |at: [usize; 3]| -> Vec<(i64, String)> {
