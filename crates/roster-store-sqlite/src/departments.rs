@@ -78,35 +78,6 @@ impl DeptRow {
     }
 }
 
-/// A user's memberships (`?1`, the user's key) with their departments (of tenant `?2`), in
-/// one statement: the membership's position and fields in columns 0-4, then the department
-/// as `dept_select!` gives it, read by [`department_at`]. SQLite flattens the subquery, so
-/// each department is one probe of its primary key. The inner join loses no membership:
-/// `user_departments.department_id` is a foreign key of `departments`, and departments are
-/// only ever marked deleted, never removed.
-pub(crate) const MEMBERSHIPS_WITH_DEPARTMENTS: &str = concat!(
-    "SELECT ud.position, ud.department_id, ud.user_order, ud.department_order, \
-     ud.is_primary, d.* FROM user_departments ud JOIN (",
-    dept_select!(""),
-    ") d ON d.id = ud.department_id WHERE ud.user_id = ?1 AND d.tenant_id = ?2"
-);
-
-/// The department of a [`MEMBERSHIPS_WITH_DEPARTMENTS`] row.
-pub(crate) fn department_at(r: &Row<'_>) -> rusqlite::Result<DeptRead> {
-    DeptRow::read_from(r, 5).map(DeptRead)
-}
-
-/// A department row read by another module's join, decoded by [`DeptRead::decode`] once
-/// the statement is done (decoding can fail with a store error, which a row closure cannot
-/// return).
-pub(crate) struct DeptRead(DeptRow);
-
-impl DeptRead {
-    pub(crate) fn decode(self) -> Result<Department, StoreError> {
-        self.0.into_department()
-    }
-}
-
 /// Inserts a tenant's root department inside the caller's transaction.
 pub(crate) fn insert_root(
     conn: &Connection,

@@ -93,6 +93,9 @@ pub(crate) fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../migrations/0017_scrub_data_written_before_fixes.sql"
         )),
+        M::up(include_str!(
+            "../migrations/0018_memberships_in_user_row.sql"
+        )),
     ])
 }
 
@@ -1609,6 +1612,80 @@ mod tests {
             rows(&conn),
             [(1, 2, 0, 3, 4, true)],
             "deleting a user cascades"
+        );
+    }
+
+    /// A membership as (department, user order, department order, primary).
+    type MembershipFields = (i64, i64, i64, bool);
+
+    /// A user's memberships as a read gives them, in the user's order, beside the keys of
+    /// the departments read with them.
+    fn read_memberships(conn: &mut Connection, user: i64) -> (Vec<MembershipFields>, Vec<i64>) {
+        let lookup = roster_core::UserLookup::Key(roster_core::UserKey(user));
+        let tenant = roster_core::TenantId(1);
+        let (u, depts) = super::users::get_user_with_departments(conn, tenant, &lookup)
+            .unwrap()
+            .unwrap();
+        let plain = super::users::get_user(conn, tenant, &lookup)
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain.profile.departments, u.profile.departments);
+        let memberships = u
+            .profile
+            .departments
+            .iter()
+            .map(|m| {
+                (
+                    m.department.0,
+                    m.user_order,
+                    m.department_order,
+                    m.is_primary,
+                )
+            })
+            .collect();
+        (memberships, depts.iter().map(|d| d.key.0).collect())
+    }
+
+    /// Migration 0018 copies every user's memberships into its row, in position order
+    /// (the positions given out of order here), and reads take them from the row alone.
+    #[test]
+    fn migration_0018_copies_memberships_into_the_user_row() {
+        let mut conn = migrated_to_with_members(
+            17,
+            "(3, 1, 1, 7, 8, 1), (3, 2, 0, 5, 6, 0), (1, 2, 0, 3, 4, 1)",
+        );
+        super::migrations().to_latest(&mut conn).unwrap();
+        let column = |conn: &Connection, id: i64| -> String {
+            conn.query_row("SELECT memberships FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(column(&conn, 3), "[[2,5,6,false],[1,7,8,true]]");
+        assert_eq!(column(&conn, 1), "[[2,3,4,true]]");
+        assert_eq!(column(&conn, 2), "[]", "a user without memberships");
+        let profile = roster_core::UserProfile {
+            name: "C".into(),
+            ..roster_core::UserProfile::default()
+        };
+        conn.execute(
+            "UPDATE users SET doc = ?1 WHERE id = 3",
+            [roster_store_common::encode_profile(&profile)],
+        )
+        .unwrap();
+        assert_eq!(
+            read_memberships(&mut conn, 3),
+            (vec![(2, 5, 6, false), (1, 7, 8, true)], vec![2, 1])
+        );
+        // Only the row says department 1 alone, so this read shows where reads look.
+        conn.execute(
+            "UPDATE users SET memberships = '[[1,9,10,true]]' WHERE id = 3",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            read_memberships(&mut conn, 3),
+            (vec![(1, 9, 10, true)], vec![1])
         );
     }
 
