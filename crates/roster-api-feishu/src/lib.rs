@@ -56,15 +56,16 @@ impl Default for FeishuConfig {
 /// The Feishu routes over a directory.
 pub fn router(dir: Directory, config: FeishuConfig) -> Router {
     let limit = config.body_limit;
-    let routes = roster_http::refuse_declared_over(
+    roster_http::front_door(
         routes::routes(FeishuState { dir, config }),
-        limit,
-        |_| axum::response::IntoResponse::into_response(extract::body_too_large()),
-    );
-    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
-    roster_http::refuse_nul_in_uri(routes, |_| {
-        axum::response::IntoResponse::into_response(error::FeishuError::param(
-            roster_http::NUL_MESSAGE,
-        ))
-    })
+        roster_http::FrontDoor {
+            limit,
+            too_large: |_| axum::response::IntoResponse::into_response(extract::body_too_large()),
+            bad_request: |_| {
+                axum::response::IntoResponse::into_response(error::FeishuError::param(
+                    roster_http::NUL_MESSAGE,
+                ))
+            },
+        },
+    )
 }

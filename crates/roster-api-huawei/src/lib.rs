@@ -53,16 +53,18 @@ pub(crate) struct HuaweiState {
 /// The Huawei routes over a directory: `/v3/auth/tokens` and `/v2/{project_id}/…`.
 pub fn router(dir: Directory, config: HuaweiConfig) -> Router {
     let limit = config.body_limit;
-    let routes =
-        roster_http::refuse_declared_over(routes(HuaweiState { dir, config }), limit, |_| {
-            axum::response::IntoResponse::into_response(auth::body_too_large())
-        });
-    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
-    roster_http::refuse_nul_in_uri(routes, |_| {
-        axum::response::IntoResponse::into_response(error::HuaweiError::param(
-            roster_http::NUL_MESSAGE,
-        ))
-    })
+    roster_http::front_door(
+        routes(HuaweiState { dir, config }),
+        roster_http::FrontDoor {
+            limit,
+            too_large: |_| axum::response::IntoResponse::into_response(auth::body_too_large()),
+            bad_request: |_| {
+                axum::response::IntoResponse::into_response(error::HuaweiError::param(
+                    roster_http::NUL_MESSAGE,
+                ))
+            },
+        },
+    )
 }
 
 fn routes(state: HuaweiState) -> Router {

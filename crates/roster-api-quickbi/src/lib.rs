@@ -71,14 +71,19 @@ pub fn router(dir: Directory, config: QuickBiConfig) -> Router {
     let routes = Router::new()
         .route("/", any(entry))
         .with_state(QuickBiState { dir, config });
-    let routes = roster_http::refuse_declared_over(routes, MAX_BODY, |request| {
-        body_too_large(MAX_BODY).into_response_with(&request_id_of(request))
-    });
-    let routes = roster_http::body_deadline(routes, roster_http::BODY_DEADLINE);
-    roster_http::refuse_nul_in_uri(routes, |request| {
-        QuickBiError::bad(codes::INVALID_PARAMETER, roster_http::NUL_MESSAGE)
-            .into_response_with(&request_id_of(request))
-    })
+    roster_http::front_door(
+        routes,
+        roster_http::FrontDoor {
+            limit: MAX_BODY,
+            too_large: |request| {
+                body_too_large(MAX_BODY).into_response_with(&request_id_of(request))
+            },
+            bad_request: |request| {
+                QuickBiError::bad(codes::INVALID_PARAMETER, roster_http::NUL_MESSAGE)
+                    .into_response_with(&request_id_of(request))
+            },
+        },
+    )
 }
 
 /// The answer to a body over `MAX_BODY`.

@@ -39,30 +39,34 @@ impl std::fmt::Display for BodyDeadlineExceeded {
 impl std::error::Error for BodyDeadlineExceeded {}
 
 /// Gives every request body of `router` at most `deadline`, counted from when the request
-/// reached the router, to arrive whole.
+/// reached the router, to arrive whole. The dialects get this through
+/// [`crate::front_door`]; it is a layer of its own for routers without a front door.
 pub fn body_deadline(router: Router, deadline: Duration) -> Router {
     router.layer(middleware::map_request(
-        move |request: Request| async move {
-            // A request without a body (every GET) has nothing to wait for. The body's own
-            // `is_end_stream` cannot tell: the idle-timeout wrapper around it always says
-            // "more may come". HTTP/1.1 frames a body by one of these two headers only.
-            let headers = request.headers();
-            let no_body = !headers.contains_key(http::header::TRANSFER_ENCODING)
-                && headers
-                    .get(http::header::CONTENT_LENGTH)
-                    .is_none_or(|v| v.as_bytes() == b"0");
-            if no_body {
-                return request;
-            }
-            request.map(|inner| {
-                Body::new(DeadlineBody {
-                    inner,
-                    sleep: Box::pin(tokio::time::sleep(deadline)),
-                    deadline,
-                })
-            })
-        },
+        move |request: Request| async move { with_deadline(request, deadline) },
     ))
+}
+
+/// `request` with a body that fails once `deadline` has passed.
+pub(crate) fn with_deadline(request: Request, deadline: Duration) -> Request {
+    // A request without a body (every GET) has nothing to wait for. The body's own
+    // `is_end_stream` cannot tell: the idle-timeout wrapper around it always says "more may
+    // come". HTTP/1.1 frames a body by one of these two headers only.
+    let headers = request.headers();
+    let no_body = !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0");
+    if no_body {
+        return request;
+    }
+    request.map(|inner| {
+        Body::new(DeadlineBody {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(deadline)),
+            deadline,
+        })
+    })
 }
 
 struct DeadlineBody {

@@ -9,7 +9,10 @@
 //! - `body_deadline`: the whole body of a request that is read whole must arrive within a
 //!   deadline, so that a client trickling bytes cannot hold a request open for ever.
 //! - `bearer_token`: the token of an `Authorization: Bearer …` header.
-//! - `json_has_nul`, `refuse_nul_in_uri`: the NUL character is refused at every front door
+//! - `front_door`: the checks every dialect makes before routing (a NUL in the URI, a
+//!   declared body over the limit, the body deadline), in one layer.
+//! - `json_has_nul`, `front_door`, `refuse_nul_in_uri`: the NUL character is refused at
+//!   every front door
 //!   (PostgreSQL cannot store it in text, and no directory value needs it), so that both
 //!   stores see the same inputs and a client's NUL is a 400, never a storage failure.
 //! - `strict`: JSON bodies whose structs must come from objects, never from arrays read by
@@ -24,7 +27,7 @@ pub mod strict;
 
 pub use deadline::{body_deadline, BodyDeadlineExceeded, BODY_DEADLINE};
 pub use layers::{
-    refuse_declared_over, refuse_nul_in_uri, with_common_layers, HiddenError, RequestId,
+    front_door, refuse_nul_in_uri, with_common_layers, FrontDoor, HiddenError, RequestId,
     REQUEST_ID_HEADER,
 };
 pub use serve::serve;
