@@ -1615,12 +1615,12 @@ mod tests {
         );
     }
 
-    /// A membership as (department, user order, department order, primary).
-    type MembershipFields = (i64, i64, i64, bool);
-
     /// A user's memberships as a read gives them, in the user's order, beside the keys of
     /// the departments read with them.
-    fn read_memberships(conn: &mut Connection, user: i64) -> (Vec<MembershipFields>, Vec<i64>) {
+    fn read_memberships(
+        conn: &mut Connection,
+        user: i64,
+    ) -> (Vec<super::users::MembershipFields>, Vec<i64>) {
         let lookup = roster_core::UserLookup::Key(roster_core::UserKey(user));
         let tenant = roster_core::TenantId(1);
         let (u, depts) = super::users::get_user_with_departments(conn, tenant, &lookup)
@@ -1634,14 +1634,7 @@ mod tests {
             .profile
             .departments
             .iter()
-            .map(|m| {
-                (
-                    m.department.0,
-                    m.user_order,
-                    m.department_order,
-                    m.is_primary,
-                )
-            })
+            .map(super::users::membership_fields)
             .collect();
         (memberships, depts.iter().map(|d| d.key.0).collect())
     }
