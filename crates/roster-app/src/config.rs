@@ -19,7 +19,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://<data_dir>/roster.db`.
     pub database_url: Option<String>,
-    /// Log filter (`info`, `roster=debug,tower_http=info`, …) when `RUST_LOG` is unset.
+    /// Log filter (`info`, `info,roster_http=debug` for a line per request, …) when
+    /// `RUST_LOG` is unset.
     pub log: String,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,

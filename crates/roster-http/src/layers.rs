@@ -4,12 +4,9 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use http::HeaderValue;
 use std::time::Duration;
 
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 /// Header carrying the request id (set when the client sent none, echoed either way).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -19,40 +16,10 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 /// An internal error that a dialect hid from the client. Dialects put it into the response
-/// extensions; `log_hidden_errors` logs it once, inside the request span, so that adapters
+/// extensions; the request layer (`request.rs`) logs it once, inside the request span, so that adapters
 /// never log on ordinary paths.
 #[derive(Debug, Clone)]
 pub struct HiddenError(pub String);
-
-#[derive(Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(
-        &mut self,
-        _request: &http::Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        HeaderValue::from_str(&id)
-            .ok()
-            .map(tower_http::request_id::RequestId::new)
-    }
-}
-
-async fn log_hidden_errors(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    request.extensions_mut().insert(RequestId(id));
-    let response = next.run(request).await;
-    if let Some(HiddenError(detail)) = response.extensions().get::<HiddenError>() {
-        tracing::error!(status = %response.status(), "failed to serve request: {detail}");
-    }
-    response
-}
 
 /// Longest pause between two pieces of a request body. A body that stalls longer fails
 /// to read (the handler answers in its dialect's envelope, an import upload breaks off), so a
@@ -134,7 +101,7 @@ fn declares_over(request: &Request, limit: usize) -> bool {
 
 /// The path as the request log shows it: an activation link's token is a credential (it
 /// activates an account), and logs are read more widely than the store.
-fn loggable_path(path: &str) -> &str {
+pub(crate) fn loggable_path(path: &str) -> &str {
     if path.starts_with("/activate/") {
         "/activate/(token)"
     } else {
@@ -142,29 +109,12 @@ fn loggable_path(path: &str) -> &str {
     }
 }
 
-/// Wraps a router in the request-id, tracing, error-logging and body-timeout layers.
+/// Wraps a router in the request layer (request id, span, logging; see `request.rs`) and
+/// the body idle timeout.
 pub fn with_common_layers(router: Router) -> Router {
-    let header = http::HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .layer(RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT))
-        .layer(middleware::from_fn(log_hidden_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &http::Request<axum::body::Body>| {
-                let request_id = req
-                    .headers()
-                    .get(REQUEST_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %req.method(),
-                    path = %loggable_path(req.uri().path()),
-                    request_id = %request_id,
-                )
-            },
-        ))
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, RandomRequestId))
+        .layer(crate::request::RequestLayer)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //!   Feishu Python SDK looks response headers up by their exact title-case names
 //!   (`Content-Type`), which `axum::serve` cannot emit; it also drains connections on
 //!   shutdown.
-//! - `layers`: request ids, the request span, and the one place where hidden internal
-//!   errors are logged.
+//! - `request`: request ids, the request span, and the one place where hidden internal
+//!   errors are logged, in one layer (`with_common_layers` in `layers`).
 //! - `body_deadline`: the whole body of a request that is read whole must arrive within a
 //!   deadline, so that a client trickling bytes cannot hold a request open for ever.
 //! - `bearer_token`: the token of an `Authorization: Bearer …` header.
@@ -22,6 +22,7 @@
 
 mod deadline;
 mod layers;
+mod request;
 mod serve;
 pub mod strict;
 
