@@ -16,8 +16,8 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct RequestId(pub String);
 
 /// An internal error that a dialect hid from the client. Dialects put it into the response
-/// extensions; the request layer (`request.rs`) logs it once, inside the request span, so that adapters
-/// never log on ordinary paths.
+/// extensions; the request layer (`request.rs`) logs it once, inside the request span, so
+/// that adapters never log on ordinary paths.
 #[derive(Debug, Clone)]
 pub struct HiddenError(pub String);
 
