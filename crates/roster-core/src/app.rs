@@ -158,7 +158,13 @@ pub struct App {
 
 /// Hex SHA-256, the one-way form under which secrets and tokens are stored.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
+}
+
+/// The SHA-256 digest of a secret, as bytes: what [`hash_secret`] spells in hex, for keys
+/// that never leave the process (the token cache), without the text.
+pub(crate) fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Compares a presented secret with a stored hash without leaking timing.

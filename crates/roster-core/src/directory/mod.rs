@@ -94,8 +94,10 @@ struct Shared {
     /// Seals vendor signing secrets at rest (see `crate::access_key`); without one, access
     /// keys can be neither created nor used.
     sealer: Option<Arc<dyn crate::access_key::SecretSealer>>,
-    /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]).
-    auth_cache: Arc<Mutex<HashMap<String, CachedAuth>>>,
+    /// Bearer tokens this process has verified recently (see [`AUTH_CACHE_TTL_MS`]), by
+    /// their SHA-256 digest: the cache holds no token that a memory dump could replay, and
+    /// a hit spends no time spelling the digest in hex as the store's key is.
+    auth_cache: Arc<Mutex<HashMap<[u8; 32], CachedAuth>>>,
     /// Departments' open ids by key, for rendering references (see
     /// [`Directory::department_open_id`]).
     dept_open_ids: Arc<Mutex<HashMap<(TenantId, DeptKey), OpenDepartmentId>>>,
@@ -414,11 +416,12 @@ impl Directory {
     /// whose app is gone, is `Unauthenticated`.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, CoreError> {
         let invalid = || CoreError::Unauthenticated("invalid access token".into());
-        let hash = hash_secret(token);
+        let digest = crate::app::secret_digest(token);
         let now = self.inner.clock.now_ms();
-        if let Some(hit) = self.cached_auth(&hash, now) {
+        if let Some(hit) = self.cached_auth(&digest, now) {
             return Ok(hit);
         }
+        let hash = hex::encode(digest);
         let record = self
             .inner
             .store
@@ -449,7 +452,7 @@ impl Directory {
                 cache.clear();
             }
             cache.insert(
-                hash,
+                digest,
                 CachedAuth {
                     caller: caller.clone(),
                     expires_at: record.expires_at,
@@ -461,9 +464,9 @@ impl Directory {
     }
 
     /// A token verified less than [`AUTH_CACHE_TTL_MS`] ago and not yet expired.
-    fn cached_auth(&self, hash: &str, now: i64) -> Option<Caller> {
+    fn cached_auth(&self, digest: &[u8; 32], now: i64) -> Option<Caller> {
         let cache = self.inner.auth_cache.lock().ok()?;
-        let hit = cache.get(hash)?;
+        let hit = cache.get(digest)?;
         (hit.expires_at > now && now - hit.verified_at < AUTH_CACHE_TTL_MS)
             .then(|| hit.caller.clone())
     }
