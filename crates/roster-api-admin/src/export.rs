@@ -406,9 +406,13 @@ pub(crate) async fn export(
     };
     // A failure after the first bytes can only cut the stream short (the status is sent);
     // it is logged, and the client sees a truncated body.
+    // The body is read after the handler has returned, outside the request's span, so the
+    // span goes with the stream and the failure is logged with the request's id and path.
+    let span = tracing::Span::current();
     let stream = futures::stream::unfold(cursor, next_page);
-    let stream = futures::StreamExt::map(stream, |r| {
+    let stream = futures::StreamExt::map(stream, move |r| {
         r.map_err(|e| {
+            let _entered = span.enter();
             tracing::error!("failed to export users: {e}");
             std::io::Error::other("export failed")
         })
